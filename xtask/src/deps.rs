@@ -1,0 +1,72 @@
+//! System and Python dependencies of the tests, installed on demand (`cargo xtask deps`).
+
+use anyhow::{Context, Result};
+use xshell::{cmd, Shell};
+
+/// Debian packages the tests drive as independent, real tools. Keep each with the reason.
+pub const DEBIAN_PACKAGES: &[(&str, &str)] = &[
+    ("skopeo", "independent OCI reader/copier of built images"),
+    ("umoci", "independent unpacker of OCI layouts"),
+    ("docker-registry", "real registry for push/pull tests"),
+    ("nix-bin", "nix-instantiate --parse/--eval of the Nix files"),
+    ("netplan.io", "netplan generate of the rendered netplan"),
+    ("debootstrap", "Debian rootfs with python3 for test base images"),
+    ("apache2-utils", "htpasswd for the authenticated registry"),
+    ("openssl", "self-signed CA for the TLS registry"),
+    ("busybox-static", "static busybox for tiny test base images"),
+    ("iproute2", "network namespaces and veth rails"),
+    ("python3-venv", "venv for Ray"),
+];
+
+/// The binary each package provides, to skip apt when everything is present.
+const PROBES: &[(&str, &str)] = &[
+    ("skopeo", "skopeo"),
+    ("umoci", "umoci"),
+    ("docker-registry", "docker-registry"),
+    ("nix-bin", "nix-instantiate"),
+    ("netplan.io", "netplan"),
+    ("debootstrap", "debootstrap"),
+    ("apache2-utils", "htpasswd"),
+    ("openssl", "openssl"),
+    ("busybox-static", "busybox"),
+    ("iproute2", "ip"),
+];
+
+/// Python packages for the multi-node tests, pinned.
+pub const PYTHON_PACKAGES: &[&str] = &["ray==2.60.0"];
+
+pub fn install(sh: &Shell) -> Result<()> {
+    let missing: Vec<&str> = PROBES
+        .iter()
+        .filter(|(_, bin)| which(bin).is_none())
+        .map(|(pkg, _)| *pkg)
+        .collect();
+    if !missing.is_empty() {
+        let all: Vec<&str> = DEBIAN_PACKAGES.iter().map(|(p, _)| *p).collect();
+        let _env = sh.push_env("DEBIAN_FRONTEND", "noninteractive");
+        cmd!(sh, "apt-get update -qq").run().context("apt-get update")?;
+        cmd!(sh, "apt-get install -y -qq --no-install-recommends {all...}").run().context("apt-get install")?;
+    }
+    let venv = venv_dir(sh);
+    if !venv.join("bin/ray").exists() {
+        cmd!(sh, "python3 -m venv {venv}").run().context("creating the Python venv")?;
+        let pip = venv.join("bin/pip");
+        cmd!(sh, "{pip} install -q {PYTHON_PACKAGES...}").run().context("pip install")?;
+    }
+    Ok(())
+}
+
+pub fn venv_dir(sh: &Shell) -> std::path::PathBuf {
+    sh.current_dir().join("target/py")
+}
+
+/// `PATH` with the venv's `bin` first, so tests find `ray` and its `python`.
+pub fn path_with_venv(sh: &Shell) -> Result<String> {
+    let old = std::env::var("PATH").unwrap_or_default();
+    Ok(format!("{}:{old}", venv_dir(sh).join("bin").display()))
+}
+
+fn which(bin: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|d| d.join(bin)).find(|p| p.is_file())
+}

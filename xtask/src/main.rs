@@ -1,0 +1,36 @@
+//! `cargo xtask …`: project automation (tests with their system dependencies, benchmarks).
+//!
+//! `cargo xtask test` is the one test command: the README gives it and `.ci/run` calls it. It
+//! installs what the tests use (Debian packages, a Python venv with Ray) before running them, so
+//! a fresh machine needs nothing else.
+
+mod bench;
+mod deps;
+
+use anyhow::{bail, Result};
+use xshell::{cmd, Shell};
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let sh = Shell::new()?;
+    sh.change_dir(project_root());
+    match args.first().map(String::as_str) {
+        Some("test") => test(&sh, &args[1..]),
+        Some("deps") => deps::install(&sh),
+        Some("bench") => bench::run(&sh, &args[1..]),
+        _ => bail!("usage: cargo xtask <test [CARGO_TEST_ARGS…] | deps | bench image|registry>"),
+    }
+}
+
+fn project_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_owned()
+}
+
+/// Installs the dependencies, then runs every test of the workspace (none is skipped: a missing
+/// tool fails the test that needs it).
+fn test(sh: &Shell, extra: &[String]) -> Result<()> {
+    deps::install(sh)?;
+    let _path = sh.push_env("PATH", deps::path_with_venv(sh)?);
+    cmd!(sh, "cargo test --workspace --locked {extra...}").run()?;
+    Ok(())
+}
