@@ -1,1 +1,58 @@
-fn main() {}
+//! `sparkctl`: a thin shim. Each subcommand lives in its own module and calls a library.
+//!
+//! Exit codes: 0 success; 2 for every error sparkctl reports (bad input, corrupt data, a registry
+//! refusing): one `error:` line naming the operand and the fix, `caused by:` lines after it.
+
+mod doctor;
+mod image;
+mod render;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "sparkctl", version, about = "Reproducible multi-node vLLM on DGX Spark over RoCE")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build, inspect, push and pull OCI images
+    #[command(subcommand)]
+    Image(image::ImageCommand),
+    /// Render a node's configuration from cluster.toml (netplan, sysctl, env, docker-run, systemd)
+    Render(render::RenderArgs),
+    /// Check that this node is what cluster.toml says (links, MTU, IPv6, RDMA, memlock)
+    Doctor(doctor::DoctorArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Image(cmd) => image::run(cmd),
+        Command::Render(args) => render::run(args),
+        Command::Doctor(args) => doctor::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => report(&err),
+    }
+}
+
+/// Prints an error chain once, in the house format, and maps it to exit code 2.
+/// A closed stdout (`sparkctl … | head`) is not an error.
+fn report(err: &anyhow::Error) -> ExitCode {
+    if err.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)) {
+        return ExitCode::SUCCESS;
+    }
+    let mut chain = err.chain();
+    if let Some(first) = chain.next() {
+        eprintln!("error: {first}");
+    }
+    for cause in chain {
+        eprintln!("  caused by: {cause}");
+    }
+    ExitCode::from(2)
+}
