@@ -3,3 +3,6 @@
 //! rails, renderers for DGX OS nodes, node checks over a root prefix, and log analysers.
 
 pub mod derive;
+pub mod nccl;
+pub mod preflight;
+pub mod sysfs;

@@ -1,0 +1,422 @@
+//! Node preflight: are the rails what a RoCE cluster needs, and can NCCL use RDMA over them?
+//! Shared by `spark-entrypoint` (before it joins the cluster) and `sparkctl doctor`.
+//!
+//! Network checks (rail exists, up, IPv4, MTU, IPv6 off) always fail hard: without them nothing
+//! works. RDMA checks (device behind each rail, port active, RoCE v2 GID for the rail's address,
+//! `/dev/infiniband`, memlock) decide the transport: IB when they all pass, otherwise Socket with
+//! a loud warning, or a refusal when the configuration demands IB.
+
+use crate::derive::{node_env, Rail};
+use crate::sysfs::{self, Limit, Root};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// How the operator wants NCCL to move data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportPolicy {
+    /// IB when the RDMA checks pass, Socket (with a warning) otherwise.
+    Auto,
+    /// IB or refuse to start.
+    Ib,
+    /// Socket, RDMA not even checked.
+    Socket,
+}
+
+impl TransportPolicy {
+    pub const ALLOWED: &'static str = "`auto`, `ib` or `socket`";
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "auto" => Some(Self::Auto),
+            "ib" => Some(Self::Ib),
+            "socket" => Some(Self::Socket),
+            _ => None,
+        }
+    }
+}
+
+/// The transport NCCL is expected to use after preflight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Ib,
+    Socket,
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Transport::Ib => "NET/IB",
+            Transport::Socket => "NET/Socket",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Status {
+    Pass,
+    Warn,
+    Fail,
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Status::Pass => "ok",
+            Status::Warn => "warn",
+            Status::Fail => "FAIL",
+        })
+    }
+}
+
+/// One line of the preflight table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    /// What is checked, e.g. `mtu`.
+    pub name: &'static str,
+    /// What it is checked on, e.g. `enp1s0f1np1`, or `node`.
+    pub subject: String,
+    pub status: Status,
+    /// What was found.
+    pub detail: String,
+    /// How to fix it, when not passing.
+    pub hint: Option<String>,
+}
+
+/// What the node should be.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    /// Rail netdevs, in order (the first one's address is the node's address).
+    pub rails: Vec<String>,
+    /// Expected MTU of every rail.
+    pub mtu: u32,
+    pub transport: TransportPolicy,
+}
+
+/// The outcome: the table, the rails found, the transport decided.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub checks: Vec<Check>,
+    /// Rails as found; `rdma_device` is set only when the transport is IB.
+    pub rails: Vec<Rail>,
+    pub transport: Transport,
+}
+
+impl Report {
+    /// True when no check failed: the node may join the cluster.
+    pub fn ok(&self) -> bool {
+        self.checks.iter().all(|c| c.status != Status::Fail)
+    }
+
+    pub fn failures(&self) -> impl Iterator<Item = &Check> {
+        self.checks.iter().filter(|c| c.status == Status::Fail)
+    }
+
+    /// The node-specific environment derived from the rails actually found.
+    pub fn env(&self) -> BTreeMap<String, String> {
+        node_env(&self.rails)
+    }
+}
+
+struct Table(Vec<Check>);
+
+impl Table {
+    fn add(&mut self, name: &'static str, subject: &str, status: Status, detail: impl Into<String>, hint: Option<&str>) {
+        let hint = if status == Status::Pass { None } else { hint.map(str::to_owned) };
+        self.0.push(Check { name, subject: subject.to_owned(), status, detail: detail.into(), hint });
+    }
+}
+
+/// Runs every check on the node under `root`.
+pub fn run(root: &Root, spec: &Spec) -> Report {
+    let mut t = Table(Vec::new());
+    let mut rails = Vec::new();
+    // RDMA findings per rail, used only if the transport ends up IB.
+    let mut rdma: Vec<Option<(String, u8)>> = Vec::new();
+    let mut rdma_problems: Vec<(&'static str, String, String, &'static str)> = Vec::new();
+
+    if spec.rails.is_empty() {
+        t.add("rails", "node", Status::Fail, "no rail interfaces configured", Some("name the rail netdevs, e.g. `enp1s0f1np1,enP2p1s0f1np1`"));
+    }
+    for name in &spec.rails {
+        let Some(nd) = sysfs::read_netdev(root, name) else {
+            let present = root.list("/sys/class/net").join(", ");
+            t.add("exists", name, Status::Fail, format!("no such interface (present: {present})"), Some("check the rail names (`ip -br link`) and that the container uses the host network"));
+            rdma.push(None);
+            continue;
+        };
+        t.add("exists", name, Status::Pass, "present", None);
+        let up = nd.operstate == "up";
+        t.add("up", name, if up { Status::Pass } else { Status::Fail }, format!("operstate {}", nd.operstate), Some("bring the link up (`ip link set dev IF up`) and check the cable"));
+        let addrs = sysfs::read_ipv4(root, name);
+        match addrs.first() {
+            Some((ip, len)) => {
+                t.add("ipv4", name, Status::Pass, format!("{ip}/{len}"), None);
+                rails.push(Rail { netdev: name.clone(), rdma_device: None, ipv4: *ip, port: 1 });
+            }
+            None => t.add("ipv4", name, Status::Fail, "no IPv4 address", Some("give each rail its own address on its own subnet (netplan or `sparkctl render netplan`)")),
+        }
+        match nd.mtu {
+            Some(m) if m == spec.mtu => t.add("mtu", name, Status::Pass, m.to_string(), None),
+            m => t.add("mtu", name, Status::Fail, format!("{} (expected {})", m.map_or("unknown".into(), |m| m.to_string()), spec.mtu), Some("set the rail MTU to 9000 on both nodes and the switch (at 1500 RDMA active_mtu drops to 1024)")),
+        }
+        match nd.ipv6_disabled {
+            Some(false) => t.add("ipv6-off", name, Status::Fail, "IPv6 enabled", Some("set `net.ipv6.conf.IF.disable_ipv6=1` so RoCE GID indexes stay stable")),
+            Some(true) => t.add("ipv6-off", name, Status::Pass, "disabled", None),
+            None => t.add("ipv6-off", name, Status::Pass, "no IPv6 in kernel", None),
+        }
+        // RDMA behind the rail.
+        let ip = addrs.first().map(|(ip, _)| *ip);
+        let found = rdma_behind(root, name, ip);
+        match found {
+            Ok((dev, port, detail)) => {
+                rdma_problems.push(("rdma", name.clone(), detail, ""));
+                rdma.push(Some((dev, port)));
+            }
+            Err((detail, hint)) => {
+                rdma_problems.push(("rdma", name.clone(), detail, hint));
+                rdma.push(None);
+            }
+        }
+    }
+
+    // Node-wide RDMA prerequisites.
+    let uverbs: Vec<String> = root.list("/dev/infiniband").into_iter().filter(|n| n.starts_with("uverbs")).collect();
+    let devnode = if uverbs.is_empty() {
+        Err(("`/dev/infiniband` has no uverbs device".to_owned(), "run the container with `--device=/dev/infiniband`"))
+    } else {
+        Ok(uverbs.join(","))
+    };
+    let memlock = match root.read("/proc/self/limits").and_then(|l| sysfs::parse_memlock(&l)) {
+        Some(Limit::Unlimited) => Ok("unlimited".to_owned()),
+        Some(Limit::Bytes(b)) => Err((format!("{b} bytes"), "run with `--ulimit memlock=-1` (`LimitMEMLOCK=infinity` for units)")),
+        None => Err(("unknown".to_owned(), "run with `--ulimit memlock=-1`")),
+    };
+
+    let rails_rdma_ok = !spec.rails.is_empty() && rdma.iter().all(Option::is_some) && rdma.len() == spec.rails.len();
+    let rdma_ok = rails_rdma_ok && devnode.is_ok() && memlock.is_ok();
+    let transport = match spec.transport {
+        TransportPolicy::Socket => Transport::Socket,
+        _ if rdma_ok => Transport::Ib,
+        _ => Transport::Socket,
+    };
+    if spec.transport != TransportPolicy::Socket {
+        // Missing RDMA is a failure when IB is demanded, a warning when it is optional.
+        let miss = if spec.transport == TransportPolicy::Ib { Status::Fail } else { Status::Warn };
+        for ((name, subject, detail, hint), found) in rdma_problems.into_iter().zip(&rdma) {
+            let status = if found.is_some() { Status::Pass } else { miss };
+            t.add(name, &subject, status, detail, Some(hint));
+        }
+        match devnode {
+            Ok(d) => t.add("dev-infiniband", "node", Status::Pass, d, None),
+            Err((d, h)) => t.add("dev-infiniband", "node", miss, d, Some(h)),
+        }
+        match memlock {
+            Ok(d) => t.add("memlock", "node", Status::Pass, d, None),
+            Err((d, h)) => t.add("memlock", "node", miss, d, Some(h)),
+        }
+    }
+    match root.read("/etc/nccl.conf") {
+        Some(_) => t.add("nccl-conf", "node", Status::Warn, "`/etc/nccl.conf` exists and sets NCCL variables silently", Some("remove it; the entrypoint sets NCCL variables in the environment")),
+        None => t.add("nccl-conf", "node", Status::Pass, "absent", None),
+    }
+    match transport {
+        Transport::Ib => t.add("transport", "node", Status::Pass, "NET/IB (RoCE) on every rail", None),
+        Transport::Socket => {
+            let status = if spec.transport == TransportPolicy::Ib { Status::Fail } else { Status::Warn };
+            t.add("transport", "node", status, "NET/Socket: NCCL will use TCP (~4-6 GB/s instead of ~24 GB/s)", Some("fix the RDMA checks above to get NET/IB"));
+        }
+    }
+    if transport == Transport::Ib {
+        for (rail, (dev, port)) in rails.iter_mut().zip(rdma.iter().flatten()) {
+            rail.rdma_device = Some(dev.clone());
+            rail.port = *port;
+        }
+    }
+    Report { checks: t.0, rails, transport }
+}
+
+/// The RDMA device and port behind `netdev` that RDMA can use: port ACTIVE on Ethernet (RoCE) with
+/// a RoCE v2 GID for the rail's IPv4 address. `Err` carries what was found and the fix.
+fn rdma_behind(root: &Root, netdev: &str, ip: Option<std::net::Ipv4Addr>) -> Result<(String, u8, String), (String, &'static str)> {
+    let devs = sysfs::read_netdev(root, netdev).map(|n| n.rdma_devices).unwrap_or_default();
+    let Some(dev) = devs.first() else {
+        return Err(("no RDMA device behind the netdev".into(), "load `mlx5_ib` and check `ibdev2netdev`; a plain Ethernet NIC cannot do RoCE"));
+    };
+    let ports = sysfs::read_rdma_ports(root, dev);
+    let Some(port) = ports.first() else {
+        return Err((format!("`{dev}` has no ports in sysfs"), "check the RDMA driver (`mlx5_ib`)"));
+    };
+    if port.state != "ACTIVE" {
+        return Err((format!("`{dev}` port {} is {}", port.port, port.state), "check the cable and that both twins are up"));
+    }
+    if port.link_layer != "Ethernet" {
+        return Err((format!("`{dev}` link layer is {}", port.link_layer), "set the CX-7 port to Ethernet (RoCE) mode"));
+    }
+    let Some(ip) = ip else {
+        return Err((format!("`{dev}`: no IPv4 address, so no RoCE v2 IPv4 GID"), "give the rail an IPv4 address"));
+    };
+    match port.roce_v2_ipv4.iter().find(|(_, a, _)| *a == ip) {
+        Some((idx, _, _)) => Ok((dev.clone(), port.port, format!("{dev}:{} {} RoCE v2 GID {idx}", port.port, port.rate))),
+        None => Err((format!("`{dev}` has no RoCE v2 GID for {ip}"), "re-add the address or reload `mlx5_ib`; check `show_gids`")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sysfs::parse_ibdev2netdev;
+    use std::fs;
+    use std::path::Path;
+
+    fn fixture(rel: &str) -> String {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures").join(rel);
+        fs::read_to_string(&p).unwrap_or_else(|e| panic!("reading fixture {}: {e}", p.display()))
+    }
+
+    fn write(root: &Path, rel: &str, content: &str) {
+        let p = root.join(rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, content).unwrap();
+    }
+
+    /// A node tree built from a real `ibdev2netdev` output: every (Up) link gets an address on its
+    /// own /24 (index-based), an ACTIVE port with the fixture's rate and a RoCE v2 GID at index 3.
+    fn node_from_ibdev2netdev(text: &str, mtu: u32, memlock: &str) -> (tempfile::TempDir, Vec<String>) {
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        let mut fib = String::from("Main:\n");
+        let mut route = String::from("Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n");
+        let mut up = Vec::new();
+        for (i, link) in parse_ibdev2netdev(text).iter().enumerate() {
+            let net = format!("sys/class/net/{}", link.netdev);
+            write(r, &format!("{net}/operstate"), if link.up { "up\n" } else { "down\n" });
+            write(r, &format!("{net}/mtu"), &format!("{mtu}\n"));
+            fs::create_dir_all(r.join(format!("{net}/device/infiniband/{}", link.rdma_device))).unwrap();
+            write(r, &format!("proc/sys/net/ipv6/conf/{}/disable_ipv6", link.netdev), "1\n");
+            let port = format!("sys/class/infiniband/{}/ports/{}", link.rdma_device, link.port);
+            let (state, rate) = if link.up { ("4: ACTIVE", "200 Gb/sec (4X HDR)") } else { ("1: DOWN", "40 Gb/sec (4X QDR)") };
+            write(r, &format!("{port}/state"), state);
+            write(r, &format!("{port}/rate"), rate);
+            write(r, &format!("{port}/link_layer"), "Ethernet\n");
+            write(r, &format!("{port}/gids/0"), "fe80:0000:0000:0000:9640:c9ff:fe8c:a09c\n");
+            write(r, &format!("{port}/gid_attrs/types/0"), "IB/RoCE v1\n");
+            if link.up {
+                let third = 100 + i as u8;
+                let ip = std::net::Ipv4Addr::new(192, 168, third, 10);
+                write(r, &format!("{port}/gids/2"), &format!("0000:0000:0000:0000:0000:ffff:c0a8:{third:02x}0a\n"));
+                write(r, &format!("{port}/gid_attrs/types/2"), "IB/RoCE v1\n");
+                write(r, &format!("{port}/gids/3"), &format!("0000:0000:0000:0000:0000:ffff:c0a8:{third:02x}0a\n"));
+                write(r, &format!("{port}/gid_attrs/types/3"), "RoCE v2\n");
+                write(r, &format!("{port}/gid_attrs/ndevs/3"), &format!("{}\n", link.netdev));
+                fib.push_str(&format!("     |-- {ip}\n        /32 host LOCAL\n"));
+                let dest = u32::from(std::net::Ipv4Addr::new(192, 168, third, 0)).swap_bytes();
+                route.push_str(&format!("{}\t{dest:08X}\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n", link.netdev));
+                up.push(link.netdev.clone());
+            }
+        }
+        write(r, "proc/net/fib_trie", &fib);
+        write(r, "proc/net/route", &route);
+        write(r, "proc/self/limits", &format!("Max locked memory         {memlock}            {memlock}            bytes\n"));
+        write(r, "dev/infiniband/uverbs0", "");
+        (dir, up)
+    }
+
+    fn spec(rails: &[String], transport: TransportPolicy) -> Spec {
+        Spec { rails: rails.to_vec(), mtu: 9000, transport }
+    }
+
+    fn status_of<'a>(rep: &'a Report, name: &str, subject: &str) -> &'a Check {
+        rep.checks.iter().find(|c| c.name == name && c.subject == subject).unwrap_or_else(|| panic!("no check {name} on {subject}: {:#?}", rep.checks))
+    }
+
+    #[test]
+    fn healthy_spark_with_both_twins_gets_ib_and_both_hcas() {
+        let (dir, up) = node_from_ibdev2netdev(&fixture("ibdev2netdev/dgx-spark-single-cable-2up-2down.txt"), 9000, "unlimited");
+        assert_eq!(up, ["enp1s0f1np1", "enP2p1s0f1np1"]);
+        let rep = run(&Root::new(dir.path()), &spec(&up, TransportPolicy::Auto));
+        assert!(rep.ok(), "{:#?}", rep.checks);
+        assert_eq!(rep.transport, Transport::Ib);
+        let env = rep.env();
+        assert_eq!(env["NCCL_IB_HCA"], "rocep1s0f1:1,roceP2p1s0f1:1");
+        assert_eq!(env["NCCL_SOCKET_IFNAME"], "enp1s0f1np1,enP2p1s0f1np1");
+        assert_eq!(env["VLLM_HOST_IP"], "192.168.101.10");
+        assert!(status_of(&rep, "rdma", "enp1s0f1np1").detail.contains("RoCE v2 GID 3"));
+    }
+
+    #[test]
+    fn a_down_twin_fails_the_network_checks() {
+        let (dir, _) = node_from_ibdev2netdev(&fixture("ibdev2netdev/dgx-spark-switch-port1-up.txt"), 9000, "unlimited");
+        let rails = vec!["enp1s0f0np0".to_owned(), "enp1s0f1np1".to_owned()];
+        let rep = run(&Root::new(dir.path()), &spec(&rails, TransportPolicy::Auto));
+        assert!(!rep.ok());
+        assert_eq!(status_of(&rep, "up", "enp1s0f0np0").status, Status::Fail);
+        assert_eq!(status_of(&rep, "ipv4", "enp1s0f0np0").status, Status::Fail);
+        assert_eq!(status_of(&rep, "up", "enp1s0f1np1").status, Status::Pass);
+    }
+
+    #[test]
+    fn mtu_1500_is_a_failure_naming_9000() {
+        let (dir, up) = node_from_ibdev2netdev(&fixture("ibdev2netdev/dgx-spark-all-4-up.txt"), 1500, "unlimited");
+        assert_eq!(up.len(), 4, "all four links of the fixture are Up despite the annotations");
+        let rep = run(&Root::new(dir.path()), &spec(&up[..2], TransportPolicy::Auto));
+        let c = status_of(&rep, "mtu", "enp1s0f0np0");
+        assert_eq!(c.status, Status::Fail);
+        assert!(c.detail.contains("1500 (expected 9000)"));
+    }
+
+    #[test]
+    fn memlock_limit_means_socket_with_warning_or_refusal_when_ib_is_demanded() {
+        let (dir, up) = node_from_ibdev2netdev(&fixture("ibdev2netdev/dgx-spark-single-cable-2up-2down.txt"), 9000, "8388608");
+        let root = Root::new(dir.path());
+        let auto = run(&root, &spec(&up, TransportPolicy::Auto));
+        assert!(auto.ok());
+        assert_eq!(auto.transport, Transport::Socket);
+        assert_eq!(status_of(&auto, "transport", "node").status, Status::Warn);
+        assert_eq!(status_of(&auto, "memlock", "node").status, Status::Warn);
+        assert_eq!(auto.env()["NCCL_IB_DISABLE"], "1");
+        let ib = run(&root, &spec(&up, TransportPolicy::Ib));
+        assert!(!ib.ok());
+        assert_eq!(status_of(&ib, "memlock", "node").status, Status::Fail);
+    }
+
+    #[test]
+    fn missing_gid_missing_devnode_and_stray_nccl_conf() {
+        let (dir, up) = node_from_ibdev2netdev(&fixture("ibdev2netdev/dgx-spark-single-cable-2up-2down.txt"), 9000, "unlimited");
+        fs::remove_file(dir.path().join("sys/class/infiniband/roceP2p1s0f1/ports/1/gid_attrs/types/3")).unwrap();
+        fs::remove_file(dir.path().join("dev/infiniband/uverbs0")).unwrap();
+        write(dir.path(), "etc/nccl.conf", "NCCL_IB_HCA=mlx5\n");
+        let rep = run(&Root::new(dir.path()), &spec(&up, TransportPolicy::Ib));
+        let gid = status_of(&rep, "rdma", "enP2p1s0f1np1");
+        assert_eq!(gid.status, Status::Fail);
+        assert!(gid.detail.contains("no RoCE v2 GID for 192.168.103.10"), "{}", gid.detail);
+        assert_eq!(status_of(&rep, "dev-infiniband", "node").status, Status::Fail);
+        assert_eq!(status_of(&rep, "nccl-conf", "node").status, Status::Warn);
+    }
+
+    #[test]
+    fn unknown_rail_lists_the_present_interfaces() {
+        let (dir, _) = node_from_ibdev2netdev(&fixture("ibdev2netdev/dgx-spark-single-cable-2up-2down.txt"), 9000, "unlimited");
+        let rep = run(&Root::new(dir.path()), &spec(&["eth9".to_owned()], TransportPolicy::Auto));
+        let c = status_of(&rep, "exists", "eth9");
+        assert_eq!(c.status, Status::Fail);
+        assert!(c.detail.contains("enp1s0f1np1"));
+    }
+
+    #[test]
+    fn sysfs_rate_and_state_values_of_the_spark_paste_parse() {
+        // `paste -d' ' rate state` lines from a real GB10: the state is the last two fields.
+        let text = fixture("sysfs_infiniband/dgx-spark-ports-1-rate-state-paste.txt");
+        let states: Vec<(String, String)> = text
+            .lines()
+            .filter(|l| l.starts_with("roce"))
+            .map(|l| {
+                let dev = l.split_whitespace().next().unwrap();
+                let state = l.rsplit_once(") ").unwrap().1;
+                (dev.to_owned(), sysfs::parse_port_state(state).to_owned())
+            })
+            .collect();
+        assert_eq!(states.len(), 4);
+        assert_eq!(states[1], ("rocep1s0f1".to_owned(), "ACTIVE".to_owned()));
+        assert_eq!(states[0].1, "DOWN");
+    }
+}
