@@ -1,9 +1,60 @@
-//! `sparkctl render …` (owned by the cluster work; placeholder until it lands).
+//! `sparkctl render netplan|sysctl|env|docker-run|systemd --node NAME`: one node's file from
+//! `cluster.toml`, on stdout or written atomically with `--output`.
+use anyhow::Context;
+use cluster::render::{render, Format};
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(clap::Args)]
-pub struct RenderArgs {}
+pub struct RenderArgs {
+    /// What to render
+    #[arg(value_parser = ["netplan", "sysctl", "env", "docker-run", "systemd"])]
+    what: String,
+    /// The node (a `[[node]]` name in cluster.toml)
+    #[arg(long)]
+    node: String,
+    /// The cluster description
+    #[arg(long, default_value = "cluster.toml")]
+    cluster: PathBuf,
+    /// Write here (atomically: temp file, then rename) instead of stdout
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+}
 
-pub fn run(_args: RenderArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`sparkctl render` is not available in this build")
+pub fn run(args: RenderArgs) -> anyhow::Result<ExitCode> {
+    let format = Format::ALL.iter().find(|(name, _)| *name == args.what).map(|(_, f)| *f).expect("clap checked the value");
+    let cluster = cluster::parse_file(&args.cluster)?;
+    let node = cluster.node(&args.node)?;
+    let text = render(&cluster, node, format);
+    match args.output {
+        None => std::io::stdout().lock().write_all(text.as_bytes()).context("writing to stdout")?,
+        // netplan refuses world-readable files; the others are ordinary config files.
+        Some(path) => write_atomic(&path, text.as_bytes(), if format == Format::Netplan { 0o600 } else { 0o644 })
+            .with_context(|| format!("writing `{}`", path.display()))?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes `bytes` to a temp file next to `path` and renames it over `path`: readers see the old
+/// file or the new one, never half of one.
+fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path.file_name().context("the output path has no file name")?;
+    let tmp = dir.join(format!(".{}.sparkctl-{}.tmp", name.to_string_lossy(), std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    Ok(result?)
 }

@@ -58,6 +58,22 @@ pub fn node_env(rails: &[Rail]) -> BTreeMap<String, String> {
     env
 }
 
+/// The variables that only the RDMA devices decide (which HCAs, or none at all).
+pub const RDMA_DERIVED_VARS: &[&str] = &["NCCL_IB_HCA", "UCX_NET_DEVICES", "NCCL_IB_DISABLE"];
+
+/// The environment a node's *declared* rails give, for files rendered ahead of time.
+///
+/// Where every rail names its RDMA device this is [`node_env`]. Where one does not, the device is
+/// resolved from the netdev on the node at start (names differ per OS, BRIEF), so the variables
+/// of [`RDMA_DERIVED_VARS`] are left to the entrypoint instead of guessing "no RDMA" here.
+pub fn declared_env(rails: &[Rail]) -> BTreeMap<String, String> {
+    let mut env = node_env(rails);
+    if rails.iter().any(|r| r.rdma_device.is_none()) {
+        env.retain(|k, _| !RDMA_DERIVED_VARS.contains(&k.as_str()));
+    }
+    env
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,6 +100,18 @@ mod tests {
         let env = node_env(&[rail("eth1", None, [10, 0, 0, 1])]);
         assert_eq!(env["NCCL_IB_DISABLE"], "1");
         assert!(!env.contains_key("NCCL_IB_HCA"));
+    }
+
+    #[test]
+    fn declared_env_leaves_hca_choice_to_run_time_when_a_device_is_not_named() {
+        let rails = [rail("enp1s0f1np1", Some("rocep1s0f1"), [10, 0, 0, 1]), rail("enP2p1s0f1np1", None, [10, 0, 1, 1])];
+        let env = declared_env(&rails);
+        for k in RDMA_DERIVED_VARS {
+            assert!(!env.contains_key(*k), "{k} must be resolved at run time");
+        }
+        assert_eq!(env["NCCL_SOCKET_IFNAME"], "enp1s0f1np1,enP2p1s0f1np1");
+        let all = [rails[0].clone(), rail("enP2p1s0f1np1", Some("roceP2p1s0f1"), [10, 0, 1, 1])];
+        assert_eq!(declared_env(&all), node_env(&all));
     }
 
     #[test]

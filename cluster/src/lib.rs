@@ -3,6 +3,18 @@
 //! rails, renderers for DGX OS nodes, node checks over a root prefix, and log analysers.
 
 pub mod derive;
+pub mod error;
+pub mod model;
+pub mod parse;
+pub mod plan;
+pub mod render;
+pub mod shell;
+mod suggest;
+mod validate;
+
+pub use error::Error;
+pub use model::{Backend, Cluster, Node, RailSpec, Role};
+pub use parse::{parse_file, parse_str};
 pub mod nccl;
 pub mod preflight;
 pub mod sysfs;

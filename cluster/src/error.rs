@@ -1,0 +1,67 @@
+//! The one error type of the `cluster` library. Every variant names the file and the key (or
+//! node) it is about, and its message ends with the fix, so `sparkctl` can print it as one line.
+
+use std::path::PathBuf;
+
+/// Renders an optional did-you-mean suggestion as a message suffix.
+fn hint(suggestion: &Option<String>) -> String {
+    suggestion.as_ref().map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default()
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error("cannot read `{}`: {source}", file.display())]
+    Read { file: PathBuf, source: std::io::Error },
+
+    #[error("`{}` line {line}: {message}", file.display())]
+    Syntax { file: PathBuf, line: usize, message: String },
+
+    #[error("`{}`: unknown key `{key}`{}; remove it or fix its spelling", file.display(), hint(suggestion))]
+    UnknownKey { file: PathBuf, key: String, suggestion: Option<String> },
+
+    #[error("`{}`: missing key `{key}`; add it ({what})", file.display())]
+    MissingKey { file: PathBuf, key: String, what: &'static str },
+
+    #[error("`{}`: `{key}` must be {expected}, found {found}", file.display())]
+    WrongType { file: PathBuf, key: String, expected: &'static str, found: String },
+
+    /// A value that has the right type but is not acceptable; `fix` says what would be.
+    #[error("`{}`: `{key} = {value}` is invalid: {problem}; {fix}", file.display())]
+    InvalidValue { file: PathBuf, key: String, value: String, problem: String, fix: String },
+
+    #[error("`{}`: `{key} = {value}` is not one of {allowed}{}", file.display(), hint(suggestion))]
+    UnknownVariant { file: PathBuf, key: String, value: String, allowed: &'static str, suggestion: Option<String> },
+
+    #[error("`{}`: mtu = {mtu} is out of range {min}..={max}; use 9000 on RoCE rails (1500 halves RDMA active_mtu)", file.display())]
+    MtuOutOfRange { file: PathBuf, mtu: i64, min: u16, max: u16 },
+
+    #[error("`{}`: no node has `role = \"head\"`; mark exactly one node as the head", file.display())]
+    NoHead { file: PathBuf },
+
+    #[error("`{}`: nodes `{first}` and `{second}` both have `role = \"head\"`; keep exactly one head", file.display())]
+    SeveralHeads { file: PathBuf, first: String, second: String },
+
+    #[error("`{}`: node name `{name}` appears twice; node names must be unique", file.display())]
+    DuplicateNode { file: PathBuf, name: String },
+
+    #[error("`{}`: address {address} is used by both `{first}` and `{second}`; give each one its own address", file.display())]
+    DuplicateAddress { file: PathBuf, address: String, first: String, second: String },
+
+    #[error("`{}`: node `{node}` has rails `{first}` and `{second}` on the same subnet {subnet}; put each twin on its own subnet", file.display())]
+    TwinsShareSubnet { file: PathBuf, node: String, first: String, second: String, subnet: String },
+
+    #[error("`{}`: rail {index} is on {subnet_a} on `{node_a}` but on {subnet_b} on `{node_b}`; rail {index} of every node must share one subnet (cable the same port on both nodes)", file.display())]
+    RailSubnetMismatch { file: PathBuf, index: usize, node_a: String, subnet_a: String, node_b: String, subnet_b: String },
+
+    #[error("`{}`: node `{node}` has {found} rail(s) but `{head}` has {expected}; every node needs the same rails", file.display())]
+    RailCountMismatch { file: PathBuf, node: String, found: usize, head: String, expected: usize },
+
+    #[error("`{}`: no node is named `{name}`{}; nodes are: {known}", file.display(), hint(suggestion))]
+    UnknownNode { file: PathBuf, name: String, suggestion: Option<String>, known: String },
+
+    #[error("`{}`: {parallel} = {product} does not match the {nodes} node(s) (one GPU per Spark); change `serve.args` or the nodes", file.display())]
+    ParallelismMismatch { file: PathBuf, parallel: String, product: u64, nodes: usize },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

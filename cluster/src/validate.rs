@@ -1,0 +1,175 @@
+//! Cross-field checks on a parsed cluster: the mistakes that silently break a RoCE cluster
+//! (BRIEF "Hardware and network") are refused here, before anything is rendered.
+
+use crate::derive::NODE_SPECIFIC_VARS;
+use crate::error::{Error, Result};
+use crate::model::{Cluster, Role};
+use std::collections::BTreeMap;
+
+pub fn validate(c: &Cluster) -> Result<()> {
+    names(c)?;
+    head(c)?;
+    rails(c)?;
+    addresses(c)?;
+    container(c)?;
+    parallelism(c)
+}
+
+fn invalid(c: &Cluster, key: &str, value: &str, problem: &str, fix: &str) -> Error {
+    Error::InvalidValue { file: c.source.clone(), key: key.into(), value: value.into(), problem: problem.into(), fix: fix.into() }
+}
+
+/// Node names become host names, NixOS configuration names and file names.
+fn names(c: &Cluster) -> Result<()> {
+    let hostname = |s: &str| {
+        !s.is_empty() && s.len() <= 63 && !s.starts_with('-') && s.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-')
+    };
+    if !hostname(&c.name) {
+        return Err(invalid(c, "cluster.name", &format!("{:?}", c.name), "it is not a DNS label", "use lowercase letters, digits and `-`"));
+    }
+    let mut seen = BTreeMap::new();
+    for (i, n) in c.nodes.iter().enumerate() {
+        if !hostname(&n.name) {
+            return Err(invalid(c, &format!("node[{i}].name"), &format!("{:?}", n.name), "it is not a host name", "use lowercase letters, digits and `-`"));
+        }
+        if seen.insert(n.name.as_str(), i).is_some() {
+            return Err(Error::DuplicateNode { file: c.source.clone(), name: n.name.clone() });
+        }
+    }
+    Ok(())
+}
+
+fn head(c: &Cluster) -> Result<()> {
+    let heads: Vec<&str> = c.nodes.iter().filter(|n| n.role == Role::Head).map(|n| n.name.as_str()).collect();
+    match heads.as_slice() {
+        [] => Err(Error::NoHead { file: c.source.clone() }),
+        [_] => Ok(()),
+        [first, second, ..] => Err(Error::SeveralHeads { file: c.source.clone(), first: (*first).into(), second: (*second).into() }),
+    }
+}
+
+/// Rail i of every node shares one subnet (same port cabled on both ends); the twins of a node
+/// never share one (each twin its own subnet, BRIEF).
+fn rails(c: &Cluster) -> Result<()> {
+    let head = c.head();
+    for n in &c.nodes {
+        if n.rails.len() != head.rails.len() {
+            return Err(Error::RailCountMismatch {
+                file: c.source.clone(),
+                node: n.name.clone(),
+                found: n.rails.len(),
+                head: head.name.clone(),
+                expected: head.rails.len(),
+            });
+        }
+        for (i, a) in n.rails.iter().enumerate() {
+            for b in &n.rails[i + 1..] {
+                if a.interface == b.interface {
+                    return Err(invalid(c, &format!("node `{}` rail interface", n.name), &format!("{:?}", a.interface), "it is listed twice", "list each netdev once"));
+                }
+                if a.address.subnet() == b.address.subnet() {
+                    return Err(Error::TwinsShareSubnet {
+                        file: c.source.clone(),
+                        node: n.name.clone(),
+                        first: a.interface.clone(),
+                        second: b.interface.clone(),
+                        subnet: a.address.subnet(),
+                    });
+                }
+            }
+            let h = &head.rails[i];
+            if a.address.subnet() != h.address.subnet() {
+                return Err(Error::RailSubnetMismatch {
+                    file: c.source.clone(),
+                    index: i,
+                    node_a: head.name.clone(),
+                    subnet_a: h.address.subnet(),
+                    node_b: n.name.clone(),
+                    subnet_b: a.address.subnet(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// No IPv4 address appears twice across rails and management interfaces.
+fn addresses(c: &Cluster) -> Result<()> {
+    let mut seen: BTreeMap<std::net::Ipv4Addr, String> = BTreeMap::new();
+    for n in &c.nodes {
+        let mut owned: Vec<(std::net::Ipv4Addr, String)> =
+            n.rails.iter().map(|r| (r.address.addr, format!("{}/{}", n.name, r.interface))).collect();
+        if let Some(m) = &n.management {
+            owned.push((m.address.addr, format!("{}/{}", n.name, m.interface)));
+        }
+        for (addr, who) in owned {
+            if let Some(first) = seen.insert(addr, who.clone()) {
+                return Err(Error::DuplicateAddress { file: c.source.clone(), address: addr.to_string(), first, second: who });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn container(c: &Cluster) -> Result<()> {
+    let image = &c.container.image;
+    if image.chars().any(char::is_whitespace) || image.starts_with('-') {
+        return Err(invalid(c, "container.image", &format!("{image:?}"), "it is not an image reference", "write `name:tag` or `name@sha256:…`"));
+    }
+    for (key, path) in [("container.hf_cache", &c.container.hf_cache), ("container.env_file", &c.container.env_file), ("container.token_file", &c.container.token_file)] {
+        if !path.is_absolute() {
+            return Err(invalid(c, key, &format!("{:?}", path.display().to_string()), "it is a relative path", "use an absolute path on the node"));
+        }
+    }
+    for name in c.container.env.keys() {
+        let valid = name.chars().next().is_some_and(|ch| ch.is_ascii_alphabetic() || ch == '_')
+            && name.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_');
+        if !valid {
+            return Err(invalid(c, &format!("container.env.{name}"), name, "it is not a variable name", "use letters, digits and `_`"));
+        }
+        if NODE_SPECIFIC_VARS.contains(&name.as_str()) || name.starts_with("SPARK_") {
+            return Err(invalid(
+                c,
+                &format!("container.env.{name}"),
+                name,
+                "it is derived per node from the rails and the node's role",
+                "remove it; sparkctl sets it for each node",
+            ));
+        }
+    }
+    if c.serve.port == c.rendezvous_port {
+        return Err(invalid(c, "serve.port", &c.serve.port.to_string(), "it equals `cluster.rendezvous_port`", "give the API and the rendezvous different ports"));
+    }
+    Ok(())
+}
+
+/// One GPU per Spark: tensor × pipeline parallel size, where given, equals the node count
+/// ("tensor parallel size (2) exceeds available GPUs (1)" otherwise, BRIEF).
+fn parallelism(c: &Cluster) -> Result<()> {
+    let size = |flag: &str| -> Result<Option<u64>> {
+        let args = &c.serve.args;
+        let value = args.iter().enumerate().find_map(|(i, a)| {
+            a.strip_prefix(&format!("{flag}=")).map(str::to_owned).or_else(|| (a == flag).then(|| args.get(i + 1).cloned().unwrap_or_default()))
+        });
+        match value {
+            None => Ok(None),
+            Some(v) => v.parse::<u64>().map(Some).map_err(|_| invalid(c, "serve.args", &format!("{flag} {v:?}"), "it is not a number", "give a positive integer")),
+        }
+    };
+    let tp = size("--tensor-parallel-size")?;
+    let pp = size("--pipeline-parallel-size")?;
+    if tp.is_none() && pp.is_none() {
+        return Ok(());
+    }
+    let product = tp.unwrap_or(1) * pp.unwrap_or(1);
+    if product != c.nodes.len() as u64 {
+        let parallel = match (tp, pp) {
+            (Some(t), Some(p)) => format!("--tensor-parallel-size {t} × --pipeline-parallel-size {p}"),
+            (Some(t), None) => format!("--tensor-parallel-size {t}"),
+            (None, Some(p)) => format!("--pipeline-parallel-size {p}"),
+            (None, None) => unreachable!("handled above"),
+        };
+        return Err(Error::ParallelismMismatch { file: c.source.clone(), parallel, product, nodes: c.nodes.len() });
+    }
+    Ok(())
+}
