@@ -1,1 +1,29 @@
+//! `builder`: the reproducible OCI image builder.
+//!
+//! Data flow: a recipe (`recipe`) names a base (`reference` → `source`) and overlays (`overlay`);
+//! `build` reads the base shallowly (index, manifests, configs), writes one reproducible layer per
+//! overlay (`tree` → `layer`) into the blob store (`store`), edits each kept platform's config as
+//! raw JSON (`config`), and yields a [`build::BuiltImage`] that the writers in `output` turn into
+//! an OCI layout, an oci-archive or a docker-archive (the registry module pushes the same value).
 
+pub mod build;
+pub mod config;
+pub mod descriptor;
+pub mod digest;
+pub mod elf;
+pub mod error;
+pub mod inspect;
+pub mod json;
+pub mod keys;
+pub mod layer;
+pub mod media;
+pub mod output;
+pub mod overlay;
+pub mod platform;
+pub mod recipe;
+pub mod reference;
+pub mod source;
+pub mod store;
+pub mod tree;
+
+pub use error::{Error, Result};

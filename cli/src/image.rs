@@ -1,9 +1,141 @@
-//! `sparkctl image …`: build, inspect (push/pull arrive with the registry work).
+//! `sparkctl image build|inspect` (push/pull: `image_registry`).
+
+use anyhow::{bail, Context, Result};
+use builder::build::{build, BuildOptions, BuiltImage};
+use builder::overlay::Overlay;
+use builder::platform::Platform;
+use builder::recipe::Recipe;
+use builder::reference::ImageRef;
+use builder::source::{self, BaseImage};
+use builder::store::BlobStore;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(clap::Subcommand)]
-pub enum ImageCommand {}
+pub enum ImageCommand {
+    /// Build an image from a recipe; prints the image digest as the last line
+    Build(BuildArgs),
+    /// Show an image's index, manifests, config and layers
+    Inspect(InspectArgs),
+}
 
-pub fn run(cmd: ImageCommand) -> anyhow::Result<ExitCode> {
-    match cmd {}
+#[derive(clap::Args)]
+pub struct BuildArgs {
+    /// Recipe file, e.g. images/vllm-spark.toml
+    pub recipe: PathBuf,
+    /// Where to write the image (repeatable): oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG]
+    #[arg(long = "output", short = 'o', required = true, value_name = "DEST")]
+    pub outputs: Vec<String>,
+    /// Use this base instead of the recipe's base.ref (e.g. a local stand-in: oci:DIR:TAG)
+    #[arg(long, value_name = "REF")]
+    pub base: Option<String>,
+    /// Keep these platforms instead of the recipe's (repeatable)
+    #[arg(long = "platform", value_name = "OS/ARCH")]
+    pub platforms: Vec<String>,
+    /// Extra label / annotation (repeatable), e.g. org.opencontainers.image.revision=abc123
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+    /// File for an overlay artifact on one platform (repeatable)
+    #[arg(long = "artifact", value_name = "PATH@PLATFORM=FILE")]
+    pub artifacts: Vec<String>,
+    /// Overlays folder (default: overlays/ beside the recipe's folder)
+    #[arg(long, value_name = "DIR")]
+    pub overlays: Option<PathBuf>,
+    /// Blob store (default: $SPARKCTL_STORE or ~/.cache/sparkctl)
+    #[arg(long, value_name = "DIR")]
+    pub store: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+pub struct InspectArgs {
+    /// Image reference: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG]
+    pub reference: String,
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(cmd: ImageCommand) -> Result<ExitCode> {
+    match cmd {
+        ImageCommand::Build(args) => build_cmd(args),
+        ImageCommand::Inspect(args) => inspect_cmd(args),
+    }
+}
+
+/// Opens any base or source image reference.
+pub fn open_image(reference: &str) -> Result<BaseImage> {
+    let r = ImageRef::parse(reference)?;
+    if let ImageRef::Docker { .. } = r {
+        bail!("`{reference}`: registry references are not supported by this build yet");
+    }
+    Ok(source::open_local(&r)?)
+}
+
+fn build_cmd(args: BuildArgs) -> Result<ExitCode> {
+    let recipe = Recipe::load(&args.recipe)?;
+    let recipe_file = args.recipe.display().to_string();
+    let outputs = args.outputs.iter().map(|o| ImageRef::parse(o)).collect::<builder::Result<Vec<_>>>()?;
+    let platforms = if args.platforms.is_empty() { recipe.platforms.clone() } else { builder::recipe::parse_platforms("--platform", "--platform", &args.platforms)? };
+    let overlays_dir = args.overlays.clone().unwrap_or_else(|| recipe.default_overlay_dir());
+    let overlays = recipe.overlays.iter().map(|n| Overlay::load(&overlays_dir, n, &recipe_file)).collect::<builder::Result<Vec<_>>>()?;
+    let labels = args.labels.iter().map(|l| parse_label(l)).collect::<Result<Vec<_>>>()?;
+    let artifacts = args.artifacts.iter().map(|a| parse_artifact(a)).collect::<Result<Vec<_>>>()?;
+    let epoch = source_date_epoch()?;
+    if outputs.iter().any(|o| matches!(o, ImageRef::DockerArchive { .. })) && platforms.len() != 1 {
+        bail!("--output docker-archive: a docker-archive holds one platform, this build keeps {} (hint: add --platform linux/arm64 or linux/amd64)", platforms.len());
+    }
+    let base_ref = args.base.clone().unwrap_or_else(|| recipe.base.clone());
+    let base = open_image(&base_ref).with_context(|| format!("opening base `{base_ref}`"))?;
+    let store = BlobStore::open(args.store.clone().unwrap_or_else(BlobStore::default_root))?;
+    let opts = BuildOptions { recipe, overlays, platforms, labels, artifacts, epoch, base_name: base_ref.clone() };
+    let image = build(&opts, base, store)?;
+    for out in &outputs {
+        write_output(&image, out).with_context(|| format!("writing `{out}`"))?;
+    }
+    println!("{}", image.top.digest);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn write_output(image: &BuiltImage, out: &ImageRef) -> Result<()> {
+    if let ImageRef::Docker { .. } = out {
+        bail!("registry outputs are not supported by this build yet");
+    }
+    Ok(builder::output::write(image, out)?)
+}
+
+fn inspect_cmd(args: InspectArgs) -> Result<ExitCode> {
+    let image = open_image(&args.reference)?;
+    let summary = builder::inspect::summary(&image);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        print!("{}", builder::inspect::table(&summary));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn source_date_epoch() -> Result<u64> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Err(_) => Ok(0),
+        Ok(s) => s.trim().parse().with_context(|| format!("SOURCE_DATE_EPOCH=`{s}` is not a whole number of seconds (hint: `export SOURCE_DATE_EPOCH=$(git log -1 --format=%ct)`)")),
+    }
+}
+
+fn parse_label(s: &str) -> Result<(String, String)> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => bail!("--label `{s}`: write KEY=VALUE, e.g. org.opencontainers.image.revision=abc123"),
+    }
+}
+
+fn parse_artifact(s: &str) -> Result<(String, Platform, PathBuf)> {
+    let usage = || anyhow::anyhow!("--artifact `{s}`: write /IMAGE/PATH@OS/ARCH=FILE, e.g. /usr/local/bin/spark-entrypoint@linux/arm64=target/aarch64/spark-entrypoint");
+    let (lhs, file) = s.split_once('=').ok_or_else(usage)?;
+    let (path, platform) = lhs.rsplit_once('@').ok_or_else(usage)?;
+    let platform = Platform::parse(platform).ok_or_else(usage)?;
+    let path = builder::overlay::image_path("--artifact", "--artifact", path)?;
+    if file.is_empty() {
+        return Err(usage());
+    }
+    Ok((path, platform, PathBuf::from(file)))
 }

@@ -1,0 +1,385 @@
+//! The build: append one layer per overlay to every kept platform of the base, edit each config,
+//! and assemble new manifests and a new index. Reads only the base's index, manifests and configs.
+
+use crate::config::{self, LayerRecord};
+use crate::descriptor::Descriptor;
+use crate::digest::Digest;
+use crate::error::{Error, IoContext, Result};
+use crate::json::canonical;
+use crate::layer::{self, LayerBlob, COMPRESSION};
+use crate::media::{self, Family};
+use crate::overlay::Overlay;
+use crate::platform::Platform;
+use crate::recipe::Recipe;
+use crate::source::{BaseImage, BaseTop, BlobSource};
+use crate::store::BlobStore;
+use crate::tree::{self, Entry, Kind};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::PathBuf;
+
+/// Everything a build needs besides the base.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    pub recipe: Recipe,
+    pub overlays: Vec<Overlay>,
+    /// Kept platforms (the recipe's unless `--platform` overrides).
+    pub platforms: Vec<Platform>,
+    /// `--label`s: config labels and annotations on top of the recipe's.
+    pub labels: Vec<(String, String)>,
+    /// `--artifact PATH@PLATFORM=FILE`: (image path, platform, file).
+    pub artifacts: Vec<(String, Platform, PathBuf)>,
+    /// `SOURCE_DATE_EPOCH`: every timestamp of the new content.
+    pub epoch: u64,
+    /// Name of the base for the `org.opencontainers.image.base.name` annotation.
+    pub base_name: String,
+}
+
+/// Where an output finds a blob's bytes.
+#[derive(Debug, Clone)]
+pub enum Origin {
+    /// Manifests, configs, the index: built in memory.
+    Inline(Vec<u8>),
+    /// New layers, in the blob store.
+    Store,
+    /// Base blobs, from the base's source.
+    Base,
+}
+
+#[derive(Debug, Clone)]
+pub struct Blob {
+    pub desc: Descriptor,
+    pub origin: Origin,
+}
+
+/// One rewritten platform image.
+#[derive(Debug, Clone)]
+pub struct BuiltManifest {
+    pub platform: Platform,
+    pub desc: Descriptor,
+    pub raw: Vec<u8>,
+    pub config: Descriptor,
+    pub config_raw: Vec<u8>,
+    pub base_layers: Vec<Descriptor>,
+    pub new_layers: Vec<Descriptor>,
+}
+
+pub struct BuiltImage {
+    pub base: BaseImage,
+    pub store: BlobStore,
+    /// The image's top: the new index, or the one manifest.
+    pub top: Descriptor,
+    pub top_raw: Vec<u8>,
+    pub manifests: Vec<BuiltManifest>,
+    /// Index entries copied as they were (attestations, other platforms with `keep_other_platforms`).
+    pub verbatim: Vec<Descriptor>,
+}
+
+impl BuiltImage {
+    /// An existing image, unchanged (for copying it: push, pull, re-export).
+    pub fn unchanged(base: BaseImage, store: BlobStore) -> Result<BuiltImage> {
+        let (top, top_raw) = match &base.top {
+            BaseTop::Index { desc, raw, .. } => (desc.clone(), raw.clone()),
+            BaseTop::Manifest => (base.entries[0].0.clone(), base.entries[0].1.as_ref().expect("single manifest read").raw.clone()),
+        };
+        let verbatim = match &base.top {
+            BaseTop::Index { .. } => base.entries.iter().map(|(d, _)| d.clone()).collect(),
+            BaseTop::Manifest => Vec::new(),
+        };
+        let manifests = match &base.top {
+            BaseTop::Index { .. } => Vec::new(),
+            BaseTop::Manifest => {
+                let m = base.entries[0].1.as_ref().expect("single manifest read");
+                let platform = config_platform(&m.config_raw).unwrap_or(Platform { os: "linux".into(), arch: "unknown".into(), variant: None });
+                vec![BuiltManifest { platform, desc: m.desc.clone(), raw: m.raw.clone(), config: m.config_desc.clone(), config_raw: m.config_raw.clone(), base_layers: m.layers.clone(), new_layers: vec![] }]
+            }
+        };
+        Ok(BuiltImage { base, store, top, top_raw, manifests, verbatim })
+    }
+
+    pub fn is_index(&self) -> bool {
+        media::is_index(&self.top.media_type)
+    }
+
+    /// Every blob of the image, each once, children before parents (the order a registry push
+    /// needs: layers and configs, then manifests, then the index).
+    pub fn blobs(&self) -> Result<Vec<Blob>> {
+        let mut out: Vec<Blob> = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        let mut add = |desc: &Descriptor, origin: Origin, out: &mut Vec<Blob>| {
+            if seen.insert(desc.digest.clone()) {
+                out.push(Blob { desc: desc.clone(), origin });
+            }
+        };
+        for m in &self.manifests {
+            for l in &m.base_layers {
+                add(l, Origin::Base, &mut out);
+            }
+            for l in &m.new_layers {
+                add(l, Origin::Store, &mut out);
+            }
+            add(&m.config, Origin::Inline(m.config_raw.clone()), &mut out);
+            add(&m.desc, Origin::Inline(m.raw.clone()), &mut out);
+        }
+        for d in &self.verbatim {
+            if media::is_manifest(&d.media_type) {
+                let raw = self.base.source.read_verified(d)?;
+                let json: Value = serde_json::from_slice(&raw).map_err(|e| Error::malformed(self.base.name(), format!("manifest {}: {e}", d.digest)))?;
+                let children = json.get("config").into_iter().chain(json.get("layers").and_then(Value::as_array).into_iter().flatten());
+                for c in children {
+                    add(&Descriptor::from_json(c, self.base.name())?, Origin::Base, &mut out);
+                }
+                add(d, Origin::Inline(raw), &mut out);
+            } else {
+                return Err(Error::malformed(self.base.name(), format!("index entry {} has media type `{}`; only manifests can be copied", d.digest, d.media_type)));
+            }
+        }
+        if self.is_index() {
+            add(&self.top, Origin::Inline(self.top_raw.clone()), &mut out);
+        }
+        Ok(out)
+    }
+
+    /// Opens a blob's bytes. Base blobs are streamed unverified: wrap in `VerifyingReader`.
+    pub fn open(&self, blob: &Blob) -> Result<Box<dyn Read + Send + '_>> {
+        match &blob.origin {
+            Origin::Inline(b) => Ok(Box::new(std::io::Cursor::new(b.clone()))),
+            Origin::Store => {
+                let p = self.store.path(&blob.desc.digest);
+                Ok(Box::new(std::fs::File::open(&p).io_ctx("opening blob", &p)?))
+            }
+            Origin::Base => self.base.source.open(&blob.desc),
+        }
+    }
+
+    /// The runnable platform images (rewritten or verbatim), for single-platform outputs.
+    pub fn platforms(&self) -> Vec<Platform> {
+        self.manifests.iter().map(|m| m.platform.clone()).collect()
+    }
+}
+
+fn config_platform(raw: &[u8]) -> Option<Platform> {
+    let v: Value = serde_json::from_slice(raw).ok()?;
+    Some(Platform {
+        os: v.get("os")?.as_str()?.to_owned(),
+        arch: v.get("architecture")?.as_str()?.to_owned(),
+        variant: v.get("variant").and_then(Value::as_str).map(str::to_owned),
+    })
+}
+
+/// Builds the image. The order matters for "nothing half-written": every input is checked
+/// (platforms exist, artifacts present and of the right machine) before a layer is written.
+pub fn build(opts: &BuildOptions, base: BaseImage, store: BlobStore) -> Result<BuiltImage> {
+    let kept = select_platforms(&base, &opts.platforms, &opts.recipe)?;
+    let artifacts = resolve_artifacts(opts, &kept)?;
+
+    // Layers: one per (overlay, platform-specific content). Overlays without artifacts give the
+    // same blob for every platform, written once.
+    let mut layer_cache: BTreeMap<(usize, Vec<(String, PathBuf)>), LayerBlob> = BTreeMap::new();
+    let mut manifests = Vec::new();
+    let mut rewritten: BTreeMap<Digest, usize> = BTreeMap::new();
+    for (entry_idx, platform) in &kept {
+        let bm = base.entries[*entry_idx].1.as_ref().expect("kept entries are runnable manifests");
+        let family = Family::of_manifest(&bm.desc.media_type).expect("read_manifest checked the type");
+        let mut new_layers = Vec::new();
+        let mut records = Vec::new();
+        let mut env = Vec::new();
+        for (oi, overlay) in opts.overlays.iter().enumerate() {
+            if !overlay.applies_to(platform) {
+                continue;
+            }
+            env.extend(overlay.env.iter().cloned());
+            let arts: Vec<(String, PathBuf)> = overlay.artifacts.iter().map(|a| (a.path.clone(), artifacts[&(a.path.clone(), platform.clone())].clone())).collect();
+            let key = (oi, arts.clone());
+            let blob = match layer_cache.get(&key) {
+                Some(b) => b.clone(),
+                None => {
+                    let entries = overlay_entries(overlay, &arts)?;
+                    let b = layer::write(&store, &entries, opts.epoch)?;
+                    layer_cache.insert(key, b.clone());
+                    b
+                }
+            };
+            let mut desc = Descriptor::new(family.layer_gzip(), blob.digest.clone(), blob.size);
+            if family == Family::Oci {
+                desc = desc.with_annotations(&[("dev.sparkctl.overlay".into(), overlay.name.clone())]);
+            }
+            new_layers.push(desc);
+            records.push((blob.diff_id.clone(), format!("sparkctl: overlay {}", overlay.name), overlay.description.clone()));
+        }
+        let layer_records: Vec<LayerRecord<'_>> = records.iter().map(|(d, by, c)| LayerRecord { diff_id: d, created_by: by.clone(), comment: c.clone() }).collect();
+        let labels = image_labels(opts, &base);
+        let edit = config::Edit { layers: layer_records, env, recipe: &opts.recipe.config, extra_labels: &labels, epoch: opts.epoch, recipe_name: recipe_name(&opts.recipe) };
+        let config_json = config::apply(&bm.config_raw, &edit, base.name())?;
+        let config_raw = canonical(&config_json);
+        let config_desc = Descriptor::new(family.config(), Digest::of(&config_raw), config_raw.len() as u64);
+
+        let mut manifest = bm.json.clone();
+        manifest["config"] = config_desc.raw.clone();
+        let layers = manifest["layers"].as_array_mut().expect("read_manifest checked layers");
+        layers.extend(new_layers.iter().map(|d| d.raw.clone()));
+        if family == Family::Oci {
+            set_annotations(&mut manifest, &image_annotations(opts, &base));
+        }
+        let raw = canonical(&manifest);
+        let mut desc = Descriptor::new(&bm.desc.media_type, Digest::of(&raw), raw.len() as u64);
+        desc.platform = Some(platform.clone());
+        rewritten.insert(bm.desc.digest.clone(), manifests.len());
+        manifests.push(BuiltManifest { platform: platform.clone(), desc, raw, config: config_desc, config_raw, base_layers: bm.layers.clone(), new_layers });
+    }
+
+    let (top, top_raw, verbatim) = match &base.top {
+        BaseTop::Manifest => (manifests[0].desc.clone(), manifests[0].raw.clone(), Vec::new()),
+        BaseTop::Index { desc, json, .. } => {
+            let family = Family::of_index(&desc.media_type).expect("read checked the type");
+            let mut entries = Vec::new();
+            let mut verbatim = Vec::new();
+            for (d, _) in &base.entries {
+                if let Some(&i) = rewritten.get(&d.digest) {
+                    // Same entry object, new digest/size: platform and annotations stay.
+                    let mut e = d.raw.clone();
+                    e["digest"] = json!(manifests[i].desc.digest.as_str());
+                    e["size"] = json!(manifests[i].desc.size);
+                    manifests[i].desc.raw = e.clone();
+                    entries.push(e);
+                } else if keep_verbatim(d, &base, &rewritten, opts.recipe.keep_other_platforms) {
+                    verbatim.push(d.clone());
+                    entries.push(d.raw.clone());
+                }
+            }
+            let mut index = json.clone();
+            index["manifests"] = Value::Array(entries);
+            if family == Family::Oci {
+                set_annotations(&mut index, &image_annotations(opts, &base));
+            }
+            let raw = canonical(&index);
+            (Descriptor::new(&desc.media_type, Digest::of(&raw), raw.len() as u64), raw, verbatim)
+        }
+    };
+    Ok(BuiltImage { base, store, top, top_raw, manifests, verbatim })
+}
+
+/// Attestations stay when the manifest they describe is kept (their `vnd.docker.reference.digest`
+/// then still names the base manifest, which is what they attest). Other platforms stay only on request.
+fn keep_verbatim(d: &Descriptor, base: &BaseImage, rewritten: &BTreeMap<Digest, usize>, keep_others: bool) -> bool {
+    if d.is_attestation() {
+        let subject = d.annotation("vnd.docker.reference.digest").and_then(Digest::parse);
+        return subject.is_some_and(|s| rewritten.contains_key(&s) || (keep_others && base.entries.iter().any(|(e, _)| e.digest == s)));
+    }
+    keep_others
+}
+
+/// Maps each requested platform to the base entry that satisfies it (index order).
+fn select_platforms(base: &BaseImage, wanted: &[Platform], recipe: &Recipe) -> Result<Vec<(usize, Platform)>> {
+    let available: Vec<(usize, Platform)> = match &base.top {
+        BaseTop::Manifest => {
+            let m = base.entries[0].1.as_ref().expect("single manifest read");
+            let p = config_platform(&m.config_raw).ok_or_else(|| Error::malformed(base.name(), "config without os/architecture"))?;
+            vec![(0, p)]
+        }
+        BaseTop::Index { .. } => base.entries.iter().enumerate().filter(|(_, (_, m))| m.is_some()).filter_map(|(i, (d, _))| d.platform.clone().map(|p| (i, p))).collect(),
+    };
+    let names = available.iter().map(|(_, p)| p.to_string()).collect::<Vec<_>>().join(", ");
+    let mut out: Vec<(usize, Platform)> = Vec::new();
+    for w in wanted {
+        let hit = available.iter().find(|(_, p)| w.satisfied_by(p)).ok_or_else(|| Error::MissingPlatform { source_name: base.name().into(), platform: w.to_string(), available: if names.is_empty() { "none".into() } else { names.clone() } })?;
+        if out.iter().any(|(i, _)| *i == hit.0) {
+            return Err(Error::input(recipe.file.display().to_string(), format!("platforms `{w}` and another name the same base image"), None));
+        }
+        out.push(hit.clone());
+    }
+    // Index order, so the new index lists platforms as the base did.
+    out.sort_by_key(|(i, _)| *i);
+    Ok(out)
+}
+
+/// Finds the file of every artifact for every kept platform it applies to, checking each is an
+/// executable of the right machine when `elf = true`: all before anything is written.
+fn resolve_artifacts(opts: &BuildOptions, kept: &[(usize, Platform)]) -> Result<BTreeMap<(String, Platform), PathBuf>> {
+    let mut out = BTreeMap::new();
+    for (path, p, _) in &opts.artifacts {
+        if !opts.overlays.iter().any(|o| o.artifacts.iter().any(|a| &a.path == path)) {
+            return Err(Error::input("--artifact", format!("no overlay of this recipe declares an artifact at `/{path}` (for {p})"), None));
+        }
+    }
+    for overlay in &opts.overlays {
+        for a in &overlay.artifacts {
+            for (_, platform) in kept.iter().filter(|(_, p)| overlay.applies_to(p)) {
+                let given = opts.artifacts.iter().find(|(ap, pp, _)| ap == &a.path && pp.satisfied_by(platform)).map(|(_, _, f)| f.clone());
+                let default = a.sources.iter().find(|(p, _)| Platform::parse(p).is_some_and(|p| p.satisfied_by(platform))).map(|(_, f)| f.clone());
+                let file = given.or(default).ok_or_else(|| {
+                    Error::input(overlay.dir.join("overlay.toml").display().to_string(), format!("artifact `/{}` has no file for {platform}", a.path), Some(format!("pass --artifact /{}@{platform}=FILE", a.path)))
+                })?;
+                let meta = std::fs::metadata(&file).map_err(|e| Error::input(file.display().to_string(), format!("artifact `/{}` for {platform} cannot be read: {e}", a.path), Some("build it first or pass --artifact".into())))?;
+                if !meta.is_file() {
+                    return Err(Error::input(file.display().to_string(), format!("artifact `/{}` is not a regular file", a.path), None));
+                }
+                if a.elf {
+                    check_elf(&file, platform)?;
+                }
+                out.insert((a.path.clone(), platform.clone()), file);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn check_elf(file: &std::path::Path, platform: &Platform) -> Result<()> {
+    let mut head = [0u8; 64];
+    let mut f = std::fs::File::open(file).io_ctx("opening artifact", file)?;
+    let n = f.read(&mut head).io_ctx("reading artifact", file)?;
+    crate::elf::check_platform(&head[..n], platform).map_err(|msg| Error::input(file.display().to_string(), msg, Some(format!("supply a {platform} build of it"))))
+}
+
+/// The tree entries of an overlay's layer for one platform: rootfs files, whiteouts, artifacts.
+fn overlay_entries(overlay: &Overlay, artifacts: &[(String, PathBuf)]) -> Result<tree::Entries> {
+    let mut entries = tree::walk(&overlay.rootfs(), overlay.parents, &overlay.modes)?;
+    for p in &overlay.delete {
+        let wh = layer::whiteout_path(p);
+        entries.insert(wh.clone(), Entry { path: wh, kind: Kind::Whiteout, mode: 0o644 });
+    }
+    for (path, file) in artifacts {
+        let a = overlay.artifacts.iter().find(|a| &a.path == path).expect("artifact of this overlay");
+        let size = std::fs::metadata(file).io_ctx("reading artifact", file)?.len();
+        entries.insert(path.clone(), Entry { path: path.clone(), kind: Kind::File { source: file.clone(), size }, mode: a.mode });
+    }
+    Ok(entries)
+}
+
+fn recipe_name(r: &Recipe) -> String {
+    r.file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+/// Labels set in the config: the recipe's, `--label`s, and the base's identity.
+fn image_labels(opts: &BuildOptions, base: &BaseImage) -> Vec<(String, String)> {
+    let mut l = vec![
+        ("org.opencontainers.image.base.digest".to_owned(), base.digest().to_string()),
+        ("org.opencontainers.image.base.name".to_owned(), opts.base_name.clone()),
+    ];
+    l.extend(opts.labels.iter().cloned());
+    l
+}
+
+/// Annotations on manifests and the index (OCI family only): labels plus the compressor record.
+fn image_annotations(opts: &BuildOptions, base: &BaseImage) -> Vec<(String, String)> {
+    let mut a: Vec<(String, String)> = opts.recipe.config.labels.clone();
+    a.extend(image_labels(opts, base));
+    a.push(("dev.sparkctl.layer.compression".into(), COMPRESSION.into()));
+    a.push(("org.opencontainers.image.created".into(), crate::json::rfc3339(opts.epoch)));
+    a
+}
+
+fn set_annotations(obj: &mut Value, annotations: &[(String, String)]) {
+    let map = obj.as_object_mut().expect("manifest/index is an object").entry("annotations").or_insert_with(|| json!({}));
+    if let Some(m) = map.as_object_mut() {
+        for (k, v) in annotations {
+            m.insert(k.clone(), Value::String(v.clone()));
+        }
+    }
+}
+
+/// Reads a base whose blobs come from anywhere (used by outputs to stream base blobs).
+pub fn base_source(image: &BuiltImage) -> &dyn BlobSource {
+    image.base.source.as_ref()
+}

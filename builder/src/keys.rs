@@ -1,0 +1,46 @@
+//! Unknown-key checks for TOML files, with a did-you-mean hint: serde's `deny_unknown_fields`
+//! names the key but not the closest valid one, and users mostly mistype.
+
+use crate::error::{Error, Result};
+
+/// Fails on the first key of `table` not in `allowed`, naming the file, the table and the closest key.
+pub fn check(file: &str, table_name: &str, table: &toml::Table, allowed: &[&str]) -> Result<()> {
+    for key in table.keys() {
+        if !allowed.contains(&key.as_str()) {
+            let place = if table_name.is_empty() { format!("unknown key `{key}`") } else { format!("unknown key `{key}` in [{table_name}]") };
+            let hint = match closest(key, allowed) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None => format!("valid keys: {}", allowed.join(", ")),
+            };
+            return Err(Error::input(file, place, Some(hint)));
+        }
+    }
+    Ok(())
+}
+
+/// The allowed name nearest to `key`, if it is near enough to be a typo.
+pub fn closest<'a>(key: &str, allowed: &[&'a str]) -> Option<&'a str> {
+    allowed
+        .iter()
+        .map(|a| (strsim::damerau_levenshtein(key, a), *a))
+        .filter(|(d, a)| *d <= 2.max(a.len() / 3))
+        .min()
+        .map(|(_, a)| a)
+}
+
+/// Deserialises a checked TOML value into `T`, turning serde's type errors into input errors.
+pub fn typed<T: serde::de::DeserializeOwned>(file: &str, what: &str, value: toml::Value) -> Result<T> {
+    value.try_into().map_err(|e: toml::de::Error| Error::input(file, format!("{what}: {}", e.message().trim()), None))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggests_the_closest_key() {
+        assert_eq!(closest("plaforms", &["ref", "platforms"]), Some("platforms"));
+        assert_eq!(closest("entrypiont", &["entrypoint", "cmd", "env"]), Some("entrypoint"));
+        assert_eq!(closest("zzzzzz", &["ref", "platforms"]), None);
+    }
+}

@@ -1,0 +1,120 @@
+//! `oci-archive:FILE[:TAG]` (a tarred OCI layout) and `docker-archive:FILE[:NAME:TAG]` (the dual
+//! format of modern `docker save`: an OCI layout plus `manifest.json`, so one file serves
+//! `docker load` — Docker 20.10 reads `manifest.json` — and OCI tools). Archives are written to a
+//! temp file beside the destination, entries sorted, headers fixed, then renamed into place.
+//! Base blobs are streamed through verbatim (never recompressed) and verified on the way.
+
+use super::layout::OCI_LAYOUT;
+use super::parent_of;
+use crate::build::{Blob, BuiltImage, Origin};
+use crate::digest::{unwrap_io, VerifyingReader};
+use crate::error::{Error, IoContext, Result};
+use crate::json::canonical;
+use crate::media;
+use serde_json::json;
+use std::io::{self, Read};
+use std::path::Path;
+
+pub fn write_oci_archive(image: &BuiltImage, file: &Path, tag: Option<&str>) -> Result<()> {
+    let mut entry = json!({ "mediaType": image.top.media_type, "digest": image.top.digest.as_str(), "size": image.top.size });
+    if let Some(t) = tag {
+        entry["annotations"] = json!({ "org.opencontainers.image.ref.name": t });
+    }
+    let index = json!({ "schemaVersion": 2, "mediaType": media::OCI_INDEX, "manifests": [entry] });
+    write_archive(image, file, &canonical(&index), None, image.blobs()?)
+}
+
+pub fn write_docker_archive(image: &BuiltImage, file: &Path, name: Option<&str>) -> Result<()> {
+    if image.manifests.len() != 1 || !image.verbatim.iter().all(|d| d.is_attestation()) {
+        let list = image.platforms().iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+        return Err(Error::input(
+            format!("docker-archive:{}", file.display()),
+            format!("a docker-archive holds one platform; this image has {} ({list})", image.manifests.len()),
+            Some("build with one --platform for this output, or write an oci-archive".into()),
+        ));
+    }
+    let m = &image.manifests[0];
+    let blob = |d: &crate::descriptor::Descriptor, origin: Origin| Blob { desc: d.clone(), origin };
+    let mut blobs: Vec<Blob> = m.base_layers.iter().map(|d| blob(d, Origin::Base)).chain(m.new_layers.iter().map(|d| blob(d, Origin::Store))).collect();
+    blobs.push(blob(&m.config, Origin::Inline(m.config_raw.clone())));
+    blobs.push(blob(&m.desc, Origin::Inline(m.raw.clone())));
+
+    let mut entry = json!({ "mediaType": m.desc.media_type, "digest": m.desc.digest.as_str(), "size": m.desc.size });
+    let mut repo_tags = Vec::new();
+    if let Some(n) = name {
+        let tag = n.rsplit_once(':').map(|(_, t)| t).unwrap_or("latest");
+        entry["annotations"] = json!({ "io.containerd.image.name": docker_full_name(n), "org.opencontainers.image.ref.name": tag });
+        repo_tags.push(n.to_owned());
+    }
+    let index = json!({ "schemaVersion": 2, "mediaType": media::OCI_INDEX, "manifests": [entry] });
+    let layers: Vec<String> = m.base_layers.iter().chain(&m.new_layers).map(|d| d.digest.layout_path()).collect();
+    let manifest_json = json!([{ "Config": m.config.digest.layout_path(), "RepoTags": repo_tags, "Layers": layers }]);
+    write_archive(image, file, &canonical(&index), Some(&canonical(&manifest_json)), blobs)
+}
+
+/// `busybox:1` → `docker.io/library/busybox:1`, `localhost:5000/x:1` unchanged (Docker's rules).
+fn docker_full_name(n: &str) -> String {
+    match n.split_once('/') {
+        None => format!("docker.io/library/{n}"),
+        Some((first, _)) if first.contains(['.', ':']) || first == "localhost" => n.to_owned(),
+        Some(_) => format!("docker.io/{n}"),
+    }
+}
+
+fn write_archive(image: &BuiltImage, file: &Path, index: &[u8], manifest_json: Option<&[u8]>, mut blobs: Vec<Blob>) -> Result<()> {
+    let parent = parent_of(file)?;
+    if file.is_dir() {
+        return Err(Error::input(file.display().to_string(), "is a folder; an archive output is a file", Some("name a file, or use `oci:DIR` for a layout".into())));
+    }
+    let tmp = tempfile::Builder::new().prefix(".sparkctl-archive-").tempfile_in(parent).io_ctx("creating a temp file in", parent)?;
+    let epoch = 0;
+    let mut tar = tar::Builder::new(io::BufWriter::new(tmp));
+    let add = |tar: &mut tar::Builder<_>, path: &str, size: u64, data: &mut dyn Read| -> Result<()> {
+        let mut h = header(size, epoch, if path.ends_with('/') { tar::EntryType::Directory } else { tar::EntryType::Regular });
+        tar.append_data(&mut h, path, data).map_err(|e| unwrap_io(e, "writing archive", file))
+    };
+    add(&mut tar, "blobs/", 0, &mut io::empty())?;
+    add(&mut tar, "blobs/sha256/", 0, &mut io::empty())?;
+    blobs.sort_by(|a, b| a.desc.digest.cmp(&b.desc.digest));
+    blobs.dedup_by(|a, b| a.desc.digest == b.desc.digest);
+    for blob in &blobs {
+        let reader = image.open(blob)?;
+        let mut reader: Box<dyn Read + '_> = match blob.origin {
+            Origin::Base => Box::new(VerifyingReader::new(reader, blob.desc.digest.clone(), blob.desc.size, image.base.name())),
+            _ => reader,
+        };
+        add(&mut tar, &blob.desc.digest.layout_path(), blob.desc.size, &mut reader)?;
+    }
+    add(&mut tar, "index.json", index.len() as u64, &mut &index[..])?;
+    if let Some(m) = manifest_json {
+        add(&mut tar, "manifest.json", m.len() as u64, &mut &m[..])?;
+    }
+    add(&mut tar, "oci-layout", OCI_LAYOUT.len() as u64, &mut &OCI_LAYOUT[..])?;
+    let buf = tar.into_inner().map_err(|e| unwrap_io(e, "finishing archive", file))?;
+    let tmp = buf.into_inner().map_err(|e| Error::Io { context: "flushing archive", path: file.to_owned(), source: e.into_error() })?;
+    tmp.as_file().sync_all().io_ctx("syncing", file)?;
+    tmp.persist(file).map_err(|e| Error::Io { context: "moving the archive into place at", path: file.to_owned(), source: e.error })?;
+    Ok(())
+}
+
+fn header(size: u64, epoch: u64, kind: tar::EntryType) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(kind);
+    h.set_size(size);
+    h.set_mode(if kind == tar::EntryType::Directory { 0o755 } else { 0o644 });
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(epoch);
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn docker_names_are_normalised_like_docker() {
+        assert_eq!(super::docker_full_name("busybox:1"), "docker.io/library/busybox:1");
+        assert_eq!(super::docker_full_name("me/app:v"), "docker.io/me/app:v");
+        assert_eq!(super::docker_full_name("localhost:5000/x:1"), "localhost:5000/x:1");
+        assert_eq!(super::docker_full_name("nvcr.io/nvidia/vllm:25.11-py3"), "nvcr.io/nvidia/vllm:25.11-py3");
+    }
+}

@@ -1,0 +1,49 @@
+//! Writers for built images: OCI layout directory, oci-archive, docker-archive. Each writes to a
+//! temp path and renames it into place, so a failed build leaves nothing behind (invariant 3).
+
+mod archive;
+mod layout;
+
+pub use archive::{write_docker_archive, write_oci_archive};
+pub use layout::write_layout;
+
+use crate::build::{Blob, BuiltImage, Origin};
+use crate::digest::{unwrap_io, VerifyingReader};
+use crate::error::{Error, IoContext, Result};
+use crate::reference::ImageRef;
+use std::io::{self, Write};
+use std::path::Path;
+
+/// Writes `image` to a local reference. `docker://` outputs belong to the registry module.
+pub fn write(image: &BuiltImage, dest: &ImageRef) -> Result<()> {
+    match dest {
+        ImageRef::Oci { dir, tag } => write_layout(image, dir, tag.as_deref()),
+        ImageRef::OciArchive { file, tag } => write_oci_archive(image, file, tag.as_deref()),
+        ImageRef::DockerArchive { file, name } => write_docker_archive(image, file, name.as_deref()),
+        ImageRef::Docker { .. } => Err(Error::Reference { reference: dest.to_string(), message: "registry outputs are written by the registry module".into() }),
+    }
+}
+
+/// Copies a blob's bytes to `w`, verifying base blobs against their descriptor on the way.
+pub(crate) fn copy_blob(image: &BuiltImage, blob: &Blob, w: &mut dyn Write, dest: &Path) -> Result<u64> {
+    let reader = image.open(blob)?;
+    let n = match blob.origin {
+        Origin::Base => io::copy(&mut VerifyingReader::new(reader, blob.desc.digest.clone(), blob.desc.size, image.base.name()), w),
+        _ => io::copy(&mut { reader }, w),
+    }
+    .map_err(|e| unwrap_io(e, "writing blob to", dest))?;
+    if n != blob.desc.size {
+        return Err(Error::SizeMismatch { source_name: image.base.name().into(), digest: blob.desc.digest.to_string(), expected: blob.desc.size, found: n });
+    }
+    Ok(n)
+}
+
+/// Places the parent folder of an output, naming the output in the error.
+pub(crate) fn parent_of(path: &Path) -> Result<&Path> {
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if !parent.is_dir() {
+        return Err(Error::input(path.display().to_string(), format!("output folder `{}` does not exist", parent.display()), Some("create it first".into())));
+    }
+    std::fs::metadata(parent).io_ctx("reading", parent)?;
+    Ok(parent)
+}

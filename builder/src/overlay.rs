@@ -1,0 +1,181 @@
+//! Overlays (`overlays/<name>/overlay.toml` + `rootfs/`): one overlay is one layer. The format is
+//! documented in `docs/recipes.md`.
+
+use crate::error::{Error, IoContext, Result};
+use crate::keys;
+use crate::platform::Platform;
+use crate::recipe::{parse_env, parse_platforms};
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+
+#[derive(Debug, Clone)]
+pub struct Overlay {
+    pub name: String,
+    pub dir: PathBuf,
+    pub description: String,
+    /// `None`: every kept platform.
+    pub platforms: Option<Vec<Platform>>,
+    /// Image paths (relative, normalised) to delete with whiteouts.
+    pub delete: Vec<String>,
+    pub parents: bool,
+    pub env: Vec<(String, String)>,
+    /// Image path (relative, normalised) → mode bits.
+    pub modes: BTreeMap<String, u32>,
+    pub artifacts: Vec<Artifact>,
+}
+
+/// A file supplied at build time per platform (the entrypoint binary), not kept in the tree.
+#[derive(Debug, Clone)]
+pub struct Artifact {
+    pub path: String,
+    pub mode: u32,
+    pub elf: bool,
+    /// Platform string → source file (absolute, or relative to the overlay dir).
+    pub sources: BTreeMap<String, PathBuf>,
+}
+
+const KEYS: &[&str] = &["description", "platforms", "delete", "parents", "env", "modes", "artifact"];
+const ARTIFACT_KEYS: &[&str] = &["path", "mode", "elf", "sources"];
+
+impl Overlay {
+    /// Loads `overlays_dir/<name>`; an unknown name lists the overlays that exist.
+    pub fn load(overlays_dir: &Path, name: &str, recipe_file: &str) -> Result<Overlay> {
+        let dir = overlays_dir.join(name);
+        let toml_path = dir.join("overlay.toml");
+        if !toml_path.is_file() {
+            let mut names: Vec<String> = std::fs::read_dir(overlays_dir)
+                .map(|rd| rd.filter_map(|e| e.ok()).filter(|e| e.path().join("overlay.toml").is_file()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+                .unwrap_or_default();
+            names.sort();
+            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+            let hint = match keys::closest(name, &refs) {
+                Some(c) => format!("did you mean `{c}`?"),
+                None if names.is_empty() => format!("no overlays in `{}`; pass --overlays DIR", overlays_dir.display()),
+                None => format!("available: {}", names.join(", ")),
+            };
+            return Err(Error::input(recipe_file, format!("unknown overlay `{name}` (no `{}`)", toml_path.display()), Some(hint)));
+        }
+        let text = std::fs::read_to_string(&toml_path).io_ctx("reading overlay", &toml_path)?;
+        Overlay::parse(name, &dir, &text)
+    }
+
+    pub fn parse(name: &str, dir: &Path, text: &str) -> Result<Overlay> {
+        let file = dir.join("overlay.toml").display().to_string();
+        let t: toml::Table = text.parse().map_err(|e: toml::de::Error| Error::input(&file, format!("not valid TOML: {}", e.message().trim()), None))?;
+        keys::check(&file, "", &t, KEYS)?;
+        let description = t.get("description").map(|v| keys::typed(&file, "description must be a string", v.clone())).transpose()?.unwrap_or_default();
+        let platforms = match t.get("platforms") {
+            None => None,
+            Some(v) => {
+                let list: Vec<String> = keys::typed(&file, "platforms must be a list like [\"linux/arm64\"]", v.clone())?;
+                Some(parse_platforms(&file, "platforms", &list)?)
+            }
+        };
+        let delete: Vec<String> = t.get("delete").map(|v| keys::typed(&file, "delete must be a list of absolute image paths", v.clone())).transpose()?.unwrap_or_default();
+        let delete = delete.iter().map(|p| image_path(&file, "delete", p)).collect::<Result<Vec<_>>>()?;
+        let parents = t.get("parents").map(|v| keys::typed(&file, "parents must be true or false", v.clone())).transpose()?.unwrap_or(false);
+        let env = t.get("env").map(|v| parse_env(&file, "env", v)).transpose()?.unwrap_or_default();
+        let mut modes = BTreeMap::new();
+        if let Some(v) = t.get("modes") {
+            let mt = v.as_table().ok_or_else(|| Error::input(&file, "modes must be a table of \"/image/path\" = 0o755", None))?;
+            for (p, m) in mt {
+                modes.insert(image_path(&file, "modes", p)?, mode(&file, &format!("modes.\"{p}\""), m)?);
+            }
+        }
+        let mut artifacts = Vec::new();
+        if let Some(v) = t.get("artifact") {
+            let list = v.as_array().ok_or_else(|| Error::input(&file, "use [[artifact]] tables for artifacts", None))?;
+            for a in list {
+                let at = a.as_table().ok_or_else(|| Error::input(&file, "use [[artifact]] tables for artifacts", None))?;
+                keys::check(&file, "artifact", at, ARTIFACT_KEYS)?;
+                let path: String = at.get("path").map(|v| keys::typed(&file, "artifact.path must be a string", v.clone())).transpose()?.ok_or_else(|| Error::input(&file, "artifact without `path`", Some("add `path = \"/usr/local/bin/NAME\"`".into())))?;
+                let path = image_path(&file, "artifact.path", &path)?;
+                let mode = at.get("mode").map(|m| mode(&file, "artifact.mode", m)).transpose()?.unwrap_or(0o755);
+                let elf = at.get("elf").map(|v| keys::typed(&file, "artifact.elf must be true or false", v.clone())).transpose()?.unwrap_or(false);
+                let mut sources = BTreeMap::new();
+                if let Some(s) = at.get("sources") {
+                    let st = s.as_table().ok_or_else(|| Error::input(&file, "artifact.sources must be a table of \"linux/amd64\" = \"path\"", None))?;
+                    for (p, src) in st {
+                        parse_platforms(&file, "artifact.sources", std::slice::from_ref(p))?;
+                        let src = src.as_str().ok_or_else(|| Error::input(&file, format!("artifact.sources.\"{p}\" must be a path string"), None))?;
+                        sources.insert(p.clone(), dir.join(src));
+                    }
+                }
+                artifacts.push(Artifact { path, mode, elf, sources });
+            }
+        }
+        Ok(Overlay { name: name.to_owned(), dir: dir.to_owned(), description, platforms, delete, parents, env, modes, artifacts })
+    }
+
+    pub fn applies_to(&self, p: &Platform) -> bool {
+        self.platforms.as_ref().is_none_or(|list| list.iter().any(|want| want.satisfied_by(p)))
+    }
+
+    pub fn rootfs(&self) -> PathBuf {
+        self.dir.join("rootfs")
+    }
+}
+
+fn mode(file: &str, key: &str, v: &toml::Value) -> Result<u32> {
+    match v.as_integer() {
+        Some(m) if (0..=0o7777).contains(&m) => Ok(m as u32),
+        _ => Err(Error::input(file, format!("{key} must be a mode like 0o755"), Some("TOML octal integers start with 0o".into()))),
+    }
+}
+
+/// Normalises an absolute image path to its relative form (`/etc/nccl.conf` → `etc/nccl.conf`),
+/// refusing `..`, `.` and the root itself.
+pub fn image_path(file: &str, key: &str, p: &str) -> Result<String> {
+    let path = Path::new(p);
+    if !path.is_absolute() {
+        return Err(Error::input(file, format!("{key}: `{p}` is not an absolute image path"), Some(format!("write `/{}`", p.trim_start_matches("./")))));
+    }
+    let mut parts = Vec::new();
+    for c in path.components() {
+        match c {
+            Component::RootDir => {}
+            Component::Normal(s) => parts.push(s.to_str().ok_or_else(|| Error::input(file, format!("{key}: `{p}` is not UTF-8"), None))?),
+            _ => return Err(Error::input(file, format!("{key}: `{p}` contains `.` or `..`"), Some("write the plain absolute path".into()))),
+        }
+    }
+    if parts.is_empty() {
+        return Err(Error::input(file, format!("{key}: `{p}` names the image root"), None));
+    }
+    Ok(parts.join("/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        Overlay::parse("x", Path::new("overlays/x"), text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn parses_everything() {
+        let o = Overlay::parse(
+            "x",
+            Path::new("overlays/x"),
+            "description = \"d\"\nplatforms = [\"linux/arm64\"]\ndelete = [\"/etc/nccl.conf\"]\n[env]\nA = \"1\"\n[modes]\n\"/usr/bin/t\" = 0o700\n[[artifact]]\npath = \"/usr/local/bin/e\"\nelf = true\n[artifact.sources]\n\"linux/arm64\" = \"bin/e\"\n",
+        )
+        .unwrap();
+        assert_eq!(o.delete, vec!["etc/nccl.conf"]);
+        assert_eq!(o.modes["usr/bin/t"], 0o700);
+        assert_eq!(o.artifacts[0].path, "usr/local/bin/e");
+        assert_eq!(o.artifacts[0].mode, 0o755);
+        assert!(o.applies_to(&Platform::parse("linux/arm64/v8").unwrap()));
+        assert!(!o.applies_to(&Platform::parse("linux/amd64").unwrap()));
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        assert!(err("delet = []").contains("did you mean `delete`?"));
+        assert!(err("delete = [\"etc/nccl.conf\"]").contains("not an absolute image path"));
+        assert!(err("delete = [\"/etc/../x\"]").contains("`.` or `..`"));
+        assert!(err("delete = [\"/\"]").contains("image root"));
+        assert!(err("[modes]\n\"/x\" = 99999").contains("mode like 0o755"));
+        assert!(err("[[artifact]]\nmode = 0o755").contains("artifact without `path`"));
+        assert!(err("[[artifact]]\npath = \"/x\"\n[artifact.sources]\n\"arm64\" = \"y\"").contains("not a platform"));
+    }
+}

@@ -1,0 +1,203 @@
+//! Image recipes (`images/<name>.toml`): which base, which platforms, which overlays, and the
+//! config edits. The format is documented in `docs/recipes.md`.
+
+use crate::error::{Error, IoContext, Result};
+use crate::keys;
+use crate::platform::Platform;
+use crate::reference::ImageRef;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone)]
+pub struct Recipe {
+    pub file: PathBuf,
+    pub base: String,
+    pub platforms: Vec<Platform>,
+    /// Keep index entries of other platforms verbatim instead of dropping them.
+    pub keep_other_platforms: bool,
+    pub overlays: Vec<String>,
+    pub config: ConfigEdits,
+}
+
+/// Edits to the image config, applied after the overlays' env.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ConfigEdits {
+    pub env: Vec<(String, String)>,
+    pub entrypoint: Option<Vec<String>>,
+    pub cmd: Option<Vec<String>>,
+    pub working_dir: Option<String>,
+    pub user: Option<String>,
+    pub labels: Vec<(String, String)>,
+    pub stop_signal: Option<String>,
+}
+
+const TOP_KEYS: &[&str] = &["overlays", "base", "config"];
+const BASE_KEYS: &[&str] = &["ref", "platforms", "keep_other_platforms"];
+const CONFIG_KEYS: &[&str] = &["env", "entrypoint", "cmd", "working_dir", "user", "labels", "stop_signal"];
+
+impl Recipe {
+    pub fn load(path: &Path) -> Result<Recipe> {
+        let text = std::fs::read_to_string(path).io_ctx("reading recipe", path)?;
+        Recipe::parse(&text, path)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Recipe> {
+        let file = path.display().to_string();
+        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| Error::input(&file, format!("not valid TOML: {}", one_line(e.message())), None))?;
+        keys::check(&file, "", &table, TOP_KEYS)?;
+
+        let overlays: Vec<String> = match table.get("overlays") {
+            Some(v) => keys::typed(&file, "`overlays` must be a list of overlay names", v.clone())?,
+            None => Vec::new(),
+        };
+        for (i, o) in overlays.iter().enumerate() {
+            if o.is_empty() || o.contains('/') || o.starts_with('.') {
+                return Err(Error::input(&file, format!("overlay name `{o}` is not a folder name under overlays/"), None));
+            }
+            if overlays[..i].contains(o) {
+                return Err(Error::input(&file, format!("overlay `{o}` is listed twice"), Some("each overlay is one layer; list it once".into())));
+            }
+        }
+
+        let base = table.get("base").and_then(|b| b.as_table()).ok_or_else(|| Error::input(&file, "missing [base] table", Some("add `[base]` with `ref = \"oci:DIR:TAG\"` and `platforms = [\"linux/arm64\"]`".into())))?;
+        keys::check(&file, "base", base, BASE_KEYS)?;
+        let base_ref: String = match base.get("ref") {
+            Some(v) => keys::typed(&file, "base.ref must be a string", v.clone())?,
+            None => return Err(Error::input(&file, "missing base.ref", Some("e.g. `ref = \"docker://nvcr.io/nvidia/vllm:25.11-py3@sha256:…\"`".into()))),
+        };
+        check_base_ref(&file, &base_ref)?;
+        let platforms: Vec<String> = match base.get("platforms") {
+            Some(v) => keys::typed(&file, "base.platforms must be a list like [\"linux/arm64\"]", v.clone())?,
+            None => return Err(Error::input(&file, "missing base.platforms", Some("e.g. `platforms = [\"linux/arm64\", \"linux/amd64\"]`".into()))),
+        };
+        let platforms = parse_platforms(&file, "base.platforms", &platforms)?;
+        let keep_other_platforms = match base.get("keep_other_platforms") {
+            Some(v) => keys::typed(&file, "base.keep_other_platforms must be true or false", v.clone())?,
+            None => false,
+        };
+
+        let config = match table.get("config") {
+            None => ConfigEdits::default(),
+            Some(v) => {
+                let t = v.as_table().ok_or_else(|| Error::input(&file, "`config` must be a table", None))?;
+                keys::check(&file, "config", t, CONFIG_KEYS)?;
+                parse_config(&file, t)?
+            }
+        };
+        Ok(Recipe { file: path.to_owned(), base: base_ref, platforms, keep_other_platforms, overlays, config })
+    }
+
+    /// `overlays/` next to the recipe's `images/` folder.
+    pub fn default_overlay_dir(&self) -> PathBuf {
+        let dir = self.file.parent().unwrap_or(Path::new("."));
+        dir.join("..").join("overlays")
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn check_base_ref(file: &str, r: &str) -> Result<()> {
+    let parsed = ImageRef::parse(r).map_err(|e| Error::input(file, format!("base.ref: {e}"), None))?;
+    if let ImageRef::Docker { reference } = parsed {
+        let pinned = reference.rsplit_once('@').is_some_and(|(_, d)| crate::digest::Digest::parse(d).is_some());
+        if !pinned {
+            return Err(Error::input(file, format!("base.ref `{r}` is not pinned by digest"), Some("append `@sha256:<digest>` (see docs/image.md, refreshing the base pin)".into())));
+        }
+    }
+    Ok(())
+}
+
+pub fn parse_platforms(file: &str, key: &str, list: &[String]) -> Result<Vec<Platform>> {
+    if list.is_empty() {
+        return Err(Error::input(file, format!("{key} is empty"), Some("keep at least one platform, e.g. \"linux/arm64\"".into())));
+    }
+    let mut out: Vec<Platform> = Vec::new();
+    for p in list {
+        let platform = Platform::parse(p).ok_or_else(|| Error::input(file, format!("{key}: `{p}` is not a platform"), Some("write `os/arch[/variant]`, e.g. `linux/arm64`".into())))?;
+        if out.contains(&platform) {
+            return Err(Error::input(file, format!("{key}: `{p}` is listed twice"), None));
+        }
+        out.push(platform);
+    }
+    Ok(out)
+}
+
+/// A valid environment variable name (POSIX portable set).
+pub fn valid_env_name(k: &str) -> bool {
+    !k.is_empty() && !k.starts_with(|c: char| c.is_ascii_digit()) && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// Reads an `env` table of strings, checking names.
+pub fn parse_env(file: &str, key: &str, v: &toml::Value) -> Result<Vec<(String, String)>> {
+    let t = v.as_table().ok_or_else(|| Error::input(file, format!("`{key}` must be a table of NAME = \"value\""), None))?;
+    let mut out = Vec::new();
+    for (k, val) in t {
+        if !valid_env_name(k) {
+            return Err(Error::input(file, format!("{key}: `{k}` is not a valid variable name"), Some("use letters, digits and `_`, not starting with a digit".into())));
+        }
+        let s = val.as_str().ok_or_else(|| Error::input(file, format!("{key}.{k} must be a string"), Some(format!("quote it: {k} = \"{val}\""))))?;
+        out.push((k.clone(), s.to_owned()));
+    }
+    Ok(out)
+}
+
+fn parse_config(file: &str, t: &toml::Table) -> Result<ConfigEdits> {
+    let strings = |key: &str| -> Result<Option<Vec<String>>> {
+        t.get(key).map(|v| keys::typed(file, &format!("config.{key} must be a list of strings (exec form)"), v.clone())).transpose()
+    };
+    let string = |key: &str| -> Result<Option<String>> { t.get(key).map(|v| keys::typed(file, &format!("config.{key} must be a string"), v.clone())).transpose() };
+    let env = t.get("env").map(|v| parse_env(file, "config.env", v)).transpose()?.unwrap_or_default();
+    let labels = match t.get("labels") {
+        None => Vec::new(),
+        Some(v) => {
+            let lt = v.as_table().ok_or_else(|| Error::input(file, "config.labels must be a table of \"key\" = \"value\"", None))?;
+            lt.iter()
+                .map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_owned())).ok_or_else(|| Error::input(file, format!("config.labels.\"{k}\" must be a string"), None)))
+                .collect::<Result<_>>()?
+        }
+    };
+    let working_dir = string("working_dir")?;
+    if let Some(w) = &working_dir {
+        if !w.starts_with('/') {
+            return Err(Error::input(file, format!("config.working_dir `{w}` is not absolute"), Some("write an absolute path such as `/workspace`".into())));
+        }
+    }
+    Ok(ConfigEdits { env, entrypoint: strings("entrypoint")?, cmd: strings("cmd")?, working_dir, user: string("user")?, labels, stop_signal: string("stop_signal")? })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        Recipe::parse(text, Path::new("images/x.toml")).unwrap_err().to_string()
+    }
+
+    const OK: &str = "overlays = [\"a\"]\n[base]\nref = \"oci:base:v1\"\nplatforms = [\"linux/arm64\"]\n";
+
+    #[test]
+    fn parses_a_minimal_recipe() {
+        let r = Recipe::parse(OK, Path::new("images/x.toml")).unwrap();
+        assert_eq!(r.overlays, vec!["a"]);
+        assert_eq!(r.platforms[0].to_string(), "linux/arm64");
+    }
+
+    #[test]
+    fn errors_name_file_key_and_fix() {
+        let e = err("[base]\nref = \"oci:b\"\nplaforms = [\"linux/arm64\"]\n");
+        assert!(e.starts_with("images/x.toml: unknown key `plaforms` in [base]") && e.contains("did you mean `platforms`?"), "{e}");
+        let e = err(&format!("{OK}[config]\nentrypiont = [\"/x\"]\n"));
+        assert!(e.contains("`entrypiont`") && e.contains("`entrypoint`"), "{e}");
+        assert!(err("[base]\nref = \"docker://nvcr.io/nvidia/vllm:25.11-py3\"\nplatforms = [\"linux/arm64\"]\n").contains("not pinned by digest"));
+        assert!(err("[base]\nref = \"oci:b\"\nplatforms = [\"linux-arm64\"]\n").contains("`linux-arm64` is not a platform"));
+        assert!(err("[base]\nref = \"oci:b\"\nplatforms = []\n").contains("base.platforms is empty"));
+        assert!(err(&format!("{OK}[config]\nenv = {{ \"1X\" = \"a\" }}\n")).contains("`1X` is not a valid variable name"));
+        assert!(err(&format!("{OK}[config]\nenv = {{ X = 1 }}\n")).contains("config.env.X must be a string"));
+        assert!(err(&format!("{OK}[config]\nentrypoint = \"/bin/sh -c x\"\n")).contains("exec form"));
+        assert!(err(&format!("{OK}[config]\nworking_dir = \"app\"\n")).contains("not absolute"));
+        assert!(err("overlays = [\"a\", \"a\"]\n[base]\nref = \"oci:b\"\nplatforms = [\"linux/arm64\"]\n").contains("listed twice"));
+        assert!(err("[base\n").contains("not valid TOML"));
+        assert!(err("overlays = []\n").contains("missing [base]"));
+    }
+}

@@ -1,0 +1,281 @@
+//! Credentials and the registry auth handshake: `WWW-Authenticate` challenges (Basic, Bearer
+//! with realm/service/scope), Docker's `config.json` (`auths`, `credsStore`, `credHelpers` via the
+//! `docker-credential-*` protocol) and explicit credentials from flags or the environment.
+//!
+//! Secrets live in [`Secret`], whose `Debug`/`Display` print `***`: nothing that formats a
+//! credential can leak it into a log, an error or `--json` output.
+
+use crate::error::{Error, Result};
+use base64::Engine as _;
+use serde_json::Value;
+use std::fmt;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// A password or token. Only [`Secret::expose`] gives the text, at the one place that sends it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Secret {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Credential {
+    /// Username and password (or a personal access token used as a password).
+    Basic { username: String, password: Secret },
+    /// An OAuth2 refresh token (`identitytoken` in config.json, `<token>` from a helper).
+    IdentityToken(Secret),
+    /// A ready bearer token sent as is (CI systems that mint one).
+    Bearer(Secret),
+}
+
+impl Credential {
+    pub fn basic_header(&self) -> Option<String> {
+        match self {
+            Credential::Basic { username, password } => {
+                Some(format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{username}:{}", password.expose()))))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Where credentials come from, in order: an explicit credential (flags, environment), then a
+/// Docker `config.json`.
+#[derive(Clone, Debug, Default)]
+pub struct CredentialStore {
+    /// Used for every registry when set (`--creds`, `SPARKCTL_REGISTRY_USER`/`_PASSWORD`/`_TOKEN`).
+    pub explicit: Option<Credential>,
+    /// `config.json` to read; `None` means `$DOCKER_CONFIG/config.json` or `~/.docker/config.json`.
+    pub config_file: Option<PathBuf>,
+}
+
+impl CredentialStore {
+    /// Explicit credentials from the environment (for CI): `SPARKCTL_REGISTRY_TOKEN`, or
+    /// `SPARKCTL_REGISTRY_USER` with `SPARKCTL_REGISTRY_PASSWORD`.
+    pub fn from_env() -> CredentialStore {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let explicit = match (var("SPARKCTL_REGISTRY_TOKEN"), var("SPARKCTL_REGISTRY_USER"), var("SPARKCTL_REGISTRY_PASSWORD")) {
+            (Some(t), _, _) => Some(Credential::Bearer(Secret::new(t))),
+            (None, Some(u), Some(p)) => Some(Credential::Basic { username: u, password: Secret::new(p) }),
+            _ => None,
+        };
+        CredentialStore { explicit, config_file: None }
+    }
+
+    fn config_path(&self) -> Option<PathBuf> {
+        if let Some(p) = &self.config_file {
+            return Some(p.clone());
+        }
+        if let Some(d) = std::env::var_os("DOCKER_CONFIG") {
+            return Some(PathBuf::from(d).join("config.json"));
+        }
+        std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker/config.json"))
+    }
+
+    /// The credential for `registry` (`host[:port]`, `docker.io` for Docker Hub), if any.
+    pub fn lookup(&self, registry: &str) -> Result<Option<Credential>> {
+        if let Some(c) = &self.explicit {
+            return Ok(Some(c.clone()));
+        }
+        let Some(path) = self.config_path() else { return Ok(None) };
+        let raw = match std::fs::read(&path) {
+            Ok(raw) => raw,
+            // No config file is the common anonymous case; an explicitly named one must exist.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && self.config_file.is_none() => return Ok(None),
+            Err(e) => return Err(Error::Io { context: "reading the registry credentials", path, source: e }),
+        };
+        let config: Value = serde_json::from_slice(&raw).map_err(|e| Error::input(path.display().to_string(), format!("not valid JSON: {e}"), None))?;
+        from_config(&config, registry, &path)
+    }
+}
+
+/// The keys Docker writes for a registry: `host`, `https://host`, and for Docker Hub `https://index.docker.io/v1/`.
+fn key_matches(key: &str, registry: &str) -> bool {
+    let host = key.trim_start_matches("https://").trim_start_matches("http://");
+    let host = host.split('/').next().unwrap_or(host);
+    host == registry || (registry == super::name::DOCKER_HUB && matches!(host, "index.docker.io" | "registry-1.docker.io"))
+}
+
+fn from_config(config: &Value, registry: &str, path: &Path) -> Result<Option<Credential>> {
+    let file = path.display().to_string();
+    let helper_for = config.get("credHelpers").and_then(Value::as_object).and_then(|h| h.iter().find(|(k, _)| key_matches(k, registry))).and_then(|(_, v)| v.as_str());
+    if let Some(helper) = helper_for {
+        return helper_get(helper, registry).map(Some);
+    }
+    let entry = config.get("auths").and_then(Value::as_object).and_then(|a| a.iter().find(|(k, _)| key_matches(k, registry)));
+    if let Some((key, entry)) = entry {
+        if let Some(t) = entry.get("identitytoken").and_then(Value::as_str).filter(|t| !t.is_empty()) {
+            return Ok(Some(Credential::IdentityToken(Secret::new(t))));
+        }
+        if let Some(auth) = entry.get("auth").and_then(Value::as_str).filter(|a| !a.is_empty()) {
+            let bad = || Error::input(&file, format!("`auths.{key}.auth` is not base64 of `user:password`"), Some(format!("run `docker login {registry}` again")));
+            let decoded = base64::engine::general_purpose::STANDARD.decode(auth.trim()).map_err(|_| bad())?;
+            let decoded = String::from_utf8(decoded).map_err(|_| bad())?;
+            let (u, p) = decoded.split_once(':').ok_or_else(bad)?;
+            return Ok(Some(Credential::Basic { username: u.to_owned(), password: Secret::new(p) }));
+        }
+        if let (Some(u), Some(p)) = (entry.get("username").and_then(Value::as_str), entry.get("password").and_then(Value::as_str)) {
+            return Ok(Some(Credential::Basic { username: u.to_owned(), password: Secret::new(p) }));
+        }
+    }
+    if let Some(store) = config.get("credsStore").and_then(Value::as_str).filter(|s| !s.is_empty()) {
+        // A store answers "not found" for registries it has nothing for: anonymous then.
+        return match helper_get(store, registry) {
+            Ok(c) => Ok(Some(c)),
+            Err(Error::Registry { status: Some(404), .. }) => Ok(None),
+            Err(e) => Err(e),
+        };
+    }
+    Ok(None)
+}
+
+/// `docker-credential-NAME get`: the server URL on stdin, `{"Username","Secret"}` on stdout.
+/// A `Username` of `<token>` marks an identity token. The helper's output is never echoed.
+fn helper_get(name: &str, registry: &str) -> Result<Credential> {
+    let program = format!("docker-credential-{name}");
+    let server = if registry == super::name::DOCKER_HUB { "https://index.docker.io/v1/".to_owned() } else { registry.to_owned() };
+    let fail = |status: Option<u16>, m: String| Error::Registry { reference: registry.to_owned(), status, message: m, hint: Some(format!("check `{program}` (named in the Docker config)")) };
+    let mut child = Command::new(&program)
+        .arg("get")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| fail(None, format!("cannot run the credential helper `{program}`: {e}")))?;
+    child.stdin.take().expect("piped").write_all(server.as_bytes()).map_err(|e| fail(None, format!("writing to `{program}`: {e}")))?;
+    let out = child.wait_with_output().map_err(|e| fail(None, format!("waiting for `{program}`: {e}")))?;
+    if !out.status.success() {
+        let text = String::from_utf8_lossy(&out.stdout);
+        // The protocol's answer for an unknown server; anything else is a failure (text not shown: it may hold a secret).
+        if text.contains("credentials not found") {
+            return Err(fail(Some(404), format!("`{program}` has no credentials for {server}")));
+        }
+        return Err(fail(None, format!("`{program} get` failed ({})", out.status)));
+    }
+    let v: Value = serde_json::from_slice(&out.stdout).map_err(|_| fail(None, format!("`{program} get` did not print the JSON the helper protocol specifies")))?;
+    let user = v.get("Username").and_then(Value::as_str).unwrap_or_default();
+    let secret = v.get("Secret").and_then(Value::as_str).ok_or_else(|| fail(None, format!("`{program} get` printed no `Secret`")))?;
+    Ok(if user == "<token>" { Credential::IdentityToken(Secret::new(secret)) } else { Credential::Basic { username: user.to_owned(), password: Secret::new(secret) } })
+}
+
+/// A parsed `WWW-Authenticate` header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Challenge {
+    Basic,
+    Bearer { realm: String, service: Option<String>, scope: Option<String> },
+}
+
+impl Challenge {
+    pub fn parse(header: &str) -> Option<Challenge> {
+        let header = header.trim();
+        let (scheme, params) = header.split_once(' ').unwrap_or((header, ""));
+        match scheme.to_ascii_lowercase().as_str() {
+            "basic" => Some(Challenge::Basic),
+            "bearer" => {
+                let params = parse_params(params);
+                let get = |k: &str| params.iter().find(|(n, _)| n.eq_ignore_ascii_case(k)).map(|(_, v)| v.clone());
+                Some(Challenge::Bearer { realm: get("realm")?, service: get("service"), scope: get("scope") })
+            }
+            _ => None,
+        }
+    }
+}
+
+/// `k="v",k2=v2` with quoted strings that may hold commas and `\"`.
+fn parse_params(s: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut chars = s.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| *c == ',' || c.is_whitespace()) {
+            chars.next();
+        }
+        let key: String = chars.by_ref().take_while(|c| *c != '=').collect::<String>().trim().to_owned();
+        if key.is_empty() {
+            return out;
+        }
+        let mut value = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => value.extend(chars.next()),
+                    '"' => break,
+                    c => value.push(c),
+                }
+            }
+        } else {
+            while let Some(c) = chars.peek().copied() {
+                if c == ',' {
+                    break;
+                }
+                value.push(c);
+                chars.next();
+            }
+            value = value.trim().to_owned();
+        }
+        out.push((key, value));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_challenges() {
+        let h = r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/ubuntu:pull,push""#;
+        assert_eq!(
+            Challenge::parse(h),
+            Some(Challenge::Bearer { realm: "https://auth.docker.io/token".into(), service: Some("registry.docker.io".into()), scope: Some("repository:library/ubuntu:pull,push".into()) })
+        );
+        assert_eq!(Challenge::parse(r#"Basic realm="basic-realm""#), Some(Challenge::Basic));
+        assert_eq!(Challenge::parse(r#"bearer realm=https://x/t"#), Some(Challenge::Bearer { realm: "https://x/t".into(), service: None, scope: None }));
+        assert_eq!(Challenge::parse("Bearer service=x"), None, "a bearer challenge needs a realm");
+        assert_eq!(Challenge::parse("Negotiate"), None);
+    }
+
+    #[test]
+    fn secrets_never_format() {
+        let c = Credential::Basic { username: "ci".into(), password: Secret::new("hunter2-secret") };
+        let shown = format!("{c:?} {:?} {}", Secret::new("tok-secret"), Secret::new("tok-secret"));
+        assert!(!shown.contains("hunter2") && !shown.contains("tok-secret"), "{shown}");
+        assert!(shown.contains("ci"), "the username may show: {shown}");
+    }
+
+    #[test]
+    fn reads_docker_config_auths() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        let auth = base64::engine::general_purpose::STANDARD.encode("alice:pa:ss");
+        std::fs::write(&path, format!(r#"{{"auths":{{"https://index.docker.io/v1/":{{"auth":"{auth}"}},"127.0.0.1:5000":{{"identitytoken":"idt"}}}}}}"#)).unwrap();
+        let store = CredentialStore { explicit: None, config_file: Some(path) };
+        assert_eq!(store.lookup("docker.io").unwrap(), Some(Credential::Basic { username: "alice".into(), password: Secret::new("pa:ss") }));
+        assert_eq!(store.lookup("127.0.0.1:5000").unwrap(), Some(Credential::IdentityToken(Secret::new("idt"))));
+        assert_eq!(store.lookup("ghcr.io").unwrap(), None);
+    }
+
+    #[test]
+    fn a_named_config_file_must_exist() {
+        let store = CredentialStore { explicit: None, config_file: Some("/nonexistent/config.json".into()) };
+        let e = store.lookup("x.io").unwrap_err().to_string();
+        assert!(e.contains("/nonexistent/config.json"), "{e}");
+    }
+}

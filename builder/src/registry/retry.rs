@@ -1,0 +1,64 @@
+//! Backoff for transient failures: connection errors, 429 (honouring `Retry-After`) and 5xx.
+
+use std::hash::BuildHasher;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Tries in all, the first included (1 = no retry).
+    pub attempts: u32,
+    pub base: Duration,
+    pub max: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy { attempts: 5, base: Duration::from_millis(250), max: Duration::from_secs(20) }
+    }
+}
+
+impl RetryPolicy {
+    /// Wait before retry number `retry` (1-based): exponential with full jitter, at least what
+    /// the server asked for with `Retry-After` (capped at `max`).
+    pub fn delay(&self, retry: u32, retry_after: Option<Duration>) -> Duration {
+        let ceiling = self.base.saturating_mul(1 << retry.min(16)).min(self.max);
+        // Jitter spreads parallel transfers that failed together; RandomState is seeded per process.
+        let r = std::collections::hash_map::RandomState::new().hash_one(retry);
+        let jittered = ceiling.mul_f64(0.5 + (r % 1000) as f64 / 2000.0);
+        retry_after.map_or(jittered, |ra| ra.min(self.max).max(jittered))
+    }
+
+    /// Whether an HTTP status is worth retrying.
+    pub fn retryable(status: u16) -> bool {
+        matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
+    }
+}
+
+/// `Retry-After` in seconds (the HTTP-date form is rare from registries and treated as absent).
+pub fn parse_retry_after(v: Option<&str>) -> Option<Duration> {
+    v?.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_grow_are_jittered_and_capped() {
+        let p = RetryPolicy { attempts: 5, base: Duration::from_millis(100), max: Duration::from_secs(1) };
+        for retry in 1..10 {
+            let d = p.delay(retry, None);
+            let ceiling = Duration::from_millis(100 * (1 << retry)).min(Duration::from_secs(1));
+            assert!(d <= ceiling && d >= ceiling / 2, "retry {retry}: {d:?}");
+        }
+        assert_eq!(p.delay(1, Some(Duration::from_secs(30))), Duration::from_secs(1), "Retry-After is capped");
+        assert!(p.delay(1, Some(Duration::from_millis(900))) >= Duration::from_millis(900), "Retry-After is honoured");
+    }
+
+    #[test]
+    fn retry_after_seconds() {
+        assert_eq!(parse_retry_after(Some(" 3 ")), Some(Duration::from_secs(3)));
+        assert_eq!(parse_retry_after(Some("Wed, 21 Oct 2015 07:28:00 GMT")), None);
+        assert!(RetryPolicy::retryable(429) && RetryPolicy::retryable(503) && !RetryPolicy::retryable(404));
+    }
+}

@@ -1,0 +1,188 @@
+//! Reading a base image: its index (if any), platform manifests and configs, verified; layer
+//! blobs stay where they are until an output asks for them (DESIGN invariant 1).
+
+mod archive;
+mod layout;
+
+pub use archive::ArchiveSource;
+pub use layout::LayoutSource;
+
+use crate::descriptor::Descriptor;
+use crate::digest::{verify_bytes, Digest};
+use crate::error::{Error, Result};
+use crate::media;
+use crate::reference::ImageRef;
+use serde_json::Value;
+use std::io::Read;
+use std::path::Path;
+
+/// Where the blobs of an image come from. Implementations: an OCI layout directory, a tar archive
+/// (oci-archive, docker-archive), a registry (the registry module).
+pub trait BlobSource: Send + Sync {
+    /// Human name of the source for errors, e.g. `oci:/tmp/base:latest`.
+    fn name(&self) -> &str;
+    /// Streams a blob. The caller verifies (wrap in `VerifyingReader`); `read_verified` does it for small blobs.
+    fn open(&self, desc: &Descriptor) -> Result<Box<dyn Read + Send + '_>>;
+    /// Hard-links the blob to `dest` without reading it, when the source is a file on this
+    /// machine; `Ok(false)` when it cannot (the caller then streams it).
+    fn link_to(&self, _desc: &Descriptor, _dest: &Path) -> Result<bool> {
+        Ok(false)
+    }
+    /// Reads a small blob (manifest, config, index) whole, verified against its descriptor.
+    fn read_verified(&self, desc: &Descriptor) -> Result<Vec<u8>> {
+        const LIMIT: u64 = 64 << 20;
+        if desc.size > LIMIT {
+            return Err(Error::malformed(self.name(), format!("{} is {} bytes, too large for a manifest or config", desc.digest, desc.size)));
+        }
+        let mut bytes = Vec::with_capacity(desc.size as usize);
+        self.open(desc)?.take(desc.size + 1).read_to_end(&mut bytes).map_err(|e| Error::Io {
+            context: "reading blob from",
+            path: self.name().into(),
+            source: e,
+        })?;
+        verify_bytes(&bytes, &desc.digest, desc.size, self.name())?;
+        Ok(bytes)
+    }
+}
+
+/// One platform image of the base: its manifest and config, raw and parsed.
+#[derive(Debug, Clone)]
+pub struct BaseManifest {
+    pub desc: Descriptor,
+    pub raw: Vec<u8>,
+    pub json: Value,
+    pub config_desc: Descriptor,
+    pub config_raw: Vec<u8>,
+    pub layers: Vec<Descriptor>,
+}
+
+/// The top of the base: an index (multi-platform) or one manifest.
+#[derive(Debug, Clone)]
+pub enum BaseTop {
+    Index { desc: Descriptor, raw: Vec<u8>, json: Value },
+    Manifest,
+}
+
+/// A base image, read shallowly: everything but the layer contents.
+pub struct BaseImage {
+    pub top: BaseTop,
+    /// Entries of the index in their order (or the single manifest): runnable images are
+    /// `Some(manifest)`; other entries (attestations, unknown platforms) are `None`, kept as raw descriptors.
+    pub entries: Vec<(Descriptor, Option<BaseManifest>)>,
+    pub source: Box<dyn BlobSource>,
+}
+
+impl BaseImage {
+    /// Reads the top descriptor's blob and everything under it that a build needs.
+    pub fn read(source: Box<dyn BlobSource>, top: Descriptor) -> Result<BaseImage> {
+        if media::is_index(&top.media_type) {
+            let raw = source.read_verified(&top)?;
+            let json: Value = parse_json(&raw, source.name(), "index")?;
+            let list = json.get("manifests").and_then(Value::as_array).ok_or_else(|| Error::malformed(source.name(), "index without `manifests`"))?;
+            let mut entries = Vec::new();
+            for m in list {
+                let desc = Descriptor::from_json(m, source.name())?;
+                let manifest = if media::is_manifest(&desc.media_type) && !desc.is_attestation() && desc.platform.is_some() {
+                    Some(read_manifest(source.as_ref(), &desc)?)
+                } else {
+                    None
+                };
+                entries.push((desc, manifest));
+            }
+            Ok(BaseImage { top: BaseTop::Index { desc: top, raw, json }, entries, source })
+        } else if media::is_manifest(&top.media_type) {
+            let manifest = read_manifest(source.as_ref(), &top)?;
+            Ok(BaseImage { top: BaseTop::Manifest, entries: vec![(top, Some(manifest))], source })
+        } else {
+            Err(Error::MediaType {
+                source_name: source.name().into(),
+                what: "the image".into(),
+                found: top.media_type.clone(),
+                expected: "an OCI/Docker index or manifest".into(),
+            })
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        self.source.name()
+    }
+
+    /// The digest that identifies the base (index digest, or manifest digest when single).
+    pub fn digest(&self) -> &Digest {
+        match &self.top {
+            BaseTop::Index { desc, .. } => &desc.digest,
+            BaseTop::Manifest => &self.entries[0].0.digest,
+        }
+    }
+}
+
+fn parse_json(raw: &[u8], source_name: &str, what: &str) -> Result<Value> {
+    serde_json::from_slice(raw).map_err(|e| Error::malformed(source_name, format!("{what} is not valid JSON: {e}")))
+}
+
+/// Reads and verifies one platform manifest and its config.
+pub fn read_manifest(source: &dyn BlobSource, desc: &Descriptor) -> Result<BaseManifest> {
+    let raw = source.read_verified(desc)?;
+    let json = parse_json(&raw, source.name(), "manifest")?;
+    if let Some(mt) = json.get("mediaType").and_then(Value::as_str) {
+        if mt != desc.media_type {
+            return Err(Error::MediaType { source_name: source.name().into(), what: format!("manifest {}", desc.digest), found: mt.into(), expected: format!("`{}` as its descriptor says", desc.media_type) });
+        }
+    }
+    let config_desc = Descriptor::from_json(json.get("config").ok_or_else(|| Error::malformed(source.name(), format!("manifest {} has no config", desc.digest)))?, source.name())?;
+    if !media::is_config(&config_desc.media_type) {
+        return Err(Error::MediaType { source_name: source.name().into(), what: format!("config of {}", desc.digest), found: config_desc.media_type.clone(), expected: format!("`{}` or `{}`", media::OCI_CONFIG, media::DOCKER_CONFIG) });
+    }
+    let config_raw = source.read_verified(&config_desc)?;
+    parse_json(&config_raw, source.name(), "config")?;
+    let layers = json
+        .get("layers")
+        .and_then(Value::as_array)
+        .ok_or_else(|| Error::malformed(source.name(), format!("manifest {} has no layers", desc.digest)))?
+        .iter()
+        .map(|l| Descriptor::from_json(l, source.name()))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(BaseManifest { desc: desc.clone(), raw, json, config_desc, config_raw, layers })
+}
+
+/// Opens a base from a local reference (`oci:`, `oci-archive:`, `docker-archive:`).
+/// `docker://` bases are opened by the registry module.
+pub fn open_local(r: &ImageRef) -> Result<BaseImage> {
+    match r {
+        ImageRef::Oci { dir, tag } => {
+            let src = LayoutSource::open(dir, r.to_string())?;
+            let top = src.resolve(tag.as_deref())?;
+            BaseImage::read(Box::new(src), top)
+        }
+        ImageRef::OciArchive { file, tag } => {
+            let src = ArchiveSource::open(file, r.to_string())?;
+            let top = src.resolve_oci(tag.as_deref())?;
+            BaseImage::read(Box::new(src), top)
+        }
+        ImageRef::DockerArchive { file, name } => {
+            let src = ArchiveSource::open(file, r.to_string())?;
+            let top = src.resolve_docker(name.as_deref())?;
+            BaseImage::read(Box::new(src), top)
+        }
+        ImageRef::Docker { .. } => Err(Error::Reference { reference: r.to_string(), message: "registry bases are not opened here".into() }),
+    }
+}
+
+/// Picks the entry of an `index.json` for a tag: by `org.opencontainers.image.ref.name`, or the
+/// only entry when no tag is given.
+pub fn select_from_index_json(index: &Value, tag: Option<&str>, source_name: &str) -> Result<Descriptor> {
+    let manifests = index.get("manifests").and_then(Value::as_array).ok_or_else(|| Error::malformed(source_name, "index.json without `manifests`"))?;
+    let descs = manifests.iter().map(|m| Descriptor::from_json(m, source_name)).collect::<Result<Vec<_>>>()?;
+    let names: Vec<String> = descs.iter().filter_map(|d| d.annotation("org.opencontainers.image.ref.name").map(str::to_owned)).collect();
+    match tag {
+        Some(t) => descs.into_iter().find(|d| d.annotation("org.opencontainers.image.ref.name") == Some(t)).ok_or_else(|| Error::Reference {
+            reference: source_name.into(),
+            message: format!("no image tagged `{t}` (tags: {})", if names.is_empty() { "none".into() } else { names.join(", ") }),
+        }),
+        None if descs.len() == 1 => Ok(descs.into_iter().next().expect("one")),
+        None => Err(Error::Reference {
+            reference: source_name.into(),
+            message: format!("{} images in the layout; name one with `:TAG` (tags: {})", descs.len(), names.join(", ")),
+        }),
+    }
+}

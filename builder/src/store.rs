@@ -1,0 +1,120 @@
+//! A content-addressed blob store (`<root>/blobs/sha256/<hex>`, the OCI layout shape): new layers
+//! are written here once and hard-linked into layout outputs; the registry client caches base
+//! blobs here. A blob is only ever renamed into place after its digest and size were verified.
+
+use crate::digest::{unwrap_io, Digest, HashingWriter, VerifyingReader};
+use crate::error::{Error, IoContext, Result};
+use std::fs;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone)]
+pub struct BlobStore {
+    root: PathBuf,
+}
+
+impl BlobStore {
+    pub fn open(root: impl Into<PathBuf>) -> Result<BlobStore> {
+        let root = root.into();
+        let dir = root.join("blobs/sha256");
+        fs::create_dir_all(&dir).io_ctx("creating the blob store", &dir)?;
+        fs::create_dir_all(root.join("tmp")).io_ctx("creating the blob store", root.join("tmp"))?;
+        Ok(BlobStore { root })
+    }
+
+    /// `$SPARKCTL_STORE`, else `$XDG_CACHE_HOME/sparkctl`, else `~/.cache/sparkctl`.
+    pub fn default_root() -> PathBuf {
+        if let Some(p) = std::env::var_os("SPARKCTL_STORE") {
+            return PathBuf::from(p);
+        }
+        let cache = std::env::var_os("XDG_CACHE_HOME").map(PathBuf::from).or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")));
+        cache.unwrap_or_else(|| PathBuf::from("/tmp")).join("sparkctl")
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn path(&self, digest: &Digest) -> PathBuf {
+        self.root.join(digest.layout_path())
+    }
+
+    /// Present with the right size (content was verified when it was put here).
+    pub fn has(&self, digest: &Digest, size: u64) -> bool {
+        fs::metadata(self.path(digest)).is_ok_and(|m| m.len() == size)
+    }
+
+    /// A temp file inside the store, on the same filesystem as the blobs (for the final rename).
+    pub fn temp_file(&self) -> Result<tempfile::NamedTempFile> {
+        let dir = self.root.join("tmp");
+        tempfile::NamedTempFile::new_in(&dir).io_ctx("creating a temp file in", &dir)
+    }
+
+    pub fn put_bytes(&self, bytes: &[u8]) -> Result<Digest> {
+        let digest = Digest::of(bytes);
+        if !self.has(&digest, bytes.len() as u64) {
+            let mut tmp = self.temp_file()?;
+            tmp.write_all(bytes).io_ctx("writing", tmp.path().to_owned())?;
+            self.commit(tmp, &digest)?;
+        }
+        Ok(digest)
+    }
+
+    /// Copies a blob from a reader, verifying digest and size on the way; nothing lands in the
+    /// store unless both match.
+    pub fn put_verified(&self, reader: impl Read, digest: &Digest, size: u64, source_name: &str) -> Result<PathBuf> {
+        if self.has(digest, size) {
+            return Ok(self.path(digest));
+        }
+        let mut tmp = self.temp_file()?;
+        let mut r = VerifyingReader::new(reader, digest.clone(), size, source_name);
+        io::copy(&mut r, tmp.as_file_mut()).map_err(|e| unwrap_io(e, "copying a blob into", tmp.path()))?;
+        self.commit(tmp, digest)
+    }
+
+    /// Moves a finished temp file to its digest path (the caller computed `digest` over its bytes).
+    pub fn commit(&self, tmp: tempfile::NamedTempFile, digest: &Digest) -> Result<PathBuf> {
+        let dest = self.path(digest);
+        tmp.as_file().sync_all().io_ctx("syncing", tmp.path().to_owned())?;
+        tmp.persist(&dest).map_err(|e| Error::Io { context: "storing blob", path: dest.clone(), source: e.error })?;
+        Ok(dest)
+    }
+
+    /// A writer that hashes what it stores; `finish` renames it to its digest.
+    pub fn writer(&self) -> Result<StoreWriter<'_>> {
+        Ok(StoreWriter { store: self, inner: HashingWriter::new(io::BufWriter::new(self.temp_file()?)) })
+    }
+}
+
+pub struct StoreWriter<'a> {
+    store: &'a BlobStore,
+    inner: HashingWriter<io::BufWriter<tempfile::NamedTempFile>>,
+}
+
+impl StoreWriter<'_> {
+    pub fn finish(self) -> Result<(Digest, u64)> {
+        let (buf, digest, size) = self.inner.finish();
+        let tmp = buf.into_inner().map_err(|e| Error::Io { context: "flushing a blob", path: PathBuf::new(), source: e.into_error() })?;
+        self.store.commit(tmp, &digest)?;
+        Ok((digest, size))
+    }
+}
+
+impl Write for StoreWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.inner.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Places `src` at `dest` by hard link when both sit on one filesystem, else by copy.
+/// Returns true when linked (no bytes were read).
+pub fn link_or_copy(src: &Path, dest: &Path) -> Result<bool> {
+    if fs::hard_link(src, dest).is_ok() {
+        return Ok(true);
+    }
+    fs::copy(src, dest).io_ctx("copying blob to", dest)?;
+    Ok(false)
+}
