@@ -1,0 +1,260 @@
+"""Switch cuDNN off in every Python process of the container that imports torch (GB10 / sm_121).
+
+GB10 (DGX Spark, compute capability 12.1) lacked cuDNN Conv3d kernels: vision encoders that run a
+Conv3d patch embedding fail there unless cuDNN is off. The field fix was a `sitecustomize.py`
+that imports torch and sets `torch.backends.cudnn.enabled = False`; that makes every Python
+process of the container (pip, Ray's dashboard agents, shell helpers) pay for a torch import.
+
+This module does it lazily instead: `install()` puts a finder at the front of `sys.meta_path`
+that does nothing until something imports `torch`; then, right after torch's own `__init__` ran,
+it applies the switch. Interpreter start costs one small module and no torch import.
+
+The switch is `SPARK_CUDNN`, read when torch is imported:
+  off   cuDNN disabled
+  on    cuDNN left as torch has it (the hook does nothing)
+  auto  (default) disabled only when a GPU of the machine is one whose cuDNN needs it (sm_121)
+
+`auto` asks NVML (libnvidia-ml, the driver's management library) for the compute capabilities,
+as vLLM's own NVML platform does, because NVML does not create a CUDA context: asking torch
+(`torch.cuda.get_device_capability`) would initialise CUDA in the API server and break the
+fork-based workers that vLLM starts later. The answer is stored in `SPARK_CUDNN_GPU_CC`
+(e.g. `12.1`, or `none`) so child processes that inherit the environment skip the probe; a
+launcher that knows the answer may set it up front.
+
+Loaded two ways, both idempotent: `sitecustomize.py` beside this file (found through
+`PYTHONPATH`, any Python version) and a `.pth` file in Debian/Ubuntu's version-independent
+`/usr/lib/python3/dist-packages` (processes started with a scrubbed environment, `python -E/-I`).
+
+Uses only `sys` and `os` at start (both already imported by `site`); nothing here may raise into
+the interpreter start or into `import torch`.
+"""
+
+import os
+import sys
+
+ENV = "SPARK_CUDNN"
+CACHE_ENV = "SPARK_CUDNN_GPU_CC"
+MODES = ("off", "on", "auto")
+DEFAULT_MODE = "auto"
+# Compute capabilities whose cuDNN lacks kernels that vLLM's models need: GB10 (DGX Spark).
+NEEDS_OFF = frozenset([(12, 1)])
+
+# What the hook decided in this process, for `python -m sparkctl_cudnn` and for tests.
+state = {"installed": False, "torch_seen": False, "mode": None, "gpus": None, "disabled": None, "error": None}
+
+
+def _warn(message):
+    try:
+        sys.stderr.write("sparkctl cudnn hook: %s\n" % message)
+    except Exception:
+        pass
+
+
+def read_mode(environ=None):
+    """Returns (mode, warning): the mode from `SPARK_CUDNN`, `auto` when unset or invalid."""
+    environ = os.environ if environ is None else environ
+    raw = environ.get(ENV)
+    if raw is None or raw.strip() == "":
+        return DEFAULT_MODE, None
+    value = raw.strip().lower()
+    if value in MODES:
+        return value, None
+    return DEFAULT_MODE, "%s=`%s` is not one of off|on|auto; using auto" % (ENV, raw)
+
+
+def parse_capabilities(text):
+    """`12.1,9.0` → [(12, 1), (9, 0)]; `none` → []; anything else → None (probe again)."""
+    text = text.strip()
+    if text == "none":
+        return []
+    caps = []
+    for part in text.split(","):
+        major, dot, minor = part.strip().partition(".")
+        if not dot or not major.isdigit() or not minor.isdigit():
+            return None
+        caps.append((int(major), int(minor)))
+    return caps or None
+
+
+def format_capabilities(caps):
+    return ",".join("%d.%d" % c for c in caps) if caps else "none"
+
+
+def nvml_capabilities():
+    """Compute capabilities of the GPUs NVML sees, without creating a CUDA context.
+
+    Returns [] when there is no driver or no GPU (then cuDNN is irrelevant)."""
+    import ctypes
+
+    try:
+        nvml = ctypes.CDLL("libnvidia-ml.so.1")
+    except OSError:
+        return []
+    if nvml.nvmlInit_v2() != 0:
+        return []
+    try:
+        count = ctypes.c_uint(0)
+        if nvml.nvmlDeviceGetCount_v2(ctypes.byref(count)) != 0:
+            return []
+        caps = []
+        for index in range(count.value):
+            handle = ctypes.c_void_p()
+            if nvml.nvmlDeviceGetHandleByIndex_v2(index, ctypes.byref(handle)) != 0:
+                continue
+            major, minor = ctypes.c_int(0), ctypes.c_int(0)
+            if nvml.nvmlDeviceGetCudaComputeCapability(handle, ctypes.byref(major), ctypes.byref(minor)) == 0:
+                caps.append((major.value, minor.value))
+        return caps
+    finally:
+        nvml.nvmlShutdown()
+
+
+def gpu_capabilities(environ=None, probe=None):
+    """The machine's compute capabilities: from `SPARK_CUDNN_GPU_CC` if set, else probed (and stored)."""
+    environ = os.environ if environ is None else environ
+    cached = environ.get(CACHE_ENV)
+    if cached is not None:
+        caps = parse_capabilities(cached)
+        if caps is not None:
+            return caps
+        _warn("%s=`%s` is not like `12.1` or `none`; probing NVML" % (CACHE_ENV, cached))
+    caps = (probe or nvml_capabilities)()
+    environ[CACHE_ENV] = format_capabilities(caps)
+    return caps
+
+
+def should_disable(mode, capabilities):
+    """The decision, pure: `capabilities` is a callable so `off`/`on` never probe."""
+    if mode == "off":
+        return True
+    if mode == "on":
+        return False
+    return any(c in NEEDS_OFF for c in capabilities())
+
+
+def apply(torch_module, environ=None, probe=None):
+    """Runs right after `import torch` finished: disables cuDNN when the mode says so."""
+    environ = os.environ if environ is None else environ
+    state["torch_seen"] = True
+    mode, warning = read_mode(environ)
+    state["mode"] = mode
+    if warning:
+        _warn(warning)
+
+    def capabilities():
+        state["gpus"] = gpu_capabilities(environ, probe)
+        return state["gpus"]
+
+    try:
+        disable = should_disable(mode, capabilities)
+        state["disabled"] = disable
+        if disable:
+            import importlib
+
+            # torch replaces this module by an object whose `enabled` is a property over the
+            # global flag (torch._C._set_cudnn_enabled): setting it needs no CUDA.
+            cudnn = importlib.import_module(torch_module.__name__ + ".backends.cudnn")
+            cudnn.enabled = False
+    except Exception as e:  # never break `import torch`
+        state["error"] = repr(e)
+        _warn("could not apply %s=%s: %r" % (ENV, mode, e))
+
+
+class TorchImportHook(object):
+    """A meta-path finder that finds nothing itself: it lets the other finders locate `torch` and
+    wraps that loader's `exec_module`, so `apply` runs once torch's `__init__` is done."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != "torch":
+            return None
+        spec = None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(fullname, path, target)
+            if spec is not None:
+                break
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        original = spec.loader.exec_module
+        hook = self
+
+        def exec_module(module):
+            original(module)
+            if hook in sys.meta_path:
+                sys.meta_path.remove(hook)
+            apply(module)
+
+        try:
+            # On this loader instance only (torch's own): the module keeps its real loader type.
+            spec.loader.exec_module = exec_module
+        except (AttributeError, TypeError):
+            return spec
+        return spec
+
+    # Python < 3.4 finders; harmless elsewhere.
+    def find_module(self, fullname, path=None):
+        return None
+
+
+def install():
+    """Idempotent: the sitecustomize and the .pth routes may both run in one process."""
+    if state["installed"]:
+        return
+    state["installed"] = True
+    if "torch" in sys.modules:  # imported before us (another .pth): apply now
+        apply(sys.modules["torch"])
+        return
+    sys.meta_path.insert(0, TorchImportHook())
+
+
+def chain_sitecustomize(own_file):
+    """Runs the `sitecustomize` that ours shadows: the next one on `sys.path` after our folder
+    (e.g. Debian's `/usr/lib/python3.X/sitecustomize.py`), so the base image's keeps working."""
+    own_dir = os.path.realpath(os.path.dirname(own_file))
+    rest, seen = [], False
+    for entry in sys.path:
+        real = os.path.realpath(entry or os.getcwd())
+        if real == own_dir:
+            seen = True
+        elif seen:
+            rest.append(entry)
+    if not seen:
+        return None
+    # importlib.machinery.PathFinder is on sys.meta_path already; importing importlib.util for
+    # module_from_spec would cost ~3 ms per interpreter start (contextlib, functools, ...).
+    finder = next((f for f in sys.meta_path if getattr(f, "__name__", None) == "PathFinder"), None)
+    if finder is None:
+        from importlib.machinery import PathFinder as finder
+    spec = finder.find_spec("sitecustomize", rest)
+    if spec is None or spec.loader is None:
+        return None
+    module = spec.loader.create_module(spec) if hasattr(spec.loader, "create_module") else None
+    if module is None:
+        module = type(sys)(spec.name)
+    module.__spec__, module.__loader__ = spec, spec.loader
+    if spec.has_location:
+        module.__file__, module.__cached__ = spec.origin, spec.cached
+    spec.loader.exec_module(module)
+    return module
+
+
+def report():
+    """One line per fact, for `python -m sparkctl_cudnn` (the entrypoint and doctor may call it)."""
+    hooked = sys.modules.get("sparkctl_cudnn")  # the copy sitecustomize or the .pth loaded
+    live = hooked.state if hooked is not None else state
+    mode, warning = read_mode()
+    lines = ["installed: %s" % ("yes" if live["installed"] else "no"), "mode: %s" % mode]
+    if warning:
+        lines.append("warning: %s" % warning)
+    if mode == "auto":
+        caps = gpu_capabilities(dict(os.environ))
+        lines.append("gpus: %s" % format_capabilities(caps))
+        lines.append("cudnn: %s" % ("off" if should_disable(mode, lambda: caps) else "on"))
+    else:
+        lines.append("cudnn: %s" % ("off" if mode == "off" else "on"))
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(report())
