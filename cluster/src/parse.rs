@@ -19,7 +19,7 @@ pub fn parse_file(path: &Path) -> Result<Cluster> {
 pub fn parse_str(text: &str, file: &Path) -> Result<Cluster> {
     let doc: Table = text.parse().map_err(|e: toml::de::Error| {
         let line = e.span().map(|s| text[..s.start].lines().count().max(1)).unwrap_or(1);
-        Error::Syntax { file: file.to_owned(), line, message: e.message().trim().to_owned() }
+        Error::Syntax { file: file.to_owned(), line, message: e.message().trim().replace('\n', "; ") }
     })?;
     let cluster = Walker { file: file.to_owned() }.cluster(&doc)?;
     crate::validate::validate(&cluster)?;

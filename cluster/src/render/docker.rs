@@ -4,6 +4,15 @@
 use crate::model::{defaults, Cluster};
 use crate::shell;
 
+/// Shell-quotes one word; `=` needs no quotes after the command word (`--ulimit memlock=-1`).
+fn word(arg: &str) -> String {
+    if !arg.is_empty() && arg.split('=').all(|part| part.is_empty() || shell::quote(part) == part) {
+        arg.to_owned()
+    } else {
+        shell::quote(arg)
+    }
+}
+
 /// The arguments after `docker`, in a fixed order.
 pub fn docker_args(c: &Cluster) -> Vec<String> {
     let mut args: Vec<String> = [
@@ -47,28 +56,23 @@ pub fn render(header: &[String], c: &Cluster) -> String {
     for line in header {
         out.push_str(&format!("# {line}\n"));
     }
-    out.push_str("docker");
-    // One option (with its value) per line, for people reading the command.
+    // `docker run`, then one option (with its value) per line, the image last, for people.
     let args = docker_args(c);
+    let (image, options) = args[1..].split_last().expect("docker_args ends with the image");
+    out.push_str("docker run");
     let mut i = 0;
-    while i < args.len() {
-        let arg = &args[i];
-        let takes_value = arg.starts_with("--") && arg != "--rm" && i + 1 < args.len();
-        if i == 0 || !arg.starts_with("--") {
+    while i < options.len() {
+        out.push_str(" \\\n    ");
+        out.push_str(&word(&options[i]));
+        if let Some(value) = options.get(i + 1).filter(|v| !v.starts_with("--")) {
             out.push(' ');
-            out.push_str(&shell::quote(arg));
-            i += 1;
-        } else {
-            out.push_str(" \\\n    ");
-            out.push_str(&shell::quote(arg));
-            if takes_value {
-                out.push(' ');
-                out.push_str(&shell::quote(&args[i + 1]));
-                i += 1;
-            }
+            out.push_str(&word(value));
             i += 1;
         }
+        i += 1;
     }
+    out.push_str(" \\\n    ");
+    out.push_str(&word(image));
     out.push('\n');
     out
 }

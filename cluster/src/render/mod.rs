@@ -36,14 +36,14 @@ impl Format {
         ("systemd", Format::Systemd),
     ];
 
-    /// Where the rendered file goes on a DGX OS node.
-    pub fn install_path(self, c: &Cluster) -> String {
+    /// Where the rendered file goes on a DGX OS node (`None`: a command, not a file).
+    pub fn install_path(self, c: &Cluster) -> Option<String> {
         match self {
-            Format::Netplan => "/etc/netplan/40-cx7.yaml".into(),
-            Format::Sysctl => "/etc/sysctl.d/90-spark-cx7.conf".into(),
-            Format::Env => c.container.env_file.display().to_string(),
-            Format::DockerRun => "(run it, or keep it as a script)".into(),
-            Format::Systemd => format!("/etc/systemd/system/{}.service", crate::model::defaults::CONTAINER_NAME),
+            Format::Netplan => Some("/etc/netplan/40-cx7.yaml".into()),
+            Format::Sysctl => Some("/etc/sysctl.d/90-spark-cx7.conf".into()),
+            Format::Env => Some(c.container.env_file.display().to_string()),
+            Format::DockerRun => None,
+            Format::Systemd => Some(format!("/etc/systemd/system/{}.service", crate::model::defaults::CONTAINER_NAME)),
         }
     }
 }
@@ -66,6 +66,9 @@ fn header(c: &Cluster, node: &Node, format: Format) -> Vec<String> {
     let source = c.source.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
     vec![
         format!("Rendered by `sparkctl render` from `{source}` for node `{}` ({}) of cluster `{}`.", node.name, node.role.as_str(), c.name),
-        format!("Do not edit: change cluster.toml and render again. Install as: {}", format.install_path(c)),
+        match format.install_path(c) {
+            Some(path) => format!("Do not edit: change cluster.toml and render again. Install as `{path}`."),
+            None => "Run it on the node; `sparkctl render systemd` wraps the same command in a service.".to_owned(),
+        },
     ]
 }

@@ -33,7 +33,6 @@ ExecStart={exec}
 ExecStop=docker stop --time 60 {name}
 Restart=on-failure
 RestartSec=10
-TimeoutStartSec=infinity
 TimeoutStopSec=90
 LimitMEMLOCK=infinity
 

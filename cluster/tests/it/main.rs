@@ -1,0 +1,12 @@
+//! Integration tests of the `cluster` crate: one binary, one module per concern.
+//! Real tools only: `nix-instantiate`, `netplan`, `systemd-analyze`, `sh`. A missing tool fails
+//! the test (`cargo xtask deps` installs them).
+
+mod docker_run;
+mod golden;
+mod netplan;
+mod nix_files;
+mod support;
+mod systemd;
+mod validation;
+mod vectors;

@@ -1,0 +1,65 @@
+//! Paths of the shared test vectors and a runner for the real tools.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("cluster/ sits in the workspace").to_owned()
+}
+
+/// A shared test vector: a `cluster.toml` and the JSON every node's plan must equal, in Rust
+/// (`cluster::plan::cluster_plans`) and in Nix (`nixos-modules/lib.nix` `clusterPlans`).
+pub struct Vector {
+    pub name: &'static str,
+    pub toml: PathBuf,
+    pub expected: PathBuf,
+}
+
+pub fn vectors() -> Vec<Vector> {
+    let root = repo_root();
+    let dir = root.join("cluster/tests/vectors");
+    vec![
+        Vector { name: "two-sparks", toml: root.join("examples/cluster.toml"), expected: dir.join("two-sparks.json") },
+        Vector { name: "three-nodes-native", toml: dir.join("three-nodes-native.toml"), expected: dir.join("three-nodes-native.json") },
+    ]
+}
+
+pub fn parse(v: &Vector) -> cluster::Cluster {
+    cluster::parse_file(&v.toml).unwrap_or_else(|e| panic!("vector `{}` must be valid: {e}", v.name))
+}
+
+/// Set `SPARKCTL_BLESS=1` to rewrite expected files from the Rust side (then review the diff).
+pub fn bless() -> bool {
+    std::env::var_os("SPARKCTL_BLESS").is_some()
+}
+
+/// Runs a command, failing the test with its output when it cannot start or exits non-zero.
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?} (install it: `cargo xtask deps`): {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Every node's plan as `nixos-modules/lib.nix` computes it, through the real `nix-instantiate`.
+pub fn nix_plans(toml: &Path) -> serde_json::Value {
+    let lib = repo_root().join("nixos-modules/lib.nix");
+    let out = run(Command::new("nix-instantiate")
+        .args(["--eval", "--strict", "--json", "--argstr", "lib"])
+        .arg(&lib)
+        .arg("--argstr")
+        .arg("file")
+        .arg(toml)
+        .arg("-E")
+        .arg("{ lib, file }: let l = import lib; in l.clusterPlans (l.readCluster file)"));
+    serde_json::from_slice(&out.stdout).expect("nix-instantiate --json prints JSON")
+}
+
+pub fn rust_plans(c: &cluster::Cluster) -> serde_json::Value {
+    serde_json::to_value(cluster::plan::cluster_plans(c)).expect("plans serialise")
+}

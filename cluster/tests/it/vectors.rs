@@ -1,0 +1,72 @@
+//! The shared vectors hold Rust and Nix to one answer (DESIGN invariant 7).
+
+use crate::support::{bless, nix_plans, parse, rust_plans, vectors};
+
+fn expected(v: &crate::support::Vector) -> serde_json::Value {
+    let text = std::fs::read_to_string(&v.expected).unwrap_or_else(|e| panic!("{}: {e}", v.expected.display()));
+    serde_json::from_str(&text).expect("expected vector is JSON")
+}
+
+#[test]
+fn rust_plans_match_the_vectors() {
+    for v in vectors() {
+        let got = rust_plans(&parse(&v));
+        if bless() {
+            std::fs::write(&v.expected, serde_json::to_string_pretty(&got).unwrap() + "\n").unwrap();
+        }
+        assert_eq!(got, expected(&v), "Rust plan of vector `{}` differs from {}", v.name, v.expected.display());
+    }
+}
+
+#[test]
+fn nix_helpers_evaluate_to_the_vectors() {
+    for v in vectors() {
+        assert_eq!(nix_plans(&v.toml), expected(&v), "lib.nix plan of vector `{}` differs from {}", v.name, v.expected.display());
+    }
+}
+
+/// The vectors exercise what differs between the two implementations' edge cases, so a drift
+/// in one of them cannot hide behind an easy example.
+#[test]
+fn vectors_cover_the_edge_cases() {
+    let all: Vec<_> = vectors().iter().map(parse).collect();
+    let nodes = || all.iter().flat_map(|c| c.nodes.iter().map(move |n| (c, n)));
+    assert!(nodes().any(|(_, n)| n.rails.iter().any(|r| r.rdma_device.is_none())), "a rail without rdma_device");
+    assert!(nodes().any(|(_, n)| n.rails.len() == 2 && n.rails.iter().all(|r| r.rdma_device.is_some())), "two declared twins");
+    assert!(all.iter().any(|c| !c.disable_ipv6) && all.iter().any(|c| c.disable_ipv6), "IPv6 on and off");
+    assert!(all.iter().any(|c| c.backend == cluster::Backend::Native) && all.iter().any(|c| c.backend == cluster::Backend::Ray));
+    assert!(all.iter().any(|c| c.nodes[0].role != cluster::Role::Head), "head not first in the file");
+    assert!(all.iter().flat_map(|c| &c.serve.args).any(|a| a.contains('\'') || a.contains('"')), "args needing quotes");
+}
+
+/// The two-Spark plan carries the facts of BRIEF.md: both twins in NCCL_IB_HCA, MTU 9000, IPv6
+/// off with no link-local, ARP flux settings, the head's rail address for rendezvous.
+#[test]
+fn two_spark_plan_pins_the_brief() {
+    let v = &vectors()[0];
+    let c = parse(v);
+    let plan = cluster::plan::node_plan(&c, c.node("spark-3").unwrap());
+    assert_eq!(plan.env["NCCL_IB_HCA"], "rocep1s0f1:1,roceP2p1s0f1:1");
+    assert_eq!(plan.env["NCCL_SOCKET_IFNAME"], "enp1s0f1np1,enP2p1s0f1np1");
+    assert_eq!(plan.env["VLLM_HOST_IP"], "192.168.100.11");
+    assert_eq!(plan.env["SPARK_HEAD_ADDR"], "192.168.100.10");
+    assert_eq!(plan.env["SPARK_ROLE"], "worker");
+    assert_eq!(plan.env["SPARK_NODES"], "spark-2,spark-3");
+    let net = &plan.networks["30-rail-enP2p1s0f1np1"];
+    assert_eq!(net.link_config["MTUBytes"], "9000");
+    assert_eq!(net.network_config.link_local_addressing, "no");
+    assert_eq!(plan.sysctl["net.ipv6.conf.enp1s0f1np1.disable_ipv6"], 1);
+    assert_eq!(plan.sysctl["net.ipv4.conf.enp1s0f1np1.arp_ignore"], 1);
+    assert_eq!(plan.sysctl["net.ipv4.conf.enp1s0f1np1.arp_announce"], 2);
+    assert!(plan.firewall.allowed_tcp_ports.is_empty(), "workers serve no API");
+    assert!(!plan.env.contains_key("SPARK_CLUSTER_TOKEN"), "the token never lands in a rendered file");
+}
+
+/// SPARK_SERVE_ARGS round-trips through the entrypoint's split, with arguments that need quotes.
+#[test]
+fn serve_args_survive_quoting() {
+    let c = parse(&vectors()[1]);
+    let plan = cluster::plan::node_plan(&c, c.head());
+    assert_eq!(cluster::shell::split(&plan.env["SPARK_SERVE_ARGS"]).unwrap(), c.serve.args);
+    assert_eq!(plan.env["SPARK_NODES"], "h0,w1,w2", "head first, then file order");
+}
