@@ -25,12 +25,14 @@ let
   defaults = {
     mtu = 9000;
     disable_ipv6 = true;
-    rendezvous_port = 29400;
+    rendezvous_port = 29450;
     backend = "ray";
     port = 8000;
     hf_cache = "/var/lib/spark-cluster/huggingface";
     env_file = "/etc/spark-cluster/spark.env";
-    token_file = "/etc/spark-cluster/token.env";
+    token_file = "/etc/spark-cluster/token";
+    tokenPath = "/run/secrets/spark-cluster-token";
+    transport = "auto";
     hf_home = "/root/.cache/huggingface";
     containerName = "spark-cluster";
   };
@@ -45,6 +47,7 @@ let
   settings = cfg: {
     name = cfg.cluster.name;
     backend = cfg.cluster.backend or defaults.backend;
+    transport = cfg.cluster.transport or defaults.transport;
     rendezvousPort = cfg.cluster.rendezvous_port or defaults.rendezvous_port;
     mtu = cfg.cluster.mtu or defaults.mtu;
     disableIpv6 = cfg.cluster.disable_ipv6 or defaults.disable_ipv6;
@@ -108,18 +111,28 @@ let
     // { HF_HOME = defaults.hf_home; }
     // declaredEnv (rails node)
     // {
-      SPARK_CLUSTER_NAME = s.name;
       SPARK_ROLE = node.role;
       SPARK_NODE_NAME = node.name;
+      SPARK_NODES = concatStringsSep "," ordered;
       SPARK_HEAD_ADDR = (head (rails h)).address;
       SPARK_RENDEZVOUS_PORT = toString s.rendezvousPort;
-      SPARK_NODES = concatStringsSep "," ordered;
       SPARK_RAILS = concatStringsSep "," (map (r: r.interface) (rails node));
+      SPARK_MTU = toString s.mtu;
+      SPARK_TRANSPORT = s.transport;
       SPARK_BACKEND = s.backend;
+      SPARK_TOKEN_FILE = defaults.tokenPath;
       SPARK_MODEL = s.model;
-      SPARK_SERVE_ARGS = escapeShellArgs s.serveArgs;
+      SPARK_SERVE = builtins.toJSON (serveCommand cfg);
       SPARK_API_PORT = toString s.apiPort;
-    };
+    }
+    // optionalAttrs (digestOf s.image != null) { SPARK_IMAGE_DIGEST = digestOf s.image; };
+
+  # "name@sha256:…" -> "sha256:…"; a tag gives null.
+  digestOf = image: let m = match "[^@]*@(.*)" image; in if m == null then null else head m;
+
+  # cluster/src/plan.rs `serve_command`.
+  serveCommand = cfg: let s = settings cfg; in
+    [ "vllm" "serve" s.model ] ++ s.serveArgs ++ [ "--port" (toString s.apiPort) ];
 
   networkName = interface: "30-rail-${interface}";
 
@@ -168,7 +181,7 @@ let
 in
 {
   inherit defaults escapeShellArg escapeShellArgs splitCidr settings rails nodeEnv declaredEnv
-    containerEnv nodePlan networkName problems nodeNames;
+    containerEnv nodePlan networkName problems nodeNames serveCommand digestOf;
 
   # Reads a cluster.toml file.
   readCluster = path: builtins.fromTOML (builtins.readFile path);

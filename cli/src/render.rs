@@ -58,3 +58,53 @@ fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
     }
     Ok(result?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/cluster.toml")
+    }
+
+    fn args(what: &str, node: &str, cluster: PathBuf, output: Option<PathBuf>) -> RenderArgs {
+        RenderArgs { what: what.into(), node: node.into(), cluster, output }
+    }
+
+    #[test]
+    fn output_is_written_whole_with_netplan_private() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("40-cx7.yaml");
+        std::fs::write(&out, "old").unwrap();
+        run(args("netplan", "spark-2", example(), Some(out.clone()))).unwrap();
+        let text = std::fs::read_to_string(&out).unwrap();
+        let c = cluster::parse_file(&example()).unwrap();
+        assert_eq!(text, render(&c, c.node("spark-2").unwrap(), Format::Netplan));
+        assert_eq!(std::fs::metadata(&out).unwrap().permissions().mode() & 0o777, 0o600);
+        let names: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, ["40-cx7.yaml"], "no temp file left behind");
+    }
+
+    #[test]
+    fn a_failed_write_leaves_nothing_and_names_the_path() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("missing-dir/spark.env");
+        let err = run(args("env", "spark-2", example(), Some(out))).unwrap_err();
+        assert!(format!("{err:#}").contains("missing-dir/spark.env"), "{err:#}");
+        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn bad_input_is_one_error_naming_file_and_fix() {
+        let err = run(args("env", "spark-9", example(), None)).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("cluster.toml") && msg.contains("did you mean `spark-3`"), "{msg}");
+        let tmp = tempfile::tempdir().unwrap();
+        let bad = tmp.path().join("cluster.toml");
+        std::fs::write(&bad, std::fs::read_to_string(example()).unwrap().replace("mtu = 9000", "mtu = 100000")).unwrap();
+        let out = tmp.path().join("out");
+        let msg = run(args("sysctl", "spark-2", bad, Some(out.clone()))).unwrap_err().to_string();
+        assert!(msg.contains("mtu = 100000") && msg.contains("use 9000"), "{msg}");
+        assert!(!out.exists(), "nothing written on bad input");
+    }
+}

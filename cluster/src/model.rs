@@ -13,11 +13,12 @@ use std::path::PathBuf;
 pub mod defaults {
     pub const MTU: u16 = 9000;
     pub const DISABLE_IPV6: bool = true;
-    pub const RENDEZVOUS_PORT: u16 = 29400;
+    /// The entrypoint's default too.
+    pub const RENDEZVOUS_PORT: u16 = 29450;
     pub const API_PORT: u16 = 8000;
     pub const HF_CACHE: &str = "/var/lib/spark-cluster/huggingface";
     pub const ENV_FILE: &str = "/etc/spark-cluster/spark.env";
-    pub const TOKEN_FILE: &str = "/etc/spark-cluster/token.env";
+    pub const TOKEN_FILE: &str = "/etc/spark-cluster/token";
     pub const CONTAINER_NAME: &str = "spark-cluster";
     /// Where the HF cache is mounted inside the container (`HF_HOME`).
     pub const HF_HOME: &str = "/root/.cache/huggingface";
@@ -55,6 +56,28 @@ impl Backend {
         match self {
             Backend::Ray => "ray",
             Backend::Native => "native",
+        }
+    }
+}
+
+/// Which NCCL transport the entrypoint accepts (its `SPARK_TRANSPORT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// IB when the RDMA checks pass, else Socket with a loud warning.
+    Auto,
+    /// Refuse to start without RDMA.
+    Ib,
+    /// TCP sockets on purpose.
+    Socket,
+}
+
+impl Transport {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Auto => "auto",
+            Transport::Ib => "ib",
+            Transport::Socket => "socket",
         }
     }
 }
@@ -153,7 +176,8 @@ pub struct Container {
     pub hf_cache: PathBuf,
     /// Where the rendered env file lives on the node.
     pub env_file: PathBuf,
-    /// An env file (`SPARK_CLUSTER_TOKEN=…`) kept out of `cluster.toml` and out of renders.
+    /// Host file whose first line is the cluster token (same on every node); mounted read-only
+    /// into the container, never copied into `cluster.toml` or a rendered file.
     pub token_file: PathBuf,
     /// Extra node-independent variables (e.g. `HF_HUB_OFFLINE=1`).
     pub env: BTreeMap<String, String>,
@@ -174,6 +198,7 @@ pub struct Cluster {
     pub source: PathBuf,
     pub name: String,
     pub backend: Backend,
+    pub transport: Transport,
     pub rendezvous_port: u16,
     pub mtu: u16,
     pub disable_ipv6: bool,

@@ -3,7 +3,7 @@
 //! suggestion, and a wrong type names the key. The result goes through [`crate::validate`].
 
 use crate::error::{Error, Result};
-use crate::model::{defaults, Backend, Cluster, Container, Management, Node, RailSpec, Role, Serve};
+use crate::model::{defaults, Backend, Cluster, Transport, Container, Management, Node, RailSpec, Role, Serve};
 use crate::suggest::closest;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -27,7 +27,7 @@ pub fn parse_str(text: &str, file: &Path) -> Result<Cluster> {
 }
 
 const TOP_KEYS: &[&str] = &["cluster", "container", "serve", "node"];
-const CLUSTER_KEYS: &[&str] = &["name", "backend", "rendezvous_port", "mtu", "disable_ipv6"];
+const CLUSTER_KEYS: &[&str] = &["name", "backend", "transport", "rendezvous_port", "mtu", "disable_ipv6"];
 const CONTAINER_KEYS: &[&str] = &["image", "hf_cache", "env_file", "token_file", "env"];
 const SERVE_KEYS: &[&str] = &["model", "port", "args"];
 const NODE_KEYS: &[&str] = &["name", "role", "management", "rail"];
@@ -53,6 +53,15 @@ impl Walker {
             None => Backend::Ray,
             Some(v) => self.variant(&key("cluster", "backend"), v, &[("ray", Backend::Ray), ("native", Backend::Native)], "`ray` or `native`")?,
         };
+        let transport = match self.opt_str(c, "cluster", "transport")? {
+            None => Transport::Auto,
+            Some(v) => self.variant(
+                &key("cluster", "transport"),
+                v,
+                &[("auto", Transport::Auto), ("ib", Transport::Ib), ("socket", Transport::Socket)],
+                "`auto`, `ib` or `socket`",
+            )?,
+        };
         let mtu = match self.opt_int(c, "cluster", "mtu")? {
             None => defaults::MTU,
             Some(m) => {
@@ -68,6 +77,7 @@ impl Walker {
             source: self.file.clone(),
             name: self.req_str(c, "cluster", "name", "the cluster's name, e.g. \"spark-duo\"")?.to_owned(),
             backend,
+            transport,
             rendezvous_port: self.opt_port(c, "cluster", "rendezvous_port")?.unwrap_or(defaults::RENDEZVOUS_PORT),
             mtu,
             disable_ipv6: self.opt_bool(c, "cluster", "disable_ipv6")?.unwrap_or(defaults::DISABLE_IPV6),

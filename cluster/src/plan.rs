@@ -6,34 +6,50 @@
 
 use crate::derive::declared_env;
 use crate::model::{defaults, Cluster, Node, Role};
-use crate::shell;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-/// The variables the entrypoint reads its role and configuration from (set in the env file by
-/// `sparkctl render env` and by the NixOS module; `SPARK_CLUSTER_TOKEN` comes from the token file).
+/// The variables of `spark-entrypoint` (its settings table, `entrypoint/src/settings.rs`) that a
+/// node's env file sets from `cluster.toml`. The token itself is never rendered: the token file is
+/// mounted read-only at [`TOKEN_PATH`] and `SPARK_TOKEN_FILE` points there.
 pub mod vars {
-    pub const CLUSTER_NAME: &str = "SPARK_CLUSTER_NAME";
     /// `head` or `worker`.
     pub const ROLE: &str = "SPARK_ROLE";
     pub const NODE_NAME: &str = "SPARK_NODE_NAME";
+    /// Every node's name, comma-separated, head first; its length is the expected node count.
+    pub const NODES: &str = "SPARK_NODES";
     /// The head's first rail address: rendezvous, Ray and `--master-addr` go over the rails.
     pub const HEAD_ADDR: &str = "SPARK_HEAD_ADDR";
     pub const RENDEZVOUS_PORT: &str = "SPARK_RENDEZVOUS_PORT";
-    /// Comma-separated node names, head first; its length is the expected node count.
-    pub const NODES: &str = "SPARK_NODES";
     /// Comma-separated rail netdevs of this node, in rail order.
     pub const RAILS: &str = "SPARK_RAILS";
+    /// The MTU every rail must have (preflight).
+    pub const MTU: &str = "SPARK_MTU";
+    /// `auto`, `ib` or `socket`.
+    pub const TRANSPORT: &str = "SPARK_TRANSPORT";
     /// `ray` or `native`.
     pub const BACKEND: &str = "SPARK_BACKEND";
-    /// The model `vllm serve` loads.
+    /// The cluster token file inside the container.
+    pub const TOKEN_FILE: &str = "SPARK_TOKEN_FILE";
+    /// Set when `container.image` is pinned by digest: part of the rendezvous fingerprint.
+    pub const IMAGE_DIGEST: &str = "SPARK_IMAGE_DIGEST";
+    /// The model `vllm serve` loads (fingerprint).
     pub const MODEL: &str = "SPARK_MODEL";
-    /// Arguments after `vllm serve <model>`, shell-quoted ([`crate::shell::split`] reads them).
-    pub const SERVE_ARGS: &str = "SPARK_SERVE_ARGS";
-    /// The OpenAI-compatible API port (`vllm serve --port`).
+    /// The serve command as a JSON array: `vllm serve <model> <args…> --port <port>`.
+    pub const SERVE: &str = "SPARK_SERVE";
+    /// The OpenAI-compatible API port the readiness probe asks.
     pub const API_PORT: &str = "SPARK_API_PORT";
-    /// Shared secret; never rendered, read from `container.token_file`.
-    pub const CLUSTER_TOKEN: &str = "SPARK_CLUSTER_TOKEN";
+}
+
+/// Where the token file is mounted in the container (read-only).
+pub const TOKEN_PATH: &str = "/run/secrets/spark-cluster-token";
+
+/// The full serve command the entrypoint runs on the head (and compares across nodes).
+pub fn serve_command(c: &Cluster) -> Vec<String> {
+    let mut cmd = vec!["vllm".to_owned(), "serve".to_owned(), c.serve.model.clone()];
+    cmd.extend(c.serve.args.iter().cloned());
+    cmd.extend(["--port".to_owned(), c.serve.port.to_string()]);
+    cmd
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -148,19 +164,24 @@ pub fn container_env(c: &Cluster, node: &Node) -> BTreeMap<String, String> {
     let head = c.head();
     let mut names = vec![head.name.as_str()];
     names.extend(c.nodes.iter().filter(|n| n.role != Role::Head).map(|n| n.name.as_str()));
-    let set = [
-        (vars::CLUSTER_NAME, c.name.clone()),
+    let mut set = vec![
         (vars::ROLE, node.role.as_str().to_owned()),
         (vars::NODE_NAME, node.name.clone()),
+        (vars::NODES, names.join(",")),
         (vars::HEAD_ADDR, head.rail_addr().to_string()),
         (vars::RENDEZVOUS_PORT, c.rendezvous_port.to_string()),
-        (vars::NODES, names.join(",")),
         (vars::RAILS, node.rails.iter().map(|r| r.interface.as_str()).collect::<Vec<_>>().join(",")),
+        (vars::MTU, c.mtu.to_string()),
+        (vars::TRANSPORT, c.transport.as_str().to_owned()),
         (vars::BACKEND, c.backend.as_str().to_owned()),
+        (vars::TOKEN_FILE, TOKEN_PATH.to_owned()),
         (vars::MODEL, c.serve.model.clone()),
-        (vars::SERVE_ARGS, shell::join(&c.serve.args)),
+        (vars::SERVE, serde_json::to_string(&serve_command(c)).expect("strings serialise")),
         (vars::API_PORT, c.serve.port.to_string()),
     ];
+    if let Some((_, digest)) = c.container.image.split_once('@') {
+        set.push((vars::IMAGE_DIGEST, digest.to_owned()));
+    }
     env.extend(set.into_iter().map(|(k, v)| (k.to_owned(), v)));
     env
 }

@@ -1,7 +1,6 @@
 //! Quoting argument lists for the places they are written to: a POSIX shell command line (the
-//! same rule as nixpkgs' `lib.escapeShellArg`, so Nix and Rust render `SPARK_SERVE_ARGS` alike),
-//! a systemd `ExecStart=` line, and the reverse split the entrypoint uses to read
-//! `SPARK_SERVE_ARGS` back.
+//! same rule as nixpkgs' `lib.escapeShellArg`, which the NixOS module uses for its command lines),
+//! a systemd `ExecStart=` line, and the reverse split (POSIX words) tests read them back with.
 
 /// Quotes one argument for `sh`: left alone when it only has `[[:alnum:],._+:@%/-]`, otherwise
 /// single-quoted with `'` written as `'\''` (exactly nixpkgs' `escapeShellArg`).

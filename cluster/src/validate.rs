@@ -137,6 +137,9 @@ fn container(c: &Cluster) -> Result<()> {
             ));
         }
     }
+    if let Some(flag) = c.serve.args.iter().find(|a| *a == "--port" || a.starts_with("--port=")) {
+        return Err(invalid(c, "serve.args", &format!("{flag:?}"), "the API port is `serve.port`", "remove it from `serve.args` and set `serve.port`"));
+    }
     if c.serve.port == c.rendezvous_port {
         return Err(invalid(c, "serve.port", &c.serve.port.to_string(), "it equals `cluster.rendezvous_port`", "give the API and the rendezvous different ports"));
     }

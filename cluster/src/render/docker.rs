@@ -45,8 +45,8 @@ pub fn docker_args(c: &Cluster) -> Vec<String> {
     args.push(format!("{}:{}", c.container.hf_cache.display(), defaults::HF_HOME));
     args.push("--env-file".into());
     args.push(c.container.env_file.display().to_string());
-    args.push("--env-file".into());
-    args.push(c.container.token_file.display().to_string());
+    args.push("--volume".into());
+    args.push(format!("{}:{}:ro", c.container.token_file.display(), crate::plan::TOKEN_PATH));
     args.push(c.container.image.clone());
     args
 }

@@ -9,7 +9,7 @@ pub fn render(header: &[String], plan: &NodePlan) -> String {
     for line in header {
         let _ = writeln!(out, "# {line}");
     }
-    out.push_str("# SPARK_CLUSTER_TOKEN is not here: it comes from the token file (see docs/cluster.md).\n");
+    out.push_str("# The cluster token is not here: the token file is mounted at SPARK_TOKEN_FILE (docs/cluster.md).\n");
     for (key, value) in &plan.env {
         let _ = writeln!(out, "{key}={value}");
     }

@@ -26,7 +26,7 @@ fn sh_parses_the_rendered_command_into_the_docker_arguments() {
 }
 
 /// BRIEF "NCCL": RDMA devices, unlimited memlock, IPC_LOCK, host network and IPC; plus GPUs,
-/// the HF cache volume and both env files.
+/// the HF cache volume, the env file and the token file (read-only).
 #[test]
 fn docker_run_has_what_roce_in_a_container_needs() {
     let c = parse(&vectors()[0]);
@@ -41,7 +41,7 @@ fn docker_run_has_what_roce_in_a_container_needs() {
         ("--gpus", "all"),
         ("--volume", "/var/lib/spark-cluster/huggingface:/root/.cache/huggingface"),
         ("--env-file", "/etc/spark-cluster/spark.env"),
-        ("--env-file", "/etc/spark-cluster/token.env"),
+        ("--volume", "/etc/spark-cluster/token:/run/secrets/spark-cluster-token:ro"),
     ] {
         assert!(pairs.contains(&(flag.to_owned(), value.to_owned())), "missing `{flag} {value}` in {args:?}");
     }

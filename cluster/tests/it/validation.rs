@@ -105,8 +105,10 @@ fn wrong_types_and_bad_values_name_the_key() {
     check(&edit(&example(), "192.168.100.10/24", "192.168.100.0/24", 0), &["network or broadcast address"]);
     check(&edit(&example(), "192.168.100.10/24", "192.168.100.10", 0), &["no `/prefix`"]);
     check(&edit(&example(), "interface = \"enp1s0f1np1\"", "interface = \"enp1s0f1np1.100\"", 0), &["`node[0].rail[0].interface", "not a netdev name"]);
-    check(&edit(&example(), "port = 8000", "port = 29400", 0), &["`serve.port = 29400`", "rendezvous"]);
-    check(&edit(&example(), "rendezvous_port = 29400", "rendezvous_port = 70000", 0), &["`cluster.rendezvous_port = 70000`", "1..=65535"]);
+    check(&edit(&example(), "port = 8000", "port = 29450", 0), &["`serve.port = 29450`", "rendezvous"]);
+    check(&edit(&example(), "\"--enforce-eager\",", "\"--enforce-eager\", \"--port=9000\",", 0), &["`serve.args = \"--port=9000\"`", "set `serve.port`"]);
+    check(&edit(&example(), "transport = \"ib\"", "transport = \"rdma\"", 0), &["`cluster.transport = \"rdma\"`", "`auto`, `ib` or `socket`"]);
+    check(&edit(&example(), "rendezvous_port = 29450", "rendezvous_port = 70000", 0), &["`cluster.rendezvous_port = 70000`", "1..=65535"]);
     check(&edit(&example(), "name = \"spark-3\"", "name = \"spark-2\"", 0), &["`spark-2` appears twice"]);
     check(&edit(&example(), "name = \"spark-3\"", "name = \"Spark_3\"", 0), &["`node[1].name", "lowercase"]);
     check(&edit(&example(), "hf_cache = \"/var/lib/spark-cluster/huggingface\"", "hf_cache = \"hf\"", 0), &["`container.hf_cache", "absolute path"]);

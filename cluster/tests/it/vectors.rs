@@ -59,14 +59,24 @@ fn two_spark_plan_pins_the_brief() {
     assert_eq!(plan.sysctl["net.ipv4.conf.enp1s0f1np1.arp_ignore"], 1);
     assert_eq!(plan.sysctl["net.ipv4.conf.enp1s0f1np1.arp_announce"], 2);
     assert!(plan.firewall.allowed_tcp_ports.is_empty(), "workers serve no API");
-    assert!(!plan.env.contains_key("SPARK_CLUSTER_TOKEN"), "the token never lands in a rendered file");
+    assert_eq!(plan.env["SPARK_TOKEN_FILE"], "/run/secrets/spark-cluster-token");
+    assert!(!plan.env.contains_key("SPARK_TOKEN"), "the token never lands in a rendered file");
+    assert_eq!(plan.env["SPARK_TRANSPORT"], "ib");
+    assert_eq!(plan.env["SPARK_MTU"], "9000");
 }
 
-/// SPARK_SERVE_ARGS round-trips through the entrypoint's split, with arguments that need quotes.
+/// `SPARK_SERVE` is the JSON array the entrypoint reads: `vllm serve <model> <args…> --port`,
+/// arguments that need quoting included; a digest-pinned image gives `SPARK_IMAGE_DIGEST`.
 #[test]
-fn serve_args_survive_quoting() {
+fn serve_command_and_fingerprint_inputs() {
     let c = parse(&vectors()[1]);
     let plan = cluster::plan::node_plan(&c, c.head());
-    assert_eq!(cluster::shell::split(&plan.env["SPARK_SERVE_ARGS"]).unwrap(), c.serve.args);
+    let serve: Vec<String> = serde_json::from_str(&plan.env["SPARK_SERVE"]).unwrap();
+    assert_eq!(serve[..3], ["vllm", "serve", "Qwen/Qwen3-0.6B"]);
+    assert_eq!(serve[3..serve.len() - 2], c.serve.args[..]);
+    assert_eq!(serve[serve.len() - 2..], ["--port", "9000"]);
     assert_eq!(plan.env["SPARK_NODES"], "h0,w1,w2", "head first, then file order");
+    assert!(plan.env["SPARK_IMAGE_DIGEST"].starts_with("sha256:0f1e"));
+    let duo = parse(&vectors()[0]);
+    assert!(!cluster::plan::node_plan(&duo, duo.head()).env.contains_key("SPARK_IMAGE_DIGEST"), "a tag is no digest");
 }
