@@ -32,7 +32,7 @@ pub struct BuildOptions {
     pub artifacts: Vec<(String, Platform, PathBuf)>,
     /// `SOURCE_DATE_EPOCH`: every timestamp of the new content.
     pub epoch: u64,
-    /// Name of the base for the `org.opencontainers.image.base.name` annotation.
+    /// The base reference as given; a `docker://` one becomes the `org.opencontainers.image.base.name` annotation.
     pub base_name: String,
 }
 
@@ -353,10 +353,12 @@ fn recipe_name(r: &Recipe) -> String {
 
 /// Labels set in the config: the recipe's, `--label`s, and the base's identity.
 fn image_labels(opts: &BuildOptions, base: &BaseImage) -> Vec<(String, String)> {
-    let mut l = vec![
-        ("org.opencontainers.image.base.digest".to_owned(), base.digest().to_string()),
-        ("org.opencontainers.image.base.name".to_owned(), opts.base_name.clone()),
-    ];
+    let mut l = vec![("org.opencontainers.image.base.digest".to_owned(), base.digest().to_string())];
+    // Only a registry reference names the base for others; a local path would only make the
+    // digest depend on where the base happened to sit.
+    if let Some(name) = opts.base_name.strip_prefix("docker://") {
+        l.push(("org.opencontainers.image.base.name".to_owned(), name.to_owned()));
+    }
     l.extend(opts.labels.iter().cloned());
     l
 }

@@ -20,12 +20,12 @@ pub fn check(file: &str, table_name: &str, table: &toml::Table, allowed: &[&str]
 
 /// The allowed name nearest to `key`, if it is near enough to be a typo.
 pub fn closest<'a>(key: &str, allowed: &[&'a str]) -> Option<&'a str> {
+    // Edit distance catches typos (`plaforms`); Jaro-Winkler catches abbreviations (`workdir`).
     allowed
         .iter()
-        .map(|a| (strsim::damerau_levenshtein(key, a), *a))
-        .filter(|(d, a)| *d <= 2.max(a.len() / 3))
-        .min()
-        .map(|(_, a)| a)
+        .filter(|a| strsim::damerau_levenshtein(key, a) <= 2.max(a.len() / 3) || strsim::jaro_winkler(key, a) >= 0.85)
+        .max_by(|a, b| strsim::jaro_winkler(key, a).total_cmp(&strsim::jaro_winkler(key, b)))
+        .copied()
 }
 
 /// Deserialises a checked TOML value into `T`, turning serde's type errors into input errors.
@@ -41,6 +41,7 @@ mod tests {
     fn suggests_the_closest_key() {
         assert_eq!(closest("plaforms", &["ref", "platforms"]), Some("platforms"));
         assert_eq!(closest("entrypiont", &["entrypoint", "cmd", "env"]), Some("entrypoint"));
+        assert_eq!(closest("workdir", &["env", "working_dir", "user"]), Some("working_dir"));
         assert_eq!(closest("zzzzzz", &["ref", "platforms"]), None);
     }
 }

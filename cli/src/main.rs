@@ -1,7 +1,7 @@
 //! `sparkctl`: a thin shim. Each subcommand lives in its own module and calls a library.
 //!
 //! Exit codes: 0 success; 2 for every error sparkctl reports (bad input, corrupt data, a registry
-//! refusing): one `error:` line naming the operand and the fix, `caused by:` lines after it.
+//! refusing): one `error:` line naming the operand, the cause and the fix.
 
 mod doctor;
 mod image;
@@ -47,12 +47,8 @@ fn report(err: &anyhow::Error) -> ExitCode {
     if err.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)) {
         return ExitCode::SUCCESS;
     }
-    let mut chain = err.chain();
-    if let Some(first) = chain.next() {
-        eprintln!("error: {first}");
-    }
-    for cause in chain {
-        eprintln!("  caused by: {cause}");
-    }
+    // One line: the outermost context first, each cause after it.
+    let line = err.chain().map(ToString::to_string).collect::<Vec<_>>().join(": ");
+    eprintln!("error: {line}");
     ExitCode::from(2)
 }

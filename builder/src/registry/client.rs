@@ -1,0 +1,317 @@
+//! One HTTP client per registry: scheme choice (TLS unless the host is loopback or named
+//! insecure), the auth handshake with token caching per scope, and retries with backoff.
+//!
+//! Every request goes through [`Client::send`], which is the only place a credential is put on
+//! the wire and the only place retries happen; the body is produced by a closure so a streamed
+//! upload can be re-opened for a retry.
+
+use super::auth::{Challenge, Credential, CredentialStore, Secret};
+use super::retry::{parse_retry_after, RetryPolicy};
+use super::tls;
+use crate::error::{Error, Result};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// How to reach registries; shared by every client of one command.
+#[derive(Debug, Clone, Default)]
+pub struct ClientOptions {
+    pub credentials: CredentialStore,
+    /// Extra CA certificate (PEM) trusted besides the system roots.
+    pub ca_file: Option<PathBuf>,
+    /// Hosts (`host[:port]`) allowed over plain HTTP besides loopback (`--insecure-registry`).
+    pub insecure: Vec<String>,
+    pub retry: RetryPolicy,
+}
+
+/// The permissions a request needs, as token scopes (`repository:NAME:pull,push`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope(Vec<String>);
+
+impl Scope {
+    pub fn pull(repo: &str) -> Scope {
+        Scope(vec![format!("repository:{repo}:pull")])
+    }
+    pub fn push(repo: &str) -> Scope {
+        Scope(vec![format!("repository:{repo}:pull,push")])
+    }
+    /// Adds pull access to another repository of the registry (cross-repository mount).
+    pub fn and_pull(mut self, repo: &str) -> Scope {
+        self.0.push(format!("repository:{repo}:pull"));
+        self
+    }
+    fn key(&self) -> String {
+        self.0.join(" ")
+    }
+}
+
+pub enum Body<'a> {
+    Empty,
+    Bytes(Vec<u8>),
+    /// A streamed body of known length (sent with `Content-Length`, never chunked).
+    Stream(Box<dyn Read + Send + 'a>, u64),
+}
+
+struct Token {
+    value: Secret,
+    expires: Instant,
+}
+
+pub struct Client {
+    agent: ureq::Agent,
+    /// `host[:port]` as references name it (`docker.io` for Docker Hub): for credentials and messages.
+    pub registry: String,
+    /// `https://host[:port]` or `http://…`.
+    base: String,
+    credential: Option<Credential>,
+    challenge: Mutex<Option<Challenge>>,
+    tokens: Mutex<HashMap<String, Token>>,
+    retry: RetryPolicy,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").field("registry", &self.registry).field("base", &self.base).field("credential", &self.credential).finish_non_exhaustive()
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    let h = match host.rsplit_once(':') {
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host,
+    };
+    let h = h.trim_start_matches('[').trim_end_matches(']');
+    h == "localhost" || h == "::1" || h.parse::<std::net::Ipv4Addr>().is_ok_and(|a| a.is_loopback())
+}
+
+impl Client {
+    /// A client for `registry` whose API is at `api_host`. Loopback and `insecure` hosts are
+    /// tried over HTTPS first and fall back to HTTP (what Docker does for insecure registries).
+    pub fn connect(registry: &str, api_host: &str, opts: &ClientOptions) -> Result<Client> {
+        let agent = ureq::AgentBuilder::new()
+            .tls_config(tls::client_config(opts.ca_file.as_deref())?)
+            .timeout_connect(Duration::from_secs(20))
+            .timeout_read(Duration::from_secs(300))
+            .timeout_write(Duration::from_secs(300))
+            .max_idle_connections_per_host(32)
+            .user_agent(concat!("sparkctl/", env!("CARGO_PKG_VERSION")))
+            .build();
+        let credential = opts.credentials.lookup(registry)?;
+        let mut client = Client {
+            agent,
+            registry: registry.to_owned(),
+            base: format!("https://{api_host}"),
+            credential,
+            challenge: Mutex::new(None),
+            tokens: Mutex::new(HashMap::new()),
+            retry: opts.retry.clone(),
+        };
+        let plain_ok = is_loopback(api_host) || opts.insecure.iter().any(|h| h == api_host || h == registry);
+        if plain_ok {
+            let probe = |base: &str| client.agent.get(&format!("{base}/v2/")).timeout(Duration::from_secs(20)).call();
+            match probe(&client.base) {
+                Ok(_) | Err(ureq::Error::Status(..)) => {}
+                Err(ureq::Error::Transport(tls_err)) => {
+                    let http = format!("http://{api_host}");
+                    match probe(&http) {
+                        // A TLS port answers plain HTTP with 400: the TLS error is the one to report.
+                        Ok(_) | Err(ureq::Error::Status(401 | 403 | 404, _)) => client.base = http,
+                        _ => return Err(client.unreachable(&tls_err.to_string())),
+                    }
+                }
+            }
+        }
+        Ok(client)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Whether requests go over plain HTTP.
+    pub fn is_plain_http(&self) -> bool {
+        self.base.starts_with("http://")
+    }
+
+    fn unreachable(&self, detail: &str) -> Error {
+        Error::Registry {
+            reference: self.registry.clone(),
+            status: None,
+            message: format!("cannot reach the registry: {detail}"),
+            hint: Some(format!("check that {} is up; a private CA needs `--ca-file`, plain HTTP needs `--insecure-registry {}`", self.registry, self.registry)),
+        }
+    }
+
+    /// Sends a request with auth and retries. Returns the response whatever its status (the
+    /// caller maps statuses to meaning); fails only when the registry cannot be reached.
+    pub fn send<'b>(&self, method: &str, url: &str, headers: &[(&str, &str)], scope: &Scope, body: &mut dyn FnMut() -> Result<Body<'b>>) -> Result<ureq::Response> {
+        self.send_with(method, url, headers, scope, body, self.retry.attempts)
+    }
+
+    /// Like [`Client::send`] without retries on transport errors or 5xx (an upload whose
+    /// session may hold part of the bytes is restarted by the caller instead); the auth
+    /// handshake still happens.
+    pub fn send_once<'b>(&self, method: &str, url: &str, headers: &[(&str, &str)], scope: &Scope, body: &mut dyn FnMut() -> Result<Body<'b>>) -> Result<ureq::Response> {
+        self.send_with(method, url, headers, scope, body, 1)
+    }
+
+    fn send_with<'b>(&self, method: &str, url: &str, headers: &[(&str, &str)], scope: &Scope, body: &mut dyn FnMut() -> Result<Body<'b>>, attempts: u32) -> Result<ureq::Response> {
+        let mut reauthenticated = false;
+        let mut retry = 0;
+        loop {
+            let mut req = self.agent.request(method, url);
+            for (k, v) in headers {
+                req = req.set(k, v);
+            }
+            if let Some(auth) = self.auth_header(scope)? {
+                req = req.set("Authorization", &auth);
+            }
+            let result = match body()? {
+                Body::Empty => req.call(),
+                Body::Bytes(b) => req.send_bytes(&b),
+                Body::Stream(r, len) => req.set("Content-Length", &len.to_string()).send(r),
+            };
+            match result {
+                Ok(resp) => return Ok(resp),
+                Err(ureq::Error::Status(401, resp)) if !reauthenticated => {
+                    // First 401, or a token that expired or lacks this scope: learn the challenge, drop the token, try again.
+                    reauthenticated = true;
+                    match resp.header("WWW-Authenticate").and_then(Challenge::parse) {
+                        Some(ch) => *self.challenge.lock().expect("lock") = Some(ch),
+                        None => return Ok(resp),
+                    }
+                    self.tokens.lock().expect("lock").remove(&scope.key());
+                }
+                Err(ureq::Error::Status(code, resp)) if RetryPolicy::retryable(code) && retry + 1 < attempts => {
+                    retry += 1;
+                    std::thread::sleep(self.retry.delay(retry, parse_retry_after(resp.header("Retry-After"))));
+                }
+                Err(ureq::Error::Status(_, resp)) => return Ok(resp),
+                Err(ureq::Error::Transport(_)) if retry + 1 < attempts => {
+                    retry += 1;
+                    std::thread::sleep(self.retry.delay(retry, None));
+                }
+                Err(ureq::Error::Transport(t)) => {
+                    return Err(self.unreachable(&format!("{method} {} failed after {} tries: {}", strip_query(url), retry + 1, t.kind())));
+                }
+            }
+        }
+    }
+
+    /// The `Authorization` value for a scope, fetching a token when the registry wants one.
+    fn auth_header(&self, scope: &Scope) -> Result<Option<String>> {
+        let challenge = self.challenge.lock().expect("lock").clone();
+        match (challenge, &self.credential) {
+            (_, Some(Credential::Bearer(t))) => Ok(Some(format!("Bearer {}", t.expose()))),
+            (None, _) => Ok(None),
+            (Some(Challenge::Basic), c) => Ok(c.as_ref().and_then(Credential::basic_header)),
+            (Some(Challenge::Bearer { realm, service, .. }), _) => {
+                if let Some(t) = self.tokens.lock().expect("lock").get(&scope.key()).filter(|t| t.expires > Instant::now()) {
+                    return Ok(Some(format!("Bearer {}", t.value.expose())));
+                }
+                let token = self.fetch_token(&realm, service.as_deref(), scope)?;
+                let header = format!("Bearer {}", token.value.expose());
+                self.tokens.lock().expect("lock").insert(scope.key(), token);
+                Ok(Some(header))
+            }
+        }
+    }
+
+    /// The token flow: GET realm?service&scope (basic auth when we have a password, anonymous
+    /// otherwise), or the OAuth2 refresh-token POST for an identity token.
+    fn fetch_token(&self, realm: &str, service: Option<&str>, scope: &Scope) -> Result<Token> {
+        let fail = |status: Option<u16>, m: String| Error::Registry {
+            reference: self.registry.clone(),
+            status,
+            message: m,
+            hint: Some(format!("check the credentials for {} (`docker login {}`)", self.registry, self.registry)),
+        };
+        let result = match &self.credential {
+            Some(Credential::IdentityToken(refresh)) => {
+                let mut form: Vec<(&str, &str)> = vec![("grant_type", "refresh_token"), ("refresh_token", refresh.expose()), ("client_id", "sparkctl")];
+                if let Some(s) = service {
+                    form.push(("service", s));
+                }
+                let scopes = scope.0.join(" ");
+                form.push(("scope", &scopes));
+                self.agent.post(realm).send_form(&form)
+            }
+            other => {
+                let mut req = self.agent.get(realm);
+                if let Some(s) = service {
+                    req = req.query("service", s);
+                }
+                for s in &scope.0 {
+                    req = req.query("scope", s);
+                }
+                if let Some(b) = other.as_ref().and_then(|c| c.basic_header()) {
+                    req = req.set("Authorization", &b);
+                }
+                req.call()
+            }
+        };
+        let resp = match result {
+            Ok(r) => r,
+            Err(ureq::Error::Status(code, _)) => return Err(fail(Some(code), format!("the token service {} refused (HTTP {code})", strip_query(realm)))),
+            Err(ureq::Error::Transport(t)) => return Err(fail(None, format!("cannot reach the token service {}: {}", strip_query(realm), t.kind()))),
+        };
+        let v: Value = resp.into_json().map_err(|_| fail(None, format!("the token service {} did not answer JSON", strip_query(realm))))?;
+        let value = v.get("token").or_else(|| v.get("access_token")).and_then(Value::as_str).ok_or_else(|| fail(None, "the token service answered without a token".into()))?;
+        // Tokens live 60 s unless the service says otherwise; refresh a little early.
+        let lifetime = v.get("expires_in").and_then(Value::as_u64).unwrap_or(60).max(10);
+        Ok(Token { value: Secret::new(value), expires: Instant::now() + Duration::from_secs(lifetime - 5) })
+    }
+
+    /// An error for an unexpected status, naming the reference and the registry's error code.
+    pub fn status_error(&self, reference: &str, what: &str, resp: ureq::Response) -> Error {
+        let status = resp.status();
+        let mut body = String::new();
+        let _ = resp.into_reader().take(64 << 10).read_to_string(&mut body);
+        let first = serde_json::from_str::<Value>(&body).ok().and_then(|v| v.get("errors")?.as_array()?.first().cloned());
+        let code = first.as_ref().and_then(|e| e.get("code")?.as_str().map(str::to_owned)).unwrap_or_default();
+        let detail = first.as_ref().and_then(|e| e.get("message")?.as_str().map(|m| m.chars().take(200).collect::<String>())).unwrap_or_default();
+        let registry = &self.registry;
+        let (message, hint) = match (status, code.as_str()) {
+            (401, _) if self.credential.is_some() => ("the registry rejected the credentials".to_owned(), format!("check the credentials for {registry} (`docker login {registry}`)")),
+            (401, _) => ("authentication required".to_owned(), format!("log in with `docker login {registry}`, or give `--authfile`, or set SPARKCTL_REGISTRY_USER and SPARKCTL_REGISTRY_PASSWORD")),
+            (403, _) => ("access denied".to_owned(), "the credentials lack permission for this repository (a push needs write access)".to_owned()),
+            (404, "MANIFEST_UNKNOWN") | (404, "") if what.contains("manifest") => ("manifest unknown".to_owned(), "check the tag or digest".to_owned()),
+            (404, "NAME_UNKNOWN") => ("repository not found".to_owned(), "check the repository name".to_owned()),
+            (_, "NAME_INVALID") => ("invalid repository name".to_owned(), "lowercase letters, digits and separators".to_owned()),
+            (_, "BLOB_UNKNOWN") => ("blob unknown".to_owned(), "the registry does not have this blob".to_owned()),
+            (_, "DIGEST_INVALID") => ("the registry computed a different digest for the upload".to_owned(), "the local blob is corrupt; rebuild the image".to_owned()),
+            _ => (format!("unexpected HTTP {status}"), "retry later, or check the registry's logs".to_owned()),
+        };
+        let code = if code.is_empty() { String::new() } else { format!(", {code}") };
+        let detail = if detail.is_empty() { String::new() } else { format!(": {detail}") };
+        Error::Registry { reference: reference.to_owned(), status: Some(status), message: format!("{what}: {message} (HTTP {status}{code}){detail}"), hint: Some(hint) }
+    }
+}
+
+/// A URL without its query (upload URLs carry opaque state that only clutters messages).
+fn strip_query(url: &str) -> &str {
+    url.split('?').next().unwrap_or(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_hosts_may_use_plain_http() {
+        for h in ["localhost", "localhost:5000", "127.0.0.1:5000", "127.1.2.3", "[::1]:5000"] {
+            assert!(is_loopback(h), "{h}");
+        }
+        for h in ["10.0.0.1:5000", "registry.example:5000", "nvcr.io"] {
+            assert!(!is_loopback(h), "{h}");
+        }
+    }
+
+    #[test]
+    fn scopes_join_for_mounts() {
+        assert_eq!(Scope::push("a/b").and_pull("c").key(), "repository:a/b:pull,push repository:c:pull");
+    }
+}

@@ -1,0 +1,40 @@
+//! The registry client: `docker://` bases (shallow), push, pull.
+//!
+//! The HTTP sequence of the distribution API is driven here on a small blocking client (`ureq`
+//! over rustls/ring), because the parts that matter for a 15 GB base are exactly the ones
+//! library defaults get wrong: HEAD before every upload, cross-repository mounts, one streamed
+//! upload per blob, resumable verified downloads. docs/registry.md explains the choice.
+//!
+//! Map: [`name`] parses references (Docker's rules); [`auth`] holds credentials and challenges;
+//! [`client`] sends requests (scheme, auth, retries); [`source`] is the shallow base and the
+//! layer fetcher; [`push`] uploads; [`copy`] turns a base into a push list or a local layout;
+//! [`lock`] pins a base's metadata next to a recipe; [`progress`] draws transfers.
+
+pub mod auth;
+pub mod client;
+pub mod copy;
+pub mod lock;
+pub mod name;
+mod parallel;
+pub mod progress;
+pub mod push;
+pub mod retry;
+pub mod source;
+mod tls;
+
+pub use auth::{Credential, CredentialStore, Secret};
+pub use client::{Client, ClientOptions};
+pub use name::RegistryRef;
+pub use push::{push, BlobData, PushItem, PushOptions, PushSummary};
+pub use source::RegistrySource;
+
+use crate::source::BaseImage;
+use crate::store::BlobStore;
+
+/// Opens a `docker://` base shallowly: resolves the tag, reads index, manifests and configs.
+/// Layer blobs are fetched into `store` only when an output reads them.
+pub fn open_base(reference: &RegistryRef, opts: &ClientOptions, store: Option<BlobStore>) -> crate::Result<BaseImage> {
+    let src = RegistrySource::open(reference, opts, store)?;
+    let top = src.resolve()?;
+    BaseImage::read(Box::new(src), top)
+}

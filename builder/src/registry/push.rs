@@ -1,0 +1,263 @@
+//! Pushing an image: blobs the target lacks (HEAD first), a cross-repository mount when the blob
+//! already sits in another repository of the same registry, otherwise one streamed monolithic
+//! upload per blob (POST, then one PUT with `Content-Length`: no 4 MiB chunking), several blobs
+//! in flight; then the manifests (children before parents), then the top under the tag.
+//!
+//! An upload that fails is restarted from a fresh upload session (a half-written session cannot
+//! be trusted); blobs that finished before a crash are found by HEAD on the rerun.
+
+use super::client::{Body, Client, Scope};
+use super::name::RegistryRef;
+use super::parallel;
+use super::progress::{CountingReader, Progress};
+use super::retry::RetryPolicy;
+use crate::descriptor::Descriptor;
+use crate::digest::{Digest, VerifyingReader};
+use crate::error::{Error, IoContext, Result};
+use crate::media;
+use crate::source::BlobSource;
+use serde::Serialize;
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Where the bytes of one blob come from.
+#[derive(Clone)]
+pub enum BlobData<'a> {
+    /// The base (a layout, an archive, a registry): streamed, verified on the way.
+    Source(&'a dyn BlobSource),
+    /// A file (the blob store): its digest was verified when it was stored.
+    File(PathBuf),
+    Memory(Arc<Vec<u8>>),
+}
+
+pub struct PushItem<'a> {
+    pub desc: Descriptor,
+    pub data: BlobData<'a>,
+}
+
+/// What a push did, for `--json` and the tests.
+#[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
+pub struct PushSummary {
+    pub reference: String,
+    pub digest: String,
+    pub blobs: u64,
+    pub blobs_existing: u64,
+    pub blobs_mounted: u64,
+    pub blobs_uploaded: u64,
+    pub manifests_pushed: u64,
+    pub manifests_existing: u64,
+    /// Request-body bytes of the uploads (blobs and manifests) that went to the registry.
+    pub bytes_uploaded: u64,
+    pub seconds: f64,
+}
+
+pub struct PushOptions {
+    /// Blobs in flight at once (at least 1; the default is 8).
+    pub parallel: usize,
+    pub progress: Arc<Progress>,
+}
+
+enum Outcome {
+    Existing,
+    Mounted,
+    Uploaded(u64),
+}
+
+struct Pusher<'c> {
+    client: &'c Client,
+    dest: RegistryRef,
+    name: String,
+    progress: Arc<Progress>,
+}
+
+/// Pushes `items` (every blob of the image, children before parents, the top last) to `dest`.
+pub fn push(client: &Client, dest: &RegistryRef, items: &[PushItem<'_>], opts: &PushOptions) -> Result<PushSummary> {
+    let top = items.last().ok_or_else(|| Error::malformed(dest.to_string(), "nothing to push"))?;
+    if !(media::is_index(&top.desc.media_type) || media::is_manifest(&top.desc.media_type)) {
+        return Err(Error::malformed(dest.to_string(), "the last item of a push must be the index or manifest"));
+    }
+    let p = Pusher { client, dest: dest.clone(), name: format!("docker://{dest}"), progress: Arc::clone(&opts.progress) };
+    let (manifests, blobs): (Vec<&PushItem>, Vec<&PushItem>) = items.iter().partition(|i| media::is_index(&i.desc.media_type) || media::is_manifest(&i.desc.media_type));
+    let mut summary = PushSummary { reference: dest.to_string(), digest: top.desc.digest.to_string(), blobs: blobs.len() as u64, ..Default::default() };
+    p.progress.add_total(blobs.iter().map(|b| b.desc.size).sum());
+    let counts = Mutex::new((0u64, 0u64, 0u64));
+    let bytes = AtomicU64::new(0);
+    parallel::for_each(&blobs, opts.parallel, |item| {
+        let outcome = p.push_blob(item)?;
+        let mut c = counts.lock().expect("lock");
+        match outcome {
+            Outcome::Existing => c.0 += 1,
+            Outcome::Mounted => c.1 += 1,
+            Outcome::Uploaded(n) => {
+                c.2 += 1;
+                bytes.fetch_add(n, Ordering::Relaxed);
+            }
+        }
+        Ok(())
+    })?;
+    (summary.blobs_existing, summary.blobs_mounted, summary.blobs_uploaded) = counts.into_inner().expect("lock");
+    summary.bytes_uploaded = bytes.into_inner();
+    let last = manifests.len() - 1;
+    for (i, m) in manifests.iter().enumerate() {
+        // Children by digest; the top by tag (by digest when the destination names no tag).
+        let reference = if i == last { dest.tag.clone().unwrap_or_else(|| m.desc.digest.to_string()) } else { m.desc.digest.to_string() };
+        match p.push_manifest(m, &reference)? {
+            Some(n) => {
+                summary.manifests_pushed += 1;
+                summary.bytes_uploaded += n;
+            }
+            None => summary.manifests_existing += 1,
+        }
+    }
+    summary.seconds = p.progress.elapsed().as_secs_f64();
+    p.progress.finish();
+    Ok(summary)
+}
+
+impl Pusher<'_> {
+    fn repo(&self) -> &str {
+        &self.dest.repository
+    }
+
+    fn scope(&self) -> Scope {
+        Scope::push(self.repo())
+    }
+
+    fn head_blob(&self, digest: &Digest) -> Result<bool> {
+        let url = self.client.url(&format!("/v2/{}/blobs/{digest}", self.repo()));
+        let resp = self.client.send("HEAD", &url, &[], &self.scope(), &mut || Ok(Body::Empty))?;
+        match resp.status() {
+            200 => Ok(true),
+            404 => Ok(false),
+            _ => Err(self.client.status_error(&self.name, &format!("checking blob {digest}"), resp)),
+        }
+    }
+
+    /// The repository to mount from: the blob's source is a repository of this same registry.
+    fn mount_source(&self, item: &PushItem<'_>) -> Option<String> {
+        let BlobData::Source(src) = &item.data else { return None };
+        let from = RegistryRef::parse(src.name().strip_prefix("docker://")?).ok()?;
+        (from.registry == self.dest.registry && from.repository != self.dest.repository).then_some(from.repository)
+    }
+
+    fn push_blob(&self, item: &PushItem<'_>) -> Result<Outcome> {
+        let digest = &item.desc.digest;
+        if self.head_blob(digest)? {
+            return Ok(Outcome::Existing);
+        }
+        let mount = self.mount_source(item);
+        let policy = RetryPolicy::default();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let location = match self.start_upload(digest, mount.as_deref())? {
+                None => return Ok(Outcome::Mounted),
+                Some(l) => l,
+            };
+            self.progress.blob_started(digest.as_str(), item.desc.size);
+            let result = self.upload(item, &location);
+            self.progress.blob_finished(digest.as_str());
+            match result {
+                Ok(n) => return Ok(Outcome::Uploaded(n)),
+                // The session may hold part of the bytes: start a fresh one.
+                Err(Error::Registry { status: None, .. }) if attempt < policy.attempts => std::thread::sleep(policy.delay(attempt, None)),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// POST an upload session (with `mount`/`from` when mounting). `None`: the blob was mounted.
+    fn start_upload(&self, digest: &Digest, mount_from: Option<&str>) -> Result<Option<String>> {
+        let (path, scope) = match mount_from {
+            Some(from) => (format!("/v2/{}/blobs/uploads/?mount={digest}&from={from}", self.repo()), self.scope().and_pull(from)),
+            None => (format!("/v2/{}/blobs/uploads/", self.repo()), self.scope()),
+        };
+        let url = self.client.url(&path);
+        let resp = self.client.send("POST", &url, &[("Content-Length", "0")], &scope, &mut || Ok(Body::Empty))?;
+        match resp.status() {
+            201 if mount_from.is_some() => Ok(None),
+            202 => {
+                let location = resp.header("Location").ok_or_else(|| Error::malformed(&self.name, "upload session without a Location"))?;
+                let base = url::Url::parse(&url).map_err(|e| Error::malformed(&self.name, format!("bad URL: {e}")))?;
+                let mut put = base.join(location).map_err(|_| Error::malformed(&self.name, "upload Location is not a URL"))?;
+                put.query_pairs_mut().append_pair("digest", digest.as_str());
+                Ok(Some(put.to_string()))
+            }
+            _ => Err(self.client.status_error(&self.name, &format!("starting the upload of {digest}"), resp)),
+        }
+    }
+
+    /// One PUT with the whole blob streamed; returns the bytes sent.
+    fn upload(&self, item: &PushItem<'_>, put_url: &str) -> Result<u64> {
+        let desc = &item.desc;
+        // A digest error found while streaming surfaces as a transport error; keep the real one.
+        let verify_error: Arc<Mutex<Option<Error>>> = Arc::default();
+        let mut open = || -> Result<Body> {
+            let reader: Box<dyn Read + Send + '_> = match &item.data {
+                BlobData::Memory(b) => Box::new(std::io::Cursor::new(Arc::clone(b).to_vec())),
+                BlobData::File(path) => Box::new(std::fs::File::open(path).io_ctx("opening blob", path)?),
+                BlobData::Source(src) => {
+                    let r = src.open(desc)?;
+                    Box::new(RecordingVerifier { inner: VerifyingReader::new(r, desc.digest.clone(), desc.size, src.name()), slot: Arc::clone(&verify_error) })
+                }
+            };
+            Ok(Body::Stream(Box::new(CountingReader::new(reader, Arc::clone(&self.progress), desc.digest.as_str())), desc.size))
+        };
+        let resp = self.client.send_once("PUT", put_url, &[("Content-Type", "application/octet-stream")], &self.scope(), &mut open);
+        if let Some(e) = verify_error.lock().expect("lock").take() {
+            return Err(e);
+        }
+        let resp = resp?;
+        match resp.status() {
+            201 => Ok(desc.size),
+            _ => Err(self.client.status_error(&self.name, &format!("uploading blob {}", desc.digest), resp)),
+        }
+    }
+
+    /// PUT a manifest unless the registry has it under `reference` already. `Some(bytes)` when sent.
+    fn push_manifest(&self, item: &PushItem<'_>, reference: &str) -> Result<Option<u64>> {
+        let desc = &item.desc;
+        let raw = match &item.data {
+            BlobData::Memory(b) => b.to_vec(),
+            BlobData::File(path) => std::fs::read(path).io_ctx("reading manifest", path)?,
+            BlobData::Source(src) => src.read_verified(desc)?,
+        };
+        let url = self.client.url(&format!("/v2/{}/manifests/{reference}", self.repo()));
+        let head = self.client.send("HEAD", &url, &[("Accept", desc.media_type.as_str())], &self.scope(), &mut || Ok(Body::Empty))?;
+        if head.status() == 200 && head.header("Docker-Content-Digest") == Some(desc.digest.as_str()) {
+            return Ok(None);
+        }
+        let resp = self.client.send("PUT", &url, &[("Content-Type", desc.media_type.as_str())], &self.scope(), &mut || Ok(Body::Bytes(raw.clone())))?;
+        if resp.status() != 201 {
+            return Err(self.client.status_error(&self.name, &format!("pushing manifest {}", desc.digest), resp));
+        }
+        if let Some(d) = resp.header("Docker-Content-Digest") {
+            if d != desc.digest.as_str() {
+                return Err(Error::DigestMismatch { source_name: self.name.clone(), digest: desc.digest.to_string(), found: d.to_owned() });
+            }
+        }
+        Ok(Some(raw.len() as u64))
+    }
+}
+
+/// Stores the builder error of a failed verification where the pusher can find it.
+struct RecordingVerifier<R> {
+    inner: VerifyingReader<R>,
+    slot: Arc<Mutex<Option<Error>>>,
+}
+
+impl<R: Read> Read for RecordingVerifier<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self.inner.read(buf) {
+            Err(e) if e.get_ref().is_some_and(|i| i.is::<Error>()) => {
+                let inner = crate::digest::unwrap_io(e, "verifying", std::path::Path::new(""));
+                let message = inner.to_string();
+                *self.slot.lock().expect("lock") = Some(inner);
+                Err(std::io::Error::other(message))
+            }
+            other => other,
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! Integration tests of the `sparkctl` binary, checked with independent tools (skopeo, umoci,
+//! the Docker engine). One test binary; one module per capability.
+
+#[path = "../../../builder/tests/support/base.rs"]
+mod base;
+mod build;
+mod build_errors;
+mod support;
