@@ -18,11 +18,13 @@ pub struct BaseSpec {
     /// Bytes of incompressible padding per platform, split over `pad_layers` layers (benchmarks).
     pub pad_bytes: u64,
     pub pad_layers: usize,
+    /// Padding layers as plain tar (`…layer.v1.tar`): benchmarks write gigabytes quickly.
+    pub pad_uncompressed: bool,
 }
 
 impl Default for BaseSpec {
     fn default() -> Self {
-        BaseSpec { platforms: vec![("linux", "amd64"), ("linux", "arm64")], docker_media_types: false, attestation: true, busybox: false, pad_bytes: 0, pad_layers: 0 }
+        BaseSpec { platforms: vec![("linux", "amd64"), ("linux", "arm64")], docker_media_types: false, attestation: true, busybox: false, pad_bytes: 0, pad_layers: 0, pad_uncompressed: false }
     }
 }
 
@@ -43,6 +45,13 @@ enum Item<'a> {
 }
 
 fn tar_gz(items: &[Item<'_>]) -> (Vec<u8>, String) {
+    let (tar, diff_id) = tar_plain(items);
+    let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
+    std::io::Write::write_all(&mut gz, &tar).unwrap();
+    (gz.finish().unwrap(), diff_id)
+}
+
+fn tar_plain(items: &[Item<'_>]) -> (Vec<u8>, String) {
     let mut t = tar::Builder::new(Vec::new());
     for it in items {
         let mut h = tar::Header::new_ustar();
@@ -71,9 +80,7 @@ fn tar_gz(items: &[Item<'_>]) -> (Vec<u8>, String) {
     }
     let tar = t.into_inner().unwrap();
     let diff_id = sha(&tar);
-    let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
-    std::io::Write::write_all(&mut gz, &tar).unwrap();
-    (gz.finish().unwrap(), diff_id)
+    (tar, diff_id)
 }
 
 /// Deterministic incompressible bytes (xorshift), so padding layers cost real I/O.
@@ -102,7 +109,7 @@ pub fn write_layout(dir: &Path, spec: &BaseSpec) -> String {
     let busybox = if spec.busybox { Some(std::fs::read("/bin/busybox").expect("busybox-static is installed by `cargo xtask deps`")) } else { None };
     let mut entries = Vec::new();
     for (pi, (os, arch)) in spec.platforms.iter().enumerate() {
-        let mut layers: Vec<(Vec<u8>, String)> = Vec::new();
+        let mut layers: Vec<(Vec<u8>, String, &str)> = Vec::new();
         let mut l1 = vec![Item::Dir("bin/", 0o755), Item::Dir("usr/", 0o750), Item::Dir("usr/local/", 0o755), Item::Dir("etc/", 0o755)];
         let bb = busybox.clone();
         if let Some(bb) = bb {
@@ -112,18 +119,28 @@ pub fn write_layout(dir: &Path, spec: &BaseSpec) -> String {
             }
         }
         l1.push(Item::File("usr/local/base-marker", 0o644, format!("{os}/{arch}\n").into_bytes()));
-        layers.push(tar_gz(&l1));
-        layers.push(tar_gz(&[Item::File("etc/nccl.conf", 0o644, b"NCCL_DEBUG=WARN\nNCCL_IB_DISABLE=1\n".to_vec()), Item::File("etc/os-release", 0o644, b"ID=sparkbase\n".to_vec())]));
+        let gz = |items: &[Item<'_>]| {
+            let (b, d) = tar_gz(items);
+            (b, d, mt_layer)
+        };
+        layers.push(gz(&l1));
+        layers.push(gz(&[Item::File("etc/nccl.conf", 0o644, b"NCCL_DEBUG=WARN\nNCCL_IB_DISABLE=1\n".to_vec()), Item::File("etc/os-release", 0o644, b"ID=sparkbase\n".to_vec())]));
         for l in 0..spec.pad_layers {
             let n = (spec.pad_bytes / spec.pad_layers as u64) as usize;
             let name = format!("opt/pad/{l}.bin");
-            layers.push(tar_gz(&[Item::File(Box::leak(name.into_boxed_str()), 0o644, noise(n, (pi * 100 + l + 1) as u64))]));
+            let items = [Item::File(Box::leak(name.into_boxed_str()), 0o644, noise(n, (pi * 100 + l + 1) as u64))];
+            layers.push(if spec.pad_uncompressed {
+                let (b, d) = tar_plain(&items);
+                (b, d, if spec.docker_media_types { "application/vnd.docker.image.rootfs.diff.tar" } else { "application/vnd.oci.image.layer.v1.tar" })
+            } else {
+                gz(&items)
+            });
         }
         let mut layer_descs = Vec::new();
         let mut diff_ids = Vec::new();
-        for (gz, diff) in &layers {
-            let (d, s) = put(dir, gz);
-            layer_descs.push(json!({ "mediaType": mt_layer, "digest": d, "size": s }));
+        for (blob, diff, mt) in &layers {
+            let (d, s) = put(dir, blob);
+            layer_descs.push(json!({ "mediaType": mt, "digest": d, "size": s }));
             diff_ids.push(json!(diff));
         }
         let config = json!({
