@@ -22,6 +22,7 @@ pub mod overlay;
 pub mod platform;
 pub mod recipe;
 pub mod reference;
+pub mod registry;
 pub mod source;
 pub mod store;
 pub mod tree;

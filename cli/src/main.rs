@@ -5,6 +5,7 @@
 
 mod doctor;
 mod image;
+mod image_registry;
 mod render;
 
 use clap::{Parser, Subcommand};

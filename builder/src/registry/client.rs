@@ -258,7 +258,7 @@ impl Client {
             Err(ureq::Error::Status(code, _)) => return Err(fail(Some(code), format!("the token service {} refused (HTTP {code})", strip_query(realm)))),
             Err(ureq::Error::Transport(t)) => return Err(fail(None, format!("cannot reach the token service {}: {}", strip_query(realm), t.kind()))),
         };
-        let v: Value = resp.into_json().map_err(|_| fail(None, format!("the token service {} did not answer JSON", strip_query(realm))))?;
+        let v: Value = serde_json::from_reader(resp.into_reader().take(1 << 20)).map_err(|_| fail(None, format!("the token service {} did not answer JSON", strip_query(realm))))?;
         let value = v.get("token").or_else(|| v.get("access_token")).and_then(Value::as_str).ok_or_else(|| fail(None, "the token service answered without a token".into()))?;
         // Tokens live 60 s unless the service says otherwise; refresh a little early.
         let lifetime = v.get("expires_in").and_then(Value::as_u64).unwrap_or(60).max(10);

@@ -9,7 +9,6 @@ use super::source::RegistrySource;
 use crate::descriptor::Descriptor;
 use crate::digest::{verify_bytes, Digest};
 use crate::error::{Error, IoContext, Result};
-use crate::media;
 use crate::source::{BaseImage, BaseTop, BlobSource};
 use crate::store::BlobStore;
 use serde_json::{json, Value};
@@ -39,7 +38,10 @@ pub struct Lock {
 /// Writes the lock for a base opened from `reference` (temp file + rename).
 pub fn write(path: &Path, reference: &RegistryRef, base: &BaseImage) -> Result<()> {
     let mut blobs = BTreeMap::new();
-    let top = super::copy::top_descriptor(base);
+    let top = match &base.top {
+        BaseTop::Index { desc, .. } => desc.clone(),
+        BaseTop::Manifest => base.entries[0].0.clone(),
+    };
     if let BaseTop::Index { desc, raw, .. } = &base.top {
         blobs.insert(desc.digest.clone(), raw.clone());
     }
@@ -137,9 +139,7 @@ impl BlobSource for LockedSource {
             verify_bytes(raw, &desc.digest, desc.size, &self.name)?;
             return Ok(Box::new(std::io::Cursor::new(raw.clone())));
         }
-        if media::is_manifest(&desc.media_type) || media::is_config(&desc.media_type) {
-            // Entries the lock did not keep (attestations) are read from the registry like layers.
-        }
+        // Layers, and entries the lock did not keep (attestations), come from the registry.
         self.registry()?.open(desc)
     }
     fn link_to(&self, desc: &Descriptor, dest: &Path) -> Result<bool> {

@@ -7,12 +7,10 @@
 //!
 //! Map: [`name`] parses references (Docker's rules); [`auth`] holds credentials and challenges;
 //! [`client`] sends requests (scheme, auth, retries); [`source`] is the shallow base and the
-//! layer fetcher; [`push`] uploads; [`copy`] turns a base into a push list or a local layout;
-//! [`lock`] pins a base's metadata next to a recipe; [`progress`] draws transfers.
+//! layer fetcher; [`push`] uploads a [`crate::build::BuiltImage`]; [`lock`] pins a base's metadata next to a recipe; [`progress`] draws transfers.
 
 pub mod auth;
 pub mod client;
-pub mod copy;
 pub mod lock;
 pub mod name;
 mod parallel;
@@ -25,16 +23,23 @@ mod tls;
 pub use auth::{Credential, CredentialStore, Secret};
 pub use client::{Client, ClientOptions};
 pub use name::RegistryRef;
-pub use push::{push, BlobData, PushItem, PushOptions, PushSummary};
-pub use source::RegistrySource;
+pub use push::{push, push_image, BlobData, PushItem, PushOptions, PushSummary};
+pub use source::{RegistrySource, SharedSource};
 
 use crate::source::BaseImage;
 use crate::store::BlobStore;
+use std::sync::Arc;
 
 /// Opens a `docker://` base shallowly: resolves the tag, reads index, manifests and configs.
-/// Layer blobs are fetched into `store` only when an output reads them.
-pub fn open_base(reference: &RegistryRef, opts: &ClientOptions, store: Option<BlobStore>) -> crate::Result<BaseImage> {
-    let src = RegistrySource::open(reference, opts, store)?;
+/// Layer blobs are fetched into `store` only when an output reads them. The returned handle is
+/// the same source the base reads from, for fetching layers in parallel ahead of an output.
+pub fn open_base(reference: &RegistryRef, opts: &ClientOptions, store: Option<BlobStore>) -> crate::Result<(BaseImage, Arc<RegistrySource>)> {
+    let src = Arc::new(RegistrySource::open(reference, opts, store)?);
     let top = src.resolve()?;
-    BaseImage::read(Box::new(src), top)
+    Ok((BaseImage::read(Box::new(SharedSource(Arc::clone(&src))), top)?, src))
+}
+
+/// Every layer descriptor of a base (each platform's, the kept entries only).
+pub fn base_layers(base: &BaseImage) -> Vec<crate::descriptor::Descriptor> {
+    base.entries.iter().filter_map(|(_, m)| m.as_ref()).flat_map(|m| m.layers.iter().cloned()).collect()
 }

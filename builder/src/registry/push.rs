@@ -11,6 +11,7 @@ use super::name::RegistryRef;
 use super::parallel;
 use super::progress::{CountingReader, Progress};
 use super::retry::RetryPolicy;
+use crate::build::{BuiltImage, Origin};
 use crate::descriptor::Descriptor;
 use crate::digest::{Digest, VerifyingReader};
 use crate::error::{Error, IoContext, Result};
@@ -38,7 +39,7 @@ pub struct PushItem<'a> {
 }
 
 /// What a push did, for `--json` and the tests.
-#[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Serialize, PartialEq)]
 pub struct PushSummary {
     pub reference: String,
     pub digest: String,
@@ -70,6 +71,23 @@ struct Pusher<'c> {
     dest: RegistryRef,
     name: String,
     progress: Arc<Progress>,
+}
+
+/// Pushes a built (or copied) image: its blobs in the order [`BuiltImage::blobs`] gives.
+pub fn push_image(client: &Client, dest: &RegistryRef, image: &BuiltImage, opts: &PushOptions) -> Result<PushSummary> {
+    let items: Vec<PushItem<'_>> = image
+        .blobs()?
+        .into_iter()
+        .map(|b| {
+            let data = match b.origin {
+                Origin::Inline(raw) => BlobData::Memory(Arc::new(raw)),
+                Origin::Store => BlobData::File(image.store.path(&b.desc.digest)),
+                Origin::Base => BlobData::Source(image.base.source.as_ref()),
+            };
+            PushItem { desc: b.desc, data }
+        })
+        .collect();
+    push(client, dest, &items, opts)
 }
 
 /// Pushes `items` (every blob of the image, children before parents, the top last) to `dest`.

@@ -239,6 +239,22 @@ impl Write for TeeHash<'_> {
     }
 }
 
+/// A shared handle as a [`BlobSource`], so the caller keeps the concrete source (to prefetch
+/// layers in parallel) while a `BaseImage` owns the boxed one.
+pub struct SharedSource(pub Arc<RegistrySource>);
+
+impl BlobSource for SharedSource {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+    fn open(&self, desc: &Descriptor) -> Result<Box<dyn Read + Send + '_>> {
+        self.0.open(desc)
+    }
+    fn link_to(&self, desc: &Descriptor, dest: &Path) -> Result<bool> {
+        self.0.link_to(desc, dest)
+    }
+}
+
 impl BlobSource for RegistrySource {
     fn name(&self) -> &str {
         &self.name

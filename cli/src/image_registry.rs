@@ -1,0 +1,186 @@
+//! `sparkctl image push|pull`, and the registry flags and helpers `image build` shares
+//! (`docker://` bases and outputs).
+
+use anyhow::{bail, Context, Result};
+use builder::build::BuiltImage;
+use builder::reference::ImageRef;
+use builder::registry::{self, progress::Progress, Client, ClientOptions, Credential, CredentialStore, PushOptions, PushSummary, RegistryRef, Secret};
+use builder::source::{self, BaseImage};
+use builder::store::BlobStore;
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// How to reach registries (credentials, TLS, retries, parallelism, output).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct RegistryFlags {
+    /// Docker config.json with credentials (default: $DOCKER_CONFIG/config.json, ~/.docker/config.json)
+    #[arg(long, value_name = "FILE")]
+    pub authfile: Option<PathBuf>,
+    /// Username for the registry; the password is read from stdin (see --password-stdin)
+    #[arg(long, value_name = "USER", requires = "password_stdin")]
+    pub username: Option<String>,
+    /// Read the password (or token) for --username from stdin
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// Trust this CA certificate (PEM) besides the system roots
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Allow plain HTTP to this registry host[:port] (repeatable; loopback is always allowed)
+    #[arg(long = "insecure-registry", value_name = "HOST")]
+    pub insecure: Vec<String>,
+    /// Tries per request on connection errors, 429 and 5xx
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub retries: u32,
+    /// Blobs transferred at once
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    pub parallel: usize,
+    /// No progress display
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+    /// Print a JSON summary on stdout instead of the digest
+    #[arg(long)]
+    pub json: bool,
+    /// Blob store (default: $SPARKCTL_STORE or ~/.cache/sparkctl)
+    #[arg(long, value_name = "DIR")]
+    pub store: Option<PathBuf>,
+}
+
+impl RegistryFlags {
+    /// Credentials: `--username` + stdin, else the environment (CI), else the Docker config.
+    pub fn client_options(&self) -> Result<ClientOptions> {
+        let mut credentials = CredentialStore::from_env();
+        credentials.config_file = self.authfile.clone();
+        if let Some(user) = &self.username {
+            let mut password = String::new();
+            std::io::stdin().read_to_string(&mut password).context("reading the password from stdin")?;
+            let password = password.trim_end_matches(['\n', '\r']);
+            if password.is_empty() {
+                bail!("--password-stdin: stdin was empty (hint: pipe the password, e.g. `printenv TOKEN | sparkctl … --username {user} --password-stdin`)");
+            }
+            credentials.explicit = Some(Credential::Basic { username: user.clone(), password: Secret::new(password) });
+        }
+        let mut retry = registry::retry::RetryPolicy::default();
+        if self.retries == 0 {
+            bail!("--retries 0: give at least 1 (tries in all, the first included)");
+        }
+        retry.attempts = self.retries;
+        Ok(ClientOptions { credentials, ca_file: self.ca_file.clone(), insecure: self.insecure.clone(), retry })
+    }
+
+    pub fn blob_store(&self) -> Result<BlobStore> {
+        Ok(BlobStore::open(self.store.clone().unwrap_or_else(BlobStore::default_root))?)
+    }
+}
+
+#[derive(clap::Args)]
+pub struct PushArgs {
+    /// Image to push: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG] or docker://REF
+    pub source: String,
+    /// Destination: docker://REGISTRY/REPO[:TAG] (or bare REGISTRY/REPO[:TAG])
+    pub destination: String,
+    #[command(flatten)]
+    pub registry: RegistryFlags,
+}
+
+#[derive(clap::Args)]
+pub struct PullArgs {
+    /// Image to pull: docker://REGISTRY/REPO[:TAG][@DIGEST] (or bare)
+    pub source: String,
+    /// Where to write it: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG]
+    pub destination: String,
+    #[command(flatten)]
+    pub registry: RegistryFlags,
+}
+
+/// A reference that is either local (a skopeo transport) or a registry one.
+pub enum AnyRef {
+    Local(ImageRef),
+    Registry(RegistryRef),
+}
+
+/// `docker://REF` and bare `REGISTRY/REPO…` are registry references; `oci:`, `oci-archive:` and
+/// `docker-archive:` are local. (`localhost:5000/x` is bare: `localhost` is no transport.)
+pub fn parse_any(s: &str) -> Result<AnyRef> {
+    const LOCAL: [&str; 3] = ["oci:", "oci-archive:", "docker-archive:"];
+    if LOCAL.iter().any(|p| s.starts_with(p)) {
+        return Ok(AnyRef::Local(ImageRef::parse(s)?));
+    }
+    Ok(AnyRef::Registry(RegistryRef::parse(s)?))
+}
+
+/// Opens any image: local references directly, registry ones shallowly (layers land in the
+/// store only when read).
+pub fn open_any(r: &AnyRef, flags: &RegistryFlags, store: &BlobStore) -> Result<BaseImage> {
+    Ok(match r {
+        AnyRef::Local(local) => source::open_local(local)?,
+        AnyRef::Registry(reg) => registry::open_base(reg, &flags.client_options()?, Some(store.clone()))?.0,
+    })
+}
+
+/// Pushes an image (built or copied) to `dest`; prints the digest, or the summary with `--json`.
+pub fn push_to(image: &BuiltImage, dest: &RegistryRef, flags: &RegistryFlags) -> Result<PushSummary> {
+    let client = Client::connect(&dest.registry, dest.api_host(), &flags.client_options()?)?;
+    let progress = Progress::new(&format!("push {dest}"), !flags.quiet);
+    Ok(registry::push_image(&client, dest, image, &PushOptions { parallel: flags.parallel, progress })?)
+}
+
+pub fn push(args: PushArgs) -> Result<ExitCode> {
+    let AnyRef::Registry(dest) = parse_any(&args.destination)? else {
+        bail!("`{}`: push writes to a registry (docker://REGISTRY/REPO:TAG); for a local copy use `sparkctl image pull` or `build --output`", args.destination);
+    };
+    let store = args.registry.blob_store()?;
+    let base = open_any(&parse_any(&args.source)?, &args.registry, &store)?;
+    let image = BuiltImage::unchanged(base, store)?;
+    let summary = push_to(&image, &dest, &args.registry)?;
+    print_summary(&summary, args.registry.json)
+}
+
+pub fn pull(args: PullArgs) -> Result<ExitCode> {
+    let AnyRef::Registry(src) = parse_any(&args.source)? else {
+        bail!("`{}`: pull reads from a registry (docker://REGISTRY/REPO[:TAG]); a local image needs no pull", args.source);
+    };
+    let AnyRef::Local(dest) = parse_any(&args.destination)? else {
+        bail!("`{}`: pull writes a local image (oci:DIR[:TAG], oci-archive:FILE, docker-archive:FILE); to copy between registries use `sparkctl image push docker://SRC docker://DEST`", args.destination);
+    };
+    let store = args.registry.blob_store()?;
+    let (base, handle) = registry::open_base(&src, &args.registry.client_options()?, Some(store.clone()))?;
+    let progress = Progress::new(&format!("pull {src}"), !args.registry.quiet);
+    handle.set_progress(std::sync::Arc::clone(&progress));
+    // All layers in parallel first; the writer then links them from the store.
+    handle.fetch_all(&registry::base_layers(&base), args.registry.parallel)?;
+    progress.finish();
+    let image = BuiltImage::unchanged(base, store)?;
+    builder::output::write(&image, &dest)?;
+    let summary = serde_json::json!({
+        "reference": src.to_string(),
+        "destination": dest.to_string(),
+        "digest": image.top.digest.to_string(),
+        "bytes_downloaded": progress.bytes_done(),
+        "seconds": progress.elapsed().as_secs_f64(),
+    });
+    if args.registry.json {
+        println!("{summary}");
+    } else {
+        println!("{}", image.top.digest);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_summary(summary: &PushSummary, json: bool) -> Result<ExitCode> {
+    if json {
+        println!("{}", serde_json::to_string(summary)?);
+    } else {
+        eprintln!(
+            "pushed {}: {} blobs uploaded ({}), {} mounted, {} already there; {} manifests",
+            summary.reference,
+            summary.blobs_uploaded,
+            registry::progress::human(summary.bytes_uploaded),
+            summary.blobs_mounted,
+            summary.blobs_existing,
+            summary.manifests_pushed
+        );
+        println!("{}", summary.digest);
+    }
+    Ok(ExitCode::SUCCESS)
+}
