@@ -1,0 +1,309 @@
+//! The life of one node: preflight → rendezvous → launch (Ray or native) → readiness →
+//! supervision → stop. Every wait goes through the supervisor, so a signal, a dying child or a
+//! lost peer ends it at once.
+
+use crate::launch;
+use crate::log;
+use crate::proto::{Fingerprint, Msg};
+use crate::readiness::{self, Status};
+use crate::rendezvous::{self, Head, PeerEvent, Session};
+use crate::settings::{Backend, Config, Role};
+use crate::supervisor::{Event, Stop, Supervisor};
+use cluster::preflight::{self, Spec, Status as CheckStatus, Transport, TransportPolicy};
+use cluster::sysfs::Root;
+use nix::sys::signal::Signal;
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
+use std::time::{Duration, Instant};
+
+/// Peers to tell when this node stops.
+enum Peers {
+    None,
+    Head(Head),
+    Worker(Session),
+}
+
+pub struct Node<'a> {
+    cfg: &'a Config,
+    sup: Supervisor,
+    peers: Peers,
+}
+
+/// Runs the node to its end and returns the process exit code.
+pub fn run(cfg: &Config) -> i32 {
+    let sup = match Supervisor::start() {
+        Ok(s) => s,
+        Err(e) => {
+            log::info(&format!("error: cannot set up signal handling: {e}"));
+            return 2;
+        }
+    };
+    let mut node = Node { cfg, sup, peers: Peers::None };
+    let stop = match node.lifecycle() {
+        Ok(never) => match never {},
+        Err(stop) => stop,
+    };
+    node.finish(stop)
+}
+
+enum Never {}
+
+impl Node<'_> {
+    fn status(&self, state: &str, detail: &str) {
+        let api = (self.cfg.role == Role::Head && state == "ready").then(|| format!("127.0.0.1:{}", self.cfg.api_port));
+        let st = Status { node: self.cfg.node.clone(), role: role_name(self.cfg.role).into(), state: state.into(), detail: detail.into(), api };
+        if let Err(e) = readiness::write_status(&self.cfg.status_file, &st) {
+            log::info(&format!("cannot write the status file `{}`: {e}", self.cfg.status_file.display()));
+        }
+    }
+
+    fn lifecycle(&mut self) -> Result<Never, Stop> {
+        let cfg = self.cfg;
+        log::info(&format!("spark-entrypoint {} starting as {} ({} backend)", env!("CARGO_PKG_VERSION"), role_name(cfg.role), cfg.backend.name()));
+        self.status("preflight", "checking rails");
+        let (env, my_ip) = self.preflight()?;
+        let fingerprint = Fingerprint {
+            image: cfg.image_digest.clone(),
+            serve: cfg.serve.clone(),
+            model: cfg.model.clone(),
+            entrypoint: env!("CARGO_PKG_VERSION").into(),
+            backend: cfg.backend.name().into(),
+        };
+        self.status("rendezvous", "waiting for the other nodes");
+        match cfg.role {
+            Role::Head => self.head(env, my_ip, fingerprint),
+            Role::Worker => self.worker(env, my_ip, fingerprint),
+        }
+    }
+
+    /// Runs the checks, prints the table, decides the transport, derives the node env.
+    fn preflight(&mut self) -> Result<(BTreeMap<String, String>, Ipv4Addr), Stop> {
+        let cfg = self.cfg;
+        let rep = preflight::run(&Root::new(&cfg.root), &Spec { rails: cfg.rails.clone(), mtu: cfg.mtu, transport: cfg.transport });
+        for c in &rep.checks {
+            let hint = c.hint.as_deref().map(|h| format!(" (hint: {h})")).unwrap_or_default();
+            log::info(&format!("preflight {:<4} {:<14} {:<16} {}{hint}", c.status.to_string(), c.name, c.subject, c.detail));
+        }
+        if let Some(f) = rep.failures().next() {
+            let n = rep.failures().count();
+            return Err(Stop::Fatal(format!(
+                "preflight failed ({n} check(s)); first: {} on `{}`: {}{}",
+                f.name,
+                f.subject,
+                f.detail,
+                f.hint.as_deref().map(|h| format!("; hint: {h}")).unwrap_or_default()
+            )));
+        }
+        if rep.transport == Transport::Socket {
+            let why = if cfg.transport == TransportPolicy::Socket { "SPARK_TRANSPORT=socket" } else { "the RDMA checks did not pass (see `warn` lines above)" };
+            log::loud(&format!("NCCL transport will be NET/Socket (TCP, ~4-6 GB/s instead of ~24 GB/s over RoCE): {why}"));
+        } else {
+            log::info("preflight: NCCL transport NET/IB over every rail");
+        }
+        let _ = rep.checks.iter().filter(|c| c.status == CheckStatus::Warn).count();
+        self.sup.expect_ib(rep.transport == Transport::Ib);
+        let mut env = rep.env();
+        // Ray's memory monitor kills workers on unified memory; every node needs this (BRIEF).
+        if std::env::var_os("RAY_memory_monitor_refresh_ms").is_none() {
+            env.insert("RAY_memory_monitor_refresh_ms".into(), "0".into());
+        }
+        let shown: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        log::info(&format!("node env: {}", shown.join(" ")));
+        let ip = rep.rails.first().map(|r| r.ipv4).ok_or_else(|| Stop::Fatal("no rail has an IPv4 address".into()))?;
+        Ok((env, ip))
+    }
+
+    fn head(&mut self, mut env: BTreeMap<String, String>, my_ip: Ipv4Addr, fp: Fingerprint) -> Result<Never, Stop> {
+        let cfg = self.cfg;
+        if let Some(a) = cfg.head_addr.filter(|a| *a != my_ip) {
+            log::info(&format!("note: SPARK_HEAD_ADDR {a} differs from the first rail's address {my_ip}; listening on {my_ip}"));
+        }
+        let head = Head::listen(my_ip, cfg.rendezvous_port, &cfg.token, fp, cfg.nodes.clone(), cfg.heartbeat_timeout, self.sup.sender())?;
+        self.peers = Peers::Head(head);
+        if let Peers::Head(h) = &mut self.peers {
+            h.wait_all(&mut self.sup, cfg.join_timeout)?;
+        }
+        let serve = match cfg.backend {
+            Backend::Ray => {
+                self.status("cluster", "starting the Ray head");
+                self.sup.spawn("ray", &launch::ray_head(my_ip, cfg.ray_port, &cfg.ray_args), &env, true)?;
+                self.wait_port(SocketAddrV4::new(my_ip, cfg.ray_port), cfg.cluster_timeout)?;
+                self.release(my_ip)?;
+                self.wait_ray(my_ip)?;
+                let dir = launch::vllm_config_root(&|k| std::env::var(k).ok());
+                write_atomic(&dir.join("ray_non_carry_over_env_vars.json"), &launch::non_carry_over_json())
+                    .map_err(|e| Stop::Fatal(format!("cannot write `{}`: {e}", dir.join("ray_non_carry_over_env_vars.json").display())))?;
+                log::info(&format!("wrote `{}/ray_non_carry_over_env_vars.json` so node-specific variables stay per node", dir.display()));
+                env.insert("RAY_ADDRESS".into(), format!("{my_ip}:{}", cfg.ray_port));
+                launch::serve_ray(&cfg.serve)
+            }
+            Backend::Native => {
+                self.release(my_ip)?;
+                launch::serve_native(&cfg.serve, cfg.nodes.len(), 0, my_ip, cfg.master_port)
+            }
+        };
+        self.status("starting", "serve command started; waiting for the model to answer");
+        self.sup.spawn("serve", &serve, &env, true)?;
+        let api = SocketAddr::from(([127, 0, 0, 1], cfg.api_port));
+        let (tx, timeout) = (self.sup.sender(), cfg.ready_timeout);
+        std::thread::spawn(move || {
+            let _ = tx.send(Event::Ready(readiness::wait(api, timeout)));
+        });
+        self.supervise()
+    }
+
+    fn release(&mut self, my_ip: Ipv4Addr) -> Result<(), Stop> {
+        if let Peers::Head(h) = &mut self.peers {
+            h.release(my_ip)?;
+        }
+        self.sup.released = true;
+        Ok(())
+    }
+
+    fn worker(&mut self, mut env: BTreeMap<String, String>, my_ip: Ipv4Addr, fp: Fingerprint) -> Result<Never, Stop> {
+        let cfg = self.cfg;
+        let head = cfg.head_addr.expect("settings require SPARK_HEAD_ADDR on workers");
+        let j = rendezvous::join(&mut self.sup, head, cfg.rendezvous_port, &cfg.token, &cfg.node, my_ip, &fp, cfg.join_timeout, cfg.heartbeat_timeout)?;
+        self.peers = Peers::Worker(j.session);
+        self.sup.released = true;
+        match cfg.backend {
+            Backend::Ray => {
+                env.insert("RAY_ADDRESS".into(), format!("{}:{}", j.head_ip, cfg.ray_port));
+                self.sup.spawn("ray", &launch::ray_worker(my_ip, j.head_ip, cfg.ray_port, &cfg.ray_args), &env, true)?;
+                self.status("ready", "Ray worker started; the head serves");
+            }
+            Backend::Native => {
+                let rank = j.ranks.get(&cfg.node).copied().unwrap_or(1);
+                let argv = launch::serve_native(&cfg.serve, j.ranks.len(), rank, j.head_ip, cfg.master_port);
+                self.sup.spawn("serve", &argv, &env, true)?;
+                self.status("ready", &format!("headless serve started (rank {rank}); the head serves"));
+            }
+        }
+        self.supervise()
+    }
+
+    /// Waits until something accepts TCP connections on `addr` (the Ray GCS).
+    fn wait_port(&mut self, addr: SocketAddrV4, timeout: Duration) -> Result<(), Stop> {
+        let deadline = Instant::now() + timeout;
+        while TcpStream::connect_timeout(&addr.into(), Duration::from_millis(500)).is_err() {
+            if Instant::now() >= deadline {
+                return Err(Stop::Timeout(format!("Ray GCS on {addr} did not accept connections within {:.0?}", timeout)));
+            }
+            self.pump(Duration::from_millis(300))?;
+        }
+        Ok(())
+    }
+
+    /// Polls `ray status` until every node and GPU is there.
+    fn wait_ray(&mut self, my_ip: Ipv4Addr) -> Result<(), Stop> {
+        let cfg = self.cfg;
+        let deadline = Instant::now() + cfg.cluster_timeout;
+        let want = cfg.nodes.len();
+        let mut last = None;
+        loop {
+            let (code, out) = self.sup.capture("ray-status", &launch::ray_status(my_ip, cfg.ray_port), &BTreeMap::new(), Duration::from_secs(60))?;
+            let st = launch::parse_ray_status(&out);
+            let summary = format!("{}/{want} nodes, {} GPU, {} CPU", st.nodes, st.total("GPU"), st.total("CPU"));
+            if last.as_ref() != Some(&summary) {
+                log::info(&format!("ray status: {summary}{}", if code != 0 { format!(" (exit {code})") } else { String::new() }));
+                last = Some(summary.clone());
+            }
+            if code == 0 && st.complete(want, cfg.gpus_per_node) {
+                let what = if st.total("GPU") > 0.0 { "GPUs" } else { "CPUs (Ray sees no GPU)" };
+                log::info(&format!("ray cluster complete: {want} nodes with their {what}"));
+                self.status("cluster", &summary);
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(Stop::Timeout(format!("Ray reports {summary} after {:.0?}; expected {want} nodes with {} GPU each", cfg.cluster_timeout, cfg.gpus_per_node)));
+            }
+            self.pump(Duration::from_secs(1))?;
+        }
+    }
+
+    /// Handles events for `d` (late joiners are refused by the head).
+    fn pump(&mut self, d: Duration) -> Result<(), Stop> {
+        let until = Instant::now() + d;
+        while Instant::now() < until {
+            let ev = self.sup.next(until.saturating_duration_since(Instant::now()))?;
+            self.on_event(ev)?;
+        }
+        Ok(())
+    }
+
+    fn on_event(&mut self, ev: Option<Event>) -> Result<(), Stop> {
+        match ev {
+            Some(Event::Peer(PeerEvent::Msg { node, msg: Msg::Shutdown { reason }, .. })) => Err(Stop::PeerLost { node, why: format!("it is stopping: {reason}") }),
+            Some(Event::Peer(ev)) => {
+                if let Peers::Head(h) = &mut self.peers {
+                    h.on_event(ev, self.sup.released);
+                }
+                Ok(())
+            }
+            Some(Event::Ready(Ok(model))) => {
+                log::info(&format!("READY: `{model}` answers /health, /v1/models and a 1-token completion on 127.0.0.1:{}", self.cfg.api_port));
+                self.status("ready", &format!("model `{model}` answers"));
+                Ok(())
+            }
+            Some(Event::Ready(Err(e))) => Err(Stop::Timeout(e)),
+            Some(Event::Sys(_)) | None => Ok(()),
+        }
+    }
+
+    fn supervise(&mut self) -> Result<Never, Stop> {
+        loop {
+            self.pump(Duration::from_secs(1))?;
+        }
+    }
+
+    /// Logs why, tells the peers, stops every process, and picks the exit code.
+    fn finish(mut self, stop: Stop) -> i32 {
+        let why = match &stop {
+            Stop::Signal(s) => format!("received {s}"),
+            Stop::Child { name, code } => format!("{name} exited with code {code}"),
+            Stop::PeerLost { node, why } => format!("lost node `{node}`: {why}; stopping so the group restarts together"),
+            Stop::Timeout(m) => m.clone(),
+            Stop::Fatal(m) => m.clone(),
+        };
+        match &stop {
+            Stop::Signal(_) => log::info(&format!("stopping: {why}")),
+            _ => log::info(&format!("error: {why}")),
+        }
+        self.status("stopping", &why);
+        match &self.peers {
+            Peers::Head(h) => h.shutdown(&format!("head `{}` stopping: {why}", self.cfg.node)),
+            Peers::Worker(s) => {
+                let _ = s.send(&Msg::Shutdown { reason: format!("worker `{}` stopping: {why}", self.cfg.node) });
+            }
+            Peers::None => {}
+        }
+        let first = match stop {
+            Stop::Signal(s) => s,
+            _ => Signal::SIGTERM,
+        };
+        self.sup.stop_all(first, self.cfg.grace);
+        let code = match (&stop, self.sup.serve_code) {
+            // Like tini: on a signal, exit with the serve command's own status.
+            (Stop::Signal(_), Some(c)) => c,
+            _ => stop.code(),
+        };
+        log::info(&format!("exit {code}"));
+        code
+    }
+}
+
+fn role_name(r: Role) -> &'static str {
+    match r {
+        Role::Head => "head",
+        Role::Worker => "worker",
+    }
+}
+
+fn write_atomic(path: &std::path::Path, content: &str) -> std::io::Result<()> {
+    if let Some(d) = path.parent() {
+        std::fs::create_dir_all(d)?;
+    }
+    let tmp = std::path::PathBuf::from(format!("{}.tmp{}", path.display(), std::process::id()));
+    std::fs::write(&tmp, content)?;
+    std::fs::rename(tmp, path)
+}

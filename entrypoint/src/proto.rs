@@ -1,0 +1,190 @@
+//! The rendezvous wire format: one JSON frame per line, `{"b": BODY, "m": MAC}`, where BODY is
+//! the message as a JSON string and MAC = HMAC-SHA256(token, direction | head nonce | worker
+//! nonce | sequence | BODY). The head opens with an unauthenticated challenge (its nonce); every
+//! later frame is bound to both nonces and numbered, so frames can be neither forged without the
+//! token nor replayed into another session or out of order.
+
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use std::collections::BTreeMap;
+use std::io::{BufRead, Write};
+
+/// What must be equal on every node: same image, same serve command, same model, same
+/// entrypoint, same backend.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fingerprint {
+    pub image: String,
+    pub serve: Vec<String>,
+    pub model: String,
+    pub entrypoint: String,
+    pub backend: String,
+}
+
+impl Fingerprint {
+    /// The first field that differs, with both values: (field, ours, theirs).
+    pub fn mismatch(&self, other: &Fingerprint) -> Option<(&'static str, String, String)> {
+        let fields: [(&str, String, String); 5] = [
+            ("image digest", self.image.clone(), other.image.clone()),
+            ("serve command", self.serve.join(" "), other.serve.join(" ")),
+            ("model", self.model.clone(), other.model.clone()),
+            ("entrypoint version", self.entrypoint.clone(), other.entrypoint.clone()),
+            ("backend", self.backend.clone(), other.backend.clone()),
+        ];
+        fields.into_iter().find(|(_, a, b)| a != b)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Msg {
+    Challenge { nonce: String },
+    Hello { node: String, nonce: String, ip: String, fingerprint: Fingerprint },
+    Welcome { joined: usize, expected: usize },
+    Refused { reason: String },
+    /// Everyone joined: go. `ranks` orders the nodes (head 0) for the native backend.
+    Release { ranks: BTreeMap<String, u32>, head_ip: String },
+    Heartbeat,
+    /// The sender is stopping (why), so the receiver stops too.
+    Shutdown { reason: String },
+}
+
+#[derive(Serialize, Deserialize)]
+struct Frame {
+    b: String,
+    m: String,
+}
+
+/// Which side wrote a frame; part of the MAC so a frame cannot be reflected back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dir {
+    ToHead,
+    ToWorker,
+}
+
+/// The keyed, numbered state of one direction of one session.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    token: Vec<u8>,
+    pub head_nonce: String,
+    pub worker_nonce: String,
+}
+
+impl Keys {
+    pub fn new(token: &str, head_nonce: &str, worker_nonce: &str) -> Keys {
+        Keys { token: token.as_bytes().to_vec(), head_nonce: head_nonce.to_owned(), worker_nonce: worker_nonce.to_owned() }
+    }
+
+    pub fn mac(&self, dir: Dir, seq: u64, body: &str) -> String {
+        let mut m = Hmac::<Sha256>::new_from_slice(&self.token).expect("HMAC takes any key length");
+        let d = match dir {
+            Dir::ToHead => "to-head",
+            Dir::ToWorker => "to-worker",
+        };
+        m.update(format!("spark-rendezvous-v1|{d}|{}|{}|{seq}|", self.head_nonce, self.worker_nonce).as_bytes());
+        m.update(body.as_bytes());
+        hex::encode(m.finalize().into_bytes())
+    }
+
+    pub fn verify(&self, dir: Dir, seq: u64, body: &str, mac: &str) -> bool {
+        let Ok(tag) = hex::decode(mac) else { return false };
+        let mut m = Hmac::<Sha256>::new_from_slice(&self.token).expect("HMAC takes any key length");
+        let d = match dir {
+            Dir::ToHead => "to-head",
+            Dir::ToWorker => "to-worker",
+        };
+        m.update(format!("spark-rendezvous-v1|{d}|{}|{}|{seq}|", self.head_nonce, self.worker_nonce).as_bytes());
+        m.update(body.as_bytes());
+        m.verify_slice(&tag).is_ok()
+    }
+}
+
+/// Writes one frame; `keys = None` for the opening challenge.
+pub fn write(w: &mut impl Write, msg: &Msg, keys: Option<(&Keys, Dir, u64)>) -> std::io::Result<()> {
+    let b = serde_json::to_string(msg).map_err(std::io::Error::other)?;
+    let m = keys.map(|(k, d, s)| k.mac(d, s, &b)).unwrap_or_default();
+    let mut line = serde_json::to_string(&Frame { b, m }).map_err(std::io::Error::other)?;
+    line.push('\n');
+    w.write_all(line.as_bytes())?;
+    w.flush()
+}
+
+/// A frame as read: the message, its body and MAC (for verification by the caller, who may need
+/// the message's own nonce to build the keys).
+pub struct Received {
+    pub msg: Msg,
+    pub body: String,
+    pub mac: String,
+}
+
+/// Reads one frame. EOF is `UnexpectedEof`; garbage is `InvalidData`.
+pub fn read(r: &mut impl BufRead) -> std::io::Result<Received> {
+    let mut line = String::new();
+    // Frames are small; a peer that sends an endless line is not a rendezvous peer.
+    let n = std::io::Read::take(&mut *r, 64 * 1024).read_line(&mut line)?;
+    if n == 0 {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    let frame: Frame = serde_json::from_str(line.trim_end()).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    let msg: Msg = serde_json::from_str(&frame.b).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    Ok(Received { msg, body: frame.b, mac: frame.m })
+}
+
+impl Received {
+    pub fn verified(&self, keys: &Keys, dir: Dir, seq: u64) -> bool {
+        keys.verify(dir, seq, &self.body, &self.mac)
+    }
+}
+
+/// 128 random bits, hex.
+pub fn nonce() -> String {
+    use std::io::Read;
+    let mut b = [0u8; 16];
+    if std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b)).is_err() {
+        // No /dev/urandom (odd container): fall back on time and pid; still unique per session.
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+        b = (t ^ (u128::from(std::process::id()) << 64)).to_le_bytes();
+    }
+    hex::encode(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fp() -> Fingerprint {
+        Fingerprint { image: "sha256:aa".into(), serve: vec!["vllm".into(), "serve".into(), "m".into()], model: "m".into(), entrypoint: "0.1.0".into(), backend: "ray".into() }
+    }
+
+    #[test]
+    fn frames_round_trip_and_tampering_is_detected() {
+        let keys = Keys::new("secret", "hn", "wn");
+        let mut buf = Vec::new();
+        write(&mut buf, &Msg::Heartbeat, Some((&keys, Dir::ToHead, 7))).unwrap();
+        let rec = read(&mut std::io::Cursor::new(buf.clone())).unwrap();
+        assert_eq!(rec.msg, Msg::Heartbeat);
+        assert!(rec.verified(&keys, Dir::ToHead, 7));
+        assert!(!rec.verified(&keys, Dir::ToHead, 8), "replayed out of order");
+        assert!(!rec.verified(&keys, Dir::ToWorker, 7), "reflected");
+        assert!(!rec.verified(&Keys::new("other", "hn", "wn"), Dir::ToHead, 7), "wrong token");
+        assert!(!rec.verified(&Keys::new("secret", "hn2", "wn"), Dir::ToHead, 7), "other session");
+        let body = serde_json::to_string(&Msg::Shutdown { reason: "x".into() }).unwrap();
+        let forged = format!("{}\n", serde_json::json!({ "b": body, "m": rec.mac }));
+        let f = read(&mut std::io::Cursor::new(forged)).unwrap();
+        assert!(!f.verified(&keys, Dir::ToHead, 7), "a body swapped under a valid MAC");
+    }
+
+    #[test]
+    fn mismatch_names_the_field_and_both_values() {
+        let mut other = fp();
+        other.serve.push("--enforce-eager".into());
+        assert_eq!(fp().mismatch(&other), Some(("serve command", "vllm serve m".into(), "vllm serve m --enforce-eager".into())));
+        assert_eq!(fp().mismatch(&fp()), None);
+    }
+
+    #[test]
+    fn nonces_differ() {
+        assert_ne!(nonce(), nonce());
+        assert_eq!(nonce().len(), 32);
+    }
+}

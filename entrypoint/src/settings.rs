@@ -1,0 +1,369 @@
+//! Every setting of `spark-entrypoint`, in ONE table: its environment variable, its flag, its
+//! default and what it means. `--help` prints this table and `docs/entrypoint.md` repeats it (a
+//! test holds the two together). A flag wins over the environment, which wins over the default.
+//!
+//! The serve command comes after `--` (or as a JSON array in `SPARK_SERVE`).
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use cluster::preflight::TransportPolicy;
+
+pub struct Setting {
+    pub env: &'static str,
+    pub flag: &'static str,
+    /// `None`: required (or derived, as `help` says).
+    pub default: Option<&'static str>,
+    pub help: &'static str,
+}
+
+pub const SETTINGS: &[Setting] = &[
+    Setting { env: "SPARK_ROLE", flag: "--role", default: None, help: "`head` or `worker` (required)" },
+    Setting { env: "SPARK_NODE_NAME", flag: "--node-name", default: None, help: "this node's name; default: the hostname" },
+    Setting { env: "SPARK_NODES", flag: "--nodes", default: None, help: "head only: every node's name, comma-separated, head first (required on the head); its length is the expected node count" },
+    Setting { env: "SPARK_HEAD_ADDR", flag: "--head-addr", default: None, help: "the head's rail IPv4 address (required on workers); the head listens on its first rail's address" },
+    Setting { env: "SPARK_RENDEZVOUS_PORT", flag: "--rendezvous-port", default: Some("29450"), help: "TCP port of the head's rendezvous (and heartbeat) listener" },
+    Setting { env: "SPARK_RAILS", flag: "--rails", default: None, help: "rail netdevs, comma-separated, e.g. `enp1s0f1np1,enP2p1s0f1np1` (required)" },
+    Setting { env: "SPARK_MTU", flag: "--mtu", default: Some("9000"), help: "MTU every rail must have" },
+    Setting { env: "SPARK_TRANSPORT", flag: "--transport", default: Some("auto"), help: "`auto` (IB when RDMA checks pass, else Socket with a warning), `ib` (refuse without RDMA) or `socket`" },
+    Setting { env: "SPARK_BACKEND", flag: "--backend", default: Some("ray"), help: "`ray` (Ray cluster, serve on the head) or `native` (vLLM `--nnodes/--node-rank/--master-addr`, `--headless` workers)" },
+    Setting { env: "SPARK_TOKEN", flag: "--token", default: None, help: "shared cluster secret authenticating rendezvous messages (HMAC-SHA256); this or `SPARK_TOKEN_FILE` is required" },
+    Setting { env: "SPARK_TOKEN_FILE", flag: "--token-file", default: None, help: "file holding the cluster token (first line)" },
+    Setting { env: "SPARK_IMAGE_DIGEST", flag: "--image-digest", default: Some("unknown"), help: "image digest, part of the fingerprint every node must share" },
+    Setting { env: "SPARK_MODEL", flag: "--model", default: None, help: "model, part of the fingerprint; default: the argument after `serve` in the serve command" },
+    Setting { env: "SPARK_SERVE", flag: "--serve", default: None, help: "serve command as a JSON array; default: the arguments after `--` (required on the head, and on workers with `native`)" },
+    Setting { env: "SPARK_RAY_PORT", flag: "--ray-port", default: Some("6379"), help: "Ray GCS port on the head" },
+    Setting { env: "SPARK_RAY_ARGS", flag: "--ray-args", default: Some(""), help: "extra `ray start` arguments, space-separated (e.g. `--num-cpus 4 --temp-dir /tmp/ray`)" },
+    Setting { env: "SPARK_GPUS_PER_NODE", flag: "--gpus-per-node", default: Some("1"), help: "GPUs Ray must report per node before serving (CPUs are counted when Ray sees no GPU at all)" },
+    Setting { env: "SPARK_MASTER_PORT", flag: "--master-port", default: Some("29501"), help: "`native` backend: torch.distributed master port on the head" },
+    Setting { env: "SPARK_API_PORT", flag: "--api-port", default: Some("8000"), help: "port of the OpenAI-compatible API the readiness probe asks on 127.0.0.1" },
+    Setting { env: "SPARK_JOIN_TIMEOUT", flag: "--join-timeout", default: Some("600"), help: "seconds to wait for every node to join the rendezvous" },
+    Setting { env: "SPARK_CLUSTER_TIMEOUT", flag: "--cluster-timeout", default: Some("300"), help: "seconds to wait for Ray to report every node and GPU" },
+    Setting { env: "SPARK_READY_TIMEOUT", flag: "--ready-timeout", default: Some("3600"), help: "seconds for the model to answer (`/health`, `/v1/models`, a 1-token completion)" },
+    Setting { env: "SPARK_HEARTBEAT_TIMEOUT", flag: "--heartbeat-timeout", default: Some("5"), help: "seconds of silence after which a peer counts as dead (heartbeats every second)" },
+    Setting { env: "SPARK_GRACE", flag: "--grace", default: Some("20"), help: "seconds children get between SIGTERM and SIGKILL when stopping" },
+    Setting { env: "SPARK_STATUS_FILE", flag: "--status-file", default: Some("/run/spark-entrypoint/status.json"), help: "JSON status (`state`: preflight, rendezvous, cluster, starting, ready, stopping) read by `spark-entrypoint healthcheck`" },
+    Setting { env: "SPARK_ROOT", flag: "--root", default: Some("/"), help: "root prefix for the preflight reads of /sys, /proc, /dev, /etc" },
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Head,
+    Worker,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Ray,
+    Native,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Ray => "ray",
+            Backend::Native => "native",
+        }
+    }
+}
+
+/// The parsed configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub role: Role,
+    pub node: String,
+    /// Every node, head first (head only; empty on workers).
+    pub nodes: Vec<String>,
+    pub head_addr: Option<Ipv4Addr>,
+    pub rendezvous_port: u16,
+    pub rails: Vec<String>,
+    pub mtu: u32,
+    pub transport: TransportPolicy,
+    pub backend: Backend,
+    pub token: String,
+    pub image_digest: String,
+    pub model: String,
+    pub serve: Vec<String>,
+    pub ray_port: u16,
+    pub ray_args: Vec<String>,
+    pub gpus_per_node: u32,
+    pub master_port: u16,
+    pub api_port: u16,
+    pub join_timeout: Duration,
+    pub cluster_timeout: Duration,
+    pub ready_timeout: Duration,
+    pub heartbeat_timeout: Duration,
+    pub grace: Duration,
+    pub status_file: PathBuf,
+    pub root: PathBuf,
+}
+
+/// A configuration error: one line naming the setting, the value and the fix.
+#[derive(Debug)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn setting(flag: &str) -> &'static Setting {
+    SETTINGS.iter().find(|s| s.flag == flag).expect("flag is in SETTINGS")
+}
+
+/// Raw values: flags, then environment, then defaults.
+struct Values {
+    map: BTreeMap<&'static str, String>,
+}
+
+impl Values {
+    fn get(&self, flag: &str) -> Option<&str> {
+        self.map.get(flag).map(String::as_str).filter(|s| !s.is_empty())
+    }
+
+    fn required(&self, flag: &str, fix: &str) -> Result<&str, ConfigError> {
+        let s = setting(flag);
+        self.get(flag).ok_or_else(|| ConfigError(format!("missing `{}` (`{}`): {fix}", s.env, s.flag)))
+    }
+
+    fn parse<T: std::str::FromStr>(&self, flag: &str, what: &str) -> Result<T, ConfigError> {
+        let s = setting(flag);
+        let v = self.get(flag).or(s.default).unwrap_or("");
+        v.parse().map_err(|_| ConfigError(format!("`{}` (`{}`) = `{v}` is not {what}", s.env, s.flag)))
+    }
+
+    fn seconds(&self, flag: &str) -> Result<Duration, ConfigError> {
+        let secs: f64 = self.parse(flag, "a number of seconds")?;
+        if !(0.0..1e7).contains(&secs) {
+            let s = setting(flag);
+            return Err(ConfigError(format!("`{}` = `{secs}` is out of range; give seconds between 0 and 10000000", s.env)));
+        }
+        Ok(Duration::from_secs_f64(secs))
+    }
+}
+
+fn list(s: &str) -> Vec<String> {
+    s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+}
+
+/// Parses the arguments (without the program name) and the environment.
+pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    let mut map = BTreeMap::new();
+    let mut serve_args: Option<Vec<String>> = None;
+    let mut i = 0;
+    while i < args.len() {
+        let a = &args[i];
+        if a == "--" {
+            serve_args = Some(args[i + 1..].to_vec());
+            break;
+        }
+        let (flag, inline) = match a.split_once('=') {
+            Some((f, v)) => (f, Some(v.to_owned())),
+            None => (a.as_str(), None),
+        };
+        let Some(s) = SETTINGS.iter().find(|s| s.flag == flag) else {
+            return Err(ConfigError(format!("unknown argument `{a}`; see `spark-entrypoint --help` (the serve command goes after `--`)")));
+        };
+        let value = match inline {
+            Some(v) => v,
+            None => {
+                i += 1;
+                args.get(i).cloned().ok_or_else(|| ConfigError(format!("`{flag}` needs a value")))?
+            }
+        };
+        map.insert(s.flag, value);
+        i += 1;
+    }
+    for s in SETTINGS {
+        if !map.contains_key(s.flag) {
+            if let Some(v) = env(s.env) {
+                map.insert(s.flag, v);
+            }
+        }
+    }
+    let v = Values { map };
+
+    let role = match v.required("--role", "set it to `head` on one node and `worker` on the others")? {
+        "head" => Role::Head,
+        "worker" => Role::Worker,
+        other => return Err(ConfigError(format!("`SPARK_ROLE` = `{other}` is not `head` or `worker`"))),
+    };
+    let node = match v.get("--node-name") {
+        Some(n) => n.to_owned(),
+        None => hostname(),
+    };
+    let nodes = v.get("--nodes").map(list).unwrap_or_default();
+    if role == Role::Head {
+        if nodes.is_empty() {
+            return Err(ConfigError("missing `SPARK_NODES` (`--nodes`) on the head: list every node's name, head first, e.g. `spark-a,spark-b`".into()));
+        }
+        if nodes[0] != node {
+            return Err(ConfigError(format!("`SPARK_NODES` = `{}` must start with the head's own name `{node}`; put the head first or set `SPARK_NODE_NAME`", nodes.join(","))));
+        }
+        if let Some(dup) = nodes.iter().enumerate().find(|(i, n)| nodes[..*i].contains(n)).map(|(_, n)| n) {
+            return Err(ConfigError(format!("`SPARK_NODES` names `{dup}` twice; node names must be unique")));
+        }
+    }
+    let head_addr = match v.get("--head-addr") {
+        Some(a) => Some(a.parse().map_err(|_| ConfigError(format!("`SPARK_HEAD_ADDR` = `{a}` is not an IPv4 address; give the head's first rail address")))?),
+        None if role == Role::Worker => {
+            return Err(ConfigError("missing `SPARK_HEAD_ADDR` (`--head-addr`) on a worker: give the head's first rail IPv4 address".into()))
+        }
+        None => None,
+    };
+    let rails = list(v.required("--rails", "name the rail netdevs, e.g. `enp1s0f1np1,enP2p1s0f1np1`")?);
+    let transport_s = v.get("--transport").or(setting("--transport").default).unwrap_or("auto");
+    let transport = TransportPolicy::parse(transport_s)
+        .ok_or_else(|| ConfigError(format!("`SPARK_TRANSPORT` = `{transport_s}` is not one of {}", TransportPolicy::ALLOWED)))?;
+    let backend = match v.get("--backend").unwrap_or("ray") {
+        "ray" => Backend::Ray,
+        "native" => Backend::Native,
+        other => return Err(ConfigError(format!("`SPARK_BACKEND` = `{other}` is not `ray` or `native`"))),
+    };
+    let token = match (v.get("--token"), v.get("--token-file")) {
+        (Some(t), _) => t.to_owned(),
+        (None, Some(f)) => std::fs::read_to_string(f)
+            .map_err(|e| ConfigError(format!("cannot read `SPARK_TOKEN_FILE` `{f}`: {e}")))?
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_owned(),
+        (None, None) => String::new(),
+    };
+    if token.is_empty() {
+        return Err(ConfigError("missing cluster token: set `SPARK_TOKEN` (or `SPARK_TOKEN_FILE`) to the same secret on every node, e.g. from `openssl rand -hex 32`".into()));
+    }
+    let serve = match (serve_args, v.get("--serve")) {
+        (Some(a), _) if !a.is_empty() => a,
+        (_, Some(json)) => serde_json::from_str::<Vec<String>>(json)
+            .map_err(|e| ConfigError(format!("`SPARK_SERVE` is not a JSON array of strings ({e}); write e.g. `[\"vllm\",\"serve\",\"MODEL\"]`")))?,
+        _ => Vec::new(),
+    };
+    if serve.is_empty() && (role == Role::Head || backend == Backend::Native) {
+        return Err(ConfigError("missing serve command: give it after `--` (e.g. `-- vllm serve MODEL --tensor-parallel-size 2`) or as `SPARK_SERVE`".into()));
+    }
+    let model = match v.get("--model") {
+        Some(m) => m.to_owned(),
+        None => serve.iter().position(|a| a == "serve").and_then(|i| serve.get(i + 1)).cloned().unwrap_or_default(),
+    };
+    let ray_args = v.get("--ray-args").unwrap_or("").split_whitespace().map(str::to_owned).collect();
+    Ok(Config {
+        role,
+        node,
+        nodes,
+        head_addr,
+        rendezvous_port: v.parse("--rendezvous-port", "a TCP port")?,
+        rails,
+        mtu: v.parse("--mtu", "an MTU")?,
+        transport,
+        backend,
+        token,
+        image_digest: v.get("--image-digest").unwrap_or("unknown").to_owned(),
+        model,
+        serve,
+        ray_port: v.parse("--ray-port", "a TCP port")?,
+        ray_args,
+        gpus_per_node: v.parse("--gpus-per-node", "a GPU count")?,
+        master_port: v.parse("--master-port", "a TCP port")?,
+        api_port: v.parse("--api-port", "a TCP port")?,
+        join_timeout: v.seconds("--join-timeout")?,
+        cluster_timeout: v.seconds("--cluster-timeout")?,
+        ready_timeout: v.seconds("--ready-timeout")?,
+        heartbeat_timeout: v.seconds("--heartbeat-timeout")?,
+        grace: v.seconds("--grace")?,
+        status_file: PathBuf::from(v.get("--status-file").or(setting("--status-file").default).unwrap_or_default()),
+        root: PathBuf::from(v.get("--root").unwrap_or("/")),
+    })
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_owned()).unwrap_or_else(|_| "node".into())
+}
+
+/// The `--help` text: usage and the settings table.
+pub fn help() -> String {
+    let mut out = String::from(
+        "spark-entrypoint: PID 1 of a multi-node vLLM container (preflight, rendezvous, Ray or native launch, readiness, supervision)\n\n\
+         usage: spark-entrypoint [FLAGS] -- SERVE_COMMAND...\n       spark-entrypoint healthcheck [--status-file FILE]\n       spark-entrypoint --version\n\n\
+         settings (flag, environment variable, default):\n",
+    );
+    for s in SETTINGS {
+        out.push_str(&format!("  {:<20} {:<24} {:<10} {}\n", s.flag, s.env, s.default.map_or("-".to_owned(), |d| if d.is_empty() { "\"\"".into() } else { d.to_owned() }), s.help));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_with(args: &[&str], env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let env: BTreeMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        parse(&args, &|k| env.get(k).cloned())
+    }
+
+    const HEAD_ENV: &[(&str, &str)] = &[("SPARK_ROLE", "head"), ("SPARK_NODE_NAME", "a"), ("SPARK_NODES", "a,b"), ("SPARK_RAILS", "r0,r1"), ("SPARK_TOKEN", "t")];
+
+    #[test]
+    fn flags_win_over_env_and_defaults_fill_the_rest() {
+        let c = parse_with(&["--rendezvous-port=1234", "--", "vllm", "serve", "Qwen/Qwen3", "--tensor-parallel-size", "2"], HEAD_ENV).unwrap();
+        assert_eq!(c.rendezvous_port, 1234);
+        assert_eq!(c.ray_port, 6379);
+        assert_eq!(c.mtu, 9000);
+        assert_eq!(c.model, "Qwen/Qwen3");
+        assert_eq!(c.rails, ["r0", "r1"]);
+        assert_eq!(c.grace, Duration::from_secs(20));
+        assert_eq!(c.backend, Backend::Ray);
+    }
+
+    #[test]
+    fn every_default_parses() {
+        // A default that does not parse would only show on a node that relies on it.
+        let c = parse_with(&["--", "vllm", "serve", "m"], HEAD_ENV).unwrap();
+        assert_eq!(c.status_file, PathBuf::from("/run/spark-entrypoint/status.json"));
+        assert_eq!(c.transport, TransportPolicy::Auto);
+    }
+
+    #[test]
+    fn bad_input_names_the_variable_and_the_fix() {
+        let err = |args: &[&str], env: &[(&str, &str)]| parse_with(args, env).unwrap_err().0;
+        assert!(err(&["--", "x"], &[]).contains("`SPARK_ROLE`"));
+        let mut e = HEAD_ENV.to_vec();
+        e.retain(|(k, _)| *k != "SPARK_TOKEN");
+        assert!(err(&["--", "x"], &e).contains("SPARK_TOKEN"));
+        assert!(err(&["--transport", "rdma", "--", "x"], HEAD_ENV).contains("`SPARK_TRANSPORT` = `rdma`"));
+        assert!(err(&[], HEAD_ENV).contains("missing serve command"));
+        assert!(err(&["--nodes", "b,a", "--", "x"], HEAD_ENV).contains("must start with the head's own name `a`"));
+        assert!(err(&["--bogus", "--", "x"], HEAD_ENV).contains("unknown argument `--bogus`"));
+        let worker = [("SPARK_ROLE", "worker"), ("SPARK_RAILS", "r0"), ("SPARK_TOKEN", "t")];
+        assert!(err(&[], &worker).contains("SPARK_HEAD_ADDR"));
+        assert!(err(&["--head-addr", "10.0.0.300"], &worker).contains("`10.0.0.300` is not an IPv4 address"));
+        assert!(err(&["--grace", "soon", "--", "x"], HEAD_ENV).contains("`SPARK_GRACE` (`--grace`) = `soon`"));
+    }
+
+    #[test]
+    fn ray_worker_needs_no_serve_command_but_native_does() {
+        let worker = [("SPARK_ROLE", "worker"), ("SPARK_RAILS", "r0"), ("SPARK_TOKEN", "t"), ("SPARK_HEAD_ADDR", "10.0.0.1")];
+        assert!(parse_with(&[], &worker).is_ok());
+        assert!(parse_with(&["--backend", "native"], &worker).is_err());
+        let c = parse_with(&[], &[&worker[..], &[("SPARK_SERVE", "[\"vllm\",\"serve\",\"m\"]"), ("SPARK_BACKEND", "native")]].concat()).unwrap();
+        assert_eq!(c.serve, ["vllm", "serve", "m"]);
+    }
+
+    #[test]
+    fn docs_list_every_setting_with_its_default() {
+        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/entrypoint.md")).expect("docs/entrypoint.md");
+        for s in SETTINGS {
+            let row = doc.lines().find(|l| l.starts_with(&format!("| `{}` |", s.env))).unwrap_or_else(|| panic!("docs/entrypoint.md does not list `{}`", s.env));
+            assert!(row.contains(&format!("`{}`", s.flag)), "docs row of {} lacks `{}`", s.env, s.flag);
+            if let Some(d) = s.default.filter(|d| !d.is_empty()) {
+                assert!(row.contains(&format!("`{d}`")), "docs row of {} lacks its default `{d}`", s.env);
+            }
+        }
+    }
+}

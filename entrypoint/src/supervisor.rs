@@ -1,0 +1,273 @@
+//! Children and events: spawns named children as process-group leaders with their output
+//! prefixed and scanned for NCCL transport lines, turns signals, exits, peer losses and probe
+//! results into one event stream, decides which events stop the node, and stops everything
+//! within the grace period (SIGTERM, wait, SIGKILL, reap until nothing is left).
+
+use crate::log;
+use crate::pid1::{self, SysEvent};
+use crate::rendezvous::PeerEvent;
+use cluster::nccl::{Net, Watcher};
+use nix::sys::signal::Signal;
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Command, Stdio};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(Debug)]
+pub enum Event {
+    Sys(SysEvent),
+    Peer(PeerEvent),
+    /// The readiness probe finished: the model name, or what never answered.
+    Ready(Result<String, String>),
+}
+
+/// Why the node stops.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stop {
+    Signal(Signal),
+    /// A child that must keep running exited.
+    Child { name: String, code: i32 },
+    PeerLost { node: String, why: String },
+    /// A wait ran out of time; the message names what is missing.
+    Timeout(String),
+    /// Bad configuration, failed preflight, refusal: no restart fixes it.
+    Fatal(String),
+}
+
+impl Stop {
+    /// The exit code: a signal's 128+n, a child's own code, 3 for a lost peer, 4 for a timeout,
+    /// 2 for fatal errors.
+    pub fn code(&self) -> i32 {
+        match self {
+            Stop::Signal(s) => 128 + *s as i32,
+            Stop::Child { code, .. } => *code,
+            Stop::PeerLost { .. } => 3,
+            Stop::Timeout(_) => 4,
+            Stop::Fatal(_) => 2,
+        }
+    }
+}
+
+struct Tracked {
+    pid: i32,
+    name: String,
+    /// Its exit stops the node (ray, serve); helper commands are not critical.
+    critical: bool,
+}
+
+pub struct Supervisor {
+    tx: Sender<Event>,
+    rx: Receiver<Event>,
+    children: Vec<Tracked>,
+    /// Exit codes of tracked children that ended, by pid (helpers read theirs from here).
+    exited: BTreeMap<i32, i32>,
+    /// Serve command's exit code, if it ended (the code PID 1 exits with on a signal).
+    pub serve_code: Option<i32>,
+    /// After the rendezvous released the group, a lost peer stops the node.
+    pub released: bool,
+    nccl: Arc<Mutex<Watcher>>,
+    expect_ib: Arc<Mutex<bool>>,
+}
+
+impl Supervisor {
+    pub fn start() -> std::io::Result<Supervisor> {
+        let (tx, rx) = channel();
+        let sys_tx = tx.clone();
+        pid1::start(move |e| {
+            let _ = sys_tx.send(Event::Sys(e));
+        })
+        .map_err(std::io::Error::from)?;
+        Ok(Supervisor {
+            tx,
+            rx,
+            children: Vec::new(),
+            exited: BTreeMap::new(),
+            serve_code: None,
+            released: false,
+            nccl: Arc::new(Mutex::new(Watcher::new())),
+            expect_ib: Arc::new(Mutex::new(false)),
+        })
+    }
+
+    pub fn sender(&self) -> Sender<Event> {
+        self.tx.clone()
+    }
+
+    pub fn expect_ib(&self, yes: bool) {
+        *self.expect_ib.lock().unwrap_or_else(|e| e.into_inner()) = yes;
+    }
+
+    /// Spawns `argv` as `name` with `env` added; its output goes to the log with its name.
+    pub fn spawn(&mut self, name: &str, argv: &[String], env: &BTreeMap<String, String>, critical: bool) -> Result<i32, Stop> {
+        let child = self.command(name, argv, env)?.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn();
+        let mut child = child.map_err(|e| Stop::Fatal(format!("cannot start {name} `{}`: {e}", argv[0])))?;
+        let pid = child.id() as i32;
+        if let Some(out) = child.stdout.take() {
+            self.pump(name, out);
+        }
+        if let Some(err) = child.stderr.take() {
+            self.pump(name, err);
+        }
+        self.children.push(Tracked { pid, name: name.to_owned(), critical });
+        log::info(&format!("started {name} (pid {pid}): {}", argv.join(" ")));
+        Ok(pid)
+    }
+
+    /// Runs a helper to completion (events keep flowing meanwhile), returning its exit code and
+    /// stdout. Its stderr goes to the log.
+    pub fn capture(&mut self, name: &str, argv: &[String], env: &BTreeMap<String, String>, timeout: Duration) -> Result<(i32, String), Stop> {
+        let child = self.command(name, argv, env)?.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn();
+        let mut child = child.map_err(|e| Stop::Fatal(format!("cannot start {name} `{}`: {e}", argv[0])))?;
+        let pid = child.id() as i32;
+        self.children.push(Tracked { pid, name: name.to_owned(), critical: false });
+        let mut out = child.stdout.take().expect("piped");
+        let reader = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = out.read_to_string(&mut s);
+            s
+        });
+        if let Some(err) = child.stderr.take() {
+            self.pump(name, err);
+        }
+        let deadline = Instant::now() + timeout;
+        while !self.exited.contains_key(&pid) {
+            if Instant::now() >= deadline {
+                pid1::signal_group(pid, Signal::SIGKILL);
+                let _ = self.next(Duration::from_millis(200));
+                return Ok((124, String::new()));
+            }
+            self.next(Duration::from_millis(100))?;
+        }
+        let code = self.exited.remove(&pid).unwrap_or(1);
+        Ok((code, reader.join().unwrap_or_default()))
+    }
+
+    fn command(&self, name: &str, argv: &[String], env: &BTreeMap<String, String>) -> Result<Command, Stop> {
+        // Resolve the program first: a failed exec is then reported here as one clear line.
+        let path_var = env.get("PATH").cloned().or_else(|| std::env::var("PATH").ok()).unwrap_or_default();
+        let program = resolve(&argv[0], &path_var).ok_or_else(|| Stop::Fatal(format!("cannot start {name}: `{}` is not an executable file on PATH ({path_var})", argv[0])))?;
+        let mut cmd = Command::new(program);
+        cmd.args(&argv[1..]).envs(env).stdin(Stdio::null());
+        // Own process group: signals are forwarded to the whole group, and a terminal's ^C
+        // reaches the entrypoint first.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        std::os::unix::process::CommandExt::arg0(&mut cmd, &argv[0]);
+        Ok(cmd)
+    }
+
+    fn pump(&self, name: &str, stream: impl Read + Send + 'static) {
+        let name = name.to_owned();
+        let nccl = Arc::clone(&self.nccl);
+        let expect_ib = Arc::clone(&self.expect_ib);
+        std::thread::spawn(move || {
+            let mut r = BufReader::new(stream);
+            let mut buf = Vec::new();
+            while r.read_until(b'\n', &mut buf).map(|n| n > 0).unwrap_or(false) {
+                let line = String::from_utf8_lossy(&buf);
+                let line = line.trim_end_matches(['\n', '\r']);
+                log::line(&name, line);
+                let seen = nccl.lock().unwrap_or_else(|e| e.into_inner()).feed(line);
+                if let Some(t) = seen {
+                    let msg = format!("nccl: process {}:{} of {name} uses {}", t.host, t.pid, t.net);
+                    if t.net != Net::Ib && *expect_ib.lock().unwrap_or_else(|e| e.into_inner()) {
+                        log::loud(&format!("{msg} although the rails passed the RDMA checks: NCCL fell back from RoCE to TCP (check NCCL_IB_HCA, NCCL_NET, /etc/nccl.conf)"));
+                    } else {
+                        log::info(&msg);
+                    }
+                }
+                buf.clear();
+            }
+        });
+    }
+
+    /// Waits up to `timeout` for one event. Events that stop the node come back as `Err`; the
+    /// others (peer messages, probe results, exits of helpers) as `Ok(Some(_))`.
+    pub fn next(&mut self, timeout: Duration) -> Result<Option<Event>, Stop> {
+        let ev = match self.rx.recv_timeout(timeout) {
+            Ok(ev) => ev,
+            Err(RecvTimeoutError::Timeout) => return Ok(None),
+            Err(RecvTimeoutError::Disconnected) => return Err(Stop::Fatal("event channel closed".into())),
+        };
+        match ev {
+            Event::Sys(SysEvent::Signal(sig)) if pid1::is_stop_signal(sig) => {
+                log::info(&format!("received {sig}; stopping"));
+                Err(Stop::Signal(sig))
+            }
+            Event::Sys(SysEvent::Signal(sig)) => {
+                for c in &self.children {
+                    pid1::signal_group(c.pid, sig);
+                }
+                Ok(None)
+            }
+            Event::Sys(SysEvent::Reaped { pid, code }) => {
+                let Some(i) = self.children.iter().position(|c| c.pid == pid) else {
+                    return Ok(None); // an orphan re-parented to us: reaped, nothing else to do
+                };
+                let c = self.children.remove(i);
+                self.exited.insert(pid, code);
+                if c.name == "serve" {
+                    self.serve_code = Some(code);
+                }
+                if c.critical {
+                    log::info(&format!("{} (pid {pid}) exited with code {code}", c.name));
+                    // A critical child ending cleanly still ends the group's purpose: report it
+                    // as a failure so restart policies restart the group.
+                    let code = if code == 0 && c.name != "serve" { 1 } else { code };
+                    return Err(Stop::Child { name: c.name, code });
+                }
+                Ok(None)
+            }
+            Event::Peer(PeerEvent::Lost { node, why, .. }) if self.released => Err(Stop::PeerLost { node, why }),
+            other => Ok(Some(other)),
+        }
+    }
+
+    /// Stops every child and descendant: `first` (the received signal, or SIGTERM) to each child
+    /// group and each descendant, then SIGKILL after `grace`, then reaps until none is left.
+    pub fn stop_all(&mut self, first: Signal, grace: Duration) {
+        let live = pid1::descendants();
+        if live.is_empty() {
+            return;
+        }
+        log::info(&format!("stopping {} process(es) with {first}, SIGKILL after {:.0?}", live.len(), grace));
+        for c in &self.children {
+            pid1::signal_group(c.pid, first);
+        }
+        for pid in &live {
+            pid1::signal_pid(*pid, first);
+        }
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline && !pid1::descendants().is_empty() {
+            let _ = self.next(Duration::from_millis(50));
+        }
+        let left = pid1::descendants();
+        if !left.is_empty() {
+            log::info(&format!("{} process(es) still running after {:.0?}: SIGKILL", left.len(), grace));
+            for c in &self.children {
+                pid1::signal_group(c.pid, Signal::SIGKILL);
+            }
+            for pid in left {
+                pid1::signal_pid(pid, Signal::SIGKILL);
+            }
+            let hard = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < hard && !pid1::descendants().is_empty() {
+                let _ = self.next(Duration::from_millis(20));
+            }
+        }
+        // Let the output pumps print the last lines.
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `program` as an executable path: as given when it has a `/`, else the first match on `path`.
+fn resolve(program: &str, path: &str) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let ok = |p: &std::path::Path| p.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false);
+    if program.contains('/') {
+        let p = std::path::PathBuf::from(program);
+        return ok(&p).then_some(p);
+    }
+    path.split(':').filter(|d| !d.is_empty()).map(|d| std::path::Path::new(d).join(program)).find(|p| ok(p))
+}
