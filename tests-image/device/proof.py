@@ -165,8 +165,8 @@ def nccl_one_rank():
         p = run([PY, "-c", code], env, timeout=180)
         log = os.path.join(OUT, "nccl-1rank-%s.log" % name)
         with open(log, "w") as f:
-            f.write("# python -c <one-rank all_reduce>; env: %s\n" % " ".join("%s=%s" % kv for kv in sorted({**common, **extra}.items()) if kv[0] != "PYTHONPATH"))
-            f.write(p.stdout + p.stderr)
+            f.write(p.stdout + p.stderr)  # as it came: a fixture for the NCCL log analyser
+        say("nccl one rank %s env" % name, " ".join("%s=%s" % kv for kv in sorted({**common, **extra}.items()) if kv[0] != "PYTHONPATH"))
         lines = (p.stdout + p.stderr).splitlines()
         keep = [l for l in lines if "NET/" in l or "set by environment" in l or "NCCL version" in l or "all_reduce ok" in l or "Error" in l or "WARN" in l]
         say("nccl one rank %s rc=%d" % (name, p.returncode), "\n  " + "\n  ".join(keep[:25]))
