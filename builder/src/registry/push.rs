@@ -10,7 +10,6 @@ use super::client::{Body, Client, Scope};
 use super::name::RegistryRef;
 use super::parallel;
 use super::progress::{CountingReader, Progress};
-use super::retry::RetryPolicy;
 use crate::build::{BuiltImage, Origin};
 use crate::descriptor::Descriptor;
 use crate::digest::{Digest, VerifyingReader};
@@ -68,6 +67,8 @@ enum Outcome {
 
 struct Pusher<'c> {
     client: &'c Client,
+    /// Name of the source the image's base blobs come from (`docker://…` for a registry base).
+    base_name: Option<String>,
     dest: RegistryRef,
     name: String,
     progress: Arc<Progress>,
@@ -96,7 +97,11 @@ pub fn push(client: &Client, dest: &RegistryRef, items: &[PushItem<'_>], opts: &
     if !(media::is_index(&top.desc.media_type) || media::is_manifest(&top.desc.media_type)) {
         return Err(Error::malformed(dest.to_string(), "the last item of a push must be the index or manifest"));
     }
-    let p = Pusher { client, dest: dest.clone(), name: format!("docker://{dest}"), progress: Arc::clone(&opts.progress) };
+    let base_name = items.iter().find_map(|i| match &i.data {
+        BlobData::Source(src) => Some(src.name().to_owned()),
+        _ => None,
+    });
+    let p = Pusher { client, base_name, dest: dest.clone(), name: format!("docker://{dest}"), progress: Arc::clone(&opts.progress) };
     let (manifests, blobs): (Vec<&PushItem>, Vec<&PushItem>) = items.iter().partition(|i| media::is_index(&i.desc.media_type) || media::is_manifest(&i.desc.media_type));
     let mut summary = PushSummary { reference: dest.to_string(), digest: top.desc.digest.to_string(), blobs: blobs.len() as u64, ..Default::default() };
     p.progress.add_total(blobs.iter().map(|b| b.desc.size).sum());
@@ -153,10 +158,11 @@ impl Pusher<'_> {
         }
     }
 
-    /// The repository to mount from: the blob's source is a repository of this same registry.
-    fn mount_source(&self, item: &PushItem<'_>) -> Option<String> {
-        let BlobData::Source(src) = &item.data else { return None };
-        let from = RegistryRef::parse(src.name().strip_prefix("docker://")?).ok()?;
+    /// The repository to mount from: the image's base is a repository of this same registry.
+    /// Tried for every blob: a mount of a blob the base lacks answers 202 with the upload
+    /// session the upload needed anyway, so a miss costs no round trip.
+    fn mount_source(&self) -> Option<String> {
+        let from = RegistryRef::parse(self.base_name.as_deref()?.strip_prefix("docker://")?).ok()?;
         (from.registry == self.dest.registry && from.repository != self.dest.repository).then_some(from.repository)
     }
 
@@ -165,8 +171,8 @@ impl Pusher<'_> {
         if self.head_blob(digest)? {
             return Ok(Outcome::Existing);
         }
-        let mount = self.mount_source(item);
-        let policy = RetryPolicy::default();
+        let mount = self.mount_source();
+        let policy = self.client.retry_policy().clone();
         let mut attempt = 0;
         loop {
             attempt += 1;

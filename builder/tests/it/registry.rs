@@ -1,0 +1,318 @@
+//! The registry client against a real registry (Debian `docker-registry`), read back by
+//! independent tools: skopeo and the Docker engine.
+
+#[path = "registry_harness.rs"]
+mod harness;
+#[path = "registry_proxy.rs"]
+mod proxy;
+
+use builder::build::BuiltImage;
+use builder::registry::{self, lock, progress::Progress, Client, ClientOptions, CredentialStore, PushOptions, PushSummary, RegistryRef};
+use builder::registry::retry::RetryPolicy;
+use builder::source;
+use builder::store::BlobStore;
+use builder::reference::ImageRef;
+use harness::{make_image, run, Registry, TestImage};
+use proxy::Proxy;
+use std::process::Command;
+use std::time::Duration;
+
+fn quick_retries() -> RetryPolicy {
+    RetryPolicy { attempts: 2, base: Duration::from_millis(50), max: Duration::from_millis(200) }
+}
+
+fn plain_opts() -> ClientOptions {
+    // An empty Docker config: the host's own credentials must not leak into the tests.
+    let dir = tempfile::tempdir().unwrap().keep();
+    std::fs::write(dir.join("config.json"), "{}").unwrap();
+    ClientOptions { credentials: CredentialStore { explicit: None, config_file: Some(dir.join("config.json")) }, retry: quick_retries(), ..Default::default() }
+}
+
+fn push_local(img: &TestImage, dest: &str, opts: &ClientOptions, parallel: usize) -> builder::Result<PushSummary> {
+    let store = BlobStore::open(tempfile::tempdir().unwrap().keep())?;
+    let base = source::open_local(&ImageRef::parse(&img.reference())?)?;
+    let image = BuiltImage::unchanged(base, store)?;
+    let dest = RegistryRef::parse(dest)?;
+    let client = Client::connect(&dest.registry, dest.api_host(), opts)?;
+    registry::push_image(&client, &dest, &image, &PushOptions { parallel, progress: Progress::new("push", false) })
+}
+
+/// Pulls through the library into an OCI layout; returns the top digest.
+fn pull_to_layout(src: &str, opts: &ClientOptions, store: &BlobStore, dest: &std::path::Path) -> builder::Result<String> {
+    let (base, handle) = registry::open_base(&RegistryRef::parse(src)?, opts, Some(store.clone()))?;
+    handle.fetch_all(&registry::base_layers(&base), 8)?;
+    let image = BuiltImage::unchanged(base, store.clone())?;
+    builder::output::write(&image, &ImageRef::parse(&format!("oci:{}:pulled", dest.display()))?)?;
+    Ok(image.top.digest.to_string())
+}
+
+fn skopeo_raw_digest(args: &[&str], reference: &str) -> String {
+    let raw = run(Command::new("skopeo").arg("inspect").args(args).arg("--raw").arg(reference));
+    harness::sha(raw.as_bytes())
+}
+
+#[test]
+fn push_then_skopeo_and_docker_read_it_back() {
+    let reg = Registry::plain();
+    let tmp = tempfile::tempdir().unwrap();
+    let img = make_image(&tmp.path().join("img"), 2, 1 << 20, "v1");
+    let dest = format!("{}/sparkctl/it-push:v1", reg.host());
+    let summary = push_local(&img, &dest, &plain_opts(), 8).unwrap();
+    assert_eq!(summary.digest, img.index.0);
+    assert_eq!(summary.blobs_uploaded, 5, "busybox, 2 pads, overlay, config: {summary:?}");
+    assert_eq!(summary.bytes_uploaded, img.total_blob_bytes() + img.manifest.1 + img.index.1);
+
+    // skopeo sees the same index digest and copies the image back byte for byte.
+    assert_eq!(skopeo_raw_digest(&["--tls-verify=false"], &format!("docker://{dest}")), img.index.0);
+    let back = tmp.path().join("back");
+    run(Command::new("skopeo").args(["copy", "--all", "--src-tls-verify=false", "--preserve-digests", &format!("docker://{dest}"), &format!("oci:{}:v1", back.display())]));
+    assert_eq!(skopeo_raw_digest(&[], &format!("oci:{}:v1", back.display())), img.index.0);
+
+    // The Docker engine pulls it from the registry and runs it.
+    run(Command::new("docker").args(["pull", "-q", &dest]));
+    let out = run(Command::new("docker").args(["run", "--rm", &dest]));
+    let _ = Command::new("docker").args(["rmi", "-f", &dest]).output();
+    assert!(out.contains("hello from sparkctl v1") && out.contains("v1"), "{out}");
+
+    // Our pull writes a layout that skopeo reads with the same digest; a second push moves nothing.
+    let store = BlobStore::open(tmp.path().join("store")).unwrap();
+    let pulled = tmp.path().join("pulled");
+    assert_eq!(pull_to_layout(&dest, &plain_opts(), &store, &pulled).unwrap(), img.index.0);
+    assert_eq!(skopeo_raw_digest(&[], &format!("oci:{}:pulled", pulled.display())), img.index.0);
+    run(Command::new("skopeo").args(["copy", &format!("oci:{}:pulled", pulled.display()), &format!("oci:{}:check", tmp.path().join("check").display())]));
+    let again = push_local(&img, &dest, &plain_opts(), 8).unwrap();
+    assert_eq!((again.blobs_existing, again.blobs_uploaded, again.bytes_uploaded, again.manifests_pushed), (5, 0, 0, 0), "{again:?}");
+}
+
+#[test]
+fn tls_and_htpasswd_with_docker_config_credentials() {
+    let password = "s3cret-Pa55word-never-shown";
+    let reg = Registry::tls_htpasswd("ci-user", password);
+    let tls = reg.tls.as_ref().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let img = make_image(&tmp.path().join("img"), 1, 64 << 10, "tls");
+    let dest = format!("{}/team/app:v1", reg.host());
+    let config = |pw: &str| {
+        let path = tmp.path().join(format!("config-{}.json", pw.len()));
+        let auth = base64_encode(&format!("ci-user:{pw}"));
+        std::fs::write(&path, format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, reg.host())).unwrap();
+        path
+    };
+    let opts = |pw: Option<&str>, ca: bool| ClientOptions {
+        credentials: CredentialStore { explicit: None, config_file: Some(pw.map(config).unwrap_or_else(|| config("").with_file_name("none.json"))) },
+        ca_file: ca.then(|| tls.ca.clone()),
+        retry: quick_retries(),
+        ..Default::default()
+    };
+    std::fs::write(tmp.path().join("none.json"), "{}").unwrap();
+
+    // Right credentials from config.json, CA from --ca-file: works over TLS.
+    let good = opts(Some(password), true);
+    let summary = push_local(&img, &dest, &good, 8).unwrap();
+    assert_eq!(summary.digest, img.index.0);
+    let creds = format!("ci-user:{password}");
+    let cert_dir = format!("--cert-dir={}", tls.cert_dir.display());
+    assert_eq!(skopeo_raw_digest(&[&cert_dir, "--creds", &creds], &format!("docker://{dest}")), img.index.0);
+    let store = BlobStore::open(tmp.path().join("store")).unwrap();
+    assert_eq!(pull_to_layout(&dest, &good, &store, &tmp.path().join("pulled")).unwrap(), img.index.0);
+
+    // Wrong password: a clear error naming the registry, no password anywhere.
+    let wrong_pw = "wrong-Pa55word-never-shown";
+    let err = push_local(&img, &format!("{}/team/app:v2", reg.host()), &opts(Some(wrong_pw), true), 8).unwrap_err();
+    let shown = format!("{err} {err:?} {:?}", opts(Some(wrong_pw), true));
+    assert!(shown.contains("rejected the credentials") && shown.contains(&reg.host()), "{shown}");
+    assert!(!shown.contains(wrong_pw) && !shown.contains(password), "secret leaked: {shown}");
+    let debug_good = format!("{:?} {:?}", good, Client::connect(&reg.host(), &reg.host(), &good).unwrap());
+    assert!(!debug_good.contains(password), "secret in Debug: {debug_good}");
+
+    // No credentials: authentication required, with the fix.
+    let err = push_local(&img, &dest, &opts(None, true), 8).unwrap_err().to_string();
+    assert!(err.contains("authentication required") && err.contains("docker login"), "{err}");
+
+    // No CA: the certificate is refused and the hint names --ca-file.
+    let err = push_local(&img, &dest, &opts(Some(password), false), 8).unwrap_err().to_string();
+    assert!(err.contains("--ca-file") && !err.contains(password), "{err}");
+}
+
+fn base64_encode(s: &str) -> String {
+    const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let b = s.as_bytes();
+    let mut out = String::new();
+    for c in b.chunks(3) {
+        let n = (c[0] as u32) << 16 | (*c.get(1).unwrap_or(&0) as u32) << 8 | *c.get(2).unwrap_or(&0) as u32;
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn repush_after_one_overlay_change_sends_only_that_layer() {
+    let reg = Registry::plain();
+    let proxy = Proxy::start(reg.port);
+    let tmp = tempfile::tempdir().unwrap();
+    let v1 = make_image(&tmp.path().join("v1"), 4, 2 << 20, "first");
+    let v2 = make_image(&tmp.path().join("v2"), 4, 2 << 20, "second");
+    assert_eq!(v1.layers[..5], v2.layers[..5], "only the overlay layer differs");
+    let first = push_local(&v1, &format!("{}/app/it:v1", proxy.host()), &plain_opts(), 8).unwrap();
+    assert!(proxy.sent.load(std::sync::atomic::Ordering::SeqCst) > 8 << 20);
+    proxy.reset();
+    let second = push_local(&v2, &format!("{}/app/it:v2", proxy.host()), &plain_opts(), 8).unwrap();
+    let changed = v2.layers[5].1 + v2.config.1 + v2.manifest.1 + v2.index.1;
+    assert_eq!((second.blobs_uploaded, second.blobs_existing, second.manifests_pushed), (2, 5, 2), "{second:?}");
+    assert_eq!(second.bytes_uploaded, changed);
+    // What the registry received: the changed blobs plus HTTP requests (HEADs, POSTs, headers).
+    let wire = proxy.sent.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(wire >= changed && wire < changed + 32 << 10, "registry received {wire} bytes for {changed} changed bytes");
+    assert!(first.bytes_uploaded > 40 * changed);
+}
+
+#[test]
+fn registry_killed_mid_push_then_rerun_skips_finished_blobs() {
+    let mut reg = Registry::plain();
+    let proxy = Proxy::start(reg.port);
+    let tmp = tempfile::tempdir().unwrap();
+    let img = make_image(&tmp.path().join("img"), 5, 4 << 20, "kill");
+    let dest = format!("{}/app/killed:v1", proxy.host());
+    // One blob at a time, so "finished" is well defined: kill after busybox and two pads.
+    let kill_at = img.layers[0].1 + img.layers[1].1 + img.layers[2].1 + (2 << 20);
+    let pid = std::sync::Arc::new(std::sync::Mutex::new(Some(reg.port)));
+    let registry_pid = registry_pid(reg.port);
+    proxy.when_sent_exceeds(kill_at, move || {
+        pid.lock().unwrap().take();
+        let _ = Command::new("kill").args(["-KILL", &registry_pid.to_string()]).status();
+    });
+    let err = push_local(&img, &dest, &plain_opts(), 1).unwrap_err().to_string();
+    assert!(err.contains("cannot reach the registry") && err.contains(&proxy.host()), "{err}");
+    reg.kill();
+    reg.restart();
+    proxy.reset();
+    let summary = push_local(&img, &dest, &plain_opts(), 1).unwrap();
+    assert!(summary.blobs_existing >= 3, "finished blobs are not sent again: {summary:?}");
+    let rest = img.total_blob_bytes() - (img.layers[0].1 + img.layers[1].1 + img.layers[2].1);
+    assert!(summary.bytes_uploaded <= rest + img.manifest.1 + img.index.1, "{summary:?}");
+    assert!(proxy.sent.load(std::sync::atomic::Ordering::SeqCst) < rest + (64 << 10));
+    assert_eq!(skopeo_raw_digest(&["--tls-verify=false"], &format!("docker://{}/app/killed:v1", reg.host())), img.index.0);
+}
+
+/// The pid of the `docker-registry` listening on `port` (the harness owns the child; the
+/// proxy's hook only has the pid).
+fn registry_pid(port: u16) -> u32 {
+    let out = run(Command::new("ss").args(["-Hltnp", &format!("sport = :{port}")]));
+    let pid = out.split("pid=").nth(1).and_then(|s| s.split(',').next()).unwrap_or_else(|| panic!("no listener on {port}: {out}"));
+    pid.parse().unwrap()
+}
+
+#[test]
+fn corrupt_blob_from_registry_is_a_digest_error_and_nothing_is_written() {
+    let reg = Registry::plain();
+    let tmp = tempfile::tempdir().unwrap();
+    let img = make_image(&tmp.path().join("img"), 1, 256 << 10, "corrupt");
+    let dest = format!("{}/app/corrupt:v1", reg.host());
+    push_local(&img, &dest, &plain_opts(), 8).unwrap();
+    let (pad, size) = img.layers[1].clone();
+    let data = reg.blob_data(&pad);
+    let mut bytes = std::fs::read(&data).unwrap();
+    let n = bytes.len();
+    bytes[n / 2] ^= 0xff;
+    std::fs::write(&data, &bytes).unwrap();
+    assert_eq!(bytes.len() as u64, size);
+
+    let store = BlobStore::open(tmp.path().join("store")).unwrap();
+    let out = tmp.path().join("out");
+    let err = pull_to_layout(&dest, &plain_opts(), &store, &out).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("digest mismatch") && msg.contains(&pad), "{msg}");
+    assert!(!out.exists(), "nothing written to the destination");
+    assert!(!store.has(&builder::digest::Digest::parse(&pad).unwrap(), size), "nothing stored");
+    let leftovers: Vec<_> = std::fs::read_dir(store.root().join("tmp")).unwrap().collect();
+    assert!(leftovers.is_empty(), "no partial file kept for a corrupt blob: {leftovers:?}");
+}
+
+#[test]
+fn interrupted_download_resumes_with_a_range_request() {
+    let reg = Registry::plain();
+    let proxy = Proxy::start(reg.port);
+    let tmp = tempfile::tempdir().unwrap();
+    let img = make_image(&tmp.path().join("img"), 1, 4 << 20, "resume");
+    push_local(&img, &format!("{}/app/resume:v1", reg.host()), &plain_opts(), 8).unwrap();
+    let store = BlobStore::open(tmp.path().join("store")).unwrap();
+    // What an interrupted run leaves: the first 3 MiB of the pad layer.
+    let (pad, size) = img.layers[1].clone();
+    let full = std::fs::read(img.layout.join("blobs/sha256").join(&pad[7..])).unwrap();
+    std::fs::write(store.root().join("tmp").join(format!("{}.partial", &pad[7..])), &full[..3 << 20]).unwrap();
+    proxy.reset();
+    let src = builder::registry::RegistrySource::open(&RegistryRef::parse(&format!("{}/app/resume:v1", proxy.host())).unwrap(), &plain_opts(), Some(store.clone())).unwrap();
+    let desc = builder::descriptor::Descriptor::new("application/vnd.oci.image.layer.v1.tar+gzip", builder::digest::Digest::parse(&pad).unwrap(), size);
+    let path = src.fetch(&desc).unwrap();
+    assert_eq!(std::fs::read(path).unwrap(), full);
+    let downloaded = proxy.received.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(downloaded < size - (3 << 20) + (16 << 10), "only the missing part was downloaded: {downloaded} of {size}");
+}
+
+#[test]
+fn shallow_base_reads_metadata_only_and_lock_needs_no_network() {
+    let mut reg = Registry::plain();
+    let proxy = Proxy::start(reg.port);
+    let tmp = tempfile::tempdir().unwrap();
+    let img = make_image(&tmp.path().join("img"), 2, 4 << 20, "lock");
+    let dest = format!("{}/base/img:v1", proxy.host());
+    push_local(&img, &dest, &plain_opts(), 8).unwrap();
+    proxy.reset();
+    let store = BlobStore::open(tmp.path().join("store")).unwrap();
+    let reference = RegistryRef::parse(&dest).unwrap();
+    let (base, _) = registry::open_base(&reference, &plain_opts(), Some(store.clone())).unwrap();
+    assert_eq!(base.digest().to_string(), img.index.0);
+    let read = proxy.received.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(read < 32 << 10, "a shallow base reads a few kB, not layers: {read} bytes");
+    for (layer, size) in &img.layers {
+        assert!(!store.has(&builder::digest::Digest::parse(layer).unwrap(), *size), "layer {layer} was fetched");
+    }
+
+    // Cross-repository push to the same registry: every base blob is mounted, none uploaded.
+    let copy = BuiltImage::unchanged(base, store.clone()).unwrap();
+    let other = RegistryRef::parse(&format!("{}/other/img:v1", proxy.host())).unwrap();
+    let client = Client::connect(&other.registry, other.api_host(), &plain_opts()).unwrap();
+    proxy.reset();
+    let s = registry::push_image(&client, &other, &copy, &PushOptions { parallel: 8, progress: Progress::new("p", false) }).unwrap();
+    assert_eq!((s.blobs_mounted, s.blobs_uploaded), (5, 0), "{s:?}");
+    assert!(proxy.sent.load(std::sync::atomic::Ordering::SeqCst) < 32 << 10);
+
+    // The lock file pins the base; with the registry down, the metadata still reads.
+    let lock_path = lock::path_for(&tmp.path().join("images/app.toml"));
+    std::fs::create_dir_all(lock_path.parent().unwrap()).unwrap();
+    lock::write(&lock_path, &reference, &copy.base).unwrap();
+    assert!(lock_path.ends_with("images/app.lock.json"));
+    reg.kill();
+    let locked = lock::read(&lock_path).unwrap();
+    assert_eq!(locked.reference.digest.as_ref().unwrap().to_string(), img.index.0);
+    let base = locked.open_base(&plain_opts(), Some(store)).unwrap();
+    assert_eq!(base.digest().to_string(), img.index.0);
+    assert_eq!(base.entries[0].1.as_ref().unwrap().layers.len(), 4);
+    // An edited lock is refused.
+    let text = std::fs::read_to_string(&lock_path).unwrap().replace("amd64", "arm64");
+    std::fs::write(&lock_path, text).unwrap();
+    let err = lock::read(&lock_path).unwrap_err().to_string();
+    assert!(err.contains("app.lock.json") && err.contains("edited"), "{err}");
+}
+
+#[test]
+fn missing_tag_and_repository_errors_name_the_reference() {
+    let reg = Registry::plain();
+    let tmp = tempfile::tempdir().unwrap();
+    let img = make_image(&tmp.path().join("img"), 0, 0, "x");
+    push_local(&img, &format!("{}/app/known:v1", reg.host()), &plain_opts(), 8).unwrap();
+    let err = registry::open_base(&RegistryRef::parse(&format!("{}/app/known:nope", reg.host())).unwrap(), &plain_opts(), None).err().unwrap().to_string();
+    assert!(err.contains("app/known:nope") && err.contains("manifest unknown"), "{err}");
+    let err = registry::open_base(&RegistryRef::parse(&format!("{}/app/unknown:v1", reg.host())).unwrap(), &plain_opts(), None).err().unwrap().to_string();
+    assert!(err.contains("app/unknown:v1") && err.contains("HTTP 404"), "{err}");
+    // Nothing listens here: a clear error after the retries.
+    let port = harness::free_port();
+    let err = registry::open_base(&RegistryRef::parse(&format!("127.0.0.1:{port}/a:b")).unwrap(), &plain_opts(), None).err().unwrap().to_string();
+    assert!(err.contains("cannot reach") && err.contains(&port.to_string()), "{err}");
+}
