@@ -80,3 +80,48 @@ fn serve_command_and_fingerprint_inputs() {
     let duo = parse(&vectors()[0]);
     assert!(!cluster::plan::node_plan(&duo, duo.head()).env.contains_key("SPARK_IMAGE_DIGEST"), "a tag is no digest");
 }
+
+/// Evaluates `expr` (a function of `l`, the imported lib.nix, and `file`, a cluster.toml path)
+/// with the real `nix-instantiate`.
+fn nix_eval(expr: &str, toml: &std::path::Path) -> serde_json::Value {
+    let lib = crate::support::repo_root().join("nixos-modules/lib.nix");
+    let out = crate::support::run(
+        std::process::Command::new("nix-instantiate")
+            .args(["--eval", "--strict", "--json", "--argstr", "lib"])
+            .arg(&lib)
+            .arg("--argstr")
+            .arg("file")
+            .arg(toml)
+            .arg("-E")
+            .arg(format!("{{ lib, file }}: let l = import lib; cfg = l.readCluster file; in {expr}")),
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The module's assertions (lib.nix `problems`) catch a node name that is not in the file, with
+/// the list of nodes, and are empty for a good one.
+#[test]
+fn nix_module_assertions_name_unknown_nodes() {
+    let v = &vectors()[0];
+    assert_eq!(nix_eval(r#"l.problems cfg "spark-2""#, &v.toml), serde_json::json!([]));
+    let problems = nix_eval(r#"l.problems cfg "spark-9""#, &v.toml);
+    let text = problems[0].as_str().unwrap();
+    assert!(text.contains("spark-9") && text.contains("spark-2, spark-3"), "{text}");
+    let tmp = tempfile::tempdir().unwrap();
+    let headless = tmp.path().join("cluster.toml");
+    std::fs::write(&headless, std::fs::read_to_string(&v.toml).unwrap().replace("role = \"head\"", "role = \"worker\"")).unwrap();
+    let problems = nix_eval(r#"l.problems cfg "spark-2""#, &headless);
+    assert!(problems[0].as_str().unwrap().contains("exactly one node"), "{problems}");
+}
+
+/// lib.nix's `escapeShellArg` (nixpkgs' rule) and Rust's `shell::quote` agree on every vector
+/// argument, so the module's command lines and `sparkctl render docker-run` quote alike.
+#[test]
+fn nix_and_rust_quote_shell_arguments_alike() {
+    for v in vectors() {
+        let c = parse(&v);
+        let nix = nix_eval("map l.escapeShellArg cfg.serve.args", &v.toml);
+        let rust: Vec<String> = c.serve.args.iter().map(|a| cluster::shell::quote(a)).collect();
+        assert_eq!(nix, serde_json::json!(rust), "vector `{}`", v.name);
+    }
+}
