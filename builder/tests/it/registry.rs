@@ -13,7 +13,7 @@ use builder::source;
 use builder::store::BlobStore;
 use builder::reference::ImageRef;
 use harness::{make_image, run, Registry, TestImage};
-use proxy::Proxy;
+use proxy::{Fault, Proxy};
 use std::process::Command;
 use std::time::Duration;
 
@@ -315,4 +315,31 @@ fn missing_tag_and_repository_errors_name_the_reference() {
     let port = harness::free_port();
     let err = registry::open_base(&RegistryRef::parse(&format!("127.0.0.1:{port}/a:b")).unwrap(), &plain_opts(), None).err().unwrap().to_string();
     assert!(err.contains("cannot reach") && err.contains(&port.to_string()), "{err}");
+}
+
+#[test]
+fn retries_503_429_and_resets_then_gives_a_clear_error() {
+    let reg = Registry::plain();
+    let proxy = Proxy::start(reg.port);
+    let tmp = tempfile::tempdir().unwrap();
+    let img = make_image(&tmp.path().join("img"), 0, 0, "retry");
+    push_local(&img, &format!("{}/app/retry:v1", reg.host()), &plain_opts(), 8).unwrap();
+    let reference = RegistryRef::parse(&format!("{}/app/retry:v1", proxy.host())).unwrap();
+    let opts = |attempts| ClientOptions { retry: RetryPolicy { attempts, base: Duration::from_millis(20), max: Duration::from_millis(100) }, ..plain_opts() };
+
+    // The manifest GET meets three faults in a row; 4 tries get through.
+    let client = Client::connect(&reference.registry, reference.api_host(), &opts(4)).unwrap();
+    proxy.inject(&[Fault::Status(503), Fault::Status(429), Fault::Reset]);
+    let src = builder::registry::RegistrySource::with_client(std::sync::Arc::new(client), &reference, None);
+    assert_eq!(src.resolve().unwrap().digest.to_string(), img.index.0);
+    assert_eq!(proxy.faults_served.load(std::sync::atomic::Ordering::SeqCst), 3, "each fault was met once and retried");
+
+    // More faults than tries: the last status is reported, naming the reference.
+    proxy.faults_served.store(0, std::sync::atomic::Ordering::SeqCst);
+    let client = Client::connect(&reference.registry, reference.api_host(), &opts(2)).unwrap();
+    proxy.inject(&[Fault::Status(503), Fault::Status(503), Fault::Status(503)]);
+    let src = builder::registry::RegistrySource::with_client(std::sync::Arc::new(client), &reference, None);
+    let err = src.resolve().unwrap_err().to_string();
+    assert!(err.contains("app/retry:v1") && err.contains("HTTP 503"), "{err}");
+    assert_eq!(proxy.faults_served.load(std::sync::atomic::Ordering::SeqCst), 2, "exactly the allowed tries");
 }

@@ -15,6 +15,19 @@ pub struct Proxy {
     /// Registry → client bytes (responses, downloads).
     pub received: Arc<AtomicU64>,
     hook: Arc<Mutex<Option<(u64, Hook)>>>,
+    faults: Arc<Mutex<Vec<Fault>>>,
+    /// Connections answered with a fault instead of being forwarded.
+    pub faults_served: Arc<AtomicU64>,
+    live: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+/// A scripted failure for the next new connection.
+#[derive(Debug, Clone, Copy)]
+pub enum Fault {
+    /// Read the request, answer this status (with `Retry-After: 0` for 429/503) and close.
+    Status(u16),
+    /// Accept and close at once: the client sees a reset / empty reply.
+    Reset,
 }
 
 impl Proxy {
@@ -24,10 +37,25 @@ impl Proxy {
         let sent = Arc::new(AtomicU64::new(0));
         let received = Arc::new(AtomicU64::new(0));
         let hook: Arc<Mutex<Option<(u64, Hook)>>> = Arc::default();
-        let (s, r, h) = (Arc::clone(&sent), Arc::clone(&received), Arc::clone(&hook));
+        let faults: Arc<Mutex<Vec<Fault>>> = Arc::default();
+        let faults_served = Arc::new(AtomicU64::new(0));
+        let live: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        let (s, r, h, f, fs, l) = (Arc::clone(&sent), Arc::clone(&received), Arc::clone(&hook), Arc::clone(&faults), Arc::clone(&faults_served), Arc::clone(&live));
         std::thread::spawn(move || {
             for client in listener.incoming() {
-                let Ok(client) = client else { continue };
+                let Ok(mut client) = client else { continue };
+                let fault = { let mut q = f.lock().unwrap(); if q.is_empty() { None } else { Some(q.remove(0)) } };
+                if let Some(fault) = fault {
+                    fs.fetch_add(1, Ordering::SeqCst);
+                    if let Fault::Status(code) = fault {
+                        read_head(&mut client);
+                        let extra = if matches!(code, 429 | 503) { "Retry-After: 0\r\n" } else { "" };
+                        let _ = write!(client, "HTTP/1.1 {code} Injected\r\n{extra}Content-Length: 0\r\nConnection: close\r\n\r\n");
+                    }
+                    let _ = client.shutdown(Shutdown::Both);
+                    continue;
+                }
+                l.lock().unwrap().push(client.try_clone().unwrap());
                 let Ok(upstream) = TcpStream::connect(("127.0.0.1", upstream_port)) else {
                     let _ = client.shutdown(Shutdown::Both);
                     continue;
@@ -36,7 +64,7 @@ impl Proxy {
                 pump(upstream, client, Arc::clone(&r), None);
             }
         });
-        Proxy { port, sent, received, hook }
+        Proxy { port, sent, received, hook, faults, faults_served, live }
     }
 
     pub fn host(&self) -> String {
@@ -46,6 +74,15 @@ impl Proxy {
     /// Runs `f` once, when the client has sent more than `bytes` (counted from now).
     pub fn when_sent_exceeds(&self, bytes: u64, f: impl FnMut() + Send + 'static) {
         *self.hook.lock().unwrap() = Some((self.sent.load(Ordering::SeqCst) + bytes, Box::new(f)));
+    }
+
+    /// The next new connections fail, one fault each, in order.
+    /// Open connections are closed first, so the client's next request opens a new one.
+    pub fn inject(&self, faults: &[Fault]) {
+        self.faults.lock().unwrap().extend_from_slice(faults);
+        for c in self.live.lock().unwrap().drain(..) {
+            let _ = c.shutdown(Shutdown::Both);
+        }
     }
 
     pub fn reset(&self) {
@@ -79,4 +116,16 @@ fn pump(mut from: TcpStream, mut to: TcpStream, counter: Arc<AtomicU64>, hook: O
         let _ = to.shutdown(Shutdown::Write);
         let _ = from.shutdown(Shutdown::Read);
     });
+}
+
+/// Reads a request head (up to the blank line) so the fault answer follows a whole request.
+fn read_head(c: &mut TcpStream) {
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && head.len() < 65536 {
+        match c.read(&mut b) {
+            Ok(1) => head.push(b[0]),
+            _ => return,
+        }
+    }
 }
