@@ -1,6 +1,7 @@
 //! The one error type of the `cluster` library. Every variant names the file and the key (or
 //! node) it is about, and its message ends with the fix, so `sparkctl` can print it as one line.
 
+use crate::model::Ipv4Net;
 use std::path::PathBuf;
 
 /// Renders an optional did-you-mean suggestion as a message suffix.
@@ -49,10 +50,10 @@ pub enum Error {
     DuplicateAddress { file: PathBuf, address: String, first: String, second: String },
 
     #[error("`{}`: node `{node}` has rails `{first}` and `{second}` on the same subnet {subnet}; put each twin on its own subnet", file.display())]
-    TwinsShareSubnet { file: PathBuf, node: String, first: String, second: String, subnet: String },
+    TwinsShareSubnet { file: PathBuf, node: String, first: String, second: String, subnet: Ipv4Net },
 
     #[error("`{}`: rail {index} is on {subnet_a} on `{node_a}` but on {subnet_b} on `{node_b}`; rail {index} of every node must share one subnet (cable the same port on both nodes)", file.display())]
-    RailSubnetMismatch { file: PathBuf, index: usize, node_a: String, subnet_a: String, node_b: String, subnet_b: String },
+    RailSubnetMismatch { file: PathBuf, index: usize, node_a: String, subnet_a: Ipv4Net, node_b: String, subnet_b: Ipv4Net },
 
     #[error("`{}`: node `{node}` has {found} rail(s) but `{head}` has {expected}; every node needs the same rails", file.display())]
     RailCountMismatch { file: PathBuf, node: String, found: usize, head: String, expected: usize },

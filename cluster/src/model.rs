@@ -117,9 +117,9 @@ impl Ipv4Net {
         Ipv4Addr::from(u32::from(self.addr) | !self.mask())
     }
 
-    /// The subnet in CIDR form (`192.168.100.0/24`): what rails are compared by.
-    pub fn subnet(self) -> String {
-        format!("{}/{}", self.network(), self.prefix)
+    /// The subnet (`192.168.100.0/24` for `192.168.100.10/24`): what rails are compared by.
+    pub fn subnet(self) -> Ipv4Net {
+        Ipv4Net { addr: self.network(), prefix: self.prefix }
     }
 }
 
