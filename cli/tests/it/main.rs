@@ -5,4 +5,5 @@
 mod base;
 mod build;
 mod build_errors;
+mod image_vllm_spark;
 mod support;
