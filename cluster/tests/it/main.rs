@@ -4,6 +4,7 @@
 
 mod docker_run;
 mod golden;
+mod module;
 mod netplan;
 mod nix_files;
 mod support;
