@@ -6,7 +6,7 @@ let
   lib = pkgs.lib;
   platform = { x86_64-linux = "linux/amd64"; aarch64-linux = "linux/arm64"; }.${pkgs.stdenv.hostPlatform.system};
 
-  # A small base with Python for the stand-in `vllm`, as an OCI layout.
+  # A small base with Python for the stand-in `vllm` (`#!/bin/python3`), as an OCI layout.
   baseArchive = pkgs.dockerTools.buildImage {
     name = "vm-test-base";
     tag = "base";
@@ -39,6 +39,7 @@ let
     };
     # A test secret; real nodes get it from a secrets tool, never from the Nix store.
     systemd.tmpfiles.rules = [ "f+ /etc/spark-cluster/token 0600 root root - vm-test-token" ];
+    environment.systemPackages = [ pkgs.curl ];
     virtualisation.memorySize = 2048;
     virtualisation.diskSize = 4096;
   };
