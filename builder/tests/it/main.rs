@@ -1,1 +1,6 @@
+//! Integration tests of the builder library: sources, outputs, the registry client.
+
+#[path = "../support/base.rs"]
+mod base;
+mod sources;
 mod registry;
