@@ -23,8 +23,10 @@
       epoch = self.lastModified or 1;
       # The image needs its base pinned (digest + NAR hash) first: until then its packages are
       # left out, so `nix flake check` stays green (nixos-modules/packages/image-pins.nix says how).
-      pins = import ./nixos-modules/packages/image-pins.nix;
-      imagePinned = pins.ref != null && pins.narHash != null;
+      # The base reference is the recipe's own `base.ref` (one source of truth), unless overridden.
+      recipeRef = (builtins.fromTOML (builtins.readFile ./images/vllm-spark.toml)).base.ref;
+      pins = let p = import ./nixos-modules/packages/image-pins.nix; in p // { ref = if p.ref != null then p.ref else recipeRef; };
+      imagePinned = pins.narHash != null && !(lib.hasSuffix "@sha256:${lib.fixedWidthString 64 "0" ""}" pins.ref);
       platformOf = system: { x86_64-linux = "linux/amd64"; aarch64-linux = "linux/arm64"; }.${system};
 
       # The shared test vectors, evaluated at `nix flake check` time as well as in CI.
