@@ -5,6 +5,7 @@
 //! a fresh machine needs nothing else.
 
 mod bench;
+mod demo;
 mod deps;
 
 use anyhow::{bail, Result};
@@ -18,7 +19,8 @@ fn main() -> Result<()> {
         Some("test") => test(&sh, &args[1..]),
         Some("deps") => deps::install(&sh),
         Some("bench") => bench::run(&sh, &args[1..]),
-        _ => bail!("usage: cargo xtask <test [CARGO_TEST_ARGS…] | deps | bench image|registry>"),
+        Some("demo") => demo::run(&sh),
+        _ => bail!("usage: cargo xtask <demo | test [CARGO_TEST_ARGS…] | deps | bench image|registry>"),
     }
 }
 
