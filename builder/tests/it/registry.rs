@@ -5,6 +5,8 @@
 mod harness;
 #[path = "registry_proxy.rs"]
 mod proxy;
+#[path = "registry_release.rs"]
+mod release;
 
 use builder::build::BuiltImage;
 use builder::registry::{self, lock, progress::Progress, Client, ClientOptions, CredentialStore, PushOptions, PushSummary, RegistryRef};
