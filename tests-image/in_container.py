@@ -2,23 +2,36 @@
 object saying what the cuDNN hook did in this process and in children started the ways vLLM and
 Ray start them, including a scrubbed environment. Read by cli/tests/it/image_vllm_spark.rs."""
 
-import json
+import ast
 import os
 import subprocess
 import sys
 
+# Debian's python3-minimal has no `json`: children print repr(), this process writes JSON itself.
 CASE = (
-    "import json, os, sys, torch; h = sys.modules.get('sparkctl_cudnn');"
-    "print(json.dumps({'pid': os.getpid(), 'enabled': torch.backends.cudnn.enabled, 'hook': h.state if h else None,"
+    "import os, sys, torch; h = sys.modules.get('sparkctl_cudnn');"
+    "print(repr({'pid': os.getpid(), 'enabled': torch.backends.cudnn.enabled, 'hook': h.state if h else None,"
     " 'pythonpath': os.environ.get('PYTHONPATH'), 'base_sitecustomize_ran': getattr(sys, 'base_sitecustomize_ran', False)}))"
 )
+
+
+def to_json(v):
+    if v is None or isinstance(v, bool):
+        return {None: "null", True: "true", False: "false"}[v]
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, str):
+        return '"' + "".join(c if c.isprintable() and c not in '"\\' else "\\u%04x" % ord(c) for c in v) + '"'
+    if isinstance(v, (list, tuple)):
+        return "[" + ",".join(to_json(x) for x in v) + "]"
+    return "{" + ",".join(to_json(str(k)) + ":" + to_json(x) for k, x in v.items()) + "}"
 
 
 def child(env, args=()):
     p = subprocess.run([sys.executable, *args, "-c", CASE], env=env, capture_output=True, text=True)
     if p.returncode != 0:
         return {"error": p.stderr}
-    return json.loads(p.stdout)
+    return ast.literal_eval(p.stdout.strip())
 
 
 log = os.environ.get("FAKE_TORCH_LOG", "/tmp/fake-torch.log")
@@ -45,4 +58,4 @@ out = {
 }
 with open(log) as f:
     out["log"] = f.read().splitlines()
-print(json.dumps(out))
+print(to_json(out))

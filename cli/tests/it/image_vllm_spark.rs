@@ -125,6 +125,9 @@ fn debian_rootfs() -> PathBuf {
 /// (via `docker import`), cached by the rootfs key and the bytes of every added file.
 struct TestBase {
     archive: PathBuf,
+    /// The same image as an OCI layout (`skopeo copy`), tag `base`: OCI media types, so the
+    /// built layout is readable by skopeo 1.9 and umoci, which look only at OCI manifests.
+    layout: PathBuf,
     tag: String,
 }
 
@@ -188,7 +191,16 @@ fn test_base() -> &'static TestBase {
         } else if docker(&["image", "inspect", &tag]).code != 0 {
             docker(&["load", "-q", "-i", &archive.display().to_string()]).ok();
         }
-        TestBase { archive, tag }
+        let layout = cache_dir().join(format!("base-{k}-oci"));
+        if !layout.join("index.json").exists() {
+            let tmp = cache_dir().join(format!("base-{k}-oci.tmp-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&tmp);
+            tool("skopeo", &["copy", "-q", &format!("docker-archive:{}", archive.display()), &format!("oci:{}:base", tmp.display())]).ok();
+            if std::fs::rename(&tmp, &layout).is_err() {
+                let _ = std::fs::remove_dir_all(&tmp);
+            }
+        }
+        TestBase { archive, layout, tag }
     })
 }
 
@@ -209,7 +221,6 @@ const AMD64_ENTRYPOINT: &str = "/bin/busybox";
 /// The image built once per test run on the Debian stand-in, linux/amd64, as an OCI layout and
 /// loaded into Docker.
 struct Built {
-    _dir: tempfile::TempDir,
     layout: String,
     oci_dir: PathBuf,
     tag: String,
@@ -220,11 +231,23 @@ fn built() -> &'static Built {
     static BUILT: OnceLock<Built> = OnceLock::new();
     BUILT.get_or_init(|| {
         let base = test_base();
-        let dir = tempfile::tempdir().unwrap();
-        let oci_dir = dir.path().join("oci");
+        // Statics are never dropped, so a TempDir would leak: outputs live in `build-<pid>` under
+        // the cache, and a run removes those of runs that have ended.
+        for e in std::fs::read_dir(cache_dir()).unwrap().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(pid) = name.strip_prefix("build-") {
+                if !Path::new("/proc").join(pid).exists() {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+        let dir = cache_dir().join(format!("build-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let oci_dir = dir.join("oci");
         let layout = format!("oci:{}:test", oci_dir.display());
-        let archive = dir.path().join("image.tar");
-        let base_ref = format!("docker-archive:{}", base.archive.display());
+        let archive = dir.join("image.tar");
+        let base_ref = format!("oci:{}:base", base.layout.display());
         let artifact = format!("/usr/local/bin/spark-entrypoint@linux/amd64={AMD64_ENTRYPOINT}");
         let revision = format!("org.opencontainers.image.revision={}", LABELS[5].1);
         let docker_out = format!("docker-archive:{}:sparkctl-test/vllm-spark:build", archive.display());
@@ -235,7 +258,8 @@ fn built() -> &'static Built {
         let tag = format!("sparkctl-test/vllm-spark:{}", &digest[7..19]);
         docker(&["load", "-q", "-i", &archive.display().to_string()]).ok();
         docker(&["tag", "sparkctl-test/vllm-spark:build", &tag]).ok();
-        Built { _dir: dir, layout, oci_dir, tag, digest }
+        std::fs::remove_file(&archive).unwrap();
+        Built { layout, oci_dir, tag, digest }
     })
 }
 
@@ -253,7 +277,7 @@ fn docker_python(image: &str, env: &[&str], args: &[&str]) -> Run {
 #[test]
 fn config_has_exactly_the_intended_env_entrypoint_and_labels() {
     let b = built();
-    let base_cfg = json(&tool("skopeo", &["inspect", "--config", "--raw", &format!("docker-archive:{}", test_base().archive.display())]).ok().stdout);
+    let base_cfg = json(&tool("skopeo", &["inspect", "--config", "--raw", &format!("oci:{}:base", test_base().layout.display())]).ok().stdout);
     let base_env: Vec<String> = base_cfg["config"]["Env"].as_array().map(|a| a.iter().map(|v| v.as_str().unwrap().to_owned()).collect()).unwrap_or_default();
 
     let cfg = json(&tool("skopeo", &["inspect", "--config", "--raw", &b.layout]).ok().stdout);
@@ -278,8 +302,10 @@ fn config_has_exactly_the_intended_env_entrypoint_and_labels() {
     for (k, v) in LABELS {
         assert_eq!(ann[*k], *v, "annotation {k}");
     }
-    assert!(ann["org.opencontainers.image.base.name"].as_str().unwrap().starts_with("docker-archive:"), "{ann}");
-    assert!(ann["org.opencontainers.image.base.digest"].as_str().unwrap().starts_with("sha256:"), "{ann}");
+    let base_index = json(&std::fs::read_to_string(test_base().layout.join("index.json")).unwrap());
+    assert_eq!(ann["org.opencontainers.image.base.digest"], base_index["manifests"][0]["digest"]);
+    // base.name is for registry bases only (the real recipe's docker:// ref), not a local path.
+    assert_eq!(ann["org.opencontainers.image.base.name"], Value::Null);
     // One layer per overlay on top of the base's one.
     assert_eq!(manifest["layers"].as_array().unwrap().len(), 4);
 
@@ -370,7 +396,7 @@ fn nccl_conf_of_the_base_is_gone_from_the_image() {
     let manifest = json(&tool("skopeo", &["inspect", "--raw", &b.layout]).ok().stdout);
     let env_layer = manifest["layers"][2]["digest"].as_str().unwrap();
     let entries: Vec<String> = layer_entries(&b.oci_dir.join("blobs/sha256").join(&env_layer[7..])).into_iter().map(|e| e.0).collect();
-    assert_eq!(entries, ["etc/.wh.nccl.conf", "root/.wh.nccl.conf"]);
+    assert_eq!(entries, ["etc/.wh.nccl.conf", "root/.wh..nccl.conf"]);
     let unpack = tempfile::tempdir().unwrap();
     let bundle = unpack.path().join("bundle");
     tool("umoci", &["unpack", "--image", &format!("{}:test", b.oci_dir.display()), &bundle.display().to_string()]).ok();

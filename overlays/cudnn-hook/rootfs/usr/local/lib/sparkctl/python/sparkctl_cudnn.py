@@ -84,11 +84,11 @@ def nvml_capabilities():
     """Compute capabilities of the GPUs NVML sees, without creating a CUDA context.
 
     Returns [] when there is no driver or no GPU (then cuDNN is irrelevant)."""
-    import ctypes
-
     try:
+        import ctypes  # not in every Python (Debian's python3-minimal lacks it)
+
         nvml = ctypes.CDLL("libnvidia-ml.so.1")
-    except OSError:
+    except (ImportError, OSError):
         return []
     if nvml.nvmlInit_v2() != 0:
         return []
