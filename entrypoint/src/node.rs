@@ -9,12 +9,15 @@ use crate::readiness::{self, Status};
 use crate::rendezvous::{self, Head, PeerEvent, Session};
 use crate::settings::{Backend, Config, Role};
 use crate::supervisor::{Event, Stop, Supervisor};
-use cluster::preflight::{self, Spec, Status as CheckStatus, Transport, TransportPolicy};
+use cluster::preflight::{self, Spec, Transport, TransportPolicy};
 use cluster::sysfs::Root;
 use nix::sys::signal::Signal;
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
 use std::time::{Duration, Instant};
+
+/// The longest a failed node waits for its children before SIGKILL.
+const FAILURE_GRACE: Duration = Duration::from_secs(5);
 
 /// Peers to tell when this node stops.
 enum Peers {
@@ -100,12 +103,16 @@ impl Node<'_> {
         } else {
             log::info("preflight: NCCL transport NET/IB over every rail");
         }
-        let _ = rep.checks.iter().filter(|c| c.status == CheckStatus::Warn).count();
         self.sup.expect_ib(rep.transport == Transport::Ib);
         let mut env = rep.env();
         // Ray's memory monitor kills workers on unified memory; every node needs this (BRIEF).
         if std::env::var_os("RAY_memory_monitor_refresh_ms").is_none() {
             env.insert("RAY_memory_monitor_refresh_ms".into(), "0".into());
+        }
+        // On SIGTERM Ray drains for 30 s (for Ray Serve replicas); vLLM has none, and the group
+        // must stop within the grace period.
+        if std::env::var_os("RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S").is_none() {
+            env.insert("RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S".into(), "0".into());
         }
         let shown: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
         log::info(&format!("node env: {}", shown.join(" ")));
@@ -277,11 +284,13 @@ impl Node<'_> {
             }
             Peers::None => {}
         }
-        let first = match stop {
-            Stop::Signal(s) => s,
-            _ => Signal::SIGTERM,
+        // A requested stop gets the whole grace period; after a failure (a node or a child is
+        // gone, NCCL may hang) the rest is stopped quickly so the group can restart.
+        let (first, grace) = match stop {
+            Stop::Signal(s) => (s, self.cfg.grace),
+            _ => (Signal::SIGTERM, self.cfg.grace.min(FAILURE_GRACE)),
         };
-        self.sup.stop_all(first, self.cfg.grace);
+        self.sup.stop_all(first, grace);
         let code = match (&stop, self.sup.serve_code) {
             // Like tini: on a signal, exit with the serve command's own status.
             (Stop::Signal(_), Some(c)) => c,

@@ -57,6 +57,20 @@ fn reap_all(tx: &impl Fn(SysEvent)) {
     }
 }
 
+/// Makes the child start with an empty signal mask: the mask is inherited through `fork` and
+/// `exec`, and ours blocks everything (the signal thread takes them with `sigwait`).
+#[allow(unsafe_code)]
+pub fn unblock_signals_in_child(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs between fork and exec and only calls `sigprocmask`, which is
+    // async-signal-safe and allocates nothing.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None).map_err(std::io::Error::from)
+        });
+    }
+}
+
 /// Sends `sig` to process group `pgid` (children are spawned as group leaders).
 pub fn signal_group(pgid: i32, sig: Signal) {
     let _ = killpg(Pid::from_raw(pgid), sig);

@@ -129,7 +129,8 @@ impl Head {
     pub fn listen(ip: Ipv4Addr, port: u16, token: &str, fingerprint: Fingerprint, expected: Vec<String>, heartbeat_timeout: Duration, tx: Sender<Event>) -> Result<Head, Stop> {
         let addr = SocketAddrV4::new(ip, port);
         let listener = TcpListener::bind(addr).map_err(|e| Stop::Fatal(format!("cannot listen on {addr} for the rendezvous: {e}; is another head running, or `SPARK_RENDEZVOUS_PORT` taken?")))?;
-        log::info(&format!("rendezvous: listening on {addr}, waiting for {}", expected[1..].join(", ")));
+        let others = if expected.len() > 1 { expected[1..].join(", ") } else { "no other node".into() };
+        log::info(&format!("rendezvous: listening on {addr}, waiting for {others}"));
         let token = token.to_owned();
         let acc_tx = tx.clone();
         std::thread::spawn(move || {

@@ -43,7 +43,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting { env: "SPARK_CLUSTER_TIMEOUT", flag: "--cluster-timeout", default: Some("300"), help: "seconds to wait for Ray to report every node and GPU" },
     Setting { env: "SPARK_READY_TIMEOUT", flag: "--ready-timeout", default: Some("3600"), help: "seconds for the model to answer (`/health`, `/v1/models`, a 1-token completion)" },
     Setting { env: "SPARK_HEARTBEAT_TIMEOUT", flag: "--heartbeat-timeout", default: Some("5"), help: "seconds of silence after which a peer counts as dead (heartbeats every second)" },
-    Setting { env: "SPARK_GRACE", flag: "--grace", default: Some("20"), help: "seconds children get between SIGTERM and SIGKILL when stopping" },
+    Setting { env: "SPARK_GRACE", flag: "--grace", default: Some("20"), help: "seconds children get between SIGTERM and SIGKILL on a requested stop (a signal); after a failure at most 5 s" },
     Setting { env: "SPARK_STATUS_FILE", flag: "--status-file", default: Some("/run/spark-entrypoint/status.json"), help: "JSON status (`state`: preflight, rendezvous, cluster, starting, ready, stopping) read by `spark-entrypoint healthcheck`" },
     Setting { env: "SPARK_ROOT", flag: "--root", default: Some("/"), help: "root prefix for the preflight reads of /sys, /proc, /dev, /etc" },
 ];

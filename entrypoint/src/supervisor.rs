@@ -154,6 +154,7 @@ impl Supervisor {
         // reaches the entrypoint first.
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         std::os::unix::process::CommandExt::arg0(&mut cmd, &argv[0]);
+        pid1::unblock_signals_in_child(&mut cmd);
         Ok(cmd)
     }
 

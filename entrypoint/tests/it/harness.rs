@@ -1,0 +1,234 @@
+//! Two nodes on one machine: two network namespaces joined by two veth pairs (the two rails,
+//! each on its own /24, MTU 9000, IPv6 off), and entrypoint processes started inside them.
+//! Names are unique per test so tests run in parallel; `Drop` kills whatever is left in the
+//! namespaces and deletes them, also when a test fails.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_spark-entrypoint");
+pub const HEAD_IP: &str = "10.77.0.1";
+pub const WORKER_IP: &str = "10.77.0.2";
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+static RAY: Mutex<()> = Mutex::new(());
+
+/// Ray clusters take most of the 2 CI cores while forming: one at a time.
+pub fn ray_lock() -> MutexGuard<'static, ()> {
+    RAY.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub fn standin() -> String {
+    format!("{}/tests/standin_vllm.py", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn sh(args: &[&str]) {
+    let out = Command::new(args[0]).args(&args[1..]).output().unwrap_or_else(|e| panic!("running `{}`: {e} (is iproute2 installed?)", args.join(" ")));
+    assert!(out.status.success(), "`{}` failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+}
+
+/// Two namespaces `<id>a` (head) and `<id>b` (worker), rails `rail0`/`rail1` in each.
+pub struct Pair {
+    pub head: String,
+    pub worker: String,
+    pub dir: tempfile::TempDir,
+}
+
+impl Pair {
+    pub fn new() -> Pair {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let id = format!("ep{}x{n}", std::process::id() % 100_000);
+        let (a, b) = (format!("{id}a"), format!("{id}b"));
+        let pair = Pair { head: a.clone(), worker: b.clone(), dir: tempfile::tempdir().unwrap() };
+        sh(&["ip", "netns", "add", &a]);
+        sh(&["ip", "netns", "add", &b]);
+        for (i, subnet) in [(0, "10.77.0"), (1, "10.77.1")] {
+            let (va, vb) = (format!("{id}r{i}a"), format!("{id}r{i}b"));
+            sh(&["ip", "link", "add", &va, "type", "veth", "peer", "name", &vb]);
+            sh(&["ip", "link", "set", &va, "netns", &a]);
+            sh(&["ip", "link", "set", &vb, "netns", &b]);
+            for (ns, v, host) in [(&a, &va, 1), (&b, &vb, 2)] {
+                let rail = format!("rail{i}");
+                sh(&["ip", "-n", ns, "link", "set", v, "name", &rail]);
+                sh(&["ip", "netns", "exec", ns, "sh", "-c", &format!("echo 1 > /proc/sys/net/ipv6/conf/{rail}/disable_ipv6")]);
+                sh(&["ip", "-n", ns, "link", "set", &rail, "mtu", "9000", "up"]);
+                sh(&["ip", "-n", ns, "addr", "add", &format!("{subnet}.{host}/24"), "dev", &rail]);
+            }
+        }
+        for ns in [&a, &b] {
+            sh(&["ip", "-n", ns, "link", "set", "lo", "up"]);
+        }
+        pair
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Every pid in namespace `ns`.
+    pub fn pids(ns: &str) -> Vec<u32> {
+        let out = Command::new("ip").args(["netns", "pids", ns]).output().expect("ip netns pids");
+        String::from_utf8_lossy(&out.stdout).split_whitespace().filter_map(|s| s.parse().ok()).collect()
+    }
+
+    /// Kills every process of `ns` (a node's power cut).
+    pub fn kill_all(ns: &str) {
+        for p in Pair::pids(ns) {
+            let _ = Command::new("kill").args(["-KILL", &p.to_string()]).status();
+        }
+    }
+}
+
+impl Drop for Pair {
+    fn drop(&mut self) {
+        for ns in [&self.head, &self.worker] {
+            Pair::kill_all(ns);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        for ns in [&self.head, &self.worker] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+/// An entrypoint running in a namespace, its output in a log file.
+pub struct Node {
+    pub child: Child,
+    pub log: PathBuf,
+    pub name: String,
+}
+
+impl Node {
+    /// Starts `spark-entrypoint` in `ns` with the given environment and arguments.
+    pub fn start(ns: &str, name: &str, log: PathBuf, env: &[(&str, String)], args: &[String]) -> Node {
+        let out = fs::File::create(&log).unwrap();
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns, BIN])
+            .args(args)
+            .env("SPARK_NODE_NAME", name)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .expect("starting ip netns exec spark-entrypoint");
+        Node { child, log, name: name.to_owned() }
+    }
+
+    pub fn pid(&self) -> u32 {
+        // `ip netns exec` execs the program: the child is the entrypoint itself.
+        self.child.id()
+    }
+
+    pub fn text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until the log contains `needle`; panics with the log otherwise.
+    pub fn wait_for(&mut self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let t = self.text();
+            if t.contains(needle) {
+                return t;
+            }
+            if let Ok(Some(st)) = self.child.try_wait() {
+                panic!("`{}` exited ({st}) before logging {needle:?}:\n{t}", self.name);
+            }
+            if Instant::now() >= deadline {
+                panic!("`{}` did not log {needle:?} within {timeout:?}:\n{t}", self.name);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Waits for the exit; returns the code and how long it took.
+    pub fn wait_exit(&mut self, timeout: Duration) -> (i32, Duration) {
+        let start = Instant::now();
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                use std::os::unix::process::ExitStatusExt;
+                return (st.code().unwrap_or_else(|| 128 + st.signal().unwrap_or(0)), start.elapsed());
+            }
+            if start.elapsed() >= timeout {
+                panic!("`{}` still running after {timeout:?}:\n{}", self.name, self.text());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let st = Command::new("kill").args([&format!("-{sig}"), &self.pid().to_string()]).status().unwrap();
+        assert!(st.success());
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The common environment of a test node.
+pub fn env(pair: &Pair, role: &str, token: &str, extra: &[(&str, &str)]) -> Vec<(&'static str, String)> {
+    let name = if role == "head" { "a" } else { "b" };
+    let mut v: Vec<(&'static str, String)> = vec![
+        ("SPARK_ROLE", role.into()),
+        ("SPARK_RAILS", "rail0,rail1".into()),
+        ("SPARK_TOKEN", token.into()),
+        ("SPARK_HEAD_ADDR", HEAD_IP.into()),
+        ("SPARK_STATUS_FILE", pair.path(&format!("status-{name}.json")).display().to_string()),
+        ("VLLM_CONFIG_ROOT", pair.path(&format!("vllm-{name}")).display().to_string()),
+        ("STANDIN_RECORD", pair.path(&format!("record-{name}.json")).display().to_string()),
+        ("STANDIN_LOAD_SECONDS", "1".into()),
+        // Ray: one CPU and a small object store per node, its own temp dir (both nodes share /tmp).
+        ("SPARK_RAY_ARGS", format!("--num-cpus 1 --object-store-memory 80000000 --temp-dir {}", pair.path(&format!("ray-{name}")).display())),
+    ];
+    // Ray keeps state under `~/.ray` (e.g. an `auth_token` that turns token authentication on):
+    // each node gets its own home. A pyenv shim for `ray` still needs the real pyenv root.
+    let real_home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+    let pyenv = std::env::var("PYENV_ROOT").unwrap_or_else(|_| format!("{real_home}/.pyenv"));
+    if Path::new(&pyenv).is_dir() {
+        v.push(("PYENV_ROOT", pyenv));
+    }
+    v.push(("HOME", pair.path(&format!("home-{name}")).display().to_string()));
+    if role == "head" {
+        v.push(("SPARK_NODES", "a,b".into()));
+    }
+    for (k, val) in extra {
+        let k: &'static str = Box::leak(k.to_string().into_boxed_str());
+        v.retain(|(kk, _)| *kk != k);
+        v.push((k, val.to_string()));
+    }
+    v
+}
+
+/// `-- python3 standin_vllm.py serve MODEL ARGS…`
+pub fn serve(model: &str, extra: &[&str]) -> Vec<String> {
+    let mut v = vec!["--".to_owned(), "python3".into(), standin(), "serve".into(), model.into()];
+    v.extend(extra.iter().map(|s| s.to_string()));
+    v
+}
+
+pub fn read_json(p: &Path) -> serde_json::Value {
+    let s = fs::read_to_string(p).unwrap_or_else(|e| panic!("reading {}: {e}", p.display()));
+    serde_json::from_str(&s).unwrap()
+}
+
+/// The environment of a process, from `/proc/<pid>/environ`.
+pub fn environ(pid: u32) -> Vec<(String, String)> {
+    fs::read(format!("/proc/{pid}/environ"))
+        .unwrap_or_default()
+        .split(|b| *b == 0)
+        .filter_map(|kv| String::from_utf8_lossy(kv).split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
+        .collect()
+}
+
+pub fn cmdline(pid: u32) -> String {
+    fs::read(format!("/proc/{pid}/cmdline")).map(|b| String::from_utf8_lossy(&b).replace('\0', " ")).unwrap_or_default()
+}

@@ -1,0 +1,9 @@
+//! Integration tests of `spark-entrypoint`: real processes in network namespaces joined by veth
+//! rails, real Ray from PyPI, and a stand-in for `vllm serve` (`tests/standin_vllm.py`). They
+//! need root, iproute2, python3 and `ray` on PATH (`cargo xtask test` installs them); a missing
+//! tool fails the test.
+
+mod harness;
+mod pid1;
+mod ray;
+mod rendezvous;

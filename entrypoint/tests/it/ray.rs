@@ -1,0 +1,88 @@
+//! Two nodes with real Ray (from PyPI): cluster formation, serve only after Ray reports both
+//! nodes, per-node environment on the Ray worker, group failure and a clean stop.
+
+use crate::harness::*;
+use std::time::Duration;
+
+const FORM: Duration = Duration::from_secs(120);
+
+#[test]
+fn ray_worker_started_first_forms_the_cluster_serves_and_head_fails_when_worker_dies() {
+    let _ray = ray_lock();
+    let pair = Pair::new();
+    let nccl = format!("{}/../../shared/fixtures/nccl_debug/ib-disabled-by-env-using-network-socket-mpi-noise.txt", env!("CARGO_MANIFEST_DIR"));
+    // Worker first: it must wait for the head, whatever the start order.
+    let mut worker = Node::start(&pair.worker, "b", pair.path("b.log"), &env(&pair, "worker", "s3cret", &[]), &serve("m1", &["--tensor-parallel-size", "2"]));
+    worker.wait_for("not reachable yet", Duration::from_secs(20));
+    let mut head = Node::start(&pair.head, "a", pair.path("a.log"), &env(&pair, "head", "s3cret", &[("STANDIN_NCCL_LOG", &nccl)]), &serve("m1", &["--tensor-parallel-size", "2"]));
+    let log = head.wait_for("READY: `m1` answers", FORM);
+
+    // Ray reported both nodes before the serve command started (and the stand-in, like vLLM,
+    // checked Ray itself: it would have failed with "exceeds available GPUs").
+    let complete = log.find("ray cluster complete: 2 nodes").expect("ray completeness logged");
+    let started = log.find("started serve").expect("serve started");
+    assert!(complete < started, "serve started before Ray had both nodes:\n{log}");
+    assert!(log.contains("ray cluster has 2 nodes"), "{log}");
+    assert!(log.contains("WARNING: NCCL transport will be NET/Socket"), "veth rails have no RDMA: loud socket warning expected:\n{log}");
+    assert!(log.contains("nccl: process user:852750 of serve uses NET/Socket"), "{log}");
+
+    // The head ran the serve command with the Ray executor and the cluster address.
+    let rec = read_json(&pair.path("record-a.json"));
+    assert_eq!(rec["env"]["RAY_ADDRESS"], "10.77.0.1:6379");
+    assert_eq!(rec["env"]["VLLM_HOST_IP"], HEAD_IP);
+    assert!(rec["argv"].as_array().unwrap().iter().any(|a| a == "ray"), "{rec}");
+    let nco = read_json(&pair.path("vllm-a/ray_non_carry_over_env_vars.json"));
+    for k in ["NCCL_SOCKET_IFNAME", "VLLM_HOST_IP", "NCCL_IB_HCA", "GLOO_SOCKET_IFNAME"] {
+        assert!(nco.as_array().unwrap().iter().any(|v| v == k), "{k} missing from {nco}");
+    }
+
+    // The Ray worker's processes carry the worker's own rail address, set before `ray start`.
+    let raylet = Pair::pids(&pair.worker).into_iter().find(|p| cmdline(*p).contains("raylet")).expect("a raylet runs on the worker");
+    let env_w = environ(raylet);
+    assert!(env_w.contains(&("VLLM_HOST_IP".into(), WORKER_IP.into())), "{env_w:?}");
+    assert!(env_w.contains(&("RAY_memory_monitor_refresh_ms".into(), "0".into())));
+    assert!(env_w.contains(&("NCCL_SOCKET_IFNAME".into(), "rail0,rail1".into())));
+
+    // Status file and HEALTHCHECK command agree.
+    assert_eq!(read_json(&pair.path("status-a.json"))["state"], "ready");
+    let hc = std::process::Command::new("ip")
+        .args(["netns", "exec", &pair.head, BIN, "healthcheck", "--status-file", &pair.path("status-a.json").display().to_string()])
+        .output()
+        .unwrap();
+    assert!(hc.status.success(), "{}", String::from_utf8_lossy(&hc.stdout));
+
+    // The worker node dies (every process of it): the head stops everything, non-zero, < 10 s.
+    Pair::kill_all(&pair.worker);
+    let (code, took) = head.wait_exit(Duration::from_secs(15));
+    let log = head.text();
+    assert_eq!(code, 3, "{log}");
+    assert!(took < Duration::from_secs(10), "head took {took:?} to stop:\n{log}");
+    assert!(log.contains("lost node `b`"), "{log}");
+    assert!(Pair::pids(&pair.head).is_empty(), "processes left on the head: {:?}", Pair::pids(&pair.head).iter().map(|p| cmdline(*p)).collect::<Vec<_>>());
+    drop(worker);
+}
+
+#[test]
+fn ray_sigterm_to_head_stops_both_nodes_within_the_grace_period() {
+    let _ray = ray_lock();
+    let pair = Pair::new();
+    let mut head = Node::start(&pair.head, "a", pair.path("a.log"), &env(&pair, "head", "t", &[("SPARK_GRACE", "8")]), &serve("m2", &["--tensor-parallel-size", "2"]));
+    let mut worker = Node::start(&pair.worker, "b", pair.path("b.log"), &env(&pair, "worker", "t", &[]), &serve("m2", &["--tensor-parallel-size", "2"]));
+    head.wait_for("READY: `m2` answers", FORM);
+    assert!(Pair::pids(&pair.head).len() > 3, "Ray and serve run on the head");
+
+    head.signal("TERM");
+    let (code, took) = head.wait_exit(Duration::from_secs(20));
+    let log = head.text();
+    assert!(took <= Duration::from_secs(8 + 2), "head took {took:?} (grace 8 s):\n{log}");
+    assert_eq!(code, 143, "like tini, the head exits with the serve command's status (SIGTERM):\n{log}");
+    assert!(Pair::pids(&pair.head).is_empty(), "left on the head: {:?}", Pair::pids(&pair.head).iter().map(|p| cmdline(*p)).collect::<Vec<_>>());
+
+    // The worker hears the head stop and stops too, non-zero, leaving nothing behind.
+    let (wcode, wtook) = worker.wait_exit(Duration::from_secs(15));
+    let wlog = worker.text();
+    assert_eq!(wcode, 3, "{wlog}");
+    assert!(wtook < Duration::from_secs(10), "{wlog}");
+    assert!(wlog.contains("head `a` stopping"), "{wlog}");
+    assert!(Pair::pids(&pair.worker).is_empty(), "left on the worker: {:?}", Pair::pids(&pair.worker).iter().map(|p| cmdline(*p)).collect::<Vec<_>>());
+}
