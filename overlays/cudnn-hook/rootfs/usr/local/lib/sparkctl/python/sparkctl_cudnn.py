@@ -40,7 +40,7 @@ DEFAULT_MODE = "auto"
 NEEDS_OFF = frozenset([(12, 1)])
 
 # What the hook decided in this process, for `python -m sparkctl_cudnn` and for tests.
-state = {"installed": False, "torch_seen": False, "mode": None, "gpus": None, "disabled": None, "error": None}
+state = {"installed": False, "torch_seen": False, "mode": None, "gpus": None, "disabled": None, "error": None, "apply_ms": None}
 
 
 def _warn(message):
@@ -134,6 +134,9 @@ def should_disable(mode, capabilities):
 
 def apply(torch_module, environ=None, probe=None):
     """Runs right after `import torch` finished: disables cuDNN when the mode says so."""
+    import time  # built in: costs nothing, and only once torch is imported
+
+    started = time.perf_counter()
     environ = os.environ if environ is None else environ
     state["torch_seen"] = True
     mode, warning = read_mode(environ)
@@ -158,6 +161,7 @@ def apply(torch_module, environ=None, probe=None):
     except Exception as e:  # never break `import torch`
         state["error"] = repr(e)
         _warn("could not apply %s=%s: %r" % (ENV, mode, e))
+    state["apply_ms"] = round((time.perf_counter() - started) * 1000, 3)
 
 
 class TorchImportHook(object):
