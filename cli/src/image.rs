@@ -17,6 +17,10 @@ pub enum ImageCommand {
     Build(BuildArgs),
     /// Show an image's index, manifests, config and layers
     Inspect(InspectArgs),
+    /// Push an image to a registry (only the blobs it lacks); prints the digest
+    Push(crate::image_registry::PushArgs),
+    /// Pull an image from a registry into a local layout or archive; prints the digest
+    Pull(crate::image_registry::PullArgs),
 }
 
 #[derive(clap::Args)]
@@ -59,6 +63,8 @@ pub fn run(cmd: ImageCommand) -> Result<ExitCode> {
     match cmd {
         ImageCommand::Build(args) => build_cmd(args),
         ImageCommand::Inspect(args) => inspect_cmd(args),
+        ImageCommand::Push(args) => crate::image_registry::push(args),
+        ImageCommand::Pull(args) => crate::image_registry::pull(args),
     }
 }
 
