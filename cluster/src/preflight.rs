@@ -157,7 +157,7 @@ pub fn run(root: &Root, spec: &Spec) -> Report {
         }
         match nd.mtu {
             Some(m) if m == spec.mtu => t.add("mtu", name, Status::Pass, m.to_string(), None),
-            m => t.add("mtu", name, Status::Fail, format!("{} (expected {})", m.map_or("unknown".into(), |m| m.to_string()), spec.mtu), Some("set the rail MTU to 9000 on both nodes and the switch (at 1500 RDMA active_mtu drops to 1024)")),
+            m => t.add("mtu", name, Status::Fail, format!("{} (expected {})", m.map_or("unknown".into(), |m| m.to_string()), spec.mtu), Some(&format!("set the rail MTU to {} on both nodes and the switch (at 1500 RDMA active_mtu drops to 1024)", spec.mtu))),
         }
         match nd.ipv6_disabled {
             Some(false) => t.add("ipv6-off", name, Status::Fail, "IPv6 enabled", Some("set `net.ipv6.conf.IF.disable_ipv6=1` so RoCE GID indexes stay stable")),
@@ -233,6 +233,43 @@ pub fn run(root: &Root, spec: &Spec) -> Report {
         }
     }
     Report { checks: t.0, rails, transport }
+}
+
+/// What a cluster description declares for one rail, to hold the node to it.
+#[derive(Debug, Clone)]
+pub struct DeclaredRail {
+    pub netdev: String,
+    /// `None`: resolved on the node (names differ per OS).
+    pub rdma_device: Option<String>,
+    pub ipv4: std::net::Ipv4Addr,
+    pub prefix: u8,
+}
+
+/// Adds `declared` checks to `report`: each rail holds the declared address and prefix, and the
+/// declared RDMA device (when one is named) is the one found behind the netdev.
+pub fn check_declared(root: &Root, report: &mut Report, declared: &[DeclaredRail]) {
+    let mut t = Table(std::mem::take(&mut report.checks));
+    for d in declared {
+        let found = sysfs::read_ipv4(root, &d.netdev);
+        let want = format!("{}/{}", d.ipv4, d.prefix);
+        if found.iter().any(|(ip, p)| *ip == d.ipv4 && *p == d.prefix) {
+            t.add("declared-ip", &d.netdev, Status::Pass, want, None);
+        } else {
+            let have: Vec<String> = found.iter().map(|(ip, p)| format!("{ip}/{p}")).collect();
+            let have = if have.is_empty() { "none".to_owned() } else { have.join(", ") };
+            t.add("declared-ip", &d.netdev, Status::Fail, format!("expected {want}, found {have}"), Some("apply the rendered netplan (`sparkctl render netplan`) or fix cluster.toml"));
+        }
+        if let Some(dev) = &d.rdma_device {
+            let behind = sysfs::read_netdev(root, &d.netdev).map(|n| n.rdma_devices).unwrap_or_default();
+            if behind.contains(dev) {
+                t.add("declared-rdma", &d.netdev, Status::Pass, dev.clone(), None);
+            } else {
+                let have = if behind.is_empty() { "none".to_owned() } else { behind.join(", ") };
+                t.add("declared-rdma", &d.netdev, Status::Fail, format!("expected `{dev}`, found {have}"), Some("RDMA names differ per OS: leave `rdma_device` out of cluster.toml to resolve it on the node"));
+            }
+        }
+    }
+    report.checks = t.0;
 }
 
 /// The RDMA device and port behind `netdev` that RDMA can use: port ACTIVE on Ethernet (RoCE) with
@@ -391,6 +428,25 @@ mod tests {
         assert!(gid.detail.contains("no RoCE v2 GID for 192.168.103.10"), "{}", gid.detail);
         assert_eq!(status_of(&rep, "dev-infiniband", "node").status, Status::Fail);
         assert_eq!(status_of(&rep, "nccl-conf", "node").status, Status::Warn);
+    }
+
+    #[test]
+    fn declared_addresses_and_devices_are_compared_with_the_node() {
+        let (dir, up) = node_from_ibdev2netdev(&fixture("ibdev2netdev/dgx-spark-single-cable-2up-2down.txt"), 9000, "unlimited");
+        let root = Root::new(dir.path());
+        let mut rep = run(&root, &spec(&up, TransportPolicy::Auto));
+        let declared = [
+            DeclaredRail { netdev: up[0].clone(), rdma_device: Some("rocep1s0f1".into()), ipv4: [192, 168, 101, 10].into(), prefix: 24 },
+            DeclaredRail { netdev: up[1].clone(), rdma_device: Some("mlx5_1".into()), ipv4: [192, 168, 103, 11].into(), prefix: 24 },
+        ];
+        check_declared(&root, &mut rep, &declared);
+        assert_eq!(status_of(&rep, "declared-ip", "enp1s0f1np1").status, Status::Pass);
+        assert_eq!(status_of(&rep, "declared-rdma", "enp1s0f1np1").status, Status::Pass);
+        let ip = status_of(&rep, "declared-ip", "enP2p1s0f1np1");
+        assert_eq!((ip.status, ip.detail.as_str()), (Status::Fail, "expected 192.168.103.11/24, found 192.168.103.10/24"));
+        let dev = status_of(&rep, "declared-rdma", "enP2p1s0f1np1");
+        assert_eq!((dev.status, dev.detail.as_str()), (Status::Fail, "expected `mlx5_1`, found roceP2p1s0f1"));
+        assert!(!rep.ok());
     }
 
     #[test]
