@@ -204,10 +204,10 @@ fn print_summary(summary: &PushSummary, json: bool) -> Result<ExitCode> {
         println!("{}", serde_json::to_string(summary)?);
     } else {
         eprintln!(
-            "pushed {}: {} blobs uploaded ({}), {} mounted, {} already there; {} manifests",
+            "pushed {}: sent {} ({} blobs uploaded, {} mounted, {} already there; {} manifests)",
             summary.reference,
-            summary.blobs_uploaded,
             registry::progress::human(summary.bytes_uploaded),
+            summary.blobs_uploaded,
             summary.blobs_mounted,
             summary.blobs_existing,
             summary.manifests_pushed

@@ -14,7 +14,8 @@ use xshell::{cmd, Shell};
 pub fn run(sh: &Shell, args: &[String]) -> Result<()> {
     match args.first().map(String::as_str) {
         Some("image") => image(sh, &args[1..]),
-        other => bail!("unknown benchmark {other:?}: expected `image`"),
+        Some("registry") => crate::bench_registry::run(sh, &args[1..]),
+        other => bail!("unknown benchmark {other:?}: expected `image` or `registry`"),
     }
 }
 

@@ -290,7 +290,7 @@ impl Client {
             _ => (format!("unexpected HTTP {status}"), "retry later, or check the registry's logs".to_owned()),
         };
         let code = if code.is_empty() { String::new() } else { format!(", {code}") };
-        let detail = if detail.is_empty() { String::new() } else { format!(": {detail}") };
+        let detail = if detail.is_empty() || message.eq_ignore_ascii_case(&detail) { String::new() } else { format!(": {detail}") };
         Error::Registry { reference: reference.to_owned(), status: Some(status), message: format!("{what}: {message} (HTTP {status}{code}){detail}"), hint: Some(hint) }
     }
 }
