@@ -3,6 +3,8 @@
 //! Names are unique per test so tests run in parallel; `Drop` kills whatever is left in the
 //! namespaces and deletes them, also when a test fails.
 
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -78,7 +80,7 @@ impl Pair {
     /// Kills every process of `ns` (a node's power cut).
     pub fn kill_all(ns: &str) {
         for p in Pair::pids(ns) {
-            let _ = Command::new("kill").args(["-KILL", &p.to_string()]).status();
+            let _ = kill(Pid::from_raw(p as i32), Signal::SIGKILL);
         }
     }
 }
@@ -161,9 +163,8 @@ impl Node {
         }
     }
 
-    pub fn signal(&self, sig: &str) {
-        let st = Command::new("kill").args([&format!("-{sig}"), &self.pid().to_string()]).status().unwrap();
-        assert!(st.success());
+    pub fn signal(&self, sig: Signal) {
+        kill(Pid::from_raw(self.pid() as i32), sig).expect("signalling the entrypoint");
     }
 }
 

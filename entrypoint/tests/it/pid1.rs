@@ -2,6 +2,7 @@
 //! stop that leaves nothing behind.
 
 use crate::harness::*;
+use nix::sys::signal::Signal;
 use std::time::{Duration, Instant};
 
 fn ppid(pid: u32) -> Option<u32> {
@@ -32,7 +33,7 @@ fn orphaned_grandchildren_are_adopted_and_reaped_no_zombies() {
         assert!(!std::path::Path::new(&format!("/proc/{p}")).exists(), "orphan {p} is still in the process table (zombie not reaped)");
     }
     head.wait_for("READY", Duration::from_secs(30));
-    head.signal("TERM");
+    head.signal(Signal::SIGTERM);
     let (code, _) = head.wait_exit(Duration::from_secs(25));
     assert_eq!(code, 143, "{}", head.text());
     assert!(Pair::pids(&pair.head).is_empty());
@@ -46,7 +47,7 @@ fn sigterm_ignored_by_the_child_is_followed_by_sigkill_after_the_grace_period() 
     let args = ["--", "sh", "-c", "trap '' TERM; sleep 300 & python3 \"$0\" serve stubborn; wait", &standin()].map(String::from).to_vec();
     let mut head = Node::start(&pair.head, "a", pair.path("a.log"), &e, &args);
     head.wait_for("READY: `stubborn` answers", Duration::from_secs(30));
-    head.signal("TERM");
+    head.signal(Signal::SIGTERM);
     let (code, took) = head.wait_exit(Duration::from_secs(20));
     let log = head.text();
     assert!(took >= Duration::from_secs(2) && took < Duration::from_secs(6), "{took:?}\n{log}");

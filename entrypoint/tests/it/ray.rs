@@ -2,6 +2,7 @@
 //! nodes, per-node environment on the Ray worker, group failure and a clean stop.
 
 use crate::harness::*;
+use nix::sys::signal::Signal;
 use std::time::Duration;
 
 const FORM: Duration = Duration::from_secs(120);
@@ -71,7 +72,7 @@ fn ray_sigterm_to_head_stops_both_nodes_within_the_grace_period() {
     head.wait_for("READY: `m2` answers", FORM);
     assert!(Pair::pids(&pair.head).len() > 3, "Ray and serve run on the head");
 
-    head.signal("TERM");
+    head.signal(Signal::SIGTERM);
     let (code, took) = head.wait_exit(Duration::from_secs(20));
     let log = head.text();
     assert!(took <= Duration::from_secs(8 + 2), "head took {took:?} (grace 8 s):\n{log}");

@@ -2,6 +2,7 @@
 //! refusals, timeouts, and the arguments vLLM's native multi-node mode receives.
 
 use crate::harness::*;
+use nix::sys::signal::Signal;
 use std::time::Duration;
 
 const T: Duration = Duration::from_secs(30);
@@ -16,7 +17,7 @@ fn head_restart_during_the_wait_is_survived_and_native_ranks_reach_the_serve_com
     let mut worker = Node::start(&pair.worker, "b", pair.path("b.log"), &env(&pair, "worker", "tok", &native), &serve("m3", &[]));
     head1.wait_for("`b` joined from 10.77.0.2 (2/3 nodes)", T);
     worker.wait_for("waiting for the release", T);
-    head1.signal("KILL");
+    head1.signal(Signal::SIGKILL);
     head1.wait_exit(T);
     worker.wait_for("lost the head while waiting", T);
 
