@@ -3,6 +3,8 @@
 //! same run, and the bytes a re-push sends after one overlay changed (counted on the wire by a
 //! proxy in front of the registry). Prints a Markdown table, also written to
 //! target/bench/registry/results.md (copied into BENCHMARKS.md, section "Registry").
+//! skopeo runs with `--preserve-digests`: without it, it gzips the uncompressed layers on the
+//! way to a registry, so it would neither move the same bytes nor produce the same image.
 
 #[path = "../../builder/tests/support/base.rs"]
 #[allow(clippy::all, dead_code)]
@@ -58,13 +60,13 @@ pub fn run(sh: &Shell, args: &[String]) -> Result<()> {
 
     eprintln!("== push {v1}");
     let push_sparkctl = timed(|| cmd!(sh, "{sparkctl} image push {q} {v1} docker://{host}/bench/sparkctl:v1").quiet().ignore_stdout().run())?;
-    let push_skopeo = timed(|| cmd!(sh, "skopeo copy {q} --dest-tls-verify=false {v1} docker://{host}/bench/skopeo:v1").run())?;
+    let push_skopeo = timed(|| cmd!(sh, "skopeo copy {q} --preserve-digests --dest-tls-verify=false {v1} docker://{host}/bench/skopeo:v1").run())?;
 
     eprintln!("== pull");
     let pull_store = root.join("pull-store");
     let (s_out, k_out) = (format!("oci:{}:v1", root.join("pulled-sparkctl").display()), format!("oci:{}:v1", root.join("pulled-skopeo").display()));
     let pull_sparkctl = timed(|| cmd!(sh, "{sparkctl} image pull {q} --store {pull_store} docker://{host}/bench/sparkctl:v1 {s_out}").quiet().ignore_stdout().run())?;
-    let pull_skopeo = timed(|| cmd!(sh, "skopeo copy {q} --src-tls-verify=false docker://{host}/bench/skopeo:v1 {k_out}").run())?;
+    let pull_skopeo = timed(|| cmd!(sh, "skopeo copy {q} --preserve-digests --src-tls-verify=false docker://{host}/bench/skopeo:v1 {k_out}").run())?;
 
     eprintln!("== re-push after one overlay change, through a byte-counting proxy");
     let proxy = CountingProxy::start(registry.port)?;
@@ -73,7 +75,7 @@ pub fn run(sh: &Shell, args: &[String]) -> Result<()> {
     let repush_sparkctl_wire = proxy.take();
     let summary: serde_json::Value = serde_json::from_str(json.lines().last().unwrap_or("{}")).context("push --json output")?;
     let repush_sparkctl_body = summary["bytes_uploaded"].as_u64().unwrap_or(0);
-    cmd!(sh, "skopeo copy {q} --dest-tls-verify=false {v2} docker://{via}/bench/skopeo:v2").run()?;
+    cmd!(sh, "skopeo copy {q} --preserve-digests --dest-tls-verify=false {v2} docker://{via}/bench/skopeo:v2").run()?;
     let repush_skopeo_wire = proxy.take();
     let changed = changed_bytes(&root.join("img-v1"), &root.join("img-v2"))?;
 

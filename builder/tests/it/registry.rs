@@ -7,6 +7,8 @@ mod harness;
 mod proxy;
 #[path = "registry_release.rs"]
 mod release;
+#[path = "registry_token.rs"]
+mod token;
 
 use builder::build::BuiltImage;
 use builder::registry::{self, lock, progress::Progress, Client, ClientOptions, CredentialStore, PushOptions, PushSummary, RegistryRef};
@@ -344,4 +346,45 @@ fn retries_503_429_and_resets_then_gives_a_clear_error() {
     let err = src.resolve().unwrap_err().to_string();
     assert!(err.contains("app/retry:v1") && err.contains("HTTP 503"), "{err}");
     assert_eq!(proxy.faults_served.load(std::sync::atomic::Ordering::SeqCst), 2, "exactly the allowed tries");
+}
+
+#[test]
+fn bearer_token_flow_anonymous_pull_authenticated_push_and_scope_changes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tokens = token::TokenServer::start(tmp.path(), "ci-user", "tok3n-Pa55word-never-shown");
+    let reg = Registry::token(&tokens.realm(), token::SERVICE, token::ISSUER, &tokens.cert);
+    let img = make_image(&tmp.path().join("img"), 1, 64 << 10, "token");
+    let config = tmp.path().join("config.json");
+    let auth = token::b64(b"ci-user:tok3n-Pa55word-never-shown", false);
+    std::fs::write(&config, format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, reg.host())).unwrap();
+    let creds = ClientOptions { credentials: CredentialStore { explicit: None, config_file: Some(config) }, retry: quick_retries(), ..Default::default() };
+
+    // Push with credentials: the registry challenges with Bearer, the token service sees basic auth.
+    let dest = format!("{}/team/app:v1", reg.host());
+    let summary = push_local(&img, &dest, &creds, 8).unwrap();
+    assert_eq!(summary.digest, img.index.0);
+    let issued = tokens.issued.lock().unwrap().clone();
+    assert!(issued.iter().any(|i| i.authenticated && i.scopes == ["repository:team/app:pull,push"]), "{issued:?}");
+
+    // Anonymous pull: a token without credentials, pull scope only.
+    tokens.issued.lock().unwrap().clear();
+    let store = BlobStore::open(tmp.path().join("store")).unwrap();
+    assert_eq!(pull_to_layout(&dest, &plain_opts(), &store, &tmp.path().join("pulled")).unwrap(), img.index.0);
+    let issued = tokens.issued.lock().unwrap().clone();
+    assert!(!issued.is_empty() && issued.iter().all(|i| !i.authenticated && i.scopes == ["repository:team/app:pull"]), "{issued:?}");
+
+    // A cross-repository push asks for a new scope set (push here + pull there) and mounts.
+    tokens.issued.lock().unwrap().clear();
+    let (base, _) = registry::open_base(&RegistryRef::parse(&dest).unwrap(), &creds, Some(store.clone())).unwrap();
+    let copy = BuiltImage::unchanged(base, store.clone()).unwrap();
+    let other = RegistryRef::parse(&format!("{}/team/copy:v1", reg.host())).unwrap();
+    let client = Client::connect(&other.registry, other.api_host(), &creds).unwrap();
+    let s = registry::push_image(&client, &other, &copy, &PushOptions { parallel: 8, progress: Progress::new("p", false) }).unwrap();
+    assert_eq!((s.blobs_mounted, s.blobs_uploaded), (4, 0), "{s:?}");
+    let issued = tokens.issued.lock().unwrap().clone();
+    assert!(issued.iter().any(|i| i.scopes == ["repository:team/copy:pull,push", "repository:team/app:pull"]), "{issued:?}");
+
+    // Anonymous push: the token grants no push, the registry refuses: authentication required.
+    let err = push_local(&img, &format!("{}/team/anon:v1", reg.host()), &plain_opts(), 8).unwrap_err().to_string();
+    assert!(err.contains("authentication required") && err.contains("team/anon"), "{err}");
 }

@@ -40,6 +40,17 @@ impl Registry {
         Self::start(None)
     }
 
+    /// Plain HTTP with `auth: token`: clients get Bearer tokens from `realm`, signed by `cert`'s key.
+    pub fn token(realm: &str, service: &str, issuer: &str, cert: &Path) -> Registry {
+        let mut r = Self::start(None);
+        r.kill();
+        let config = std::fs::read_to_string(r.dir.path().join("config.yml")).unwrap();
+        let auth = format!("auth:\n  token:\n    realm: {realm}\n    service: {service}\n    issuer: {issuer}\n    rootcertbundle: {}\n", cert.display());
+        std::fs::write(r.dir.path().join("config.yml"), config + &auth).unwrap();
+        r.restart();
+        r
+    }
+
     pub fn tls_htpasswd(user: &str, password: &str) -> Registry {
         Self::start(Some((user, password)))
     }
