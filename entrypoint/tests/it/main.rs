@@ -3,6 +3,7 @@
 //! need root, iproute2, python3 and `ray` on PATH (`cargo xtask test` installs them); a missing
 //! tool fails the test.
 
+mod docker;
 mod harness;
 mod pid1;
 mod ray;
