@@ -97,6 +97,8 @@ impl Client {
             .timeout_read(Duration::from_secs(300))
             .timeout_write(Duration::from_secs(300))
             .max_idle_connections_per_host(32)
+            // Blob GETs may redirect to storage on another host: credentials stay with the registry.
+            .redirect_auth_headers(ureq::RedirectAuthHeaders::SameHost)
             .user_agent(concat!("sparkctl/", env!("CARGO_PKG_VERSION")))
             .build();
         let credential = opts.credentials.lookup(registry)?;
