@@ -136,7 +136,7 @@ pub fn open_build_base(base_ref: &str, recipe: &Path, write_lock: bool, flags: &
     if !write_lock && lock_path.exists() {
         let locked = lock::read(&lock_path)?;
         let same = locked.reference.registry == reg.registry && locked.reference.repository == reg.repository && locked.reference.tag == reg.tag;
-        let pinned_ok = reg.digest.as_ref().map_or(true, |d| Some(d) == locked.reference.digest.as_ref());
+        let pinned_ok = !matches!(&reg.digest, Some(d) if Some(d) != locked.reference.digest.as_ref());
         if !same || !pinned_ok {
             bail!("{}: locks `{}` but the base is `{reg}` (hint: rebuild with `--lock` to pin the new base)", lock_path.display(), locked.reference);
         }

@@ -113,16 +113,20 @@ impl Client {
         };
         let plain_ok = is_loopback(api_host) || opts.insecure.iter().any(|h| h == api_host || h == registry);
         if plain_ok {
-            let probe = |base: &str| client.agent.get(&format!("{base}/v2/")).timeout(Duration::from_secs(20)).call();
-            match probe(&client.base) {
-                Ok(_) | Err(ureq::Error::Status(..)) => {}
-                Err(ureq::Error::Transport(tls_err)) => {
-                    let http = format!("http://{api_host}");
-                    match probe(&http) {
-                        // A TLS port answers plain HTTP with 400: the TLS error is the one to report.
-                        Ok(_) | Err(ureq::Error::Status(401 | 403 | 404, _)) => client.base = http,
-                        _ => return Err(client.unreachable(&tls_err.to_string())),
-                    }
+            // Any HTTP answer (even 401) means the scheme works; Err is the transport error text.
+            let probe = |base: &str| -> std::result::Result<u16, String> {
+                match client.agent.get(&format!("{base}/v2/")).timeout(Duration::from_secs(20)).call() {
+                    Ok(r) => Ok(r.status()),
+                    Err(ureq::Error::Status(code, _)) => Ok(code),
+                    Err(ureq::Error::Transport(t)) => Err(t.to_string()),
+                }
+            };
+            if let Err(tls_err) = probe(&client.base) {
+                let http = format!("http://{api_host}");
+                match probe(&http) {
+                    // A TLS port answers plain HTTP with 400: the TLS error is the one to report.
+                    Ok(200 | 401 | 403 | 404) => client.base = http,
+                    _ => return Err(client.unreachable(&tls_err)),
                 }
             }
         }

@@ -282,6 +282,6 @@ impl BlobSource for RegistrySource {
             return Ok(false);
         }
         let path = self.fetch(desc)?;
-        Ok(crate::store::link_or_copy(&path, dest)?)
+        crate::store::link_or_copy(&path, dest)
     }
 }

@@ -172,7 +172,7 @@ fn repush_after_one_overlay_change_sends_only_that_layer() {
     assert_eq!(second.bytes_uploaded, changed);
     // What the registry received: the changed blobs plus HTTP requests (HEADs, POSTs, headers).
     let wire = proxy.sent.load(std::sync::atomic::Ordering::SeqCst);
-    assert!(wire >= changed && wire < changed + 32 << 10, "registry received {wire} bytes for {changed} changed bytes");
+    assert!(wire >= changed && wire < changed + (32 << 10), "registry received {wire} bytes for {changed} changed bytes");
     assert!(first.bytes_uploaded > 40 * changed);
 }
 

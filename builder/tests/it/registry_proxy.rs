@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 type Hook = Box<dyn FnMut() + Send>;
+/// The one-shot hook and the byte count that fires it.
+type HookSlot = Arc<Mutex<Option<(u64, Hook)>>>;
 
 pub struct Proxy {
     pub port: u16,
@@ -91,7 +93,7 @@ impl Proxy {
     }
 }
 
-fn pump(mut from: TcpStream, mut to: TcpStream, counter: Arc<AtomicU64>, hook: Option<Arc<Mutex<Option<(u64, Hook)>>>>) {
+fn pump(mut from: TcpStream, mut to: TcpStream, counter: Arc<AtomicU64>, hook: Option<HookSlot>) {
     std::thread::spawn(move || {
         let mut buf = vec![0u8; 64 << 10];
         loop {

@@ -123,7 +123,7 @@ fn der_to_raw(der: &[u8]) -> Vec<u8> {
         let len = der[i + 1] as usize;
         let int = &der[i + 2..i + 2 + len];
         let int = if int.len() > 32 { &int[int.len() - 32..] } else { int };
-        out.extend(std::iter::repeat(0u8).take(32 - int.len()));
+        out.extend(vec![0u8; 32 - int.len()]);
         out.extend_from_slice(int);
         i += 2 + len;
     }
