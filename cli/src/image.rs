@@ -1,7 +1,7 @@
 //! `sparkctl image build|inspect` (push/pull: `image_registry`).
 
 use anyhow::{bail, Context, Result};
-use builder::build::{build, BuildOptions, BuiltImage};
+use builder::build::{build, BuildOptions};
 use builder::overlay::Overlay;
 use builder::platform::Platform;
 use builder::recipe::Recipe;
@@ -27,7 +27,7 @@ pub enum ImageCommand {
 pub struct BuildArgs {
     /// Recipe file, e.g. images/vllm-spark.toml
     pub recipe: PathBuf,
-    /// Where to write the image (repeatable): oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG]
+    /// Where to write the image (repeatable): oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG], docker://REGISTRY/REPO:TAG
     #[arg(long = "output", short = 'o', required = true, value_name = "DEST")]
     pub outputs: Vec<String>,
     /// Use this base instead of the recipe's base.ref (e.g. a local stand-in: oci:DIR:TAG)
@@ -48,6 +48,11 @@ pub struct BuildArgs {
     /// Blob store (default: $SPARKCTL_STORE or ~/.cache/sparkctl)
     #[arg(long, value_name = "DIR")]
     pub store: Option<PathBuf>,
+    /// Resolve the docker:// base and pin it in images/X.lock.json beside the recipe (later builds read the base metadata from it, offline)
+    #[arg(long)]
+    pub lock: bool,
+    #[command(flatten)]
+    pub registry: crate::image_registry::RegistryFlags,
 }
 
 #[derive(clap::Args)]
@@ -68,11 +73,13 @@ pub fn run(cmd: ImageCommand) -> Result<ExitCode> {
     }
 }
 
-/// Opens any base or source image reference.
+/// Opens any base or source image reference (`docker://` ones shallowly, anonymous or with
+/// the Docker config's credentials).
 pub fn open_image(reference: &str) -> Result<BaseImage> {
     let r = ImageRef::parse(reference)?;
     if let ImageRef::Docker { .. } = r {
-        bail!("`{reference}`: registry references are not supported by this build yet");
+        let store = BlobStore::open(BlobStore::default_root())?;
+        return crate::image_registry::open_any(&crate::image_registry::parse_any(reference)?, &Default::default(), &store);
     }
     Ok(source::open_local(&r)?)
 }
@@ -91,22 +98,15 @@ fn build_cmd(args: BuildArgs) -> Result<ExitCode> {
         bail!("--output docker-archive: a docker-archive holds one platform, this build keeps {} (hint: add --platform linux/arm64 or linux/amd64)", platforms.len());
     }
     let base_ref = args.base.clone().unwrap_or_else(|| recipe.base.clone());
-    let base = open_image(&base_ref).with_context(|| format!("opening base `{base_ref}`"))?;
     let store = BlobStore::open(args.store.clone().unwrap_or_else(BlobStore::default_root))?;
+    let base = crate::image_registry::open_build_base(&base_ref, &args.recipe, args.lock, &args.registry, &store).with_context(|| format!("opening base `{base_ref}`"))?;
     let opts = BuildOptions { recipe, overlays, platforms, labels, artifacts, epoch, base_name: base_ref.clone() };
     let image = build(&opts, base, store)?;
     for out in &outputs {
-        write_output(&image, out).with_context(|| format!("writing `{out}`"))?;
+        crate::image_registry::write_any(&image, &out.to_string(), &args.registry).with_context(|| format!("writing `{out}`"))?;
     }
     println!("{}", image.top.digest);
     Ok(ExitCode::SUCCESS)
-}
-
-pub fn write_output(image: &BuiltImage, out: &ImageRef) -> Result<()> {
-    if let ImageRef::Docker { .. } = out {
-        bail!("registry outputs are not supported by this build yet");
-    }
-    Ok(builder::output::write(image, out)?)
 }
 
 fn inspect_cmd(args: InspectArgs) -> Result<ExitCode> {

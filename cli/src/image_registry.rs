@@ -11,7 +11,8 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-/// How to reach registries (credentials, TLS, retries, parallelism, output).
+/// How to reach registries (credentials, TLS, retries, parallelism, progress). `image build`
+/// flattens these too (for `docker://` bases and outputs).
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct RegistryFlags {
     /// Docker config.json with credentials (default: $DOCKER_CONFIG/config.json, ~/.docker/config.json)
@@ -38,6 +39,14 @@ pub struct RegistryFlags {
     /// No progress display
     #[arg(long, short = 'q')]
     pub quiet: bool,
+    /// The options once worked out: stdin holds the password only once.
+    #[arg(skip)]
+    resolved: std::sync::OnceLock<ClientOptions>,
+}
+
+/// What push and pull add to the registry flags.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct TransferFlags {
     /// Print a JSON summary on stdout instead of the digest
     #[arg(long)]
     pub json: bool,
@@ -46,9 +55,23 @@ pub struct RegistryFlags {
     pub store: Option<PathBuf>,
 }
 
+impl TransferFlags {
+    pub fn blob_store(&self) -> Result<BlobStore> {
+        Ok(BlobStore::open(self.store.clone().unwrap_or_else(BlobStore::default_root))?)
+    }
+}
+
 impl RegistryFlags {
     /// Credentials: `--username` + stdin, else the environment (CI), else the Docker config.
     pub fn client_options(&self) -> Result<ClientOptions> {
+        if let Some(o) = self.resolved.get() {
+            return Ok(o.clone());
+        }
+        let o = self.resolve()?;
+        Ok(self.resolved.get_or_init(|| o).clone())
+    }
+
+    fn resolve(&self) -> Result<ClientOptions> {
         let mut credentials = CredentialStore::from_env();
         credentials.config_file = self.authfile.clone();
         if let Some(user) = &self.username {
@@ -67,10 +90,6 @@ impl RegistryFlags {
         retry.attempts = self.retries;
         Ok(ClientOptions { credentials, ca_file: self.ca_file.clone(), insecure: self.insecure.clone(), retry })
     }
-
-    pub fn blob_store(&self) -> Result<BlobStore> {
-        Ok(BlobStore::open(self.store.clone().unwrap_or_else(BlobStore::default_root))?)
-    }
 }
 
 #[derive(clap::Args)]
@@ -81,6 +100,8 @@ pub struct PushArgs {
     pub destination: String,
     #[command(flatten)]
     pub registry: RegistryFlags,
+    #[command(flatten)]
+    pub transfer: TransferFlags,
 }
 
 #[derive(clap::Args)]
@@ -91,6 +112,8 @@ pub struct PullArgs {
     pub destination: String,
     #[command(flatten)]
     pub registry: RegistryFlags,
+    #[command(flatten)]
+    pub transfer: TransferFlags,
 }
 
 /// A reference that is either local (a skopeo transport) or a registry one.
@@ -150,7 +173,19 @@ pub fn open_build_base(base_ref: &str, recipe: &Path, write_lock: bool, flags: &
     Ok(base)
 }
 
-/// Pushes an image (built or copied) to `dest`; prints the digest, or the summary with `--json`.
+/// Writes a build output: `docker://` (or a bare registry reference) is pushed, anything else
+/// goes to the local writers. Returns the push summary for registry outputs.
+pub fn write_any(image: &BuiltImage, dest: &str, flags: &RegistryFlags) -> Result<Option<PushSummary>> {
+    match parse_any(dest)? {
+        AnyRef::Local(local) => {
+            builder::output::write(image, &local)?;
+            Ok(None)
+        }
+        AnyRef::Registry(reg) => Ok(Some(push_to(image, &reg, flags)?)),
+    }
+}
+
+/// Pushes an image (built or copied) to `dest`.
 pub fn push_to(image: &BuiltImage, dest: &RegistryRef, flags: &RegistryFlags) -> Result<PushSummary> {
     let client = Client::connect(&dest.registry, dest.api_host(), &flags.client_options()?)?;
     let progress = Progress::new(&format!("push {dest}"), !flags.quiet);
@@ -161,11 +196,11 @@ pub fn push(args: PushArgs) -> Result<ExitCode> {
     let AnyRef::Registry(dest) = parse_any(&args.destination)? else {
         bail!("`{}`: push writes to a registry (docker://REGISTRY/REPO:TAG); for a local copy use `sparkctl image pull` or `build --output`", args.destination);
     };
-    let store = args.registry.blob_store()?;
+    let store = args.transfer.blob_store()?;
     let base = open_any(&parse_any(&args.source)?, &args.registry, &store)?;
     let image = BuiltImage::unchanged(base, store)?;
     let summary = push_to(&image, &dest, &args.registry)?;
-    print_summary(&summary, args.registry.json)
+    print_summary(&summary, args.transfer.json)
 }
 
 pub fn pull(args: PullArgs) -> Result<ExitCode> {
@@ -175,7 +210,7 @@ pub fn pull(args: PullArgs) -> Result<ExitCode> {
     let AnyRef::Local(dest) = parse_any(&args.destination)? else {
         bail!("`{}`: pull writes a local image (oci:DIR[:TAG], oci-archive:FILE, docker-archive:FILE); to copy between registries use `sparkctl image push docker://SRC docker://DEST`", args.destination);
     };
-    let store = args.registry.blob_store()?;
+    let store = args.transfer.blob_store()?;
     let (base, handle) = registry::open_base(&src, &args.registry.client_options()?, Some(store.clone()))?;
     let progress = Progress::new(&format!("pull {src}"), !args.registry.quiet);
     handle.set_progress(std::sync::Arc::clone(&progress));
@@ -191,7 +226,7 @@ pub fn pull(args: PullArgs) -> Result<ExitCode> {
         "bytes_downloaded": progress.bytes_done(),
         "seconds": progress.elapsed().as_secs_f64(),
     });
-    if args.registry.json {
+    if args.transfer.json {
         println!("{summary}");
     } else {
         println!("{}", image.top.digest);
