@@ -238,9 +238,21 @@ impl Node<'_> {
         Ok(())
     }
 
+    /// Is `conn` one of the live connections of the formed group (not a refused late joiner)?
+    fn is_member(&self, conn: u64) -> bool {
+        match &self.peers {
+            Peers::Head(h) => h.sessions.values().any(|s| s.conn == conn),
+            Peers::Worker(s) => s.conn == conn,
+            Peers::None => false,
+        }
+    }
+
     fn on_event(&mut self, ev: Option<Event>) -> Result<(), Stop> {
         match ev {
-            Some(Event::Peer(PeerEvent::Msg { node, msg: Msg::Shutdown { reason }, .. })) => Err(Stop::PeerLost { node, why: format!("it is stopping: {reason}") }),
+            Some(Event::Peer(PeerEvent::Lost { node, conn, why })) if self.sup.released && self.is_member(conn) => Err(Stop::PeerLost { node, why }),
+            Some(Event::Peer(PeerEvent::Msg { node, conn, msg: Msg::Shutdown { reason } })) if self.sup.released && self.is_member(conn) => {
+                Err(Stop::PeerLost { node, why: format!("it is stopping: {reason}") })
+            }
             Some(Event::Peer(ev)) => {
                 if let Peers::Head(h) = &mut self.peers {
                     h.on_event(ev, self.sup.released);

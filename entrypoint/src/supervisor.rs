@@ -8,7 +8,7 @@ use crate::pid1::{self, SysEvent};
 use crate::rendezvous::PeerEvent;
 use cluster::nccl::{Net, Watcher};
 use nix::sys::signal::Signal;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
@@ -65,8 +65,10 @@ pub struct Supervisor {
     exited: BTreeMap<i32, i32>,
     /// Serve command's exit code, if it ended (the code PID 1 exits with on a signal).
     pub serve_code: Option<i32>,
-    /// After the rendezvous released the group, a lost peer stops the node.
+    /// The rendezvous released the group (late joiners are refused from then on).
     pub released: bool,
+    /// Events that arrived while a helper ran (`capture`), handed out by `next` first.
+    pending: VecDeque<Event>,
     nccl: Arc<Mutex<Watcher>>,
     expect_ib: Arc<Mutex<bool>>,
 }
@@ -86,6 +88,7 @@ impl Supervisor {
             exited: BTreeMap::new(),
             serve_code: None,
             released: false,
+            pending: VecDeque::new(),
             nccl: Arc::new(Mutex::new(Watcher::new())),
             expect_ib: Arc::new(Mutex::new(false)),
         })
@@ -138,7 +141,9 @@ impl Supervisor {
                 let _ = self.next(Duration::from_millis(200));
                 return Ok((124, String::new()));
             }
-            self.next(Duration::from_millis(100))?;
+            if let Some(ev) = self.receive(Duration::from_millis(100))? {
+                self.pending.push_back(ev);
+            }
         }
         let code = self.exited.remove(&pid).unwrap_or(1);
         Ok((code, reader.join().unwrap_or_default()))
@@ -186,6 +191,13 @@ impl Supervisor {
     /// Waits up to `timeout` for one event. Events that stop the node come back as `Err`; the
     /// others (peer messages, probe results, exits of helpers) as `Ok(Some(_))`.
     pub fn next(&mut self, timeout: Duration) -> Result<Option<Event>, Stop> {
+        match self.pending.pop_front() {
+            Some(ev) => Ok(Some(ev)),
+            None => self.receive(timeout),
+        }
+    }
+
+    fn receive(&mut self, timeout: Duration) -> Result<Option<Event>, Stop> {
         let ev = match self.rx.recv_timeout(timeout) {
             Ok(ev) => ev,
             Err(RecvTimeoutError::Timeout) => return Ok(None),
@@ -220,7 +232,6 @@ impl Supervisor {
                 }
                 Ok(None)
             }
-            Event::Peer(PeerEvent::Lost { node, why, .. }) if self.released => Err(Stop::PeerLost { node, why }),
             other => Ok(Some(other)),
         }
     }
@@ -257,8 +268,9 @@ impl Supervisor {
                 let _ = self.next(Duration::from_millis(20));
             }
         }
-        // Let the output pumps print the last lines.
-        std::thread::sleep(Duration::from_millis(100));
+        // Take the exits reaped last (the serve command's status decides the exit code), and
+        // let the output pumps print the last lines.
+        while !matches!(self.receive(Duration::from_millis(100)), Ok(None)) {}
     }
 }
 

@@ -5,6 +5,7 @@
 
 mod docker;
 mod harness;
+mod nccl;
 mod pid1;
 mod ray;
 mod rendezvous;
