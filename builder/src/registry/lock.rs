@@ -31,7 +31,7 @@ pub struct Lock {
     pub reference: RegistryRef,
     /// The top descriptor (index or manifest) the tag resolved to.
     pub top: Descriptor,
-    /// Raw index, manifests and configs by digest, each verified against its digest on read.
+    /// Raw index, manifests (attestations included) and configs by digest, each verified against its digest on read.
     pub blobs: BTreeMap<Digest, Vec<u8>>,
 }
 
@@ -45,10 +45,18 @@ pub fn write(path: &Path, reference: &RegistryRef, base: &BaseImage) -> Result<(
     if let BaseTop::Index { desc, raw, .. } = &base.top {
         blobs.insert(desc.digest.clone(), raw.clone());
     }
-    for (_, m) in &base.entries {
-        if let Some(m) = m {
-            blobs.insert(m.desc.digest.clone(), m.raw.clone());
-            blobs.insert(m.config_desc.digest.clone(), m.config_raw.clone());
+    for (desc, m) in &base.entries {
+        match m {
+            Some(m) => {
+                blobs.insert(m.desc.digest.clone(), m.raw.clone());
+                blobs.insert(m.config_desc.digest.clone(), m.config_raw.clone());
+            }
+            // Entries copied verbatim (attestations): their manifest too, so every output's
+            // metadata is in the lock; their small blobs come from the store or the registry.
+            None if crate::media::is_manifest(&desc.media_type) => {
+                blobs.insert(desc.digest.clone(), base.source.read_verified(desc)?);
+            }
+            None => {}
         }
     }
     let text_of = |raw: &[u8]| String::from_utf8(raw.to_vec()).map_err(|_| Error::malformed(base.name(), "a manifest or config is not UTF-8 JSON"));
@@ -130,6 +138,12 @@ impl LockedSource {
     }
 }
 
+impl LockedSource {
+    fn stored(&self, desc: &Descriptor) -> Option<PathBuf> {
+        self.store.as_ref().filter(|s| s.has(&desc.digest, desc.size)).map(|s| s.path(&desc.digest))
+    }
+}
+
 impl BlobSource for LockedSource {
     fn name(&self) -> &str {
         &self.name
@@ -139,12 +153,18 @@ impl BlobSource for LockedSource {
             verify_bytes(raw, &desc.digest, desc.size, &self.name)?;
             return Ok(Box::new(std::io::Cursor::new(raw.clone())));
         }
-        // Layers, and entries the lock did not keep (attestations), come from the registry.
+        // Layers already in the store need no network; the rest come from the registry.
+        if let Some(path) = self.stored(desc) {
+            return Ok(Box::new(std::fs::File::open(&path).io_ctx("opening blob", &path)?));
+        }
         self.registry()?.open(desc)
     }
     fn link_to(&self, desc: &Descriptor, dest: &Path) -> Result<bool> {
         if self.lock.blobs.contains_key(&desc.digest) {
             return Ok(false);
+        }
+        if let Some(path) = self.stored(desc) {
+            return crate::store::link_or_copy(&path, dest);
         }
         self.registry()?.link_to(desc, dest)
     }

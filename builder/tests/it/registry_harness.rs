@@ -3,6 +3,8 @@
 //! `openssl` for this run; and small OCI layouts (busybox that runs, incompressible padding
 //! layers, one "overlay" layer whose content the test picks) written without the builder.
 
+#![allow(dead_code)] // shared by the builder and cli test binaries, each uses a part
+
 use flate2::{write::GzEncoder, Compression};
 use serde_json::json;
 use sha2::{Digest as _, Sha256};

@@ -6,4 +6,5 @@ mod base;
 mod build;
 mod build_errors;
 mod image_vllm_spark;
+mod registry;
 mod support;

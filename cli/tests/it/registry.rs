@@ -1,0 +1,124 @@
+//! `sparkctl image build|push|pull` with registries: a `docker://` base read shallowly and pinned
+//! by `--lock`, `--output docker://`, credentials and TLS, against Debian's `docker-registry`;
+//! results read back by skopeo and run by the Docker engine.
+
+#[path = "../../../builder/tests/it/registry_harness.rs"]
+mod harness;
+
+use super::base;
+use super::support::{json, tool, Project};
+use harness::Registry;
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+/// A runnable two-platform base (busybox) pushed to `reg` as `nvidia/base:1`; returns its pinned reference.
+fn push_base(p: &Project, reg: &Registry) -> String {
+    let index = base::write_layout(&p.path("base"), &base::BaseSpec { busybox: true, ..Default::default() });
+    let dest = format!("docker://{}/nvidia/base:1", reg.host());
+    let out = p.run(&["image", "push", "--quiet", "--json", &format!("oci:{}:base", p.s("base")), &dest]).ok();
+    let summary = json(out.last_line());
+    assert_eq!(summary["digest"], index.as_str(), "{summary}");
+    format!("{dest}@{index}")
+}
+
+/// Gzip layers of the base layout (what a shallow build must not download).
+fn base_layers(p: &Project) -> Vec<String> {
+    std::fs::read_dir(p.path("base/blobs/sha256"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|f| std::fs::read(f).unwrap().starts_with(&[0x1f, 0x8b]))
+        .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+        .collect()
+}
+
+#[test]
+fn build_on_a_registry_base_locks_it_pushes_and_docker_runs_the_result() {
+    let mut reg = Registry::plain();
+    let p = Project::new();
+    let base_ref = push_base(&p, &reg);
+    p.standard(&base_ref, &["linux/amd64", "linux/arm64"]);
+
+    // Build straight to the registry: the base is read shallowly and its layers are mounted/HEADed, never downloaded.
+    let dest = format!("{}/team/app:v1", reg.host());
+    let digest = p.run(&["image", "build", &p.s("images/test.toml"), "--lock", "--quiet", "-o", &format!("docker://{dest}")]).ok().last_line().to_owned();
+    for layer in base_layers(&p) {
+        assert!(!p.store().join("blobs/sha256").join(&layer).exists(), "base layer {layer} was downloaded");
+    }
+    let lock = json(&std::fs::read_to_string(p.path("images/test.lock.json")).unwrap());
+    assert_eq!(lock["resolved"], format!("{}/nvidia/base@{}", reg.host(), base_ref.rsplit('@').next().unwrap()).as_str());
+
+    let raw = tool("skopeo", &["inspect", "--tls-verify=false", "--raw", &format!("docker://{dest}")]).ok().stdout;
+    assert_eq!(base::sha(raw.as_bytes()), digest);
+    tool("docker", &["pull", "-q", &dest]).ok();
+    let run = tool("docker", &["run", "--rm", "--platform", "linux/amd64", &dest]);
+    let _ = tool("docker", &["rmi", "-f", &dest]);
+    assert!(run.stdout.contains("hi"), "{}{}", run.stdout, run.stderr);
+
+    // A layout output fetches the layers once into the store; then, with the registry down,
+    // the lock file and the store rebuild the same image offline.
+    let first = p.run(&["image", "build", &p.s("images/test.toml"), "--quiet", "-o", &format!("oci:{}:v1", p.s("out1"))]).ok().last_line().to_owned();
+    assert_eq!(first, digest);
+    reg.kill();
+    let offline = p.run(&["image", "build", &p.s("images/test.toml"), "--quiet", "-o", &format!("oci:{}:v1", p.s("out2"))]).ok().last_line().to_owned();
+    assert_eq!(offline, digest, "the lock file reproduces the build without the registry");
+}
+
+#[test]
+fn push_and_pull_with_tls_credentials_and_no_secret_in_any_output() {
+    let password = "cli-Pa55word-never-shown";
+    let reg = Registry::tls_htpasswd("ci-user", password);
+    let ca = reg.tls.as_ref().unwrap().ca.display().to_string();
+    let p = Project::new();
+    base::write_layout(&p.path("base"), &base::BaseSpec { platforms: vec![("linux", "amd64")], attestation: false, ..Default::default() });
+    let src = format!("oci:{}:base", p.s("base"));
+    let dest = format!("docker://{}/team/app:v1", reg.host());
+    let auth = harness_b64(&format!("ci-user:{password}"));
+    p.write("docker/config.json", &format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, reg.host()));
+    let authfile = p.s("docker/config.json");
+
+    let pushed = p.run(&["image", "push", "--json", "--quiet", "--authfile", &authfile, "--ca-file", &ca, &src, &dest]).ok();
+    let summary = json(pushed.last_line());
+    assert!(summary["blobs_uploaded"].as_u64().unwrap() >= 3, "{summary}");
+    let pulled = p.run(&["image", "pull", "--json", "--quiet", "--authfile", &authfile, "--ca-file", &ca, &dest, &format!("oci:{}:v1", p.s("pulled"))]).ok();
+    assert_eq!(json(pulled.last_line())["digest"], summary["digest"]);
+    let raw = tool("skopeo", &["inspect", "--raw", &format!("oci:{}:v1", p.s("pulled"))]).ok().stdout;
+    assert_eq!(base::sha(raw.as_bytes()), summary["digest"].as_str().unwrap());
+    for out in [&pushed.stdout, &pushed.stderr, &pulled.stdout, &pulled.stderr] {
+        assert!(!out.contains(password), "password printed: {out}");
+    }
+
+    // A wrong password on stdin: exit 2, one error line naming the registry, no password.
+    let wrong = "wrong-cli-Pa55word";
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sparkctl"))
+        .args(["image", "push", "--json", "--username", "ci-user", "--password-stdin", "--ca-file", &ca, &src, &format!("docker://{}/team/app:v2", reg.host())])
+        .env("SPARKCTL_STORE", p.store())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(format!("{wrong}\n").as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.starts_with("error: ") && stderr.contains("rejected the credentials") && stderr.contains(&reg.host()), "{stderr}");
+    assert!(!stdout.contains(wrong) && !stderr.contains(wrong) && !stderr.contains(password), "password printed: {stdout}{stderr}");
+
+    // Pull writes nothing when it fails (wrong tag).
+    let missing = p.run(&["image", "pull", "--quiet", "--authfile", &authfile, "--ca-file", &ca, &format!("docker://{}/team/app:nope", reg.host()), &format!("oci:{}:x", p.s("never"))]);
+    assert_eq!(missing.code, 2);
+    assert!(missing.stderr.contains("team/app:nope") && missing.stderr.contains("manifest unknown"), "{}", missing.stderr);
+    assert!(!p.path("never").exists());
+}
+
+fn harness_b64(s: &str) -> String {
+    const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in s.as_bytes().chunks(3) {
+        let n = (c[0] as u32) << 16 | (*c.get(1).unwrap_or(&0) as u32) << 8 | *c.get(2).unwrap_or(&0) as u32;
+        for k in 0..4 {
+            out.push(if k <= c.len() { T[(n >> (18 - 6 * k) & 63) as usize] as char } else { '=' });
+        }
+    }
+    out
+}
