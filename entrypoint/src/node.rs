@@ -222,7 +222,16 @@ impl Node<'_> {
                 return Ok(());
             }
             if Instant::now() >= deadline {
-                return Err(Stop::Timeout(format!("Ray reports {summary} after {:.0?}; expected {want} nodes with {} GPU each", cfg.cluster_timeout, cfg.gpus_per_node)));
+                let mut nodes = vec![format!("`{}` {my_ip}", cfg.node)];
+                if let Peers::Head(h) = &self.peers {
+                    nodes.extend(h.addresses.iter().map(|(n, ip)| format!("`{n}` {ip}")));
+                }
+                return Err(Stop::Timeout(format!(
+                    "Ray reports {summary} after {:.0?}; expected {want} nodes ({}) with {} GPU each; check each node's `ray` log lines",
+                    cfg.cluster_timeout,
+                    nodes.join(", "),
+                    cfg.gpus_per_node
+                )));
             }
             self.pump(Duration::from_secs(1))?;
         }

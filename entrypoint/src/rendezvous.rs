@@ -119,6 +119,8 @@ impl Session {
 pub struct Head {
     pub expected: Vec<String>,
     pub sessions: BTreeMap<String, Session>,
+    /// Rail address each worker announced, for messages naming nodes.
+    pub addresses: BTreeMap<String, String>,
     fingerprint: Fingerprint,
     heartbeat_timeout: Duration,
     tx: Sender<Event>,
@@ -139,7 +141,7 @@ impl Head {
                 std::thread::spawn(move || handshake_head(stream, &token, heartbeat_timeout, tx));
             }
         });
-        Ok(Head { expected, sessions: BTreeMap::new(), fingerprint, heartbeat_timeout, tx })
+        Ok(Head { expected, sessions: BTreeMap::new(), addresses: BTreeMap::new(), fingerprint, heartbeat_timeout, tx })
     }
 
     fn missing(&self) -> Vec<&str> {
@@ -196,6 +198,7 @@ impl Head {
         }
         session.start_heartbeat();
         log::info(&format!("rendezvous: `{node}` joined from {ip} ({joined}/{} nodes)", self.expected.len()));
+        self.addresses.insert(node.clone(), ip);
         self.sessions.insert(node, session);
     }
 

@@ -154,7 +154,9 @@ impl Supervisor {
         let path_var = env.get("PATH").cloned().or_else(|| std::env::var("PATH").ok()).unwrap_or_default();
         let program = resolve(&argv[0], &path_var).ok_or_else(|| Stop::Fatal(format!("cannot start {name}: `{}` is not an executable file on PATH ({path_var})", argv[0])))?;
         let mut cmd = Command::new(program);
-        cmd.args(&argv[1..]).envs(env).stdin(Stdio::null());
+        // The cluster secret stays with the entrypoint: children (Ray, vLLM, their workers) do
+        // not need it, and their environments are readable in /proc and in Ray's dashboards.
+        cmd.args(&argv[1..]).envs(env).env_remove("SPARK_TOKEN").stdin(Stdio::null());
         // Own process group: signals are forwarded to the whole group, and a terminal's ^C
         // reaches the entrypoint first.
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);

@@ -38,6 +38,8 @@ fn head_restart_during_the_wait_is_survived_and_native_ranks_reach_the_serve_com
     assert_eq!(b["env"]["VLLM_HOST_IP"], WORKER_IP);
     assert_eq!(b["env"]["NCCL_SOCKET_IFNAME"], "rail0,rail1");
     assert_eq!(b["env"]["NCCL_IB_DISABLE"], "1");
+    // The cluster secret is not handed down to the serve command.
+    assert!(a["env"]["SPARK_TOKEN"].is_null() && b["env"]["SPARK_TOKEN"].is_null(), "{a} {b}");
     assert_eq!(read_json(&pair.path("status-b.json"))["state"], "ready");
 }
 
