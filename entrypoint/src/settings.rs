@@ -355,6 +355,37 @@ mod tests {
         assert_eq!(c.serve, ["vllm", "serve", "m"]);
     }
 
+    /// `sparkctl render env` (cluster::plan) writes the container env from cluster.toml: the
+    /// entrypoint must understand every SPARK_* variable it writes and come out configured as
+    /// the description says.
+    #[test]
+    fn the_env_rendered_from_the_example_cluster_configures_every_node() {
+        let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/cluster.toml");
+        let c = cluster::parse_file(&file).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token");
+        std::fs::write(&token, "s3cret\n").unwrap();
+        for node in &c.nodes {
+            let mut env = cluster::plan::container_env(&c, node);
+            for k in env.keys().filter(|k| k.starts_with("SPARK_")) {
+                assert!(SETTINGS.iter().any(|s| s.env == k), "cluster renders `{k}`, which spark-entrypoint does not know");
+            }
+            env.insert("SPARK_TOKEN_FILE".into(), token.display().to_string());
+            let cfg = parse(&[], &|k| env.get(k).cloned()).unwrap_or_else(|e| panic!("node `{}`: {e}", node.name));
+            assert_eq!(cfg.node, node.name);
+            assert_eq!(cfg.token, "s3cret");
+            assert_eq!(cfg.rails, node.rails.iter().map(|r| r.interface.clone()).collect::<Vec<_>>());
+            assert_eq!(cfg.head_addr, Some(c.head().rail_addr()));
+            assert_eq!(cfg.model, c.serve.model);
+            assert_eq!(&cfg.serve[..3], ["vllm", "serve", c.serve.model.as_str()]);
+            assert_eq!(cfg.api_port, c.serve.port);
+            assert_eq!(cfg.transport, TransportPolicy::parse(c.transport.as_str()).unwrap());
+            if cfg.role == Role::Head {
+                assert_eq!(cfg.nodes, c.nodes.iter().map(|n| n.name.clone()).collect::<Vec<_>>());
+            }
+        }
+    }
+
     #[test]
     fn docs_list_every_setting_with_its_default() {
         let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/entrypoint.md")).expect("docs/entrypoint.md");

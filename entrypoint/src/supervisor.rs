@@ -6,6 +6,7 @@
 use crate::log;
 use crate::pid1::{self, SysEvent};
 use crate::rendezvous::PeerEvent;
+use cluster::derive::NODE_SPECIFIC_VARS;
 use cluster::nccl::{Net, Watcher};
 use nix::sys::signal::Signal;
 use std::collections::{BTreeMap, VecDeque};
@@ -157,6 +158,14 @@ impl Supervisor {
         // The cluster secret stays with the entrypoint: children (Ray, vLLM, their workers) do
         // not need it, and their environments are readable in /proc and in Ray's dashboards.
         cmd.args(&argv[1..]).envs(env).env_remove("SPARK_TOKEN").stdin(Stdio::null());
+        // Node-specific variables come from the rails found at run time only: a value inherited
+        // from a rendered env file (say `NCCL_IB_HCA` on a node that fell back to sockets) must
+        // not survive next to the derived ones.
+        for k in NODE_SPECIFIC_VARS {
+            if !env.contains_key(*k) {
+                cmd.env_remove(k);
+            }
+        }
         // Own process group: signals are forwarded to the whole group, and a terminal's ^C
         // reaches the entrypoint first.
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);

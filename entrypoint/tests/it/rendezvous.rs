@@ -14,7 +14,9 @@ fn head_restart_during_the_wait_is_survived_and_native_ranks_reach_the_serve_com
     // First head expects a third node that never comes: it is still waiting when it dies.
     let env1 = env(&pair, "head", "tok", &[("SPARK_BACKEND", "native"), ("SPARK_NODES", "a,b,c")]);
     let mut head1 = Node::start(&pair.head, "a", pair.path("a1.log"), &env1, &serve("m3", &[]));
-    let mut worker = Node::start(&pair.worker, "b", pair.path("b.log"), &env(&pair, "worker", "tok", &native), &serve("m3", &[]));
+    // A stale value from a rendered env file: the rails found at run time (no RDMA) must win.
+    let wenv = env(&pair, "worker", "tok", &[("SPARK_BACKEND", "native"), ("NCCL_IB_HCA", "rocep1s0f1:1,roceP2p1s0f1:1")]);
+    let mut worker = Node::start(&pair.worker, "b", pair.path("b.log"), &wenv, &serve("m3", &[]));
     head1.wait_for("`b` joined from 10.77.0.2 (2/3 nodes)", T);
     worker.wait_for("waiting for the release", T);
     head1.signal(Signal::SIGKILL);
@@ -38,6 +40,7 @@ fn head_restart_during_the_wait_is_survived_and_native_ranks_reach_the_serve_com
     assert_eq!(b["env"]["VLLM_HOST_IP"], WORKER_IP);
     assert_eq!(b["env"]["NCCL_SOCKET_IFNAME"], "rail0,rail1");
     assert_eq!(b["env"]["NCCL_IB_DISABLE"], "1");
+    assert!(b["env"]["NCCL_IB_HCA"].is_null(), "inherited NCCL_IB_HCA survived: {b}");
     // The cluster secret is not handed down to the serve command.
     assert!(a["env"]["SPARK_TOKEN"].is_null() && b["env"]["SPARK_TOKEN"].is_null(), "{a} {b}");
     assert_eq!(read_json(&pair.path("status-b.json"))["state"], "ready");
