@@ -18,8 +18,8 @@ CASE = (
 def to_json(v):
     if v is None or isinstance(v, bool):
         return {None: "null", True: "true", False: "false"}[v]
-    if isinstance(v, int):
-        return str(v)
+    if isinstance(v, (int, float)):
+        return repr(v)
     if isinstance(v, str):
         return '"' + "".join(c if c.isprintable() and c not in '"\\' else "\\u%04x" % ord(c) for c in v) + '"'
     if isinstance(v, (list, tuple)):

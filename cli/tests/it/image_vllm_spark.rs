@@ -121,11 +121,11 @@ fn debian_rootfs() -> PathBuf {
     rootfs
 }
 
-/// The stand-in base: rootfs + `tests-image/base` + the fake torch, as a `docker save` archive
-/// (via `docker import`), cached by the rootfs key and the bytes of every added file.
+/// The stand-in base: rootfs + `tests-image/base` + the fake torch, made with `docker import`,
+/// kept as a `docker save` archive and an OCI layout, cached by the rootfs key and the bytes of
+/// every added file; the Docker tag is there for the tests that run the base itself.
 struct TestBase {
-    archive: PathBuf,
-    /// The same image as an OCI layout (`skopeo copy`), tag `base`: OCI media types, so the
+    /// The image as an OCI layout (`skopeo copy`), tag `base`: OCI media types, so the
     /// built layout is readable by skopeo 1.9 and umoci, which look only at OCI manifests.
     layout: PathBuf,
     tag: String,
@@ -200,7 +200,7 @@ fn test_base() -> &'static TestBase {
                 let _ = std::fs::remove_dir_all(&tmp);
             }
         }
-        TestBase { archive, layout, tag }
+        TestBase { layout, tag }
     })
 }
 
@@ -524,7 +524,9 @@ fn hook_python_unit_tests() {
         .expect("python3");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
-    assert!(err.contains("Ran 17 tests") && err.trim_end().ends_with("OK"), "{err}");
+    // "OK (skipped=1)" would not end in OK: nothing may be skipped.
+    let ran: usize = err.lines().find_map(|l| l.strip_prefix("Ran ")).and_then(|l| l.split_whitespace().next()).and_then(|n| n.parse().ok()).unwrap_or(0);
+    assert!(ran >= 17 && err.trim_end().ends_with("OK"), "{err}");
 }
 
 #[test]
