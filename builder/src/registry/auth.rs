@@ -118,7 +118,11 @@ fn from_config(config: &Value, registry: &str, path: &Path) -> Result<Option<Cre
     let file = path.display().to_string();
     let helper_for = config.get("credHelpers").and_then(Value::as_object).and_then(|h| h.iter().find(|(k, _)| key_matches(k, registry))).and_then(|(_, v)| v.as_str());
     if let Some(helper) = helper_for {
-        return helper_get(helper, registry).map(Some);
+        return match helper_get(helper, registry) {
+            Ok(c) => Ok(Some(c)),
+            Err(Error::Registry { status: Some(404), .. }) => Ok(None),
+            Err(e) => Err(e),
+        };
     }
     let entry = config.get("auths").and_then(Value::as_object).and_then(|a| a.iter().find(|(k, _)| key_matches(k, registry)));
     if let Some((key, entry)) = entry {
@@ -173,6 +177,10 @@ fn helper_get(name: &str, registry: &str) -> Result<Credential> {
     let v: Value = serde_json::from_slice(&out.stdout).map_err(|_| fail(None, format!("`{program} get` did not print the JSON the helper protocol specifies")))?;
     let user = v.get("Username").and_then(Value::as_str).unwrap_or_default();
     let secret = v.get("Secret").and_then(Value::as_str).ok_or_else(|| fail(None, format!("`{program} get` printed no `Secret`")))?;
+    if user.is_empty() && secret.is_empty() {
+        // Some helpers (docker-credential-pass 0.6) answer an unknown server with empty fields.
+        return Err(fail(Some(404), format!("`{program}` has no credentials for {server}")));
+    }
     Ok(if user == "<token>" { Credential::IdentityToken(Secret::new(secret)) } else { Credential::Basic { username: user.to_owned(), password: Secret::new(secret) } })
 }
 

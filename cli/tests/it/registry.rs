@@ -122,3 +122,69 @@ fn harness_b64(s: &str) -> String {
     }
     out
 }
+
+/// A password store with one credential, for `docker-credential-pass` (a real helper, gpg-backed).
+struct PassStore {
+    dir: tempfile::TempDir,
+}
+
+impl PassStore {
+    fn new(server: &str, user: &str, secret: &str) -> PassStore {
+        let dir = tempfile::tempdir().unwrap();
+        let s = PassStore { dir };
+        std::fs::create_dir(s.gnupg()).unwrap();
+        std::fs::set_permissions(s.gnupg(), std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+        let key = "sparkctl-test@example.invalid";
+        s.ok(Command::new("gpg").args(["--batch", "--pinentry-mode", "loopback", "--passphrase", "", "--quick-gen-key", key, "default", "default", "never"]));
+        s.ok(Command::new("pass").args(["init", key]));
+        let mut store = s.env(&mut Command::new("docker-credential-pass")).arg("store").stdin(Stdio::piped()).spawn().expect("docker-credential-pass is installed (cargo xtask deps)");
+        store.stdin.take().unwrap().write_all(format!(r#"{{"ServerURL":"{server}","Username":"{user}","Secret":"{secret}"}}"#).as_bytes()).unwrap();
+        assert!(store.wait().unwrap().success());
+        s
+    }
+    fn gnupg(&self) -> std::path::PathBuf {
+        self.dir.path().join("gnupg")
+    }
+    fn env<'c>(&self, c: &'c mut Command) -> &'c mut Command {
+        c.env("GNUPGHOME", self.gnupg()).env("PASSWORD_STORE_DIR", self.dir.path().join("pass"))
+    }
+    fn ok(&self, c: &mut Command) {
+        let out = self.env(c).output().unwrap_or_else(|e| panic!("{c:?}: {e} (cargo xtask deps installs gnupg and pass)"));
+        assert!(out.status.success(), "{c:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+impl Drop for PassStore {
+    fn drop(&mut self) {
+        // The gpg-agent this store started (its GNUPGHOME only).
+        let _ = self.env(&mut Command::new("gpgconf")).args(["--kill", "gpg-agent"]).status();
+    }
+}
+
+#[test]
+fn credentials_from_a_real_credential_helper_creds_store_and_cred_helpers() {
+    let password = "helper-Pa55word-never-shown";
+    let reg = Registry::tls_htpasswd("ci-user", password);
+    let ca = reg.tls.as_ref().unwrap().ca.display().to_string();
+    let pass = PassStore::new(&reg.host(), "ci-user", password);
+    let p = Project::new();
+    base::write_layout(&p.path("base"), &base::BaseSpec { platforms: vec![("linux", "amd64")], attestation: false, ..Default::default() });
+    let src = format!("oci:{}:base", p.s("base"));
+    let push = |store: &PassStore, config: &str, repo: &str| {
+        p.write("docker/config.json", config);
+        let mut c = Command::new(env!("CARGO_BIN_EXE_sparkctl"));
+        store.env(&mut c).env("SPARKCTL_STORE", p.store()).args(["image", "push", "--quiet", "--authfile", &p.s("docker/config.json"), "--ca-file", &ca, &src, &format!("docker://{}/{repo}:v1", reg.host())]);
+        let out = c.output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
+    };
+    let (code, out) = push(&pass, r#"{"credsStore":"pass"}"#, "team/store");
+    assert_eq!(code, Some(0), "credsStore: {out}");
+    let (code, out) = push(&pass, &format!(r#"{{"credHelpers":{{"{}":"pass"}}}}"#, reg.host()), "team/helpers");
+    assert_eq!(code, Some(0), "credHelpers: {out}");
+    assert!(!out.contains(password));
+    // A store with nothing for this registry: anonymous, so the registry asks to log in.
+    let elsewhere = PassStore::new("other.invalid", "someone", "other-secret");
+    let (code, out) = push(&elsewhere, r#"{"credsStore":"pass"}"#, "team/anon");
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("authentication required") && !out.contains("other-secret"), "{out}");
+}
