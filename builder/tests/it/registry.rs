@@ -351,7 +351,7 @@ fn retries_503_429_and_resets_then_gives_a_clear_error() {
 #[test]
 fn bearer_token_flow_anonymous_pull_authenticated_push_and_scope_changes() {
     let tmp = tempfile::tempdir().unwrap();
-    let tokens = token::TokenServer::start(tmp.path(), "ci-user", "tok3n-Pa55word-never-shown");
+    let tokens = token::TokenServer::start(tmp.path(), "ci-user", "tok3n-Pa55word-never-shown", 300);
     let reg = Registry::token(&tokens.realm(), token::SERVICE, token::ISSUER, &tokens.cert);
     let img = make_image(&tmp.path().join("img"), 1, 64 << 10, "token");
     let config = tmp.path().join("config.json");
@@ -387,4 +387,30 @@ fn bearer_token_flow_anonymous_pull_authenticated_push_and_scope_changes() {
     // Anonymous push: the token grants no push, the registry refuses: authentication required.
     let err = push_local(&img, &format!("{}/team/anon:v1", reg.host()), &plain_opts(), 8).unwrap_err().to_string();
     assert!(err.contains("authentication required") && err.contains("team/anon"), "{err}");
+}
+
+#[test]
+fn bearer_tokens_are_cached_per_scope_and_fetched_again_on_expiry() {
+    let tmp = tempfile::tempdir().unwrap();
+    // 10 s tokens: the client refreshes 5 s early, so they are reused for 5 s.
+    let tokens = token::TokenServer::start(tmp.path(), "u", "p", 10);
+    let reg = Registry::token(&tokens.realm(), token::SERVICE, token::ISSUER, &tokens.cert);
+    let img = make_image(&tmp.path().join("img"), 0, 0, "expiry");
+    let auth = token::b64(b"u:p", false);
+    std::fs::write(tmp.path().join("config.json"), format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, reg.host())).unwrap();
+    let creds = ClientOptions { credentials: CredentialStore { explicit: None, config_file: Some(tmp.path().join("config.json")) }, retry: quick_retries(), ..Default::default() };
+    push_local(&img, &format!("{}/app/exp:v1", reg.host()), &creds, 8).unwrap();
+    tokens.issued.lock().unwrap().clear();
+    let reference = RegistryRef::parse(&format!("{}/app/exp:v1", reg.host())).unwrap();
+    let src = builder::registry::RegistrySource::with_client(std::sync::Arc::new(Client::connect(&reference.registry, reference.api_host(), &plain_opts()).unwrap()), &reference, None);
+    let fetched = || tokens.issued.lock().unwrap().len();
+    src.resolve().unwrap();
+    let first = fetched();
+    assert!(first >= 1, "the first request needs a token");
+    src.resolve().unwrap();
+    src.resolve().unwrap();
+    assert_eq!(fetched(), first, "a live token is reused for the same scope");
+    std::thread::sleep(Duration::from_millis(5500));
+    src.resolve().unwrap();
+    assert_eq!(fetched(), first + 1, "an expired token is fetched again");
 }

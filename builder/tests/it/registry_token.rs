@@ -27,7 +27,8 @@ pub struct TokenServer {
 }
 
 impl TokenServer {
-    pub fn start(dir: &Path, user: &str, password: &str) -> TokenServer {
+    /// Tokens say they live `expires_in` seconds.
+    pub fn start(dir: &Path, user: &str, password: &str, expires_in: u64) -> TokenServer {
         let key = dir.join("token.key");
         let cert = dir.join("token.pem");
         run(Command::new("openssl").args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj", "/CN=sparkctl test tokens"]).arg("-keyout").arg(&key).arg("-out").arg(&cert));
@@ -40,7 +41,7 @@ impl TokenServer {
         let expected = format!("Basic {}", b64(format!("{user}:{password}").as_bytes(), false));
         std::thread::spawn(move || {
             for conn in listener.incoming().flatten() {
-                let _ = answer(conn, &key, &x5c, &expected, &log);
+                let _ = answer(conn, &key, &x5c, &expected, &log, expires_in);
             }
         });
         TokenServer { port, cert, issued }
@@ -57,7 +58,7 @@ fn run_bytes(cmd: &mut Command) -> Vec<u8> {
     out.stdout
 }
 
-fn answer(conn: TcpStream, key: &Path, x5c: &str, expected_auth: &str, log: &Mutex<Vec<Issued>>) -> std::io::Result<()> {
+fn answer(conn: TcpStream, key: &Path, x5c: &str, expected_auth: &str, log: &Mutex<Vec<Issued>>, expires_in: u64) -> std::io::Result<()> {
     let mut reader = BufReader::new(conn.try_clone()?);
     let mut line = String::new();
     reader.read_line(&mut line)?;
@@ -89,11 +90,11 @@ fn answer(conn: TcpStream, key: &Path, x5c: &str, expected_auth: &str, log: &Mut
         .collect();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     let header = serde_json::json!({ "typ": "JWT", "alg": "ES256", "x5c": [x5c] });
-    let claims = serde_json::json!({ "iss": ISSUER, "sub": if authenticated { "ci-user" } else { "" }, "aud": SERVICE, "exp": now + 300, "nbf": now - 10, "iat": now, "jti": format!("{now}-{}", scopes.len()), "access": access });
+    let claims = serde_json::json!({ "iss": ISSUER, "sub": if authenticated { "ci-user" } else { "" }, "aud": SERVICE, "exp": now + expires_in, "nbf": now - 10, "iat": now, "jti": format!("{now}-{}", scopes.len()), "access": access });
     let signing_input = format!("{}.{}", b64(header.to_string().as_bytes(), true), b64(claims.to_string().as_bytes(), true));
     let signature = der_to_raw(&sign(key, signing_input.as_bytes()));
     let token = format!("{signing_input}.{}", b64(&signature, true));
-    let body = serde_json::json!({ "token": token, "access_token": token, "expires_in": 300 }).to_string();
+    let body = serde_json::json!({ "token": token, "access_token": token, "expires_in": expires_in }).to_string();
     let mut conn = conn;
     write!(conn, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())?;
     Ok(())
