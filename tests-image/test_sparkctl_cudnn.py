@@ -146,6 +146,29 @@ class InFreshInterpreters(unittest.TestCase):
         p = python("import torch.backends.cudnn as c; print(c.enabled)", {"PYTHONPATH": HOOK + os.pathsep + FAKE_TORCH, "SPARK_CUDNN": "off"})
         self.assertEqual(p.stdout.strip(), "False", p.stderr)
 
+    def test_a_loader_with_slots_still_gets_the_switch(self):
+        # A finder ahead of the path finder whose loader takes no new attributes.
+        code = (
+            "import sys, importlib.machinery as m\n"
+            "class L(m.SourceFileLoader):\n"
+            "    __slots__ = ()\n"
+            "class F:\n"
+            "    @staticmethod\n"
+            "    def find_spec(name, path=None, target=None):\n"
+            "        spec = m.PathFinder.find_spec(name, path)\n"
+            "        if name == 'torch' and spec: spec.loader = SlotLoader(spec.loader)\n"
+            "        return spec\n"
+            "class SlotLoader:\n"
+            "    __slots__ = ('real',)\n"
+            "    def __init__(self, real): self.real = real\n"
+            "    def create_module(self, spec): return None\n"
+            "    def exec_module(self, module): self.real.exec_module(module)\n"
+            "sys.meta_path.insert(1, F)\n"
+            "import torch; print(torch.backends.cudnn.enabled, type(torch.__spec__.loader).__name__)\n"
+        )
+        p = python(code, {"PYTHONPATH": HOOK + os.pathsep + FAKE_TORCH, "SPARK_CUDNN": "off"})
+        self.assertEqual(p.stdout.split(), ["False", "_DelegatingLoader"], p.stderr)
+
     def test_chains_to_the_sitecustomize_it_shadows(self):
         with tempfile.TemporaryDirectory() as d:
             with open(os.path.join(d, "sitecustomize.py"), "w") as f:

@@ -287,10 +287,12 @@ fn config_has_exactly_the_intended_env_entrypoint_and_labels() {
     assert_eq!(c["Env"], serde_json::json!(want_env), "config Env");
     assert_eq!(c["Entrypoint"], serde_json::json!(["/usr/local/bin/spark-entrypoint"]));
     assert!(c["Cmd"].is_null() || c["Cmd"] == serde_json::json!([]), "no base CMD as entrypoint arguments: {}", c["Cmd"]);
-    let labels = c["Labels"].as_object().expect("Labels");
-    for (k, v) in LABELS {
-        assert_eq!(labels.get(*k).and_then(Value::as_str), Some(*v), "label {k}");
-    }
+    // Exactly the recipe's labels, the build's revision and the builder's base digest.
+    let base_index = json(&std::fs::read_to_string(test_base().layout.join("index.json")).unwrap());
+    let base_digest = base_index["manifests"][0]["digest"].as_str().unwrap().to_owned();
+    let mut want_labels: serde_json::Map<String, Value> = LABELS.iter().map(|(k, v)| (k.to_string(), Value::from(*v))).collect();
+    want_labels.insert("org.opencontainers.image.base.digest".into(), Value::from(base_digest.as_str()));
+    assert_eq!(c["Labels"], Value::Object(want_labels.clone()), "config Labels");
     for e in c["Env"].as_array().unwrap() {
         let name = e.as_str().unwrap().split('=').next().unwrap();
         assert!(!NOT_BAKED.contains(&name), "`{name}` is baked into the image");
@@ -302,8 +304,7 @@ fn config_has_exactly_the_intended_env_entrypoint_and_labels() {
     for (k, v) in LABELS {
         assert_eq!(ann[*k], *v, "annotation {k}");
     }
-    let base_index = json(&std::fs::read_to_string(test_base().layout.join("index.json")).unwrap());
-    assert_eq!(ann["org.opencontainers.image.base.digest"], base_index["manifests"][0]["digest"]);
+    assert_eq!(ann["org.opencontainers.image.base.digest"], base_digest.as_str());
     // base.name is for registry bases only (the real recipe's docker:// ref), not a local path.
     assert_eq!(ann["org.opencontainers.image.base.name"], Value::Null);
     // One layer per overlay on top of the base's one.
@@ -314,9 +315,8 @@ fn config_has_exactly_the_intended_env_entrypoint_and_labels() {
     let d = &inspect[0]["Config"];
     assert_eq!(d["Env"], serde_json::json!(want_env));
     assert_eq!(d["Entrypoint"], serde_json::json!(["/usr/local/bin/spark-entrypoint"]));
-    for (k, v) in LABELS {
-        assert_eq!(d["Labels"][*k], *v, "docker label {k}");
-    }
+    assert_eq!(d["Labels"], Value::Object(want_labels), "docker Labels");
+    assert!(d["Cmd"].is_null() || d["Cmd"] == serde_json::json!([]), "{}", d["Cmd"]);
     assert!(b.digest.starts_with("sha256:"));
 }
 

@@ -193,12 +193,28 @@ class TorchImportHook(object):
             # On this loader instance only (torch's own): the module keeps its real loader type.
             spec.loader.exec_module = exec_module
         except (AttributeError, TypeError):
-            return spec
+            # A loader that refuses attributes (__slots__): put a delegating one in its place.
+            spec.loader = _DelegatingLoader(spec.loader, exec_module)
         return spec
 
     # Python < 3.4 finders; harmless elsewhere.
     def find_module(self, fullname, path=None):
         return None
+
+
+class _DelegatingLoader(object):
+    """Forwards everything to the real loader except `exec_module`."""
+
+    def __init__(self, loader, exec_module):
+        self._loader = loader
+        self.exec_module = exec_module
+
+    def create_module(self, spec):
+        create = getattr(self._loader, "create_module", None)
+        return create(spec) if create else None
+
+    def __getattr__(self, name):
+        return getattr(self._loader, name)
 
 
 def install():
