@@ -190,14 +190,32 @@ fn docker_image_built_by_sparkctl_forms_the_cluster_and_fails_as_a_group() {
     d.image = Some(tag.clone());
     assert_eq!(ok("docker", &["inspect", "-f", "{{json .Config.Entrypoint}}", &tag]).trim(), "[\"/usr/local/bin/spark-entrypoint\"]");
 
-    // Two rails: two networks, MTU 9000, on subnets derived from the pid (unique per run).
-    let n = std::process::id() % 200 + 20;
-    let subnets = [format!("10.{n}.10"), format!("10.{n}.11")];
-    for (i, s) in subnets.iter().enumerate() {
-        let name = format!("{id}-rail{i}");
-        ok("docker", &["network", "create", "--driver", "bridge", "--subnet", &format!("{s}.0/24"), "--opt", "com.docker.network.driver.mtu=9000", &name]);
-        d.networks.push(name);
+    // Two rails: two networks, MTU 9000, on /24s derived from the pid; the next ones when the
+    // engine says a pool overlaps one in use (other tests, the host's own networks).
+    let mut subnets = Vec::new();
+    for attempt in 0..20 {
+        let n = (std::process::id() + attempt * 7) % 200 + 20;
+        let candidate = [format!("10.{n}.10"), format!("10.{n}.11")];
+        let mut made = Vec::new();
+        for (i, s) in candidate.iter().enumerate() {
+            let name = format!("{id}-rail{i}");
+            let (code, _, err) = run("docker", &["network", "create", "--driver", "bridge", "--subnet", &format!("{s}.0/24"), "--opt", "com.docker.network.driver.mtu=9000", &name]);
+            if code != 0 {
+                assert!(err.contains("overlap"), "docker network create {name}: {err}");
+                break;
+            }
+            made.push(name);
+        }
+        if made.len() == 2 {
+            d.networks = made;
+            subnets = candidate.to_vec();
+            break;
+        }
+        for m in made {
+            let _ = run("docker", &["network", "rm", &m]);
+        }
     }
+    assert_eq!(subnets.len(), 2, "no free pair of /24s for the rails");
     let head_ip = format!("{}.2", subnets[0]);
     let start = |d: &mut Docker, name: &str, role: &str, host: u8| {
         let c = format!("{id}-{name}");
