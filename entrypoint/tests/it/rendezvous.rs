@@ -114,3 +114,41 @@ fn bad_configuration_is_one_error_line_and_exit_2() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.starts_with("error: missing `SPARK_NODES` (`--nodes`) on the head"), "{err}");
 }
+
+#[test]
+fn a_pulled_cable_is_detected_by_heartbeat_silence_on_both_nodes() {
+    let pair = Pair::new();
+    let e = [("SPARK_BACKEND", "native"), ("SPARK_HEARTBEAT_TIMEOUT", "2")];
+    let mut head = Node::start(&pair.head, "a", pair.path("a.log"), &env(&pair, "head", "t", &e), &serve("m", &[]));
+    let mut worker = Node::start(&pair.worker, "b", pair.path("b.log"), &env(&pair, "worker", "t", &e), &serve("m", &[]));
+    head.wait_for("READY", T);
+    worker.wait_for("headless rank 1", T);
+    // No FIN, no RST: the rail just goes dark (the rendezvous runs over rail0).
+    let st = std::process::Command::new("ip").args(["-n", &pair.worker, "link", "set", "rail0", "down"]).status().unwrap();
+    assert!(st.success());
+    let (hcode, htook) = head.wait_exit(Duration::from_secs(15));
+    let (wcode, wtook) = worker.wait_exit(Duration::from_secs(15));
+    let (hlog, wlog) = (head.text(), worker.text());
+    assert_eq!((hcode, wcode), (3, 3), "{hlog}\n{wlog}");
+    assert!(hlog.contains("lost node `b`: no heartbeat for 2s"), "{hlog}");
+    assert!(wlog.contains("no heartbeat for 2s"), "{wlog}");
+    assert!(htook < Duration::from_secs(10) && wtook < Duration::from_secs(10), "{htook:?} {wtook:?}");
+    assert!(Pair::pids(&pair.head).is_empty() && Pair::pids(&pair.worker).is_empty());
+}
+
+#[test]
+fn head_power_cut_after_release_stops_the_worker() {
+    let pair = Pair::new();
+    let native = [("SPARK_BACKEND", "native")];
+    let mut head = Node::start(&pair.head, "a", pair.path("a.log"), &env(&pair, "head", "t", &native), &serve("m", &[]));
+    let mut worker = Node::start(&pair.worker, "b", pair.path("b.log"), &env(&pair, "worker", "t", &native), &serve("m", &[]));
+    head.wait_for("READY", T);
+    worker.wait_for("headless rank 1", T);
+    Pair::kill_all(&pair.head);
+    let (code, took) = worker.wait_exit(Duration::from_secs(15));
+    let wlog = worker.text();
+    assert_eq!(code, 3, "{wlog}");
+    assert!(took < Duration::from_secs(10), "{took:?}\n{wlog}");
+    assert!(wlog.contains("lost node `head`"), "{wlog}");
+    assert!(Pair::pids(&pair.worker).is_empty(), "the headless serve was left behind");
+}
