@@ -88,7 +88,8 @@ impl RegistryFlags {
             bail!("--retries 0: give at least 1 (tries in all, the first included)");
         }
         retry.attempts = self.retries;
-        Ok(ClientOptions { credentials, ca_file: self.ca_file.clone(), insecure: self.insecure.clone(), retry })
+        let progress = Some(Progress::new("fetch", !self.quiet));
+        Ok(ClientOptions { credentials, ca_file: self.ca_file.clone(), insecure: self.insecure.clone(), retry, progress })
     }
 }
 
@@ -178,6 +179,11 @@ pub fn open_build_base(base_ref: &str, recipe: &Path, write_lock: bool, flags: &
 pub fn write_any(image: &BuiltImage, dest: &str, flags: &RegistryFlags) -> Result<Option<PushSummary>> {
     match parse_any(dest)? {
         AnyRef::Local(local) => {
+            // A registry base's layers, all at once into the store; the writer links them from there.
+            registry::prefetch_layers(&image.base, flags.parallel)?;
+            if let Some(p) = &flags.client_options()?.progress {
+                p.finish();
+            }
             builder::output::write(image, &local)?;
             Ok(None)
         }

@@ -39,6 +39,22 @@ pub fn open_base(reference: &RegistryRef, opts: &ClientOptions, store: Option<Bl
     Ok((BaseImage::read(Box::new(SharedSource(Arc::clone(&src))), top)?, src))
 }
 
+/// Downloads the layers of a registry base into the store, `parallel` at a time, before an
+/// output that reads them all (a layout or archive); a no-op for local bases and for layers
+/// already stored. Outputs then link them from the store.
+pub fn prefetch_layers(base: &BaseImage, parallel: usize) -> crate::Result<()> {
+    if !base.name().starts_with("docker://") {
+        return Ok(());
+    }
+    let mut layers = base_layers(base);
+    layers.sort_by(|a, b| a.digest.cmp(&b.digest));
+    layers.dedup_by(|a, b| a.digest == b.digest);
+    parallel::for_each(&layers, parallel, |d| {
+        // Opening a registry layer fetches it into the store (verified); the file is not read here.
+        base.source.open(d).map(drop)
+    })
+}
+
 /// Every layer descriptor of a base (each platform's, the kept entries only).
 pub fn base_layers(base: &BaseImage) -> Vec<crate::descriptor::Descriptor> {
     base.entries.iter().filter_map(|(_, m)| m.as_ref()).flat_map(|m| m.layers.iter().cloned()).collect()

@@ -19,6 +19,12 @@ pub struct Progress {
     stop: AtomicBool,
 }
 
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Progress").field("label", &self.label).field("done", &self.bytes_done()).finish_non_exhaustive()
+    }
+}
+
 impl Progress {
     /// `show`: the caller's wish (false with `--quiet`); drawing also needs a terminal.
     pub fn new(label: &str, show: bool) -> Arc<Progress> {
@@ -76,6 +82,9 @@ impl Progress {
 
     fn render(&self, last: bool) {
         let done = self.bytes_done();
+        if self.total.load(Ordering::Relaxed) == 0 && done == 0 {
+            return; // nothing to transfer (yet): no line at all
+        }
         let secs = self.start.elapsed().as_secs_f64().max(0.001);
         let mut line = format!("{}: {} / {} at {}/s", self.label, human(done), human(self.total.load(Ordering::Relaxed)), human((done as f64 / secs) as u64));
         for (d, (n, size)) in self.active.lock().expect("lock").iter().take(4) {

@@ -36,14 +36,18 @@ pub struct RegistrySource {
 }
 
 impl RegistrySource {
-    /// `store`: where layer blobs are cached; without one, layers are streamed.
+    /// `store`: where layer blobs are cached; without one, layers are streamed. Downloads
+    /// report to `opts.progress` when set.
     pub fn open(reference: &RegistryRef, opts: &ClientOptions, store: Option<BlobStore>) -> Result<RegistrySource> {
         let client = Arc::new(Client::connect(&reference.registry, reference.api_host(), opts)?);
-        Ok(Self::with_client(client, reference, store))
+        let src = Self::with_client(client, reference, store);
+        *src.progress.lock().expect("lock") = opts.progress.clone();
+        Ok(src)
     }
 
     pub fn with_client(client: Arc<Client>, reference: &RegistryRef, store: Option<BlobStore>) -> RegistrySource {
         RegistrySource { client, reference: reference.clone(), name: format!("docker://{reference}"), store, cache: Mutex::default(), progress: Mutex::default() }
+
     }
 
     pub fn reference(&self) -> &RegistryRef {
@@ -126,12 +130,14 @@ impl RegistrySource {
         if store.has(&desc.digest, desc.size) {
             return Ok(store.path(&desc.digest));
         }
-        let progress = self.progress.lock().expect("lock").clone();
-        if let Some(p) = &progress {
-            p.blob_started(desc.digest.as_str(), desc.size);
-        }
         // A stable name per digest, so a rerun finds what the last run had downloaded.
         let partial = store.root().join("tmp").join(format!("{}.partial", desc.digest.hex()));
+        let progress = self.progress.lock().expect("lock").clone();
+        if let Some(p) = &progress {
+            let have = fs::metadata(&partial).map(|m| m.len()).unwrap_or(0).min(desc.size);
+            p.add_total(desc.size - have);
+            p.blob_started(desc.digest.as_str(), desc.size);
+        }
         let result = self.download(desc, &partial, progress.as_ref());
         if let Some(p) = &progress {
             p.blob_finished(desc.digest.as_str());
@@ -204,10 +210,6 @@ impl RegistrySource {
             if !unique.iter().any(|u| u.digest == d.digest) {
                 unique.push(d);
             }
-        }
-        if let Some(p) = self.progress.lock().expect("lock").as_ref() {
-            let store = self.store.as_ref();
-            p.add_total(unique.iter().filter(|d| !store.is_some_and(|s| s.has(&d.digest, d.size))).map(|d| d.size).sum());
         }
         super::parallel::for_each(&unique, parallel, |d| self.fetch(d).map(|_| ()))
     }
