@@ -8,13 +8,19 @@ use std::time::Duration;
 const FORM: Duration = Duration::from_secs(120);
 
 #[test]
-fn ray_worker_started_first_forms_the_cluster_serves_and_head_fails_when_worker_dies() {
+fn ray_worker_first_survives_a_head_restart_forms_the_cluster_serves_and_head_fails_when_worker_dies() {
     let _ray = ray_lock();
     let pair = Pair::new();
     let nccl = format!("{}/../../shared/fixtures/nccl_debug/ib-disabled-by-env-using-network-socket-mpi-noise.txt", env!("CARGO_MANIFEST_DIR"));
     // Worker first: it must wait for the head, whatever the start order.
     let mut worker = Node::start(&pair.worker, "b", pair.path("b.log"), &env(&pair, "worker", "s3cret", &[]), &serve("m1", &["--tensor-parallel-size", "2"]));
     worker.wait_for("not reachable yet", Duration::from_secs(20));
+    // A first head dies while it waits (for a third node): the worker joins the next one.
+    let mut head1 = Node::start(&pair.head, "a", pair.path("a1.log"), &env(&pair, "head", "s3cret", &[("SPARK_NODES", "a,b,c")]), &serve("m1", &["--tensor-parallel-size", "2"]));
+    head1.wait_for("`b` joined from 10.77.0.2 (2/3 nodes)", Duration::from_secs(30));
+    head1.signal(Signal::SIGKILL);
+    head1.wait_exit(Duration::from_secs(10));
+    worker.wait_for("lost the head while waiting", Duration::from_secs(20));
     let mut head = Node::start(&pair.head, "a", pair.path("a.log"), &env(&pair, "head", "s3cret", &[("STANDIN_NCCL_LOG", &nccl)]), &serve("m1", &["--tensor-parallel-size", "2"]));
     let log = head.wait_for("READY: `m1` answers", FORM);
 
