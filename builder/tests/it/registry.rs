@@ -414,3 +414,18 @@ fn bearer_tokens_are_cached_per_scope_and_fetched_again_on_expiry() {
     src.resolve().unwrap();
     assert_eq!(fetched(), first + 1, "an expired token is fetched again");
 }
+
+#[test]
+fn plain_http_off_loopback_only_with_insecure_registry() {
+    let reg = Registry::plain_on(&Registry::non_loopback_ip());
+    let tmp = tempfile::tempdir().unwrap();
+    let img = make_image(&tmp.path().join("img"), 0, 0, "insecure");
+    let dest = format!("{}/app/insecure:v1", reg.host());
+    // TLS is required: the plain-HTTP registry fails the handshake, and the hint names the flag.
+    let err = push_local(&img, &dest, &plain_opts(), 8).unwrap_err().to_string();
+    assert!(err.contains(&format!("--insecure-registry {}", reg.host())), "{err}");
+    let opts = ClientOptions { insecure: vec![reg.host()], ..plain_opts() };
+    let client = Client::connect(&reg.host(), &reg.host(), &opts).unwrap();
+    assert!(client.is_plain_http());
+    assert_eq!(push_local(&img, &dest, &opts, 8).unwrap().digest, img.index.0);
+}

@@ -32,6 +32,8 @@ pub struct Tls {
 
 pub struct Registry {
     child: Option<Child>,
+    /// The address it listens on (127.0.0.1 unless started with [`Registry::plain_on`]).
+    pub ip: String,
     pub port: u16,
     pub dir: tempfile::TempDir,
     pub tls: Option<Tls>,
@@ -40,6 +42,23 @@ pub struct Registry {
 impl Registry {
     pub fn plain() -> Registry {
         Self::start(None)
+    }
+
+    /// Plain HTTP on another address of this machine (not loopback).
+    pub fn plain_on(ip: &str) -> Registry {
+        let mut r = Self::start(None);
+        r.kill();
+        let config = std::fs::read_to_string(r.dir.path().join("config.yml")).unwrap().replace(&format!("addr: 127.0.0.1:{}", r.port), &format!("addr: {ip}:{}", r.port));
+        std::fs::write(r.dir.path().join("config.yml"), config).unwrap();
+        r.ip = ip.to_owned();
+        r.restart();
+        r
+    }
+
+    /// A global (non-loopback) IPv4 address of this machine.
+    pub fn non_loopback_ip() -> String {
+        let out = run(Command::new("ip").args(["-4", "-o", "addr", "show", "scope", "global"]));
+        out.split_whitespace().skip_while(|w| *w != "inet").nth(1).and_then(|cidr| cidr.split('/').next()).map(str::to_owned).expect("a global IPv4 address")
     }
 
     /// Plain HTTP with `auth: token`: clients get Bearer tokens from `realm`, signed by `cert`'s key.
@@ -79,7 +98,7 @@ impl Registry {
             root.join("storage").display()
         );
         std::fs::write(root.join("config.yml"), config).unwrap();
-        let mut r = Registry { child: None, port, dir, tls };
+        let mut r = Registry { child: None, ip: "127.0.0.1".into(), port, dir, tls };
         r.restart();
         r
     }
@@ -98,7 +117,7 @@ impl Registry {
             .expect("docker-registry is installed (cargo xtask deps)");
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+        while TcpStream::connect((self.ip.as_str(), self.port)).is_err() {
             assert!(Instant::now() < deadline, "the registry did not start: {}", self.log());
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -113,7 +132,7 @@ impl Registry {
     }
 
     pub fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("{}:{}", self.ip, self.port)
     }
 
     pub fn log(&self) -> String {
