@@ -5,6 +5,7 @@
 //!
 //! `main` is a shim over [`main_with`].
 
+pub mod error;
 pub mod http;
 pub mod launch;
 pub mod log;
@@ -15,6 +16,8 @@ pub mod readiness;
 pub mod rendezvous;
 pub mod settings;
 pub mod supervisor;
+
+pub use error::Error;
 
 /// Runs with the given arguments (without the program name); returns the exit code.
 pub fn main_with(args: Vec<String>) -> i32 {

@@ -9,6 +9,7 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::error::Error;
 use cluster::preflight::TransportPolicy;
 
 pub struct Setting {
@@ -100,16 +101,6 @@ pub struct Config {
     pub root: PathBuf,
 }
 
-/// A configuration error: one line naming the setting, the value and the fix.
-#[derive(Debug)]
-pub struct ConfigError(pub String);
-
-impl std::fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
 fn setting(flag: &str) -> &'static Setting {
     SETTINGS.iter().find(|s| s.flag == flag).expect("flag is in SETTINGS")
 }
@@ -124,25 +115,29 @@ impl Values {
         self.map.get(flag).map(String::as_str).filter(|s| !s.is_empty())
     }
 
-    fn required(&self, flag: &str, fix: &str) -> Result<&str, ConfigError> {
+    fn required(&self, flag: &str, fix: &str) -> Result<&str, Error> {
         let s = setting(flag);
-        self.get(flag).ok_or_else(|| ConfigError(format!("missing `{}` (`{}`): {fix}", s.env, s.flag)))
+        self.get(flag).ok_or_else(|| Error::Missing { env: s.env, flag: s.flag, fix: fix.to_owned() })
     }
 
-    fn parse<T: std::str::FromStr>(&self, flag: &str, what: &str) -> Result<T, ConfigError> {
+    fn parse<T: std::str::FromStr>(&self, flag: &str, what: &str) -> Result<T, Error> {
         let s = setting(flag);
         let v = self.get(flag).or(s.default).unwrap_or("");
-        v.parse().map_err(|_| ConfigError(format!("`{}` (`{}`) = `{v}` is not {what}", s.env, s.flag)))
+        v.parse().map_err(|_| invalid(flag, v, what))
     }
 
-    fn seconds(&self, flag: &str) -> Result<Duration, ConfigError> {
+    fn seconds(&self, flag: &str) -> Result<Duration, Error> {
         let secs: f64 = self.parse(flag, "a number of seconds")?;
         if !(0.0..1e7).contains(&secs) {
-            let s = setting(flag);
-            return Err(ConfigError(format!("`{}` = `{secs}` is out of range; give seconds between 0 and 10000000", s.env)));
+            return Err(invalid(flag, &secs.to_string(), "a number of seconds between 0 and 10000000"));
         }
         Ok(Duration::from_secs_f64(secs))
     }
+}
+
+fn invalid(flag: &str, value: &str, expected: &str) -> Error {
+    let s = setting(flag);
+    Error::Invalid { env: s.env, flag: s.flag, value: value.to_owned(), expected: expected.to_owned() }
 }
 
 fn list(s: &str) -> Vec<String> {
@@ -150,7 +145,7 @@ fn list(s: &str) -> Vec<String> {
 }
 
 /// Parses the arguments (without the program name) and the environment.
-pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Config, Error> {
     let mut map = BTreeMap::new();
     let mut serve_args: Option<Vec<String>> = None;
     let mut i = 0;
@@ -165,13 +160,13 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Co
             None => (a.as_str(), None),
         };
         let Some(s) = SETTINGS.iter().find(|s| s.flag == flag) else {
-            return Err(ConfigError(format!("unknown argument `{a}`; see `spark-entrypoint --help` (the serve command goes after `--`)")));
+            return Err(Error::UnknownArgument { arg: a.clone() });
         };
         let value = match inline {
             Some(v) => v,
             None => {
                 i += 1;
-                args.get(i).cloned().ok_or_else(|| ConfigError(format!("`{flag}` needs a value")))?
+                args.get(i).cloned().ok_or_else(|| Error::MissingValue { flag: flag.to_owned() })?
             }
         };
         map.insert(s.flag, value);
@@ -189,7 +184,7 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Co
     let role = match v.required("--role", "set it to `head` on one node and `worker` on the others")? {
         "head" => Role::Head,
         "worker" => Role::Worker,
-        other => return Err(ConfigError(format!("`SPARK_ROLE` = `{other}` is not `head` or `worker`"))),
+        other => return Err(invalid("--role", other, "`head` or `worker`")),
     };
     let node = match v.get("--node-name") {
         Some(n) => n.to_owned(),
@@ -198,35 +193,34 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Co
     let nodes = v.get("--nodes").map(list).unwrap_or_default();
     if role == Role::Head {
         if nodes.is_empty() {
-            return Err(ConfigError("missing `SPARK_NODES` (`--nodes`) on the head: list every node's name, head first, e.g. `spark-a,spark-b`".into()));
+            return Err(Error::Missing { env: "SPARK_NODES", flag: "--nodes", fix: "on the head, list every node's name, head first, e.g. `spark-a,spark-b`".into() });
         }
         if nodes[0] != node {
-            return Err(ConfigError(format!("`SPARK_NODES` = `{}` must start with the head's own name `{node}`; put the head first or set `SPARK_NODE_NAME`", nodes.join(","))));
+            return Err(Error::HeadNotFirst { nodes: nodes.join(","), head: node });
         }
         if let Some(dup) = nodes.iter().enumerate().find(|(i, n)| nodes[..*i].contains(n)).map(|(_, n)| n) {
-            return Err(ConfigError(format!("`SPARK_NODES` names `{dup}` twice; node names must be unique")));
+            return Err(Error::DuplicateNode { name: dup.clone() });
         }
     }
     let head_addr = match v.get("--head-addr") {
-        Some(a) => Some(a.parse().map_err(|_| ConfigError(format!("`SPARK_HEAD_ADDR` = `{a}` is not an IPv4 address; give the head's first rail address")))?),
+        Some(a) => Some(a.parse().map_err(|_| invalid("--head-addr", a, "an IPv4 address; give the head's first rail address"))?),
         None if role == Role::Worker => {
-            return Err(ConfigError("missing `SPARK_HEAD_ADDR` (`--head-addr`) on a worker: give the head's first rail IPv4 address".into()))
+            return Err(Error::Missing { env: "SPARK_HEAD_ADDR", flag: "--head-addr", fix: "on a worker, give the head's first rail IPv4 address".into() })
         }
         None => None,
     };
     let rails = list(v.required("--rails", "name the rail netdevs, e.g. `enp1s0f1np1,enP2p1s0f1np1`")?);
     let transport_s = v.get("--transport").or(setting("--transport").default).unwrap_or("auto");
-    let transport = TransportPolicy::parse(transport_s)
-        .ok_or_else(|| ConfigError(format!("`SPARK_TRANSPORT` = `{transport_s}` is not one of {}", TransportPolicy::ALLOWED)))?;
+    let transport = TransportPolicy::parse(transport_s).ok_or_else(|| invalid("--transport", transport_s, &format!("one of {}", TransportPolicy::ALLOWED)))?;
     let backend = match v.get("--backend").unwrap_or("ray") {
         "ray" => Backend::Ray,
         "native" => Backend::Native,
-        other => return Err(ConfigError(format!("`SPARK_BACKEND` = `{other}` is not `ray` or `native`"))),
+        other => return Err(invalid("--backend", other, "`ray` or `native`")),
     };
     let token = match (v.get("--token"), v.get("--token-file")) {
         (Some(t), _) => t.to_owned(),
         (None, Some(f)) => std::fs::read_to_string(f)
-            .map_err(|e| ConfigError(format!("cannot read `SPARK_TOKEN_FILE` `{f}`: {e}")))?
+            .map_err(|source| Error::TokenFile { path: f.to_owned(), source })?
             .lines()
             .next()
             .unwrap_or("")
@@ -235,16 +229,20 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Co
         (None, None) => String::new(),
     };
     if token.is_empty() {
-        return Err(ConfigError("missing cluster token: set `SPARK_TOKEN` (or `SPARK_TOKEN_FILE`) to the same secret on every node, e.g. from `openssl rand -hex 32`".into()));
+        return Err(Error::Missing {
+            env: "SPARK_TOKEN",
+            flag: "--token",
+            fix: "set it (or `SPARK_TOKEN_FILE`) to the same secret on every node, e.g. from `openssl rand -hex 32`".into(),
+        });
     }
     let serve = match (serve_args, v.get("--serve")) {
         (Some(a), _) if !a.is_empty() => a,
         (_, Some(json)) => serde_json::from_str::<Vec<String>>(json)
-            .map_err(|e| ConfigError(format!("`SPARK_SERVE` is not a JSON array of strings ({e}); write e.g. `[\"vllm\",\"serve\",\"MODEL\"]`")))?,
+            .map_err(|e| invalid("--serve", json, &format!("a JSON array of strings ({e}); write e.g. `[\"vllm\",\"serve\",\"MODEL\"]`")))?,
         _ => Vec::new(),
     };
     if serve.is_empty() && (role == Role::Head || backend == Backend::Native) {
-        return Err(ConfigError("missing serve command: give it after `--` (e.g. `-- vllm serve MODEL --tensor-parallel-size 2`) or as `SPARK_SERVE`".into()));
+        return Err(Error::MissingServe);
     }
     let model = match v.get("--model") {
         Some(m) => m.to_owned(),
@@ -301,7 +299,7 @@ pub fn help() -> String {
 mod tests {
     use super::*;
 
-    fn parse_with(args: &[&str], env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    fn parse_with(args: &[&str], env: &[(&str, &str)]) -> Result<Config, Error> {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         let env: BTreeMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         parse(&args, &|k| env.get(k).cloned())
@@ -331,12 +329,12 @@ mod tests {
 
     #[test]
     fn bad_input_names_the_variable_and_the_fix() {
-        let err = |args: &[&str], env: &[(&str, &str)]| parse_with(args, env).unwrap_err().0;
+        let err = |args: &[&str], env: &[(&str, &str)]| parse_with(args, env).unwrap_err().to_string();
         assert!(err(&["--", "x"], &[]).contains("`SPARK_ROLE`"));
         let mut e = HEAD_ENV.to_vec();
         e.retain(|(k, _)| *k != "SPARK_TOKEN");
         assert!(err(&["--", "x"], &e).contains("SPARK_TOKEN"));
-        assert!(err(&["--transport", "rdma", "--", "x"], HEAD_ENV).contains("`SPARK_TRANSPORT` = `rdma`"));
+        assert!(err(&["--transport", "rdma", "--", "x"], HEAD_ENV).contains("`SPARK_TRANSPORT` (`--transport`) = `rdma` is not one of `auto`, `ib` or `socket`"));
         assert!(err(&[], HEAD_ENV).contains("missing serve command"));
         assert!(err(&["--nodes", "b,a", "--", "x"], HEAD_ENV).contains("must start with the head's own name `a`"));
         assert!(err(&["--bogus", "--", "x"], HEAD_ENV).contains("unknown argument `--bogus`"));

@@ -112,7 +112,7 @@ fn bad_configuration_is_one_error_line_and_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.starts_with("error: missing `SPARK_NODES` (`--nodes`) on the head"), "{err}");
+    assert!(err.starts_with("error: missing `SPARK_NODES` (`--nodes`): on the head, list every node's name"), "{err}");
 }
 
 #[test]
