@@ -429,3 +429,22 @@ fn plain_http_off_loopback_only_with_insecure_registry() {
     assert!(client.is_plain_http());
     assert_eq!(push_local(&img, &dest, &opts, 8).unwrap().digest, img.index.0);
 }
+
+#[test]
+fn push_keeps_eight_blobs_in_flight_with_one_put_each() {
+    let reg = Registry::plain();
+    let proxy = Proxy::start(reg.port);
+    let tmp = tempfile::tempdir().unwrap();
+    let img = make_image(&tmp.path().join("img"), 12, 1 << 20, "parallel");
+    // Slow the uploads down a little so that they overlap measurably.
+    proxy.delay_us.store(5000, std::sync::atomic::Ordering::SeqCst);
+    let summary = push_local(&img, &format!("{}/app/parallel:v1", proxy.host()), &plain_opts(), 8).unwrap();
+    assert_eq!(summary.blobs_uploaded, 15);
+    assert_eq!(proxy.peak.load(std::sync::atomic::Ordering::SeqCst), 8, "uploads in flight at once");
+    // The registry's access log: one PUT per blob, no PATCH chunks.
+    let log = reg.log();
+    let count = |needle: &str| log.lines().filter(|l| l.contains(needle)).count();
+    assert_eq!(count("\"PATCH "), 0, "no chunked uploads:\n{log}");
+    assert_eq!(count("\"PUT /v2/app/parallel/blobs/uploads/"), 15, "one PUT per blob:\n{log}");
+    assert_eq!(count("\"POST /v2/app/parallel/blobs/uploads/"), 15);
+}

@@ -21,6 +21,11 @@ pub struct Proxy {
     /// Connections answered with a fault instead of being forwarded.
     pub faults_served: Arc<AtomicU64>,
     live: Arc<Mutex<Vec<TcpStream>>>,
+    /// Client → registry streams open now, and the most at once.
+    active: Arc<AtomicU64>,
+    pub peak: Arc<AtomicU64>,
+    /// Microseconds slept per forwarded client chunk, to make transfers overlap measurably.
+    pub delay_us: Arc<AtomicU64>,
 }
 
 /// A scripted failure for the next new connection.
@@ -42,6 +47,8 @@ impl Proxy {
         let faults: Arc<Mutex<Vec<Fault>>> = Arc::default();
         let faults_served = Arc::new(AtomicU64::new(0));
         let live: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        let (active, peak, delay_us) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let (a, pk, dl) = (Arc::clone(&active), Arc::clone(&peak), Arc::clone(&delay_us));
         let (s, r, h, f, fs, l) = (Arc::clone(&sent), Arc::clone(&received), Arc::clone(&hook), Arc::clone(&faults), Arc::clone(&faults_served), Arc::clone(&live));
         std::thread::spawn(move || {
             for client in listener.incoming() {
@@ -62,11 +69,12 @@ impl Proxy {
                     let _ = client.shutdown(Shutdown::Both);
                     continue;
                 };
-                pump(client.try_clone().unwrap(), upstream.try_clone().unwrap(), Arc::clone(&s), Some(Arc::clone(&h)));
-                pump(upstream, client, Arc::clone(&r), None);
+                let gauge = Gauge { active: Arc::clone(&a), peak: Arc::clone(&pk), delay_us: Arc::clone(&dl) };
+                pump(client.try_clone().unwrap(), upstream.try_clone().unwrap(), Arc::clone(&s), Some(Arc::clone(&h)), Some(gauge));
+                pump(upstream, client, Arc::clone(&r), None, None);
             }
         });
-        Proxy { port, sent, received, hook, faults, faults_served, live }
+        Proxy { port, sent, received, hook, faults, faults_served, live, active, peak, delay_us }
     }
 
     pub fn host(&self) -> String {
@@ -93,14 +101,34 @@ impl Proxy {
     }
 }
 
-fn pump(mut from: TcpStream, mut to: TcpStream, counter: Arc<AtomicU64>, hook: Option<HookSlot>) {
+/// Counts the client streams that are sending a request body at the moment.
+struct Gauge {
+    active: Arc<AtomicU64>,
+    peak: Arc<AtomicU64>,
+    delay_us: Arc<AtomicU64>,
+}
+
+fn pump(mut from: TcpStream, mut to: TcpStream, counter: Arc<AtomicU64>, hook: Option<HookSlot>, gauge: Option<Gauge>) {
     std::thread::spawn(move || {
         let mut buf = vec![0u8; 64 << 10];
+        let mut busy = false;
         loop {
             let n = match from.read(&mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };
+            if let Some(g) = &gauge {
+                // A stream counts as active from its first large chunk (a body) on.
+                if !busy && n >= 16 << 10 {
+                    busy = true;
+                    let now = g.active.fetch_add(1, Ordering::SeqCst) + 1;
+                    g.peak.fetch_max(now, Ordering::SeqCst);
+                }
+                let d = g.delay_us.load(Ordering::Relaxed);
+                if d > 0 {
+                    std::thread::sleep(std::time::Duration::from_micros(d));
+                }
+            }
             let total = counter.fetch_add(n as u64, Ordering::SeqCst) + n as u64;
             if let Some(h) = &hook {
                 let mut slot = h.lock().unwrap();
@@ -114,6 +142,9 @@ fn pump(mut from: TcpStream, mut to: TcpStream, counter: Arc<AtomicU64>, hook: O
             if to.write_all(&buf[..n]).is_err() {
                 break;
             }
+        }
+        if let (Some(g), true) = (&gauge, busy) {
+            g.active.fetch_sub(1, Ordering::SeqCst);
         }
         let _ = to.shutdown(Shutdown::Write);
         let _ = from.shutdown(Shutdown::Read);
