@@ -448,3 +448,24 @@ fn push_keeps_eight_blobs_in_flight_with_one_put_each() {
     assert_eq!(count("\"PUT /v2/app/parallel/blobs/uploads/"), 15, "one PUT per blob:\n{log}");
     assert_eq!(count("\"POST /v2/app/parallel/blobs/uploads/"), 15);
 }
+
+#[test]
+fn identity_token_from_docker_config_uses_the_refresh_token_grant() {
+    let tmp = tempfile::tempdir().unwrap();
+    let password = "idt-owner-Pa55";
+    let tokens = token::TokenServer::start(tmp.path(), "ci-user", password, 300);
+    let reg = Registry::token(&tokens.realm(), token::SERVICE, token::ISSUER, &tokens.cert);
+    let img = make_image(&tmp.path().join("img"), 0, 0, "idt");
+    let config = tmp.path().join("config.json");
+    std::fs::write(&config, format!(r#"{{"auths":{{"{}":{{"auth":"","identitytoken":"{}"}}}}}}"#, reg.host(), token::identity_token(password))).unwrap();
+    let opts = ClientOptions { credentials: CredentialStore { explicit: None, config_file: Some(config) }, retry: quick_retries(), ..Default::default() };
+    assert_eq!(push_local(&img, &format!("{}/team/idt:v1", reg.host()), &opts, 8).unwrap().digest, img.index.0);
+    let issued = tokens.issued.lock().unwrap().clone();
+    assert!(issued.iter().all(|i| i.refresh && i.authenticated), "every token came from the refresh-token grant: {issued:?}");
+    assert!(issued.iter().any(|i| i.scopes == ["repository:team/idt:pull,push"]), "{issued:?}");
+    // A wrong identity token gets a pull-only token: the push is refused with a clear error.
+    std::fs::write(tmp.path().join("bad.json"), format!(r#"{{"auths":{{"{}":{{"identitytoken":"wrong-idt"}}}}}}"#, reg.host())).unwrap();
+    let bad = ClientOptions { credentials: CredentialStore { explicit: None, config_file: Some(tmp.path().join("bad.json")) }, ..opts };
+    let err = push_local(&img, &format!("{}/team/idt:v2", reg.host()), &bad, 8).unwrap_err().to_string();
+    assert!(err.contains("rejected the credentials") && !err.contains("wrong-idt"), "{err}");
+}

@@ -17,7 +17,14 @@ pub const ISSUER: &str = "sparkctl-test-tokens";
 #[derive(Debug, Clone)]
 pub struct Issued {
     pub authenticated: bool,
+    /// Asked with the OAuth2 refresh-token POST (an identity token) rather than a GET.
+    pub refresh: bool,
     pub scopes: Vec<String>,
+}
+
+/// The identity (refresh) token the service accepts for the user: `idt-<password>`.
+pub fn identity_token(password: &str) -> String {
+    format!("idt-{password}")
 }
 
 pub struct TokenServer {
@@ -39,9 +46,10 @@ impl TokenServer {
         let issued: Arc<Mutex<Vec<Issued>>> = Arc::default();
         let log = Arc::clone(&issued);
         let expected = format!("Basic {}", b64(format!("{user}:{password}").as_bytes(), false));
+        let refresh = identity_token(password);
         std::thread::spawn(move || {
             for conn in listener.incoming().flatten() {
-                let _ = answer(conn, &key, &x5c, &expected, &log, expires_in);
+                let _ = answer(conn, &key, &x5c, (&expected, &refresh), &log, expires_in);
             }
         });
         TokenServer { port, cert, issued }
@@ -58,12 +66,13 @@ fn run_bytes(cmd: &mut Command) -> Vec<u8> {
     out.stdout
 }
 
-fn answer(conn: TcpStream, key: &Path, x5c: &str, expected_auth: &str, log: &Mutex<Vec<Issued>>, expires_in: u64) -> std::io::Result<()> {
+fn answer(conn: TcpStream, key: &Path, x5c: &str, (expected_auth, expected_refresh): (&str, &str), log: &Mutex<Vec<Issued>>, expires_in: u64) -> std::io::Result<()> {
     let mut reader = BufReader::new(conn.try_clone()?);
     let mut line = String::new();
     reader.read_line(&mut line)?;
     let target = line.split_whitespace().nth(1).unwrap_or("/").to_owned();
     let mut authenticated = false;
+    let mut length = 0usize;
     loop {
         let mut h = String::new();
         if reader.read_line(&mut h)? == 0 || h == "\r\n" {
@@ -73,11 +82,25 @@ fn answer(conn: TcpStream, key: &Path, x5c: &str, expected_auth: &str, log: &Mut
             if k.eq_ignore_ascii_case("authorization") {
                 authenticated = v.trim() == expected_auth;
             }
+            if k.eq_ignore_ascii_case("content-length") {
+                length = v.trim().parse().unwrap_or(0);
+            }
         }
     }
-    let query = target.split_once('?').map(|(_, q)| q).unwrap_or("");
-    let scopes: Vec<String> = query.split('&').filter_map(|kv| kv.strip_prefix("scope=")).map(percent_decode).collect();
-    log.lock().unwrap().push(Issued { authenticated, scopes: scopes.clone() });
+    let refresh = line.starts_with("POST ");
+    let scopes: Vec<String> = if refresh {
+        // OAuth2 form: grant_type=refresh_token&refresh_token=…&scope=<space-separated>
+        let mut body = vec![0u8; length];
+        std::io::Read::read_exact(&mut reader, &mut body)?;
+        let form: Vec<(String, String)> = String::from_utf8_lossy(&body).split('&').filter_map(|kv| kv.split_once('=')).map(|(k, v)| (k.to_owned(), percent_decode(v))).collect();
+        let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default();
+        authenticated = get("grant_type") == "refresh_token" && get("refresh_token") == expected_refresh;
+        get("scope").split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect()
+    } else {
+        let query = target.split_once('?').map(|(_, q)| q).unwrap_or("");
+        query.split('&').filter_map(|kv| kv.strip_prefix("scope=")).map(percent_decode).collect()
+    };
+    log.lock().unwrap().push(Issued { authenticated, refresh, scopes: scopes.clone() });
     // Grant what was asked, but push only to the authenticated user (like Docker Hub).
     let access: Vec<serde_json::Value> = scopes
         .iter()
