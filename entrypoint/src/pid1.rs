@@ -71,6 +71,31 @@ pub fn unblock_signals_in_child(cmd: &mut std::process::Command) {
     }
 }
 
+/// The process-table side of supervision (signalling, listing descendants), behind a trait so
+/// the stop logic is tested with a double; [`System`] is the real one.
+pub trait ProcessTable: Send {
+    /// Sends `sig` to process group `pgid` (children are spawned as group leaders).
+    fn signal_group(&self, pgid: i32, sig: Signal);
+    fn signal_pid(&self, pid: i32, sig: Signal);
+    /// Every live descendant of this process, zombies included.
+    fn descendants(&self) -> Vec<i32>;
+}
+
+/// The real process table: `kill(2)`, `killpg(2)` and `/proc`.
+pub struct System;
+
+impl ProcessTable for System {
+    fn signal_group(&self, pgid: i32, sig: Signal) {
+        signal_group(pgid, sig);
+    }
+    fn signal_pid(&self, pid: i32, sig: Signal) {
+        signal_pid(pid, sig);
+    }
+    fn descendants(&self) -> Vec<i32> {
+        descendants()
+    }
+}
+
 /// Sends `sig` to process group `pgid` (children are spawned as group leaders).
 pub fn signal_group(pgid: i32, sig: Signal) {
     let _ = killpg(Pid::from_raw(pgid), sig);

@@ -4,7 +4,7 @@
 //! within the grace period (SIGTERM, wait, SIGKILL, reap until nothing is left).
 
 use crate::log;
-use crate::pid1::{self, SysEvent};
+use crate::pid1::{self, ProcessTable, SysEvent};
 use crate::rendezvous::PeerEvent;
 use cluster::derive::NODE_SPECIFIC_VARS;
 use cluster::nccl::{Net, Watcher};
@@ -59,6 +59,7 @@ struct Tracked {
 }
 
 pub struct Supervisor {
+    procs: Box<dyn ProcessTable>,
     tx: Sender<Event>,
     rx: Receiver<Event>,
     children: Vec<Tracked>,
@@ -82,7 +83,13 @@ impl Supervisor {
             let _ = sys_tx.send(Event::Sys(e));
         })
         .map_err(std::io::Error::from)?;
-        Ok(Supervisor {
+        Ok(Supervisor::with(Box::new(pid1::System), tx, rx))
+    }
+
+    /// A supervisor over `procs`, fed by `rx` (the signal thread, or a test).
+    fn with(procs: Box<dyn ProcessTable>, tx: Sender<Event>, rx: Receiver<Event>) -> Supervisor {
+        Supervisor {
+            procs,
             tx,
             rx,
             children: Vec::new(),
@@ -92,7 +99,7 @@ impl Supervisor {
             pending: VecDeque::new(),
             nccl: Arc::new(Mutex::new(Watcher::new())),
             expect_ib: Arc::new(Mutex::new(false)),
-        })
+        }
     }
 
     pub fn sender(&self) -> Sender<Event> {
@@ -138,7 +145,7 @@ impl Supervisor {
         let deadline = Instant::now() + timeout;
         while !self.exited.contains_key(&pid) {
             if Instant::now() >= deadline {
-                pid1::signal_group(pid, Signal::SIGKILL);
+                self.procs.signal_group(pid, Signal::SIGKILL);
                 let _ = self.next(Duration::from_millis(200));
                 return Ok((124, String::new()));
             }
@@ -221,7 +228,7 @@ impl Supervisor {
             }
             Event::Sys(SysEvent::Signal(sig)) => {
                 for c in &self.children {
-                    pid1::signal_group(c.pid, sig);
+                    self.procs.signal_group(c.pid, sig);
                 }
                 Ok(None)
             }
@@ -250,32 +257,32 @@ impl Supervisor {
     /// Stops every child and descendant: `first` (the received signal, or SIGTERM) to each child
     /// group and each descendant, then SIGKILL after `grace`, then reaps until none is left.
     pub fn stop_all(&mut self, first: Signal, grace: Duration) {
-        let live = pid1::descendants();
+        let live = self.procs.descendants();
         if live.is_empty() {
             return;
         }
         log::info(&format!("stopping {} process(es) with {first}, SIGKILL after {:.0?}", live.len(), grace));
         for c in &self.children {
-            pid1::signal_group(c.pid, first);
+            self.procs.signal_group(c.pid, first);
         }
         for pid in &live {
-            pid1::signal_pid(*pid, first);
+            self.procs.signal_pid(*pid, first);
         }
         let deadline = Instant::now() + grace;
-        while Instant::now() < deadline && !pid1::descendants().is_empty() {
+        while Instant::now() < deadline && !self.procs.descendants().is_empty() {
             let _ = self.next(Duration::from_millis(50));
         }
-        let left = pid1::descendants();
+        let left = self.procs.descendants();
         if !left.is_empty() {
             log::info(&format!("{} process(es) still running after {:.0?}: SIGKILL", left.len(), grace));
             for c in &self.children {
-                pid1::signal_group(c.pid, Signal::SIGKILL);
+                self.procs.signal_group(c.pid, Signal::SIGKILL);
             }
             for pid in left {
-                pid1::signal_pid(pid, Signal::SIGKILL);
+                self.procs.signal_pid(pid, Signal::SIGKILL);
             }
             let hard = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < hard && !pid1::descendants().is_empty() {
+            while Instant::now() < hard && !self.procs.descendants().is_empty() {
                 let _ = self.next(Duration::from_millis(20));
             }
         }
@@ -294,4 +301,102 @@ fn resolve(program: &str, path: &str) -> Option<std::path::PathBuf> {
         return ok(&p).then_some(p);
     }
     path.split(':').filter(|d| !d.is_empty()).map(|d| std::path::Path::new(d).join(program)).find(|p| ok(p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc::channel;
+
+    /// A process table where every process dies on the signals in `deadly`, recording all sends.
+    #[derive(Clone, Default)]
+    struct Table {
+        live: Arc<Mutex<Vec<i32>>>,
+        sent: Arc<Mutex<Vec<(&'static str, i32, Signal)>>>,
+        deadly: Vec<Signal>,
+    }
+
+    impl ProcessTable for Table {
+        fn signal_group(&self, pgid: i32, sig: Signal) {
+            self.sent.lock().unwrap().push(("group", pgid, sig));
+            if self.deadly.contains(&sig) {
+                self.live.lock().unwrap().clear();
+            }
+        }
+        fn signal_pid(&self, pid: i32, sig: Signal) {
+            self.sent.lock().unwrap().push(("pid", pid, sig));
+        }
+        fn descendants(&self) -> Vec<i32> {
+            self.live.lock().unwrap().clone()
+        }
+    }
+
+    fn supervisor(t: &Table) -> (Supervisor, Sender<Event>) {
+        let (tx, rx) = channel();
+        (Supervisor::with(Box::new(t.clone()), tx.clone(), rx), tx)
+    }
+
+    fn track(s: &mut Supervisor, pid: i32, name: &str, critical: bool) {
+        s.children.push(Tracked { pid, name: name.into(), critical });
+    }
+
+    #[test]
+    fn stop_escalates_to_sigkill_only_after_the_grace_period() {
+        let t = Table { deadly: vec![Signal::SIGKILL], ..Table::default() };
+        t.live.lock().unwrap().extend([10, 11]);
+        let (mut s, _tx) = supervisor(&t);
+        track(&mut s, 10, "serve", true);
+        let start = Instant::now();
+        s.stop_all(Signal::SIGTERM, Duration::from_millis(300));
+        assert!(start.elapsed() >= Duration::from_millis(300), "SIGKILL came before the grace period ended");
+        let sent = t.sent.lock().unwrap().clone();
+        let term = sent.iter().position(|s| *s == ("group", 10, Signal::SIGTERM)).expect("SIGTERM to the serve group");
+        let kill = sent.iter().position(|s| *s == ("group", 10, Signal::SIGKILL)).expect("SIGKILL to the serve group");
+        assert!(term < kill);
+        assert!(sent.contains(&("pid", 11, Signal::SIGTERM)), "descendants outside the groups get the signal too: {sent:?}");
+    }
+
+    #[test]
+    fn stop_ends_early_when_children_obey_sigterm() {
+        let t = Table { deadly: vec![Signal::SIGTERM, Signal::SIGKILL], ..Table::default() };
+        t.live.lock().unwrap().push(10);
+        let (mut s, _tx) = supervisor(&t);
+        track(&mut s, 10, "ray", true);
+        let start = Instant::now();
+        s.stop_all(Signal::SIGTERM, Duration::from_secs(30));
+        assert!(start.elapsed() < Duration::from_secs(5));
+        assert!(!t.sent.lock().unwrap().iter().any(|(_, _, sig)| *sig == Signal::SIGKILL));
+    }
+
+    #[test]
+    fn events_decide_how_the_node_stops() {
+        let t = Table::default();
+        let (mut s, tx) = supervisor(&t);
+        track(&mut s, 10, "ray", true);
+        track(&mut s, 20, "serve", true);
+        track(&mut s, 30, "ray-status", false);
+        let d = Duration::from_millis(100);
+        // Forwarded, not a stop.
+        tx.send(Event::Sys(SysEvent::Signal(Signal::SIGUSR1))).unwrap();
+        assert!(matches!(s.next(d), Ok(None)));
+        assert!(t.sent.lock().unwrap().contains(&("group", 20, Signal::SIGUSR1)));
+        // An orphan re-parented to us, and a helper: reaped, not a stop.
+        tx.send(Event::Sys(SysEvent::Reaped { pid: 99, code: 0 })).unwrap();
+        assert!(matches!(s.next(d), Ok(None)));
+        tx.send(Event::Sys(SysEvent::Reaped { pid: 30, code: 1 })).unwrap();
+        assert!(matches!(s.next(d), Ok(None)));
+        assert_eq!(s.exited.get(&30), Some(&1));
+        // Ray ending, even cleanly, stops the node with a failure code.
+        tx.send(Event::Sys(SysEvent::Reaped { pid: 10, code: 0 })).unwrap();
+        assert_eq!(s.next(d).err(), Some(Stop::Child { name: "ray".into(), code: 1 }));
+        // The serve command's own status is kept for the exit code.
+        tx.send(Event::Sys(SysEvent::Reaped { pid: 20, code: 143 })).unwrap();
+        assert_eq!(s.next(d).err(), Some(Stop::Child { name: "serve".into(), code: 143 }));
+        assert_eq!(s.serve_code, Some(143));
+        tx.send(Event::Sys(SysEvent::Signal(Signal::SIGTERM))).unwrap();
+        assert_eq!(s.next(d).err(), Some(Stop::Signal(Signal::SIGTERM)));
+        assert_eq!(Stop::Signal(Signal::SIGTERM).code(), 143);
+        assert_eq!(Stop::PeerLost { node: "b".into(), why: String::new() }.code(), 3);
+        assert_eq!(Stop::Timeout(String::new()).code(), 4);
+    }
 }
