@@ -308,11 +308,14 @@ mod tests {
     use super::*;
     use std::sync::mpsc::channel;
 
+    /// (`group` or `pid`, target, signal)
+    type Sent = Vec<(&'static str, i32, Signal)>;
+
     /// A process table where every process dies on the signals in `deadly`, recording all sends.
     #[derive(Clone, Default)]
     struct Table {
         live: Arc<Mutex<Vec<i32>>>,
-        sent: Arc<Mutex<Vec<(&'static str, i32, Signal)>>>,
+        sent: Arc<Mutex<Sent>>,
         deadly: Vec<Signal>,
     }
 
