@@ -119,6 +119,25 @@ fn tls_and_htpasswd_with_docker_config_credentials() {
     assert_eq!(skopeo_raw_digest(&[&cert_dir, "--creds", &creds], &format!("docker://{dest}")), img.index.0);
     let store = BlobStore::open(tmp.path().join("store")).unwrap();
     assert_eq!(pull_to_layout(&dest, &good, &store, &tmp.path().join("pulled")).unwrap(), img.index.0);
+    // skopeo copies it back byte for byte; the Docker engine, with the same config.json as
+    // its own (`--config`), pulls over TLS (127.0.0.0/8 is an insecure registry to Docker: no
+    // CA needed) and runs it.
+    let back = format!("oci:{}:v1", tmp.path().join("back").display());
+    let src_cert_dir = format!("--src-cert-dir={}", tls.cert_dir.display());
+    run(Command::new("skopeo").args(["copy", "--all", "--preserve-digests", &src_cert_dir, "--src-creds", &creds, &format!("docker://{dest}"), &back]));
+    assert_eq!(skopeo_raw_digest(&[], &back), img.index.0);
+    let docker_config = tmp.path().join("docker-config");
+    std::fs::create_dir_all(&docker_config).unwrap();
+    std::fs::copy(config(password), docker_config.join("config.json")).unwrap();
+    let docker = || {
+        let mut c = Command::new("docker");
+        c.arg("--config").arg(&docker_config);
+        c
+    };
+    run(docker().args(["pull", "-q", &dest]));
+    let out = run(docker().args(["run", "--rm", &dest]));
+    let _ = docker().args(["rmi", "-f", &dest]).output();
+    assert!(out.contains("hello from sparkctl tls"), "{out}");
 
     // Wrong password: a clear error naming the registry, no password anywhere.
     let wrong_pw = "wrong-Pa55word-never-shown";
