@@ -118,6 +118,7 @@ pub struct PullArgs {
 }
 
 /// A reference that is either local (a skopeo transport) or a registry one.
+#[derive(Debug)]
 pub enum AnyRef {
     Local(ImageRef),
     Registry(RegistryRef),
@@ -256,4 +257,24 @@ fn print_summary(summary: &PushSummary, json: bool) -> Result<ExitCode> {
         println!("{}", summary.digest);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_transports_and_registry_references_are_told_apart() {
+        let reg = |s: &str| match parse_any(s).unwrap() {
+            AnyRef::Registry(r) => r.to_string(),
+            AnyRef::Local(l) => panic!("{s} parsed as local {l}"),
+        };
+        assert_eq!(reg("docker://ubuntu"), "docker.io/library/ubuntu:latest");
+        assert_eq!(reg("localhost:5000/team/app:v1"), "localhost:5000/team/app:v1");
+        assert_eq!(reg("127.0.0.1:5000/app"), "127.0.0.1:5000/app:latest");
+        for local in ["oci:out/img:v1", "oci-archive:a.tar", "docker-archive:a.tar:x/y:z"] {
+            assert!(matches!(parse_any(local).unwrap(), AnyRef::Local(_)), "{local}");
+        }
+        assert!(parse_any("docker://team/UPPER").unwrap_err().to_string().contains("team/UPPER"));
+    }
 }

@@ -169,3 +169,32 @@ impl BlobSource for LockedSource {
         self.registry()?.link_to(desc, dest)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_sits_beside_the_recipe() {
+        assert_eq!(path_for(Path::new("images/vllm-spark.toml")), Path::new("images/vllm-spark.lock.json"));
+    }
+
+    #[test]
+    fn a_lock_with_a_wrong_version_or_an_edited_blob_is_refused_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.lock.json");
+        let raw = r#"{"a":1}"#;
+        let d = Digest::of(raw.as_bytes());
+        let doc = |version: u64, text: &str| {
+            json!({ "lockVersion": version, "reference": "nvcr.io/nvidia/vllm:25.11-py3", "top": { "mediaType": crate::media::OCI_MANIFEST, "digest": d.as_str(), "size": raw.len() }, "blobs": { d.as_str(): text } }).to_string()
+        };
+        std::fs::write(&path, doc(1, raw)).unwrap();
+        let lock = read(&path).unwrap();
+        assert_eq!(lock.reference.to_string(), format!("nvcr.io/nvidia/vllm:25.11-py3@{d}"));
+        std::fs::write(&path, doc(2, raw)).unwrap();
+        assert!(read(&path).unwrap_err().to_string().contains("lockVersion"));
+        std::fs::write(&path, doc(1, r#"{"a":2}"#)).unwrap();
+        let e = read(&path).unwrap_err().to_string();
+        assert!(e.contains("x.lock.json") && e.contains("edited"), "{e}");
+    }
+}
