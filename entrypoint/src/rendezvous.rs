@@ -122,8 +122,6 @@ pub struct Head {
     /// Rail address each worker announced, for messages naming nodes.
     pub addresses: BTreeMap<String, String>,
     fingerprint: Fingerprint,
-    heartbeat_timeout: Duration,
-    tx: Sender<Event>,
 }
 
 impl Head {
@@ -134,14 +132,13 @@ impl Head {
         let others = if expected.len() > 1 { expected[1..].join(", ") } else { "no other node".into() };
         log::info(&format!("rendezvous: listening on {addr}, waiting for {others}"));
         let token = token.to_owned();
-        let acc_tx = tx.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                let (token, tx) = (token.clone(), acc_tx.clone());
+                let (token, tx) = (token.clone(), tx.clone());
                 std::thread::spawn(move || handshake_head(stream, &token, heartbeat_timeout, tx));
             }
         });
-        Ok(Head { expected, sessions: BTreeMap::new(), addresses: BTreeMap::new(), fingerprint, heartbeat_timeout, tx })
+        Ok(Head { expected, sessions: BTreeMap::new(), addresses: BTreeMap::new(), fingerprint })
     }
 
     fn missing(&self) -> Vec<&str> {
@@ -238,14 +235,6 @@ impl Head {
         for s in self.sessions.values() {
             let _ = s.send(&Msg::Shutdown { reason: reason.to_owned() });
         }
-    }
-
-    pub fn heartbeat_timeout(&self) -> Duration {
-        self.heartbeat_timeout
-    }
-
-    pub fn sender(&self) -> Sender<Event> {
-        self.tx.clone()
     }
 }
 
