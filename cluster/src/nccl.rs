@@ -199,7 +199,10 @@ fn transport_of(msg: &str) -> Option<(Net, bool)> {
     if name == "Plugin" || what.starts_with("No device found") {
         return None;
     }
-    let announces = what.starts_with("Using [") || what.starts_with("GPU Direct RDMA") || what.starts_with("Made virtual device");
+    // `NET/IB : Using [RO]; OOB eth0:…` (NCCL 2.28 with no RDMA device) lists no device: IB is
+    // not usable, so it is no transport; a device list starts with `[0]`.
+    let using = what.strip_prefix("Using ").is_some_and(|rest| !parse_devices(rest).is_empty());
+    let announces = using || what.starts_with("GPU Direct RDMA") || what.starts_with("Made virtual device");
     announces.then(|| (Net::from_name(name), false))
 }
 
@@ -327,6 +330,37 @@ mod tests {
         let a = analyze(&fixture("warn-net-ib-completion-error-12-old-format.txt"));
         let p = a.process("-worker-1", 946).unwrap();
         assert!(p.warnings[0].contains("Got completion with error 12"));
+    }
+
+    /// Our own logs (`cluster/tests/fixtures/own`, one rank on an H100 without RDMA): the table
+    /// of its README.
+    #[test]
+    fn own_h100_one_rank_logs_end_on_socket_and_never_show_ib() {
+        let own = |f: &str| {
+            let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/own").join(f);
+            analyze(&std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("reading {}: {e}", p.display())))
+        };
+        let cases: [(&str, &[(&str, &str)]); 3] = [
+            ("h100-1rank-nccl-2.28.9-default-ib-no-device-socket.txt", &[("NCCL_NVLS_ENABLE", "0")]),
+            ("h100-1rank-nccl-2.28.9-forced-socket-ib-p2p-shm-disabled.txt", &[("NCCL_IB_DISABLE", "1"), ("NCCL_NVLS_ENABLE", "0"), ("NCCL_P2P_DISABLE", "1")]),
+            (
+                "h100-1rank-nccl-2.28.9-spark-env-net-plugin-none.txt",
+                &[("NCCL_DMABUF_ENABLE", "0"), ("NCCL_NET_PLUGIN", "none"), ("NCCL_NVLS_ENABLE", "0"), ("NCCL_SOCKET_IFNAME", "eth0")],
+            ),
+        ];
+        for (file, env) in cases {
+            let mut w = Watcher::new();
+            let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/own").join(file)).unwrap();
+            let seen: Vec<Net> = text.lines().filter_map(|l| w.feed(l)).map(|t| t.net).collect();
+            assert_eq!(seen, [Net::Socket], "{file}: transports reported while reading");
+            let a = own(file);
+            assert_eq!(a.version.as_deref(), Some("2.28.9+cuda13.0"), "{file}");
+            assert_eq!(a.processes.len(), 1, "{file}");
+            let p = &a.processes[0];
+            assert_eq!((p.net.clone(), p.devices.clone()), (Some(Net::Socket), vec!["eth0".to_owned()]), "{file}");
+            let want: BTreeMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            assert_eq!(p.env, want, "{file}");
+        }
     }
 
     #[test]
