@@ -7,7 +7,8 @@
 //!
 //! Map: [`name`] parses references (Docker's rules); [`auth`] holds credentials and challenges;
 //! [`client`] sends requests (scheme, auth, retries); [`source`] is the shallow base and the
-//! layer fetcher; [`push`] uploads a [`crate::build::BuiltImage`]; [`lock`] pins a base's metadata next to a recipe; [`progress`] draws transfers.
+//! layer fetcher; [`push`] uploads a [`crate::build::BuiltImage`]; [`lock`] pins a base's
+//! metadata next to a recipe; [`progress`] draws transfers; [`retry`] is the backoff policy.
 
 pub mod auth;
 pub mod client;
