@@ -153,7 +153,11 @@ impl Client {
             reference: self.registry.clone(),
             status: None,
             message: format!("cannot reach the registry: {detail}"),
-            hint: Some(format!("check that {} is up; a private CA needs `--ca-file`, plain HTTP needs `--insecure-registry {}`", self.registry, self.registry)),
+            hint: Some(if is_loopback(&self.registry) {
+                format!("check that a registry listens on {} (a private CA needs `--ca-file`)", self.registry)
+            } else {
+                format!("check that {} is up; a private CA needs `--ca-file`, plain HTTP needs `--insecure-registry {}`", self.registry, self.registry)
+            }),
         }
     }
 
@@ -207,7 +211,7 @@ impl Client {
                     std::thread::sleep(self.retry.delay(retry, None));
                 }
                 Err(ureq::Error::Transport(t)) => {
-                    return Err(self.unreachable(&format!("{method} {} failed after {} tries: {}", strip_query(url), retry + 1, t.kind())));
+                    return Err(self.unreachable(&format!("{method} {} failed after {} tries: {}", strip_query(url), retry + 1, transport_detail(&t))));
                 }
             }
         }
@@ -268,7 +272,7 @@ impl Client {
         let resp = match result {
             Ok(r) => r,
             Err(ureq::Error::Status(code, _)) => return Err(fail(Some(code), format!("the token service {} refused (HTTP {code})", strip_query(realm)))),
-            Err(ureq::Error::Transport(t)) => return Err(fail(None, format!("cannot reach the token service {}: {}", strip_query(realm), t.kind()))),
+            Err(ureq::Error::Transport(t)) => return Err(fail(None, format!("cannot reach the token service {}: {}", strip_query(realm), transport_detail(&t)))),
         };
         let v: Value = serde_json::from_reader(resp.into_reader().take(1 << 20)).map_err(|_| fail(None, format!("the token service {} did not answer JSON", strip_query(realm))))?;
         let value = v.get("token").or_else(|| v.get("access_token")).and_then(Value::as_str).ok_or_else(|| fail(None, "the token service answered without a token".into()))?;
@@ -301,6 +305,18 @@ impl Client {
         let detail = if detail.is_empty() || message.eq_ignore_ascii_case(&detail) { String::new() } else { format!(": {detail}") };
         Error::Registry { reference: reference.to_owned(), status: Some(status), message: format!("{what}: {message} (HTTP {status}{code}){detail}"), hint: Some(hint) }
     }
+}
+
+/// What went wrong on the wire, without the URL (whose query may be an upload's opaque state).
+fn transport_detail(t: &ureq::Transport) -> String {
+    let mut out = t.kind().to_string();
+    if let Some(m) = t.message() {
+        out.push_str(&format!(": {m}"));
+    }
+    if let Some(src) = std::error::Error::source(t) {
+        out.push_str(&format!(": {src}"));
+    }
+    out
 }
 
 /// A URL without its query (upload URLs carry opaque state that only clutters messages).
