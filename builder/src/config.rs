@@ -81,6 +81,21 @@ pub fn apply(raw: &[u8], edit: &Edit<'_>, source_name: &str) -> Result<Value> {
     if let Some(s) = &r.stop_signal {
         c.insert("StopSignal".into(), json!(s));
     }
+    if let Some(h) = &r.healthcheck {
+        // Docker's fields, durations in nanoseconds; unset ones are left out (Docker's defaults).
+        let mut test = vec![json!("CMD")];
+        test.extend(h.cmd.iter().map(|a| json!(a)));
+        let mut hc = json!({ "Test": test });
+        for (key, secs) in [("Interval", h.interval_s), ("Timeout", h.timeout_s), ("StartPeriod", h.start_period_s)] {
+            if let Some(s) = secs {
+                hc[key] = json!(s * 1_000_000_000);
+            }
+        }
+        if let Some(n) = h.retries {
+            hc["Retries"] = json!(n);
+        }
+        c.insert("Healthcheck".into(), hc);
+    }
     if !r.labels.is_empty() || !edit.extra_labels.is_empty() {
         let labels = c.entry("Labels").or_insert_with(|| Value::Object(Map::new()));
         if labels.is_null() {
@@ -131,5 +146,16 @@ mod tests {
         assert_eq!(c["history"].as_array().unwrap().len(), 3);
         assert_eq!(c["created"], "1970-01-01T00:00:00Z");
         assert_eq!(c["config"]["Labels"]["l"], "v");
+    }
+
+    #[test]
+    fn healthcheck_is_written_in_docker_form() {
+        let recipe = ConfigEdits {
+            healthcheck: Some(crate::recipe::Healthcheck { cmd: vec!["/e".into(), "healthcheck".into()], interval_s: Some(10), timeout_s: None, start_period_s: Some(600), retries: Some(3) }),
+            ..Default::default()
+        };
+        let edit = Edit { layers: vec![], env: vec![], recipe: &recipe, extra_labels: &[], epoch: 0, recipe_name: "r".into() };
+        let c = apply(br#"{"config":{}}"#, &edit, "t").unwrap();
+        assert_eq!(c["config"]["Healthcheck"], json!({ "Test": ["CMD", "/e", "healthcheck"], "Interval": 10_000_000_000u64, "StartPeriod": 600_000_000_000u64, "Retries": 3 }));
     }
 }

@@ -28,11 +28,26 @@ pub struct ConfigEdits {
     pub user: Option<String>,
     pub labels: Vec<(String, String)>,
     pub stop_signal: Option<String>,
+    /// Docker's `Healthcheck` (OCI has none; Docker and Podman read it from the config).
+    pub healthcheck: Option<Healthcheck>,
+}
+
+/// `[config.healthcheck]`: what `HEALTHCHECK CMD …` writes, with durations in seconds.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Healthcheck {
+    /// Exec form, without the leading `CMD`.
+    pub cmd: Vec<String>,
+    pub interval_s: Option<u64>,
+    pub timeout_s: Option<u64>,
+    pub start_period_s: Option<u64>,
+    pub retries: Option<u64>,
 }
 
 const TOP_KEYS: &[&str] = &["overlays", "base", "config"];
 const BASE_KEYS: &[&str] = &["ref", "platforms", "keep_other_platforms"];
-const CONFIG_KEYS: &[&str] = &["env", "entrypoint", "cmd", "working_dir", "user", "labels", "stop_signal"];
+const CONFIG_KEYS: &[&str] = &["env", "entrypoint", "cmd", "working_dir", "user", "labels", "stop_signal", "healthcheck"];
+const HEALTHCHECK_KEYS: &[&str] = &["cmd", "interval_s", "timeout_s", "start_period_s", "retries"];
 
 impl Recipe {
     pub fn load(path: &Path) -> Result<Recipe> {
@@ -163,7 +178,19 @@ fn parse_config(file: &str, t: &toml::Table) -> Result<ConfigEdits> {
             return Err(Error::input(file, format!("config.working_dir `{w}` is not absolute"), Some("write an absolute path such as `/workspace`".into())));
         }
     }
-    Ok(ConfigEdits { env, entrypoint: strings("entrypoint")?, cmd: strings("cmd")?, working_dir, user: string("user")?, labels, stop_signal: string("stop_signal")? })
+    let healthcheck = match t.get("healthcheck") {
+        None => None,
+        Some(v) => {
+            let ht = v.as_table().ok_or_else(|| Error::input(file, "config.healthcheck must be a table", Some("e.g. `[config.healthcheck]` with `cmd = [\"/usr/local/bin/spark-entrypoint\", \"healthcheck\"]`".into())))?;
+            keys::check(file, "config.healthcheck", ht, HEALTHCHECK_KEYS)?;
+            let h: Healthcheck = keys::typed(file, "config.healthcheck: cmd is a list of strings, the durations whole seconds", v.clone())?;
+            if h.cmd.is_empty() {
+                return Err(Error::input(file, "config.healthcheck.cmd is empty", Some("give the command in exec form".into())));
+            }
+            Some(h)
+        }
+    };
+    Ok(ConfigEdits { env, entrypoint: strings("entrypoint")?, cmd: strings("cmd")?, working_dir, user: string("user")?, labels, stop_signal: string("stop_signal")?, healthcheck })
 }
 
 #[cfg(test)]
@@ -184,6 +211,16 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_example_parses() {
+        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/recipes.md")).unwrap();
+        let block = doc.split("```toml\n").nth(1).unwrap().split("```").next().unwrap();
+        let r = Recipe::parse(&block.replace("<64 hex>", &"0".repeat(64)), Path::new("docs/recipes.md")).unwrap();
+        assert_eq!(r.overlays.len(), 3);
+        assert_eq!(r.config.healthcheck.as_ref().unwrap().start_period_s, Some(1200));
+        assert_eq!(r.config.labels.len(), 1);
+    }
+
+    #[test]
     fn errors_name_file_key_and_fix() {
         let e = err("[base]\nref = \"oci:b\"\nplaforms = [\"linux/arm64\"]\n");
         assert!(e.starts_with("images/x.toml: unknown key `plaforms` in [base]") && e.contains("did you mean `platforms`?"), "{e}");
@@ -198,6 +235,8 @@ mod tests {
         assert!(err(&format!("{OK}[config]\nworking_dir = \"app\"\n")).contains("not absolute"));
         assert!(err("overlays = [\"a\", \"a\"]\n[base]\nref = \"oci:b\"\nplatforms = [\"linux/arm64\"]\n").contains("listed twice"));
         assert!(err("[base\n").contains("not valid TOML"));
+        assert!(err(&format!("{OK}[config.healthcheck]\ncmd = [\"x\"]\ninterval = 3\n")).contains("did you mean `interval_s`?"));
+        assert!(err(&format!("{OK}[config.healthcheck]\ncmd = []\n")).contains("healthcheck.cmd is empty"));
         assert!(err("overlays = []\n").contains("missing [base]"));
     }
 }

@@ -287,6 +287,11 @@ fn config_has_exactly_the_intended_env_entrypoint_and_labels() {
     assert_eq!(c["Env"], serde_json::json!(want_env), "config Env");
     assert_eq!(c["Entrypoint"], serde_json::json!(["/usr/local/bin/spark-entrypoint"]));
     assert!(c["Cmd"].is_null() || c["Cmd"] == serde_json::json!([]), "no base CMD as entrypoint arguments: {}", c["Cmd"]);
+    assert_eq!(
+        c["Healthcheck"],
+        serde_json::json!({ "Test": ["CMD", "/usr/local/bin/spark-entrypoint", "healthcheck"], "Interval": 15_000_000_000u64, "Timeout": 5_000_000_000u64, "StartPeriod": 1_200_000_000_000u64, "Retries": 3 }),
+        "Docker's health check follows the entrypoint's readiness"
+    );
     // Exactly the recipe's labels, the build's revision and the builder's base digest.
     let base_index = json(&std::fs::read_to_string(test_base().layout.join("index.json")).unwrap());
     let base_digest = base_index["manifests"][0]["digest"].as_str().unwrap().to_owned();
