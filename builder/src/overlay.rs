@@ -169,6 +169,15 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_example_parses() {
+        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/recipes.md")).unwrap();
+        let block = doc.split("```toml\n").nth(2).unwrap().split("```").next().unwrap();
+        let o = Overlay::parse("x", Path::new("overlays/x"), block).unwrap();
+        assert_eq!(o.delete, vec!["etc/nccl.conf"]);
+        assert_eq!(o.artifacts[0].sources.len(), 1);
+    }
+
+    #[test]
     fn bad_values_are_named() {
         assert!(err("delet = []").contains("did you mean `delete`?"));
         assert!(err("delete = [\"etc/nccl.conf\"]").contains("not an absolute image path"));
