@@ -188,3 +188,33 @@ fn credentials_from_a_real_credential_helper_creds_store_and_cred_helpers() {
     assert_eq!(code, Some(2), "{out}");
     assert!(out.contains("authentication required") && !out.contains("other-secret"), "{out}");
 }
+
+/// Runs `sparkctl ARGS` under `script`, which gives it a pseudo-terminal (progress is drawn only
+/// on a terminal); returns everything it wrote.
+fn on_a_terminal(p: &Project, args: &[&str]) -> String {
+    let mut line = String::from(env!("CARGO_BIN_EXE_sparkctl"));
+    for a in args {
+        line.push_str(&format!(" '{a}'"));
+    }
+    let out = Command::new("script").args(["-qefc", &line, "/dev/null"]).env("SPARKCTL_STORE", p.store()).output().expect("script (bsdutils) is installed");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn progress_is_drawn_on_a_terminal_and_not_with_quiet_or_without_one() {
+    let reg = Registry::plain();
+    let p = Project::new();
+    base::write_layout(&p.path("base"), &base::BaseSpec { platforms: vec![("linux", "amd64")], attestation: false, pad_bytes: 64 << 20, pad_layers: 4, pad_uncompressed: true, ..Default::default() });
+    let src = format!("oci:{}:base", p.s("base"));
+    let shown = on_a_terminal(&p, &["image", "push", &src, &format!("docker://{}/app/progress:v1", reg.host())]);
+    // `push <ref>: <done> / <total> at <rate>/s`, redrawn in place, ending at the full size.
+    assert!(shown.contains(&format!("push {}/app/progress:v1: ", reg.host())) && shown.contains("/s"), "{shown}");
+    assert!(shown.contains("\r\x1b[2K"), "redrawn in place: {shown:?}");
+    assert!(shown.contains("64.0 MiB / 64.0 MiB at "), "the total and the rate: {shown}");
+    assert!(shown.split("\r\x1b[2K").any(|frame| frame.matches('%').count() >= 2), "blobs in flight with their percentage: {shown}");
+    let quiet = on_a_terminal(&p, &["image", "push", "--quiet", &src, &format!("docker://{}/app/progress:v2", reg.host())]);
+    assert!(!quiet.contains("\x1b[2K"), "--quiet draws nothing: {quiet:?}");
+    let piped = p.run(&["image", "push", &src, &format!("docker://{}/app/progress:v3", reg.host())]).ok();
+    assert!(!piped.stderr.contains("\x1b[2K"), "no terminal, no drawing: {:?}", piped.stderr);
+}
