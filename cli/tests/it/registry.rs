@@ -205,13 +205,13 @@ fn on_a_terminal(p: &Project, args: &[&str]) -> String {
 fn progress_is_drawn_on_a_terminal_and_not_with_quiet_or_without_one() {
     let reg = Registry::plain();
     let p = Project::new();
-    base::write_layout(&p.path("base"), &base::BaseSpec { platforms: vec![("linux", "amd64")], attestation: false, pad_bytes: 64 << 20, pad_layers: 4, pad_uncompressed: true, ..Default::default() });
+    base::write_layout(&p.path("base"), &base::BaseSpec { platforms: vec![("linux", "amd64")], attestation: false, pad_bytes: 160 << 20, pad_layers: 4, pad_uncompressed: true, ..Default::default() });
     let src = format!("oci:{}:base", p.s("base"));
     let shown = on_a_terminal(&p, &["image", "push", &src, &format!("docker://{}/app/progress:v1", reg.host())]);
     // `push <ref>: <done> / <total> at <rate>/s`, redrawn in place, ending at the full size.
     assert!(shown.contains(&format!("push {}/app/progress:v1: ", reg.host())) && shown.contains("/s"), "{shown}");
     assert!(shown.contains("\r\x1b[2K"), "redrawn in place: {shown:?}");
-    assert!(shown.contains("64.0 MiB / 64.0 MiB at "), "the total and the rate: {shown}");
+    assert!(shown.contains("160.0 MiB / 160.0 MiB at "), "the total and the rate: {shown}");
     assert!(shown.split("\r\x1b[2K").any(|frame| frame.matches('%').count() >= 2), "blobs in flight with their percentage: {shown}");
     let quiet = on_a_terminal(&p, &["image", "push", "--quiet", &src, &format!("docker://{}/app/progress:v2", reg.host())]);
     assert!(!quiet.contains("\x1b[2K"), "--quiet draws nothing: {quiet:?}");
