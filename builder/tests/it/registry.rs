@@ -488,3 +488,26 @@ fn identity_token_from_docker_config_uses_the_refresh_token_grant() {
     let err = push_local(&img, &format!("{}/team/idt:v2", reg.host()), &bad, 8).unwrap_err().to_string();
     assert!(err.contains("rejected the credentials") && !err.contains("wrong-idt"), "{err}");
 }
+
+#[test]
+fn copy_between_registries_fetches_each_layer_once_into_the_store() {
+    let a = Registry::plain();
+    let b = Registry::plain();
+    let tmp = tempfile::tempdir().unwrap();
+    let img = make_image(&tmp.path().join("img"), 3, 512 << 10, "copy");
+    let src = format!("{}/src/img:v1", a.host());
+    push_local(&img, &src, &plain_opts(), 8).unwrap();
+    let store = BlobStore::open(tmp.path().join("store")).unwrap();
+    let (base, _) = registry::open_base(&RegistryRef::parse(&src).unwrap(), &plain_opts(), Some(store.clone())).unwrap();
+    let copy = BuiltImage::unchanged(base, store.clone()).unwrap();
+    let dest = RegistryRef::parse(&format!("{}/dst/img:v1", b.host())).unwrap();
+    let client = Client::connect(&dest.registry, dest.api_host(), &plain_opts()).unwrap();
+    let s = registry::push_image(&client, &dest, &copy, &PushOptions { parallel: 8, progress: Progress::new("copy", false) }).unwrap();
+    // Another registry: nothing to mount from, every blob is uploaded, each layer fetched once.
+    assert_eq!((s.blobs_uploaded, s.blobs_mounted, s.digest.as_str()), (6, 0, img.index.0.as_str()), "{s:?}");
+    for (layer, size) in &img.layers {
+        assert!(store.has(&builder::digest::Digest::parse(layer).unwrap(), *size), "layer {layer} is in the store");
+    }
+    assert_eq!(skopeo_raw_digest(&["--tls-verify=false"], &format!("docker://{dest}")), img.index.0);
+    run(Command::new("skopeo").args(["copy", "--all", "--src-tls-verify=false", &format!("docker://{dest}"), &format!("oci:{}:v1", tmp.path().join("back").display())]));
+}
