@@ -4,6 +4,7 @@
 use anyhow::{bail, Context, Result};
 use builder::build::BuiltImage;
 use builder::reference::ImageRef;
+use builder::registry::retry::RetryPolicy;
 use builder::registry::{self, lock, progress::Progress, Client, ClientOptions, Credential, CredentialStore, PushOptions, PushSummary, RegistryRef, Secret};
 use builder::source::{self, BaseImage};
 use builder::store::BlobStore;
@@ -13,7 +14,7 @@ use std::process::ExitCode;
 
 /// How to reach registries (credentials, TLS, retries, parallelism, progress). `image build`
 /// flattens these too (for `docker://` bases and outputs).
-#[derive(clap::Args, Debug, Clone, Default)]
+#[derive(clap::Args, Debug, Clone)]
 pub struct RegistryFlags {
     /// Docker config.json with credentials (default: $DOCKER_CONFIG/config.json, ~/.docker/config.json)
     #[arg(long, value_name = "FILE")]
@@ -42,6 +43,23 @@ pub struct RegistryFlags {
     /// The options once worked out: stdin holds the password only once.
     #[arg(skip)]
     resolved: std::sync::OnceLock<ClientOptions>,
+}
+
+/// The flags' defaults, for callers without a command line (`image inspect docker://…`).
+impl Default for RegistryFlags {
+    fn default() -> Self {
+        RegistryFlags {
+            authfile: None,
+            username: None,
+            password_stdin: false,
+            ca_file: None,
+            insecure: Vec::new(),
+            retries: 5,
+            parallel: 8,
+            quiet: false,
+            resolved: std::sync::OnceLock::new(),
+        }
+    }
 }
 
 /// What push and pull add to the registry flags.
@@ -83,7 +101,7 @@ impl RegistryFlags {
             }
             credentials.explicit = Some(Credential::Basic { username: user.clone(), password: Secret::new(password) });
         }
-        let mut retry = registry::retry::RetryPolicy::default();
+        let mut retry = RetryPolicy::default();
         if self.retries == 0 {
             bail!("--retries 0: give at least 1 (tries in all, the first included)");
         }
@@ -262,6 +280,19 @@ fn print_summary(summary: &PushSummary, json: bool) -> Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn default_flags_are_the_command_line_defaults() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            flags: RegistryFlags,
+        }
+        let parsed = <Cli as clap::Parser>::parse_from(["t"]).flags;
+        let default = RegistryFlags::default();
+        assert_eq!((parsed.retries, parsed.parallel, parsed.quiet), (default.retries, default.parallel, default.quiet));
+        assert_eq!(default.client_options().unwrap().retry.attempts, RetryPolicy::default().attempts);
+    }
 
     #[test]
     fn local_transports_and_registry_references_are_told_apart() {

@@ -21,8 +21,7 @@ pub struct Proxy {
     /// Connections answered with a fault instead of being forwarded.
     pub faults_served: Arc<AtomicU64>,
     live: Arc<Mutex<Vec<TcpStream>>>,
-    /// Client → registry streams open now, and the most at once.
-    active: Arc<AtomicU64>,
+    /// The most client → registry upload streams open at once.
     pub peak: Arc<AtomicU64>,
     /// Microseconds slept per forwarded client chunk, to make transfers overlap measurably.
     pub delay_us: Arc<AtomicU64>,
@@ -48,7 +47,7 @@ impl Proxy {
         let faults_served = Arc::new(AtomicU64::new(0));
         let live: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
         let (active, peak, delay_us) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-        let (a, pk, dl) = (Arc::clone(&active), Arc::clone(&peak), Arc::clone(&delay_us));
+        let (a, pk, dl) = (active, Arc::clone(&peak), Arc::clone(&delay_us));
         let (s, r, h, f, fs, l) = (Arc::clone(&sent), Arc::clone(&received), Arc::clone(&hook), Arc::clone(&faults), Arc::clone(&faults_served), Arc::clone(&live));
         std::thread::spawn(move || {
             for client in listener.incoming() {
@@ -74,7 +73,7 @@ impl Proxy {
                 pump(upstream, client, Arc::clone(&r), None, None);
             }
         });
-        Proxy { port, sent, received, hook, faults, faults_served, live, active, peak, delay_us }
+        Proxy { port, sent, received, hook, faults, faults_served, live, peak, delay_us }
     }
 
     pub fn host(&self) -> String {
