@@ -49,6 +49,8 @@ fn build_on_a_registry_base_locks_it_pushes_and_docker_runs_the_result() {
 
     let raw = tool("skopeo", &["inspect", "--tls-verify=false", "--raw", &format!("docker://{dest}")]).ok().stdout;
     assert_eq!(base::sha(raw.as_bytes()), digest);
+    let inspected = p.run(&["image", "inspect", "--json", &format!("docker://{dest}")]).ok();
+    assert!(inspected.stdout.contains(&digest), "inspect reads the pushed image from the registry: {}", inspected.stdout);
     tool("docker", &["pull", "-q", &dest]).ok();
     let run = tool("docker", &["run", "--rm", "--platform", "linux/amd64", &dest]);
     let _ = tool("docker", &["rmi", "-f", &dest]);
