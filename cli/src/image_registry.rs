@@ -25,6 +25,9 @@ pub struct RegistryFlags {
     /// Read the password (or token) for --username from stdin
     #[arg(long)]
     pub password_stdin: bool,
+    /// Send --username (or SPARKCTL_REGISTRY_USER/_PASSWORD/_TOKEN) only to this registry host[:port] (default: SPARKCTL_REGISTRY_HOST, else every registry)
+    #[arg(long, value_name = "HOST")]
+    pub creds_host: Option<String>,
     /// Trust this CA certificate (PEM) besides the system roots
     #[arg(long, value_name = "FILE")]
     pub ca_file: Option<PathBuf>,
@@ -52,6 +55,7 @@ impl Default for RegistryFlags {
             authfile: None,
             username: None,
             password_stdin: false,
+            creds_host: None,
             ca_file: None,
             insecure: Vec::new(),
             retries: 5,
@@ -92,6 +96,9 @@ impl RegistryFlags {
     fn resolve(&self) -> Result<ClientOptions> {
         let mut credentials = CredentialStore::from_env();
         credentials.config_file = self.authfile.clone();
+        if self.creds_host.is_some() {
+            credentials.explicit_for = self.creds_host.clone();
+        }
         if let Some(user) = &self.username {
             let mut password = String::new();
             std::io::stdin().read_to_string(&mut password).context("reading the password from stdin")?;

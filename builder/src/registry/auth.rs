@@ -61,8 +61,12 @@ impl Credential {
 /// Docker `config.json`.
 #[derive(Clone, Debug, Default)]
 pub struct CredentialStore {
-    /// Used for every registry when set (`--creds`, `SPARKCTL_REGISTRY_USER`/`_PASSWORD`/`_TOKEN`).
+    /// From `--username`/`--password-stdin` or `SPARKCTL_REGISTRY_USER`/`_PASSWORD`/`_TOKEN`.
     pub explicit: Option<Credential>,
+    /// The one registry the explicit credential is for (`--creds-host`, `SPARKCTL_REGISTRY_HOST`);
+    /// `None`: every registry. A build reading a public base from one registry and pushing to
+    /// another must not send the push credentials to the base's registry.
+    pub explicit_for: Option<String>,
     /// `config.json` to read; `None` means `$DOCKER_CONFIG/config.json` or `~/.docker/config.json`.
     pub config_file: Option<PathBuf>,
 }
@@ -77,7 +81,7 @@ impl CredentialStore {
             (None, Some(u), Some(p)) => Some(Credential::Basic { username: u, password: Secret::new(p) }),
             _ => None,
         };
-        CredentialStore { explicit, config_file: None }
+        CredentialStore { explicit, explicit_for: var("SPARKCTL_REGISTRY_HOST"), config_file: None }
     }
 
     fn config_path(&self) -> Option<PathBuf> {
@@ -93,7 +97,13 @@ impl CredentialStore {
     /// The credential for `registry` (`host[:port]`, `docker.io` for Docker Hub), if any.
     pub fn lookup(&self, registry: &str) -> Result<Option<Credential>> {
         if let Some(c) = &self.explicit {
-            return Ok(Some(c.clone()));
+            let applies = match self.explicit_for.as_deref() {
+                None => true,
+                Some(host) => key_matches(host, registry),
+            };
+            if applies {
+                return Ok(Some(c.clone()));
+            }
         }
         let Some(path) = self.config_path() else { return Ok(None) };
         let raw = match std::fs::read(&path) {
@@ -274,15 +284,27 @@ mod tests {
         let path = dir.path().join("config.json");
         let auth = base64::engine::general_purpose::STANDARD.encode("alice:pa:ss");
         std::fs::write(&path, format!(r#"{{"auths":{{"https://index.docker.io/v1/":{{"auth":"{auth}"}},"127.0.0.1:5000":{{"identitytoken":"idt"}}}}}}"#)).unwrap();
-        let store = CredentialStore { explicit: None, config_file: Some(path) };
+        let store = CredentialStore { explicit: None, explicit_for: None, config_file: Some(path) };
         assert_eq!(store.lookup("docker.io").unwrap(), Some(Credential::Basic { username: "alice".into(), password: Secret::new("pa:ss") }));
         assert_eq!(store.lookup("127.0.0.1:5000").unwrap(), Some(Credential::IdentityToken(Secret::new("idt"))));
         assert_eq!(store.lookup("ghcr.io").unwrap(), None);
     }
 
     #[test]
+    fn explicit_credentials_can_be_kept_to_one_registry() {
+        let cred = Credential::Basic { username: "ci".into(), password: Secret::new("x") };
+        let everywhere = CredentialStore { explicit: Some(cred.clone()), explicit_for: None, config_file: Some("/nonexistent-ok".into()) };
+        assert_eq!(everywhere.lookup("nvcr.io").unwrap(), Some(cred.clone()));
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("c.json"), "{}").unwrap();
+        let only = CredentialStore { explicit: Some(cred.clone()), explicit_for: Some("ghcr.io".into()), config_file: Some(dir.path().join("c.json")) };
+        assert_eq!(only.lookup("ghcr.io").unwrap(), Some(cred));
+        assert_eq!(only.lookup("nvcr.io").unwrap(), None, "the base's registry gets no push credentials");
+    }
+
+    #[test]
     fn a_named_config_file_must_exist() {
-        let store = CredentialStore { explicit: None, config_file: Some("/nonexistent/config.json".into()) };
+        let store = CredentialStore { explicit: None, explicit_for: None, config_file: Some("/nonexistent/config.json".into()) };
         let e = store.lookup("x.io").unwrap_err().to_string();
         assert!(e.contains("/nonexistent/config.json"), "{e}");
     }

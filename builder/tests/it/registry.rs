@@ -29,7 +29,7 @@ fn plain_opts() -> ClientOptions {
     // An empty Docker config: the host's own credentials must not leak into the tests.
     let dir = tempfile::tempdir().unwrap().keep();
     std::fs::write(dir.join("config.json"), "{}").unwrap();
-    ClientOptions { credentials: CredentialStore { explicit: None, config_file: Some(dir.join("config.json")) }, retry: quick_retries(), ..Default::default() }
+    ClientOptions { credentials: CredentialStore { explicit: None, explicit_for: None, config_file: Some(dir.join("config.json")) }, retry: quick_retries(), ..Default::default() }
 }
 
 fn push_local(img: &TestImage, dest: &str, opts: &ClientOptions, parallel: usize) -> builder::Result<PushSummary> {
@@ -103,7 +103,7 @@ fn tls_and_htpasswd_with_docker_config_credentials() {
         path
     };
     let opts = |pw: Option<&str>, ca: bool| ClientOptions {
-        credentials: CredentialStore { explicit: None, config_file: Some(pw.map(config).unwrap_or_else(|| config("").with_file_name("none.json"))) },
+        credentials: CredentialStore { explicit: None, explicit_for: None, config_file: Some(pw.map(config).unwrap_or_else(|| config("").with_file_name("none.json"))) },
         ca_file: ca.then(|| tls.ca.clone()),
         retry: quick_retries(),
         ..Default::default()
@@ -376,7 +376,7 @@ fn bearer_token_flow_anonymous_pull_authenticated_push_and_scope_changes() {
     let config = tmp.path().join("config.json");
     let auth = token::b64(b"ci-user:tok3n-Pa55word-never-shown", false);
     std::fs::write(&config, format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, reg.host())).unwrap();
-    let creds = ClientOptions { credentials: CredentialStore { explicit: None, config_file: Some(config) }, retry: quick_retries(), ..Default::default() };
+    let creds = ClientOptions { credentials: CredentialStore { explicit: None, explicit_for: None, config_file: Some(config) }, retry: quick_retries(), ..Default::default() };
 
     // Push with credentials: the registry challenges with Bearer, the token service sees basic auth.
     let dest = format!("{}/team/app:v1", reg.host());
@@ -417,7 +417,7 @@ fn bearer_tokens_are_cached_per_scope_and_fetched_again_on_expiry() {
     let img = make_image(&tmp.path().join("img"), 0, 0, "expiry");
     let auth = token::b64(b"u:p", false);
     std::fs::write(tmp.path().join("config.json"), format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, reg.host())).unwrap();
-    let creds = ClientOptions { credentials: CredentialStore { explicit: None, config_file: Some(tmp.path().join("config.json")) }, retry: quick_retries(), ..Default::default() };
+    let creds = ClientOptions { credentials: CredentialStore { explicit: None, explicit_for: None, config_file: Some(tmp.path().join("config.json")) }, retry: quick_retries(), ..Default::default() };
     push_local(&img, &format!("{}/app/exp:v1", reg.host()), &creds, 8).unwrap();
     tokens.issued.lock().unwrap().clear();
     let reference = RegistryRef::parse(&format!("{}/app/exp:v1", reg.host())).unwrap();
@@ -477,14 +477,14 @@ fn identity_token_from_docker_config_uses_the_refresh_token_grant() {
     let img = make_image(&tmp.path().join("img"), 0, 0, "idt");
     let config = tmp.path().join("config.json");
     std::fs::write(&config, format!(r#"{{"auths":{{"{}":{{"auth":"","identitytoken":"{}"}}}}}}"#, reg.host(), token::identity_token(password))).unwrap();
-    let opts = ClientOptions { credentials: CredentialStore { explicit: None, config_file: Some(config) }, retry: quick_retries(), ..Default::default() };
+    let opts = ClientOptions { credentials: CredentialStore { explicit: None, explicit_for: None, config_file: Some(config) }, retry: quick_retries(), ..Default::default() };
     assert_eq!(push_local(&img, &format!("{}/team/idt:v1", reg.host()), &opts, 8).unwrap().digest, img.index.0);
     let issued = tokens.issued.lock().unwrap().clone();
     assert!(issued.iter().all(|i| i.refresh && i.authenticated), "every token came from the refresh-token grant: {issued:?}");
     assert!(issued.iter().any(|i| i.scopes == ["repository:team/idt:pull,push"]), "{issued:?}");
     // A wrong identity token gets a pull-only token: the push is refused with a clear error.
     std::fs::write(tmp.path().join("bad.json"), format!(r#"{{"auths":{{"{}":{{"identitytoken":"wrong-idt"}}}}}}"#, reg.host())).unwrap();
-    let bad = ClientOptions { credentials: CredentialStore { explicit: None, config_file: Some(tmp.path().join("bad.json")) }, ..opts };
+    let bad = ClientOptions { credentials: CredentialStore { explicit: None, explicit_for: None, config_file: Some(tmp.path().join("bad.json")) }, ..opts };
     let err = push_local(&img, &format!("{}/team/idt:v2", reg.host()), &bad, 8).unwrap_err().to_string();
     assert!(err.contains("rejected the credentials") && !err.contains("wrong-idt"), "{err}");
 }
