@@ -1,5 +1,5 @@
 //! Every setting of `spark-entrypoint`, in ONE table: its environment variable, its flag, its
-//! default and what it means. `--help` prints this table and `docs/entrypoint.md` repeats it (a
+//! default and what it means. `--help` prints this table and `docs/entrypoint.md` and the README repeat it (a
 //! test holds the two together). A flag wins over the environment, which wins over the default.
 //!
 //! The serve command comes after `--` (or as a JSON array in `SPARK_SERVE`).
@@ -386,12 +386,14 @@ mod tests {
 
     #[test]
     fn docs_list_every_setting_with_its_default() {
-        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/entrypoint.md")).expect("docs/entrypoint.md");
-        for s in SETTINGS {
-            let row = doc.lines().find(|l| l.starts_with(&format!("| `{}` |", s.env))).unwrap_or_else(|| panic!("docs/entrypoint.md does not list `{}`", s.env));
-            assert!(row.contains(&format!("`{}`", s.flag)), "docs row of {} lacks `{}`", s.env, s.flag);
-            if let Some(d) = s.default.filter(|d| !d.is_empty()) {
-                assert!(row.contains(&format!("`{d}`")), "docs row of {} lacks its default `{d}`", s.env);
+        for file in ["docs/entrypoint.md", "README.md"] {
+            let doc = std::fs::read_to_string(format!("{}/../{file}", env!("CARGO_MANIFEST_DIR"))).expect(file);
+            for s in SETTINGS {
+                let row = doc.lines().find(|l| l.starts_with(&format!("| `{}` |", s.env))).unwrap_or_else(|| panic!("{file} does not list `{}`", s.env));
+                assert!(row.contains(&format!("`{}`", s.flag)), "{file}: row of {} lacks `{}`", s.env, s.flag);
+                if let Some(d) = s.default.filter(|d| !d.is_empty()) {
+                    assert!(row.contains(&format!("`{d}`")), "{file}: row of {} lacks its default `{d}`", s.env);
+                }
             }
         }
     }

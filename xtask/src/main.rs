@@ -34,6 +34,6 @@ fn project_root() -> std::path::PathBuf {
 fn test(sh: &Shell, extra: &[String]) -> Result<()> {
     deps::install(sh)?;
     let _path = sh.push_env("PATH", deps::path_with_venv(sh)?);
-    cmd!(sh, "cargo test --workspace --locked {extra...}").run()?;
+    cmd!(sh, "cargo test --workspace --locked --no-fail-fast {extra...}").run()?;
     Ok(())
 }
