@@ -227,7 +227,7 @@ mod tests {
     use std::path::Path;
 
     fn fixture(name: &str) -> String {
-        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/nccl_debug").join(name);
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/nccl_debug").join(name);
         std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("reading {}: {e}", p.display()))
     }
 
@@ -251,7 +251,7 @@ mod tests {
 
     #[test]
     fn every_fixture_file_is_covered() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/nccl_debug");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/nccl_debug");
         let mut files: Vec<String> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
         files.sort();
         let src = include_str!("nccl.rs");

@@ -306,7 +306,7 @@ mod tests {
     use std::path::Path;
 
     fn fixture(rel: &str) -> String {
-        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures").join(rel);
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures").join(rel);
         fs::read_to_string(&p).unwrap_or_else(|e| panic!("reading fixture {}: {e}", p.display()))
     }
 

@@ -122,7 +122,7 @@ mod tests {
     use super::*;
 
     fn fixture(rel: &str) -> String {
-        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures").join(rel)).unwrap()
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures").join(rel)).unwrap()
     }
 
     #[test]

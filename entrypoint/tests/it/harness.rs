@@ -269,5 +269,5 @@ pub fn rdma_root(dir: &Path, host: u8) -> PathBuf {
 }
 
 pub fn fixture(rel: &str) -> String {
-    format!("{}/../../shared/fixtures/{rel}", env!("CARGO_MANIFEST_DIR"))
+    format!("{}/../fixtures/{rel}", env!("CARGO_MANIFEST_DIR"))
 }

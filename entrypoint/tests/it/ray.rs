@@ -11,7 +11,7 @@ const FORM: Duration = Duration::from_secs(120);
 fn ray_worker_first_survives_a_head_restart_forms_the_cluster_serves_and_head_fails_when_worker_dies() {
     let _ray = ray_lock();
     let pair = Pair::new();
-    let nccl = format!("{}/../../shared/fixtures/nccl_debug/ib-disabled-by-env-using-network-socket-mpi-noise.txt", env!("CARGO_MANIFEST_DIR"));
+    let nccl = format!("{}/../fixtures/nccl_debug/ib-disabled-by-env-using-network-socket-mpi-noise.txt", env!("CARGO_MANIFEST_DIR"));
     // Worker first: it must wait for the head, whatever the start order.
     let mut worker = Node::start(&pair.worker, "b", pair.path("b.log"), &env(&pair, "worker", "s3cret", &[]), &serve("m1", &["--tensor-parallel-size", "2"]));
     worker.wait_for("not reachable yet", Duration::from_secs(20));
