@@ -1,6 +1,6 @@
 //! `cargo xtask demo`: the main job on a machine with no registry access. Builds sparkctl and a
 //! static spark-entrypoint, makes a stand-in base (busybox, via `docker import` + `docker save`,
-//! so the base is a real `docker save` archive), builds `images/vllm-spark.toml` onto it for
+//! so the base is a real `docker save` archive; `deps::install` provides busybox), builds `images/vllm-spark.toml` onto it for
 //! linux/amd64, loads it into Docker and shows what the image holds.
 
 use anyhow::Result;
@@ -16,6 +16,8 @@ pub fn build_entrypoint(sh: &Shell) -> Result<std::path::PathBuf> {
 }
 
 pub fn run(sh: &Shell) -> Result<()> {
+    // The stand-in base needs busybox-static; install what the project uses, as the tests do.
+    crate::deps::install(sh)?;
     cmd!(sh, "cargo build --release --locked -p cli").run()?;
     let entrypoint = build_entrypoint(sh)?;
     let sparkctl = sh.current_dir().join("target/release/sparkctl");
