@@ -92,7 +92,15 @@ impl BuiltImage {
             BaseTop::Manifest => {
                 let m = base.entries[0].1.as_ref().expect("single manifest read");
                 let platform = config_platform(&m.config_raw).unwrap_or(Platform { os: "linux".into(), arch: "unknown".into(), variant: None });
-                vec![BuiltManifest { platform, desc: m.desc.clone(), raw: m.raw.clone(), config: m.config_desc.clone(), config_raw: m.config_raw.clone(), base_layers: m.layers.clone(), new_layers: vec![] }]
+                vec![BuiltManifest {
+                    platform,
+                    desc: m.desc.clone(),
+                    raw: m.raw.clone(),
+                    config: m.config_desc.clone(),
+                    config_raw: m.config_raw.clone(),
+                    base_layers: m.layers.clone(),
+                    new_layers: vec![],
+                }]
             }
         };
         Ok(BuiltImage { base, store, top, top_raw, manifests, verbatim })
@@ -132,7 +140,10 @@ impl BuiltImage {
                 }
                 add(d, Origin::Inline(raw), &mut out);
             } else {
-                return Err(Error::malformed(self.base.name(), format!("index entry {} has media type `{}`; only manifests can be copied", d.digest, d.media_type)));
+                return Err(Error::malformed(
+                    self.base.name(),
+                    format!("index entry {} has media type `{}`; only manifests can be copied", d.digest, d.media_type),
+                ));
             }
         }
         if self.is_index() {
@@ -190,7 +201,8 @@ pub fn build(opts: &BuildOptions, base: BaseImage, store: BlobStore) -> Result<B
                 continue;
             }
             env.extend(overlay.env.iter().cloned());
-            let arts: Vec<(String, PathBuf)> = overlay.artifacts.iter().map(|a| (a.path.clone(), artifacts[&(a.path.clone(), platform.clone())].clone())).collect();
+            let arts: Vec<(String, PathBuf)> =
+                overlay.artifacts.iter().map(|a| (a.path.clone(), artifacts[&(a.path.clone(), platform.clone())].clone())).collect();
             let key = (oi, arts.clone());
             let blob = match layer_cache.get(&key) {
                 Some(b) => b.clone(),
@@ -208,9 +220,17 @@ pub fn build(opts: &BuildOptions, base: BaseImage, store: BlobStore) -> Result<B
             new_layers.push(desc);
             records.push((blob.diff_id.clone(), format!("sparkctl: overlay {}", overlay.name), overlay.description.clone()));
         }
-        let layer_records: Vec<LayerRecord<'_>> = records.iter().map(|(d, by, c)| LayerRecord { diff_id: d, created_by: by.clone(), comment: c.clone() }).collect();
+        let layer_records: Vec<LayerRecord<'_>> =
+            records.iter().map(|(d, by, c)| LayerRecord { diff_id: d, created_by: by.clone(), comment: c.clone() }).collect();
         let labels = image_labels(opts, &base);
-        let edit = config::Edit { layers: layer_records, env, recipe: &opts.recipe.config, extra_labels: &labels, epoch: opts.epoch, recipe_name: recipe_name(&opts.recipe) };
+        let edit = config::Edit {
+            layers: layer_records,
+            env,
+            recipe: &opts.recipe.config,
+            extra_labels: &labels,
+            epoch: opts.epoch,
+            recipe_name: recipe_name(&opts.recipe),
+        };
         let config_json = config::apply(&bm.config_raw, &edit, base.name())?;
         let config_raw = canonical(&config_json);
         let config_desc = Descriptor::new(family.config(), Digest::of(&config_raw), config_raw.len() as u64);
@@ -278,12 +298,18 @@ fn select_platforms(base: &BaseImage, wanted: &[Platform], recipe: &Recipe) -> R
             let p = config_platform(&m.config_raw).ok_or_else(|| Error::malformed(base.name(), "config without os/architecture"))?;
             vec![(0, p)]
         }
-        BaseTop::Index { .. } => base.entries.iter().enumerate().filter(|(_, (_, m))| m.is_some()).filter_map(|(i, (d, _))| d.platform.clone().map(|p| (i, p))).collect(),
+        BaseTop::Index { .. } => {
+            base.entries.iter().enumerate().filter(|(_, (_, m))| m.is_some()).filter_map(|(i, (d, _))| d.platform.clone().map(|p| (i, p))).collect()
+        }
     };
     let names = available.iter().map(|(_, p)| p.to_string()).collect::<Vec<_>>().join(", ");
     let mut out: Vec<(usize, Platform)> = Vec::new();
     for w in wanted {
-        let hit = available.iter().find(|(_, p)| w.satisfied_by(p)).ok_or_else(|| Error::MissingPlatform { source_name: base.name().into(), platform: w.to_string(), available: if names.is_empty() { "none".into() } else { names.clone() } })?;
+        let hit = available.iter().find(|(_, p)| w.satisfied_by(p)).ok_or_else(|| Error::MissingPlatform {
+            source_name: base.name().into(),
+            platform: w.to_string(),
+            available: if names.is_empty() { "none".into() } else { names.clone() },
+        })?;
         if out.iter().any(|(i, _)| *i == hit.0) {
             return Err(Error::input(recipe.file.display().to_string(), format!("platforms `{w}` and another name the same base image"), None));
         }
@@ -309,9 +335,19 @@ fn resolve_artifacts(opts: &BuildOptions, kept: &[(usize, Platform)]) -> Result<
                 let given = opts.artifacts.iter().find(|(ap, pp, _)| ap == &a.path && pp.satisfied_by(platform)).map(|(_, _, f)| f.clone());
                 let default = a.sources.iter().find(|(p, _)| Platform::parse(p).is_some_and(|p| p.satisfied_by(platform))).map(|(_, f)| f.clone());
                 let file = given.or(default).ok_or_else(|| {
-                    Error::input(overlay.dir.join("overlay.toml").display().to_string(), format!("artifact `/{}` has no file for {platform}", a.path), Some(format!("pass --artifact /{}@{platform}=FILE", a.path)))
+                    Error::input(
+                        overlay.dir.join("overlay.toml").display().to_string(),
+                        format!("artifact `/{}` has no file for {platform}", a.path),
+                        Some(format!("pass --artifact /{}@{platform}=FILE", a.path)),
+                    )
                 })?;
-                let meta = std::fs::metadata(&file).map_err(|e| Error::input(file.display().to_string(), format!("artifact `/{}` for {platform} cannot be read: {e}", a.path), Some("build it first or pass --artifact".into())))?;
+                let meta = std::fs::metadata(&file).map_err(|e| {
+                    Error::input(
+                        file.display().to_string(),
+                        format!("artifact `/{}` for {platform} cannot be read: {e}", a.path),
+                        Some("build it first or pass --artifact".into()),
+                    )
+                })?;
                 if !meta.is_file() {
                     return Err(Error::input(file.display().to_string(), format!("artifact `/{}` is not a regular file", a.path), None));
                 }
@@ -329,7 +365,8 @@ fn check_elf(file: &std::path::Path, platform: &Platform) -> Result<()> {
     let mut head = [0u8; 64];
     let mut f = std::fs::File::open(file).io_ctx("opening artifact", file)?;
     let n = f.read(&mut head).io_ctx("reading artifact", file)?;
-    crate::elf::check_platform(&head[..n], platform).map_err(|msg| Error::input(file.display().to_string(), msg, Some(format!("supply a {platform} build of it"))))
+    crate::elf::check_platform(&head[..n], platform)
+        .map_err(|msg| Error::input(file.display().to_string(), msg, Some(format!("supply a {platform} build of it"))))
 }
 
 /// The tree entries of an overlay's layer for one platform: rootfs files, whiteouts, artifacts.

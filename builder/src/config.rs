@@ -54,7 +54,8 @@ pub fn apply(raw: &[u8], edit: &Edit<'_>, source_name: &str) -> Result<Value> {
     }
     let c = c.as_object_mut().ok_or_else(|| Error::malformed(source_name, "config.config is not an object"))?;
 
-    let mut env: Vec<String> = c.get("Env").and_then(Value::as_array).map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()).unwrap_or_default();
+    let mut env: Vec<String> =
+        c.get("Env").and_then(Value::as_array).map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()).unwrap_or_default();
     for (k, v) in edit.env.iter().chain(&edit.recipe.env) {
         set_env(&mut env, k, v);
     }
@@ -126,7 +127,12 @@ mod tests {
     fn unknown_fields_survive_and_history_is_appended() {
         let base = br#"{"architecture":"arm64","os":"linux","config":{"Env":["PATH=/usr/bin","A=old"],"Cmd":["bash"],"Healthcheck":{"Test":["CMD","true"]},"ArgsEscaped":true},"rootfs":{"type":"layers","diff_ids":["sha256:aa"]},"history":[{"created_by":"base step"}],"moby.buildkit.buildinfo.v1":"x"}"#;
         let d = Digest::of(b"layer");
-        let recipe = ConfigEdits { env: vec![("B".into(), "2".into())], entrypoint: Some(vec!["/e".into()]), labels: vec![("l".into(), "v".into())], ..Default::default() };
+        let recipe = ConfigEdits {
+            env: vec![("B".into(), "2".into())],
+            entrypoint: Some(vec!["/e".into()]),
+            labels: vec![("l".into(), "v".into())],
+            ..Default::default()
+        };
         let edit = Edit {
             layers: vec![LayerRecord { diff_id: &d, created_by: "sparkctl: overlay x".into(), comment: String::new() }],
             env: vec![("A".into(), "new".into())],
@@ -151,11 +157,20 @@ mod tests {
     #[test]
     fn healthcheck_is_written_in_docker_form() {
         let recipe = ConfigEdits {
-            healthcheck: Some(crate::recipe::Healthcheck { cmd: vec!["/e".into(), "healthcheck".into()], interval_s: Some(10), timeout_s: None, start_period_s: Some(600), retries: Some(3) }),
+            healthcheck: Some(crate::recipe::Healthcheck {
+                cmd: vec!["/e".into(), "healthcheck".into()],
+                interval_s: Some(10),
+                timeout_s: None,
+                start_period_s: Some(600),
+                retries: Some(3),
+            }),
             ..Default::default()
         };
         let edit = Edit { layers: vec![], env: vec![], recipe: &recipe, extra_labels: &[], epoch: 0, recipe_name: "r".into() };
         let c = apply(br#"{"config":{}}"#, &edit, "t").unwrap();
-        assert_eq!(c["config"]["Healthcheck"], json!({ "Test": ["CMD", "/e", "healthcheck"], "Interval": 10_000_000_000u64, "StartPeriod": 600_000_000_000u64, "Retries": 3 }));
+        assert_eq!(
+            c["config"]["Healthcheck"],
+            json!({ "Test": ["CMD", "/e", "healthcheck"], "Interval": 10_000_000_000u64, "StartPeriod": 600_000_000_000u64, "Retries": 3 })
+        );
     }
 }

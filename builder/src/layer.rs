@@ -97,7 +97,10 @@ mod tests {
     fn compression_pins_match_cargo_lock() {
         let lock = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.lock")).unwrap();
         for (name, ver) in [("flate2", "1.1.11"), ("miniz_oxide", "0.9.1")] {
-            assert!(lock.contains(&format!("name = \"{name}\"\nversion = \"{ver}\"")), "Cargo.lock moved {name} off {ver}: update COMPRESSION and the golden digests");
+            assert!(
+                lock.contains(&format!("name = \"{name}\"\nversion = \"{ver}\"")),
+                "Cargo.lock moved {name} off {ver}: update COMPRESSION and the golden digests"
+            );
             assert!(COMPRESSION.contains(&format!("{name}={ver}")));
         }
     }

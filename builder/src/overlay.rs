@@ -44,7 +44,12 @@ impl Overlay {
         let toml_path = dir.join("overlay.toml");
         if !toml_path.is_file() {
             let mut names: Vec<String> = std::fs::read_dir(overlays_dir)
-                .map(|rd| rd.filter_map(|e| e.ok()).filter(|e| e.path().join("overlay.toml").is_file()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+                .map(|rd| {
+                    rd.filter_map(|e| e.ok())
+                        .filter(|e| e.path().join("overlay.toml").is_file())
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .collect()
+                })
                 .unwrap_or_default();
             names.sort();
             let refs: Vec<&str> = names.iter().map(String::as_str).collect();
@@ -71,7 +76,8 @@ impl Overlay {
                 Some(parse_platforms(&file, "platforms", &list)?)
             }
         };
-        let delete: Vec<String> = t.get("delete").map(|v| keys::typed(&file, "delete must be a list of absolute image paths", v.clone())).transpose()?.unwrap_or_default();
+        let delete: Vec<String> =
+            t.get("delete").map(|v| keys::typed(&file, "delete must be a list of absolute image paths", v.clone())).transpose()?.unwrap_or_default();
         let delete = delete.iter().map(|p| image_path(&file, "delete", p)).collect::<Result<Vec<_>>>()?;
         let parents = t.get("parents").map(|v| keys::typed(&file, "parents must be true or false", v.clone())).transpose()?.unwrap_or(false);
         let env = t.get("env").map(|v| parse_env(&file, "env", v)).transpose()?.unwrap_or_default();
@@ -88,7 +94,11 @@ impl Overlay {
             for a in list {
                 let at = a.as_table().ok_or_else(|| Error::input(&file, "use [[artifact]] tables for artifacts", None))?;
                 keys::check(&file, "artifact", at, ARTIFACT_KEYS)?;
-                let path: String = at.get("path").map(|v| keys::typed(&file, "artifact.path must be a string", v.clone())).transpose()?.ok_or_else(|| Error::input(&file, "artifact without `path`", Some("add `path = \"/usr/local/bin/NAME\"`".into())))?;
+                let path: String = at
+                    .get("path")
+                    .map(|v| keys::typed(&file, "artifact.path must be a string", v.clone()))
+                    .transpose()?
+                    .ok_or_else(|| Error::input(&file, "artifact without `path`", Some("add `path = \"/usr/local/bin/NAME\"`".into())))?;
                 let path = image_path(&file, "artifact.path", &path)?;
                 let mode = at.get("mode").map(|m| mode(&file, "artifact.mode", m)).transpose()?.unwrap_or(0o755);
                 let elf = at.get("elf").map(|v| keys::typed(&file, "artifact.elf must be true or false", v.clone())).transpose()?.unwrap_or(false);

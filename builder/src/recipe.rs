@@ -73,7 +73,9 @@ impl Recipe {
             }
         }
 
-        let base = table.get("base").and_then(|b| b.as_table()).ok_or_else(|| Error::input(&file, "missing [base] table", Some("add `[base]` with `ref = \"oci:DIR:TAG\"` and `platforms = [\"linux/arm64\"]`".into())))?;
+        let base = table.get("base").and_then(|b| b.as_table()).ok_or_else(|| {
+            Error::input(&file, "missing [base] table", Some("add `[base]` with `ref = \"oci:DIR:TAG\"` and `platforms = [\"linux/arm64\"]`".into()))
+        })?;
         keys::check(&file, "base", base, BASE_KEYS)?;
         let base_ref: String = match base.get("ref") {
             Some(v) => keys::typed(&file, "base.ref must be a string", v.clone())?,
@@ -117,7 +119,11 @@ fn check_base_ref(file: &str, r: &str) -> Result<()> {
     if let ImageRef::Docker { reference } = parsed {
         let pinned = reference.rsplit_once('@').is_some_and(|(_, d)| crate::digest::Digest::parse(d).is_some());
         if !pinned {
-            return Err(Error::input(file, format!("base.ref `{r}` is not pinned by digest"), Some("append `@sha256:<digest>` (see docs/image.md, refreshing the base pin)".into())));
+            return Err(Error::input(
+                file,
+                format!("base.ref `{r}` is not pinned by digest"),
+                Some("append `@sha256:<digest>` (see docs/image.md, refreshing the base pin)".into()),
+            ));
         }
     }
     Ok(())
@@ -129,7 +135,8 @@ pub fn parse_platforms(file: &str, key: &str, list: &[String]) -> Result<Vec<Pla
     }
     let mut out: Vec<Platform> = Vec::new();
     for p in list {
-        let platform = Platform::parse(p).ok_or_else(|| Error::input(file, format!("{key}: `{p}` is not a platform"), Some("write `os/arch[/variant]`, e.g. `linux/arm64`".into())))?;
+        let platform = Platform::parse(p)
+            .ok_or_else(|| Error::input(file, format!("{key}: `{p}` is not a platform"), Some("write `os/arch[/variant]`, e.g. `linux/arm64`".into())))?;
         if out.contains(&platform) {
             return Err(Error::input(file, format!("{key}: `{p}` is listed twice"), None));
         }
@@ -149,7 +156,11 @@ pub fn parse_env(file: &str, key: &str, v: &toml::Value) -> Result<Vec<(String, 
     let mut out = Vec::new();
     for (k, val) in t {
         if !valid_env_name(k) {
-            return Err(Error::input(file, format!("{key}: `{k}` is not a valid variable name"), Some("use letters, digits and `_`, not starting with a digit".into())));
+            return Err(Error::input(
+                file,
+                format!("{key}: `{k}` is not a valid variable name"),
+                Some("use letters, digits and `_`, not starting with a digit".into()),
+            ));
         }
         let s = val.as_str().ok_or_else(|| Error::input(file, format!("{key}.{k} must be a string"), Some(format!("quote it: {k} = \"{val}\""))))?;
         out.push((k.clone(), s.to_owned()));
@@ -161,14 +172,17 @@ fn parse_config(file: &str, t: &toml::Table) -> Result<ConfigEdits> {
     let strings = |key: &str| -> Result<Option<Vec<String>>> {
         t.get(key).map(|v| keys::typed(file, &format!("config.{key} must be a list of strings (exec form)"), v.clone())).transpose()
     };
-    let string = |key: &str| -> Result<Option<String>> { t.get(key).map(|v| keys::typed(file, &format!("config.{key} must be a string"), v.clone())).transpose() };
+    let string =
+        |key: &str| -> Result<Option<String>> { t.get(key).map(|v| keys::typed(file, &format!("config.{key} must be a string"), v.clone())).transpose() };
     let env = t.get("env").map(|v| parse_env(file, "config.env", v)).transpose()?.unwrap_or_default();
     let labels = match t.get("labels") {
         None => Vec::new(),
         Some(v) => {
             let lt = v.as_table().ok_or_else(|| Error::input(file, "config.labels must be a table of \"key\" = \"value\"", None))?;
             lt.iter()
-                .map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_owned())).ok_or_else(|| Error::input(file, format!("config.labels.\"{k}\" must be a string"), None)))
+                .map(|(k, v)| {
+                    v.as_str().map(|s| (k.clone(), s.to_owned())).ok_or_else(|| Error::input(file, format!("config.labels.\"{k}\" must be a string"), None))
+                })
                 .collect::<Result<_>>()?
         }
     };
@@ -181,7 +195,13 @@ fn parse_config(file: &str, t: &toml::Table) -> Result<ConfigEdits> {
     let healthcheck = match t.get("healthcheck") {
         None => None,
         Some(v) => {
-            let ht = v.as_table().ok_or_else(|| Error::input(file, "config.healthcheck must be a table", Some("e.g. `[config.healthcheck]` with `cmd = [\"/usr/local/bin/spark-entrypoint\", \"healthcheck\"]`".into())))?;
+            let ht = v.as_table().ok_or_else(|| {
+                Error::input(
+                    file,
+                    "config.healthcheck must be a table",
+                    Some("e.g. `[config.healthcheck]` with `cmd = [\"/usr/local/bin/spark-entrypoint\", \"healthcheck\"]`".into()),
+                )
+            })?;
             keys::check(file, "config.healthcheck", ht, HEALTHCHECK_KEYS)?;
             let h: Healthcheck = keys::typed(file, "config.healthcheck: cmd is a list of strings, the durations whole seconds", v.clone())?;
             if h.cmd.is_empty() {
@@ -190,7 +210,16 @@ fn parse_config(file: &str, t: &toml::Table) -> Result<ConfigEdits> {
             Some(h)
         }
     };
-    Ok(ConfigEdits { env, entrypoint: strings("entrypoint")?, cmd: strings("cmd")?, working_dir, user: string("user")?, labels, stop_signal: string("stop_signal")?, healthcheck })
+    Ok(ConfigEdits {
+        env,
+        entrypoint: strings("entrypoint")?,
+        cmd: strings("cmd")?,
+        working_dir,
+        user: string("user")?,
+        labels,
+        stop_signal: string("stop_signal")?,
+        healthcheck,
+    })
 }
 
 #[cfg(test)]

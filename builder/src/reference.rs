@@ -7,12 +7,23 @@ use std::path::PathBuf;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ImageRef {
-    Oci { dir: PathBuf, tag: Option<String> },
-    OciArchive { file: PathBuf, tag: Option<String> },
+    Oci {
+        dir: PathBuf,
+        tag: Option<String>,
+    },
+    OciArchive {
+        file: PathBuf,
+        tag: Option<String>,
+    },
     /// `name` is `NAME:TAG` (the RepoTags entry) when given.
-    DockerArchive { file: PathBuf, name: Option<String> },
+    DockerArchive {
+        file: PathBuf,
+        name: Option<String>,
+    },
     /// Everything after `docker://`, parsed by the registry module.
-    Docker { reference: String },
+    Docker {
+        reference: String,
+    },
 }
 
 const TRANSPORTS: &str = "`oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`, `docker-archive:FILE[:NAME:TAG]` or `docker://REGISTRY/REPO[:TAG][@DIGEST]`";

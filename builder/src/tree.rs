@@ -10,8 +10,13 @@ use std::path::{Component, Path, PathBuf};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Kind {
     Dir,
-    File { source: PathBuf, size: u64 },
-    Symlink { target: String },
+    File {
+        source: PathBuf,
+        size: u64,
+    },
+    Symlink {
+        target: String,
+    },
     /// An OCI whiteout: deletes the path in lower layers.
     Whiteout,
 }
@@ -41,10 +46,15 @@ pub fn walk(root: &Path, parents: bool, modes: &BTreeMap<String, u32>) -> Result
 }
 
 fn walk_dir(root: &Path, dir: &Path, prefix: &str, parents: bool, modes: &BTreeMap<String, u32>, out: &mut Entries) -> Result<()> {
-    let mut names: Vec<_> = fs::read_dir(dir).io_ctx("reading overlay folder", dir)?.map(|e| e.map(|e| e.file_name())).collect::<std::io::Result<_>>().io_ctx("reading overlay folder", dir)?;
+    let mut names: Vec<_> = fs::read_dir(dir)
+        .io_ctx("reading overlay folder", dir)?
+        .map(|e| e.map(|e| e.file_name()))
+        .collect::<std::io::Result<_>>()
+        .io_ctx("reading overlay folder", dir)?;
     names.sort();
     for name in names {
-        let name_str = name.to_str().ok_or_else(|| Error::input(dir.display().to_string(), format!("file name {name:?} is not UTF-8"), Some("rename it".into())))?;
+        let name_str =
+            name.to_str().ok_or_else(|| Error::input(dir.display().to_string(), format!("file name {name:?} is not UTF-8"), Some("rename it".into())))?;
         let path = dir.join(&name);
         let rel = if prefix.is_empty() { name_str.to_owned() } else { format!("{prefix}/{name_str}") };
         let meta = fs::symlink_metadata(&path).io_ctx("reading", &path)?;
@@ -68,8 +78,18 @@ fn walk_dir(root: &Path, dir: &Path, prefix: &str, parents: bool, modes: &BTreeM
             check_symlink(&path, &rel, &target)?;
             out.insert(rel.clone(), Entry { path: rel, kind: Kind::Symlink { target: target_str }, mode: 0o777 });
         } else {
-            let what = if ft.is_fifo() { "a FIFO" } else if ft.is_socket() { "a socket" } else { "a device node" };
-            return Err(Error::input(path.display().to_string(), format!("is {what}; overlays hold files, directories and symlinks only"), Some("remove it from the overlay tree".into())));
+            let what = if ft.is_fifo() {
+                "a FIFO"
+            } else if ft.is_socket() {
+                "a socket"
+            } else {
+                "a device node"
+            };
+            return Err(Error::input(
+                path.display().to_string(),
+                format!("is {what}; overlays hold files, directories and symlinks only"),
+                Some("remove it from the overlay tree".into()),
+            ));
         }
     }
     let _ = root;

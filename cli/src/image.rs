@@ -88,18 +88,23 @@ fn build_cmd(args: BuildArgs) -> Result<ExitCode> {
     let recipe = Recipe::load(&args.recipe)?;
     let recipe_file = args.recipe.display().to_string();
     let outputs = args.outputs.iter().map(|o| ImageRef::parse(o)).collect::<builder::Result<Vec<_>>>()?;
-    let platforms = if args.platforms.is_empty() { recipe.platforms.clone() } else { builder::recipe::parse_platforms("--platform", "--platform", &args.platforms)? };
+    let platforms =
+        if args.platforms.is_empty() { recipe.platforms.clone() } else { builder::recipe::parse_platforms("--platform", "--platform", &args.platforms)? };
     let overlays_dir = args.overlays.clone().unwrap_or_else(|| recipe.default_overlay_dir());
     let overlays = recipe.overlays.iter().map(|n| Overlay::load(&overlays_dir, n, &recipe_file)).collect::<builder::Result<Vec<_>>>()?;
     let labels = args.labels.iter().map(|l| parse_label(l)).collect::<Result<Vec<_>>>()?;
     let artifacts = args.artifacts.iter().map(|a| parse_artifact(a)).collect::<Result<Vec<_>>>()?;
     let epoch = source_date_epoch()?;
     if outputs.iter().any(|o| matches!(o, ImageRef::DockerArchive { .. })) && platforms.len() != 1 {
-        bail!("--output docker-archive: a docker-archive holds one platform, this build keeps {} (hint: add --platform linux/arm64 or linux/amd64)", platforms.len());
+        bail!(
+            "--output docker-archive: a docker-archive holds one platform, this build keeps {} (hint: add --platform linux/arm64 or linux/amd64)",
+            platforms.len()
+        );
     }
     let base_ref = args.base.clone().unwrap_or_else(|| recipe.base.clone());
     let store = BlobStore::open(args.store.clone().unwrap_or_else(BlobStore::default_root))?;
-    let base = crate::image_registry::open_build_base(&base_ref, &args.recipe, args.lock, &args.registry, &store).with_context(|| format!("opening base `{base_ref}`"))?;
+    let base = crate::image_registry::open_build_base(&base_ref, &args.recipe, args.lock, &args.registry, &store)
+        .with_context(|| format!("opening base `{base_ref}`"))?;
     let opts = BuildOptions { recipe, overlays, platforms, labels, artifacts, epoch, base_name: base_ref.clone() };
     let image = build(&opts, base, store)?;
     for out in &outputs {
@@ -123,7 +128,10 @@ fn inspect_cmd(args: InspectArgs) -> Result<ExitCode> {
 fn source_date_epoch() -> Result<u64> {
     match std::env::var("SOURCE_DATE_EPOCH") {
         Err(_) => Ok(0),
-        Ok(s) => s.trim().parse().with_context(|| format!("SOURCE_DATE_EPOCH=`{s}` is not a whole number of seconds (hint: `export SOURCE_DATE_EPOCH=$(git log -1 --format=%ct)`)")),
+        Ok(s) => s
+            .trim()
+            .parse()
+            .with_context(|| format!("SOURCE_DATE_EPOCH=`{s}` is not a whole number of seconds (hint: `export SOURCE_DATE_EPOCH=$(git log -1 --format=%ct)`)")),
     }
 }
 
@@ -135,7 +143,9 @@ fn parse_label(s: &str) -> Result<(String, String)> {
 }
 
 fn parse_artifact(s: &str) -> Result<(String, Platform, PathBuf)> {
-    let usage = || anyhow::anyhow!("--artifact `{s}`: write /IMAGE/PATH@OS/ARCH=FILE, e.g. /usr/local/bin/spark-entrypoint@linux/arm64=target/aarch64/spark-entrypoint");
+    let usage = || {
+        anyhow::anyhow!("--artifact `{s}`: write /IMAGE/PATH@OS/ARCH=FILE, e.g. /usr/local/bin/spark-entrypoint@linux/arm64=target/aarch64/spark-entrypoint")
+    };
     let (lhs, file) = s.split_once('=').ok_or_else(usage)?;
     let (path, platform) = lhs.rsplit_once('@').ok_or_else(usage)?;
     let platform = Platform::parse(platform).ok_or_else(usage)?;

@@ -20,14 +20,7 @@ pub struct Rail {
 
 /// Names of the variables that are node-specific: vLLM's Ray executor must not copy them from the
 /// head to the workers (BRIEF: "copies env vars from head to workers by prefix").
-pub const NODE_SPECIFIC_VARS: &[&str] = &[
-    "NCCL_IB_HCA",
-    "NCCL_SOCKET_IFNAME",
-    "GLOO_SOCKET_IFNAME",
-    "UCX_NET_DEVICES",
-    "VLLM_HOST_IP",
-    "NCCL_IB_DISABLE",
-];
+pub const NODE_SPECIFIC_VARS: &[&str] = &["NCCL_IB_HCA", "NCCL_SOCKET_IFNAME", "GLOO_SOCKET_IFNAME", "UCX_NET_DEVICES", "VLLM_HOST_IP", "NCCL_IB_DISABLE"];
 
 /// The environment a node derives from its rails, in rail order.
 ///
@@ -44,10 +37,7 @@ pub fn node_env(rails: &[Rail]) -> BTreeMap<String, String> {
     env.insert("NCCL_SOCKET_IFNAME".to_owned(), ifnames.clone());
     env.insert("GLOO_SOCKET_IFNAME".to_owned(), netdevs[0].to_owned());
     env.insert("VLLM_HOST_IP".to_owned(), rails[0].ipv4.to_string());
-    let hcas: Vec<String> = rails
-        .iter()
-        .filter_map(|r| r.rdma_device.as_ref().map(|d| format!("{d}:{}", r.port)))
-        .collect();
+    let hcas: Vec<String> = rails.iter().filter_map(|r| r.rdma_device.as_ref().map(|d| format!("{d}:{}", r.port))).collect();
     if hcas.is_empty() {
         env.insert("NCCL_IB_DISABLE".to_owned(), "1".to_owned());
         env.insert("UCX_NET_DEVICES".to_owned(), ifnames);
@@ -84,10 +74,7 @@ mod tests {
 
     #[test]
     fn both_twins_are_listed_in_nccl_ib_hca() {
-        let env = node_env(&[
-            rail("enp1s0f1np1", Some("rocep1s0f1"), [192, 168, 100, 10]),
-            rail("enP2p1s0f1np1", Some("roceP2p1s0f1"), [192, 168, 101, 10]),
-        ]);
+        let env = node_env(&[rail("enp1s0f1np1", Some("rocep1s0f1"), [192, 168, 100, 10]), rail("enP2p1s0f1np1", Some("roceP2p1s0f1"), [192, 168, 101, 10])]);
         assert_eq!(env["NCCL_IB_HCA"], "rocep1s0f1:1,roceP2p1s0f1:1");
         assert_eq!(env["NCCL_SOCKET_IFNAME"], "enp1s0f1np1,enP2p1s0f1np1");
         assert_eq!(env["GLOO_SOCKET_IFNAME"], "enp1s0f1np1");

@@ -156,10 +156,7 @@ pub struct Node {
 impl Node {
     /// The rails in the form [`crate::derive::node_env`] takes.
     pub fn derive_rails(&self) -> Vec<Rail> {
-        self.rails
-            .iter()
-            .map(|r| Rail { netdev: r.interface.clone(), rdma_device: r.rdma_device.clone(), ipv4: r.address.addr, port: 1 })
-            .collect()
+        self.rails.iter().map(|r| Rail { netdev: r.interface.clone(), rdma_device: r.rdma_device.clone(), ipv4: r.address.addr, port: 1 }).collect()
     }
 
     /// The address other nodes reach this node on: its first rail.

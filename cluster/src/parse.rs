@@ -3,7 +3,7 @@
 //! suggestion, and a wrong type names the key. The result goes through [`crate::validate`].
 
 use crate::error::{Error, Result};
-use crate::model::{defaults, Backend, Cluster, Transport, Container, Management, Node, RailSpec, Role, Serve};
+use crate::model::{defaults, Backend, Cluster, Container, Management, Node, RailSpec, Role, Serve, Transport};
 use crate::suggest::closest;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -116,10 +116,7 @@ impl Walker {
                 Some(m) => {
                     let mat = key(&at, "management");
                     self.known_keys(m, &mat, MANAGEMENT_KEYS)?;
-                    Some(Management {
-                        interface: self.interface(m, &mat)?,
-                        address: self.net(m, &mat, "address")?,
-                    })
+                    Some(Management { interface: self.interface(m, &mat)?, address: self.net(m, &mat, "address")? })
                 }
             };
             nodes.push(Node { name: self.req_str(n, &at, "name", "the node's host name")?.to_owned(), role, management, rails: self.rails(n, &at)? });
@@ -153,11 +150,7 @@ impl Walker {
     fn known_keys(&self, t: &Table, at: &str, allowed: &[&str]) -> Result<()> {
         for k in t.keys() {
             if !allowed.contains(&k.as_str()) {
-                return Err(Error::UnknownKey {
-                    file: self.file.clone(),
-                    key: key(at, k),
-                    suggestion: closest(k, allowed.iter().copied()),
-                });
+                return Err(Error::UnknownKey { file: self.file.clone(), key: key(at, k), suggestion: closest(k, allowed.iter().copied()) });
             }
         }
         Ok(())

@@ -118,10 +118,7 @@ pub fn node_plan(c: &Cluster, node: &Node) -> NodePlan {
                 match_config: BTreeMap::from([("Name".to_owned(), i.clone())]),
                 address: vec![r.address.to_string()],
                 link_config: BTreeMap::from([("MTUBytes".to_owned(), c.mtu.to_string())]),
-                network_config: NetworkConfig {
-                    link_local_addressing: if c.disable_ipv6 { "no" } else { "ipv6" }.to_owned(),
-                    ipv6_accept_ra: false,
-                },
+                network_config: NetworkConfig { link_local_addressing: if c.disable_ipv6 { "no" } else { "ipv6" }.to_owned(), ipv6_accept_ra: false },
             },
         );
         // ARP flux: twins may share an L2 segment (BRIEF).

@@ -140,24 +140,48 @@ pub fn run(root: &Root, spec: &Spec) -> Report {
     for name in &spec.rails {
         let Some(nd) = sysfs::read_netdev(root, name) else {
             let present = root.list("/sys/class/net").join(", ");
-            t.add("exists", name, Status::Fail, format!("no such interface (present: {present})"), Some("check the rail names (`ip -br link`) and that the container uses the host network"));
+            t.add(
+                "exists",
+                name,
+                Status::Fail,
+                format!("no such interface (present: {present})"),
+                Some("check the rail names (`ip -br link`) and that the container uses the host network"),
+            );
             rdma.push(None);
             continue;
         };
         t.add("exists", name, Status::Pass, "present", None);
         let up = nd.operstate == "up";
-        t.add("up", name, if up { Status::Pass } else { Status::Fail }, format!("operstate {}", nd.operstate), Some("bring the link up (`ip link set dev IF up`) and check the cable"));
+        t.add(
+            "up",
+            name,
+            if up { Status::Pass } else { Status::Fail },
+            format!("operstate {}", nd.operstate),
+            Some("bring the link up (`ip link set dev IF up`) and check the cable"),
+        );
         let addrs = sysfs::read_ipv4(root, name);
         match addrs.first() {
             Some((ip, len)) => {
                 t.add("ipv4", name, Status::Pass, format!("{ip}/{len}"), None);
                 rails.push(Rail { netdev: name.clone(), rdma_device: None, ipv4: *ip, port: 1 });
             }
-            None => t.add("ipv4", name, Status::Fail, "no IPv4 address", Some("give each rail its own address on its own subnet (netplan or `sparkctl render netplan`)")),
+            None => t.add(
+                "ipv4",
+                name,
+                Status::Fail,
+                "no IPv4 address",
+                Some("give each rail its own address on its own subnet (netplan or `sparkctl render netplan`)"),
+            ),
         }
         match nd.mtu {
             Some(m) if m == spec.mtu => t.add("mtu", name, Status::Pass, m.to_string(), None),
-            m => t.add("mtu", name, Status::Fail, format!("{} (expected {})", m.map_or("unknown".into(), |m| m.to_string()), spec.mtu), Some(&format!("set the rail MTU to {} on both nodes and the switch (at 1500 RDMA active_mtu drops to 1024)", spec.mtu))),
+            m => t.add(
+                "mtu",
+                name,
+                Status::Fail,
+                format!("{} (expected {})", m.map_or("unknown".into(), |m| m.to_string()), spec.mtu),
+                Some(&format!("set the rail MTU to {} on both nodes and the switch (at 1500 RDMA active_mtu drops to 1024)", spec.mtu)),
+            ),
         }
         match nd.ipv6_disabled {
             Some(false) => t.add("ipv6-off", name, Status::Fail, "IPv6 enabled", Some("set `net.ipv6.conf.IF.disable_ipv6=1` so RoCE GID indexes stay stable")),
@@ -216,14 +240,26 @@ pub fn run(root: &Root, spec: &Spec) -> Report {
         }
     }
     match root.read("/etc/nccl.conf") {
-        Some(_) => t.add("nccl-conf", "node", Status::Warn, "`/etc/nccl.conf` exists and sets NCCL variables silently", Some("remove it; the entrypoint sets NCCL variables in the environment")),
+        Some(_) => t.add(
+            "nccl-conf",
+            "node",
+            Status::Warn,
+            "`/etc/nccl.conf` exists and sets NCCL variables silently",
+            Some("remove it; the entrypoint sets NCCL variables in the environment"),
+        ),
         None => t.add("nccl-conf", "node", Status::Pass, "absent", None),
     }
     match transport {
         Transport::Ib => t.add("transport", "node", Status::Pass, "NET/IB (RoCE) on every rail", None),
         Transport::Socket => {
             let status = if spec.transport == TransportPolicy::Ib { Status::Fail } else { Status::Warn };
-            t.add("transport", "node", status, "NET/Socket: NCCL will use TCP (~4-6 GB/s instead of ~24 GB/s)", Some("fix the RDMA checks above to get NET/IB"));
+            t.add(
+                "transport",
+                "node",
+                status,
+                "NET/Socket: NCCL will use TCP (~4-6 GB/s instead of ~24 GB/s)",
+                Some("fix the RDMA checks above to get NET/IB"),
+            );
         }
     }
     if transport == Transport::Ib {
@@ -257,7 +293,13 @@ pub fn check_declared(root: &Root, report: &mut Report, declared: &[DeclaredRail
         } else {
             let have: Vec<String> = found.iter().map(|(ip, p)| format!("{ip}/{p}")).collect();
             let have = if have.is_empty() { "none".to_owned() } else { have.join(", ") };
-            t.add("declared-ip", &d.netdev, Status::Fail, format!("expected {want}, found {have}"), Some("apply the rendered netplan (`sparkctl render netplan`) or fix cluster.toml"));
+            t.add(
+                "declared-ip",
+                &d.netdev,
+                Status::Fail,
+                format!("expected {want}, found {have}"),
+                Some("apply the rendered netplan (`sparkctl render netplan`) or fix cluster.toml"),
+            );
         }
         if let Some(dev) = &d.rdma_device {
             let behind = sysfs::read_netdev(root, &d.netdev).map(|n| n.rdma_devices).unwrap_or_default();
@@ -265,7 +307,13 @@ pub fn check_declared(root: &Root, report: &mut Report, declared: &[DeclaredRail
                 t.add("declared-rdma", &d.netdev, Status::Pass, dev.clone(), None);
             } else {
                 let have = if behind.is_empty() { "none".to_owned() } else { behind.join(", ") };
-                t.add("declared-rdma", &d.netdev, Status::Fail, format!("expected `{dev}`, found {have}"), Some("RDMA names differ per OS: leave `rdma_device` out of cluster.toml to resolve it on the node"));
+                t.add(
+                    "declared-rdma",
+                    &d.netdev,
+                    Status::Fail,
+                    format!("expected `{dev}`, found {have}"),
+                    Some("RDMA names differ per OS: leave `rdma_device` out of cluster.toml to resolve it on the node"),
+                );
             }
         }
     }

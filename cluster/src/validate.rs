@@ -21,9 +21,8 @@ fn invalid(c: &Cluster, key: &str, value: &str, problem: &str, fix: &str) -> Err
 
 /// Node names become host names, NixOS configuration names and file names.
 fn names(c: &Cluster) -> Result<()> {
-    let hostname = |s: &str| {
-        !s.is_empty() && s.len() <= 63 && !s.starts_with('-') && s.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-')
-    };
+    let hostname =
+        |s: &str| !s.is_empty() && s.len() <= 63 && !s.starts_with('-') && s.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-');
     if !hostname(&c.name) {
         return Err(invalid(c, "cluster.name", &format!("{:?}", c.name), "it is not a DNS label", "use lowercase letters, digits and `-`"));
     }
@@ -65,7 +64,13 @@ fn rails(c: &Cluster) -> Result<()> {
         for (i, a) in n.rails.iter().enumerate() {
             for b in &n.rails[i + 1..] {
                 if a.interface == b.interface {
-                    return Err(invalid(c, &format!("node `{}` rail interface", n.name), &format!("{:?}", a.interface), "it is listed twice", "list each netdev once"));
+                    return Err(invalid(
+                        c,
+                        &format!("node `{}` rail interface", n.name),
+                        &format!("{:?}", a.interface),
+                        "it is listed twice",
+                        "list each netdev once",
+                    ));
                 }
                 if a.address.subnet() == b.address.subnet() {
                     return Err(Error::TwinsShareSubnet {
@@ -97,8 +102,7 @@ fn rails(c: &Cluster) -> Result<()> {
 fn addresses(c: &Cluster) -> Result<()> {
     let mut seen: BTreeMap<std::net::Ipv4Addr, String> = BTreeMap::new();
     for n in &c.nodes {
-        let mut owned: Vec<(std::net::Ipv4Addr, String)> =
-            n.rails.iter().map(|r| (r.address.addr, format!("{}/{}", n.name, r.interface))).collect();
+        let mut owned: Vec<(std::net::Ipv4Addr, String)> = n.rails.iter().map(|r| (r.address.addr, format!("{}/{}", n.name, r.interface))).collect();
         if let Some(m) = &n.management {
             owned.push((m.address.addr, format!("{}/{}", n.name, m.interface)));
         }
@@ -116,14 +120,16 @@ fn container(c: &Cluster) -> Result<()> {
     if image.chars().any(char::is_whitespace) || image.starts_with('-') {
         return Err(invalid(c, "container.image", &format!("{image:?}"), "it is not an image reference", "write `name:tag` or `name@sha256:…`"));
     }
-    for (key, path) in [("container.hf_cache", &c.container.hf_cache), ("container.env_file", &c.container.env_file), ("container.token_file", &c.container.token_file)] {
+    for (key, path) in
+        [("container.hf_cache", &c.container.hf_cache), ("container.env_file", &c.container.env_file), ("container.token_file", &c.container.token_file)]
+    {
         if !path.is_absolute() {
             return Err(invalid(c, key, &format!("{:?}", path.display().to_string()), "it is a relative path", "use an absolute path on the node"));
         }
     }
     for name in c.container.env.keys() {
-        let valid = name.chars().next().is_some_and(|ch| ch.is_ascii_alphabetic() || ch == '_')
-            && name.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_');
+        let valid =
+            name.chars().next().is_some_and(|ch| ch.is_ascii_alphabetic() || ch == '_') && name.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_');
         if !valid {
             return Err(invalid(c, &format!("container.env.{name}"), name, "it is not a variable name", "use letters, digits and `_`"));
         }
@@ -141,7 +147,13 @@ fn container(c: &Cluster) -> Result<()> {
         return Err(invalid(c, "serve.args", &format!("{flag:?}"), "the API port is `serve.port`", "remove it from `serve.args` and set `serve.port`"));
     }
     if c.serve.port == c.rendezvous_port {
-        return Err(invalid(c, "serve.port", &c.serve.port.to_string(), "it equals `cluster.rendezvous_port`", "give the API and the rendezvous different ports"));
+        return Err(invalid(
+            c,
+            "serve.port",
+            &c.serve.port.to_string(),
+            "it equals `cluster.rendezvous_port`",
+            "give the API and the rendezvous different ports",
+        ));
     }
     Ok(())
 }
@@ -156,7 +168,9 @@ fn parallelism(c: &Cluster) -> Result<()> {
         });
         match value {
             None => Ok(None),
-            Some(v) => v.parse::<u64>().map(Some).map_err(|_| invalid(c, "serve.args", &format!("{flag} {v:?}"), "it is not a number", "give a positive integer")),
+            Some(v) => {
+                v.parse::<u64>().map(Some).map_err(|_| invalid(c, "serve.args", &format!("{flag} {v:?}"), "it is not a number", "give a positive integer"))
+            }
         }
     };
     let tp = size("--tensor-parallel-size")?;

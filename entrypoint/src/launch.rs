@@ -151,7 +151,10 @@ mod tests {
         let head = Ipv4Addr::new(10, 0, 0, 1);
         assert_eq!(ray_worker(ip, head, 6379, &[]).join(" "), "ray start --block --disable-usage-stats --address 10.0.0.1:6379 --node-ip-address 10.0.0.2");
         let serve: Vec<String> = ["vllm", "serve", "m"].map(String::from).to_vec();
-        assert_eq!(serve_native(&serve, 2, 1, head, 29501).join(" "), "vllm serve m --nnodes 2 --node-rank 1 --master-addr 10.0.0.1 --master-port 29501 --headless");
+        assert_eq!(
+            serve_native(&serve, 2, 1, head, 29501).join(" "),
+            "vllm serve m --nnodes 2 --node-rank 1 --master-addr 10.0.0.1 --master-port 29501 --headless"
+        );
         assert!(!serve_native(&serve, 2, 0, head, 29501).contains(&"--headless".to_owned()));
         assert_eq!(serve_ray(&serve).join(" "), "vllm serve m --distributed-executor-backend ray");
         let given: Vec<String> = ["vllm", "serve", "m", "--distributed-executor-backend=ray"].map(String::from).to_vec();

@@ -65,9 +65,7 @@ pub fn unblock_signals_in_child(cmd: &mut std::process::Command) {
     // SAFETY: the closure runs between fork and exec and only calls `sigprocmask`, which is
     // async-signal-safe and allocates nothing.
     unsafe {
-        cmd.pre_exec(|| {
-            nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None).map_err(std::io::Error::from)
-        });
+        cmd.pre_exec(|| nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None).map_err(std::io::Error::from));
     }
 }
 

@@ -38,15 +38,32 @@ impl Fingerprint {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Msg {
-    Challenge { nonce: String },
-    Hello { node: String, nonce: String, ip: String, fingerprint: Fingerprint },
-    Welcome { joined: usize, expected: usize },
-    Refused { reason: String },
+    Challenge {
+        nonce: String,
+    },
+    Hello {
+        node: String,
+        nonce: String,
+        ip: String,
+        fingerprint: Fingerprint,
+    },
+    Welcome {
+        joined: usize,
+        expected: usize,
+    },
+    Refused {
+        reason: String,
+    },
     /// Everyone joined: go. `ranks` orders the nodes (head 0) for the native backend.
-    Release { ranks: BTreeMap<String, u32>, head_ip: String },
+    Release {
+        ranks: BTreeMap<String, u32>,
+        head_ip: String,
+    },
     Heartbeat,
     /// The sender is stopping (why), so the receiver stops too.
-    Shutdown { reason: String },
+    Shutdown {
+        reason: String,
+    },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -153,7 +170,13 @@ mod tests {
     use super::*;
 
     fn fp() -> Fingerprint {
-        Fingerprint { image: "sha256:aa".into(), serve: vec!["vllm".into(), "serve".into(), "m".into()], model: "m".into(), entrypoint: "0.1.0".into(), backend: "ray".into() }
+        Fingerprint {
+            image: "sha256:aa".into(),
+            serve: vec!["vllm".into(), "serve".into(), "m".into()],
+            model: "m".into(),
+            entrypoint: "0.1.0".into(),
+            backend: "ray".into(),
+        }
     }
 
     #[test]

@@ -126,9 +126,18 @@ pub struct Head {
 
 impl Head {
     /// Binds the rendezvous port on `ip` and accepts in the background.
-    pub fn listen(ip: Ipv4Addr, port: u16, token: &str, fingerprint: Fingerprint, expected: Vec<String>, heartbeat_timeout: Duration, tx: Sender<Event>) -> Result<Head, Stop> {
+    pub fn listen(
+        ip: Ipv4Addr,
+        port: u16,
+        token: &str,
+        fingerprint: Fingerprint,
+        expected: Vec<String>,
+        heartbeat_timeout: Duration,
+        tx: Sender<Event>,
+    ) -> Result<Head, Stop> {
         let addr = SocketAddrV4::new(ip, port);
-        let listener = TcpListener::bind(addr).map_err(|e| Stop::Fatal(format!("cannot listen on {addr} for the rendezvous: {e}; is another head running, or `SPARK_RENDEZVOUS_PORT` taken?")))?;
+        let listener = TcpListener::bind(addr)
+            .map_err(|e| Stop::Fatal(format!("cannot listen on {addr} for the rendezvous: {e}; is another head running, or `SPARK_RENDEZVOUS_PORT` taken?")))?;
         let others = if expected.len() > 1 { expected[1..].join(", ") } else { "no other node".into() };
         log::info(&format!("rendezvous: listening on {addr}, waiting for {others}"));
         let token = token.to_owned();
@@ -180,7 +189,10 @@ impl Head {
             ));
         }
         if node == self.expected[0] || !self.expected.contains(&node) {
-            return refuse(format!("node `{node}` is not a worker of this cluster (SPARK_NODES on the head is `{}`); fix SPARK_NODE_NAME or SPARK_NODES", self.expected.join(",")));
+            return refuse(format!(
+                "node `{node}` is not a worker of this cluster (SPARK_NODES on the head is `{}`); fix SPARK_NODE_NAME or SPARK_NODES",
+                self.expected.join(",")
+            ));
         }
         if released {
             return refuse("the cluster already formed and is running; a node that restarts makes the whole group restart".into());
@@ -279,14 +291,27 @@ pub struct Join {
 }
 
 #[allow(clippy::too_many_arguments)]
-pub fn join(sup: &mut Supervisor, head: Ipv4Addr, port: u16, token: &str, node: &str, my_ip: Ipv4Addr, fingerprint: &Fingerprint, timeout: Duration, silence: Duration) -> Result<Join, Stop> {
+pub fn join(
+    sup: &mut Supervisor,
+    head: Ipv4Addr,
+    port: u16,
+    token: &str,
+    node: &str,
+    my_ip: Ipv4Addr,
+    fingerprint: &Fingerprint,
+    timeout: Duration,
+    silence: Duration,
+) -> Result<Join, Stop> {
     let addr = SocketAddr::V4(SocketAddrV4::new(head, port));
     let deadline = Instant::now() + timeout;
     let mut attempt: u32 = 0;
     let mut last_log = Instant::now() - Duration::from_secs(60);
     loop {
         if Instant::now() >= deadline {
-            return Err(Stop::Timeout(format!("rendezvous: the head at {addr} did not release `{node}` within {:.0?}; is the head running, with `{node}` in its SPARK_NODES?", timeout)));
+            return Err(Stop::Timeout(format!(
+                "rendezvous: the head at {addr} did not release `{node}` within {:.0?}; is the head running, with `{node}` in its SPARK_NODES?",
+                timeout
+            )));
         }
         let session = match connect(addr, token, node, my_ip, fingerprint, silence, sup.sender()) {
             Ok(Some(s)) => s,
@@ -311,7 +336,10 @@ pub fn join(sup: &mut Supervisor, head: Ipv4Addr, port: u16, token: &str, node: 
         loop {
             if Instant::now() >= deadline {
                 session.close();
-                return Err(Stop::Timeout(format!("rendezvous: joined the head at {addr} but it did not release the group within {:.0?}; another node is missing (see the head's log)", timeout)));
+                return Err(Stop::Timeout(format!(
+                    "rendezvous: joined the head at {addr} but it did not release the group within {:.0?}; another node is missing (see the head's log)",
+                    timeout
+                )));
             }
             match sup.next(Duration::from_millis(200))? {
                 Some(Event::Peer(PeerEvent::Msg { conn, msg: Msg::Release { ranks, head_ip }, .. })) if conn == session.conn => {
@@ -335,7 +363,15 @@ pub fn join(sup: &mut Supervisor, head: Ipv4Addr, port: u16, token: &str, node: 
 }
 
 /// One connection attempt. `Ok(None)`: nobody answered (retry); `Err`: refused (do not retry).
-fn connect(addr: SocketAddr, token: &str, node: &str, my_ip: Ipv4Addr, fp: &Fingerprint, silence: Duration, tx: Sender<Event>) -> Result<Option<Session>, Stop> {
+fn connect(
+    addr: SocketAddr,
+    token: &str,
+    node: &str,
+    my_ip: Ipv4Addr,
+    fp: &Fingerprint,
+    silence: Duration,
+    tx: Sender<Event>,
+) -> Result<Option<Session>, Stop> {
     let Ok(stream) = TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else { return Ok(None) };
     let _ = stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT));
     let Ok(mut w) = stream.try_clone() else { return Ok(None) };
@@ -362,7 +398,9 @@ fn connect(addr: SocketAddr, token: &str, node: &str, my_ip: Ipv4Addr, fp: &Fing
         (Msg::Refused { reason }, false) => Err(Stop::Fatal(format!(
             "rendezvous: the head at {addr} refused `{node}`: {reason} (its reply is not signed with our token either: SPARK_TOKEN differs between the nodes)"
         ))),
-        (_, false) => Err(Stop::Fatal(format!("rendezvous: the head at {addr} answered with a message not signed with our token; set the same SPARK_TOKEN on every node"))),
+        (_, false) => Err(Stop::Fatal(format!(
+            "rendezvous: the head at {addr} answered with a message not signed with our token; set the same SPARK_TOKEN on every node"
+        ))),
         (other, true) => Err(Stop::Fatal(format!("rendezvous: unexpected answer from the head at {addr}: {other:?}"))),
     }
 }

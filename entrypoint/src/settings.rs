@@ -23,29 +23,109 @@ pub struct Setting {
 pub const SETTINGS: &[Setting] = &[
     Setting { env: "SPARK_ROLE", flag: "--role", default: None, help: "`head` or `worker` (required)" },
     Setting { env: "SPARK_NODE_NAME", flag: "--node-name", default: None, help: "this node's name; default: the hostname" },
-    Setting { env: "SPARK_NODES", flag: "--nodes", default: None, help: "head only: every node's name, comma-separated, head first (required on the head); its length is the expected node count" },
-    Setting { env: "SPARK_HEAD_ADDR", flag: "--head-addr", default: None, help: "the head's rail IPv4 address (required on workers); the head listens on its first rail's address" },
-    Setting { env: "SPARK_RENDEZVOUS_PORT", flag: "--rendezvous-port", default: Some("29450"), help: "TCP port of the head's rendezvous (and heartbeat) listener" },
+    Setting {
+        env: "SPARK_NODES",
+        flag: "--nodes",
+        default: None,
+        help: "head only: every node's name, comma-separated, head first (required on the head); its length is the expected node count",
+    },
+    Setting {
+        env: "SPARK_HEAD_ADDR",
+        flag: "--head-addr",
+        default: None,
+        help: "the head's rail IPv4 address (required on workers); the head listens on its first rail's address",
+    },
+    Setting {
+        env: "SPARK_RENDEZVOUS_PORT",
+        flag: "--rendezvous-port",
+        default: Some("29450"),
+        help: "TCP port of the head's rendezvous (and heartbeat) listener",
+    },
     Setting { env: "SPARK_RAILS", flag: "--rails", default: None, help: "rail netdevs, comma-separated, e.g. `enp1s0f1np1,enP2p1s0f1np1` (required)" },
     Setting { env: "SPARK_MTU", flag: "--mtu", default: Some("9000"), help: "MTU every rail must have" },
-    Setting { env: "SPARK_TRANSPORT", flag: "--transport", default: Some("auto"), help: "`auto` (IB when RDMA checks pass, else Socket with a warning), `ib` (refuse without RDMA) or `socket`" },
-    Setting { env: "SPARK_BACKEND", flag: "--backend", default: Some("ray"), help: "`ray` (Ray cluster, serve on the head) or `native` (vLLM `--nnodes/--node-rank/--master-addr`, `--headless` workers)" },
-    Setting { env: "SPARK_TOKEN", flag: "--token", default: None, help: "shared cluster secret authenticating rendezvous messages (HMAC-SHA256); this or `SPARK_TOKEN_FILE` is required" },
+    Setting {
+        env: "SPARK_TRANSPORT",
+        flag: "--transport",
+        default: Some("auto"),
+        help: "`auto` (IB when RDMA checks pass, else Socket with a warning), `ib` (refuse without RDMA) or `socket`",
+    },
+    Setting {
+        env: "SPARK_BACKEND",
+        flag: "--backend",
+        default: Some("ray"),
+        help: "`ray` (Ray cluster, serve on the head) or `native` (vLLM `--nnodes/--node-rank/--master-addr`, `--headless` workers)",
+    },
+    Setting {
+        env: "SPARK_TOKEN",
+        flag: "--token",
+        default: None,
+        help: "shared cluster secret authenticating rendezvous messages (HMAC-SHA256); this or `SPARK_TOKEN_FILE` is required",
+    },
     Setting { env: "SPARK_TOKEN_FILE", flag: "--token-file", default: None, help: "file holding the cluster token (first line)" },
-    Setting { env: "SPARK_IMAGE_DIGEST", flag: "--image-digest", default: Some("unknown"), help: "image digest, part of the fingerprint every node must share" },
-    Setting { env: "SPARK_MODEL", flag: "--model", default: None, help: "model, part of the fingerprint; default: the argument after `serve` in the serve command" },
-    Setting { env: "SPARK_SERVE", flag: "--serve", default: None, help: "serve command as a JSON array; default: the arguments after `--` (required on the head, and on workers with `native`)" },
+    Setting {
+        env: "SPARK_IMAGE_DIGEST",
+        flag: "--image-digest",
+        default: Some("unknown"),
+        help: "image digest, part of the fingerprint every node must share",
+    },
+    Setting {
+        env: "SPARK_MODEL",
+        flag: "--model",
+        default: None,
+        help: "model, part of the fingerprint; default: the argument after `serve` in the serve command",
+    },
+    Setting {
+        env: "SPARK_SERVE",
+        flag: "--serve",
+        default: None,
+        help: "serve command as a JSON array; default: the arguments after `--` (required on the head, and on workers with `native`)",
+    },
     Setting { env: "SPARK_RAY_PORT", flag: "--ray-port", default: Some("6379"), help: "Ray GCS port on the head" },
-    Setting { env: "SPARK_RAY_ARGS", flag: "--ray-args", default: Some(""), help: "extra `ray start` arguments, space-separated (e.g. `--num-cpus 4 --temp-dir /tmp/ray`)" },
-    Setting { env: "SPARK_GPUS_PER_NODE", flag: "--gpus-per-node", default: Some("1"), help: "GPUs Ray must report per node before serving (CPUs are counted when Ray sees no GPU at all)" },
+    Setting {
+        env: "SPARK_RAY_ARGS",
+        flag: "--ray-args",
+        default: Some(""),
+        help: "extra `ray start` arguments, space-separated (e.g. `--num-cpus 4 --temp-dir /tmp/ray`)",
+    },
+    Setting {
+        env: "SPARK_GPUS_PER_NODE",
+        flag: "--gpus-per-node",
+        default: Some("1"),
+        help: "GPUs Ray must report per node before serving (CPUs are counted when Ray sees no GPU at all)",
+    },
     Setting { env: "SPARK_MASTER_PORT", flag: "--master-port", default: Some("29501"), help: "`native` backend: torch.distributed master port on the head" },
-    Setting { env: "SPARK_API_PORT", flag: "--api-port", default: Some("8000"), help: "port of the OpenAI-compatible API the readiness probe asks on 127.0.0.1" },
+    Setting {
+        env: "SPARK_API_PORT",
+        flag: "--api-port",
+        default: Some("8000"),
+        help: "port of the OpenAI-compatible API the readiness probe asks on 127.0.0.1",
+    },
     Setting { env: "SPARK_JOIN_TIMEOUT", flag: "--join-timeout", default: Some("600"), help: "seconds to wait for every node to join the rendezvous" },
     Setting { env: "SPARK_CLUSTER_TIMEOUT", flag: "--cluster-timeout", default: Some("300"), help: "seconds to wait for Ray to report every node and GPU" },
-    Setting { env: "SPARK_READY_TIMEOUT", flag: "--ready-timeout", default: Some("3600"), help: "seconds for the model to answer (`/health`, `/v1/models`, a 1-token completion)" },
-    Setting { env: "SPARK_HEARTBEAT_TIMEOUT", flag: "--heartbeat-timeout", default: Some("5"), help: "seconds of silence after which a peer counts as dead (heartbeats every second)" },
-    Setting { env: "SPARK_GRACE", flag: "--grace", default: Some("20"), help: "seconds children get between SIGTERM and SIGKILL on a requested stop (a signal); after a failure at most 5 s" },
-    Setting { env: "SPARK_STATUS_FILE", flag: "--status-file", default: Some("/run/spark-entrypoint/status.json"), help: "JSON status (`state`: preflight, rendezvous, cluster, starting, ready, stopping) read by `spark-entrypoint healthcheck`" },
+    Setting {
+        env: "SPARK_READY_TIMEOUT",
+        flag: "--ready-timeout",
+        default: Some("3600"),
+        help: "seconds for the model to answer (`/health`, `/v1/models`, a 1-token completion)",
+    },
+    Setting {
+        env: "SPARK_HEARTBEAT_TIMEOUT",
+        flag: "--heartbeat-timeout",
+        default: Some("5"),
+        help: "seconds of silence after which a peer counts as dead (heartbeats every second)",
+    },
+    Setting {
+        env: "SPARK_GRACE",
+        flag: "--grace",
+        default: Some("20"),
+        help: "seconds children get between SIGTERM and SIGKILL on a requested stop (a signal); after a failure at most 5 s",
+    },
+    Setting {
+        env: "SPARK_STATUS_FILE",
+        flag: "--status-file",
+        default: Some("/run/spark-entrypoint/status.json"),
+        help: "JSON status (`state`: preflight, rendezvous, cluster, starting, ready, stopping) read by `spark-entrypoint healthcheck`",
+    },
     Setting { env: "SPARK_ROOT", flag: "--root", default: Some("/"), help: "root prefix for the preflight reads of /sys, /proc, /dev, /etc" },
 ];
 
@@ -193,7 +273,11 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Co
     let nodes = v.get("--nodes").map(list).unwrap_or_default();
     if role == Role::Head {
         if nodes.is_empty() {
-            return Err(Error::Missing { env: "SPARK_NODES", flag: "--nodes", fix: "on the head, list every node's name, head first, e.g. `spark-a,spark-b`".into() });
+            return Err(Error::Missing {
+                env: "SPARK_NODES",
+                flag: "--nodes",
+                fix: "on the head, list every node's name, head first, e.g. `spark-a,spark-b`".into(),
+            });
         }
         if nodes[0] != node {
             return Err(Error::HeadNotFirst { nodes: nodes.join(","), head: node });
@@ -219,13 +303,9 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Co
     };
     let token = match (v.get("--token"), v.get("--token-file")) {
         (Some(t), _) => t.to_owned(),
-        (None, Some(f)) => std::fs::read_to_string(f)
-            .map_err(|source| Error::TokenFile { path: f.to_owned(), source })?
-            .lines()
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_owned(),
+        (None, Some(f)) => {
+            std::fs::read_to_string(f).map_err(|source| Error::TokenFile { path: f.to_owned(), source })?.lines().next().unwrap_or("").trim().to_owned()
+        }
         (None, None) => String::new(),
     };
     if token.is_empty() {
@@ -290,7 +370,13 @@ pub fn help() -> String {
          settings (flag, environment variable, default):\n",
     );
     for s in SETTINGS {
-        out.push_str(&format!("  {:<20} {:<24} {:<10} {}\n", s.flag, s.env, s.default.map_or("-".to_owned(), |d| if d.is_empty() { "\"\"".into() } else { d.to_owned() }), s.help));
+        out.push_str(&format!(
+            "  {:<20} {:<24} {:<10} {}\n",
+            s.flag,
+            s.env,
+            s.default.map_or("-".to_owned(), |d| if d.is_empty() { "\"\"".into() } else { d.to_owned() }),
+            s.help
+        ));
     }
     out
 }
@@ -305,7 +391,8 @@ mod tests {
         parse(&args, &|k| env.get(k).cloned())
     }
 
-    const HEAD_ENV: &[(&str, &str)] = &[("SPARK_ROLE", "head"), ("SPARK_NODE_NAME", "a"), ("SPARK_NODES", "a,b"), ("SPARK_RAILS", "r0,r1"), ("SPARK_TOKEN", "t")];
+    const HEAD_ENV: &[(&str, &str)] =
+        &[("SPARK_ROLE", "head"), ("SPARK_NODE_NAME", "a"), ("SPARK_NODES", "a,b"), ("SPARK_RAILS", "r0,r1"), ("SPARK_TOKEN", "t")];
 
     #[test]
     fn flags_win_over_env_and_defaults_fill_the_rest() {
@@ -334,7 +421,9 @@ mod tests {
         let mut e = HEAD_ENV.to_vec();
         e.retain(|(k, _)| *k != "SPARK_TOKEN");
         assert!(err(&["--", "x"], &e).contains("SPARK_TOKEN"));
-        assert!(err(&["--transport", "rdma", "--", "x"], HEAD_ENV).contains("`SPARK_TRANSPORT` (`--transport`) = `rdma` is not one of `auto`, `ib` or `socket`"));
+        assert!(
+            err(&["--transport", "rdma", "--", "x"], HEAD_ENV).contains("`SPARK_TRANSPORT` (`--transport`) = `rdma` is not one of `auto`, `ib` or `socket`")
+        );
         assert!(err(&[], HEAD_ENV).contains("missing serve command"));
         assert!(err(&["--nodes", "b,a", "--", "x"], HEAD_ENV).contains("must start with the head's own name `a`"));
         assert!(err(&["--bogus", "--", "x"], HEAD_ENV).contains("unknown argument `--bogus`"));

@@ -29,8 +29,14 @@ pub enum Event {
 pub enum Stop {
     Signal(Signal),
     /// A child that must keep running exited.
-    Child { name: String, code: i32 },
-    PeerLost { node: String, why: String },
+    Child {
+        name: String,
+        code: i32,
+    },
+    PeerLost {
+        node: String,
+        why: String,
+    },
     /// A wait ran out of time; the message names what is missing.
     Timeout(String),
     /// Bad configuration, failed preflight, refusal: no restart fixes it.
@@ -160,7 +166,8 @@ impl Supervisor {
     fn command(&self, name: &str, argv: &[String], env: &BTreeMap<String, String>) -> Result<Command, Stop> {
         // Resolve the program first: a failed exec is then reported here as one clear line.
         let path_var = env.get("PATH").cloned().or_else(|| std::env::var("PATH").ok()).unwrap_or_default();
-        let program = resolve(&argv[0], &path_var).ok_or_else(|| Stop::Fatal(format!("cannot start {name}: `{}` is not an executable file on PATH ({path_var})", argv[0])))?;
+        let program = resolve(&argv[0], &path_var)
+            .ok_or_else(|| Stop::Fatal(format!("cannot start {name}: `{}` is not an executable file on PATH ({path_var})", argv[0])))?;
         let mut cmd = Command::new(program);
         // The cluster secret stays with the entrypoint: children (Ray, vLLM, their workers) do
         // not need it, and their environments are readable in /proc and in Ray's dashboards.
@@ -196,7 +203,9 @@ impl Supervisor {
                 if let Some(t) = seen {
                     let msg = format!("nccl: process {}:{} of {name} uses {}", t.host, t.pid, t.net);
                     if t.net != Net::Ib && *expect_ib.lock().unwrap_or_else(|e| e.into_inner()) {
-                        log::loud(&format!("{msg} although the rails passed the RDMA checks: NCCL fell back from RoCE to TCP (check NCCL_IB_HCA, NCCL_NET, /etc/nccl.conf)"));
+                        log::loud(&format!(
+                            "{msg} although the rails passed the RDMA checks: NCCL fell back from RoCE to TCP (check NCCL_IB_HCA, NCCL_NET, /etc/nccl.conf)"
+                        ));
                     } else {
                         log::info(&msg);
                     }

@@ -31,7 +31,8 @@ struct Row {
 
 /// Sizes in GB from the arguments (default 0.2 2 8).
 fn image(sh: &Shell, args: &[String]) -> Result<()> {
-    let sizes: Vec<f64> = if args.is_empty() { vec![0.2, 2.0, 8.0] } else { args.iter().map(|a| a.parse().context("sizes are GB numbers")).collect::<Result<_>>()? };
+    let sizes: Vec<f64> =
+        if args.is_empty() { vec![0.2, 2.0, 8.0] } else { args.iter().map(|a| a.parse().context("sizes are GB numbers")).collect::<Result<_>>()? };
     cmd!(sh, "cargo build --release --locked -p cli").run()?;
     let sparkctl = sh.current_dir().join("target/release/sparkctl");
     let root = sh.current_dir().join("target/bench/image");
@@ -86,7 +87,17 @@ fn one_size(sh: &Shell, sparkctl: &Path, root: &Path, size_gb: f64) -> Result<Ro
     let bytes = (size_gb * 1e9) as u64;
     let layers = ((size_gb * 2.0).ceil() as usize).max(4);
     eprintln!("== {size_gb} GB base: {layers} layers");
-    base::write_layout(&dir, &base::BaseSpec { platforms: vec![("linux", "amd64")], attestation: false, pad_bytes: bytes, pad_layers: layers, pad_uncompressed: true, ..Default::default() });
+    base::write_layout(
+        &dir,
+        &base::BaseSpec {
+            platforms: vec![("linux", "amd64")],
+            attestation: false,
+            pad_bytes: bytes,
+            pad_layers: layers,
+            pad_uncompressed: true,
+            ..Default::default()
+        },
+    );
     sync(sh)?;
     let base_ref = format!("oci:{}:base", dir.display());
 
@@ -95,7 +106,18 @@ fn one_size(sh: &Shell, sparkctl: &Path, root: &Path, size_gb: f64) -> Result<Ro
     for i in 0..3 {
         let store = root.join(format!("store-{tag}-{i}"));
         let out = format!("oci:{}:bench", root.join(format!("out-{tag}-{i}")).display());
-        let argv: Vec<String> = vec![sparkctl.display().to_string(), "image".into(), "build".into(), root.join("images/bench.toml").display().to_string(), "--base".into(), base_ref.clone(), "--store".into(), store.display().to_string(), "-o".into(), out];
+        let argv: Vec<String> = vec![
+            sparkctl.display().to_string(),
+            "image".into(),
+            "build".into(),
+            root.join("images/bench.toml").display().to_string(),
+            "--base".into(),
+            base_ref.clone(),
+            "--store".into(),
+            store.display().to_string(),
+            "-o".into(),
+            out,
+        ];
         runs.push(timed_rss(sh, &argv)?);
     }
     runs.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -142,7 +164,10 @@ fn one_size(sh: &Shell, sparkctl: &Path, root: &Path, size_gb: f64) -> Result<Ro
         let _ = std::fs::remove_dir_all(root.join(format!("store-{tag}-{i}")));
     }
     let row = Row { size_gb, sparkctl_s, sparkctl_rss_mb, docker_load_s, docker_build_s, docker_save_s, umoci_s };
-    eprintln!("   sparkctl {:.2}s ({:.0} MB)  docker build {:.2}s (+save {:.2}s, load {:.2}s)  umoci {:.2}s", row.sparkctl_s, row.sparkctl_rss_mb, row.docker_build_s, row.docker_save_s, row.docker_load_s, row.umoci_s);
+    eprintln!(
+        "   sparkctl {:.2}s ({:.0} MB)  docker build {:.2}s (+save {:.2}s, load {:.2}s)  umoci {:.2}s",
+        row.sparkctl_s, row.sparkctl_rss_mb, row.docker_build_s, row.docker_save_s, row.docker_load_s, row.umoci_s
+    );
     Ok(row)
 }
 
@@ -156,7 +181,15 @@ fn render(rows: &[Row]) -> String {
     for r in rows {
         s += &format!(
             "| {:.1} GB | {:.3} s | {:.0} MB | {:.2} s | {:.2} s | {:.2} s | {:.0}× | {:.0}× | {:.1} s |\n",
-            r.size_gb, r.sparkctl_s, r.sparkctl_rss_mb, r.docker_build_s, r.docker_build_s + r.docker_save_s, r.umoci_s, r.docker_build_s / r.sparkctl_s, r.umoci_s / r.sparkctl_s, r.docker_load_s
+            r.size_gb,
+            r.sparkctl_s,
+            r.sparkctl_rss_mb,
+            r.docker_build_s,
+            r.docker_build_s + r.docker_save_s,
+            r.umoci_s,
+            r.docker_build_s / r.sparkctl_s,
+            r.umoci_s / r.sparkctl_s,
+            r.docker_load_s
         );
     }
     if let (Some(first), Some(last)) = (rows.first(), rows.last()) {
@@ -164,4 +197,3 @@ fn render(rows: &[Row]) -> String {
     }
     s
 }
-

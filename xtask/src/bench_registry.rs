@@ -39,7 +39,17 @@ pub fn run(sh: &Shell, args: &[String]) -> Result<()> {
     let layers = ((size_gb * 3.0).ceil() as usize).max(4);
     eprintln!("== writing a {size_gb} GB base with {layers} padding layers");
     let base_dir = root.join("base");
-    base::write_layout(&base_dir, &base::BaseSpec { platforms: vec![("linux", "amd64")], attestation: false, pad_bytes: (size_gb * 1e9) as u64, pad_layers: layers, pad_uncompressed: true, ..Default::default() });
+    base::write_layout(
+        &base_dir,
+        &base::BaseSpec {
+            platforms: vec![("linux", "amd64")],
+            attestation: false,
+            pad_bytes: (size_gb * 1e9) as u64,
+            pad_layers: layers,
+            pad_uncompressed: true,
+            ..Default::default()
+        },
+    );
     let store = root.join("store");
     let mut images = Vec::new();
     for v in ["v1", "v2"] {
@@ -65,7 +75,8 @@ pub fn run(sh: &Shell, args: &[String]) -> Result<()> {
     eprintln!("== pull");
     let pull_store = root.join("pull-store");
     let (s_out, k_out) = (format!("oci:{}:v1", root.join("pulled-sparkctl").display()), format!("oci:{}:v1", root.join("pulled-skopeo").display()));
-    let pull_sparkctl = timed(|| cmd!(sh, "{sparkctl} image pull {q} --store {pull_store} docker://{host}/bench/sparkctl:v1 {s_out}").quiet().ignore_stdout().run())?;
+    let pull_sparkctl =
+        timed(|| cmd!(sh, "{sparkctl} image pull {q} --store {pull_store} docker://{host}/bench/sparkctl:v1 {s_out}").quiet().ignore_stdout().run())?;
     let pull_skopeo = timed(|| cmd!(sh, "skopeo copy {q} --preserve-digests --src-tls-verify=false docker://{host}/bench/skopeo:v1 {k_out}").run())?;
 
     eprintln!("== re-push after one overlay change, through a byte-counting proxy");
@@ -142,8 +153,20 @@ impl Registry {
     fn start(root: &Path) -> Result<Registry> {
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let config: PathBuf = root.join("registry.yml");
-        std::fs::write(&config, format!("version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n", root.join("storage").display()))?;
-        let child = Command::new("docker-registry").arg("serve").arg(&config).stdout(Stdio::null()).stderr(Stdio::null()).spawn().context("starting docker-registry (cargo xtask deps installs it)")?;
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                root.join("storage").display()
+            ),
+        )?;
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting docker-registry (cargo xtask deps installs it)")?;
         let deadline = Instant::now() + Duration::from_secs(20);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             if Instant::now() > deadline {

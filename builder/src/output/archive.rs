@@ -64,7 +64,11 @@ fn docker_full_name(n: &str) -> String {
 fn write_archive(image: &BuiltImage, file: &Path, index: &[u8], manifest_json: Option<&[u8]>, mut blobs: Vec<Blob>) -> Result<()> {
     let parent = parent_of(file)?;
     if file.is_dir() {
-        return Err(Error::input(file.display().to_string(), "is a folder; an archive output is a file", Some("name a file, or use `oci:DIR` for a layout".into())));
+        return Err(Error::input(
+            file.display().to_string(),
+            "is a folder; an archive output is a file",
+            Some("name a file, or use `oci:DIR` for a layout".into()),
+        ));
     }
     let tmp = tempfile::Builder::new().prefix(".sparkctl-archive-").tempfile_in(parent).io_ctx("creating a temp file in", parent)?;
     let epoch = 0;

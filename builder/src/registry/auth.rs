@@ -126,7 +126,8 @@ fn key_matches(key: &str, registry: &str) -> bool {
 
 fn from_config(config: &Value, registry: &str, path: &Path) -> Result<Option<Credential>> {
     let file = path.display().to_string();
-    let helper_for = config.get("credHelpers").and_then(Value::as_object).and_then(|h| h.iter().find(|(k, _)| key_matches(k, registry))).and_then(|(_, v)| v.as_str());
+    let helper_for =
+        config.get("credHelpers").and_then(Value::as_object).and_then(|h| h.iter().find(|(k, _)| key_matches(k, registry))).and_then(|(_, v)| v.as_str());
     if let Some(helper) = helper_for {
         return match helper_get(helper, registry) {
             Ok(c) => Ok(Some(c)),
@@ -140,7 +141,8 @@ fn from_config(config: &Value, registry: &str, path: &Path) -> Result<Option<Cre
             return Ok(Some(Credential::IdentityToken(Secret::new(t))));
         }
         if let Some(auth) = entry.get("auth").and_then(Value::as_str).filter(|a| !a.is_empty()) {
-            let bad = || Error::input(&file, format!("`auths.{key}.auth` is not base64 of `user:password`"), Some(format!("run `docker login {registry}` again")));
+            let bad =
+                || Error::input(&file, format!("`auths.{key}.auth` is not base64 of `user:password`"), Some(format!("run `docker login {registry}` again")));
             let decoded = base64::engine::general_purpose::STANDARD.decode(auth.trim()).map_err(|_| bad())?;
             let decoded = String::from_utf8(decoded).map_err(|_| bad())?;
             let (u, p) = decoded.split_once(':').ok_or_else(bad)?;
@@ -166,7 +168,12 @@ fn from_config(config: &Value, registry: &str, path: &Path) -> Result<Option<Cre
 fn helper_get(name: &str, registry: &str) -> Result<Credential> {
     let program = format!("docker-credential-{name}");
     let server = if registry == super::name::DOCKER_HUB { "https://index.docker.io/v1/".to_owned() } else { registry.to_owned() };
-    let fail = |status: Option<u16>, m: String| Error::Registry { reference: registry.to_owned(), status, message: m, hint: Some(format!("check `{program}` (named in the Docker config)")) };
+    let fail = |status: Option<u16>, m: String| Error::Registry {
+        reference: registry.to_owned(),
+        status,
+        message: m,
+        hint: Some(format!("check `{program}` (named in the Docker config)")),
+    };
     let mut child = Command::new(&program)
         .arg("get")
         .stdin(Stdio::piped())
@@ -184,14 +191,19 @@ fn helper_get(name: &str, registry: &str) -> Result<Credential> {
         }
         return Err(fail(None, format!("`{program} get` failed ({})", out.status)));
     }
-    let v: Value = serde_json::from_slice(&out.stdout).map_err(|_| fail(None, format!("`{program} get` did not print the JSON the helper protocol specifies")))?;
+    let v: Value =
+        serde_json::from_slice(&out.stdout).map_err(|_| fail(None, format!("`{program} get` did not print the JSON the helper protocol specifies")))?;
     let user = v.get("Username").and_then(Value::as_str).unwrap_or_default();
     let secret = v.get("Secret").and_then(Value::as_str).ok_or_else(|| fail(None, format!("`{program} get` printed no `Secret`")))?;
     if user.is_empty() && secret.is_empty() {
         // Some helpers (docker-credential-pass 0.6) answer an unknown server with empty fields.
         return Err(fail(Some(404), format!("`{program}` has no credentials for {server}")));
     }
-    Ok(if user == "<token>" { Credential::IdentityToken(Secret::new(secret)) } else { Credential::Basic { username: user.to_owned(), password: Secret::new(secret) } })
+    Ok(if user == "<token>" {
+        Credential::IdentityToken(Secret::new(secret))
+    } else {
+        Credential::Basic { username: user.to_owned(), password: Secret::new(secret) }
+    })
 }
 
 /// A parsed `WWW-Authenticate` header.
@@ -262,7 +274,11 @@ mod tests {
         let h = r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/ubuntu:pull,push""#;
         assert_eq!(
             Challenge::parse(h),
-            Some(Challenge::Bearer { realm: "https://auth.docker.io/token".into(), service: Some("registry.docker.io".into()), scope: Some("repository:library/ubuntu:pull,push".into()) })
+            Some(Challenge::Bearer {
+                realm: "https://auth.docker.io/token".into(),
+                service: Some("registry.docker.io".into()),
+                scope: Some("repository:library/ubuntu:pull,push".into())
+            })
         );
         assert_eq!(Challenge::parse(r#"Basic realm="basic-realm""#), Some(Challenge::Basic));
         assert_eq!(Challenge::parse(r#"bearer realm=https://x/t"#), Some(Challenge::Bearer { realm: "https://x/t".into(), service: None, scope: None }));
@@ -283,7 +299,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.json");
         let auth = base64::engine::general_purpose::STANDARD.encode("alice:pa:ss");
-        std::fs::write(&path, format!(r#"{{"auths":{{"https://index.docker.io/v1/":{{"auth":"{auth}"}},"127.0.0.1:5000":{{"identitytoken":"idt"}}}}}}"#)).unwrap();
+        std::fs::write(&path, format!(r#"{{"auths":{{"https://index.docker.io/v1/":{{"auth":"{auth}"}},"127.0.0.1:5000":{{"identitytoken":"idt"}}}}}}"#))
+            .unwrap();
         let store = CredentialStore { explicit: None, explicit_for: None, config_file: Some(path) };
         assert_eq!(store.lookup("docker.io").unwrap(), Some(Credential::Basic { username: "alice".into(), password: Secret::new("pa:ss") }));
         assert_eq!(store.lookup("127.0.0.1:5000").unwrap(), Some(Credential::IdentityToken(Secret::new("idt"))));

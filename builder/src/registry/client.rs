@@ -163,18 +163,40 @@ impl Client {
 
     /// Sends a request with auth and retries. Returns the response whatever its status (the
     /// caller maps statuses to meaning); fails only when the registry cannot be reached.
-    pub fn send<'b>(&self, method: &str, url: &str, headers: &[(&str, &str)], scope: &Scope, body: &mut dyn FnMut() -> Result<Body<'b>>) -> Result<ureq::Response> {
+    pub fn send<'b>(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        scope: &Scope,
+        body: &mut dyn FnMut() -> Result<Body<'b>>,
+    ) -> Result<ureq::Response> {
         self.send_with(method, url, headers, scope, body, self.retry.attempts)
     }
 
     /// Like [`Client::send`] without retries on transport errors or 5xx (an upload whose
     /// session may hold part of the bytes is restarted by the caller instead); the auth
     /// handshake still happens.
-    pub fn send_once<'b>(&self, method: &str, url: &str, headers: &[(&str, &str)], scope: &Scope, body: &mut dyn FnMut() -> Result<Body<'b>>) -> Result<ureq::Response> {
+    pub fn send_once<'b>(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        scope: &Scope,
+        body: &mut dyn FnMut() -> Result<Body<'b>>,
+    ) -> Result<ureq::Response> {
         self.send_with(method, url, headers, scope, body, 1)
     }
 
-    fn send_with<'b>(&self, method: &str, url: &str, headers: &[(&str, &str)], scope: &Scope, body: &mut dyn FnMut() -> Result<Body<'b>>, attempts: u32) -> Result<ureq::Response> {
+    fn send_with<'b>(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        scope: &Scope,
+        body: &mut dyn FnMut() -> Result<Body<'b>>,
+        attempts: u32,
+    ) -> Result<ureq::Response> {
         let mut reauthenticated = false;
         let mut retry = 0;
         loop {
@@ -272,10 +294,17 @@ impl Client {
         let resp = match result {
             Ok(r) => r,
             Err(ureq::Error::Status(code, _)) => return Err(fail(Some(code), format!("the token service {} refused (HTTP {code})", strip_query(realm)))),
-            Err(ureq::Error::Transport(t)) => return Err(fail(None, format!("cannot reach the token service {}: {}", strip_query(realm), transport_detail(&t)))),
+            Err(ureq::Error::Transport(t)) => {
+                return Err(fail(None, format!("cannot reach the token service {}: {}", strip_query(realm), transport_detail(&t))))
+            }
         };
-        let v: Value = serde_json::from_reader(resp.into_reader().take(1 << 20)).map_err(|_| fail(None, format!("the token service {} did not answer JSON", strip_query(realm))))?;
-        let value = v.get("token").or_else(|| v.get("access_token")).and_then(Value::as_str).ok_or_else(|| fail(None, "the token service answered without a token".into()))?;
+        let v: Value = serde_json::from_reader(resp.into_reader().take(1 << 20))
+            .map_err(|_| fail(None, format!("the token service {} did not answer JSON", strip_query(realm))))?;
+        let value = v
+            .get("token")
+            .or_else(|| v.get("access_token"))
+            .and_then(Value::as_str)
+            .ok_or_else(|| fail(None, "the token service answered without a token".into()))?;
         // Tokens live 60 s unless the service says otherwise; refresh a little early.
         let lifetime = v.get("expires_in").and_then(Value::as_u64).unwrap_or(60).max(10);
         Ok(Token { value: Secret::new(value), expires: Instant::now() + Duration::from_secs(lifetime - 5) })
@@ -291,19 +320,31 @@ impl Client {
         let detail = first.as_ref().and_then(|e| e.get("message")?.as_str().map(|m| m.chars().take(200).collect::<String>())).unwrap_or_default();
         let registry = &self.registry;
         let (message, hint) = match (status, code.as_str()) {
-            (401, _) if self.credential.is_some() => ("the registry rejected the credentials".to_owned(), format!("check the credentials for {registry} (`docker login {registry}`)")),
-            (401, _) => ("authentication required".to_owned(), format!("log in with `docker login {registry}`, or give `--authfile`, or set SPARKCTL_REGISTRY_USER and SPARKCTL_REGISTRY_PASSWORD")),
+            (401, _) if self.credential.is_some() => {
+                ("the registry rejected the credentials".to_owned(), format!("check the credentials for {registry} (`docker login {registry}`)"))
+            }
+            (401, _) => (
+                "authentication required".to_owned(),
+                format!("log in with `docker login {registry}`, or give `--authfile`, or set SPARKCTL_REGISTRY_USER and SPARKCTL_REGISTRY_PASSWORD"),
+            ),
             (403, _) => ("access denied".to_owned(), "the credentials lack permission for this repository (a push needs write access)".to_owned()),
             (404, "MANIFEST_UNKNOWN") | (404, "") if what.contains("manifest") => ("manifest unknown".to_owned(), "check the tag or digest".to_owned()),
             (404, "NAME_UNKNOWN") => ("repository not found".to_owned(), "check the repository name".to_owned()),
             (_, "NAME_INVALID") => ("invalid repository name".to_owned(), "lowercase letters, digits and separators".to_owned()),
             (_, "BLOB_UNKNOWN") => ("blob unknown".to_owned(), "the registry does not have this blob".to_owned()),
-            (_, "DIGEST_INVALID") => ("the registry computed a different digest for the upload".to_owned(), "the local blob is corrupt; rebuild the image".to_owned()),
+            (_, "DIGEST_INVALID") => {
+                ("the registry computed a different digest for the upload".to_owned(), "the local blob is corrupt; rebuild the image".to_owned())
+            }
             _ => (format!("unexpected HTTP {status}"), "retry later, or check the registry's logs".to_owned()),
         };
         let code = if code.is_empty() { String::new() } else { format!(", {code}") };
         let detail = if detail.is_empty() || message.eq_ignore_ascii_case(&detail) { String::new() } else { format!(": {detail}") };
-        Error::Registry { reference: reference.to_owned(), status: Some(status), message: format!("{what}: {message} (HTTP {status}{code}){detail}"), hint: Some(hint) }
+        Error::Registry {
+            reference: reference.to_owned(),
+            status: Some(status),
+            message: format!("{what}: {message} (HTTP {status}{code}){detail}"),
+            hint: Some(hint),
+        }
     }
 }
 

@@ -46,7 +46,9 @@ impl RegistryRef {
             }
         }
         let (registry, path) = match name.split_once('/') {
-            Some((first, path)) if first.contains(['.', ':']) || first == "localhost" || first.bytes().any(|b| b.is_ascii_uppercase()) => (first.to_owned(), path.to_owned()),
+            Some((first, path)) if first.contains(['.', ':']) || first == "localhost" || first.bytes().any(|b| b.is_ascii_uppercase()) => {
+                (first.to_owned(), path.to_owned())
+            }
             _ => (DOCKER_HUB.to_owned(), name.to_owned()),
         };
         let registry = if registry == "index.docker.io" { DOCKER_HUB.to_owned() } else { registry };
@@ -56,9 +58,7 @@ impl RegistryRef {
         let repository = if registry == DOCKER_HUB && !path.contains('/') { format!("library/{path}") } else { path };
         for component in repository.split('/') {
             if !valid_component(component) {
-                return Err(err(format!(
-                    "invalid repository component `{component}`: lowercase letters and digits, separated by `.`, `_`, `__` or `-`"
-                )));
+                return Err(err(format!("invalid repository component `{component}`: lowercase letters and digits, separated by `.`, `_`, `__` or `-`")));
             }
         }
         if repository.len() > 255 {

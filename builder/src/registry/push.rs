@@ -102,10 +102,14 @@ pub fn push(client: &Client, dest: &RegistryRef, items: &[PushItem<'_>], opts: &
         _ => None,
     });
     if let Some(d) = dest.digest.as_ref().filter(|d| **d != top.desc.digest) {
-        return Err(Error::Reference { reference: dest.to_string(), message: format!("the destination names digest {d} but the image is {}; drop `@{d}` or push the image it names", top.desc.digest) });
+        return Err(Error::Reference {
+            reference: dest.to_string(),
+            message: format!("the destination names digest {d} but the image is {}; drop `@{d}` or push the image it names", top.desc.digest),
+        });
     }
     let p = Pusher { client, base_name, dest: dest.clone(), name: format!("docker://{dest}"), progress: Arc::clone(&opts.progress) };
-    let (manifests, blobs): (Vec<&PushItem>, Vec<&PushItem>) = items.iter().partition(|i| media::is_index(&i.desc.media_type) || media::is_manifest(&i.desc.media_type));
+    let (manifests, blobs): (Vec<&PushItem>, Vec<&PushItem>) =
+        items.iter().partition(|i| media::is_index(&i.desc.media_type) || media::is_manifest(&i.desc.media_type));
     let mut summary = PushSummary { reference: dest.to_string(), digest: top.desc.digest.to_string(), blobs: blobs.len() as u64, ..Default::default() };
     p.progress.add_total(blobs.iter().map(|b| b.desc.size).sum());
     let counts = Mutex::new((0u64, 0u64, 0u64));

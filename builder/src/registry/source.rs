@@ -46,8 +46,14 @@ impl RegistrySource {
     }
 
     pub fn with_client(client: Arc<Client>, reference: &RegistryRef, store: Option<BlobStore>) -> RegistrySource {
-        RegistrySource { client, reference: reference.clone(), name: format!("docker://{reference}"), store, cache: Mutex::default(), progress: Mutex::default() }
-
+        RegistrySource {
+            client,
+            reference: reference.clone(),
+            name: format!("docker://{reference}"),
+            store,
+            cache: Mutex::default(),
+            progress: Mutex::default(),
+        }
     }
 
     pub fn reference(&self) -> &RegistryRef {
@@ -99,10 +105,14 @@ impl RegistrySource {
         let media_type = if media::is_index(&header_type) || media::is_manifest(&header_type) {
             header_type
         } else {
-            serde_json::from_slice::<serde_json::Value>(&raw)
-                .ok()
-                .and_then(|v| v.get("mediaType")?.as_str().map(str::to_owned))
-                .ok_or_else(|| Error::MediaType { source_name: self.name.clone(), what: format!("manifest `{reference}`"), found: header_type, expected: "an OCI/Docker index or manifest".into() })?
+            serde_json::from_slice::<serde_json::Value>(&raw).ok().and_then(|v| v.get("mediaType")?.as_str().map(str::to_owned)).ok_or_else(|| {
+                Error::MediaType {
+                    source_name: self.name.clone(),
+                    what: format!("manifest `{reference}`"),
+                    found: header_type,
+                    expected: "an OCI/Docker index or manifest".into(),
+                }
+            })?
         };
         Ok((raw, media_type))
     }

@@ -15,7 +15,10 @@ pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>
     }
     if let Some(path) = ca_file {
         let bad = |m: String| Error::input(path.display().to_string(), m, Some("give a PEM file with the registry's CA certificate".into()));
-        let certs = CertificateDer::pem_file_iter(path).map_err(|e| bad(format!("cannot read the CA file: {e}")))?.collect::<std::result::Result<Vec<_>, _>>().map_err(|e| bad(format!("not a PEM certificate: {e}")))?;
+        let certs = CertificateDer::pem_file_iter(path)
+            .map_err(|e| bad(format!("cannot read the CA file: {e}")))?
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| bad(format!("not a PEM certificate: {e}")))?;
         if certs.is_empty() {
             return Err(bad("no certificate in the CA file".into()));
         }

@@ -76,16 +76,28 @@ impl ArchiveSource {
     /// `docker save` output. With an `index.json` (Docker 25+) the OCI side is used; `name`
     /// picks the image by its RepoTags entry when the archive holds several.
     pub fn resolve_docker(&self, name: Option<&str>) -> Result<Descriptor> {
-        let raw = self.read_entry("manifest.json").map_err(|_| Error::Reference { reference: self.name.clone(), message: "not a docker-archive (no `manifest.json`); for an OCI archive use `oci-archive:`".into() })?;
+        let raw = self.read_entry("manifest.json").map_err(|_| Error::Reference {
+            reference: self.name.clone(),
+            message: "not a docker-archive (no `manifest.json`); for an OCI archive use `oci-archive:`".into(),
+        })?;
         let list: Vec<Value> = serde_json::from_slice(&raw).map_err(|e| Error::malformed(&self.name, format!("manifest.json is not valid JSON: {e}")))?;
         let pick = match name {
             Some(n) => list.iter().find(|m| m.get("RepoTags").and_then(Value::as_array).is_some_and(|t| t.iter().any(|t| t.as_str() == Some(n)))),
             None if list.len() == 1 => list.first(),
             None => None,
         }
-        .ok_or_else(|| Error::Reference { reference: self.name.clone(), message: format!("{} images in manifest.json; name one as `docker-archive:FILE:NAME:TAG`", list.len()) })?;
+        .ok_or_else(|| Error::Reference {
+            reference: self.name.clone(),
+            message: format!("{} images in manifest.json; name one as `docker-archive:FILE:NAME:TAG`", list.len()),
+        })?;
         let config_path = pick.get("Config").and_then(Value::as_str).ok_or_else(|| Error::malformed(&self.name, "manifest.json entry without Config"))?;
-        let layer_paths: Vec<&str> = pick.get("Layers").and_then(Value::as_array).ok_or_else(|| Error::malformed(&self.name, "manifest.json entry without Layers"))?.iter().filter_map(Value::as_str).collect();
+        let layer_paths: Vec<&str> = pick
+            .get("Layers")
+            .and_then(Value::as_array)
+            .ok_or_else(|| Error::malformed(&self.name, "manifest.json entry without Layers"))?
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
         if let Some(d) = config_path.strip_prefix("blobs/sha256/").and_then(|h| Digest::parse(&format!("sha256:{h}"))) {
             // Dual format: the OCI descriptor of this image is in index.json; prefer it so the
             // manifest's digest is the one Docker reports.

@@ -37,7 +37,9 @@ impl LayoutSource {
         match fs::metadata(&path) {
             Err(_) => Err(Error::MissingBlob { source_name: self.name.clone(), digest: desc.digest.to_string() }),
             // A size check costs no read; the digest is checked whenever the bytes are read.
-            Ok(m) if m.len() != desc.size => Err(Error::SizeMismatch { source_name: self.name.clone(), digest: desc.digest.to_string(), expected: desc.size, found: m.len() }),
+            Ok(m) if m.len() != desc.size => {
+                Err(Error::SizeMismatch { source_name: self.name.clone(), digest: desc.digest.to_string(), expected: desc.size, found: m.len() })
+            }
             Ok(_) => Ok(path),
         }
     }

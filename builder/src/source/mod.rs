@@ -57,6 +57,8 @@ pub struct BaseManifest {
 }
 
 /// The top of the base: an index (multi-platform) or one manifest.
+// One per image read: the size difference costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum BaseTop {
     Index { desc: Descriptor, raw: Vec<u8>, json: Value },
@@ -126,12 +128,25 @@ pub fn read_manifest(source: &dyn BlobSource, desc: &Descriptor) -> Result<BaseM
     let json = parse_json(&raw, source.name(), "manifest")?;
     if let Some(mt) = json.get("mediaType").and_then(Value::as_str) {
         if mt != desc.media_type {
-            return Err(Error::MediaType { source_name: source.name().into(), what: format!("manifest {}", desc.digest), found: mt.into(), expected: format!("`{}` as its descriptor says", desc.media_type) });
+            return Err(Error::MediaType {
+                source_name: source.name().into(),
+                what: format!("manifest {}", desc.digest),
+                found: mt.into(),
+                expected: format!("`{}` as its descriptor says", desc.media_type),
+            });
         }
     }
-    let config_desc = Descriptor::from_json(json.get("config").ok_or_else(|| Error::malformed(source.name(), format!("manifest {} has no config", desc.digest)))?, source.name())?;
+    let config_desc = Descriptor::from_json(
+        json.get("config").ok_or_else(|| Error::malformed(source.name(), format!("manifest {} has no config", desc.digest)))?,
+        source.name(),
+    )?;
     if !media::is_config(&config_desc.media_type) {
-        return Err(Error::MediaType { source_name: source.name().into(), what: format!("config of {}", desc.digest), found: config_desc.media_type.clone(), expected: format!("`{}` or `{}`", media::OCI_CONFIG, media::DOCKER_CONFIG) });
+        return Err(Error::MediaType {
+            source_name: source.name().into(),
+            what: format!("config of {}", desc.digest),
+            found: config_desc.media_type.clone(),
+            expected: format!("`{}` or `{}`", media::OCI_CONFIG, media::DOCKER_CONFIG),
+        });
     }
     let config_raw = source.read_verified(&config_desc)?;
     parse_json(&config_raw, source.name(), "config")?;

@@ -2,5 +2,5 @@
 
 #[path = "../support/base.rs"]
 mod base;
-mod sources;
 mod registry;
+mod sources;

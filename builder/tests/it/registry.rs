@@ -11,11 +11,11 @@ mod release;
 mod token;
 
 use builder::build::BuiltImage;
-use builder::registry::{self, lock, progress::Progress, Client, ClientOptions, CredentialStore, PushOptions, PushSummary, RegistryRef};
+use builder::reference::ImageRef;
 use builder::registry::retry::RetryPolicy;
+use builder::registry::{self, lock, progress::Progress, Client, ClientOptions, CredentialStore, PushOptions, PushSummary, RegistryRef};
 use builder::source;
 use builder::store::BlobStore;
-use builder::reference::ImageRef;
 use harness::{make_image, run, Registry, TestImage};
 use proxy::{Fault, Proxy};
 use std::process::Command;
@@ -29,7 +29,11 @@ fn plain_opts() -> ClientOptions {
     // An empty Docker config: the host's own credentials must not leak into the tests.
     let dir = tempfile::tempdir().unwrap().keep();
     std::fs::write(dir.join("config.json"), "{}").unwrap();
-    ClientOptions { credentials: CredentialStore { explicit: None, explicit_for: None, config_file: Some(dir.join("config.json")) }, retry: quick_retries(), ..Default::default() }
+    ClientOptions {
+        credentials: CredentialStore { explicit: None, explicit_for: None, config_file: Some(dir.join("config.json")) },
+        retry: quick_retries(),
+        ..Default::default()
+    }
 }
 
 fn push_local(img: &TestImage, dest: &str, opts: &ClientOptions, parallel: usize) -> builder::Result<PushSummary> {
@@ -69,7 +73,14 @@ fn push_then_skopeo_and_docker_read_it_back() {
     // skopeo sees the same index digest and copies the image back byte for byte.
     assert_eq!(skopeo_raw_digest(&["--tls-verify=false"], &format!("docker://{dest}")), img.index.0);
     let back = tmp.path().join("back");
-    run(Command::new("skopeo").args(["copy", "--all", "--src-tls-verify=false", "--preserve-digests", &format!("docker://{dest}"), &format!("oci:{}:v1", back.display())]));
+    run(Command::new("skopeo").args([
+        "copy",
+        "--all",
+        "--src-tls-verify=false",
+        "--preserve-digests",
+        &format!("docker://{dest}"),
+        &format!("oci:{}:v1", back.display()),
+    ]));
     assert_eq!(skopeo_raw_digest(&[], &format!("oci:{}:v1", back.display())), img.index.0);
 
     // The Docker engine pulls it from the registry and runs it.
@@ -103,7 +114,11 @@ fn tls_and_htpasswd_with_docker_config_credentials() {
         path
     };
     let opts = |pw: Option<&str>, ca: bool| ClientOptions {
-        credentials: CredentialStore { explicit: None, explicit_for: None, config_file: Some(pw.map(config).unwrap_or_else(|| config("").with_file_name("none.json"))) },
+        credentials: CredentialStore {
+            explicit: None,
+            explicit_for: None,
+            config_file: Some(pw.map(config).unwrap_or_else(|| config("").with_file_name("none.json"))),
+        },
         ca_file: ca.then(|| tls.ca.clone()),
         retry: quick_retries(),
         ..Default::default()
@@ -270,7 +285,9 @@ fn interrupted_download_resumes_with_a_range_request() {
     let full = std::fs::read(img.layout.join("blobs/sha256").join(&pad[7..])).unwrap();
     std::fs::write(store.root().join("tmp").join(format!("{}.partial", &pad[7..])), &full[..3 << 20]).unwrap();
     proxy.reset();
-    let src = builder::registry::RegistrySource::open(&RegistryRef::parse(&format!("{}/app/resume:v1", proxy.host())).unwrap(), &plain_opts(), Some(store.clone())).unwrap();
+    let src =
+        builder::registry::RegistrySource::open(&RegistryRef::parse(&format!("{}/app/resume:v1", proxy.host())).unwrap(), &plain_opts(), Some(store.clone()))
+            .unwrap();
     let desc = builder::descriptor::Descriptor::new("application/vnd.oci.image.layer.v1.tar+gzip", builder::digest::Digest::parse(&pad).unwrap(), size);
     let path = src.fetch(&desc).unwrap();
     assert_eq!(std::fs::read(path).unwrap(), full);
@@ -376,7 +393,11 @@ fn bearer_token_flow_anonymous_pull_authenticated_push_and_scope_changes() {
     let config = tmp.path().join("config.json");
     let auth = token::b64(b"ci-user:tok3n-Pa55word-never-shown", false);
     std::fs::write(&config, format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, reg.host())).unwrap();
-    let creds = ClientOptions { credentials: CredentialStore { explicit: None, explicit_for: None, config_file: Some(config) }, retry: quick_retries(), ..Default::default() };
+    let creds = ClientOptions {
+        credentials: CredentialStore { explicit: None, explicit_for: None, config_file: Some(config) },
+        retry: quick_retries(),
+        ..Default::default()
+    };
 
     // Push with credentials: the registry challenges with Bearer, the token service sees basic auth.
     let dest = format!("{}/team/app:v1", reg.host());
@@ -417,11 +438,19 @@ fn bearer_tokens_are_cached_per_scope_and_fetched_again_on_expiry() {
     let img = make_image(&tmp.path().join("img"), 0, 0, "expiry");
     let auth = token::b64(b"u:p", false);
     std::fs::write(tmp.path().join("config.json"), format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, reg.host())).unwrap();
-    let creds = ClientOptions { credentials: CredentialStore { explicit: None, explicit_for: None, config_file: Some(tmp.path().join("config.json")) }, retry: quick_retries(), ..Default::default() };
+    let creds = ClientOptions {
+        credentials: CredentialStore { explicit: None, explicit_for: None, config_file: Some(tmp.path().join("config.json")) },
+        retry: quick_retries(),
+        ..Default::default()
+    };
     push_local(&img, &format!("{}/app/exp:v1", reg.host()), &creds, 8).unwrap();
     tokens.issued.lock().unwrap().clear();
     let reference = RegistryRef::parse(&format!("{}/app/exp:v1", reg.host())).unwrap();
-    let src = builder::registry::RegistrySource::with_client(std::sync::Arc::new(Client::connect(&reference.registry, reference.api_host(), &plain_opts()).unwrap()), &reference, None);
+    let src = builder::registry::RegistrySource::with_client(
+        std::sync::Arc::new(Client::connect(&reference.registry, reference.api_host(), &plain_opts()).unwrap()),
+        &reference,
+        None,
+    );
     let fetched = || tokens.issued.lock().unwrap().len();
     src.resolve().unwrap();
     let first = fetched();
@@ -477,7 +506,11 @@ fn identity_token_from_docker_config_uses_the_refresh_token_grant() {
     let img = make_image(&tmp.path().join("img"), 0, 0, "idt");
     let config = tmp.path().join("config.json");
     std::fs::write(&config, format!(r#"{{"auths":{{"{}":{{"auth":"","identitytoken":"{}"}}}}}}"#, reg.host(), token::identity_token(password))).unwrap();
-    let opts = ClientOptions { credentials: CredentialStore { explicit: None, explicit_for: None, config_file: Some(config) }, retry: quick_retries(), ..Default::default() };
+    let opts = ClientOptions {
+        credentials: CredentialStore { explicit: None, explicit_for: None, config_file: Some(config) },
+        retry: quick_retries(),
+        ..Default::default()
+    };
     assert_eq!(push_local(&img, &format!("{}/team/idt:v1", reg.host()), &opts, 8).unwrap().digest, img.index.0);
     let issued = tokens.issued.lock().unwrap().clone();
     assert!(issued.iter().all(|i| i.refresh && i.authenticated), "every token came from the refresh-token grant: {issued:?}");
@@ -509,5 +542,11 @@ fn copy_between_registries_fetches_each_layer_once_into_the_store() {
         assert!(store.has(&builder::digest::Digest::parse(layer).unwrap(), *size), "layer {layer} is in the store");
     }
     assert_eq!(skopeo_raw_digest(&["--tls-verify=false"], &format!("docker://{dest}")), img.index.0);
-    run(Command::new("skopeo").args(["copy", "--all", "--src-tls-verify=false", &format!("docker://{dest}"), &format!("oci:{}:v1", tmp.path().join("back").display())]));
+    run(Command::new("skopeo").args([
+        "copy",
+        "--all",
+        "--src-tls-verify=false",
+        &format!("docker://{dest}"),
+        &format!("oci:{}:v1", tmp.path().join("back").display()),
+    ]));
 }

@@ -48,7 +48,9 @@ impl Registry {
     pub fn plain_on(ip: &str) -> Registry {
         let mut r = Self::start(None);
         r.kill();
-        let config = std::fs::read_to_string(r.dir.path().join("config.yml")).unwrap().replace(&format!("addr: 127.0.0.1:{}", r.port), &format!("addr: {ip}:{}", r.port));
+        let config = std::fs::read_to_string(r.dir.path().join("config.yml"))
+            .unwrap()
+            .replace(&format!("addr: 127.0.0.1:{}", r.port), &format!("addr: {ip}:{}", r.port));
         std::fs::write(r.dir.path().join("config.yml"), config).unwrap();
         r.ip = ip.to_owned();
         r.restart();
@@ -155,19 +157,54 @@ impl Drop for Registry {
 /// A CA and a server certificate for 127.0.0.1 signed by it (EC keys: fast to make).
 fn make_certs(dir: &Path) {
     let d = |f: &str| dir.join(f).display().to_string();
-    run(Command::new("openssl").args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj", "/CN=sparkctl test CA"]).args([
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign,cRLSign",
+    run(Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj", "/CN=sparkctl test CA"])
+        .args([
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+            "-keyout",
+            &d("ca.key"),
+            "-out",
+            &d("ca.pem"),
+        ]));
+    run(Command::new("openssl").args([
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
         "-keyout",
-        &d("ca.key"),
+        &d("server.key"),
         "-out",
-        &d("ca.pem"),
+        &d("server.csr"),
     ]));
-    run(Command::new("openssl").args(["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", &d("server.key"), "-out", &d("server.csr")]));
-    std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n").unwrap();
-    run(Command::new("openssl").args(["x509", "-req", "-days", "2", "-in", &d("server.csr"), "-CA", &d("ca.pem"), "-CAkey", &d("ca.key"), "-CAcreateserial", "-extfile", &d("ext.cnf"), "-out", &d("server.pem")]));
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    run(Command::new("openssl").args([
+        "x509",
+        "-req",
+        "-days",
+        "2",
+        "-in",
+        &d("server.csr"),
+        "-CA",
+        &d("ca.pem"),
+        "-CAkey",
+        &d("ca.key"),
+        "-CAcreateserial",
+        "-extfile",
+        &d("ext.cnf"),
+        "-out",
+        &d("server.pem"),
+    ]));
 }
 
 pub fn sha(b: &[u8]) -> String {

@@ -48,11 +48,19 @@ impl Proxy {
         let live: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
         let (active, peak, delay_us) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
         let (a, pk, dl) = (active, Arc::clone(&peak), Arc::clone(&delay_us));
-        let (s, r, h, f, fs, l) = (Arc::clone(&sent), Arc::clone(&received), Arc::clone(&hook), Arc::clone(&faults), Arc::clone(&faults_served), Arc::clone(&live));
+        let (s, r, h, f, fs, l) =
+            (Arc::clone(&sent), Arc::clone(&received), Arc::clone(&hook), Arc::clone(&faults), Arc::clone(&faults_served), Arc::clone(&live));
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(mut client) = client else { continue };
-                let fault = { let mut q = f.lock().unwrap(); if q.is_empty() { None } else { Some(q.remove(0)) } };
+                let fault = {
+                    let mut q = f.lock().unwrap();
+                    if q.is_empty() {
+                        None
+                    } else {
+                        Some(q.remove(0))
+                    }
+                };
                 if let Some(fault) = fault {
                     fs.fetch_add(1, Ordering::SeqCst);
                     if let Fault::Status(code) = fault {

@@ -19,7 +19,14 @@ fn release_workflow_passes_actionlint() {
     let out = actionlint(&workflow);
     assert!(out.status.success(), "actionlint found problems:\n{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     let text = std::fs::read_to_string(&workflow).unwrap();
-    for needed in ["tags: [\"v*\"]", "aarch64-unknown-linux-musl", "x86_64-unknown-linux-musl", "image build images/vllm-spark.toml", "--output \"docker://", "SPARKCTL_REGISTRY_PASSWORD"] {
+    for needed in [
+        "tags: [\"v*\"]",
+        "aarch64-unknown-linux-musl",
+        "x86_64-unknown-linux-musl",
+        "image build images/vllm-spark.toml",
+        "--output \"docker://",
+        "SPARKCTL_REGISTRY_PASSWORD",
+    ] {
         assert!(text.contains(needed), "the release workflow lost `{needed}`");
     }
 }

@@ -38,7 +38,12 @@ impl TokenServer {
     pub fn start(dir: &Path, user: &str, password: &str, expires_in: u64) -> TokenServer {
         let key = dir.join("token.key");
         let cert = dir.join("token.pem");
-        run(Command::new("openssl").args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj", "/CN=sparkctl test tokens"]).arg("-keyout").arg(&key).arg("-out").arg(&cert));
+        run(Command::new("openssl")
+            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj", "/CN=sparkctl test tokens"])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert));
         let der = run_bytes(Command::new("openssl").args(["x509", "-outform", "DER", "-in"]).arg(&cert));
         let x5c = b64(&der, false);
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -66,7 +71,14 @@ fn run_bytes(cmd: &mut Command) -> Vec<u8> {
     out.stdout
 }
 
-fn answer(conn: TcpStream, key: &Path, x5c: &str, (expected_auth, expected_refresh): (&str, &str), log: &Mutex<Vec<Issued>>, expires_in: u64) -> std::io::Result<()> {
+fn answer(
+    conn: TcpStream,
+    key: &Path,
+    x5c: &str,
+    (expected_auth, expected_refresh): (&str, &str),
+    log: &Mutex<Vec<Issued>>,
+    expires_in: u64,
+) -> std::io::Result<()> {
     let mut reader = BufReader::new(conn.try_clone()?);
     let mut line = String::new();
     reader.read_line(&mut line)?;
@@ -92,7 +104,8 @@ fn answer(conn: TcpStream, key: &Path, x5c: &str, (expected_auth, expected_refre
         // OAuth2 form: grant_type=refresh_token&refresh_token=…&scope=<space-separated>
         let mut body = vec![0u8; length];
         std::io::Read::read_exact(&mut reader, &mut body)?;
-        let form: Vec<(String, String)> = String::from_utf8_lossy(&body).split('&').filter_map(|kv| kv.split_once('=')).map(|(k, v)| (k.to_owned(), percent_decode(v))).collect();
+        let form: Vec<(String, String)> =
+            String::from_utf8_lossy(&body).split('&').filter_map(|kv| kv.split_once('=')).map(|(k, v)| (k.to_owned(), percent_decode(v))).collect();
         let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default();
         authenticated = get("grant_type") == "refresh_token" && get("refresh_token") == expected_refresh;
         get("scope").split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect()
@@ -179,7 +192,11 @@ fn percent_decode(s: &str) -> String {
 
 /// Base64 (standard, padded) or base64url without padding (JWS).
 pub fn b64(data: &[u8], url: bool) -> String {
-    let table: &[u8] = if url { b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_" } else { b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/" };
+    let table: &[u8] = if url {
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    } else {
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    };
     let mut out = String::new();
     for c in data.chunks(3) {
         let n = (c[0] as u32) << 16 | (*c.get(1).unwrap_or(&0) as u32) << 8 | *c.get(2).unwrap_or(&0) as u32;

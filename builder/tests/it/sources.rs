@@ -33,7 +33,10 @@ fn oci_archive_base_gives_the_same_image_as_its_layout() {
     write_layout(&d.path().join("base"), &BaseSpec::default());
     let from_layout = build_from(&format!("oci:{}:base", d.path().join("base").display()), d.path(), &["linux/amd64", "linux/arm64"]);
     // Tar the layout (GNU tar, as a user would) and build from the archive.
-    let status = std::process::Command::new("tar").args(["-C", &d.path().join("base").display().to_string(), "-cf", &d.path().join("base.tar").display().to_string(), "."]).status().unwrap();
+    let status = std::process::Command::new("tar")
+        .args(["-C", &d.path().join("base").display().to_string(), "-cf", &d.path().join("base.tar").display().to_string(), "."])
+        .status()
+        .unwrap();
     assert!(status.success());
     let from_archive = build_from(&format!("oci-archive:{}:base", d.path().join("base.tar").display()), d.path(), &["linux/amd64", "linux/arm64"]);
     assert_eq!(from_layout.top.digest, from_archive.top.digest);

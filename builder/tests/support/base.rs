@@ -24,7 +24,15 @@ pub struct BaseSpec {
 
 impl Default for BaseSpec {
     fn default() -> Self {
-        BaseSpec { platforms: vec![("linux", "amd64"), ("linux", "arm64")], docker_media_types: false, attestation: true, busybox: false, pad_bytes: 0, pad_layers: 0, pad_uncompressed: false }
+        BaseSpec {
+            platforms: vec![("linux", "amd64"), ("linux", "arm64")],
+            docker_media_types: false,
+            attestation: true,
+            busybox: false,
+            pad_bytes: 0,
+            pad_layers: 0,
+            pad_uncompressed: false,
+        }
     }
 }
 
@@ -102,9 +110,19 @@ pub fn write_layout(dir: &Path, spec: &BaseSpec) -> String {
     std::fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
     std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
     let (mt_index, mt_manifest, mt_config, mt_layer) = if spec.docker_media_types {
-        ("application/vnd.docker.distribution.manifest.list.v2+json", "application/vnd.docker.distribution.manifest.v2+json", "application/vnd.docker.container.image.v1+json", "application/vnd.docker.image.rootfs.diff.tar.gzip")
+        (
+            "application/vnd.docker.distribution.manifest.list.v2+json",
+            "application/vnd.docker.distribution.manifest.v2+json",
+            "application/vnd.docker.container.image.v1+json",
+            "application/vnd.docker.image.rootfs.diff.tar.gzip",
+        )
     } else {
-        ("application/vnd.oci.image.index.v1+json", "application/vnd.oci.image.manifest.v1+json", "application/vnd.oci.image.config.v1+json", "application/vnd.oci.image.layer.v1.tar+gzip")
+        (
+            "application/vnd.oci.image.index.v1+json",
+            "application/vnd.oci.image.manifest.v1+json",
+            "application/vnd.oci.image.config.v1+json",
+            "application/vnd.oci.image.layer.v1.tar+gzip",
+        )
     };
     let busybox = if spec.busybox { Some(std::fs::read("/bin/busybox").expect("busybox-static is installed by `cargo xtask deps`")) } else { None };
     let mut entries = Vec::new();
@@ -124,7 +142,10 @@ pub fn write_layout(dir: &Path, spec: &BaseSpec) -> String {
             (b, d, mt_layer)
         };
         layers.push(gz(&l1));
-        layers.push(gz(&[Item::File("etc/nccl.conf", 0o644, b"NCCL_DEBUG=WARN\nNCCL_IB_DISABLE=1\n".to_vec()), Item::File("etc/os-release", 0o644, b"ID=sparkbase\n".to_vec())]));
+        layers.push(gz(&[
+            Item::File("etc/nccl.conf", 0o644, b"NCCL_DEBUG=WARN\nNCCL_IB_DISABLE=1\n".to_vec()),
+            Item::File("etc/os-release", 0o644, b"ID=sparkbase\n".to_vec()),
+        ]));
         for l in 0..spec.pad_layers {
             let n = (spec.pad_bytes / spec.pad_layers as u64) as usize;
             let name = format!("opt/pad/{l}.bin");
@@ -156,7 +177,8 @@ pub fn write_layout(dir: &Path, spec: &BaseSpec) -> String {
             "history": [{ "created": "2025-01-01T00:00:00Z", "created_by": "test base layer 1" }, { "created": "2025-01-01T00:00:00Z", "created_by": "test base layer 2" }]
         });
         let (cd, cs) = put(dir, serde_json::to_string_pretty(&config).unwrap().as_bytes());
-        let manifest = json!({ "schemaVersion": 2, "mediaType": mt_manifest, "config": { "mediaType": mt_config, "digest": cd, "size": cs }, "layers": layer_descs });
+        let manifest =
+            json!({ "schemaVersion": 2, "mediaType": mt_manifest, "config": { "mediaType": mt_config, "digest": cd, "size": cs }, "layers": layer_descs });
         // Pretty-printed on purpose: untouched manifests must be copied byte for byte, not re-serialised.
         let (md, ms) = put(dir, serde_json::to_string_pretty(&manifest).unwrap().as_bytes());
         entries.push(json!({ "mediaType": mt_manifest, "digest": md, "size": ms, "platform": { "architecture": arch, "os": os } }));

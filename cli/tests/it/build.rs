@@ -26,7 +26,8 @@ fn multi_platform_build_is_read_back_by_skopeo_and_umoci() {
     assert_eq!(sha(tool("skopeo", &["inspect", "--raw", &archive]).ok().stdout.as_bytes()), digest);
     let index = json(&raw);
     let entries = index["manifests"].as_array().unwrap();
-    let plats: Vec<String> = entries.iter().map(|m| format!("{}/{}", m["platform"]["os"].as_str().unwrap(), m["platform"]["architecture"].as_str().unwrap())).collect();
+    let plats: Vec<String> =
+        entries.iter().map(|m| format!("{}/{}", m["platform"]["os"].as_str().unwrap(), m["platform"]["architecture"].as_str().unwrap())).collect();
     assert_eq!(plats, ["linux/amd64", "linux/arm64", "unknown/unknown"]);
 
     // The attestation entry is the base's, byte for byte (same object, same digest).
@@ -55,7 +56,12 @@ fn multi_platform_build_is_read_back_by_skopeo_and_umoci() {
     let c = &cfg["config"];
     assert_eq!(
         c["Env"],
-        serde_json::json!(["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "BASE_ONLY=overridden", "OVERLAY_VAR=from overlay", "RECIPE_VAR=from recipe"])
+        serde_json::json!([
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "BASE_ONLY=overridden",
+            "OVERLAY_VAR=from overlay",
+            "RECIPE_VAR=from recipe"
+        ])
     );
     assert_eq!(c["Healthcheck"]["Test"], serde_json::json!(["CMD", "true"]));
     assert_eq!(c["ArgsEscaped"], true);
@@ -163,7 +169,13 @@ fn docker_v2_base_gets_docker_v2_layers_and_runs() {
     let id = format!("{}", std::process::id());
     let out_tag = format!("sparkctl-test/v2:{id}");
     let _guard = DockerImages(vec![out_tag.clone()]);
-    let spec = BaseSpec { docker_media_types: true, busybox: true, attestation: false, platforms: vec![("linux", "amd64"), ("linux", "arm64")], ..BaseSpec::default() };
+    let spec = BaseSpec {
+        docker_media_types: true,
+        busybox: true,
+        attestation: false,
+        platforms: vec![("linux", "amd64"), ("linux", "arm64")],
+        ..BaseSpec::default()
+    };
     write_layout(&p.path("base"), &spec);
     p.standard(&base_ref(&p), &["linux/amd64", "linux/arm64"]);
     let out = format!("oci:{}:v2", p.s("out"));
@@ -216,7 +228,8 @@ fn same_inputs_give_the_same_bytes_and_the_pinned_digest() {
     a.standard(&base_ref(&a), &["linux/amd64", "linux/arm64"]);
     perturbed_copy(&a, &b);
     // b's recipe points at a's base: same base bytes, different project and store.
-    let build = |p: &Project, out: &str| p.run(&["image", "build", &p.s("images/test.toml"), "-o", &format!("oci-archive:{}", p.s(out))]).ok().last_line().to_owned();
+    let build =
+        |p: &Project, out: &str| p.run(&["image", "build", &p.s("images/test.toml"), "-o", &format!("oci-archive:{}", p.s(out))]).ok().last_line().to_owned();
     let da = build(&a, "a.tar");
     let db = build(&b, "b.tar");
     assert_eq!(da, db);

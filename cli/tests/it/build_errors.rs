@@ -69,8 +69,17 @@ fn recipe_and_overlay_mistakes() {
     std::os::unix::fs::symlink("../../../../../etc/passwd", p.path("overlays/files/rootfs/etc/spark/escape")).unwrap();
     fails(build(&p, &["-o", &o]), &["climbs out of the overlay tree"], &out);
     std::fs::remove_file(p.path("overlays/files/rootfs/etc/spark/escape")).unwrap();
-    let run = std::process::Command::new(env!("CARGO_BIN_EXE_sparkctl")).args(["image", "build", &p.s("images/test.toml"), "-o", &o]).env("SPARKCTL_STORE", p.store()).env("SOURCE_DATE_EPOCH", "yesterday").output().unwrap();
-    fails(Run { code: run.status.code().unwrap(), stdout: String::from_utf8_lossy(&run.stdout).into(), stderr: String::from_utf8_lossy(&run.stderr).into() }, &["SOURCE_DATE_EPOCH=`yesterday`"], &out);
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_sparkctl"))
+        .args(["image", "build", &p.s("images/test.toml"), "-o", &o])
+        .env("SPARKCTL_STORE", p.store())
+        .env("SOURCE_DATE_EPOCH", "yesterday")
+        .output()
+        .unwrap();
+    fails(
+        Run { code: run.status.code().unwrap(), stdout: String::from_utf8_lossy(&run.stdout).into(), stderr: String::from_utf8_lossy(&run.stderr).into() },
+        &["SOURCE_DATE_EPOCH=`yesterday`"],
+        &out,
+    );
     // After all that, the same project builds.
     build(&p, &["-o", &o]).ok();
 }
@@ -123,9 +132,16 @@ fn elf_of_the_wrong_machine_is_refused_before_anything_is_written() {
     let x86 = env!("CARGO_BIN_EXE_sparkctl");
     let out = p.path("out");
     let o = format!("oci:{}", out.display());
-    fails(build(&p, &["-o", &o, "--artifact", &format!("/usr/local/bin/tool@linux/amd64={x86}")]), &["no file for linux/arm64", "--artifact /usr/local/bin/tool@linux/arm64=FILE"], &out);
     fails(
-        build(&p, &["-o", &o, "--artifact", &format!("/usr/local/bin/tool@linux/amd64={x86}"), "--artifact", &format!("/usr/local/bin/tool@linux/arm64={x86}")]),
+        build(&p, &["-o", &o, "--artifact", &format!("/usr/local/bin/tool@linux/amd64={x86}")]),
+        &["no file for linux/arm64", "--artifact /usr/local/bin/tool@linux/arm64=FILE"],
+        &out,
+    );
+    fails(
+        build(
+            &p,
+            &["-o", &o, "--artifact", &format!("/usr/local/bin/tool@linux/amd64={x86}"), "--artifact", &format!("/usr/local/bin/tool@linux/arm64={x86}")],
+        ),
         &["x86-64", "linux/arm64"],
         &out,
     );

@@ -26,8 +26,18 @@ const BAKED_ENV: &[&str] = &[
 
 /// Per-node values (DESIGN invariant 4: the entrypoint supplies them) and fallback switches
 /// that a healthy Spark must not have: the image bakes none of them.
-const NOT_BAKED: &[&str] =
-    &["NCCL_SOCKET_IFNAME", "NCCL_IB_HCA", "NCCL_IB_GID_INDEX", "GLOO_SOCKET_IFNAME", "UCX_NET_DEVICES", "VLLM_HOST_IP", "MASTER_ADDR", "RAY_ADDRESS", "NCCL_IB_DISABLE", "NCCL_NET"];
+const NOT_BAKED: &[&str] = &[
+    "NCCL_SOCKET_IFNAME",
+    "NCCL_IB_HCA",
+    "NCCL_IB_GID_INDEX",
+    "GLOO_SOCKET_IFNAME",
+    "UCX_NET_DEVICES",
+    "VLLM_HOST_IP",
+    "MASTER_ADDR",
+    "RAY_ADDRESS",
+    "NCCL_IB_DISABLE",
+    "NCCL_NET",
+];
 
 const LABELS: &[(&str, &str)] = &[
     ("org.opencontainers.image.title", "vllm-spark"),
@@ -72,7 +82,8 @@ fn apt_mirror() -> String {
     let os_release = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
     let codename = os_release.lines().find_map(|l| l.strip_prefix("VERSION_CODENAME=")).map(|c| c.trim_matches('"').to_owned()).unwrap_or_default();
     let mut files = vec![PathBuf::from("/etc/apt/sources.list")];
-    let mut dir: Vec<PathBuf> = std::fs::read_dir("/etc/apt/sources.list.d").map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).collect()).unwrap_or_default();
+    let mut dir: Vec<PathBuf> =
+        std::fs::read_dir("/etc/apt/sources.list.d").map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).collect()).unwrap_or_default();
     dir.sort();
     files.extend(dir);
     for f in files {
@@ -112,7 +123,12 @@ fn debian_rootfs() -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     let tmp = dir.join(format!("rootfs.tmp-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
-    let out = Command::new("debootstrap").args(args).arg(&tmp).arg(&mirror).output().unwrap_or_else(|e| panic!("debootstrap could not run ({e}); `cargo xtask deps` installs it"));
+    let out = Command::new("debootstrap")
+        .args(args)
+        .arg(&tmp)
+        .arg(&mirror)
+        .output()
+        .unwrap_or_else(|e| panic!("debootstrap could not run ({e}); `cargo xtask deps` installs it"));
     assert!(out.status.success(), "debootstrap {args:?} {mirror} failed:\n{}", String::from_utf8_lossy(&out.stderr));
     // Another test process may have won the race; either rootfs is good.
     if std::fs::rename(&tmp, &rootfs).is_err() {
@@ -134,7 +150,8 @@ struct TestBase {
 fn files_under(root: &Path, rel: &str, out: &mut Vec<String>) {
     let p = root.join(rel);
     if p.is_dir() {
-        let mut names: Vec<String> = std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).filter(|n| n != "__pycache__").collect();
+        let mut names: Vec<String> =
+            std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).filter(|n| n != "__pycache__").collect();
         names.sort();
         for n in names {
             files_under(root, &format!("{rel}/{n}"), out);
@@ -252,7 +269,27 @@ fn built() -> &'static Built {
         let revision = format!("org.opencontainers.image.revision={}", LABELS[5].1);
         let docker_out = format!("docker-archive:{}:sparkctl-test/vllm-spark:build", archive.display());
         let store = cache_dir().join("store");
-        let run = sparkctl(&store, &["image", "build", &recipe(), "--base", &base_ref, "--platform", "linux/amd64", "--artifact", &artifact, "--label", &revision, "--output", &layout, "--output", &docker_out]).ok();
+        let run = sparkctl(
+            &store,
+            &[
+                "image",
+                "build",
+                &recipe(),
+                "--base",
+                &base_ref,
+                "--platform",
+                "linux/amd64",
+                "--artifact",
+                &artifact,
+                "--label",
+                &revision,
+                "--output",
+                &layout,
+                "--output",
+                &docker_out,
+            ],
+        )
+        .ok();
         let digest = run.last_line().to_owned();
         // Tag by content, so concurrent runs of different trees never clash.
         let tag = format!("sparkctl-test/vllm-spark:{}", &digest[7..19]);
@@ -380,7 +417,12 @@ fn a_python_that_does_not_import_torch_does_not_pay_for_it() {
     let b = built();
     // -X importtime lists every module imported, with its time: the hook and sitecustomize are
     // there, torch is not, and the fake torch logged no import.
-    let r = docker_python(&b.tag, &["FAKE_TORCH_LOG=/tmp/t.log"], &["-X", "importtime", "-c", "import os, sys; print('torch' in sys.modules, os.path.exists('/tmp/t.log'))"]).ok();
+    let r = docker_python(
+        &b.tag,
+        &["FAKE_TORCH_LOG=/tmp/t.log"],
+        &["-X", "importtime", "-c", "import os, sys; print('torch' in sys.modules, os.path.exists('/tmp/t.log'))"],
+    )
+    .ok();
     assert_eq!(r.stdout.trim(), "False False");
     let modules: Vec<&str> = r.stderr.lines().filter_map(|l| l.rsplit('|').next()).map(str::trim).collect();
     assert!(modules.contains(&"sparkctl_cudnn") && modules.contains(&"sitecustomize"), "{}", r.stderr);
@@ -393,7 +435,9 @@ fn a_python_that_does_not_import_torch_does_not_pay_for_it() {
 #[test]
 fn nccl_conf_of_the_base_is_gone_from_the_image() {
     let b = built();
-    let sh = |image: &str| docker(&["run", "--rm", "--network", "none", "--entrypoint", "/bin/sh", image, "-c", "cat /etc/nccl.conf 2>/dev/null || echo absent"]).ok().stdout;
+    let sh = |image: &str| {
+        docker(&["run", "--rm", "--network", "none", "--entrypoint", "/bin/sh", image, "-c", "cat /etc/nccl.conf 2>/dev/null || echo absent"]).ok().stdout
+    };
     assert!(sh(&test_base().tag).contains("NCCL_IB_DISABLE=1"), "the test base has one");
     assert_eq!(sh(&b.tag).trim(), "absent");
 
@@ -449,7 +493,19 @@ fn an_x86_64_entrypoint_in_the_arm64_image_is_refused_before_anything_is_written
     // amd64 image, aarch64 binary; then arm64 image, x86-64 binary.
     for (plat, file, found) in [("linux/amd64", p.s("entry-arm64"), "aarch64"), ("linux/arm64", AMD64_ENTRYPOINT.to_owned(), "x86-64")] {
         let art = format!("/usr/local/bin/spark-entrypoint@{plat}={file}");
-        let r = p.run(&["image", "build", &recipe(), "--base", &format!("oci:{}:base", p.s("base")), "--platform", plat, "--artifact", &art, "--output", &format!("oci:{}:v", out.display())]);
+        let r = p.run(&[
+            "image",
+            "build",
+            &recipe(),
+            "--base",
+            &format!("oci:{}:base", p.s("base")),
+            "--platform",
+            plat,
+            "--artifact",
+            &art,
+            "--output",
+            &format!("oci:{}:v", out.display()),
+        ]);
         assert_eq!(r.code, 2, "{}", r.stderr);
         let first = r.stderr.lines().next().unwrap();
         assert!(first.starts_with("error: ") && first.contains(&file) && first.contains(found) && first.contains(plat), "{}", r.stderr);
@@ -457,7 +513,19 @@ fn an_x86_64_entrypoint_in_the_arm64_image_is_refused_before_anything_is_written
     }
     // A 32-bit or non-ELF file is named as such.
     std::fs::write(p.path("script"), "#!/bin/sh\nexec true\n").unwrap();
-    let r = p.run(&["image", "build", &recipe(), "--base", &format!("oci:{}:base", p.s("base")), "--platform", "linux/amd64", "--artifact", &format!("/usr/local/bin/spark-entrypoint@linux/amd64={}", p.s("script")), "--output", &format!("oci:{}:v", out.display())]);
+    let r = p.run(&[
+        "image",
+        "build",
+        &recipe(),
+        "--base",
+        &format!("oci:{}:base", p.s("base")),
+        "--platform",
+        "linux/amd64",
+        "--artifact",
+        &format!("/usr/local/bin/spark-entrypoint@linux/amd64={}", p.s("script")),
+        "--output",
+        &format!("oci:{}:v", out.display()),
+    ]);
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("not an ELF"), "{}", r.stderr);
     assert!(!out.exists());

@@ -107,7 +107,17 @@ fn push_and_pull_with_tls_credentials_and_no_secret_in_any_output() {
     assert!(!stdout.contains(wrong) && !stderr.contains(wrong) && !stderr.contains(password), "password printed: {stdout}{stderr}");
 
     // Pull writes nothing when it fails (wrong tag).
-    let missing = p.run(&["image", "pull", "--quiet", "--authfile", &authfile, "--ca-file", &ca, &format!("docker://{}/team/app:nope", reg.host()), &format!("oci:{}:x", p.s("never"))]);
+    let missing = p.run(&[
+        "image",
+        "pull",
+        "--quiet",
+        "--authfile",
+        &authfile,
+        "--ca-file",
+        &ca,
+        &format!("docker://{}/team/app:nope", reg.host()),
+        &format!("oci:{}:x", p.s("never")),
+    ]);
     assert_eq!(missing.code, 2);
     assert!(missing.stderr.contains("team/app:nope") && missing.stderr.contains("manifest unknown"), "{}", missing.stderr);
     assert!(!p.path("never").exists());
@@ -139,7 +149,12 @@ impl PassStore {
         let key = "sparkctl-test@example.invalid";
         s.ok(Command::new("gpg").args(["--batch", "--pinentry-mode", "loopback", "--passphrase", "", "--quick-gen-key", key, "default", "default", "never"]));
         s.ok(Command::new("pass").args(["init", key]));
-        let mut store = s.env(&mut Command::new("docker-credential-pass")).arg("store").stdin(Stdio::piped()).spawn().expect("docker-credential-pass is installed (cargo xtask deps)");
+        let mut store = s
+            .env(&mut Command::new("docker-credential-pass"))
+            .arg("store")
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("docker-credential-pass is installed (cargo xtask deps)");
         store.stdin.take().unwrap().write_all(format!(r#"{{"ServerURL":"{server}","Username":"{user}","Secret":"{secret}"}}"#).as_bytes()).unwrap();
         assert!(store.wait().unwrap().success());
         s
@@ -175,7 +190,17 @@ fn credentials_from_a_real_credential_helper_creds_store_and_cred_helpers() {
     let push = |store: &PassStore, config: &str, repo: &str| {
         p.write("docker/config.json", config);
         let mut c = Command::new(env!("CARGO_BIN_EXE_sparkctl"));
-        store.env(&mut c).env("SPARKCTL_STORE", p.store()).args(["image", "push", "--quiet", "--authfile", &p.s("docker/config.json"), "--ca-file", &ca, &src, &format!("docker://{}/{repo}:v1", reg.host())]);
+        store.env(&mut c).env("SPARKCTL_STORE", p.store()).args([
+            "image",
+            "push",
+            "--quiet",
+            "--authfile",
+            &p.s("docker/config.json"),
+            "--ca-file",
+            &ca,
+            &src,
+            &format!("docker://{}/{repo}:v1", reg.host()),
+        ]);
         let out = c.output().unwrap();
         (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
     };
@@ -207,7 +232,17 @@ fn on_a_terminal(p: &Project, args: &[&str]) -> String {
 fn progress_is_drawn_on_a_terminal_and_not_with_quiet_or_without_one() {
     let reg = Registry::plain();
     let p = Project::new();
-    base::write_layout(&p.path("base"), &base::BaseSpec { platforms: vec![("linux", "amd64")], attestation: false, pad_bytes: 160 << 20, pad_layers: 4, pad_uncompressed: true, ..Default::default() });
+    base::write_layout(
+        &p.path("base"),
+        &base::BaseSpec {
+            platforms: vec![("linux", "amd64")],
+            attestation: false,
+            pad_bytes: 160 << 20,
+            pad_layers: 4,
+            pad_uncompressed: true,
+            ..Default::default()
+        },
+    );
     let src = format!("oci:{}:base", p.s("base"));
     let shown = on_a_terminal(&p, &["image", "push", &src, &format!("docker://{}/app/progress:v1", reg.host())]);
     // `push <ref>: <done> / <total> at <rate>/s`, redrawn in place, ending at the full size.

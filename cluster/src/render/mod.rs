@@ -28,13 +28,8 @@ pub enum Format {
 }
 
 impl Format {
-    pub const ALL: &'static [(&'static str, Format)] = &[
-        ("netplan", Format::Netplan),
-        ("sysctl", Format::Sysctl),
-        ("env", Format::Env),
-        ("docker-run", Format::DockerRun),
-        ("systemd", Format::Systemd),
-    ];
+    pub const ALL: &'static [(&'static str, Format)] =
+        &[("netplan", Format::Netplan), ("sysctl", Format::Sysctl), ("env", Format::Env), ("docker-run", Format::DockerRun), ("systemd", Format::Systemd)];
 
     /// Where the rendered file goes on a DGX OS node (`None`: a command, not a file).
     pub fn install_path(self, c: &Cluster) -> Option<String> {

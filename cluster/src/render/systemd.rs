@@ -8,11 +8,7 @@ use std::fmt::Write;
 
 pub fn render(header: &[String], c: &Cluster, node: &Node) -> String {
     let name = defaults::CONTAINER_NAME;
-    let exec = std::iter::once("docker".to_owned())
-        .chain(super::docker_args(c))
-        .map(|a| systemd_quote(&a))
-        .collect::<Vec<_>>()
-        .join(" ");
+    let exec = std::iter::once("docker".to_owned()).chain(super::docker_args(c)).map(|a| systemd_quote(&a)).collect::<Vec<_>>().join(" ");
     let mut out = String::new();
     for line in header {
         let _ = writeln!(out, "# {line}");

@@ -86,7 +86,8 @@ fn module_sets_the_plan_and_the_renderers_container() {
 #[test]
 fn module_switches_turn_their_parts_off() {
     let v = &vectors()[0];
-    let vm = module_config(&v.toml, "spark-3", r#"{ container.nvidia = false; container.backend = "podman"; rdma.softRoce = true; openFirewall = false; }"#, "");
+    let vm =
+        module_config(&v.toml, "spark-3", r#"{ container.nvidia = false; container.backend = "podman"; rdma.softRoce = true; openFirewall = false; }"#, "");
     let container = &vm["virtualisation"]["oci-containers"]["containers"]["spark-cluster"];
     assert!(!container["extraOptions"].as_array().unwrap().contains(&json!("--device=nvidia.com/gpu=all")));
     assert!(vm["hardware"].get("nvidia-container-toolkit").is_none());

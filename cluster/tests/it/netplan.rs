@@ -56,7 +56,8 @@ fn netplan_generate_agrees_with_the_nixos_networks_key_for_key() {
             let out = tmp.path().join("run/systemd/network");
             let mut files: Vec<String> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
             files.sort();
-            let mut want: Vec<String> = node.rails.iter().flat_map(|r| [format!("10-netplan-{}.link", r.interface), format!("10-netplan-{}.network", r.interface)]).collect();
+            let mut want: Vec<String> =
+                node.rails.iter().flat_map(|r| [format!("10-netplan-{}.link", r.interface), format!("10-netplan-{}.network", r.interface)]).collect();
             want.sort();
             assert_eq!(files, want, "{}/{}: netplan made other files than one .link and .network per rail", v.name, node.name);
 

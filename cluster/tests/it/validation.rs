@@ -44,7 +44,10 @@ fn the_example_is_valid() {
 
 #[test]
 fn unknown_keys_name_their_path_and_suggest_the_right_one() {
-    let e = check(&edit(&example(), "address = \"192.168.101.11/24\"", "adress = \"192.168.101.11/24\"", 0), &["`node[1].rail[1].adress`", "did you mean `address`"]);
+    let e = check(
+        &edit(&example(), "address = \"192.168.101.11/24\"", "adress = \"192.168.101.11/24\"", 0),
+        &["`node[1].rail[1].adress`", "did you mean `address`"],
+    );
     assert!(matches!(e, Error::UnknownKey { ref key, .. } if key == "node[1].rail[1].adress"));
     check(&edit(&example(), "[serve]", "[serv]", 0), &["unknown key `serv`", "did you mean `serve`"]);
     check(&edit(&example(), "rdma_device", "rdma_devices", 0), &["`node[0].rail[0].rdma_devices`", "did you mean `rdma_device`"]);
@@ -63,13 +66,15 @@ fn duplicate_addresses_are_refused() {
 
 #[test]
 fn two_twins_on_one_subnet_are_refused() {
-    let e = check(&edit(&example(), "192.168.101.10/24", "192.168.100.20/24", 0), &["`spark-2`", "enp1s0f1np1", "enP2p1s0f1np1", "192.168.100.0/24", "own subnet"]);
+    let e =
+        check(&edit(&example(), "192.168.101.10/24", "192.168.100.20/24", 0), &["`spark-2`", "enp1s0f1np1", "enP2p1s0f1np1", "192.168.100.0/24", "own subnet"]);
     assert!(matches!(e, Error::TwinsShareSubnet { .. }));
 }
 
 #[test]
 fn rails_on_different_subnets_between_nodes_are_refused() {
-    let e = check(&edit(&example(), "192.168.101.11/24", "192.168.105.11/24", 0), &["rail 1", "192.168.101.0/24", "`spark-2`", "192.168.105.0/24", "`spark-3`"]);
+    let e =
+        check(&edit(&example(), "192.168.101.11/24", "192.168.105.11/24", 0), &["rail 1", "192.168.101.0/24", "`spark-2`", "192.168.105.0/24", "`spark-3`"]);
     assert!(matches!(e, Error::RailSubnetMismatch { index: 1, .. }));
     // Same network address but another prefix is another subnet.
     check(&edit(&example(), "192.168.100.11/24", "192.168.100.11/23", 0), &["rail 0", "192.168.100.0/23"]);
@@ -136,8 +141,15 @@ fn node_specific_variables_cannot_be_set_by_hand() {
 fn parallelism_must_match_the_node_count() {
     let e = check(&edit(&example(), "\"--tensor-parallel-size\", \"2\"", "\"--tensor-parallel-size\", \"4\"", 0), &["--tensor-parallel-size 4", "2 node(s)"]);
     assert!(matches!(e, Error::ParallelismMismatch { product: 4, nodes: 2, .. }));
-    check(&edit(&example(), "\"--tensor-parallel-size\", \"2\"", "\"--tensor-parallel-size=1\", \"--pipeline-parallel-size\", \"3\"", 0), &["× --pipeline-parallel-size 3"]);
-    cluster::parse_str(&edit(&example(), "\"--tensor-parallel-size\", \"2\"", "\"--tensor-parallel-size=1\", \"--pipeline-parallel-size=2\"", 0), Path::new("c.toml")).unwrap();
+    check(
+        &edit(&example(), "\"--tensor-parallel-size\", \"2\"", "\"--tensor-parallel-size=1\", \"--pipeline-parallel-size\", \"3\"", 0),
+        &["× --pipeline-parallel-size 3"],
+    );
+    cluster::parse_str(
+        &edit(&example(), "\"--tensor-parallel-size\", \"2\"", "\"--tensor-parallel-size=1\", \"--pipeline-parallel-size=2\"", 0),
+        Path::new("c.toml"),
+    )
+    .unwrap();
 }
 
 #[test]

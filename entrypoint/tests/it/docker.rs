@@ -199,7 +199,10 @@ fn docker_image_built_by_sparkctl_forms_the_cluster_and_fails_as_a_group() {
         let mut made = Vec::new();
         for (i, s) in candidate.iter().enumerate() {
             let name = format!("{id}-rail{i}");
-            let (code, _, err) = run("docker", &["network", "create", "--driver", "bridge", "--subnet", &format!("{s}.0/24"), "--opt", "com.docker.network.driver.mtu=9000", &name]);
+            let (code, _, err) = run(
+                "docker",
+                &["network", "create", "--driver", "bridge", "--subnet", &format!("{s}.0/24"), "--opt", "com.docker.network.driver.mtu=9000", &name],
+            );
             if code != 0 {
                 assert!(err.contains("overlap"), "docker network create {name}: {err}");
                 break;
@@ -219,8 +222,21 @@ fn docker_image_built_by_sparkctl_forms_the_cluster_and_fails_as_a_group() {
     let head_ip = format!("{}.2", subnets[0]);
     let start = |d: &mut Docker, name: &str, role: &str, host: u8| {
         let c = format!("{id}-{name}");
-        let mut args: Vec<String> = vec!["create".into(), "--name".into(), c.clone(), "--network".into(), d.networks[0].clone(), "--ip".into(), format!("{}.{host}", subnets[0])];
-        args.extend(["--sysctl", "net.ipv6.conf.all.disable_ipv6=1", "--health-cmd", "spark-entrypoint healthcheck", "--health-interval", "1s", "--health-retries", "1"].map(String::from));
+        let mut args: Vec<String> =
+            vec!["create".into(), "--name".into(), c.clone(), "--network".into(), d.networks[0].clone(), "--ip".into(), format!("{}.{host}", subnets[0])];
+        args.extend(
+            [
+                "--sysctl",
+                "net.ipv6.conf.all.disable_ipv6=1",
+                "--health-cmd",
+                "spark-entrypoint healthcheck",
+                "--health-interval",
+                "1s",
+                "--health-retries",
+                "1",
+            ]
+            .map(String::from),
+        );
         for (k, v) in [
             ("SPARK_ROLE", role.to_owned()),
             ("SPARK_NODE_NAME", name.to_owned()),

@@ -259,7 +259,10 @@ pub fn rdma_root(dir: &Path, host: u8) -> PathBuf {
         w(&format!("{port}/gids/3"), &format!("0000:0000:0000:0000:0000:ffff:0a4d:{i:02x}{host:02x}\n"));
         w(&format!("{port}/gid_attrs/types/3"), "RoCE v2\n");
         fib.push_str(&format!("     |-- 10.77.{i}.{host}\n        /32 host LOCAL\n"));
-        route.push_str(&format!("{rail}\t{:08X}\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n", u32::from(std::net::Ipv4Addr::new(10, 77, i as u8, 0)).swap_bytes()));
+        route.push_str(&format!(
+            "{rail}\t{:08X}\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n",
+            u32::from(std::net::Ipv4Addr::new(10, 77, i as u8, 0)).swap_bytes()
+        ));
     }
     w("proc/net/fib_trie", &fib);
     w("proc/net/route", &route);

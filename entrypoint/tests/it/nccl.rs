@@ -38,10 +38,7 @@ fn ib_rails_give_both_twins_and_a_socket_fallback_is_flagged_loudly() {
     assert_eq!(rec["env"]["NCCL_IB_HCA"], "rocep1s0f1:1,roceP2p1s0f1:1");
     assert_eq!(rec["env"]["UCX_NET_DEVICES"], "rocep1s0f1:1,roceP2p1s0f1:1");
     assert!(rec["env"]["NCCL_IB_DISABLE"].is_null(), "{rec}");
-    assert!(
-        log.contains("WARNING: nccl: process user:852750 of serve uses NET/Socket although the rails passed the RDMA checks"),
-        "{log}"
-    );
+    assert!(log.contains("WARNING: nccl: process user:852750 of serve uses NET/Socket although the rails passed the RDMA checks"), "{log}");
 
     let (log, _) = run_head(&pair, "ib", "nccl_debug/dgx-spark-nccl-2.30.7-ib-hca-set-to-roce-two-rails.txt");
     assert!(log.contains("nccl: process spark-9f8f:315 of serve uses NET/IB"), "{log}");

@@ -14,7 +14,12 @@ fn ppid(pid: u32) -> Option<u32> {
 fn orphaned_grandchildren_are_adopted_and_reaped_no_zombies() {
     let pair = Pair::new();
     let pids_file = pair.path("orphans.json");
-    let e = env(&pair, "head", "t", &[("SPARK_BACKEND", "native"), ("SPARK_NODES", "a"), ("STANDIN_ORPHANS", "3"), ("STANDIN_ORPHAN_PIDS", &pids_file.display().to_string())]);
+    let e = env(
+        &pair,
+        "head",
+        "t",
+        &[("SPARK_BACKEND", "native"), ("SPARK_NODES", "a"), ("STANDIN_ORPHANS", "3"), ("STANDIN_ORPHAN_PIDS", &pids_file.display().to_string())],
+    );
     let mut head = Node::start(&pair.head, "a", pair.path("a.log"), &e, &serve("m", &[]));
     let deadline = Instant::now() + Duration::from_secs(30);
     while !pids_file.exists() {

@@ -16,12 +16,24 @@ fn ray_worker_first_survives_a_head_restart_forms_the_cluster_serves_and_head_fa
     let mut worker = Node::start(&pair.worker, "b", pair.path("b.log"), &env(&pair, "worker", "s3cret", &[]), &serve("m1", &["--tensor-parallel-size", "2"]));
     worker.wait_for("not reachable yet", Duration::from_secs(20));
     // A first head dies while it waits (for a third node): the worker joins the next one.
-    let mut head1 = Node::start(&pair.head, "a", pair.path("a1.log"), &env(&pair, "head", "s3cret", &[("SPARK_NODES", "a,b,c")]), &serve("m1", &["--tensor-parallel-size", "2"]));
+    let mut head1 = Node::start(
+        &pair.head,
+        "a",
+        pair.path("a1.log"),
+        &env(&pair, "head", "s3cret", &[("SPARK_NODES", "a,b,c")]),
+        &serve("m1", &["--tensor-parallel-size", "2"]),
+    );
     head1.wait_for("`b` joined from 10.77.0.2 (2/3 nodes)", Duration::from_secs(30));
     head1.signal(Signal::SIGKILL);
     head1.wait_exit(Duration::from_secs(10));
     worker.wait_for("lost the head while waiting", Duration::from_secs(20));
-    let mut head = Node::start(&pair.head, "a", pair.path("a.log"), &env(&pair, "head", "s3cret", &[("STANDIN_NCCL_LOG", &nccl)]), &serve("m1", &["--tensor-parallel-size", "2"]));
+    let mut head = Node::start(
+        &pair.head,
+        "a",
+        pair.path("a.log"),
+        &env(&pair, "head", "s3cret", &[("STANDIN_NCCL_LOG", &nccl)]),
+        &serve("m1", &["--tensor-parallel-size", "2"]),
+    );
     let log = head.wait_for("READY: `m1` answers", FORM);
 
     // Ray reported both nodes before the serve command started (and the stand-in, like vLLM,
@@ -73,7 +85,8 @@ fn ray_worker_first_survives_a_head_restart_forms_the_cluster_serves_and_head_fa
 fn ray_sigterm_to_head_stops_both_nodes_within_the_grace_period() {
     let _ray = ray_lock();
     let pair = Pair::new();
-    let mut head = Node::start(&pair.head, "a", pair.path("a.log"), &env(&pair, "head", "t", &[("SPARK_GRACE", "8")]), &serve("m2", &["--tensor-parallel-size", "2"]));
+    let mut head =
+        Node::start(&pair.head, "a", pair.path("a.log"), &env(&pair, "head", "t", &[("SPARK_GRACE", "8")]), &serve("m2", &["--tensor-parallel-size", "2"]));
     let mut worker = Node::start(&pair.worker, "b", pair.path("b.log"), &env(&pair, "worker", "t", &[]), &serve("m2", &["--tensor-parallel-size", "2"]));
     head.wait_for("READY: `m2` answers", FORM);
     assert!(Pair::pids(&pair.head).len() > 3, "Ray and serve run on the head");

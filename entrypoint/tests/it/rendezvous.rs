@@ -77,7 +77,13 @@ fn fingerprint_mismatch_is_refused_naming_both_values() {
     head.wait_for("fingerprint mismatch", T);
 
     // An image digest mismatch names the digests.
-    let mut w2 = Node::start(&pair.worker, "b", pair.path("b2.log"), &env(&pair, "worker", "t", &[("SPARK_BACKEND", "native"), ("SPARK_IMAGE_DIGEST", "sha256:bbb")]), &serve("m", &["--max-model-len", "4096"]));
+    let mut w2 = Node::start(
+        &pair.worker,
+        "b",
+        pair.path("b2.log"),
+        &env(&pair, "worker", "t", &[("SPARK_BACKEND", "native"), ("SPARK_IMAGE_DIGEST", "sha256:bbb")]),
+        &serve("m", &["--max-model-len", "4096"]),
+    );
     assert_eq!(w2.wait_exit(T).0, 2);
     assert!(w2.text().contains("image digest is `unknown` on the head `a` but `sha256:bbb` on `b`"), "{}", w2.text());
 }
