@@ -130,3 +130,32 @@ fn single_manifest_layout_base_and_platform_check() {
     let err = build(&options(d.path(), &["linux/amd64"]), base, BlobStore::open(d.path().join("store")).unwrap()).err().unwrap().to_string();
     assert!(err.contains("platform linux/amd64 is not in") && err.contains("linux/arm64"), "{err}");
 }
+
+#[test]
+fn keep_other_platforms_copies_their_entries_byte_for_byte() {
+    let d = tempfile::tempdir().unwrap();
+    let index_digest = write_layout(&d.path().join("base"), &BaseSpec::default());
+    let base_index: Value = serde_json::from_slice(&std::fs::read(d.path().join("base/blobs/sha256").join(&index_digest[7..])).unwrap()).unwrap();
+    let mut opts = options(d.path(), &["linux/amd64"]);
+    opts.recipe.keep_other_platforms = true;
+    let base = open_local(&ImageRef::parse(&format!("oci:{}:base", d.path().join("base").display())).unwrap()).unwrap();
+    let img = build(&opts, base, BlobStore::open(d.path().join("store")).unwrap()).unwrap();
+    let index: Value = serde_json::from_slice(&img.top_raw).unwrap();
+    let entries = index["manifests"].as_array().unwrap();
+    assert_eq!(entries.len(), 3);
+    assert_ne!(entries[0]["digest"], base_index["manifests"][0]["digest"], "amd64 is rebuilt");
+    assert_eq!(entries[1], base_index["manifests"][1], "arm64 is kept as it was");
+    assert_eq!(entries[2], base_index["manifests"][2], "the attestation is kept as it was");
+    // The kept manifest's blob is the base's own bytes (pretty-printed there), not a re-serialisation.
+    let out = d.path().join("out");
+    builder::output::write(&img, &ImageRef::Oci { dir: out.clone(), tag: None }).unwrap();
+    let arm = entries[1]["digest"].as_str().unwrap();
+    assert_eq!(std::fs::read(out.join("blobs/sha256").join(&arm[7..])).unwrap(), std::fs::read(d.path().join("base/blobs/sha256").join(&arm[7..])).unwrap());
+
+    // Without the switch, arm64 is dropped and the attestation of amd64 stays.
+    let base = open_local(&ImageRef::parse(&format!("oci:{}:base", d.path().join("base").display())).unwrap()).unwrap();
+    let img = build(&options(d.path(), &["linux/amd64"]), base, BlobStore::open(d.path().join("store")).unwrap()).unwrap();
+    let index: Value = serde_json::from_slice(&img.top_raw).unwrap();
+    let kinds: Vec<&str> = index["manifests"].as_array().unwrap().iter().map(|m| m["platform"]["architecture"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["amd64", "unknown"]);
+}
