@@ -1,15 +1,20 @@
 //! End to end in the Docker engine: the real recipe (`images/vllm-spark.toml`) built by
 //! `sparkctl image build` on a Debian test base (debootstrap minbase + python3, with the vLLM
 //! stand-in installed as `/usr/local/bin/vllm`), with this spark-entrypoint as the artifact. Head
-//! and worker containers run it on two Docker networks (the two rails, MTU 9000): the cluster
-//! forms (native backend: Ray is not in this base), the model answers, Docker's health check
-//! turns healthy; killing the worker container makes the head exit 3 within 10 s, and
-//! `docker stop` of the head stops the worker (exit 3) as well.
+//! and worker containers run it on two Docker networks (the two rails, MTU 9000), once per
+//! backend:
+//! - `native`: the cluster forms, the model answers, Docker's health check turns healthy;
+//!   killing the worker container makes the head exit 3 within 10 s, and `docker stop` of the
+//!   head stops the worker (exit 3) as well.
+//! - `ray`: the same recipe plus an overlay with Ray from PyPI (the `target/py` venv; the real
+//!   base has Ray, the Debian stand-in has not): `ray start --head`, the worker joins, the serve
+//!   command starts only once Ray reports both nodes, healthy, worker killed ⇒ head exits 3.
 //!
-//! Needs Docker, debootstrap and a built `sparkctl` next to this test's `spark-entrypoint`
-//! (`cargo xtask test` builds the whole workspace first).
+//! Needs Docker, debootstrap, a built `sparkctl` next to this test's `spark-entrypoint`
+//! (`cargo xtask test` builds the whole workspace first) and Ray in `target/py` (`cargo xtask
+//! deps`).
 
-use crate::harness::{standin, BIN};
+use crate::harness::{ray_lock, standin, BIN};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -161,44 +166,122 @@ fn wait_exit(c: &str, timeout: Duration) -> (i32, Duration) {
     }
 }
 
-#[test]
-fn docker_image_built_by_sparkctl_forms_the_cluster_and_fails_as_a_group() {
-    let id = format!("e{}", std::process::id());
+/// FNV-1a over `parts`: a stable cache key for a file name (no hashing crate needed).
+fn key(parts: &[&[u8]]) -> String {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for p in parts {
+        for b in p.iter().chain(b"\0") {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x100000001b3);
+        }
+    }
+    format!("{h:016x}")
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// The `ray` launcher the image gets: Debian's python3 runs Ray's own CLI entry point.
+const RAY_LAUNCHER: &str = "#!/usr/bin/python3\nfrom ray.scripts.scripts import main\nmain()\n";
+
+/// An overlays folder for a test recipe: the real overlays (symlinked, so they are read as they
+/// are in the checkout) plus `ray-pypi`, Ray from PyPI as `cargo xtask deps` installed it in
+/// `target/py` (CPython 3.11, like the Debian bookworm base): its `site-packages` at
+/// `/usr/local/lib/python3.11/dist-packages`, which Debian's python3 reads, and a `ray` launcher.
+/// The real base (NGC vLLM) has Ray already; the Debian stand-in has not. Staged once with hard
+/// links, cached by Ray's RECORD (the list and hashes of its installed files) and the launcher.
+fn overlays_with_ray() -> PathBuf {
+    let site = repo().join("target/py/lib/python3.11/site-packages");
+    let dist_info = std::fs::read_dir(&site)
+        .ok()
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|n| n.starts_with("ray-") && n.ends_with(".dist-info"))
+        .unwrap_or_else(|| panic!("no Ray in `{}`: `cargo xtask deps` installs it (a CPython 3.11 venv, like the Debian base's python3)", site.display()));
+    let record = std::fs::read(site.join(&dist_info).join("RECORD")).unwrap();
+    let toml = "description = \"Ray from PyPI (the test host's target/py venv, CPython 3.11) for the Debian stand-in base\"\n";
+    let dir = cache().join(format!("overlays-ray-{}", key(&[&record, RAY_LAUNCHER.as_bytes(), toml.as_bytes()])));
+    if dir.join("ray-pypi/overlay.toml").exists() {
+        return dir;
+    }
+    let tmp = cache().join(format!("overlays-ray.tmp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let rootfs = tmp.join("ray-pypi/rootfs");
+    let pylib = rootfs.join("usr/local/lib/python3.11");
+    std::fs::create_dir_all(&pylib).unwrap();
+    // Hard links: no copy of ~300 MB (target/ is one file system); pip replaces files, never
+    // rewrites them, so the staged tree stays what the RECORD says.
+    ok("cp", &["-al", &site.display().to_string(), &pylib.join("dist-packages").display().to_string()]);
+    let launcher = rootfs.join("usr/local/bin/ray");
+    std::fs::create_dir_all(launcher.parent().unwrap()).unwrap();
+    std::fs::write(&launcher, RAY_LAUNCHER).unwrap();
+    ok("chmod", &["0755", &launcher.display().to_string()]);
+    std::fs::write(tmp.join("ray-pypi/overlay.toml"), toml).unwrap();
+    for e in std::fs::read_dir(repo().join("overlays")).unwrap().flatten() {
+        std::os::unix::fs::symlink(e.path(), tmp.join(e.file_name())).unwrap();
+    }
+    if std::fs::rename(&tmp, &dir).is_err() {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    dir
+}
+
+/// The real recipe with `ray-pypi` as its first overlay (Ray comes with the base in the real
+/// image, so it goes under the image's own layers), written into `dir`.
+fn recipe_with_ray(dir: &Path) -> PathBuf {
+    let real = std::fs::read_to_string(repo().join("images/vllm-spark.toml")).unwrap();
+    let text = real.replacen("\noverlays = [", "\noverlays = [\"ray-pypi\", ", 1);
+    assert_ne!(text, real, "images/vllm-spark.toml has no `overlays = [` line to add the Ray overlay to");
+    let p = dir.join("vllm-spark-ray.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// Builds the image with `sparkctl image build` (this spark-entrypoint as the artifact) on the
+/// Debian test base and loads it into Docker; returns its tag and digest.
+fn build_image(d: &mut Docker, recipe: &Path, overlays: Option<&Path>) -> (String, String) {
     let sparkctl = Path::new(BIN).with_file_name("sparkctl");
     assert!(sparkctl.exists(), "`{}` is missing: build it first (`cargo build -p cli`; `cargo xtask test` builds the workspace)", sparkctl.display());
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let mut d = Docker { id: id.clone(), containers: vec![], networks: vec![], image: None, files: vec![] };
-
-    // Build the image with sparkctl, this entrypoint as the artifact.
+    let id = d.id.clone();
     let base = base_archive(&id);
     d.files.push(base.clone());
     let out = cache().join(format!("image-{id}.tar"));
     d.files.push(out.clone());
     let tag = format!("sparkctl-e2e/vllm-spark:{id}");
-    let build = Command::new(&sparkctl)
-        .args(["image", "build", &repo.join("images/vllm-spark.toml").display().to_string()])
+    let mut build = Command::new(&sparkctl);
+    build
+        .args(["image", "build", &recipe.display().to_string()])
         .args(["--base", &format!("docker-archive:{}", base.display()), "--platform", "linux/amd64"])
         .args(["--artifact", &format!("/usr/local/bin/spark-entrypoint@linux/amd64={BIN}")])
         .args(["--output", &format!("docker-archive:{}:{tag}", out.display())])
-        .env("SPARKCTL_STORE", cache().join("store"))
-        .output()
-        .unwrap();
+        .env("SPARKCTL_STORE", cache().join("store"));
+    if let Some(o) = overlays {
+        build.arg("--overlays").arg(o);
+    }
+    let build = build.output().unwrap();
     assert!(build.status.success(), "sparkctl image build failed:\n{}", String::from_utf8_lossy(&build.stderr));
     let digest = String::from_utf8_lossy(&build.stdout).lines().last().unwrap_or("").to_owned();
     assert!(digest.starts_with("sha256:"), "{digest}");
     ok("docker", &["load", "-q", "-i", &out.display().to_string()]);
     d.image = Some(tag.clone());
+    let _ = std::fs::remove_file(&out);
     assert_eq!(ok("docker", &["inspect", "-f", "{{json .Config.Entrypoint}}", &tag]).trim(), "[\"/usr/local/bin/spark-entrypoint\"]");
+    (tag, digest)
+}
 
-    // Two rails: two networks, MTU 9000, on /24s derived from the pid; the next ones when the
-    // engine says a pool overlaps one in use (other tests, the host's own networks).
-    let mut subnets = Vec::new();
+/// Two rails: two networks, MTU 9000, on /24s derived from the pid; the next ones when the
+/// engine says a pool overlaps one in use (other tests, the host's own networks). Returns the
+/// two subnets' first three octets.
+fn rail_networks(d: &mut Docker, salt: u32) -> [String; 2] {
     for attempt in 0..20 {
-        let n = (std::process::id() + attempt * 7) % 200 + 20;
+        let n = (std::process::id() + salt * 101 + attempt * 7) % 200 + 20;
         let candidate = [format!("10.{n}.10"), format!("10.{n}.11")];
         let mut made = Vec::new();
         for (i, s) in candidate.iter().enumerate() {
-            let name = format!("{id}-rail{i}");
+            let name = format!("{}-rail{i}", d.id);
             let (code, _, err) = run(
                 "docker",
                 &["network", "create", "--driver", "bridge", "--subnet", &format!("{s}.0/24"), "--opt", "com.docker.network.driver.mtu=9000", &name],
@@ -211,23 +294,42 @@ fn docker_image_built_by_sparkctl_forms_the_cluster_and_fails_as_a_group() {
         }
         if made.len() == 2 {
             d.networks = made;
-            subnets = candidate.to_vec();
-            break;
+            return candidate;
         }
         for m in made {
             let _ = run("docker", &["network", "rm", &m]);
         }
     }
-    assert_eq!(subnets.len(), 2, "no free pair of /24s for the rails");
-    let head_ip = format!("{}.2", subnets[0]);
-    let start = |d: &mut Docker, name: &str, role: &str, host: u8| {
-        let c = format!("{id}-{name}");
+    panic!("no free pair of /24s for the rails");
+}
+
+/// What every node container of one cluster shares.
+struct ClusterSpec {
+    tag: String,
+    digest: String,
+    subnets: [String; 2],
+    /// `SPARK_BACKEND` and any further settings.
+    env: Vec<(&'static str, String)>,
+    serve: Vec<&'static str>,
+}
+
+impl ClusterSpec {
+    fn head_ip(&self) -> String {
+        format!("{}.2", self.subnets[0])
+    }
+
+    /// Creates node `name` (`<host>` on both rails: eth0 and eth1) and starts it.
+    fn start(&self, d: &mut Docker, name: &str, role: &str, host: u8) -> String {
+        let c = format!("{}-{name}", d.id);
         let mut args: Vec<String> =
-            vec!["create".into(), "--name".into(), c.clone(), "--network".into(), d.networks[0].clone(), "--ip".into(), format!("{}.{host}", subnets[0])];
+            vec!["create".into(), "--name".into(), c.clone(), "--network".into(), d.networks[0].clone(), "--ip".into(), format!("{}.{host}", self.subnets[0])];
         args.extend(
             [
                 "--sysctl",
                 "net.ipv6.conf.all.disable_ipv6=1",
+                // Ray's object store lives in /dev/shm (Docker's default is 64 MB).
+                "--shm-size",
+                "256m",
                 "--health-cmd",
                 "spark-entrypoint healthcheck",
                 "--health-interval",
@@ -237,48 +339,73 @@ fn docker_image_built_by_sparkctl_forms_the_cluster_and_fails_as_a_group() {
             ]
             .map(String::from),
         );
-        for (k, v) in [
+        let mut env = vec![
             ("SPARK_ROLE", role.to_owned()),
             ("SPARK_NODE_NAME", name.to_owned()),
             ("SPARK_NODES", "a,b".into()),
-            ("SPARK_HEAD_ADDR", head_ip.clone()),
+            ("SPARK_HEAD_ADDR", self.head_ip()),
             ("SPARK_RAILS", "eth0,eth1".into()),
             ("SPARK_TOKEN", "e2e-token".into()),
-            ("SPARK_BACKEND", "native".into()),
-            ("SPARK_IMAGE_DIGEST", digest.clone()),
+            ("SPARK_IMAGE_DIGEST", self.digest.clone()),
             ("SPARK_GRACE", "5".into()),
-        ] {
+        ];
+        env.extend(self.env.iter().cloned());
+        for (k, v) in env {
             args.extend(["-e".into(), format!("{k}={v}")]);
         }
-        args.extend([tag.clone(), "--".into(), "vllm".into(), "serve".into(), "e2e-model".into(), "--port".into(), "8000".into()]);
+        args.push(self.tag.clone());
+        args.push("--".into());
+        args.extend(self.serve.iter().map(|s| s.to_string()));
         ok("docker", &args.iter().map(String::as_str).collect::<Vec<_>>());
-        ok("docker", &["network", "connect", "--ip", &format!("{}.{host}", subnets[1]), &d.networks[1], &c]);
+        ok("docker", &["network", "connect", "--ip", &format!("{}.{host}", self.subnets[1]), &d.networks[1], &c]);
         ok("docker", &["start", &c]);
         d.containers.push(c.clone());
         c
-    };
+    }
+}
+
+fn wait_healthy(c: &str, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while state(c).2 != "healthy" {
+        assert!(Instant::now() < deadline, "docker health of `{c}`: {:?}\n{}", state(c), logs(c));
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// Kills the worker's container: the head stops, exit 3, within 10 s.
+fn worker_killed_stops_the_head(worker: &str, head: &str) {
+    ok("docker", &["kill", worker]);
+    let (code, took) = wait_exit(head, Duration::from_secs(20));
+    let hlog = logs(head);
+    assert_eq!(code, 3, "{hlog}");
+    assert!(took < Duration::from_secs(10), "head took {took:?}:\n{hlog}");
+    assert!(hlog.contains("lost node `b`"), "{hlog}");
+}
+
+fn new_docker(suffix: &str) -> Docker {
+    Docker { id: format!("e{}{suffix}", std::process::id()), containers: vec![], networks: vec![], image: None, files: vec![] }
+}
+
+#[test]
+fn docker_image_built_by_sparkctl_forms_the_cluster_and_fails_as_a_group() {
+    let mut d = new_docker("n");
+    let (tag, digest) = build_image(&mut d, &repo().join("images/vllm-spark.toml"), None);
+    let subnets = rail_networks(&mut d, 0);
+    let spec = ClusterSpec { tag, digest, subnets, env: vec![("SPARK_BACKEND", "native".into())], serve: vec!["vllm", "serve", "e2e-model", "--port", "8000"] };
+    let head_ip = spec.head_ip();
 
     // Round 1: worker first, then head; the cluster forms and the model answers.
-    let worker = start(&mut d, "b", "worker", 3);
-    let head = start(&mut d, "a", "head", 2);
+    let worker = spec.start(&mut d, "b", "worker", 3);
+    let head = spec.start(&mut d, "a", "head", 2);
     let hlog = wait_log(&head, "READY: `e2e-model` answers", Duration::from_secs(60));
     assert!(hlog.contains(&format!("ipv4           eth0             {head_ip}/24")), "rail order in the container:\n{hlog}");
     assert!(hlog.contains("mtu            eth1             9000"), "{hlog}");
     let wlog = wait_log(&worker, "released by the head (rank 1)", Duration::from_secs(30));
     assert!(wlog.contains(&format!("--master-addr {head_ip} --master-port 29501 --headless")), "{wlog}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while state(&head).2 != "healthy" {
-        assert!(Instant::now() < deadline, "docker health of the head: {:?}\n{}", state(&head), logs(&head));
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    wait_healthy(&head, Duration::from_secs(30));
 
     // The worker's container dies: the head stops, non-zero, within 10 s.
-    ok("docker", &["kill", &worker]);
-    let (code, took) = wait_exit(&head, Duration::from_secs(20));
-    let hlog = logs(&head);
-    assert_eq!(code, 3, "{hlog}");
-    assert!(took < Duration::from_secs(10), "head took {took:?}:\n{hlog}");
-    assert!(hlog.contains("lost node `b`"), "{hlog}");
+    worker_killed_stops_the_head(&worker, &head);
 
     // Round 2 (a restart policy's view): both start again, then `docker stop` of the head stops
     // the worker too.
@@ -296,4 +423,37 @@ fn docker_image_built_by_sparkctl_forms_the_cluster_and_fails_as_a_group() {
     let (wcode, wtook) = wait_exit(&worker, Duration::from_secs(15));
     assert_eq!(wcode, 3, "{}", logs(&worker));
     assert!(wtook < Duration::from_secs(10));
+}
+
+#[test]
+fn docker_image_with_ray_forms_the_ray_cluster_before_serving_and_fails_as_a_group() {
+    let mut d = new_docker("r");
+    let dir = tempfile::tempdir().unwrap();
+    let (tag, digest) = build_image(&mut d, &recipe_with_ray(dir.path()), Some(&overlays_with_ray()));
+    let subnets = rail_networks(&mut d, 1);
+    // One CPU per node (Ray sees no GPU: the head waits for both nodes' CPUs) and Ray's smallest
+    // object store (75 MiB), which fits the containers' /dev/shm.
+    let env = vec![("SPARK_BACKEND", "ray".to_owned()), ("SPARK_RAY_ARGS", "--num-cpus 1 --object-store-memory 80000000".to_owned())];
+    // TP 2 over two one-"GPU" nodes: the stand-in asks Ray, like vLLM, and fails with
+    // "exceeds available GPUs" when it runs before the worker's node joined.
+    let spec = ClusterSpec { tag, digest, subnets, env, serve: vec!["vllm", "serve", "e2e-ray-model", "--port", "8000", "--tensor-parallel-size", "2"] };
+    let head_ip = spec.head_ip();
+    // Two Ray clusters at once would starve the 2 CI cores (see the netns Ray tests).
+    let _ray = ray_lock();
+
+    let worker = spec.start(&mut d, "b", "worker", 3);
+    let head = spec.start(&mut d, "a", "head", 2);
+    let hlog = wait_log(&head, "READY: `e2e-ray-model` answers", Duration::from_secs(120));
+    // `ray start --head` on the head's first rail; the worker joined it from its own rail.
+    assert!(hlog.contains(&format!("--node-ip-address {head_ip}")), "{hlog}");
+    let complete = hlog.find("ray cluster complete: 2 nodes").unwrap_or_else(|| panic!("Ray completeness not logged:\n{hlog}"));
+    let started = hlog.find("started serve").unwrap_or_else(|| panic!("serve start not logged:\n{hlog}"));
+    assert!(complete < started, "serve started before Ray reported both nodes:\n{hlog}");
+    assert!(hlog.contains("ray cluster has 2 nodes"), "the stand-in's own look at Ray:\n{hlog}");
+    assert!(hlog.contains("--distributed-executor-backend ray"), "{hlog}");
+    let wlog = logs(&worker);
+    assert!(wlog.contains(&format!("--address {head_ip}:6379 --node-ip-address {}.3", spec.subnets[0])), "{wlog}");
+    wait_healthy(&head, Duration::from_secs(30));
+
+    worker_killed_stops_the_head(&worker, &head);
 }
