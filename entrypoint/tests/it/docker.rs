@@ -185,6 +185,24 @@ fn repo() -> PathBuf {
 /// The `ray` launcher the image gets: Debian's python3 runs Ray's own CLI entry point.
 const RAY_LAUNCHER: &str = "#!/usr/bin/python3\nfrom ray.scripts.scripts import main\nmain()\n";
 
+/// Left out of the Ray overlay: Ray's Java jars and AI libraries (nothing of `ray start`, the
+/// raylet, its agents or `ray status` imports them; the CLI's `serve` subcommand is optional)
+/// and the venv's packaging tools. A third less to compress, by a debug-build sparkctl.
+const NOT_IN_RAY_OVERLAY: &[&str] = &[
+    "ray/jars",
+    "ray/rllib",
+    "ray/tune",
+    "ray/train",
+    "ray/data",
+    "ray/llm",
+    "ray/serve",
+    "pip",
+    "setuptools",
+    "pkg_resources",
+    "_distutils_hack",
+    "distutils-precedence.pth",
+];
+
 /// An overlays folder for a test recipe: the real overlays (symlinked, so they are read as they
 /// are in the checkout) plus `ray-pypi`, Ray from PyPI as `cargo xtask deps` installed it in
 /// `target/py` (CPython 3.11, like the Debian bookworm base): its `site-packages` at
@@ -203,7 +221,8 @@ fn overlays_with_ray() -> PathBuf {
         .unwrap_or_else(|| panic!("no Ray in `{}`: `cargo xtask deps` installs it (a CPython 3.11 venv, like the Debian base's python3)", site.display()));
     let record = std::fs::read(site.join(&dist_info).join("RECORD")).unwrap();
     let toml = "description = \"Ray from PyPI (the test host's target/py venv, CPython 3.11) for the Debian stand-in base\"\n";
-    let dir = cache().join(format!("overlays-ray-{}", key(&[&record, RAY_LAUNCHER.as_bytes(), toml.as_bytes()])));
+    let left_out = NOT_IN_RAY_OVERLAY.join(" ");
+    let dir = cache().join(format!("overlays-ray-{}", key(&[&record, RAY_LAUNCHER.as_bytes(), toml.as_bytes(), left_out.as_bytes()])));
     if dir.join("ray-pypi/overlay.toml").exists() {
         return dir;
     }
@@ -215,6 +234,10 @@ fn overlays_with_ray() -> PathBuf {
     // Hard links: no copy of ~300 MB (target/ is one file system); pip replaces files, never
     // rewrites them, so the staged tree stays what the RECORD says.
     ok("cp", &["-al", &site.display().to_string(), &pylib.join("dist-packages").display().to_string()]);
+    for rel in NOT_IN_RAY_OVERLAY {
+        let p = pylib.join("dist-packages").join(rel);
+        let _ = std::fs::remove_dir_all(&p).or_else(|_| std::fs::remove_file(&p));
+    }
     let launcher = rootfs.join("usr/local/bin/ray");
     std::fs::create_dir_all(launcher.parent().unwrap()).unwrap();
     std::fs::write(&launcher, RAY_LAUNCHER).unwrap();
