@@ -60,81 +60,8 @@ fn cache_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("image-vllm-spark")
 }
 
-/// FNV-1a: a stable cache key from the inputs (no hashing crate needed for a file name).
-fn key(parts: &[&[u8]]) -> String {
-    let mut h: u64 = 0xcbf29ce484222325;
-    for p in parts {
-        for b in p.iter().chain(b"\0") {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x100000001b3);
-        }
-    }
-    format!("{h:016x}")
-}
-
 fn docker(args: &[&str]) -> Run {
     tool("docker", args)
-}
-
-/// The Debian mirror of this machine's apt sources (deb822 `.sources` or one-line `.list`): the
-/// first `deb` entry serving the host's own release codename. Never a hard-coded host.
-fn apt_mirror() -> String {
-    let os_release = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
-    let codename = os_release.lines().find_map(|l| l.strip_prefix("VERSION_CODENAME=")).map(|c| c.trim_matches('"').to_owned()).unwrap_or_default();
-    let mut files = vec![PathBuf::from("/etc/apt/sources.list")];
-    let mut dir: Vec<PathBuf> =
-        std::fs::read_dir("/etc/apt/sources.list.d").map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).collect()).unwrap_or_default();
-    dir.sort();
-    files.extend(dir);
-    for f in files {
-        let Ok(text) = std::fs::read_to_string(&f) else { continue };
-        let name = f.display().to_string();
-        if name.ends_with(".sources") {
-            for stanza in text.split("\n\n") {
-                let field = |k: &str| stanza.lines().find_map(|l| l.strip_prefix(k)).map(|v| v.trim().to_owned()).unwrap_or_default();
-                if field("Types:").split_whitespace().any(|t| t == "deb") && field("Suites:").split_whitespace().any(|s| s == codename) {
-                    if let Some(uri) = field("URIs:").split_whitespace().next() {
-                        return uri.to_owned();
-                    }
-                }
-            }
-        } else if name.ends_with(".list") {
-            for l in text.lines() {
-                let words: Vec<&str> = l.split_whitespace().filter(|w| !w.starts_with('[')).collect();
-                if words.len() >= 3 && words[0] == "deb" && words[2] == codename {
-                    return words[1].to_owned();
-                }
-            }
-        }
-    }
-    panic!("no `deb` source for release `{codename}` in /etc/apt/sources.list(.d): debootstrap needs a Debian mirror");
-}
-
-/// A Debian bookworm minbase rootfs with python3 (~25 s the first time, then reused).
-fn debian_rootfs() -> PathBuf {
-    let mirror = apt_mirror();
-    let arch = String::from_utf8(Command::new("dpkg").arg("--print-architecture").output().expect("dpkg").stdout).unwrap().trim().to_owned();
-    let args = ["--variant=minbase", "--include=python3-minimal", "bookworm"];
-    let dir = cache_dir().join(format!("debian-bookworm-python3-{}", key(&[args.join(" ").as_bytes(), mirror.as_bytes(), arch.as_bytes()])));
-    let rootfs = dir.join("rootfs");
-    if rootfs.join("usr/bin/python3").exists() {
-        return rootfs;
-    }
-    std::fs::create_dir_all(&dir).unwrap();
-    let tmp = dir.join(format!("rootfs.tmp-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    let out = Command::new("debootstrap")
-        .args(args)
-        .arg(&tmp)
-        .arg(&mirror)
-        .output()
-        .unwrap_or_else(|e| panic!("debootstrap could not run ({e}); `cargo xtask deps` installs it"));
-    assert!(out.status.success(), "debootstrap {args:?} {mirror} failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    // Another test process may have won the race; either rootfs is good.
-    if std::fs::rename(&tmp, &rootfs).is_err() {
-        let _ = std::fs::remove_dir_all(&tmp);
-    }
-    rootfs
 }
 
 /// The stand-in base: rootfs + `tests-image/base` + the fake torch, made with `docker import`,
@@ -164,7 +91,7 @@ fn files_under(root: &Path, rel: &str, out: &mut Vec<String>) {
 fn test_base() -> &'static TestBase {
     static BASE: OnceLock<TestBase> = OnceLock::new();
     BASE.get_or_init(|| {
-        let rootfs = debian_rootfs();
+        let rootfs = crate::debian::rootfs(&cache_dir(), "python3-minimal");
         let ti = repo().join("tests-image");
         let mut extra = Vec::new(); // (path in image, source)
         let mut rels = Vec::new();
@@ -183,7 +110,7 @@ fn test_base() -> &'static TestBase {
             parts.push(p.clone().into_bytes());
             parts.push(std::fs::read(src).unwrap());
         }
-        let k = key(&parts.iter().map(Vec::as_slice).collect::<Vec<_>>());
+        let k = crate::debian::key(&parts.iter().map(Vec::as_slice).collect::<Vec<_>>());
         let archive = cache_dir().join(format!("base-{k}.tar"));
         let tag = format!("sparkctl-test/debian-python-base:{k}");
         if !archive.exists() {

@@ -5,6 +5,8 @@
 mod base;
 mod build;
 mod build_errors;
+#[path = "../../../builder/tests/support/debian.rs"]
+mod debian;
 mod image_vllm_spark;
 mod registry;
 mod support;

@@ -34,59 +34,9 @@ fn cache() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("entrypoint-e2e")
 }
 
-/// The Debian mirror of this machine's apt sources (never a hard-coded host).
-fn apt_mirror() -> (String, String) {
-    let os = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
-    let codename = os.lines().find_map(|l| l.strip_prefix("VERSION_CODENAME=")).map(|c| c.trim_matches('"').to_owned()).unwrap_or_default();
-    let mut files = vec![PathBuf::from("/etc/apt/sources.list")];
-    let mut more: Vec<PathBuf> = std::fs::read_dir("/etc/apt/sources.list.d").map(|rd| rd.flatten().map(|e| e.path()).collect()).unwrap_or_default();
-    more.sort();
-    files.extend(more);
-    for f in files {
-        let Ok(text) = std::fs::read_to_string(&f) else { continue };
-        if f.extension().is_some_and(|e| e == "sources") {
-            for stanza in text.split("\n\n") {
-                let field = |k: &str| stanza.lines().find_map(|l| l.strip_prefix(k)).map(|v| v.trim().to_owned()).unwrap_or_default();
-                if field("Types:").split_whitespace().any(|t| t == "deb") && field("Suites:").split_whitespace().any(|s| s == codename) {
-                    if let Some(uri) = field("URIs:").split_whitespace().next() {
-                        return (uri.to_owned(), codename);
-                    }
-                }
-            }
-        } else {
-            for l in text.lines() {
-                let w: Vec<&str> = l.split_whitespace().filter(|w| !w.starts_with('[')).collect();
-                if w.len() >= 3 && w[0] == "deb" && w[2] == codename {
-                    return (w[1].to_owned(), codename);
-                }
-            }
-        }
-    }
-    panic!("no `deb` source for `{codename}` in /etc/apt/sources.list(.d): debootstrap needs a Debian mirror");
-}
-
-/// Debian minbase + python3 (the stand-in serves HTTP), made once and cached.
-fn rootfs() -> PathBuf {
-    let dir = cache().join("debian-python3");
-    let root = dir.join("rootfs");
-    if root.join("usr/bin/python3").exists() {
-        return root;
-    }
-    let (mirror, codename) = apt_mirror();
-    std::fs::create_dir_all(&dir).unwrap();
-    let tmp = dir.join(format!("rootfs.tmp-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    let t = tmp.display().to_string();
-    ok("debootstrap", &["--variant=minbase", "--include=python3", &codename, &t, &mirror]);
-    if std::fs::rename(&tmp, &root).is_err() {
-        let _ = std::fs::remove_dir_all(&tmp);
-    }
-    root
-}
-
 /// The test base as a `docker save` archive: the rootfs plus the stand-in as `vllm`.
 fn base_archive(id: &str) -> PathBuf {
-    let root = rootfs();
+    let root = crate::debian::rootfs(&cache(), "python3");
     let stage = tempfile::tempdir().unwrap();
     let vllm = stage.path().join("usr/local/bin/vllm");
     std::fs::create_dir_all(vllm.parent().unwrap()).unwrap();
@@ -166,18 +116,6 @@ fn wait_exit(c: &str, timeout: Duration) -> (i32, Duration) {
     }
 }
 
-/// FNV-1a over `parts`: a stable cache key for a file name (no hashing crate needed).
-fn key(parts: &[&[u8]]) -> String {
-    let mut h: u64 = 0xcbf29ce484222325;
-    for p in parts {
-        for b in p.iter().chain(b"\0") {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x100000001b3);
-        }
-    }
-    format!("{h:016x}")
-}
-
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
@@ -222,7 +160,7 @@ fn overlays_with_ray() -> PathBuf {
     let record = std::fs::read(site.join(&dist_info).join("RECORD")).unwrap();
     let toml = "description = \"Ray from PyPI (the test host's target/py venv, CPython 3.11) for the Debian stand-in base\"\n";
     let left_out = NOT_IN_RAY_OVERLAY.join(" ");
-    let dir = cache().join(format!("overlays-ray-{}", key(&[&record, RAY_LAUNCHER.as_bytes(), toml.as_bytes(), left_out.as_bytes()])));
+    let dir = cache().join(format!("overlays-ray-{}", crate::debian::key(&[&record, RAY_LAUNCHER.as_bytes(), toml.as_bytes(), left_out.as_bytes()])));
     if dir.join("ray-pypi/overlay.toml").exists() {
         return dir;
     }

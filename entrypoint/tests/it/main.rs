@@ -3,6 +3,8 @@
 //! need root, iproute2, python3 and `ray` on PATH (`cargo xtask test` installs them); a missing
 //! tool fails the test.
 
+#[path = "../../../builder/tests/support/debian.rs"]
+mod debian;
 mod docker;
 mod harness;
 mod nccl;
