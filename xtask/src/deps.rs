@@ -51,7 +51,9 @@ pub fn install(sh: &Shell) -> Result<()> {
         let all: Vec<&str> = DEBIAN_PACKAGES.iter().map(|(p, _)| *p).collect();
         let _env = sh.push_env("DEBIAN_FRONTEND", "noninteractive");
         cmd!(sh, "apt-get update -qq").run().context("apt-get update")?;
-        cmd!(sh, "apt-get install -y -qq --no-install-recommends {all...}").run().context("apt-get install")?;
+        // With recommends, as on the machines these tests were written on (debootstrap's
+        // keyring, nix-bin's setup).
+        cmd!(sh, "apt-get install -y -qq {all...}").run().context("apt-get install")?;
     }
     let venv = venv_dir(sh);
     if !venv.join("bin/ray").exists() || !venv.join("bin/actionlint").exists() {
