@@ -50,8 +50,36 @@ fn report(err: &anyhow::Error) -> ExitCode {
     if err.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)) {
         return ExitCode::SUCCESS;
     }
-    // One line: the outermost context first, each cause after it.
-    let line = err.chain().map(ToString::to_string).collect::<Vec<_>>().join(": ");
-    eprintln!("error: {line}");
+    eprintln!("error: {}", one_line(err));
     ExitCode::from(2)
+}
+
+/// The outermost context first, each cause after it. Library errors that already print their
+/// source (so they read whole on their own) would repeat it: a cause the line already ends with
+/// is not added again.
+fn one_line(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain().map(ToString::to_string) {
+        if line.is_empty() {
+            line = cause;
+        } else if !line.ends_with(&cause) {
+            line = format!("{line}: {cause}");
+        }
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[test]
+    fn a_cause_already_in_the_message_is_not_repeated() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory (os error 2)");
+        let lib = builder::Error::Io { context: "reading recipe", path: "nope.toml".into(), source: io };
+        let err = anyhow::Error::new(lib).context("building `x`");
+        assert_eq!(one_line(&err), "building `x`: reading recipe `nope.toml`: No such file or directory (os error 2)");
+        let plain = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(one_line(&plain), "outer: inner");
+    }
 }
