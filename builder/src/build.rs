@@ -11,7 +11,7 @@ use crate::media::{self, Family};
 use crate::overlay::Overlay;
 use crate::platform::Platform;
 use crate::recipe::Recipe;
-use crate::source::{BaseImage, BaseTop, BlobSource};
+use crate::source::{BaseImage, BaseTop};
 use crate::store::BlobStore;
 use crate::tree::{self, Entry, Kind};
 use serde_json::{json, Value};
@@ -416,9 +416,4 @@ fn set_annotations(obj: &mut Value, annotations: &[(String, String)]) {
             m.insert(k.clone(), Value::String(v.clone()));
         }
     }
-}
-
-/// Reads a base whose blobs come from anywhere (used by outputs to stream base blobs).
-pub fn base_source(image: &BuiltImage) -> &dyn BlobSource {
-    image.base.source.as_ref()
 }

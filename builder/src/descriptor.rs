@@ -52,14 +52,6 @@ impl Descriptor {
         self
     }
 
-    pub fn with_platform_json(mut self, platform: Option<&Value>) -> Descriptor {
-        if let Some(p) = platform {
-            self.platform = Platform::from_json(p);
-            self.raw.as_object_mut().expect("descriptor is an object").insert("platform".into(), p.clone());
-        }
-        self
-    }
-
     /// An attestation manifest (BuildKit provenance/SBOM) rather than a runnable image.
     pub fn is_attestation(&self) -> bool {
         self.annotation("vnd.docker.reference.type") == Some("attestation-manifest")

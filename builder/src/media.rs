@@ -34,12 +34,6 @@ impl Family {
             _ => None,
         }
     }
-    pub fn index(self) -> &'static str {
-        match self {
-            Family::Oci => OCI_INDEX,
-            Family::Docker => DOCKER_LIST,
-        }
-    }
     pub fn manifest(self) -> &'static str {
         match self {
             Family::Oci => OCI_MANIFEST,

@@ -36,11 +36,6 @@ impl Platform {
     pub fn satisfied_by(&self, have: &Platform) -> bool {
         self.os == have.os && self.arch == have.arch && (self.variant.is_none() || self.variant == have.variant)
     }
-
-    /// `linux/arm64` → `linux-arm64`, for file names.
-    pub fn slug(&self) -> String {
-        self.to_string().replace('/', "-")
-    }
 }
 
 impl fmt::Display for Platform {

@@ -2,10 +2,10 @@
 //! are written here once and hard-linked into layout outputs; the registry client caches base
 //! blobs here. A blob is only ever renamed into place after its digest and size were verified.
 
-use crate::digest::{unwrap_io, Digest, HashingWriter, VerifyingReader};
+use crate::digest::{Digest, HashingWriter};
 use crate::error::{Error, IoContext, Result};
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone)]
@@ -48,28 +48,6 @@ impl BlobStore {
     pub fn temp_file(&self) -> Result<tempfile::NamedTempFile> {
         let dir = self.root.join("tmp");
         tempfile::NamedTempFile::new_in(&dir).io_ctx("creating a temp file in", &dir)
-    }
-
-    pub fn put_bytes(&self, bytes: &[u8]) -> Result<Digest> {
-        let digest = Digest::of(bytes);
-        if !self.has(&digest, bytes.len() as u64) {
-            let mut tmp = self.temp_file()?;
-            tmp.write_all(bytes).io_ctx("writing", tmp.path().to_owned())?;
-            self.commit(tmp, &digest)?;
-        }
-        Ok(digest)
-    }
-
-    /// Copies a blob from a reader, verifying digest and size on the way; nothing lands in the
-    /// store unless both match.
-    pub fn put_verified(&self, reader: impl Read, digest: &Digest, size: u64, source_name: &str) -> Result<PathBuf> {
-        if self.has(digest, size) {
-            return Ok(self.path(digest));
-        }
-        let mut tmp = self.temp_file()?;
-        let mut r = VerifyingReader::new(reader, digest.clone(), size, source_name);
-        io::copy(&mut r, tmp.as_file_mut()).map_err(|e| unwrap_io(e, "copying a blob into", tmp.path()))?;
-        self.commit(tmp, digest)
     }
 
     /// Moves a finished temp file to its digest path (the caller computed `digest` over its bytes).
