@@ -92,7 +92,9 @@ impl Keys {
         Keys { token: token.as_bytes().to_vec(), head_nonce: head_nonce.to_owned(), worker_nonce: worker_nonce.to_owned() }
     }
 
-    pub fn mac(&self, dir: Dir, seq: u64, body: &str) -> String {
+    /// The MAC state over one message: direction, both nonces and the sequence number are bound
+    /// in, so a frame cannot be replayed, reordered or reflected.
+    fn hmac(&self, dir: Dir, seq: u64, body: &str) -> Hmac<Sha256> {
         let mut m = Hmac::<Sha256>::new_from_slice(&self.token).expect("HMAC takes any key length");
         let d = match dir {
             Dir::ToHead => "to-head",
@@ -100,19 +102,17 @@ impl Keys {
         };
         m.update(format!("spark-rendezvous-v1|{d}|{}|{}|{seq}|", self.head_nonce, self.worker_nonce).as_bytes());
         m.update(body.as_bytes());
-        hex::encode(m.finalize().into_bytes())
+        m
     }
 
+    pub fn mac(&self, dir: Dir, seq: u64, body: &str) -> String {
+        hex::encode(self.hmac(dir, seq, body).finalize().into_bytes())
+    }
+
+    /// Constant-time comparison (`verify_slice`).
     pub fn verify(&self, dir: Dir, seq: u64, body: &str, mac: &str) -> bool {
         let Ok(tag) = hex::decode(mac) else { return false };
-        let mut m = Hmac::<Sha256>::new_from_slice(&self.token).expect("HMAC takes any key length");
-        let d = match dir {
-            Dir::ToHead => "to-head",
-            Dir::ToWorker => "to-worker",
-        };
-        m.update(format!("spark-rendezvous-v1|{d}|{}|{}|{seq}|", self.head_nonce, self.worker_nonce).as_bytes());
-        m.update(body.as_bytes());
-        m.verify_slice(&tag).is_ok()
+        self.hmac(dir, seq, body).verify_slice(&tag).is_ok()
     }
 }
 
