@@ -48,6 +48,12 @@ pub fn run(cmd: &mut Command) -> Output {
 
 /// Every node's plan as `nixos-modules/lib.nix` computes it, through the real `nix-instantiate`.
 pub fn nix_plans(toml: &Path) -> serde_json::Value {
+    nix_eval("l.clusterPlans cfg", toml)
+}
+
+/// Evaluates `expr` with `l` = `nixos-modules/lib.nix` and `cfg` = the parsed `toml`, strictly,
+/// as JSON, with the real `nix-instantiate`.
+pub fn nix_eval(expr: &str, toml: &Path) -> serde_json::Value {
     let lib = repo_root().join("nixos-modules/lib.nix");
     let out = run(Command::new("nix-instantiate")
         .args(["--eval", "--strict", "--json", "--argstr", "lib"])
@@ -56,7 +62,7 @@ pub fn nix_plans(toml: &Path) -> serde_json::Value {
         .arg("file")
         .arg(toml)
         .arg("-E")
-        .arg("{ lib, file }: let l = import lib; in l.clusterPlans (l.readCluster file)"));
+        .arg(format!("{{ lib, file }}: let l = import lib; cfg = l.readCluster file; in {expr}")));
     serde_json::from_slice(&out.stdout).expect("nix-instantiate --json prints JSON")
 }
 

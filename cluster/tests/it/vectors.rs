@@ -1,6 +1,6 @@
 //! The shared vectors hold Rust and Nix to one answer (DESIGN invariant 7).
 
-use crate::support::{bless, nix_plans, parse, rust_plans, vectors};
+use crate::support::{bless, nix_eval, nix_plans, parse, rust_plans, vectors};
 
 fn expected(v: &crate::support::Vector) -> serde_json::Value {
     let text = std::fs::read_to_string(&v.expected).unwrap_or_else(|e| panic!("{}: {e}", v.expected.display()));
@@ -79,23 +79,6 @@ fn serve_command_and_fingerprint_inputs() {
     assert!(plan.env["SPARK_IMAGE_DIGEST"].starts_with("sha256:0f1e"));
     let duo = parse(&vectors()[0]);
     assert!(!cluster::plan::node_plan(&duo, duo.head()).env.contains_key("SPARK_IMAGE_DIGEST"), "a tag is no digest");
-}
-
-/// Evaluates `expr` (a function of `l`, the imported lib.nix, and `file`, a cluster.toml path)
-/// with the real `nix-instantiate`.
-fn nix_eval(expr: &str, toml: &std::path::Path) -> serde_json::Value {
-    let lib = crate::support::repo_root().join("nixos-modules/lib.nix");
-    let out = crate::support::run(
-        std::process::Command::new("nix-instantiate")
-            .args(["--eval", "--strict", "--json", "--argstr", "lib"])
-            .arg(&lib)
-            .arg("--argstr")
-            .arg("file")
-            .arg(toml)
-            .arg("-E")
-            .arg(format!("{{ lib, file }}: let l = import lib; cfg = l.readCluster file; in {expr}")),
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// The module's assertions (lib.nix `problems`) catch a node name that is not in the file, with
