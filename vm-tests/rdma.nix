@@ -1,5 +1,5 @@
 # Soft-RoCE (rxe) on both rails of both nodes, perftest from our overlay over each rail, then
-# both rails at once: the same commands as `sparkctl bench rdma` on real Sparks.
+# both rails at once: `ib_write_bw` per rail and both together, as one measures real Sparks.
 { pkgs, module }:
 let
   node = import ./common.nix { inherit module; clusterFile = ./cluster.toml; };

@@ -1,5 +1,5 @@
-# perftest (ib_write_bw, ib_read_lat, …): the RDMA bandwidth/latency tools `sparkctl bench rdma`
-# drives. Not in nixpkgs. The source is the upstream release Debian ships; its hash is the one in
+# perftest (ib_write_bw, ib_read_lat, …): the RDMA bandwidth/latency tools used to measure the
+# rails (per rail and both together). Not in nixpkgs. The source is the upstream release Debian ships; its hash is the one in
 # Debian's signed source description (perftest_4.5+0.17-1.dsc, Checksums-Sha256).
 { lib, stdenv, fetchurl, autoreconfHook, rdma-core, pciutils }:
 
