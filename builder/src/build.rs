@@ -208,7 +208,7 @@ pub fn build(opts: &BuildOptions, base: BaseImage, store: BlobStore) -> Result<B
                 Some(b) => b.clone(),
                 None => {
                     let entries = overlay_entries(overlay, &arts)?;
-                    let b = layer::write(&store, &entries, opts.epoch)?;
+                    let b = crate::layer_cache::write(&store, &entries, opts.epoch)?;
                     layer_cache.insert(key, b.clone());
                     b
                 }

@@ -2,19 +2,21 @@
 //!
 //! Every byte is a function of the entries and the epoch: headers are built field by field
 //! (GNU format, uid/gid 0, no user/group names, mtime = epoch), entries come sorted, and the gzip
-//! stream has no name, mtime 0 and OS byte 255 from a pinned compressor (see [`COMPRESSION`]).
+//! stream has no name, mtime 0 and OS byte 255 from a pinned compressor (see [`COMPRESSION`]),
+//! compressed in fixed blocks on several threads with the same bytes for any thread count
+//! (`compress`).
 
+use crate::compress::{default_threads, ParallelGzip};
 use crate::digest::{Digest, HashingWriter};
 use crate::error::{Error, IoContext, Result};
 use crate::store::BlobStore;
 use crate::tree::{Entries, Kind};
-use flate2::{Compression, GzBuilder};
 use std::fs::File;
 use std::io::{self, Write};
 
 /// Recorded in the `dev.sparkctl.layer.compression` annotation: change it with the pins in
 /// Cargo.toml, and the golden digests in the tests will say the bytes moved.
-pub const COMPRESSION: &str = "gzip;flate2=1.1.11;miniz_oxide=0.9.1;level=6";
+pub const COMPRESSION: &str = "gzip;blocks=1MiB+dict32KiB;flate2=1.1.11;zlib-rs=0.6.8;level=6";
 const LEVEL: u32 = 6;
 
 #[derive(Debug, Clone)]
@@ -26,8 +28,13 @@ pub struct LayerBlob {
 }
 
 pub fn write(store: &BlobStore, entries: &Entries, epoch: u64) -> Result<LayerBlob> {
+    write_with_threads(store, entries, epoch, default_threads())
+}
+
+/// [`write`] on `threads` compression threads: the bytes are the same for any count.
+pub fn write_with_threads(store: &BlobStore, entries: &Entries, epoch: u64, threads: usize) -> Result<LayerBlob> {
     let out = store.writer()?;
-    let gz = GzBuilder::new().operating_system(255).mtime(0).write(out, Compression::new(LEVEL));
+    let gz = ParallelGzip::new(out, LEVEL, threads).map_err(|e| Error::Io { context: "writing layer", path: store.root().into(), source: e })?;
     let mut tar = tar::Builder::new(HashingWriter::new(gz));
     tar.follow_symlinks(false);
     for e in entries.values() {
@@ -96,7 +103,7 @@ mod tests {
     #[test]
     fn compression_pins_match_cargo_lock() {
         let lock = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.lock")).unwrap();
-        for (name, ver) in [("flate2", "1.1.11"), ("miniz_oxide", "0.9.1")] {
+        for (name, ver) in [("flate2", "1.1.11"), ("zlib-rs", "0.6.8")] {
             assert!(
                 lock.contains(&format!("name = \"{name}\"\nversion = \"{ver}\"")),
                 "Cargo.lock moved {name} off {ver}: update COMPRESSION and the golden digests"
@@ -118,5 +125,27 @@ mod tests {
         assert_eq!(&bytes[..10], &[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255], "gzip header: no flags, mtime 0, OS 255");
         let c = write(&store, &entries, 1).unwrap();
         assert_ne!(a.diff_id, c.diff_id, "the epoch is in the tar headers");
+    }
+
+    #[test]
+    fn the_same_layer_for_1_2_and_8_threads_is_byte_identical() {
+        let d = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(d.path().join("store")).unwrap();
+        let mut entries = Entries::new();
+        // ~5 MB over several files: the tar crosses several compression blocks.
+        for i in 0..5u8 {
+            let path = format!("opt/f{i}");
+            let source = d.path().join(format!("f{i}"));
+            let body: Vec<u8> = (0..1_000_003u32).map(|j| if j % 3 == 0 { (j.wrapping_mul(2_654_435_761) >> 24) as u8 } else { i }).collect();
+            std::fs::write(&source, &body).unwrap();
+            entries.insert(path.clone(), Entry { path, kind: Kind::File { source, size: body.len() as u64 }, mode: 0o644 });
+        }
+        let one = write_with_threads(&store, &entries, 0, 1).unwrap();
+        for t in [2, 8] {
+            let other = write_with_threads(&store, &entries, 0, t).unwrap();
+            assert_eq!(other.digest, one.digest, "{t} threads");
+            assert_eq!(other.size, one.size);
+            assert_eq!(other.diff_id, one.diff_id);
+        }
     }
 }

@@ -7,6 +7,7 @@
 //! an OCI layout, an oci-archive or a docker-archive (the registry module pushes the same value).
 
 pub mod build;
+pub mod compress;
 pub mod config;
 pub mod descriptor;
 pub mod digest;
@@ -16,6 +17,7 @@ pub mod inspect;
 pub mod json;
 pub mod keys;
 pub mod layer;
+pub mod layer_cache;
 pub mod media;
 pub mod output;
 pub mod overlay;

@@ -1,10 +1,12 @@
 //! `cargo xtask bench image`: the builder on synthetic bases of ~0.2, ~2 and ~8 GB, side by side
-//! with `docker build` and an umoci flow producing the same image, in the same run.
-//! Results print as a Markdown table (copied into BENCHMARKS.md) and land in target/bench/.
+//! with `docker build` and an umoci flow producing the same image, in the same run; then the
+//! compression floor (`gzip -6` and `pigz -6` of the same layer tar) for a 10 MB and a 200 MB
+//! layer, and a no-change rebuild of the real recipe (the layer cache).
+//! Results print as Markdown tables (copied into BENCHMARKS.md) and land in target/bench/.
 
 #[path = "../../builder/tests/support/base.rs"]
 #[allow(clippy::all)]
-mod base;
+pub(crate) mod base;
 
 use anyhow::{bail, Context, Result};
 use std::path::Path;
@@ -31,8 +33,16 @@ struct Row {
 
 /// Sizes in GB from the arguments (default 0.2 2 8).
 fn image(sh: &Shell, args: &[String]) -> Result<()> {
-    let sizes: Vec<f64> =
-        if args.is_empty() { vec![0.2, 2.0, 8.0] } else { args.iter().map(|a| a.parse().context("sizes are GB numbers")).collect::<Result<_>>()? };
+    // `--layers-only`: just the compression-floor and layer-cache tables (no docker, no big bases).
+    let layers_only = args.iter().any(|a| a == "--layers-only");
+    let args: Vec<String> = args.iter().filter(|a| *a != "--layers-only").cloned().collect();
+    let sizes: Vec<f64> = if layers_only {
+        Vec::new()
+    } else if args.is_empty() {
+        vec![0.2, 2.0, 8.0]
+    } else {
+        args.iter().map(|a| a.parse().context("sizes are GB numbers")).collect::<Result<_>>()?
+    };
     cmd!(sh, "cargo build --release --locked -p cli").run()?;
     let sparkctl = sh.current_dir().join("target/release/sparkctl");
     let root = sh.current_dir().join("target/bench/image");
@@ -43,7 +53,8 @@ fn image(sh: &Shell, args: &[String]) -> Result<()> {
     for size in sizes {
         rows.push(one_size(sh, &sparkctl, &root, size)?);
     }
-    let table = render(&rows);
+    let mut table = if rows.is_empty() { String::new() } else { render(&rows) + "\n" };
+    table += &crate::bench_layers::run(sh, &sparkctl, &root)?;
     println!("{table}");
     std::fs::write(root.join("results.md"), &table)?;
     Ok(())

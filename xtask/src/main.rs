@@ -5,6 +5,7 @@
 //! a fresh machine needs nothing else.
 
 mod bench;
+mod bench_layers;
 mod bench_registry;
 mod demo;
 mod deps;
