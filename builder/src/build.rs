@@ -179,6 +179,9 @@ fn config_platform(raw: &[u8]) -> Option<Platform> {
     })
 }
 
+/// One layer per (overlay index, its artifact files, the platform for a Python overlay).
+type LayerKey = (usize, Vec<(String, PathBuf)>, Option<String>);
+
 /// Builds the image. The order matters for "nothing half-written": every input is checked
 /// (platforms exist, artifacts present and of the right machine) before a layer is written.
 pub fn build(opts: &BuildOptions, base: BaseImage, store: BlobStore) -> Result<BuiltImage> {
@@ -187,7 +190,7 @@ pub fn build(opts: &BuildOptions, base: BaseImage, store: BlobStore) -> Result<B
 
     // Layers: one per (overlay, platform-specific content). Overlays without artifacts give the
     // same blob for every platform, written once.
-    let mut layer_cache: BTreeMap<(usize, Vec<(String, PathBuf)>), LayerBlob> = BTreeMap::new();
+    let mut layer_cache: BTreeMap<LayerKey, LayerBlob> = BTreeMap::new();
     let mut manifests = Vec::new();
     let mut rewritten: BTreeMap<Digest, usize> = BTreeMap::new();
     for (entry_idx, platform) in &kept {
@@ -203,12 +206,15 @@ pub fn build(opts: &BuildOptions, base: BaseImage, store: BlobStore) -> Result<B
             env.extend(overlay.env.iter().cloned());
             let arts: Vec<(String, PathBuf)> =
                 overlay.artifacts.iter().map(|a| (a.path.clone(), artifacts[&(a.path.clone(), platform.clone())].clone())).collect();
-            let key = (oi, arts.clone());
+            // A Python layer differs per platform (wheels); others only by their artifacts.
+            let key = (oi, arts.clone(), overlay.python.as_ref().map(|_| platform.to_string()));
             let blob = match layer_cache.get(&key) {
                 Some(b) => b.clone(),
                 None => {
-                    let entries = overlay_entries(overlay, &arts)?;
-                    let b = crate::layer_cache::write(&store, &entries, opts.epoch)?;
+                    let b = match &overlay.python {
+                        Some(py) => crate::python::overlay_layer(py, overlay, &store, platform, &bm.config_raw, base.name(), opts.epoch)?,
+                        None => crate::layer_cache::write(&store, &overlay_entries(overlay, &arts)?, opts.epoch)?,
+                    };
                     layer_cache.insert(key, b.clone());
                     b
                 }

@@ -22,6 +22,7 @@ pub mod media;
 pub mod output;
 pub mod overlay;
 pub mod platform;
+pub mod python;
 pub mod recipe;
 pub mod reference;
 pub mod registry;

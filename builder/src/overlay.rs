@@ -22,6 +22,8 @@ pub struct Overlay {
     /// Image path (relative, normalised) → mode bits.
     pub modes: BTreeMap<String, u32>,
     pub artifacts: Vec<Artifact>,
+    /// `[python]`: the layer is the locked Python packages, one per platform (`python`).
+    pub python: Option<crate::python::PythonSpec>,
 }
 
 /// A file supplied at build time per platform (the entrypoint binary), not kept in the tree.
@@ -34,7 +36,7 @@ pub struct Artifact {
     pub sources: BTreeMap<String, PathBuf>,
 }
 
-const KEYS: &[&str] = &["description", "platforms", "delete", "parents", "env", "modes", "artifact"];
+const KEYS: &[&str] = &["description", "platforms", "delete", "parents", "env", "modes", "artifact", "python"];
 const ARTIFACT_KEYS: &[&str] = &["path", "mode", "elf", "sources"];
 
 impl Overlay {
@@ -114,7 +116,15 @@ impl Overlay {
                 artifacts.push(Artifact { path, mode, elf, sources });
             }
         }
-        Ok(Overlay { name: name.to_owned(), dir: dir.to_owned(), description, platforms, delete, parents, env, modes, artifacts })
+        let python = t.get("python").map(|v| crate::python::PythonSpec::parse(&file, dir, v)).transpose()?;
+        if python.is_some() && (!artifacts.is_empty() || !delete.is_empty() || dir.join("rootfs").exists()) {
+            return Err(Error::input(
+                &file,
+                "a [python] overlay holds only the locked packages",
+                Some("put files, deletions and artifacts in another overlay".into()),
+            ));
+        }
+        Ok(Overlay { name: name.to_owned(), dir: dir.to_owned(), description, platforms, delete, parents, env, modes, artifacts, python })
     }
 
     pub fn applies_to(&self, p: &Platform) -> bool {

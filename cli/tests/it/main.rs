@@ -8,5 +8,6 @@ mod build_errors;
 #[path = "../../../builder/tests/support/debian.rs"]
 mod debian;
 mod image_vllm_spark;
+mod python_layers;
 mod registry;
 mod support;
