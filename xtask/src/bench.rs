@@ -35,7 +35,10 @@ struct Row {
 fn image(sh: &Shell, args: &[String]) -> Result<()> {
     // `--layers-only`: just the compression-floor and layer-cache tables (no docker, no big bases).
     let layers_only = args.iter().any(|a| a == "--layers-only");
-    let args: Vec<String> = args.iter().filter(|a| *a != "--layers-only").cloned().collect();
+    // `--prebuilt`: use target/release/sparkctl as it is (a machine without cargo, e.g. a quiet
+    // host the binaries were copied to, under `taskset` for a fixed core count).
+    let prebuilt = args.iter().any(|a| a == "--prebuilt");
+    let args: Vec<String> = args.iter().filter(|a| *a != "--layers-only" && *a != "--prebuilt").cloned().collect();
     let sizes: Vec<f64> = if layers_only {
         Vec::new()
     } else if args.is_empty() {
@@ -43,7 +46,9 @@ fn image(sh: &Shell, args: &[String]) -> Result<()> {
     } else {
         args.iter().map(|a| a.parse().context("sizes are GB numbers")).collect::<Result<_>>()?
     };
-    cmd!(sh, "cargo build --release --locked -p cli").run()?;
+    if !prebuilt {
+        cmd!(sh, "cargo build --release --locked -p cli").run()?;
+    }
     let sparkctl = sh.current_dir().join("target/release/sparkctl");
     let root = sh.current_dir().join("target/bench/image");
     let _ = std::fs::remove_dir_all(&root);

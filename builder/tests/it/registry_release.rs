@@ -26,9 +26,34 @@ fn release_workflow_passes_actionlint() {
         "image build images/vllm-spark.toml",
         "--output \"docker://",
         "SPARKCTL_REGISTRY_PASSWORD",
+        "image build images/vllm-spark-ray.toml",
+        "$IMAGE:$TAG-ray",
     ] {
         assert!(text.contains(needed), "the release workflow lost `{needed}`");
     }
+    // The workflow installs the uv that xtask pins (the Python layers' cache key includes it).
+    let deps = std::fs::read_to_string(root.join("xtask/src/deps.rs")).unwrap();
+    let pin = deps.split('"').find(|s| s.starts_with("uv==")).expect("xtask pins uv");
+    assert!(text.contains(&format!("install -q {pin}")), "release.yml must install {pin}");
+}
+
+/// No hand step: both recipes pin a real base by digest (not the old all-zero placeholder), the
+/// same one, and differ only by the Ray overlay and the title.
+#[test]
+fn the_recipes_pin_a_real_base_and_differ_only_by_the_ray_layer() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let plain = std::fs::read_to_string(root.join("images/vllm-spark.toml")).unwrap();
+    let ray = std::fs::read_to_string(root.join("images/vllm-spark-ray.toml")).unwrap();
+    let a = builder::recipe::Recipe::parse(&plain, &root.join("images/vllm-spark.toml")).unwrap();
+    let b = builder::recipe::Recipe::parse(&ray, &root.join("images/vllm-spark-ray.toml")).unwrap();
+    assert!(a.base.contains("nvcr.io/nvidia/vllm:26.") && a.base.contains("@sha256:"), "{}", a.base);
+    assert!(!a.base.contains(&"0".repeat(64)), "placeholder digest");
+    assert_eq!(a.base, b.base);
+    assert_eq!(b.overlays, [a.overlays.clone(), vec!["ray".to_owned()]].concat());
+    let body = |t: &str| {
+        t[t.find("\noverlays = ").unwrap()..].lines().filter(|l| !l.starts_with("overlays = ") && !l.contains("image.title")).collect::<Vec<_>>().join("\n")
+    };
+    assert_eq!(body(&plain), body(&ray), "the recipes must stay the same apart from the Ray overlay");
 }
 
 #[test]
