@@ -12,6 +12,7 @@ pub mod log;
 pub mod node;
 pub mod pid1;
 pub mod proto;
+pub mod ray_check;
 pub mod readiness;
 pub mod rendezvous;
 pub mod settings;

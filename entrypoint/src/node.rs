@@ -82,6 +82,7 @@ impl Node<'_> {
     /// Runs the checks, prints the table, decides the transport, derives the node env.
     fn preflight(&mut self) -> Result<(BTreeMap<String, String>, Ipv4Addr), Stop> {
         let cfg = self.cfg;
+        crate::ray_check::require_ray(cfg.backend == Backend::Ray, std::env::var_os("PATH").as_deref()).map_err(Stop::Fatal)?;
         let rep = preflight::run(&Root::new(&cfg.root), &Spec { rails: cfg.rails.clone(), mtu: cfg.mtu, transport: cfg.transport });
         for c in &rep.checks {
             let hint = c.hint.as_deref().map(|h| format!(" (hint: {h})")).unwrap_or_default();
