@@ -62,6 +62,28 @@ class Decision(unittest.TestCase):
         for caps in ([], [(9, 0)], [(12, 0)], [(10, 0)], [(8, 9)]):
             self.assertFalse(hook.should_disable("auto", lambda: caps), caps)
 
+    def test_auto_keeps_cudnn_on_gb10_when_vllm_and_torch_bypass_it(self):
+        gb10 = lambda: [(12, 1)]
+        # 26.x bases: vLLM >= 0.13 on torch >= 2.9 computes the patch-embed Conv3d as F.linear.
+        self.assertFalse(hook.should_disable("auto", gb10, lambda: ("2.10.0a0+git1234", "0.29.0+nv26.09")))
+        self.assertFalse(hook.should_disable("auto", gb10, lambda: ("2.9.0", "0.13.0")))
+        # 25.11 (vLLM 0.11) or an older torch, or unknown versions: cuDNN off as before.
+        for versions in [("2.9.0a0", "0.11.1"), ("2.8.0", "0.20.1"), (None, "0.20.1"), ("2.10.0", None), ("junk", "x.y")]:
+            self.assertTrue(hook.should_disable("auto", gb10, lambda v=versions: v), versions)
+        # Not a GB10: versions are not even asked.
+        def boom():
+            raise AssertionError("asked for versions")
+        self.assertFalse(hook.should_disable("auto", lambda: [(9, 0)], boom))
+        # `off` stays off whatever the stack.
+        self.assertTrue(hook.should_disable("off", gb10, lambda: ("2.10.0", "0.31.0")))
+
+    def test_version_parsing(self):
+        self.assertEqual(hook.parse_version("2.9.0a0+git"), (2, 9))
+        self.assertEqual(hook.parse_version("0.31.0+nv26.10"), (0, 31))
+        self.assertEqual(hook.parse_version("2.10rc1"), (2, 10))
+        self.assertIsNone(hook.parse_version(None))
+        self.assertIsNone(hook.parse_version("2"))
+
     def test_probe_result_is_cached_in_the_environment(self):
         calls = []
 
@@ -193,7 +215,7 @@ class InFreshInterpreters(unittest.TestCase):
 
     def test_report_for_the_entrypoint(self):
         p = python("import runpy; runpy.run_module('sparkctl_cudnn', run_name='__main__')", {"PYTHONPATH": HOOK, "SPARK_CUDNN": "auto", "SPARK_CUDNN_GPU_CC": "12.1"})
-        self.assertEqual(p.stdout.splitlines(), ["installed: yes", "mode: auto", "gpus: 12.1", "cudnn: off"], p.stderr)
+        self.assertEqual(p.stdout.splitlines(), ["installed: yes", "mode: auto", "gpus: 12.1", "versions: torch None, vllm None", "cudnn: off"], p.stderr)
         p = python("import runpy; runpy.run_module('sparkctl_cudnn', run_name='__main__')", {"PYTHONPATH": HOOK, "SPARK_CUDNN": "on"})
         self.assertEqual(p.stdout.splitlines(), ["installed: yes", "mode: on", "cudnn: on"], p.stderr)
 

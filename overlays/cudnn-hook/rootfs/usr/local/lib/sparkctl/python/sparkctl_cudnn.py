@@ -13,6 +13,10 @@ The switch is `SPARK_CUDNN`, read when torch is imported:
   off   cuDNN disabled
   on    cuDNN left as torch has it (the hook does nothing)
   auto  (default) disabled only when a GPU of the machine is one whose cuDNN needs it (sm_121)
+        and the stack still sends the Qwen-VL patch-embed Conv3d to cuDNN: vLLM >= 0.13 on
+        torch >= 2.9 routes it to F.linear (vllm/model_executor/layers/conv.py), so there cuDNN
+        stays on (Conv2d keeps its cuDNN kernels). `--model-impl transformers` can still reach
+        the Conv3d: set SPARK_CUDNN=off for it. docs/image.md records the decision per base.
 
 `auto` asks NVML (libnvidia-ml, the driver's management library) for the compute capabilities,
 as vLLM's own NVML platform does, because NVML does not create a CUDA context: asking torch
@@ -38,9 +42,13 @@ MODES = ("off", "on", "auto")
 DEFAULT_MODE = "auto"
 # Compute capabilities whose cuDNN lacks kernels that vLLM's models need: GB10 (DGX Spark).
 NEEDS_OFF = frozenset([(12, 1)])
+# From these versions on, vLLM's Conv3dLayer computes the degenerate patch-embed Conv3d (kernel
+# == stride) as F.linear, so it never reaches cuDNN.
+FIXED_TORCH = (2, 9)
+FIXED_VLLM = (0, 13)
 
 # What the hook decided in this process, for `python -m sparkctl_cudnn` and for tests.
-state = {"installed": False, "torch_seen": False, "mode": None, "gpus": None, "disabled": None, "error": None, "apply_ms": None}
+state = {"installed": False, "torch_seen": False, "mode": None, "gpus": None, "versions": None, "disabled": None, "error": None, "apply_ms": None}
 
 
 def _warn(message):
@@ -123,13 +131,47 @@ def gpu_capabilities(environ=None, probe=None):
     return caps
 
 
-def should_disable(mode, capabilities):
-    """The decision, pure: `capabilities` is a callable so `off`/`on` never probe."""
+def parse_version(text):
+    """`2.9.0a0+git` → (2, 9); anything unreadable → None."""
+    try:
+        parts = str(text).split("+")[0].split(".")
+        minor = parts[1]
+        digits = minor[: len(minor) - len(minor.lstrip("0123456789"))]
+        return int(parts[0]), int(digits)
+    except (ValueError, IndexError):
+        return None
+
+
+def stack_fixed(torch_version, vllm_version):
+    """True when this torch + vLLM never send the patch-embed Conv3d to cuDNN."""
+    t, v = parse_version(torch_version), parse_version(vllm_version)
+    return t is not None and v is not None and t >= FIXED_TORCH and v >= FIXED_VLLM
+
+
+def should_disable(mode, capabilities, versions=None):
+    """The decision, pure: `capabilities` (and `versions`, giving (torch, vllm) version strings)
+    are callables so `off`/`on` never probe; without `versions` the stack counts as unfixed."""
     if mode == "off":
         return True
     if mode == "on":
         return False
-    return any(c in NEEDS_OFF for c in capabilities())
+    if not any(c in NEEDS_OFF for c in capabilities()):
+        return False
+    return not (versions is not None and stack_fixed(*versions()))
+
+
+def dist_version(name):
+    """An installed distribution's version from its metadata (the package is not imported)."""
+    try:
+        from importlib import metadata
+
+        return metadata.version(name)
+    except Exception:
+        return None
+
+
+def vllm_version():
+    return dist_version("vllm")
 
 
 def apply(torch_module, environ=None, probe=None):
@@ -148,8 +190,12 @@ def apply(torch_module, environ=None, probe=None):
         state["gpus"] = gpu_capabilities(environ, probe)
         return state["gpus"]
 
+    def versions():
+        state["versions"] = (getattr(torch_module, "__version__", None), vllm_version())
+        return state["versions"]
+
     try:
-        disable = should_disable(mode, capabilities)
+        disable = should_disable(mode, capabilities, versions)
         state["disabled"] = disable
         if disable:
             import importlib
@@ -270,7 +316,9 @@ def report():
     if mode == "auto":
         caps = gpu_capabilities(dict(os.environ))
         lines.append("gpus: %s" % format_capabilities(caps))
-        lines.append("cudnn: %s" % ("off" if should_disable(mode, lambda: caps) else "on"))
+        versions = (dist_version("torch"), vllm_version())
+        lines.append("versions: torch %s, vllm %s" % versions)
+        lines.append("cudnn: %s" % ("off" if should_disable(mode, lambda: caps, lambda: versions) else "on"))
     else:
         lines.append("cudnn: %s" % ("off" if mode == "off" else "on"))
     return "\n".join(lines)
