@@ -306,12 +306,19 @@ fn check_site_packages_version(file: &str, key: &str, sp: &str, version: &str) -
     Ok(())
 }
 
-/// `uv --version`'s output: part of the cache key (another uv may lay files out otherwise).
-fn uv_version(overlay_file: &str) -> Result<String> {
-    let out = Command::new("uv").arg("--version").output().map_err(|e| {
-        Error::input(overlay_file, format!("Python layers need `uv` on PATH: {e}"), Some("install the pinned one: `pip install uv==0.13.8`".into()))
-    })?;
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+/// The uv the layers are made with (xtask pins the same; a test holds them together). It is in
+/// the cache key, so a cache hit spawns nothing; a miss checks that the uv on PATH is this one.
+pub const UV_VERSION: &str = "0.13.8";
+
+fn check_uv(overlay_file: &str) -> Result<()> {
+    let hint = Some(format!("install the pinned one: `pip install uv=={UV_VERSION}`"));
+    let out =
+        Command::new("uv").arg("--version").output().map_err(|e| Error::input(overlay_file, format!("Python layers need `uv` on PATH: {e}"), hint.clone()))?;
+    let found = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    if found.split_whitespace().nth(1) != Some(UV_VERSION) {
+        return Err(Error::input(overlay_file, format!("Python layers are made with uv {UV_VERSION}; `uv --version` on PATH says `{found}`"), hint));
+    }
+    Ok(())
 }
 
 /// The layer of a `[python]` overlay for one platform of the base (checked against its config).
@@ -333,14 +340,14 @@ pub fn overlay_layer(
 pub fn layer(store: &BlobStore, spec: &PythonSpec, overlay_file: &str, platform: &Platform, epoch: u64) -> Result<LayerBlob> {
     let tag = spec.tag(platform)?;
     let sp = spec.site_packages(platform).to_owned();
-    let uv = uv_version(overlay_file)?;
     let mut k = KeyBuilder::new("python");
     k.field(spec.lock_text.as_bytes()).field(tag.as_bytes()).field(spec.version.as_bytes()).field(sp.as_bytes());
-    k.field(spec.bin.as_bytes()).field(spec.interpreter.as_bytes()).field(spec.pure_sdists.join(",").as_bytes()).field(uv.as_bytes());
+    k.field(spec.bin.as_bytes()).field(spec.interpreter.as_bytes()).field(spec.pure_sdists.join(",").as_bytes()).field(UV_VERSION.as_bytes());
     let key = k.finish(epoch);
     if let Some(hit) = layer_cache::lookup(store, &key) {
         return Ok(hit);
     }
+    check_uv(overlay_file)?;
     let tmp = tempfile::Builder::new().prefix("python-").tempdir_in(store.root().join("tmp")).io_ctx("creating a temp folder in", store.root())?;
     let target = tmp.path().join("target");
     install(spec, overlay_file, platform, &tag, &target)?;
@@ -369,7 +376,7 @@ fn install(spec: &PythonSpec, overlay_file: &str, platform: &Platform, tag: &str
         }
         c.arg("-r").arg(&spec.lock_path);
         c.env_remove("PYTHONPATH");
-        c.output().map_err(|e| Error::input(overlay_file, format!("running uv: {e}"), Some("install the pinned one: `pip install uv==0.13.8`".into())))
+        c.output().map_err(|e| Error::input(overlay_file, format!("running uv: {e}"), None))
     };
     let mut out = run(true)?;
     if !out.status.success() {
@@ -599,5 +606,11 @@ mod tests {
         let s = PythonSpec::parse("overlay.toml", d.path(), &t["python"]).unwrap();
         assert_eq!(s.site_packages, "usr/local/lib/python3.12/dist-packages");
         assert_eq!(s.tag(&Platform::parse("linux/arm64").unwrap()).unwrap(), "aarch64-manylinux_2_28");
+    }
+
+    #[test]
+    fn uv_pin_matches_xtask() {
+        let deps = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../xtask/src/deps.rs")).unwrap();
+        assert!(deps.contains(&format!("\"uv=={UV_VERSION}\"")), "xtask/src/deps.rs must pin uv=={UV_VERSION}");
     }
 }
