@@ -18,3 +18,4 @@ pub use parse::{parse_file, parse_str};
 pub mod nccl;
 pub mod preflight;
 pub mod sysfs;
+pub mod tools;
