@@ -3,6 +3,7 @@
 //! rails, renderers for DGX OS nodes, node checks over a root prefix, and log analysers.
 
 pub mod derive;
+pub mod doctor;
 pub mod error;
 pub mod model;
 pub mod parse;

@@ -80,6 +80,75 @@ pub struct Check {
     pub detail: String,
     /// How to fix it, when not passing.
     pub hint: Option<String>,
+    /// What passing looks like, when it is a value (`9000`, `200000`).
+    pub expected: Option<String>,
+    /// A safe, reversible fix `sparkctl doctor --fix` may apply, when not passing.
+    pub fix: Option<Fix>,
+}
+
+/// A fix that is a write of one value through the root prefix, so it can be printed as the
+/// command a person would type, applied, and undone with the previous value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fix {
+    /// `/sys/class/net/<netdev>/mtu` (`ip link set dev <netdev> mtu <mtu>`).
+    Mtu { netdev: String, mtu: u32 },
+    /// `/proc/sys/<key with / for .>` (`sysctl -w <key>=<value>`).
+    Sysctl { key: String, value: String },
+}
+
+impl Fix {
+    /// The file the fix writes, as an absolute path on the node.
+    pub fn path(&self) -> String {
+        match self {
+            Fix::Mtu { netdev, .. } => format!("/sys/class/net/{netdev}/mtu"),
+            // sysctl writes a dot inside a name as `/`: swap them back for the path.
+            Fix::Sysctl { key, .. } => format!(
+                "/proc/sys/{}",
+                key.chars()
+                    .map(|c| if c == '.' {
+                        '/'
+                    } else if c == '/' {
+                        '.'
+                    } else {
+                        c
+                    })
+                    .collect::<String>()
+            ),
+        }
+    }
+
+    fn value(&self) -> String {
+        match self {
+            Fix::Mtu { mtu, .. } => mtu.to_string(),
+            Fix::Sysctl { value, .. } => value.clone(),
+        }
+    }
+
+    /// A sysctl fix of `net.<family>.conf.<netdev>.<name>`, with the netdev's dots written as `/`.
+    pub fn netdev_sysctl(family: &str, netdev: &str, name: &str, value: &str) -> Fix {
+        Fix::Sysctl { key: format!("net.{family}.conf.{}.{name}", netdev.replace('.', "/")), value: value.to_owned() }
+    }
+
+    /// The command a person would run for the same change.
+    pub fn command(&self) -> String {
+        self.command_with(&self.value())
+    }
+
+    /// The same command setting `value` instead (the undo, with the previous value).
+    pub fn command_with(&self, value: &str) -> String {
+        match self {
+            Fix::Mtu { netdev, .. } => format!("ip link set dev {netdev} mtu {value}"),
+            Fix::Sysctl { key, .. } => format!("sysctl -w {key}={value}"),
+        }
+    }
+
+    /// Writes the value through `root`; returns the previous value (for the undo command).
+    pub fn apply(&self, root: &Root) -> std::io::Result<String> {
+        let path = root.join(&self.path());
+        let previous = std::fs::read_to_string(&path)?.trim().to_owned();
+        std::fs::write(&path, format!("{}\n", self.value()))?;
+        Ok(previous)
+    }
 }
 
 /// What the node should be.
@@ -117,12 +186,20 @@ impl Report {
     }
 }
 
-struct Table(Vec<Check>);
+pub(crate) struct Table(pub(crate) Vec<Check>);
 
 impl Table {
-    fn add(&mut self, name: &'static str, subject: &str, status: Status, detail: impl Into<String>, hint: Option<&str>) {
+    pub(crate) fn add(&mut self, name: &'static str, subject: &str, status: Status, detail: impl Into<String>, hint: Option<&str>) {
         let hint = if status == Status::Pass { None } else { hint.map(str::to_owned) };
-        self.0.push(Check { name, subject: subject.to_owned(), status, detail: detail.into(), hint });
+        self.0.push(Check { name, subject: subject.to_owned(), status, detail: detail.into(), hint, expected: None, fix: None });
+    }
+
+    /// Sets what the last check expected and, unless it passed, its fix.
+    pub(crate) fn with(&mut self, expected: impl Into<String>, fix: Option<Fix>) {
+        if let Some(c) = self.0.last_mut() {
+            c.expected = Some(expected.into());
+            c.fix = fix.filter(|_| c.status != Status::Pass);
+        }
     }
 }
 
@@ -189,11 +266,13 @@ pub fn run(root: &Root, spec: &Spec) -> Report {
                 Some(&mtu_hint(name, spec.mtu)),
             ),
         }
+        t.with(spec.mtu.to_string(), Some(Fix::Mtu { netdev: name.clone(), mtu: spec.mtu }));
         match nd.ipv6_disabled {
             Some(false) => t.add("ipv6-off", name, Status::Fail, "IPv6 enabled", Some("set `net.ipv6.conf.IF.disable_ipv6=1` so RoCE GID indexes stay stable")),
             Some(true) => t.add("ipv6-off", name, Status::Pass, "disabled", None),
             None => t.add("ipv6-off", name, Status::Pass, "no IPv6 in kernel", None),
         }
+        t.with("disabled", Some(Fix::netdev_sysctl("ipv6", name, "disable_ipv6", "1")));
         // RDMA behind the rail.
         let ip = addrs.first().map(|(ip, _)| *ip);
         let found = rdma_behind(root, name, ip);

@@ -8,6 +8,7 @@ pub mod ethtool;
 pub mod ibdev2netdev;
 pub mod ibv_devinfo;
 pub mod perftest;
+pub mod ping;
 pub mod ray_status;
 
 /// `key: value` split at the first colon, both trimmed; `None` when there is no colon.

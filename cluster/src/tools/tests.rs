@@ -408,3 +408,14 @@ fn no_parser_panics_on_any_prefix_or_byte_mutation_of_the_fixtures() {
         }
     }
 }
+
+// ---- ping ----
+
+#[test]
+fn ping_counts_and_the_local_mtu_refusal() {
+    // iputils output shapes (as printed by `ping -M do -s 8972 -c 3`), seen on this machine.
+    let ok = ping::parse("PING 10.0.0.2 (10.0.0.2) from 10.0.0.1 rail0: 8972(9000) bytes of data.\n8980 bytes from 10.0.0.2: icmp_seq=1 ttl=64 time=0.05 ms\n\n--- 10.0.0.2 ping statistics ---\n3 packets transmitted, 3 received, 0% packet loss, time 402ms\n");
+    assert_eq!((ok.transmitted, ok.received, ok.ok()), (Some(3), Some(3), true));
+    let small = ping::parse("PING 10.0.0.2 (10.0.0.2) from 10.0.0.1 rail0: 8972(9000) bytes of data.\nping: local error: message too long, mtu=1500\nping: local error: message too long, mtu=1500\n\n--- 10.0.0.2 ping statistics ---\n3 packets transmitted, 0 received, +3 errors, 100% packet loss, time 410ms\n");
+    assert_eq!((small.transmitted, small.received, small.local_mtu, small.ok()), (Some(3), Some(0), Some(1500), false));
+}
