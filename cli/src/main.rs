@@ -6,6 +6,7 @@
 mod doctor;
 mod image;
 mod image_registry;
+mod remote;
 mod render;
 
 use clap::{Parser, Subcommand};
