@@ -43,12 +43,6 @@ pub struct Output {
     pub stderr: String,
 }
 
-impl Output {
-    pub fn success(&self) -> bool {
-        self.status.success()
-    }
-}
-
 impl Ssh {
     /// `ssh [options] HOST -- 'argv quoted for the remote shell'`.
     pub fn command(&self, host: &str, argv: &[String]) -> Command {
@@ -103,9 +97,9 @@ pub fn classify(host: &str, out: &Output) -> Result<(), RemoteError> {
         .stderr
         .lines()
         .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with("Warning: Permanently added"))
-        .last()
+        .rfind(|l| !l.is_empty() && !l.starts_with("Warning: Permanently added"))
         .unwrap_or("ssh exited 255")
+        .trim_end_matches('.')
         .to_owned();
     let host = host.to_owned();
     Err(if detail.contains("Permission denied") || detail.contains("Too many authentication failures") {

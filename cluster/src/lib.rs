@@ -18,5 +18,6 @@ pub use model::{Backend, Cluster, Node, RailSpec, Role};
 pub use parse::{parse_file, parse_str};
 pub mod nccl;
 pub mod preflight;
+pub mod rdma_bench;
 pub mod sysfs;
 pub mod tools;
