@@ -51,12 +51,8 @@ pub struct RdmaArgs {
     /// Print JSON instead of the table
     #[arg(long)]
     json: bool,
-    /// ssh config file (`ssh -F`; default `~/.ssh/config`)
-    #[arg(long, value_name = "FILE")]
-    ssh_config: Option<PathBuf>,
-    /// Extra ssh option (`ssh -o`), repeatable
-    #[arg(long = "ssh-option", value_name = "KEY=VALUE")]
-    ssh_options: Vec<String>,
+    #[command(flatten)]
+    ssh: crate::remote::SshArgs,
 }
 
 /// Set by the signal thread: stop the remote servers and leave.
@@ -125,6 +121,12 @@ impl Remote {
     /// the local ssh; collects what it printed.
     fn stop(&mut self) -> (String, String) {
         if !matches!(self.child.try_wait(), Ok(Some(_))) {
+            // Stopped right after its start, the remote pid may still be on its way: without it
+            // only the local ssh would end, and the remote process would run on.
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while self.pid.lock().unwrap_or_else(|e| e.into_inner()).is_none() && Instant::now() < deadline && !matches!(self.child.try_wait(), Ok(Some(_))) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
             if let Some(pid) = *self.pid.lock().unwrap_or_else(|e| e.into_inner()) {
                 let _ = self.ssh.run(&self.host, &["kill".into(), "-TERM".into(), pid.to_string()], Duration::from_secs(15));
             }
@@ -175,7 +177,7 @@ pub fn run(args: RdmaArgs) -> anyhow::Result<ExitCode> {
     if client.name == server.name {
         bail!("`--client` and `--server` are both `{}`; name two nodes", client.name);
     }
-    let ssh = Ssh { config: args.ssh_config.clone(), options: args.ssh_options.clone() };
+    let ssh = args.ssh.ssh();
     let mut commands: Vec<String> = Vec::new();
     // Bad input first: both nodes answer, perftest is there with its flags.
     let tools: &[&str] = if args.lat { &["ib_write_bw", "ib_write_lat"] } else { &["ib_write_bw"] };

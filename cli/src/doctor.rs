@@ -56,12 +56,9 @@ pub struct DoctorArgs {
     /// Print JSON instead of the table
     #[arg(long)]
     json: bool,
-    /// ssh config file for --peers (`ssh -F`; default `~/.ssh/config`)
-    #[arg(long, value_name = "FILE")]
-    ssh_config: Option<PathBuf>,
-    /// Extra ssh option for --peers (`ssh -o`), repeatable
-    #[arg(long = "ssh-option", value_name = "KEY=VALUE")]
-    ssh_options: Vec<String>,
+    /// How --peers reaches the peers for the way back
+    #[command(flatten)]
+    ssh: crate::remote::SshArgs,
 }
 
 /// A fix as printed and applied.
@@ -87,7 +84,7 @@ pub fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
         }
     }
     if let (true, Some((cluster, name))) = (args.peers, &cluster_node) {
-        let ssh = Ssh { config: args.ssh_config.clone(), options: args.ssh_options.clone() };
+        let ssh = args.ssh.ssh();
         peer_checks(&mut report, cluster, name, &ssh);
     }
     let worst = doctor::worst(&report.checks);

@@ -18,6 +18,23 @@ pub struct Ssh {
     pub options: Vec<String>,
 }
 
+/// The ssh flags of every subcommand that reaches nodes.
+#[derive(clap::Args, Debug, Clone)]
+pub struct SshArgs {
+    /// ssh config file (`ssh -F`; default `~/.ssh/config`)
+    #[arg(long, value_name = "FILE")]
+    ssh_config: Option<PathBuf>,
+    /// Extra ssh option (`ssh -o`), repeatable
+    #[arg(long = "ssh-option", value_name = "KEY=VALUE")]
+    ssh_options: Vec<String>,
+}
+
+impl SshArgs {
+    pub fn ssh(&self) -> Ssh {
+        Ssh { config: self.ssh_config.clone(), options: self.ssh_options.clone() }
+    }
+}
+
 /// ssh's own exit status: anything the remote command returns is something else.
 const SSH_FAILED: i32 = 255;
 

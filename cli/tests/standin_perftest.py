@@ -75,6 +75,8 @@ deadline = time.time() + 3
 while True:
     try:
         c = socket.create_connection((server_ip, port), timeout=1)
+        # Like perftest, the run lasts --duration seconds with the server connected.
+        time.sleep(min(float(opt("--duration", "0")), 120))
         c.sendall(b"hello\n")
         c.recv(8)
         c.close()

@@ -184,23 +184,28 @@ impl Nodes {
         }
     }
 
-    /// Command lines of the processes in `ns` other than the sshd listeners, after giving
-    /// ending sessions a moment.
-    pub fn leftovers(&self) -> Vec<String> {
+    /// Command lines of the processes in both namespaces other than the sshd listeners.
+    pub fn leftovers_now(&self) -> Vec<String> {
         let listeners: Vec<u32> = self.sshd.iter().map(Child::id).collect();
+        let mut left = Vec::new();
+        for ns in [&self.a, &self.b] {
+            let out = Command::new("ip").args(["netns", "pids", ns]).output().unwrap();
+            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace().filter_map(|s| s.parse::<u32>().ok()) {
+                let cmd = fs::read(format!("/proc/{pid}/cmdline")).map(|b| String::from_utf8_lossy(&b).replace('\0', " ")).unwrap_or_default();
+                if listeners.contains(&pid) || cmd.starts_with("/usr/sbin/sshd -D") || cmd.is_empty() {
+                    continue;
+                }
+                left.push(format!("{ns}: {pid} {cmd}"));
+            }
+        }
+        left
+    }
+
+    /// [`Nodes::leftovers_now`] after giving ending sessions a moment.
+    pub fn leftovers(&self) -> Vec<String> {
         let start = Instant::now();
         loop {
-            let mut left = Vec::new();
-            for ns in [&self.a, &self.b] {
-                let out = Command::new("ip").args(["netns", "pids", ns]).output().unwrap();
-                for pid in String::from_utf8_lossy(&out.stdout).split_whitespace().filter_map(|s| s.parse::<u32>().ok()) {
-                    let cmd = fs::read(format!("/proc/{pid}/cmdline")).map(|b| String::from_utf8_lossy(&b).replace('\0', " ")).unwrap_or_default();
-                    if listeners.contains(&pid) || cmd.starts_with("/usr/sbin/sshd -D") || cmd.is_empty() {
-                        continue;
-                    }
-                    left.push(format!("{ns}: {pid} {cmd}"));
-                }
-            }
+            let left = self.leftovers_now();
             if left.is_empty() || start.elapsed() > Duration::from_secs(5) {
                 return left;
             }
@@ -371,5 +376,38 @@ fn bench_rdma_bad_input_is_one_line_and_exit_2() {
     fs::remove_file(n.path("node-b/bin/ib_write_bw")).unwrap();
     let r = n.sparkctl(&["bench", "rdma", "--cluster", &cluster, "--ssh-config", &cfg, "--remote-root", &root]);
     one_line(&r, "perftest's `ib_write_bw` is not installed on `spark-b`");
+    assert!(n.leftovers().is_empty(), "{:?}", n.leftovers());
+}
+
+#[test]
+fn bench_rdma_interrupted_stops_the_remote_servers_and_clients() {
+    let mut n = Nodes::new();
+    n.start_sshd();
+    let (cluster, cfg, root) = (n.s("cluster.toml"), n.s("ssh_config"), n.s("sysroot"));
+    let child = Command::new("ip")
+        .args(["netns", "exec", &n.a, SPARKCTL, "bench", "rdma", "--cluster", &cluster, "--ssh-config", &cfg, "--remote-root", &root, "--duration", "60"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the client and server of the first rail run on the nodes.
+    let start = Instant::now();
+    loop {
+        let left = n.leftovers_now();
+        if left.iter().any(|l| l.contains(&n.b) && l.contains("ib_write_bw"))
+            && left.iter().any(|l| l.contains(&n.a) && l.contains("ib_write_bw") && l.contains("10.88.0.2"))
+        {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "perftest never started: {left:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+    let t = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert!(t.elapsed() < Duration::from_secs(20), "took {:?}", t.elapsed());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("interrupted; the perftest servers and clients were stopped"), "{stderr}");
     assert!(n.leftovers().is_empty(), "{:?}", n.leftovers());
 }
