@@ -558,6 +558,15 @@ mod tests {
     }
 
     #[test]
+    fn sysctl_fixes_write_dots_in_netdev_names_as_slashes() {
+        let f = Fix::netdev_sysctl("ipv4", "eth0.100", "arp_ignore", "1");
+        assert_eq!(f.command(), "sysctl -w net.ipv4.conf.eth0/100.arp_ignore=1");
+        assert_eq!(f.path(), "/proc/sys/net/ipv4/conf/eth0.100/arp_ignore");
+        assert_eq!(f.command_with("0"), "sysctl -w net.ipv4.conf.eth0/100.arp_ignore=0");
+        assert_eq!(Fix::Mtu { netdev: "rail0".into(), mtu: 9000 }.path(), "/sys/class/net/rail0/mtu");
+    }
+
+    #[test]
     fn an_mtu_hint_towards_1500_does_not_warn_about_1500() {
         let hint = mtu_hint("rail0", 1500);
         assert_eq!(hint, "`ip link set dev rail0 mtu 1500`, and the same on the peer and the switch");
