@@ -234,7 +234,9 @@ pub fn run(args: RdmaArgs) -> anyhow::Result<ExitCode> {
                 ports.push((key, rate));
             }
         }
-        let rate: Option<f64> = (ports.len() == nrails.min(ports.len()) && !ports.is_empty()).then(|| ports.iter().map(|(_, r)| r).sum());
+        // Without every rail's rate there is no threshold (a warning, not a guess).
+        let known = cfacts[..nrails].iter().all(|f| f.rate_gbps.is_some());
+        let rate: Option<f64> = known.then(|| ports.iter().map(|(_, r)| r).sum());
         let mut aggregate = rdma_bench::judge(sum, None, rate.map(|r| opts.min_ratio * r));
         if failed {
             aggregate.verdict = Verdict::Fail;
@@ -294,7 +296,12 @@ impl Pair<'_> {
                 // A twin gets its share of the port, alone too: each function's PCIe link
                 // carries about half of the 200 Gb/s.
                 let sharers = rdma_bench::port_sharers(f, self.cfacts);
-                let measured = rdma_bench::judge_rail(&out, f.rate_gbps, sharers, self.opts.min_ratio);
+                // The link is as fast as its slower end says.
+                let rate = match (f.rate_gbps, self.sfacts[i].rate_gbps) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                let measured = rdma_bench::judge_rail(&out, rate, sharers, self.opts.min_ratio);
                 self.row(test, i, measured, None)
             })
             .collect())
