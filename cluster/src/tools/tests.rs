@@ -102,7 +102,8 @@ fn ibdev2netdev_dgx_spark_all_4_up_with_annotations() {
 
 #[test]
 fn ibdev2netdev_state_glued_to_the_next_command_reads_up() {
-    // The shape of a paste where the prompt of the next command follows without a newline.
+    // Synthetic, in the shape of pastes where the next prompt or note follows the state
+    // without a newline (no such real paste is in fixtures/).
     let r = ibdev2netdev::parse("rocep1s0f0 port 1 ==> enp1s0f0np0 (Up)# ibv_devinfo\nroceP2p1s0f0 port 1 ==> enP2p1s0f0np0 (Down)nvidia@spark:~$\n");
     assert_eq!(r.links.iter().map(|l| (l.netdev.as_str(), l.up)).collect::<Vec<_>>(), [("enp1s0f0np0", true), ("enP2p1s0f0np0", false)]);
 }
