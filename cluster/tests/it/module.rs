@@ -314,3 +314,51 @@ fn image_package_accepts_a_registry_with_a_port() {
         assert!(String::from_utf8_lossy(&out.stderr).contains("NAME:TAG"), "{}", String::from_utf8_lossy(&out.stderr));
     }
 }
+
+/// The module's token option, given to the real Docker engine: a missing token file is refused
+/// and nothing is created in its place (where `-v` makes a directory), a present one is mounted
+/// read-only at the path the entrypoint reads.
+#[test]
+fn docker_refuses_a_missing_token_instead_of_creating_a_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let token = tmp.path().join("token");
+    let v = &vectors()[0];
+    let cfg = machine(&v.toml, "spark-2", &format!("{{ tokenFile = \"{}\"; }}", token.display()));
+    let options = cfg["virtualisation"]["oci-containers"]["containers"]["spark-cluster"]["extraOptions"].as_array().unwrap().clone();
+    let mount = options.iter().filter_map(Value::as_str).find(|o| o.starts_with("--mount=")).unwrap().to_owned();
+
+    let id = std::process::id();
+    let image = format!("sparkctl-test/nix-token:{id}");
+    run(Command::new("tar").arg("-cf").arg(tmp.path().join("empty.tar")).args(["-T", "/dev/null"]));
+    run(Command::new("docker").arg("import").arg(tmp.path().join("empty.tar")).arg(&image));
+    let create = |name: &str, option: &str| Command::new("docker").args(["create", "--name", name, option, &image, "/none"]).output().unwrap();
+    let remove = |name: &str| {
+        let _ = Command::new("docker").args(["rm", name]).output();
+    };
+
+    let missing = create(&format!("sparkctl-nix-token-{id}-missing"), &mount);
+    assert!(!missing.status.success(), "Docker accepted a missing token file");
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("does not exist"), "{}", String::from_utf8_lossy(&missing.stderr));
+    assert!(!token.exists(), "a missing token file became {:?}", std::fs::metadata(&token).map(|m| m.file_type()));
+
+    std::fs::write(&token, "t0ken\n").unwrap();
+    let present = format!("sparkctl-nix-token-{id}-present");
+    let created = create(&present, &mount);
+    let mounts = Command::new("docker").args(["inspect", "--format", "{{json .Mounts}}", &present]).output().unwrap();
+    remove(&present);
+
+    // The contrast that makes the check meaningful: `-v` of a missing file creates a directory.
+    let dir = tmp.path().join("missing-by-v");
+    let with_v = format!("sparkctl-nix-token-{id}-v");
+    create(&with_v, &format!("--volume={}:/run/secrets/spark-cluster-token:ro", dir.display()));
+    let _ = Command::new("docker").args(["start", &with_v]).output();
+    remove(&with_v);
+    let _ = Command::new("docker").args(["rmi", &image]).output();
+
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    let mounts: Value = serde_json::from_slice(&mounts.stdout).unwrap();
+    assert_eq!(mounts[0]["Source"], json!(token.display().to_string()));
+    assert_eq!(mounts[0]["Destination"], json!("/run/secrets/spark-cluster-token"));
+    assert_eq!(mounts[0]["RW"], json!(false));
+    assert!(dir.is_dir(), "`-v` no longer creates a directory: the contrast above tests nothing");
+}
