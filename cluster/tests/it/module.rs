@@ -362,3 +362,21 @@ fn docker_refuses_a_missing_token_instead_of_creating_a_directory() {
     assert_eq!(mounts[0]["RW"], json!(false));
     assert!(dir.is_dir(), "`-v` no longer creates a directory: the contrast above tests nothing");
 }
+
+/// The VM tests' traffic crosses the NixOS test driver's vde_switch, whose packets hold one
+/// 1518-byte Ethernet frame (14-byte header + 1504): the cluster file of the RDMA and container
+/// VM tests is valid and its MTU fits, while the rail test's (the example's) is jumbo and is
+/// checked on the links instead.
+#[test]
+fn vm_test_clusters_fit_the_test_switch() {
+    const VDE_FRAME: u32 = 1518;
+    let vm = cluster::parse_file(&repo_root().join("vm-tests/cluster.toml")).unwrap_or_else(|e| panic!("vm-tests/cluster.toml: {e}"));
+    assert!(u32::from(vm.mtu) + 14 <= VDE_FRAME, "vm-tests/cluster.toml mtu = {} does not cross vde_switch", vm.mtu);
+    let example = parse(&vectors()[0]);
+    assert_eq!(example.mtu, 9000, "the rail VM test checks the example's jumbo MTU");
+    for node in &vm.nodes {
+        let ex = example.nodes.iter().find(|n| n.name == node.name).unwrap();
+        let names = |n: &cluster::model::Node| n.rails.iter().map(|r| (r.interface.clone(), r.address)).collect::<Vec<_>>();
+        assert_eq!(names(node), names(ex), "the VM tests use the example's rails");
+    }
+}
