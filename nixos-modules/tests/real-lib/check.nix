@@ -139,6 +139,8 @@ let
     login-limit-item-misspelt = refused [{ security.pam.loginLimits = [{ domain = "*"; item = "memlok"; value = 1; }]; }];
     unit-name-without-suffix = refused [{ systemd.services.docker-spark-cluster.after = [ "rxe" ]; }];
     unknown-backend = refused [{ virtualisation.oci-containers.backend = lib.mkForce "lxc"; }];
+    mtu-not-in-byte-format = refused [{ systemd.network.networks."30-rail-enp1s0f1np1".linkConfig.MTUBytes = lib.mkForce "9 KB"; }];
+    link-local-misspelt = refused [{ systemd.network.networks."30-rail-enp1s0f1np1".networkConfig.LinkLocalAddressing = lib.mkForce "none"; }];
     address-not-a-list = refused [{ systemd.network.networks."30-rail-enp1s0f1np1".address = lib.mkForce "192.168.100.10/24"; }];
     unit-value-defined-twice = refused [{ systemd.services.docker-spark-cluster.serviceConfig.TimeoutStopSec = lib.mkOverride 90 30; }];
     gpu-without-driver = refused [{ services.xserver.videoDrivers = lib.mkForce [ "modesetting" ]; }];

@@ -7,8 +7,10 @@
 # Where nixpkgs uses a type of its own, it is restated here with its check and merge behaviour:
 # systemd's unit option (lists concatenate, scalars must agree), the sysctl value (bool, string,
 # int or null), unit names, the JSON settings of Docker's daemon.json, the host name pattern.
-# Not restated: networkd's per-section key checks (the keys we write are checked by the
-# `netplan` comparison and the VM tests instead).
+# networkd's sections restate the value checks nixpkgs makes on the keys we write (`MTUBytes` in
+# byte format, `LinkLocalAddressing` and `IPv6AcceptRA` from their allowed values); not restated:
+# its lists of allowed keys per section (our keys are checked against `netplan generate`'s
+# networkd files and in the VM tests instead).
 { lib, ... }:
 let
   inherit (lib) mkOption types;
@@ -27,6 +29,13 @@ let
         else lib.mergeEqualOption loc defs';
   };
   section = opt (types.attrsOf unitOption) { };
+  # A section whose values nixpkgs checks: each check takes the section's attributes.
+  checkedSection = checks: opt (types.addCheck (types.attrsOf unitOption) (attrs: lib.all (c: c attrs) checks)) { };
+  boolValues = [ true false "yes" "no" ];
+  # Checks see each definition as written, priorities (`mkForce`) not yet taken off.
+  valueOf = v: if lib.isAttrs v && v ? content then valueOf v.content else v;
+  oneOf = name: values: attrs: !(attrs ? ${name}) || lib.elem (valueOf attrs.${name}) values;
+  byteFormat = name: attrs: !(attrs ? ${name}) || (let v = valueOf attrs.${name}; in (lib.isString v || lib.isInt v) && builtins.match "[0-9]+[KMG]?" (toString v) != null);
   unitName = types.strMatching "[a-zA-Z0-9@%:_.\\-]+[.](service|socket|device|mount|automount|swap|target|path|timer|scope|slice)";
 
   # A sysctl value: bool, string, int or null; one definition wins by priority.
@@ -51,8 +60,11 @@ let
   network = types.submodule {
     options = {
       matchConfig = section;
-      linkConfig = section;
-      networkConfig = section;
+      linkConfig = checkedSection [ (byteFormat "MTUBytes") ];
+      networkConfig = checkedSection [
+        (oneOf "LinkLocalAddressing" (boolValues ++ [ "ipv4" "ipv6" "fallback" "ipv4-fallback" ]))
+        (oneOf "IPv6AcceptRA" boolValues)
+      ];
       address = opt (types.listOf types.str) [ ];
     };
   };
