@@ -32,6 +32,8 @@ let
     || config.hardware.nvidia-container-toolkit.suppressNvidiaDriverAssertion;
   tokenSet = cfg.tokenFile != null;
   softRoce = cfg.rdma.enable && cfg.rdma.softRoce;
+  deviceUnits = optional softRoce "rxe.service"
+    ++ optional cfg.container.nvidia "nvidia-container-toolkit-cdi-generator.service";
   # The container's stop: `docker stop` waits `--stop-timeout` (60 s) for the entrypoint's
   # graceful stop, then kills; the unit allows 30 s more.
   stopTimeout = 60;
@@ -255,10 +257,11 @@ in
         # One node dying makes the entrypoint exit non-zero on every node; the unit's restart
         # brings the group back together instead of hanging.
         systemd.services."${cfg.container.backend}-${containerName}" = {
-          # Soft-RoCE devices (VMs) exist once rxe.service has run; the entrypoint checks them.
-          after = [ "network-online.target" "systemd-networkd-wait-online.service" ]
-            ++ optional softRoce "rxe.service";
-          wants = [ "network-online.target" ] ++ optional softRoce "rxe.service";
+          # The devices the container is given exist only after their units: soft-RoCE's (VMs;
+          # the entrypoint checks them) and the CDI spec the toolkit writes at boot, without
+          # which `--device=nvidia.com/gpu=all` fails.
+          after = [ "network-online.target" "systemd-networkd-wait-online.service" ] ++ deviceUnits;
+          wants = [ "network-online.target" ] ++ deviceUnits;
           unitConfig = mkIf tokenSet { AssertFileNotEmpty = cfg.tokenFile; };
           serviceConfig = {
             RestartSec = lib.mkDefault 10;

@@ -282,14 +282,23 @@ fn rdma_devices_are_named_as_on_dgx_os() {
     }
 }
 
-/// The VM container test's unit waits for its soft-RoCE devices.
+/// The container's unit starts after the units that make its devices: soft-RoCE (the VM
+/// container test) and the CDI spec of the GPU (real nodes).
 #[test]
-fn container_starts_after_soft_roce() {
+fn container_starts_after_its_devices() {
     let v = &vectors()[0];
-    let cfg = eval(&v.toml, "spark-3", &format!("{{ settings = {{ container.nvidia = false; rdma.softRoce = true; tokenFile = \"{TOKEN}\"; }}; }}"), "");
-    let unit = &cfg["systemd"]["services"]["docker-spark-cluster"];
-    assert!(unit["after"].as_array().unwrap().contains(&json!("rxe.service")), "{unit}");
-    assert!(unit["wants"].as_array().unwrap().contains(&json!("rxe.service")), "{unit}");
+    let vm = eval(&v.toml, "spark-3", &format!("{{ settings = {{ container.nvidia = false; rdma.softRoce = true; tokenFile = \"{TOKEN}\"; }}; }}"), "");
+    let unit = &vm["systemd"]["services"]["docker-spark-cluster"];
+    for list in ["after", "wants"] {
+        assert!(unit[list].as_array().unwrap().contains(&json!("rxe.service")), "{unit}");
+        assert!(!unit[list].to_string().contains("cdi-generator"), "{unit}");
+    }
+    let node = machine(&v.toml, "spark-3", "{ }");
+    let unit = &node["systemd"]["services"]["docker-spark-cluster"];
+    for list in ["after", "wants"] {
+        assert!(unit[list].as_array().unwrap().contains(&json!("nvidia-container-toolkit-cdi-generator.service")), "{unit}");
+        assert!(!unit[list].to_string().contains("rxe"), "{unit}");
+    }
 }
 
 /// `packages/image.nix` names the archive's image after `container.image`: a registry with a port
