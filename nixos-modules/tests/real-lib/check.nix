@@ -35,19 +35,19 @@ let
     ../../../vm-tests/cluster.toml
   ];
 
-  # Switch combinations: all 64 of the six that interact (container, GPU, engine, RDMA,
-  # soft-RoCE, overlay: bits 1 to 32 of the index); the other four (image file, naming rule,
-  # network, firewall) alternate with i / 3, 5, 6 and 9, so each takes both values.
-  bit = i: n: bitAnd (div i n) 1 == 1;
+  # Every combination of the ten switches: container, GPU, engine, RDMA, soft-RoCE, overlay,
+  # image file, naming rule, networkd, firewall (bit k of the index is switch k).
+  bit = i: k: bitAnd (div i (pow2 k)) 1 == 1;
+  pow2 = k: if k == 0 then 1 else 2 * pow2 (k - 1);
   combos = genList (i: {
-    overlay = bit i 32;
+    overlay = bit i 5;
     settings = {
-      container = { enable = bit i 1; nvidia = bit i 2; backend = if bit i 4 then "podman" else "docker"; imageFile = if bit i 3 then image else null; };
-      rdma = { enable = bit i 8; softRoce = bit i 16; persistentNames = !(bit i 5); };
-      network.enable = !(bit i 6);
-      openFirewall = !(bit i 9);
+      container = { enable = bit i 0; nvidia = bit i 1; backend = if bit i 2 then "podman" else "docker"; imageFile = if bit i 6 then image else null; };
+      rdma = { enable = bit i 3; softRoce = bit i 4; persistentNames = bit i 7; };
+      network.enable = bit i 8;
+      openFirewall = bit i 9;
     };
-  }) 64;
+  }) 1024;
 
   configurations = concatMap (file:
     concatMap (node: genList (i: { inherit file node; index = i; } // elemAt combos i) (length combos))
@@ -123,7 +123,10 @@ let
   failures = concatMap check configurations;
 
   # Negative controls: each must be refused (an evaluation error, or a failed assertion).
-  base = { file = ../../../examples/cluster.toml; node = "spark-2"; index = 0; } // elemAt combos 3;
+  # spark-2 of the example with the module's defaults: everything on except soft-RoCE, Docker,
+  # no image file (bits 0, 1, 3, 5, 7, 8, 9).
+  defaults = 1 + 2 + 8 + 32 + 128 + 256 + 512;
+  base = { file = ../../../examples/cluster.toml; node = "spark-2"; index = defaults; } // elemAt combos defaults;
   refused = extra:
     let
       r = real (base // { inherit extra; });
