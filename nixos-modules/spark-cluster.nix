@@ -186,6 +186,8 @@ in
           volumes = [
             "${settings.hfCache}:${sparkLib.defaults.hf_home}"
             "${tokenFile}:${sparkLib.defaults.tokenPath}:ro"
+            # The entrypoint's restart history outlives the container (the restart budget).
+            "${sparkLib.defaults.stateDir}:${sparkLib.defaults.stateMount}"
           ];
           # The same flags as `sparkctl render docker-run` (BRIEF: RDMA devices, unlimited
           # memlock, IPC_LOCK, host network and IPC).
