@@ -35,6 +35,8 @@ let
     transport = "auto";
     hf_home = "/root/.cache/huggingface";
     containerName = "spark-cluster";
+    stateDir = "/var/lib/spark-cluster/state";
+    stateMount = "/var/lib/spark-entrypoint";
   };
 
   # "192.168.100.10/24" -> { address = "192.168.100.10"; prefixLength = 24; }

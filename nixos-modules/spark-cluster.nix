@@ -236,7 +236,11 @@ in
           image = settings.image;
           imageFile = cfg.container.imageFile;
           environment = plan.env;
-          volumes = [ "${settings.hfCache}:${sparkLib.defaults.hf_home}" ];
+          volumes = [
+            "${settings.hfCache}:${sparkLib.defaults.hf_home}"
+            # The entrypoint's restart history outlives the container (the restart budget).
+            "${sparkLib.defaults.stateDir}:${sparkLib.defaults.stateMount}"
+          ];
           # The same flags as `sparkctl render docker-run` (BRIEF: RDMA devices, unlimited
           # memlock, IPC_LOCK, host network and IPC), the token as a `--mount`: unlike `-v`, it
           # fails on a missing source instead of creating a directory there.

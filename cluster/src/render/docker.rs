@@ -47,6 +47,9 @@ pub fn docker_args(c: &Cluster) -> Vec<String> {
     args.push(c.container.env_file.display().to_string());
     args.push("--volume".into());
     args.push(format!("{}:{}:ro", c.container.token_file.display(), crate::plan::TOKEN_PATH));
+    // The restart budget counts failures across containers: its history lives on the host.
+    args.push("--volume".into());
+    args.push(format!("{}:{}", defaults::STATE_DIR, defaults::STATE_MOUNT));
     args.push(c.container.image.clone());
     args
 }
