@@ -40,7 +40,7 @@ pub struct RdmaArgs {
     #[arg(long, default_value_t = 18515, value_parser = clap::value_parser!(u16).range(1024..))]
     port: u16,
     /// Pass when a rail reaches this fraction of its share of the sysfs link rate
-    #[arg(long, default_value_t = 0.75)]
+    #[arg(long, default_value_t = 0.75, value_parser = ratio)]
     min_ratio: f64,
     /// Also measure latency per rail (ib_write_lat)
     #[arg(long)]
@@ -53,6 +53,13 @@ pub struct RdmaArgs {
     json: bool,
     #[command(flatten)]
     ssh: crate::remote::SshArgs,
+}
+
+fn ratio(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if r > 0.0 && r <= 1.0 => Ok(r),
+        _ => Err(format!("`{s}` is not a fraction above 0 and at most 1 (e.g. 0.75)")),
+    }
 }
 
 /// Set by the signal thread: stop the remote servers and leave.

@@ -283,6 +283,12 @@ fn doctor_on_veth_rails_finds_the_broken_rail_pings_both_ways_and_fix_repairs_it
     assert_eq!((mtu["status"].as_str(), mtu["measured"].as_str(), mtu["expected"].as_str()), (Some("PASS"), Some("9000"), Some("9000")));
     assert_eq!(doc["worst"], "FAIL");
     assert_eq!(j.code, 3);
+
+    // A peer ssh cannot reach: the way back is a FAIL line naming why, the way out still runs.
+    n.ssh_config("unreachable", "10.88.0.99", "id");
+    let r = n.sparkctl(&["doctor", "--node", "spark-a", "--cluster", &cluster, "--peers", "--ssh-config", &n.s("unreachable")]);
+    assert!(line(&r.stdout, "FAIL  ping          rail0 <- spark-b").contains("not run: cannot reach `spark-b` over ssh"), "{}", r.stdout);
+    assert!(line(&r.stdout, "PASS  ping          rail0 -> spark-b").contains("3/3 answered"), "{}", r.stdout);
     assert!(n.leftovers().is_empty(), "{:?}", n.leftovers());
 }
 
