@@ -189,6 +189,7 @@ pub fn run(args: RdmaArgs) -> anyhow::Result<ExitCode> {
     // Bad input first: both nodes answer, perftest is there with its flags.
     let tools: &[&str] = if args.lat { &["ib_write_bw", "ib_write_lat"] } else { &["ib_write_bw"] };
     for node in [client, server] {
+        check_interrupted()?;
         ssh.check(&node.name)?;
         for tool in tools {
             let argv = vec![tool.to_string(), "--help".to_owned()];
@@ -349,6 +350,7 @@ impl Pair<'_> {
     }
 
     fn run_tool(&self, tool: &str, rails: &[usize], commands: &mut Vec<String>) -> anyhow::Result<Vec<perftest::Perftest>> {
+        check_interrupted()?;
         let device = |f: &RailFacts| f.rdma_device.clone().unwrap_or_else(|| format!("(no RDMA device behind {})", f.netdev));
         let mut servers = Vec::new();
         for &i in rails {
@@ -371,9 +373,7 @@ impl Pair<'_> {
         let mut outs = Vec::new();
         for c in &mut clients {
             c.wait(limit);
-            if INTERRUPTED.load(Ordering::Relaxed) {
-                bail!("interrupted; the perftest servers and clients were stopped");
-            }
+            check_interrupted()?;
             let (stdout, stderr) = c.stop();
             let code = c.child.try_wait().ok().flatten().and_then(|s| s.code());
             if code == Some(255) {
@@ -389,6 +389,14 @@ impl Pair<'_> {
         }
         Ok(outs)
     }
+}
+
+/// After Ctrl-C: an error, whose unwinding drops (and so stops) every remote process.
+fn check_interrupted() -> anyhow::Result<()> {
+    if INTERRUPTED.load(Ordering::Relaxed) {
+        bail!("interrupted; the perftest servers and clients were stopped");
+    }
+    Ok(())
 }
 
 fn label(v: Verdict) -> &'static str {
