@@ -420,3 +420,19 @@ fn ping_counts_and_the_local_mtu_refusal() {
     let small = ping::parse("PING 10.0.0.2 (10.0.0.2) from 10.0.0.1 rail0: 8972(9000) bytes of data.\nping: local error: message too long, mtu=1500\nping: local error: message too long, mtu=1500\n\n--- 10.0.0.2 ping statistics ---\n3 packets transmitted, 0 received, +3 errors, 100% packet loss, time 410ms\n");
     assert_eq!((small.transmitted, small.received, small.local_mtu, small.ok()), (Some(3), Some(0), Some(1500), false));
 }
+
+#[test]
+fn ray_start_and_failure_logs_are_not_a_status_and_say_so() {
+    for f in [
+        "ray/ray-start-head-SUCCESS-tty-format.txt",
+        "ray/ray-start-head-SUCCESS-non-tty-docker-compose-log-format.txt",
+        "ray/ray-worker-FAIL-gcs-rpc-client-timeout.txt",
+        "ray/ray-start-address-FAIL-unable-to-connect-gcs-ray1x.txt",
+        "ray/ray-client-FAIL-failed-to-connect-gcs-docker-timestamps.txt",
+        "ray/ray-start-address-FAIL-grpc-unavailable-ray1.9.txt",
+    ] {
+        let s = ray_status::parse(&fixture(f));
+        assert_eq!((s.nodes, s.totals.len()), (0, 0), "{f}: {s:?}");
+        assert!(s.notes.iter().any(|n| n.contains("no `Resources` section")), "{f}: {:?}", s.notes);
+    }
+}
