@@ -44,6 +44,14 @@ pub fn run(root: &Root, spec: &Spec) -> Report {
         }
     }
     node_checks(root, &mut t, spec);
+    // Read per rail, then the node, the transport verdict last (a stable sort keeps each
+    // group's order: the preflight's lines first, then the fabric's).
+    let rails = &spec.preflight.rails;
+    t.0.sort_by_key(|c| match rails.iter().position(|r| *r == c.subject) {
+        Some(i) => i,
+        None if c.name == "transport" => rails.len() + 1,
+        None => rails.len(),
+    });
     report.checks = t.0;
     report
 }
