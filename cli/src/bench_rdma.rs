@@ -87,7 +87,7 @@ impl Remote {
         if let Some(out) = child.stdout.take() {
             let (pid, stdout) = (pid.clone(), stdout.clone());
             threads.push(std::thread::spawn(move || {
-                for (i, line) in BufReader::new(out).lines().map_while(Result::ok).enumerate() {
+                for (i, line) in lossy_lines(out).enumerate() {
                     match (i, line.trim().parse::<u32>()) {
                         (0, Ok(p)) => *pid.lock().unwrap_or_else(|e| e.into_inner()) = Some(p),
                         _ => {
@@ -102,7 +102,7 @@ impl Remote {
         if let Some(err) = child.stderr.take() {
             let stderr = stderr.clone();
             threads.push(std::thread::spawn(move || {
-                for line in BufReader::new(err).lines().map_while(Result::ok) {
+                for line in lossy_lines(err) {
                     let mut s = stderr.lock().unwrap_or_else(|e| e.into_inner());
                     s.push_str(&line);
                     s.push('\n');
@@ -223,6 +223,9 @@ pub fn run(args: RdmaArgs) -> anyhow::Result<ExitCode> {
     let (cfacts, sfacts) = (facts(client)?, facts(server)?);
     let opts = Options { qps: args.qps, duration_s: args.duration, base_port: args.port, min_ratio: args.min_ratio };
     let nrails = client.rails.len().min(server.rails.len());
+    if usize::from(args.port) + nrails > usize::from(u16::MAX) + 1 {
+        bail!("`--port {}` leaves no room for {nrails} rail(s) (one port each); use a lower port, e.g. 18515", args.port);
+    }
     let mut rows = Vec::new();
     let pair = Pair { ssh: &ssh, client, server, cfacts: &cfacts, sfacts: &sfacts, opts: &opts };
     for i in 0..nrails {
@@ -354,7 +357,8 @@ impl Pair<'_> {
         let device = |f: &RailFacts| f.rdma_device.clone().unwrap_or_else(|| format!("(no RDMA device behind {})", f.netdev));
         let mut servers = Vec::new();
         for &i in rails {
-            let port = self.opts.base_port + i as u16;
+            // `run` checked that base_port + rails fits a port number.
+            let port = self.opts.base_port.saturating_add(i as u16);
             let argv = rdma_bench::perftest_argv(tool, &device(&self.sfacts[i]), port, self.opts, None);
             commands.push(self.ssh.display(&self.server.name, &argv));
             servers.push(Remote::start(self.ssh, &self.server.name, &argv)?);
@@ -363,7 +367,7 @@ impl Pair<'_> {
         std::thread::sleep(Duration::from_millis(1500));
         let mut clients = Vec::new();
         for &i in rails {
-            let port = self.opts.base_port + i as u16;
+            let port = self.opts.base_port.saturating_add(i as u16);
             let ip: Ipv4Addr = self.server.rails[i].address.addr;
             let argv = rdma_bench::perftest_argv(tool, &device(&self.cfacts[i]), port, self.opts, Some(ip));
             commands.push(self.ssh.display(&self.client.name, &argv));
@@ -389,6 +393,19 @@ impl Pair<'_> {
         }
         Ok(outs)
     }
+}
+
+/// The lines of a pipe, read to its end whatever bytes come (invalid UTF-8 replaced), so the
+/// remote process never blocks on a full pipe.
+fn lossy_lines(r: impl std::io::Read) -> impl Iterator<Item = String> {
+    let mut r = BufReader::new(r);
+    std::iter::from_fn(move || {
+        let mut buf = Vec::new();
+        match r.read_until(b'\n', &mut buf) {
+            Ok(0) | Err(_) => None,
+            Ok(_) => Some(String::from_utf8_lossy(&buf).trim_end_matches(['\n', '\r']).to_owned()),
+        }
+    })
 }
 
 /// After Ctrl-C: an error, whose unwinding drops (and so stops) every remote process.

@@ -102,7 +102,8 @@ fn link_checks(root: &Root, t: &mut Table, name: &str, routes: &[sysfs::Route]) 
 }
 
 fn rdma_checks(root: &Root, t: &mut Table, name: &str, miss: Status, spec: &Spec, firmware: &mut Vec<(String, String)>) {
-    let nd = sysfs::read_netdev(root, name).expect("checked by the caller");
+    // Checked by the caller, but a netdev can vanish between two reads (hotplug).
+    let Some(nd) = sysfs::read_netdev(root, name) else { return };
     let Some(dev) = nd.rdma_devices.first().cloned() else {
         t.add(
             "rdma-device",
