@@ -43,6 +43,15 @@ pub fn run(root: &Root, spec: &Spec) -> Report {
             rdma_checks(root, &mut t, name, miss, spec, &mut firmware);
         }
     }
+    // The CX-7 functions that carry no rail: their PCIe link too (a warning: no rail uses them).
+    for other in root.list("/sys/class/net").into_iter().filter(|n| !spec.preflight.rails.contains(n)) {
+        if sysfs::read_netdev(root, &other).is_some_and(|n| !n.rdma_devices.is_empty()) {
+            pcie_check(root, &mut t, &other);
+            if let Some(c) = t.0.last_mut().filter(|c| c.status == Status::Fail) {
+                c.status = Status::Warn;
+            }
+        }
+    }
     node_checks(root, &mut t, spec);
     // Read per rail, then the node, the transport verdict last (a stable sort keeps each
     // group's order: the preflight's lines first, then the fabric's).
@@ -596,6 +605,10 @@ mod tests {
         assert_eq!((c.status, c.detail.as_str(), c.expected.as_deref()), (Status::Fail, "x2 32.0 GT/s PCIe", Some("x4 32.0 GT/s PCIe")));
         assert!(c.hint.as_deref().unwrap().contains("BIOS"));
         assert_eq!(check(&rep, "pcie", "enp1s0f1np1").status, Status::Pass);
+        // Every CX-7 function is looked at; one that carries no rail only warns.
+        let unused = check(&rep, "pcie", "enP2p1s0f0np0");
+        assert_eq!((unused.status, unused.detail.as_str()), (Status::Warn, "x2 32.0 GT/s PCIe"));
+        assert_eq!(check(&rep, "pcie", "enp1s0f0np0").status, Status::Pass);
     }
 
     #[test]
