@@ -147,8 +147,11 @@ fn apply_fixes(root: &Root, report: &Report, out: &mut impl Write, json: bool) -
             fixes.push(f);
         }
     }
-    if !json {
-        for f in &fixes {
+    // Printed before anything is written; with --json on stderr, so stdout stays one document.
+    for f in &fixes {
+        if json {
+            eprintln!("fix: {}", f.command());
+        } else {
             writeln!(out, "fix: {}", f.command())?;
         }
     }
