@@ -62,11 +62,13 @@ fn ratio(s: &str) -> Result<f64, String> {
     }
 }
 
+const PID_MARK: &str = "sparkctl-pid=";
+
 /// Set by the signal thread: stop the remote servers and leave.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 /// A perftest process on a node, started over ssh. Its first stdout line is the remote pid
-/// (`echo $$; exec …`), so it can be stopped on the node, not only by closing ssh.
+/// (`echo sparkctl-pid=$$; exec …`), so it can be stopped on the node, not only by closing ssh.
 struct Remote {
     host: String,
     child: Child,
@@ -79,7 +81,8 @@ struct Remote {
 
 impl Remote {
     fn start(ssh: &Ssh, host: &str, argv: &[String]) -> anyhow::Result<Remote> {
-        let script = format!("echo $$; exec {}", cluster::shell::join(argv));
+        // A marker, not "the first line": a login shell may print before the command runs.
+        let script = format!("echo {PID_MARK}$$; exec {}", cluster::shell::join(argv));
         let wrapped = vec!["sh".to_owned(), "-c".to_owned(), script];
         let mut child = ssh.command(host, &wrapped).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().map_err(RemoteError::Spawn)?;
         let (pid, stdout, stderr) = (Arc::new(Mutex::new(None)), Arc::new(Mutex::new(String::new())), Arc::new(Mutex::new(String::new())));
@@ -87,9 +90,9 @@ impl Remote {
         if let Some(out) = child.stdout.take() {
             let (pid, stdout) = (pid.clone(), stdout.clone());
             threads.push(std::thread::spawn(move || {
-                for (i, line) in lossy_lines(out).enumerate() {
-                    match (i, line.trim().parse::<u32>()) {
-                        (0, Ok(p)) => *pid.lock().unwrap_or_else(|e| e.into_inner()) = Some(p),
+                for line in lossy_lines(out) {
+                    match line.trim().strip_prefix(PID_MARK).map(str::parse::<u32>) {
+                        Some(Ok(p)) => *pid.lock().unwrap_or_else(|e| e.into_inner()) = Some(p),
                         _ => {
                             let mut s = stdout.lock().unwrap_or_else(|e| e.into_inner());
                             s.push_str(&line);
