@@ -389,10 +389,17 @@ impl Pair<'_> {
             }
             outs.push(perftest::parse(&format!("{stdout}{stderr}")));
         }
-        // The servers end with their client; whatever did not is stopped now.
-        for s in &mut servers {
+        // The servers end with their client; whatever did not is stopped now. A server's own
+        // error (a wrong device, say) is why its client failed: it goes first in the client's.
+        for (s, out) in servers.iter_mut().zip(outs.iter_mut()) {
             s.wait(Duration::from_secs(5));
-            s.stop();
+            let (stdout, stderr) = s.stop();
+            let server = perftest::parse(&format!("{stdout}{stderr}"));
+            if !out.errors.is_empty() {
+                let mut errors: Vec<String> = server.errors.iter().map(|e| format!("server on `{}`: {e}", s.host)).collect();
+                errors.append(&mut out.errors);
+                out.errors = errors;
+            }
         }
         Ok(outs)
     }

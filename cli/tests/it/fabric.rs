@@ -342,7 +342,11 @@ fn bench_rdma_over_ssh_measures_each_rail_and_all_rails_and_stops_its_servers() 
     let r = n.sparkctl(&["bench", "rdma", "--cluster", &wrong_path, "--ssh-config", &cfg, "--remote-root", &root, "--duration", "1"]);
     assert_eq!(r.code, 3, "{}\n{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("--ib-dev mlx5_9 --port 18516"), "{}", r.stdout);
-    assert!(line(&r.stdout, "FAIL  alone     rail 1").contains("Couldn't connect"), "the server on the wrong device never listened: {}", r.stdout);
+    assert!(
+        line(&r.stdout, "FAIL  alone     rail 1").contains("server on `spark-b`: IB device mlx5_9 not found"),
+        "the server's own error comes first: {}",
+        r.stdout
+    );
     assert!(n.leftovers().is_empty(), "{:?}", n.leftovers());
 
     // JSON: the same numbers.
