@@ -148,13 +148,20 @@ fn rdma_checks(root: &Root, t: &mut Table, name: &str, miss: Status, spec: &Spec
     );
     t.with("Ethernet", None);
     let active_mtu = preflight::roce_active_mtu(nd.mtu.unwrap_or(0));
-    let mtu_fix = (active_mtu != 4096).then(|| Fix::Mtu { netdev: name.to_owned(), mtu: spec.preflight.mtu.max(4200) });
+    // The fix is the cluster's MTU, never another: below 4200 the cluster itself must change.
+    let wanted = spec.preflight.mtu;
+    let mtu_fix = (active_mtu != 4096 && preflight::roce_active_mtu(wanted) == 4096).then(|| Fix::Mtu { netdev: name.to_owned(), mtu: wanted });
+    let hint = if preflight::roce_active_mtu(wanted) == 4096 {
+        "RoCE's active MTU follows the netdev MTU: 9000 gives 4096".to_owned()
+    } else {
+        format!("the cluster's MTU {wanted} gives RoCE {}: set `mtu = 9000` in cluster.toml", preflight::roce_active_mtu(wanted))
+    };
     t.add(
         "active-mtu",
         name,
         if active_mtu == 4096 { Status::Pass } else { miss },
         format!("{active_mtu} (netdev MTU {})", nd.mtu.map_or("unknown".into(), |m| m.to_string())),
-        Some("RoCE's active MTU follows the netdev MTU: 9000 gives 4096"),
+        Some(&hint),
     );
     t.with("4096", mtu_fix);
     let ip = sysfs::read_ipv4(root, name).first().map(|(ip, _)| *ip);
@@ -595,6 +602,18 @@ mod tests {
         assert_eq!(mtu.fix.as_ref().unwrap().command(), "ip link set dev enp1s0f1np1 mtu 9000");
         let a = check(&rep, "active-mtu", "enp1s0f1np1");
         assert_eq!((a.status, a.detail.as_str()), (Status::Fail, "1024 (netdev MTU 1500)"));
+    }
+
+    #[test]
+    fn a_cluster_mtu_of_1500_is_not_fixed_against_itself() {
+        let dir = spark(&Knobs { mtu: 1500, ..Knobs::default() });
+        let mut s = spec(&RAILS, TransportPolicy::Ib);
+        s.preflight.mtu = 1500;
+        let rep = run(&Root::new(dir.path()), &s);
+        assert_eq!(check(&rep, "mtu", "enp1s0f1np1").status, Status::Pass);
+        let a = check(&rep, "active-mtu", "enp1s0f1np1");
+        assert_eq!((a.status, a.fix.as_ref()), (Status::Fail, None), "no fix that the mtu check would then fail");
+        assert!(a.hint.as_deref().unwrap().contains("set `mtu = 9000` in cluster.toml"), "{:?}", a.hint);
     }
 
     #[test]
