@@ -3,9 +3,11 @@
 //! Exit codes: 0 success; 2 for every error sparkctl reports (bad input, corrupt data, a registry
 //! refusing): one `error:` line naming the operand, the cause and the fix.
 
+mod bench_rdma;
 mod doctor;
 mod image;
 mod image_registry;
+mod remote;
 mod render;
 
 use clap::{Parser, Subcommand};
@@ -28,7 +30,18 @@ enum Command {
     /// Render a node's configuration from cluster.toml (netplan, sysctl, env, docker-run, systemd)
     Render(render::RenderArgs),
     /// Check that this node is what cluster.toml says (links, MTU, IPv6, RDMA, memlock)
+    #[command(after_help = "Exit code: the worst result (0 PASS, 1 WARN, 3 FAIL); 2 on bad input. Every check: docs/fabric.md")]
     Doctor(doctor::DoctorArgs),
+    /// Measure the fabric between nodes over ssh (`bench rdma`: ib_write_bw per rail and all rails)
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// ib_write_bw on every rail alone, then on all rails at once, against the sysfs link rate
+    #[command(after_help = "Exit code: the worst verdict (0 PASS, 1 WARN, 3 FAIL); 2 on bad input. Details: docs/fabric.md")]
+    Rdma(bench_rdma::RdmaArgs),
 }
 
 fn main() -> ExitCode {
@@ -37,6 +50,7 @@ fn main() -> ExitCode {
         Command::Image(cmd) => image::run(cmd),
         Command::Render(args) => render::run(args),
         Command::Doctor(args) => doctor::run(args),
+        Command::Bench(BenchCommand::Rdma(args)) => bench_rdma::run(args),
     };
     match result {
         Ok(code) => code,

@@ -127,6 +127,38 @@ pub const SETTINGS: &[Setting] = &[
         help: "JSON status (`state`: preflight, rendezvous, cluster, starting, ready, stopping) read by `spark-entrypoint healthcheck`",
     },
     Setting { env: "SPARK_ROOT", flag: "--root", default: Some("/"), help: "root prefix for the preflight reads of /sys, /proc, /dev, /etc" },
+    Setting {
+        env: "SPARK_LIVENESS_INTERVAL",
+        flag: "--liveness-interval",
+        default: Some("30"),
+        help: "head, after ready: seconds between liveness looks (vLLM's token counter, else a 1-token completion); 0 turns them off",
+    },
+    Setting { env: "SPARK_LIVENESS_TIMEOUT", flag: "--liveness-timeout", default: Some("60"), help: "seconds the liveness 1-token completion may take" },
+    Setting {
+        env: "SPARK_LIVENESS_FAILURES",
+        flag: "--liveness-failures",
+        default: Some("3"),
+        help: "consecutive failed liveness looks that mean a wedged engine and stop the group (exit 5)",
+    },
+    Setting {
+        env: "SPARK_RESTART_BUDGET",
+        flag: "--restart-budget",
+        default: Some("3"),
+        help: "group restarts allowed within `--restart-window` after failures; past it the node stays down and says why",
+    },
+    Setting { env: "SPARK_RESTART_WINDOW", flag: "--restart-window", default: Some("3600"), help: "seconds over which `--restart-budget` counts failures" },
+    Setting {
+        env: "SPARK_RESTART_DELAY",
+        flag: "--restart-delay",
+        default: Some("10"),
+        help: "seconds a node waits before its first restart after a failure; doubles with each further failure in the window (at most 600)",
+    },
+    Setting {
+        env: "SPARK_STATE_FILE",
+        flag: "--state-file",
+        default: Some("/var/lib/spark-entrypoint/restarts.json"),
+        help: "restart history (failures with time and cause); on a host volume so it outlives the container",
+    },
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,6 +211,9 @@ pub struct Config {
     pub grace: Duration,
     pub status_file: PathBuf,
     pub root: PathBuf,
+    pub liveness: crate::liveness::Policy,
+    pub budget: crate::budget::Budget,
+    pub state_file: PathBuf,
 }
 
 fn setting(flag: &str) -> &'static Setting {
@@ -218,6 +253,17 @@ impl Values {
 fn invalid(flag: &str, value: &str, expected: &str) -> Error {
     let s = setting(flag);
     Error::Invalid { env: s.env, flag: s.flag, value: value.to_owned(), expected: expected.to_owned() }
+}
+
+/// The rail MTU, in the range `cluster.toml` accepts.
+fn mtu(v: &Values) -> Result<u32, Error> {
+    let (min, max) = cluster::model::MTU_RANGE;
+    let expected = format!("an MTU from {min} to {max} (9000 on RoCE rails)");
+    let m: u32 = v.parse("--mtu", &expected)?;
+    if !(u32::from(min)..=u32::from(max)).contains(&m) {
+        return Err(invalid("--mtu", &m.to_string(), &expected));
+    }
+    Ok(m)
 }
 
 fn list(s: &str) -> Vec<String> {
@@ -293,7 +339,15 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Co
         }
         None => None,
     };
-    let rails = list(v.required("--rails", "name the rail netdevs, e.g. `enp1s0f1np1,enP2p1s0f1np1`")?);
+    let rails_s = v.required("--rails", "name the rail netdevs, e.g. `enp1s0f1np1,enP2p1s0f1np1`")?;
+    let rails = list(rails_s);
+    // The names become paths under /sys and /proc: `,,` or `../../../etc` must not get that far.
+    if rails.is_empty() || rails_s.split(',').any(|r| r.trim().is_empty()) {
+        return Err(invalid("--rails", rails_s, "netdev names separated by single commas, e.g. `enp1s0f1np1,enP2p1s0f1np1`"));
+    }
+    if let Some(e) = rails.iter().find_map(|r| cluster::sysfs::validate_netdev_name(r).err()) {
+        return Err(invalid("--rails", rails_s, &format!("netdev names ({e})")));
+    }
     let transport_s = v.get("--transport").or(setting("--transport").default).unwrap_or("auto");
     let transport = TransportPolicy::parse(transport_s).ok_or_else(|| invalid("--transport", transport_s, &format!("one of {}", TransportPolicy::ALLOWED)))?;
     let backend = match v.get("--backend").unwrap_or("ray") {
@@ -336,7 +390,7 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Co
         head_addr,
         rendezvous_port: v.parse("--rendezvous-port", "a TCP port")?,
         rails,
-        mtu: v.parse("--mtu", "an MTU")?,
+        mtu: mtu(&v)?,
         transport,
         backend,
         token,
@@ -355,7 +409,26 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Co
         grace: v.seconds("--grace")?,
         status_file: PathBuf::from(v.get("--status-file").or(setting("--status-file").default).unwrap_or_default()),
         root: PathBuf::from(v.get("--root").unwrap_or("/")),
+        liveness: liveness_policy(&v)?,
+        budget: crate::budget::Budget {
+            restarts: v.parse("--restart-budget", "a count of restarts")?,
+            window: v.seconds("--restart-window")?,
+            delay: v.seconds("--restart-delay")?,
+        },
+        state_file: PathBuf::from(v.get("--state-file").or(setting("--state-file").default).unwrap_or_default()),
     })
+}
+
+fn liveness_policy(v: &Values) -> Result<crate::liveness::Policy, Error> {
+    let failures: u32 = v.parse("--liveness-failures", "a count of at least 1")?;
+    if failures == 0 {
+        return Err(invalid("--liveness-failures", "0", "a count of at least 1 (`--liveness-interval 0` turns liveness off)"));
+    }
+    let timeout = v.seconds("--liveness-timeout")?;
+    if timeout.is_zero() {
+        return Err(invalid("--liveness-timeout", "0", "a positive number of seconds"));
+    }
+    Ok(crate::liveness::Policy { interval: v.seconds("--liveness-interval")?, timeout, failures })
 }
 
 fn hostname() -> String {
@@ -393,6 +466,27 @@ mod tests {
 
     const HEAD_ENV: &[(&str, &str)] =
         &[("SPARK_ROLE", "head"), ("SPARK_NODE_NAME", "a"), ("SPARK_NODES", "a,b"), ("SPARK_RAILS", "r0,r1"), ("SPARK_TOKEN", "t")];
+
+    #[test]
+    fn rails_that_are_not_netdev_names_are_refused() {
+        for bad in ["../../../etc", ",,", "r0,,r1", "a/b", "..", "sixteen-chars-xx", "r0, ,r1"] {
+            let e = parse_with(&["--rails", bad, "--", "vllm", "serve", "m"], HEAD_ENV).unwrap_err().to_string();
+            assert!(e.contains("--rails"), "{bad:?}: {e}");
+        }
+        assert!(parse_with(&["--rails", "", "--", "vllm", "serve", "m"], HEAD_ENV).is_err());
+        assert_eq!(parse_with(&["--rails", "enp1s0f1np1,enP2p1s0f1np1", "--", "vllm", "serve", "m"], HEAD_ENV).unwrap().rails.len(), 2);
+    }
+
+    #[test]
+    fn mtu_outside_the_cluster_toml_range_is_refused() {
+        for bad in ["0", "70000", "1499", "9979", "-1", "abc"] {
+            let e = parse_with(&["--mtu", bad, "--", "vllm", "serve", "m"], HEAD_ENV).unwrap_err().to_string();
+            assert!(e.contains("--mtu") && e.contains("1500 to 9978"), "{bad}: {e}");
+        }
+        for good in ["1500", "9000", "9978"] {
+            assert_eq!(parse_with(&["--mtu", good, "--", "vllm", "serve", "m"], HEAD_ENV).unwrap().mtu.to_string(), good);
+        }
+    }
 
     #[test]
     fn flags_win_over_env_and_defaults_fill_the_rest() {

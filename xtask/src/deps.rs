@@ -20,6 +20,8 @@ pub const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ("busybox-static", "static busybox for tiny test base images"),
     ("iproute2", "network namespaces and veth rails"),
     ("python3-venv", "venv for Ray"),
+    ("openssh-server", "real sshd in each network-namespace node for `bench rdma` and `doctor --peers`"),
+    ("iputils-ping", "don't-fragment jumbo pings of `doctor --peers`"),
     ("pigz", "the parallel gzip floor in `cargo xtask bench image`"),
 ];
 
@@ -39,6 +41,8 @@ const PROBES: &[(&str, &str)] = &[
     ("gnupg", "gpg"),
     ("busybox-static", "busybox"),
     ("iproute2", "ip"),
+    ("openssh-server", "sshd"),
+    ("iputils-ping", "ping"),
     ("pigz", "pigz"),
 ];
 
