@@ -3,9 +3,11 @@
 //! Exit codes: 0 success; 2 for every error sparkctl reports (bad input, corrupt data, a registry
 //! refusing): one `error:` line naming the operand, the cause and the fix.
 
+mod bench_rdma;
 mod doctor;
 mod image;
 mod image_registry;
+mod remote;
 mod render;
 
 use clap::{Parser, Subcommand};
@@ -29,6 +31,15 @@ enum Command {
     Render(render::RenderArgs),
     /// Check that this node is what cluster.toml says (links, MTU, IPv6, RDMA, memlock)
     Doctor(doctor::DoctorArgs),
+    /// Measure the fabric between nodes over ssh (`bench rdma`: ib_write_bw per rail and all rails)
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// ib_write_bw on every rail alone, then on all rails at once, against the sysfs link rate
+    Rdma(bench_rdma::RdmaArgs),
 }
 
 fn main() -> ExitCode {
@@ -37,6 +48,7 @@ fn main() -> ExitCode {
         Command::Image(cmd) => image::run(cmd),
         Command::Render(args) => render::run(args),
         Command::Doctor(args) => doctor::run(args),
+        Command::Bench(BenchCommand::Rdma(args)) => bench_rdma::run(args),
     };
     match result {
         Ok(code) => code,

@@ -3,6 +3,7 @@
 //! rails, renderers for DGX OS nodes, node checks over a root prefix, and log analysers.
 
 pub mod derive;
+pub mod doctor;
 pub mod error;
 pub mod model;
 pub mod parse;
@@ -17,4 +18,6 @@ pub use model::{Backend, Cluster, Node, RailSpec, Role};
 pub use parse::{parse_file, parse_str};
 pub mod nccl;
 pub mod preflight;
+pub mod rdma_bench;
 pub mod sysfs;
+pub mod tools;

@@ -80,6 +80,75 @@ pub struct Check {
     pub detail: String,
     /// How to fix it, when not passing.
     pub hint: Option<String>,
+    /// What passing looks like, when it is a value (`9000`, `200000`).
+    pub expected: Option<String>,
+    /// A safe, reversible fix `sparkctl doctor --fix` may apply, when not passing.
+    pub fix: Option<Fix>,
+}
+
+/// A fix that is a write of one value through the root prefix, so it can be printed as the
+/// command a person would type, applied, and undone with the previous value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fix {
+    /// `/sys/class/net/<netdev>/mtu` (`ip link set dev <netdev> mtu <mtu>`).
+    Mtu { netdev: String, mtu: u32 },
+    /// `/proc/sys/<key with / for .>` (`sysctl -w <key>=<value>`).
+    Sysctl { key: String, value: String },
+}
+
+impl Fix {
+    /// The file the fix writes, as an absolute path on the node.
+    pub fn path(&self) -> String {
+        match self {
+            Fix::Mtu { netdev, .. } => format!("/sys/class/net/{netdev}/mtu"),
+            // sysctl writes a dot inside a name as `/`: swap them back for the path.
+            Fix::Sysctl { key, .. } => format!(
+                "/proc/sys/{}",
+                key.chars()
+                    .map(|c| if c == '.' {
+                        '/'
+                    } else if c == '/' {
+                        '.'
+                    } else {
+                        c
+                    })
+                    .collect::<String>()
+            ),
+        }
+    }
+
+    fn value(&self) -> String {
+        match self {
+            Fix::Mtu { mtu, .. } => mtu.to_string(),
+            Fix::Sysctl { value, .. } => value.clone(),
+        }
+    }
+
+    /// A sysctl fix of `net.<family>.conf.<netdev>.<name>`, with the netdev's dots written as `/`.
+    pub fn netdev_sysctl(family: &str, netdev: &str, name: &str, value: &str) -> Fix {
+        Fix::Sysctl { key: format!("net.{family}.conf.{}.{name}", netdev.replace('.', "/")), value: value.to_owned() }
+    }
+
+    /// The command a person would run for the same change.
+    pub fn command(&self) -> String {
+        self.command_with(&self.value())
+    }
+
+    /// The same command setting `value` instead (the undo, with the previous value).
+    pub fn command_with(&self, value: &str) -> String {
+        match self {
+            Fix::Mtu { netdev, .. } => format!("ip link set dev {netdev} mtu {value}"),
+            Fix::Sysctl { key, .. } => format!("sysctl -w {key}={value}"),
+        }
+    }
+
+    /// Writes the value through `root`; returns the previous value (for the undo command).
+    pub fn apply(&self, root: &Root) -> std::io::Result<String> {
+        let path = root.join(&self.path());
+        let previous = std::fs::read_to_string(&path)?.trim().to_owned();
+        std::fs::write(&path, format!("{}\n", self.value()))?;
+        Ok(previous)
+    }
 }
 
 /// What the node should be.
@@ -117,12 +186,20 @@ impl Report {
     }
 }
 
-struct Table(Vec<Check>);
+pub(crate) struct Table(pub(crate) Vec<Check>);
 
 impl Table {
-    fn add(&mut self, name: &'static str, subject: &str, status: Status, detail: impl Into<String>, hint: Option<&str>) {
+    pub(crate) fn add(&mut self, name: &'static str, subject: &str, status: Status, detail: impl Into<String>, hint: Option<&str>) {
         let hint = if status == Status::Pass { None } else { hint.map(str::to_owned) };
-        self.0.push(Check { name, subject: subject.to_owned(), status, detail: detail.into(), hint });
+        self.0.push(Check { name, subject: subject.to_owned(), status, detail: detail.into(), hint, expected: None, fix: None });
+    }
+
+    /// Sets what the last check expected and, unless it passed, its fix.
+    pub(crate) fn with(&mut self, expected: impl Into<String>, fix: Option<Fix>) {
+        if let Some(c) = self.0.last_mut() {
+            c.expected = Some(expected.into());
+            c.fix = fix.filter(|_| c.status != Status::Pass);
+        }
     }
 }
 
@@ -138,6 +215,12 @@ pub fn run(root: &Root, spec: &Spec) -> Report {
         t.add("rails", "node", Status::Fail, "no rail interfaces configured", Some("name the rail netdevs, e.g. `enp1s0f1np1,enP2p1s0f1np1`"));
     }
     for name in &spec.rails {
+        // A name like `../../../etc` would read another directory as if it were a netdev.
+        if let Err(e) = sysfs::validate_netdev_name(name) {
+            t.add("exists", name, Status::Fail, e.to_string(), Some("name the rail as `ip -br link` shows it"));
+            rdma.push(None);
+            continue;
+        }
         let Some(nd) = sysfs::read_netdev(root, name) else {
             let present = root.list("/sys/class/net").join(", ");
             t.add(
@@ -180,14 +263,16 @@ pub fn run(root: &Root, spec: &Spec) -> Report {
                 name,
                 Status::Fail,
                 format!("{} (expected {})", m.map_or("unknown".into(), |m| m.to_string()), spec.mtu),
-                Some(&format!("set the rail MTU to {} on both nodes and the switch (at 1500 RDMA active_mtu drops to 1024)", spec.mtu)),
+                Some(&mtu_hint(name, spec.mtu)),
             ),
         }
+        t.with(spec.mtu.to_string(), Some(Fix::Mtu { netdev: name.clone(), mtu: spec.mtu }));
         match nd.ipv6_disabled {
             Some(false) => t.add("ipv6-off", name, Status::Fail, "IPv6 enabled", Some("set `net.ipv6.conf.IF.disable_ipv6=1` so RoCE GID indexes stay stable")),
             Some(true) => t.add("ipv6-off", name, Status::Pass, "disabled", None),
             None => t.add("ipv6-off", name, Status::Pass, "no IPv6 in kernel", None),
         }
+        t.with("disabled", Some(Fix::netdev_sysctl("ipv6", name, "disable_ipv6", "1")));
         // RDMA behind the rail.
         let ip = addrs.first().map(|(ip, _)| *ip);
         let found = rdma_behind(root, name, ip);
@@ -251,16 +336,24 @@ pub fn run(root: &Root, spec: &Spec) -> Report {
     }
     match transport {
         Transport::Ib => t.add("transport", "node", Status::Pass, "NET/IB (RoCE) on every rail", None),
-        Transport::Socket => {
-            let status = if spec.transport == TransportPolicy::Ib { Status::Fail } else { Status::Warn };
-            t.add(
-                "transport",
-                "node",
-                status,
-                "NET/Socket: NCCL will use TCP (~4-6 GB/s instead of ~24 GB/s)",
-                Some("fix the RDMA checks above to get NET/IB"),
-            );
+        // With `transport = "ib"` the entrypoint refuses to start: there is no Socket to speak of.
+        Transport::Socket if spec.transport == TransportPolicy::Ib => t.add(
+            "transport",
+            "node",
+            Status::Fail,
+            "none: the RDMA checks failed and `transport = \"ib\"` makes spark-entrypoint refuse to start",
+            Some("fix the RDMA checks above, or set `transport = \"auto\"` to accept NET/Socket"),
+        ),
+        Transport::Socket if spec.transport == TransportPolicy::Socket => {
+            t.add("transport", "node", Status::Pass, "NET/Socket, as configured (`transport = \"socket\"`)", None)
         }
+        Transport::Socket => t.add(
+            "transport",
+            "node",
+            Status::Warn,
+            "NET/Socket: NCCL will use TCP (~4-6 GB/s instead of ~24 GB/s)",
+            Some("fix the RDMA checks above to get NET/IB"),
+        ),
     }
     if transport == Transport::Ib {
         for (rail, (dev, port)) in rails.iter_mut().zip(rdma.iter().flatten()) {
@@ -269,6 +362,20 @@ pub fn run(root: &Root, spec: &Spec) -> Report {
         }
     }
     Report { checks: t.0, rails, transport }
+}
+
+/// The fix for a rail MTU that is not `mtu`. The RDMA note is only true of a jumbo target: RoCE's
+/// active MTU is the largest of 1024/2048/4096 that fits the netdev MTU minus ~96 header bytes.
+pub fn mtu_hint(netdev: &str, mtu: u32) -> String {
+    let why = if mtu >= 4200 { " (below 4200 the RDMA active_mtu drops from 4096, at 1500 to 1024)" } else { "" };
+    format!("`ip link set dev {netdev} mtu {mtu}`, and the same on the peer and the switch{why}")
+}
+
+/// RoCE's active MTU for a netdev MTU, as the kernel derives it (`iboe_get_mtu`: the netdev MTU
+/// less the RoCE v2 headers, rounded down to an IB MTU).
+pub fn roce_active_mtu(netdev_mtu: u32) -> u32 {
+    let room = netdev_mtu.saturating_sub(96);
+    [4096, 2048, 1024, 512, 256].into_iter().find(|m| *m <= room).unwrap_or(0)
 }
 
 /// What a cluster description declares for one rail, to hold the node to it.
@@ -349,7 +456,7 @@ fn rdma_behind(root: &Root, netdev: &str, ip: Option<std::net::Ipv4Addr>) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sysfs::parse_ibdev2netdev;
+    use crate::tools::ibdev2netdev;
     use std::fs;
     use std::path::Path;
 
@@ -372,7 +479,7 @@ mod tests {
         let mut fib = String::from("Main:\n");
         let mut route = String::from("Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n");
         let mut up = Vec::new();
-        for (i, link) in parse_ibdev2netdev(text).iter().enumerate() {
+        for (i, link) in ibdev2netdev::parse(text).links.iter().enumerate() {
             let net = format!("sys/class/net/{}", link.netdev);
             write(r, &format!("{net}/operstate"), if link.up { "up\n" } else { "down\n" });
             write(r, &format!("{net}/mtu"), &format!("{mtu}\n"));
@@ -447,6 +554,47 @@ mod tests {
         let c = status_of(&rep, "mtu", "enp1s0f0np0");
         assert_eq!(c.status, Status::Fail);
         assert!(c.detail.contains("1500 (expected 9000)"));
+        assert_eq!(c.hint.as_deref(), Some("`ip link set dev enp1s0f0np0 mtu 9000`, and the same on the peer and the switch (below 4200 the RDMA active_mtu drops from 4096, at 1500 to 1024)"));
+    }
+
+    #[test]
+    fn sysctl_fixes_write_dots_in_netdev_names_as_slashes() {
+        let f = Fix::netdev_sysctl("ipv4", "eth0.100", "arp_ignore", "1");
+        assert_eq!(f.command(), "sysctl -w net.ipv4.conf.eth0/100.arp_ignore=1");
+        assert_eq!(f.path(), "/proc/sys/net/ipv4/conf/eth0.100/arp_ignore");
+        assert_eq!(f.command_with("0"), "sysctl -w net.ipv4.conf.eth0/100.arp_ignore=0");
+        assert_eq!(Fix::Mtu { netdev: "rail0".into(), mtu: 9000 }.path(), "/sys/class/net/rail0/mtu");
+    }
+
+    #[test]
+    fn an_mtu_hint_towards_1500_does_not_warn_about_1500() {
+        let hint = mtu_hint("rail0", 1500);
+        assert_eq!(hint, "`ip link set dev rail0 mtu 1500`, and the same on the peer and the switch");
+        assert_eq!((roce_active_mtu(9000), roce_active_mtu(1500), roce_active_mtu(4200), roce_active_mtu(4191)), (4096, 1024, 4096, 2048));
+    }
+
+    #[test]
+    fn path_like_or_empty_rail_names_fail_without_reading_anything() {
+        let (dir, _) = node_from_ibdev2netdev(&fixture("ibdev2netdev/dgx-spark-single-cable-2up-2down.txt"), 9000, "unlimited");
+        // `../../../etc` would resolve to `<root>/etc` if it were read as a netdev.
+        std::fs::create_dir_all(dir.path().join("etc")).unwrap();
+        for bad in ["../../../etc", "", "..", "a/b"] {
+            let rep = run(&Root::new(dir.path()), &spec(&[bad.to_owned()], TransportPolicy::Auto));
+            let c = status_of(&rep, "exists", bad);
+            assert_eq!(c.status, Status::Fail, "{bad:?}: {c:?}");
+            assert!(c.detail.contains("netdev name"), "{}", c.detail);
+            assert!(!rep.checks.iter().any(|c| c.name == "up"), "{bad:?} was read: {:#?}", rep.checks);
+        }
+    }
+
+    #[test]
+    fn transport_ib_with_failed_rdma_says_the_entrypoint_refuses_not_socket() {
+        let (dir, up) = node_from_ibdev2netdev(&fixture("ibdev2netdev/dgx-spark-single-cable-2up-2down.txt"), 9000, "8388608");
+        let rep = run(&Root::new(dir.path()), &spec(&up, TransportPolicy::Ib));
+        let c = status_of(&rep, "transport", "node");
+        assert_eq!(c.status, Status::Fail);
+        assert!(c.detail.starts_with("none:") && c.detail.contains("refuse to start"), "{}", c.detail);
+        assert!(!c.detail.contains("Socket"), "{}", c.detail);
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! Facts about a node read from files under a root prefix (DESIGN invariant 6): netdevs and RDMA
-//! devices from `/sys`, addresses and limits from `/proc`, and parsers for the command outputs
-//! people paste (`ibdev2netdev`). Every parser takes `&str`, so real outputs are the test input.
+//! devices from `/sys`, addresses and limits from `/proc`. Every parser takes `&str`, so real
+//! outputs are the test input (the parsers of command outputs live in [`crate::tools`]).
 //!
 //! IPv4 addresses come from `/proc/net/fib_trie` (local `/32 host LOCAL` entries) joined with
 //! `/proc/net/route` (which interface holds the subnet): both are per network namespace and need
 //! no netlink socket, so the same code runs in a container, a test namespace and `sparkctl doctor`.
+//! When two netdevs route one subnet, the route cannot say which holds an address; the RoCE GID
+//! table (`gid_attrs/ndevs`) can, and without it the address is given to neither (never guessed).
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -171,17 +173,55 @@ pub fn parse_route(text: &str) -> Vec<Route> {
 }
 
 /// The IPv4 addresses (with prefix length) that `iface` holds: a local address belongs to the
-/// interface whose connected route contains it.
-pub fn ipv4_addresses(iface: &str, local: &[Ipv4Addr], routes: &[Route]) -> Vec<(Ipv4Addr, u8)> {
+/// interface whose connected route contains it (longest prefix). When several interfaces route
+/// that subnet, `owners` (address → netdev, from the RoCE GID table) decides; without an owner
+/// the address is given to none of them.
+pub fn ipv4_addresses(iface: &str, local: &[Ipv4Addr], routes: &[Route], owners: &[(Ipv4Addr, String)]) -> Vec<(Ipv4Addr, u8)> {
     let mut out = Vec::new();
     for addr in local {
         let a = u32::from(*addr);
-        let best = routes
-            .iter()
-            .filter(|r| r.mask != Ipv4Addr::UNSPECIFIED && a & u32::from(r.mask) == u32::from(r.destination))
-            .max_by_key(|r| u32::from(r.mask).count_ones());
-        if let Some(r) = best.filter(|r| r.iface == iface) {
-            out.push((*addr, u32::from(r.mask).count_ones() as u8));
+        let matching: Vec<&Route> = routes.iter().filter(|r| r.mask != Ipv4Addr::UNSPECIFIED && a & u32::from(r.mask) == u32::from(r.destination)).collect();
+        let Some(longest) = matching.iter().map(|r| u32::from(r.mask).count_ones()).max() else { continue };
+        let mut holders: Vec<&str> = matching.iter().filter(|r| u32::from(r.mask).count_ones() == longest).map(|r| r.iface.as_str()).collect();
+        holders.dedup();
+        let holder = match holders.as_slice() {
+            [one] => Some(*one),
+            _ => owners.iter().find(|(ip, nd)| ip == addr && holders.contains(&nd.as_str())).map(|(_, nd)| nd.as_str()),
+        };
+        if holder == Some(iface) {
+            out.push((*addr, longest as u8));
+        }
+    }
+    out
+}
+
+/// The other interfaces with a connected route to the same subnet as one of `iface`'s: twins on
+/// one subnet (ARP flux, wrong source addresses, RoCE GIDs on the wrong port).
+pub fn shared_subnet(iface: &str, routes: &[Route]) -> Vec<(String, Ipv4Addr, u8)> {
+    let mut out = Vec::new();
+    for mine in routes.iter().filter(|r| r.iface == iface) {
+        for other in routes.iter().filter(|r| r.iface != iface && r.destination == mine.destination && r.mask == mine.mask) {
+            let item = (other.iface.clone(), mine.destination, u32::from(mine.mask).count_ones() as u8);
+            if !out.contains(&item) {
+                out.push(item);
+            }
+        }
+    }
+    out
+}
+
+/// Every IPv4 address the RoCE GID tables attribute to a netdev (`gids/N` + `gid_attrs/ndevs/N`).
+pub fn read_gid_owners(root: &Root) -> Vec<(Ipv4Addr, String)> {
+    let mut out = Vec::new();
+    for dev in root.list("/sys/class/infiniband") {
+        for port in read_rdma_ports(root, &dev) {
+            for (_, ip, ndev) in port.roce_v2_ipv4 {
+                if let Some(nd) = ndev {
+                    if !out.iter().any(|(a, n)| *a == ip && *n == nd) {
+                        out.push((ip, nd));
+                    }
+                }
+            }
         }
     }
     out
@@ -190,8 +230,51 @@ pub fn ipv4_addresses(iface: &str, local: &[Ipv4Addr], routes: &[Route]) -> Vec<
 /// Reads the IPv4 addresses of `iface` through the root prefix.
 pub fn read_ipv4(root: &Root, iface: &str) -> Vec<(Ipv4Addr, u8)> {
     let local = root.read("/proc/net/fib_trie").map(|t| parse_fib_trie_local(&t)).unwrap_or_default();
-    let routes = root.read("/proc/net/route").map(|t| parse_route(&t)).unwrap_or_default();
-    ipv4_addresses(iface, &local, &routes)
+    let routes = read_routes(root);
+    ipv4_addresses(iface, &local, &routes, &read_gid_owners(root))
+}
+
+/// `/proc/net/route` through the root prefix.
+pub fn read_routes(root: &Root) -> Vec<Route> {
+    root.read("/proc/net/route").map(|t| parse_route(&t)).unwrap_or_default()
+}
+
+/// Why `name` cannot be a Linux netdev name, by the kernel's own rule (`dev_valid_name`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BadNetdevName {
+    #[error("a netdev name cannot be empty")]
+    Empty,
+    #[error("`{name}` is {len} bytes; a netdev name has 1 to 15")]
+    TooLong { name: String, len: usize },
+    #[error("`{name}` is not a netdev name (`.` and `..` are directories)")]
+    Dots { name: String },
+    #[error("`{name}` is not a netdev name: it contains {what}")]
+    BadChar { name: String, what: &'static str },
+}
+
+/// Checks `name` by the kernel's rule: 1 to 15 bytes, not `.` or `..`, no `/`, `:` or blank.
+/// Every netdev name that reaches a path under `/sys` or `/proc` passes here first.
+pub fn validate_netdev_name(name: &str) -> Result<(), BadNetdevName> {
+    if name.is_empty() {
+        return Err(BadNetdevName::Empty);
+    }
+    if name.len() > 15 {
+        return Err(BadNetdevName::TooLong { name: name.to_owned(), len: name.len() });
+    }
+    if name == "." || name == ".." {
+        return Err(BadNetdevName::Dots { name: name.to_owned() });
+    }
+    let what = if name.contains('/') {
+        "a `/`"
+    } else if name.contains(':') {
+        "a `:`"
+    } else if name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        "a blank or control character"
+    } else {
+        return Ok(());
+    };
+    Err(BadNetdevName::BadChar { name: name.to_owned(), what })
 }
 
 /// A resource limit value.
@@ -212,34 +295,6 @@ pub fn parse_memlock(limits: &str) -> Option<Limit> {
     }
 }
 
-/// One line of `ibdev2netdev`: `rocep1s0f1 port 1 ==> enp1s0f1np1 (Up)`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IbdevLink {
-    pub rdma_device: String,
-    pub port: u8,
-    pub netdev: String,
-    pub up: bool,
-}
-
-/// Parses `ibdev2netdev` output, skipping prompts, comments and trailing annotations.
-pub fn parse_ibdev2netdev(text: &str) -> Vec<IbdevLink> {
-    text.lines()
-        .filter_map(|line| {
-            let (left, right) = line.split_once("==>")?;
-            let mut l = left.split_whitespace();
-            let rdma_device = l.next()?.to_owned();
-            if l.next()? != "port" {
-                return None;
-            }
-            let port = l.next()?.parse().ok()?;
-            let mut r = right.split_whitespace();
-            let netdev = r.next()?.to_owned();
-            let up = r.next()? == "(Up)";
-            Some(IbdevLink { rdma_device, port, netdev, up })
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -253,8 +308,39 @@ mod tests {
         assert_eq!(local, vec![Ipv4Addr::new(192, 168, 100, 10), Ipv4Addr::new(192, 168, 101, 10)]);
         let routes = parse_route(ROUTE);
         assert_eq!(routes.len(), 2, "the default route has a gateway and is not a connected route");
-        assert_eq!(ipv4_addresses("rail1", &local, &routes), vec![(Ipv4Addr::new(192, 168, 101, 10), 24)]);
-        assert!(ipv4_addresses("eth0", &local, &routes).is_empty());
+        assert_eq!(ipv4_addresses("rail1", &local, &routes, &[]), vec![(Ipv4Addr::new(192, 168, 101, 10), 24)]);
+        assert!(ipv4_addresses("eth0", &local, &routes, &[]).is_empty());
+    }
+
+    #[test]
+    fn two_netdevs_on_one_subnet_never_get_each_others_address() {
+        // rail0 holds .10 and rail1 holds .11, both on 192.168.100.0/24: two connected routes.
+        let local = vec![Ipv4Addr::new(192, 168, 100, 10), Ipv4Addr::new(192, 168, 100, 11)];
+        let route = "Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\tMTU\tWindow\tIRTT\n\
+            rail0\t0064A8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n\
+            rail1\t0064A8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n";
+        let routes = parse_route(route);
+        // Without an owner the route cannot tell: neither interface is given an address.
+        assert!(ipv4_addresses("rail0", &local, &routes, &[]).is_empty());
+        assert!(ipv4_addresses("rail1", &local, &routes, &[]).is_empty());
+        // The RoCE GID table says who holds what.
+        let owners = vec![(local[0], "rail0".to_owned()), (local[1], "rail1".to_owned())];
+        assert_eq!(ipv4_addresses("rail0", &local, &routes, &owners), vec![(local[0], 24)]);
+        assert_eq!(ipv4_addresses("rail1", &local, &routes, &owners), vec![(local[1], 24)]);
+        assert_eq!(shared_subnet("rail0", &routes), vec![("rail1".to_owned(), Ipv4Addr::new(192, 168, 100, 0), 24)]);
+    }
+
+    #[test]
+    fn netdev_names_follow_the_kernel_rule() {
+        for good in ["enp1s0f1np1", "enP2p1s0f1np1", "rail0", "a", "eth0.100", "veth-x_1@"] {
+            assert_eq!(validate_netdev_name(good), Ok(()), "{good}");
+        }
+        assert_eq!(validate_netdev_name(""), Err(BadNetdevName::Empty));
+        for bad in [".", "..", "../../../etc", "a/b", "/", "eth0:1", "en p1", "tab\t", "sixteen-chars-xx"] {
+            assert!(validate_netdev_name(bad).is_err(), "{bad:?} accepted");
+        }
+        assert_eq!(validate_netdev_name("fifteen-chars-x"), Ok(()));
+        assert_eq!(validate_netdev_name("../../../etc").unwrap_err().to_string(), "`../../../etc` is not a netdev name: it contains a `/`");
     }
 
     #[test]

@@ -3,7 +3,6 @@
 //! `ray status` (are all nodes and GPUs there?).
 
 use cluster::derive::NODE_SPECIFIC_VARS;
-use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 pub fn ray_head(ip: Ipv4Addr, port: u16, extra: &[String]) -> Vec<String> {
@@ -71,51 +70,9 @@ pub fn vllm_config_root(env: &dyn Fn(&str) -> Option<String>) -> std::path::Path
     std::path::Path::new(&base).join("vllm")
 }
 
-/// What `ray status` says: live nodes and resource totals.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct RayStatus {
-    pub nodes: u32,
-    pub totals: BTreeMap<String, f64>,
-}
-
-impl RayStatus {
-    pub fn total(&self, res: &str) -> f64 {
-        self.totals.get(res).copied().unwrap_or(0.0)
-    }
-
-    /// Every node joined and brought its GPUs (CPUs where Ray sees no GPU at all).
-    pub fn complete(&self, nodes: usize, gpus_per_node: u32) -> bool {
-        let gpu_ok = if self.total("GPU") > 0.0 { self.total("GPU") >= (nodes as f64) * f64::from(gpus_per_node) } else { self.total("CPU") >= nodes as f64 };
-        self.nodes as usize >= nodes && gpu_ok
-    }
-}
-
-/// Parses `ray status`, tolerating old (`Healthy:`) and new (`Active:`/`Idle:`) formats and
-/// flattened whitespace: nodes are the `N node_…` pairs of the node section, totals the
-/// `used/total NAME` triples of the resources section.
-pub fn parse_ray_status(text: &str) -> RayStatus {
-    let toks: Vec<&str> = text.split_whitespace().collect();
-    let res_at = toks.iter().position(|t| *t == "Resources").unwrap_or(toks.len());
-    let mut st = RayStatus::default();
-    for w in toks[..res_at].windows(2) {
-        if w[1].starts_with("node_") {
-            if let Ok(n) = w[0].parse::<u32>() {
-                st.nodes += n;
-            }
-        }
-    }
-    for w in toks[res_at..].windows(2) {
-        if w[0].ends_with(':') && (w[0].contains("Constraints") || w[0].contains("Demands")) {
-            break;
-        }
-        if let Some((_, total)) = w[0].split_once('/') {
-            if let Ok(t) = total.parse::<f64>() {
-                st.totals.insert(w[1].to_owned(), t);
-            }
-        }
-    }
-    st
-}
+/// `ray status` is read by the one parser in `cluster` (saturating node counts, memory kept
+/// apart from the object store).
+pub use cluster::tools::ray_status::{parse as parse_ray_status, RayStatus};
 
 #[cfg(test)]
 mod tests {

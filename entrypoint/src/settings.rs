@@ -255,6 +255,17 @@ fn invalid(flag: &str, value: &str, expected: &str) -> Error {
     Error::Invalid { env: s.env, flag: s.flag, value: value.to_owned(), expected: expected.to_owned() }
 }
 
+/// The rail MTU, in the range `cluster.toml` accepts.
+fn mtu(v: &Values) -> Result<u32, Error> {
+    let (min, max) = cluster::model::MTU_RANGE;
+    let expected = format!("an MTU from {min} to {max} (9000 on RoCE rails)");
+    let m: u32 = v.parse("--mtu", &expected)?;
+    if !(u32::from(min)..=u32::from(max)).contains(&m) {
+        return Err(invalid("--mtu", &m.to_string(), &expected));
+    }
+    Ok(m)
+}
+
 fn list(s: &str) -> Vec<String> {
     s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
 }
@@ -328,7 +339,15 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Co
         }
         None => None,
     };
-    let rails = list(v.required("--rails", "name the rail netdevs, e.g. `enp1s0f1np1,enP2p1s0f1np1`")?);
+    let rails_s = v.required("--rails", "name the rail netdevs, e.g. `enp1s0f1np1,enP2p1s0f1np1`")?;
+    let rails = list(rails_s);
+    // The names become paths under /sys and /proc: `,,` or `../../../etc` must not get that far.
+    if rails.is_empty() || rails_s.split(',').any(|r| r.trim().is_empty()) {
+        return Err(invalid("--rails", rails_s, "netdev names separated by single commas, e.g. `enp1s0f1np1,enP2p1s0f1np1`"));
+    }
+    if let Some(e) = rails.iter().find_map(|r| cluster::sysfs::validate_netdev_name(r).err()) {
+        return Err(invalid("--rails", rails_s, &format!("netdev names ({e})")));
+    }
     let transport_s = v.get("--transport").or(setting("--transport").default).unwrap_or("auto");
     let transport = TransportPolicy::parse(transport_s).ok_or_else(|| invalid("--transport", transport_s, &format!("one of {}", TransportPolicy::ALLOWED)))?;
     let backend = match v.get("--backend").unwrap_or("ray") {
@@ -371,7 +390,7 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Co
         head_addr,
         rendezvous_port: v.parse("--rendezvous-port", "a TCP port")?,
         rails,
-        mtu: v.parse("--mtu", "an MTU")?,
+        mtu: mtu(&v)?,
         transport,
         backend,
         token,
@@ -447,6 +466,27 @@ mod tests {
 
     const HEAD_ENV: &[(&str, &str)] =
         &[("SPARK_ROLE", "head"), ("SPARK_NODE_NAME", "a"), ("SPARK_NODES", "a,b"), ("SPARK_RAILS", "r0,r1"), ("SPARK_TOKEN", "t")];
+
+    #[test]
+    fn rails_that_are_not_netdev_names_are_refused() {
+        for bad in ["../../../etc", ",,", "r0,,r1", "a/b", "..", "sixteen-chars-xx", "r0, ,r1"] {
+            let e = parse_with(&["--rails", bad, "--", "vllm", "serve", "m"], HEAD_ENV).unwrap_err().to_string();
+            assert!(e.contains("--rails"), "{bad:?}: {e}");
+        }
+        assert!(parse_with(&["--rails", "", "--", "vllm", "serve", "m"], HEAD_ENV).is_err());
+        assert_eq!(parse_with(&["--rails", "enp1s0f1np1,enP2p1s0f1np1", "--", "vllm", "serve", "m"], HEAD_ENV).unwrap().rails.len(), 2);
+    }
+
+    #[test]
+    fn mtu_outside_the_cluster_toml_range_is_refused() {
+        for bad in ["0", "70000", "1499", "9979", "-1", "abc"] {
+            let e = parse_with(&["--mtu", bad, "--", "vllm", "serve", "m"], HEAD_ENV).unwrap_err().to_string();
+            assert!(e.contains("--mtu") && e.contains("1500 to 9978"), "{bad}: {e}");
+        }
+        for good in ["1500", "9000", "9978"] {
+            assert_eq!(parse_with(&["--mtu", good, "--", "vllm", "serve", "m"], HEAD_ENV).unwrap().mtu.to_string(), good);
+        }
+    }
 
     #[test]
     fn flags_win_over_env_and_defaults_fill_the_rest() {

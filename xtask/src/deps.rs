@@ -20,6 +20,8 @@ pub const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ("busybox-static", "static busybox for tiny test base images"),
     ("iproute2", "network namespaces and veth rails"),
     ("python3-venv", "venv for Ray"),
+    ("openssh-server", "real sshd in each network-namespace node for `bench rdma` and `doctor --peers`"),
+    ("iputils-ping", "don't-fragment jumbo pings of `doctor --peers`"),
 ];
 
 /// The binary each package provides, to skip apt when everything is present.
@@ -38,6 +40,8 @@ const PROBES: &[(&str, &str)] = &[
     ("gnupg", "gpg"),
     ("busybox-static", "busybox"),
     ("iproute2", "ip"),
+    ("openssh-server", "sshd"),
+    ("iputils-ping", "ping"),
 ];
 
 /// Python packages for the multi-node tests, pinned.

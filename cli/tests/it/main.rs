@@ -7,6 +7,7 @@ mod build;
 mod build_errors;
 #[path = "../../../builder/tests/support/debian.rs"]
 mod debian;
+mod fabric;
 mod image_vllm_spark;
 mod registry;
 mod support;
