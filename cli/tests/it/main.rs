@@ -9,5 +9,6 @@ mod build_errors;
 mod debian;
 mod fabric;
 mod image_vllm_spark;
+mod ops;
 mod registry;
 mod support;
