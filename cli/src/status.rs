@@ -65,7 +65,7 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
                     );
                     println!("  image: {}", s.image.as_deref().unwrap_or("not on the node"));
                     println!("  transport: {}", s.transport.as_deref().unwrap_or("not seen yet (NCCL logs it when the engine starts)"));
-                    println!("  restarts: {} of {} used; liveness failures: {}", s.restarts_used, s.restart_budget, s.liveness_failures);
+                    println!("  restarts used: {} (budget {}); liveness failures: {}", s.restarts_used, s.restart_budget, s.liveness_failures);
                     println!("  last error: {}", s.last_error.as_deref().unwrap_or("none"));
                 }
                 (None, e) => println!("{} ({}): unreachable: {}", r.node, r.role, e.as_deref().unwrap_or("")),

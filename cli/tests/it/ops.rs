@@ -430,7 +430,7 @@ fn a_wedged_engine_restarts_the_group_and_a_spent_budget_stays_down() {
     }
     let st = o.run("status", &[]);
     assert!(st.stdout.contains("spark-a (head): unit active, down"), "{}", st.stdout);
-    assert!(st.stdout.contains("restarts: 1 of 1 used"), "{}", st.stdout);
+    assert!(st.stdout.contains("restarts used: 2 (budget 1)"), "{}", st.stdout);
     fs::remove_file(&wedge).unwrap();
     assert_ok(&o.run("down", &[]));
     assert!(o.n.leftovers().is_empty(), "left running: {:?}", o.n.leftovers());
