@@ -152,7 +152,7 @@ fn look(c: &Cluster, n: &Node, ssh: &crate::remote::Ssh, model: Option<&LocalMod
     let image = match (&facts.image, local_image) {
         (Some(have), Some(want)) if have == want => ImageStep::Present(have.clone()),
         (Some(have), None) => ImageStep::Present(have.clone()),
-        _ if is_registry_ref(&c.container.image) => ImageStep::Pull,
+        _ if cluster::ops::is_registry_ref(&c.container.image) => ImageStep::Pull,
         _ => ImageStep::Load,
     };
     let model = match model {
@@ -169,12 +169,6 @@ fn look(c: &Cluster, n: &Node, ssh: &crate::remote::Ssh, model: Option<&LocalMod
         }
     };
     Ok(NodePlan { node: n.clone(), target, facts, files, image, model })
-}
-
-/// A reference with a registry host (`host.domain/…`, `host:port/…`, `localhost/…`) is pulled;
-/// a bare name (`vllm-spark:25.11`) lives in this machine's Docker and is streamed to the nodes.
-fn is_registry_ref(image: &str) -> bool {
-    image.split_once('/').is_some_and(|(first, _)| first.contains('.') || first.contains(':') || first == "localhost")
 }
 
 fn local_image_id(image: &str) -> Option<String> {

@@ -298,9 +298,17 @@ fn up_from_zero_to_ready_then_again_changes_nothing_then_only_what_changed_then_
     // A truncated model file on the worker is found and copied again (only that file).
     let shard = o.snapshot("b").join("model-00001-of-00002.safetensors");
     fs::OpenOptions::new().write(true).open(&shard).unwrap().set_len(1000).unwrap();
+    // And a copy cut short earlier (a partial file, the final one absent) continues from its end.
+    let shard2 = o.snapshot("b").join("model-00002-of-00002.safetensors");
+    let bytes = fs::read(&shard2).unwrap();
+    fs::write(o.snapshot("b").join("model-00002-of-00002.safetensors.sparkctl-partial"), &bytes[..4096]).unwrap();
+    fs::remove_file(&shard2).unwrap();
     let fix = o.run("up", &[]);
     assert_ok(&fix);
-    assert!(fix.stdout.contains("spark-b: model `test-org/tiny-model`: copy 1 of 4"), "{}", fix.stdout);
+    assert!(fix.stdout.contains("spark-b: model `test-org/tiny-model`: copy 2 of 4"), "{}", fix.stdout);
+    assert!(fix.stdout.contains("spark-b:   model-00002-of-00002.safetensors (continuing at byte 4096)"), "{}", fix.stdout);
+    assert_eq!(fs::read(&shard2).unwrap(), bytes);
+    assert!(!o.snapshot("b").join("model-00002-of-00002.safetensors.sparkctl-partial").exists());
     assert!(fix.stdout.contains("spark-a: model `test-org/tiny-model`: 4 file(s) up to date"), "{}", fix.stdout);
     assert_eq!(sha(&shard), sha(&o.n.path("model/model-00001-of-00002.safetensors")));
 

@@ -23,3 +23,23 @@ pub const RESTARTS_FILE: &str = "/var/lib/spark-cluster/state/restarts.json";
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
+
+/// A reference with a registry host (`host.domain/…`, `host:port/…`, `localhost/…`) is pulled by
+/// the nodes; a bare name (`vllm-spark:25.11`, `library/x`) lives in the control machine's Docker
+/// and is streamed to them (`docker save | ssh NODE docker load`).
+pub fn is_registry_ref(image: &str) -> bool {
+    image.split_once('/').is_some_and(|(first, _)| first.contains('.') || first.contains(':') || first == "localhost")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn registry_references_are_told_from_local_names() {
+        for r in ["spark-registry.lan:5000/sparkctl/vllm-spark:25.11", "nvcr.io/nvidia/vllm:25.11-py3", "localhost/x:1", "host:5000/a@sha256:00"] {
+            assert!(super::is_registry_ref(r), "{r}");
+        }
+        for l in ["vllm-spark:25.11", "sparkctl/vllm-spark:25.11", "x"] {
+            assert!(!super::is_registry_ref(l), "{l}");
+        }
+    }
+}

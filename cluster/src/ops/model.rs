@@ -88,18 +88,20 @@ pub fn parse_list(out: &str) -> Result<Listing, String> {
         return Err("the node's file list was cut off".into());
     }
     let mut l = Listing::default();
+    // The file name sits between the keyword and a last word without spaces: names may have spaces.
     for line in out.lines() {
-        let mut w = line.splitn(3, ' ');
-        match (w.next(), w.next(), w.next()) {
-            (Some("free"), Some(n), None) => l.free_kib = n.parse().ok(),
-            (Some("have"), Some(rel), Some(sha)) => {
+        let (key, rest) = line.split_once(' ').unwrap_or((line, ""));
+        let last = rest.rsplit_once(' ');
+        match (key, last) {
+            ("free", _) => l.free_kib = rest.trim().parse().ok(),
+            ("have", Some((rel, sha))) => {
                 l.files.insert(rel.to_owned(), Remote::Have { sha256: sha.trim().to_owned() });
             }
-            (Some("partial"), Some(rel), Some(n)) => {
+            ("partial", Some((rel, n))) => {
                 l.files.insert(rel.to_owned(), Remote::Partial { size: n.trim().parse().unwrap_or(0) });
             }
-            (Some("missing"), Some(rel), None) => {
-                l.files.insert(rel.to_owned(), Remote::Missing);
+            ("missing", _) if !rest.is_empty() => {
+                l.files.insert(rest.to_owned(), Remote::Missing);
             }
             _ => {}
         }
@@ -182,6 +184,9 @@ mod tests {
         assert_eq!(got, [("b", 0), ("c", 12), ("d", 0), ("e", 0)]);
         assert_eq!(bytes_to_send(&p), 20 + 18 + 5 + 7);
         assert!(parse_list("have a h1\n").is_err());
+        let spaced = parse_list("have sub dir/a b h1\nmissing c d\nend\n").unwrap();
+        assert_eq!(spaced.files["sub dir/a b"], Remote::Have { sha256: "h1".into() });
+        assert_eq!(spaced.files["c d"], Remote::Missing);
     }
 
     #[test]
