@@ -141,8 +141,10 @@ fn look(c: &Cluster, n: &Node, ssh: &crate::remote::Ssh, model: Option<&LocalMod
     probe_args.extend(wanted.iter().map(|w| w.path.clone()));
     let out = target.must("the probe", node::PROBE, &probe_args, SHORT)?;
     let facts = node::parse_probe(&out.stdout, wanted.len()).map_err(|e| anyhow!("node `{}`: {e}", n.name))?;
-    if !facts.docker {
-        bail!("node `{}`: Docker is missing (`docker` is not on root's PATH); install Docker on the node (DGX OS ships it)", n.name);
+    match facts.docker {
+        node::Docker::Ready => {}
+        node::Docker::Missing => bail!("node `{}`: Docker is missing (`docker` is not on root's PATH); install Docker on the node (DGX OS ships it)", n.name),
+        node::Docker::Down => bail!("node `{}`: the Docker daemon does not answer (`docker version`); start it: `systemctl start docker`", n.name),
     }
     let files = wanted.into_iter().zip(&facts.files).map(|(w, cur)| {
         let a = files::action(&w, cur.as_deref(), &facts.manifest);

@@ -9,8 +9,9 @@
 //!   (the container's paths map to the node's root: token, HF cache, state folder);
 //! - `journalctl -u spark-cluster` reads that process's log; `netplan` and `sysctl` record their
 //!   calls (the host's network must not change) and `netplan` fails on request;
-//! - `docker exec spark-cluster cat FILE` reads the node's FILE (no container); every other
-//!   `docker` call goes to the host's real Docker engine (image presence);
+//! - `docker exec spark-cluster cat FILE` reads the node's FILE (no container), `docker version`
+//!   fails on request (a stopped daemon); every other `docker` call goes to the host's real
+//!   Docker engine (image presence);
 //! - `vllm` is the entrypoint tests' stand-in (`standin_vllm.py`): real vLLM is not in this
 //!   branch yet.
 //!
@@ -82,6 +83,9 @@ S="$SPARKCTL_ROOT/standin"; mkdir -p "$S"; echo "sysctl $*" >> "$S/calls"
 "#;
 
 const DOCKER: &str = r#"#!/bin/sh
+if [ "$1" = version ] && [ -f "$SPARKCTL_ROOT/standin/docker-down" ]; then
+  echo "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?" >&2; exit 1
+fi
 if [ "$1" = exec ]; then
   S="$SPARKCTL_ROOT/standin"
   [ -f "$S/pid" ] && kill -0 "$(cat "$S/pid")" 2>/dev/null || { echo "Error response from daemon: No such container: $2" >&2; exit 1; }
@@ -442,4 +446,30 @@ fn a_wedged_engine_restarts_the_group_and_a_spent_budget_stays_down() {
     fs::remove_file(&wedge).unwrap();
     assert_ok(&o.run("down", &[]));
     assert!(o.n.leftovers().is_empty(), "left running: {:?}", o.n.leftovers());
+}
+
+/// Stops short before any change: a node whose Docker daemon is down, then a node whose HF
+/// cache (a real 1 MiB tmpfs) cannot hold the model (2 MiB).
+#[test]
+fn docker_down_and_a_full_disk_are_named_before_anything_changes() {
+    let mut o = Ops::new("");
+    o.n.start_sshd();
+    fs::write(o.root("b", "/standin/docker-down"), "").unwrap();
+    let down = o.run("up", &[]);
+    assert_eq!(down.code, 2, "{}", down.stderr);
+    assert!(down.stderr.contains("node `spark-b`: the Docker daemon does not answer") && down.stderr.contains("systemctl start docker"), "{}", down.stderr);
+    fs::remove_file(o.root("b", "/standin/docker-down")).unwrap();
+    let cache = o.root("b", "/var/lib/spark-cluster/huggingface");
+    fs::create_dir_all(&cache).unwrap();
+    // In the mount namespace of node b's sshd (`ip netns exec` gave it its own).
+    let sshd = fs::read_to_string(o.n.path("sshd-b.pid")).unwrap().trim().to_owned();
+    let nsenter = |args: &[&str]| Command::new("nsenter").args(["--target", &sshd, "--mount", "--"]).args(args).arg(&cache).output().unwrap();
+    let mount = nsenter(&["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs"]);
+    assert!(mount.status.success(), "mount: {}", String::from_utf8_lossy(&mount.stderr));
+    let full = o.run("up", &[]);
+    let umount = nsenter(&["umount"]);
+    assert!(umount.status.success(), "umount: {}", String::from_utf8_lossy(&umount.stderr));
+    assert_eq!(full.code, 2, "{}", full.stderr);
+    assert!(full.stderr.contains("node `spark-b`: disk full: the model needs 1") && full.stderr.contains("has 1 MiB free"), "{}", full.stderr);
+    assert!(!o.root("a", "/etc").exists() && !o.root("b", "/etc").exists(), "a node was changed");
 }

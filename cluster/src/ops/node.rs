@@ -40,11 +40,13 @@ pub fn parse_who(out: &str) -> Privilege {
 pub const PROBE: &str = r#"R="${SPARKCTL_ROOT:-}"
 img=$1 token=$2 cache=$3 manifest=$4 unit=$5; shift 5
 echo "sparkctl-probe 1"
-if command -v docker >/dev/null 2>&1; then
+if ! command -v docker >/dev/null 2>&1; then
+  echo "docker missing"
+elif ! docker version --format '{{.Server.Version}}' >/dev/null 2>&1; then
+  echo "docker down"
+else
   echo "docker yes"
   if id=$(docker image inspect --format '{{.Id}}' "$img" 2>/dev/null); then echo "image $id"; else echo "image missing"; fi
-else
-  echo "docker missing"
 fi
 echo "unit $(systemctl is-active "$unit" 2>/dev/null | head -n1)"
 if [ -f "$R$token" ]; then echo "token $(sha256sum < "$R$token" | cut -d' ' -f1)"; else echo "token missing"; fi
@@ -59,10 +61,21 @@ done
 echo end
 "#;
 
+/// Whether a node can run the container.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Docker {
+    Ready,
+    /// `docker` is not on root's `PATH`.
+    #[default]
+    Missing,
+    /// The client is there but the daemon does not answer.
+    Down,
+}
+
 /// What [`PROBE`] found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Facts {
-    pub docker: bool,
+    pub docker: Docker,
     /// The image ID the node holds for `container.image`.
     pub image: Option<String>,
     /// `systemctl is-active`: `active`, `inactive`, `failed`, `activating`…
@@ -89,7 +102,13 @@ pub fn parse_probe(out: &str, files: usize) -> Result<Facts, String> {
         let (key, value) = line.split_once(' ').unwrap_or((line, ""));
         let present = |v: &str| (v != "missing" && !v.is_empty()).then(|| v.to_owned());
         match key {
-            "docker" => f.docker = value == "yes",
+            "docker" => {
+                f.docker = match value {
+                    "yes" => Docker::Ready,
+                    "down" => Docker::Down,
+                    _ => Docker::Missing,
+                }
+            }
             "image" => f.image = present(value),
             "unit" => f.unit = value.trim().to_owned(),
             "token" => f.token = present(value),
@@ -253,7 +272,7 @@ mod tests {
             b64(b"A=1\n")
         );
         let f = parse_probe(&out, 2).unwrap();
-        assert!(f.docker);
+        assert_eq!(f.docker, Docker::Ready);
         assert_eq!(f.image.as_deref(), Some("sha256:ab"));
         assert_eq!(f.unit, "inactive");
         assert_eq!(f.token, None);
@@ -264,7 +283,8 @@ mod tests {
         assert!(parse_probe("bash: sh: not found", 2).is_err());
         assert!(parse_probe(&out.replace("file 1 missing", "file 7 missing"), 2).is_err());
         assert!(parse_probe(&out.replace("image sha256:ab", "image missing").replace("docker yes", "docker missing"), 2)
-            .is_ok_and(|f| !f.docker && f.image.is_none()));
+            .is_ok_and(|f| f.docker == Docker::Missing && f.image.is_none()));
+        assert_eq!(parse_probe(&out.replace("docker yes", "docker down"), 2).unwrap().docker, Docker::Down);
     }
 
     #[test]
