@@ -40,7 +40,7 @@ pub struct RdmaArgs {
     #[arg(long, default_value_t = 18515, value_parser = clap::value_parser!(u16).range(1024..))]
     port: u16,
     /// Pass when a rail reaches this fraction of its share of the sysfs link rate
-    #[arg(long, default_value_t = 0.75)]
+    #[arg(long, default_value_t = 0.75, value_parser = ratio)]
     min_ratio: f64,
     /// Also measure latency per rail (ib_write_lat)
     #[arg(long)]
@@ -55,11 +55,20 @@ pub struct RdmaArgs {
     ssh: crate::remote::SshArgs,
 }
 
+fn ratio(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if r > 0.0 && r <= 1.0 => Ok(r),
+        _ => Err(format!("`{s}` is not a fraction above 0 and at most 1 (e.g. 0.75)")),
+    }
+}
+
+const PID_MARK: &str = "sparkctl-pid=";
+
 /// Set by the signal thread: stop the remote servers and leave.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 /// A perftest process on a node, started over ssh. Its first stdout line is the remote pid
-/// (`echo $$; exec …`), so it can be stopped on the node, not only by closing ssh.
+/// (`echo sparkctl-pid=$$; exec …`), so it can be stopped on the node, not only by closing ssh.
 struct Remote {
     host: String,
     child: Child,
@@ -72,7 +81,8 @@ struct Remote {
 
 impl Remote {
     fn start(ssh: &Ssh, host: &str, argv: &[String]) -> anyhow::Result<Remote> {
-        let script = format!("echo $$; exec {}", cluster::shell::join(argv));
+        // A marker, not "the first line": a login shell may print before the command runs.
+        let script = format!("echo {PID_MARK}$$; exec {}", cluster::shell::join(argv));
         let wrapped = vec!["sh".to_owned(), "-c".to_owned(), script];
         let mut child = ssh.command(host, &wrapped).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().map_err(RemoteError::Spawn)?;
         let (pid, stdout, stderr) = (Arc::new(Mutex::new(None)), Arc::new(Mutex::new(String::new())), Arc::new(Mutex::new(String::new())));
@@ -80,9 +90,9 @@ impl Remote {
         if let Some(out) = child.stdout.take() {
             let (pid, stdout) = (pid.clone(), stdout.clone());
             threads.push(std::thread::spawn(move || {
-                for (i, line) in BufReader::new(out).lines().map_while(Result::ok).enumerate() {
-                    match (i, line.trim().parse::<u32>()) {
-                        (0, Ok(p)) => *pid.lock().unwrap_or_else(|e| e.into_inner()) = Some(p),
+                for line in lossy_lines(out) {
+                    match line.trim().strip_prefix(PID_MARK).map(str::parse::<u32>) {
+                        Some(Ok(p)) => *pid.lock().unwrap_or_else(|e| e.into_inner()) = Some(p),
                         _ => {
                             let mut s = stdout.lock().unwrap_or_else(|e| e.into_inner());
                             s.push_str(&line);
@@ -95,7 +105,7 @@ impl Remote {
         if let Some(err) = child.stderr.take() {
             let stderr = stderr.clone();
             threads.push(std::thread::spawn(move || {
-                for line in BufReader::new(err).lines().map_while(Result::ok) {
+                for line in lossy_lines(err) {
                     let mut s = stderr.lock().unwrap_or_else(|e| e.into_inner());
                     s.push_str(&line);
                     s.push('\n');
@@ -182,6 +192,7 @@ pub fn run(args: RdmaArgs) -> anyhow::Result<ExitCode> {
     // Bad input first: both nodes answer, perftest is there with its flags.
     let tools: &[&str] = if args.lat { &["ib_write_bw", "ib_write_lat"] } else { &["ib_write_bw"] };
     for node in [client, server] {
+        check_interrupted()?;
         ssh.check(&node.name)?;
         for tool in tools {
             let argv = vec![tool.to_string(), "--help".to_owned()];
@@ -215,6 +226,9 @@ pub fn run(args: RdmaArgs) -> anyhow::Result<ExitCode> {
     let (cfacts, sfacts) = (facts(client)?, facts(server)?);
     let opts = Options { qps: args.qps, duration_s: args.duration, base_port: args.port, min_ratio: args.min_ratio };
     let nrails = client.rails.len().min(server.rails.len());
+    if usize::from(args.port) + nrails > usize::from(u16::MAX) + 1 {
+        bail!("`--port {}` leaves no room for {nrails} rail(s) (one port each); use a lower port, e.g. 18515", args.port);
+    }
     let mut rows = Vec::new();
     let pair = Pair { ssh: &ssh, client, server, cfacts: &cfacts, sfacts: &sfacts, opts: &opts };
     for i in 0..nrails {
@@ -234,7 +248,9 @@ pub fn run(args: RdmaArgs) -> anyhow::Result<ExitCode> {
                 ports.push((key, rate));
             }
         }
-        let rate: Option<f64> = (ports.len() == nrails.min(ports.len()) && !ports.is_empty()).then(|| ports.iter().map(|(_, r)| r).sum());
+        // Without every rail's rate there is no threshold (a warning, not a guess).
+        let known = cfacts[..nrails].iter().all(|f| f.rate_gbps.is_some());
+        let rate: Option<f64> = known.then(|| ports.iter().map(|(_, r)| r).sum());
         let mut aggregate = rdma_bench::judge(sum, None, rate.map(|r| opts.min_ratio * r));
         if failed {
             aggregate.verdict = Verdict::Fail;
@@ -294,7 +310,12 @@ impl Pair<'_> {
                 // A twin gets its share of the port, alone too: each function's PCIe link
                 // carries about half of the 200 Gb/s.
                 let sharers = rdma_bench::port_sharers(f, self.cfacts);
-                let measured = rdma_bench::judge_rail(&out, f.rate_gbps, sharers, self.opts.min_ratio);
+                // The link is as fast as its slower end says.
+                let rate = match (f.rate_gbps, self.sfacts[i].rate_gbps) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                let measured = rdma_bench::judge_rail(&out, rate, sharers, self.opts.min_ratio);
                 self.row(test, i, measured, None)
             })
             .collect())
@@ -335,10 +356,12 @@ impl Pair<'_> {
     }
 
     fn run_tool(&self, tool: &str, rails: &[usize], commands: &mut Vec<String>) -> anyhow::Result<Vec<perftest::Perftest>> {
+        check_interrupted()?;
         let device = |f: &RailFacts| f.rdma_device.clone().unwrap_or_else(|| format!("(no RDMA device behind {})", f.netdev));
         let mut servers = Vec::new();
         for &i in rails {
-            let port = self.opts.base_port + i as u16;
+            // `run` checked that base_port + rails fits a port number.
+            let port = self.opts.base_port.saturating_add(i as u16);
             let argv = rdma_bench::perftest_argv(tool, &device(&self.sfacts[i]), port, self.opts, None);
             commands.push(self.ssh.display(&self.server.name, &argv));
             servers.push(Remote::start(self.ssh, &self.server.name, &argv)?);
@@ -347,7 +370,7 @@ impl Pair<'_> {
         std::thread::sleep(Duration::from_millis(1500));
         let mut clients = Vec::new();
         for &i in rails {
-            let port = self.opts.base_port + i as u16;
+            let port = self.opts.base_port.saturating_add(i as u16);
             let ip: Ipv4Addr = self.server.rails[i].address.addr;
             let argv = rdma_bench::perftest_argv(tool, &device(&self.cfacts[i]), port, self.opts, Some(ip));
             commands.push(self.ssh.display(&self.client.name, &argv));
@@ -357,9 +380,7 @@ impl Pair<'_> {
         let mut outs = Vec::new();
         for c in &mut clients {
             c.wait(limit);
-            if INTERRUPTED.load(Ordering::Relaxed) {
-                bail!("interrupted; the perftest servers and clients were stopped");
-            }
+            check_interrupted()?;
             let (stdout, stderr) = c.stop();
             let code = c.child.try_wait().ok().flatten().and_then(|s| s.code());
             if code == Some(255) {
@@ -368,13 +389,41 @@ impl Pair<'_> {
             }
             outs.push(perftest::parse(&format!("{stdout}{stderr}")));
         }
-        // The servers end with their client; whatever did not is stopped now.
-        for s in &mut servers {
+        // The servers end with their client; whatever did not is stopped now. A server's own
+        // error (a wrong device, say) is why its client failed: it goes first in the client's.
+        for (s, out) in servers.iter_mut().zip(outs.iter_mut()) {
             s.wait(Duration::from_secs(5));
-            s.stop();
+            let (stdout, stderr) = s.stop();
+            let server = perftest::parse(&format!("{stdout}{stderr}"));
+            if !out.errors.is_empty() {
+                let mut errors: Vec<String> = server.errors.iter().map(|e| format!("server on `{}`: {e}", s.host)).collect();
+                errors.append(&mut out.errors);
+                out.errors = errors;
+            }
         }
         Ok(outs)
     }
+}
+
+/// The lines of a pipe, read to its end whatever bytes come (invalid UTF-8 replaced), so the
+/// remote process never blocks on a full pipe.
+fn lossy_lines(r: impl std::io::Read) -> impl Iterator<Item = String> {
+    let mut r = BufReader::new(r);
+    std::iter::from_fn(move || {
+        let mut buf = Vec::new();
+        match r.read_until(b'\n', &mut buf) {
+            Ok(0) | Err(_) => None,
+            Ok(_) => Some(String::from_utf8_lossy(&buf).trim_end_matches(['\n', '\r']).to_owned()),
+        }
+    })
+}
+
+/// After Ctrl-C: an error, whose unwinding drops (and so stops) every remote process.
+fn check_interrupted() -> anyhow::Result<()> {
+    if INTERRUPTED.load(Ordering::Relaxed) {
+        bail!("interrupted; the perftest servers and clients were stopped");
+    }
+    Ok(())
 }
 
 fn label(v: Verdict) -> &'static str {

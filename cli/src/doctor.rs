@@ -147,8 +147,11 @@ fn apply_fixes(root: &Root, report: &Report, out: &mut impl Write, json: bool) -
             fixes.push(f);
         }
     }
-    if !json {
-        for f in &fixes {
+    // Printed before anything is written; with --json on stderr, so stdout stays one document.
+    for f in &fixes {
+        if json {
+            eprintln!("fix: {}", f.command());
+        } else {
             writeln!(out, "fix: {}", f.command())?;
         }
     }
@@ -241,7 +244,7 @@ fn fail(name: &'static str, subject: String, detail: &str, command: &str, hint: 
 /// One line per check: STATUS CHECK SUBJECT MEASURED (expected …) fix: …
 fn print_table(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
     for c in &report.checks {
-        let mut line = format!("{:<4}  {:<13} {:<17} {}", label(c.status), c.name, c.subject, c.detail);
+        let mut line = format!("{:<4}  {:<14} {:<17} {}", label(c.status), c.name, c.subject, c.detail);
         if let Some(e) = c.expected.as_ref().filter(|e| c.status != Status::Pass && !c.detail.contains("expected") && **e != c.detail) {
             line.push_str(&format!(" (expected {e})"));
         }
@@ -375,10 +378,10 @@ mod tests {
     fn the_worker_is_not_this_node_and_mtu_1500_fails_with_the_ip_link_fix() {
         let dir = spark2(9000);
         let text = table(dir.path(), "spark-3");
-        assert!(text.contains("FAIL  declared-ip   enp1s0f1np1       expected 192.168.100.11/24, found 192.168.100.10/24"), "{text}");
+        assert!(text.contains("FAIL  declared-ip    enp1s0f1np1       expected 192.168.100.11/24, found 192.168.100.10/24"), "{text}");
         let dir = spark2(1500);
         let text = table(dir.path(), "spark-2");
-        assert!(text.contains("FAIL  mtu           enp1s0f1np1       1500 (expected 9000); fix: ip link set dev enp1s0f1np1 mtu 9000"), "{text}");
+        assert!(text.contains("FAIL  mtu            enp1s0f1np1       1500 (expected 9000); fix: ip link set dev enp1s0f1np1 mtu 9000"), "{text}");
     }
 
     #[test]

@@ -35,6 +35,7 @@ enum Command {
     /// Render a node's configuration from cluster.toml (netplan, sysctl, env, docker-run, systemd)
     Render(render::RenderArgs),
     /// Check that this node is what cluster.toml says (links, MTU, IPv6, RDMA, memlock)
+    #[command(after_help = "Exit code: the worst result (0 PASS, 1 WARN, 3 FAIL); 2 on bad input. Every check: docs/fabric.md")]
     Doctor(doctor::DoctorArgs),
     /// Measure the fabric between nodes over ssh (`bench rdma`: ib_write_bw per rail and all rails)
     #[command(subcommand)]
@@ -52,6 +53,7 @@ enum Command {
 #[derive(Subcommand)]
 enum BenchCommand {
     /// ib_write_bw on every rail alone, then on all rails at once, against the sysfs link rate
+    #[command(after_help = "Exit code: the worst verdict (0 PASS, 1 WARN, 3 FAIL); 2 on bad input. Details: docs/fabric.md")]
     Rdma(bench_rdma::RdmaArgs),
 }
 

@@ -13,6 +13,8 @@ tool = os.path.basename(sys.argv[0])
 node_dir = os.path.dirname(os.path.dirname(os.path.abspath(sys.argv[0])))
 cfg = json.load(open(os.path.join(node_dir, "standin.json")))
 
+# perftest's usage text, abridged to the lines of the flags sparkctl checks (wording as in
+# perftest's own usage output).
 HELP = """ Usage:
   {t}            start a server and wait for connection
   {t} <host>     connect to server at <host>

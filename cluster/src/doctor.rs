@@ -43,7 +43,24 @@ pub fn run(root: &Root, spec: &Spec) -> Report {
             rdma_checks(root, &mut t, name, miss, spec, &mut firmware);
         }
     }
+    // The CX-7 functions that carry no rail: their PCIe link too (a warning: no rail uses them).
+    for other in root.list("/sys/class/net").into_iter().filter(|n| !spec.preflight.rails.contains(n)) {
+        if sysfs::read_netdev(root, &other).is_some_and(|n| !n.rdma_devices.is_empty()) {
+            pcie_check(root, &mut t, &other);
+            if let Some(c) = t.0.last_mut().filter(|c| c.status == Status::Fail) {
+                c.status = Status::Warn;
+            }
+        }
+    }
     node_checks(root, &mut t, spec);
+    // Read per rail, then the node, the transport verdict last (a stable sort keeps each
+    // group's order: the preflight's lines first, then the fabric's).
+    let rails = &spec.preflight.rails;
+    t.0.sort_by_key(|c| match rails.iter().position(|r| *r == c.subject) {
+        Some(i) => i,
+        None if c.name == "transport" => rails.len() + 1,
+        None => rails.len(),
+    });
     report.checks = t.0;
     report
 }
@@ -94,7 +111,8 @@ fn link_checks(root: &Root, t: &mut Table, name: &str, routes: &[sysfs::Route]) 
 }
 
 fn rdma_checks(root: &Root, t: &mut Table, name: &str, miss: Status, spec: &Spec, firmware: &mut Vec<(String, String)>) {
-    let nd = sysfs::read_netdev(root, name).expect("checked by the caller");
+    // Checked by the caller, but a netdev can vanish between two reads (hotplug).
+    let Some(nd) = sysfs::read_netdev(root, name) else { return };
     let Some(dev) = nd.rdma_devices.first().cloned() else {
         t.add(
             "rdma-device",
@@ -130,13 +148,20 @@ fn rdma_checks(root: &Root, t: &mut Table, name: &str, miss: Status, spec: &Spec
     );
     t.with("Ethernet", None);
     let active_mtu = preflight::roce_active_mtu(nd.mtu.unwrap_or(0));
-    let mtu_fix = (active_mtu != 4096).then(|| Fix::Mtu { netdev: name.to_owned(), mtu: spec.preflight.mtu.max(4200) });
+    // The fix is the cluster's MTU, never another: below 4200 the cluster itself must change.
+    let wanted = spec.preflight.mtu;
+    let mtu_fix = (active_mtu != 4096 && preflight::roce_active_mtu(wanted) == 4096).then(|| Fix::Mtu { netdev: name.to_owned(), mtu: wanted });
+    let hint = if preflight::roce_active_mtu(wanted) == 4096 {
+        "RoCE's active MTU follows the netdev MTU: 9000 gives 4096".to_owned()
+    } else {
+        format!("the cluster's MTU {wanted} gives RoCE {}: set `mtu = 9000` in cluster.toml", preflight::roce_active_mtu(wanted))
+    };
     t.add(
         "active-mtu",
         name,
         if active_mtu == 4096 { Status::Pass } else { miss },
         format!("{active_mtu} (netdev MTU {})", nd.mtu.map_or("unknown".into(), |m| m.to_string())),
-        Some("RoCE's active MTU follows the netdev MTU: 9000 gives 4096"),
+        Some(&hint),
     );
     t.with("4096", mtu_fix);
     let ip = sysfs::read_ipv4(root, name).first().map(|(ip, _)| *ip);
@@ -580,6 +605,18 @@ mod tests {
     }
 
     #[test]
+    fn a_cluster_mtu_of_1500_is_not_fixed_against_itself() {
+        let dir = spark(&Knobs { mtu: 1500, ..Knobs::default() });
+        let mut s = spec(&RAILS, TransportPolicy::Ib);
+        s.preflight.mtu = 1500;
+        let rep = run(&Root::new(dir.path()), &s);
+        assert_eq!(check(&rep, "mtu", "enp1s0f1np1").status, Status::Pass);
+        let a = check(&rep, "active-mtu", "enp1s0f1np1");
+        assert_eq!((a.status, a.fix.as_ref()), (Status::Fail, None), "no fix that the mtu check would then fail");
+        assert!(a.hint.as_deref().unwrap().contains("set `mtu = 9000` in cluster.toml"), "{:?}", a.hint);
+    }
+
+    #[test]
     fn a_second_function_at_x2_fails_pcie_naming_the_bios() {
         let dir = spark(&Knobs { second_width: 2, ..Knobs::default() });
         let rep = run(&Root::new(dir.path()), &spec(&RAILS, TransportPolicy::Ib));
@@ -587,6 +624,10 @@ mod tests {
         assert_eq!((c.status, c.detail.as_str(), c.expected.as_deref()), (Status::Fail, "x2 32.0 GT/s PCIe", Some("x4 32.0 GT/s PCIe")));
         assert!(c.hint.as_deref().unwrap().contains("BIOS"));
         assert_eq!(check(&rep, "pcie", "enp1s0f1np1").status, Status::Pass);
+        // Every CX-7 function is looked at; one that carries no rail only warns.
+        let unused = check(&rep, "pcie", "enP2p1s0f0np0");
+        assert_eq!((unused.status, unused.detail.as_str()), (Status::Warn, "x2 32.0 GT/s PCIe"));
+        assert_eq!(check(&rep, "pcie", "enp1s0f0np0").status, Status::Pass);
     }
 
     #[test]

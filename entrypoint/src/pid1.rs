@@ -16,8 +16,9 @@ pub enum SysEvent {
     Reaped { pid: i32, code: i32 },
 }
 
-/// Blocks every signal in the calling thread (threads spawned later inherit the mask; `std`
-/// clears the mask in children before `exec`), makes this process a child subreaper, and starts
+/// Blocks every signal in the calling thread (threads spawned later inherit the mask; children
+/// would too, through `fork` and `exec`: `std` does not reset it, so `unblock_in_child` does),
+/// makes this process a child subreaper, and starts
 /// the thread that waits for signals and reaps.
 pub fn start(tx: impl Fn(SysEvent) + Send + 'static) -> nix::Result<()> {
     let all = SigSet::all();

@@ -251,30 +251,30 @@ fn doctor_on_veth_rails_finds_the_broken_rail_pings_both_ways_and_fix_repairs_it
     let r = n.sparkctl(&["doctor", "--node", "spark-a", "--cluster", &cluster, "--peers", "--ssh-config", &cfg]);
     assert_eq!(r.code, 3, "{}\n{}", r.stdout, r.stderr);
     let t = &r.stdout;
-    assert!(line(t, "FAIL  mtu           rail1").contains("1500 (expected 9000); fix: ip link set dev rail1 mtu 9000"), "{t}");
-    assert!(line(t, "FAIL  ipv6-off      rail1").contains("fix: sysctl -w net.ipv6.conf.rail1.disable_ipv6=1"), "{t}");
-    assert!(line(t, "PASS  mtu           rail0").ends_with("9000"), "{t}");
-    assert!(line(t, "PASS  ipv4          rail0").contains("10.88.0.1/24"), "{t}");
-    assert!(line(t, "PASS  carrier       rail0").contains('1'), "{t}");
-    assert!(line(t, "PASS  declared-ip   rail1").contains("10.88.1.1/24"), "{t}");
-    assert!(line(t, "PASS  ping          rail0 -> spark-b").contains("3/3 answered"), "{t}");
-    assert!(line(t, "PASS  ping          rail0 <- spark-b").contains("3/3 answered"), "{t}");
-    assert!(line(t, "FAIL  ping          rail1 -> spark-b").contains("this interface's MTU is 1500"), "{t}");
-    assert!(line(t, "FAIL  ping          rail1 <- spark-b").contains("0/3 answered"), "{t}");
+    assert!(line(t, "FAIL  mtu            rail1").contains("1500 (expected 9000); fix: ip link set dev rail1 mtu 9000"), "{t}");
+    assert!(line(t, "FAIL  ipv6-off       rail1").contains("fix: sysctl -w net.ipv6.conf.rail1.disable_ipv6=1"), "{t}");
+    assert!(line(t, "PASS  mtu            rail0").ends_with("9000"), "{t}");
+    assert!(line(t, "PASS  ipv4           rail0").contains("10.88.0.1/24"), "{t}");
+    assert!(line(t, "PASS  carrier        rail0").contains('1'), "{t}");
+    assert!(line(t, "PASS  declared-ip    rail1").contains("10.88.1.1/24"), "{t}");
+    assert!(line(t, "PASS  ping           rail0 -> spark-b").contains("3/3 answered"), "{t}");
+    assert!(line(t, "PASS  ping           rail0 <- spark-b").contains("3/3 answered"), "{t}");
+    assert!(line(t, "FAIL  ping           rail1 -> spark-b").contains("this interface's MTU is 1500"), "{t}");
+    assert!(line(t, "FAIL  ping           rail1 <- spark-b").contains("0/3 answered"), "{t}");
     // veths are no CX-7: the speed check says so instead of passing.
-    assert!(line(t, "FAIL  speed         rail0").contains("(expected 200000Mb/s)"), "{t}");
-    assert!(line(t, "WARN  rdma-device   rail0").contains("none behind the netdev"), "{t}");
+    assert!(line(t, "FAIL  speed          rail0").contains("(expected 200000Mb/s)"), "{t}");
+    assert!(line(t, "WARN  rdma-device    rail0").contains("none behind the netdev"), "{t}");
 
     let r = n.sparkctl(&["doctor", "--node", "spark-a", "--cluster", &cluster, "--fix", "--peers", "--ssh-config", &cfg]);
     let t = &r.stdout;
     assert!(t.contains("fix: ip link set dev rail1 mtu 9000\n"), "{t}");
     assert!(t.contains("applied: ip link set dev rail1 mtu 9000 (undo: ip link set dev rail1 mtu 1500)"), "{t}");
     assert!(t.contains("applied: sysctl -w net.ipv6.conf.rail1.disable_ipv6=1 (undo: sysctl -w net.ipv6.conf.rail1.disable_ipv6=0)"), "{t}");
-    assert!(line(t, "PASS  mtu           rail1").ends_with("9000"), "{t}");
-    assert!(line(t, "PASS  ipv6-off      rail1").contains("disabled"), "{t}");
-    assert!(line(t, "PASS  arp-ignore    rail1").ends_with('1'), "{t}");
-    assert!(line(t, "PASS  ping          rail1 -> spark-b").contains("3/3 answered"), "{t}");
-    assert!(line(t, "PASS  ping          rail1 <- spark-b").contains("3/3 answered"), "{t}");
+    assert!(line(t, "PASS  mtu            rail1").ends_with("9000"), "{t}");
+    assert!(line(t, "PASS  ipv6-off       rail1").contains("disabled"), "{t}");
+    assert!(line(t, "PASS  arp-ignore     rail1").ends_with('1'), "{t}");
+    assert!(line(t, "PASS  ping           rail1 -> spark-b").contains("3/3 answered"), "{t}");
+    assert!(line(t, "PASS  ping           rail1 <- spark-b").contains("3/3 answered"), "{t}");
     // The kernel agrees: the repair is real.
     let mtu = sh(&["ip", "netns", "exec", &n.a, "cat", "/sys/class/net/rail1/mtu"]);
     assert_eq!(String::from_utf8_lossy(&mtu.stdout).trim(), "9000");
@@ -285,6 +285,12 @@ fn doctor_on_veth_rails_finds_the_broken_rail_pings_both_ways_and_fix_repairs_it
     assert_eq!((mtu["status"].as_str(), mtu["measured"].as_str(), mtu["expected"].as_str()), (Some("PASS"), Some("9000"), Some("9000")));
     assert_eq!(doc["worst"], "FAIL");
     assert_eq!(j.code, 3);
+
+    // A peer ssh cannot reach: the way back is a FAIL line naming why, the way out still runs.
+    n.ssh_config("unreachable", "10.88.0.99", "id");
+    let r = n.sparkctl(&["doctor", "--node", "spark-a", "--cluster", &cluster, "--peers", "--ssh-config", &n.s("unreachable")]);
+    assert!(line(&r.stdout, "FAIL  ping           rail0 <- spark-b").contains("not run: cannot reach `spark-b` over ssh"), "{}", r.stdout);
+    assert!(line(&r.stdout, "PASS  ping           rail0 -> spark-b").contains("3/3 answered"), "{}", r.stdout);
     assert!(n.leftovers().is_empty(), "{:?}", n.leftovers());
 }
 
@@ -338,7 +344,11 @@ fn bench_rdma_over_ssh_measures_each_rail_and_all_rails_and_stops_its_servers() 
     let r = n.sparkctl(&["bench", "rdma", "--cluster", &wrong_path, "--ssh-config", &cfg, "--remote-root", &root, "--duration", "1"]);
     assert_eq!(r.code, 3, "{}\n{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("--ib-dev mlx5_9 --port 18516"), "{}", r.stdout);
-    assert!(line(&r.stdout, "FAIL  alone     rail 1").contains("Couldn't connect"), "the server on the wrong device never listened: {}", r.stdout);
+    assert!(
+        line(&r.stdout, "FAIL  alone     rail 1").contains("server on `spark-b`: IB device mlx5_9 not found"),
+        "the server's own error comes first: {}",
+        r.stdout
+    );
     assert!(n.leftovers().is_empty(), "{:?}", n.leftovers());
 
     // JSON: the same numbers.

@@ -102,7 +102,8 @@ fn ibdev2netdev_dgx_spark_all_4_up_with_annotations() {
 
 #[test]
 fn ibdev2netdev_state_glued_to_the_next_command_reads_up() {
-    // The shape of a paste where the prompt of the next command follows without a newline.
+    // Synthetic, in the shape of pastes where the next prompt or note follows the state
+    // without a newline (no such real paste is in fixtures/).
     let r = ibdev2netdev::parse("rocep1s0f0 port 1 ==> enp1s0f0np0 (Up)# ibv_devinfo\nroceP2p1s0f0 port 1 ==> enP2p1s0f0np0 (Down)nvidia@spark:~$\n");
     assert_eq!(r.links.iter().map(|l| (l.netdev.as_str(), l.up)).collect::<Vec<_>>(), [("enp1s0f0np0", true), ("enP2p1s0f0np0", false)]);
 }
@@ -418,4 +419,20 @@ fn ping_counts_and_the_local_mtu_refusal() {
     assert_eq!((ok.transmitted, ok.received, ok.ok()), (Some(3), Some(3), true));
     let small = ping::parse("PING 10.0.0.2 (10.0.0.2) from 10.0.0.1 rail0: 8972(9000) bytes of data.\nping: local error: message too long, mtu=1500\nping: local error: message too long, mtu=1500\n\n--- 10.0.0.2 ping statistics ---\n3 packets transmitted, 0 received, +3 errors, 100% packet loss, time 410ms\n");
     assert_eq!((small.transmitted, small.received, small.local_mtu, small.ok()), (Some(3), Some(0), Some(1500), false));
+}
+
+#[test]
+fn ray_start_and_failure_logs_are_not_a_status_and_say_so() {
+    for f in [
+        "ray/ray-start-head-SUCCESS-tty-format.txt",
+        "ray/ray-start-head-SUCCESS-non-tty-docker-compose-log-format.txt",
+        "ray/ray-worker-FAIL-gcs-rpc-client-timeout.txt",
+        "ray/ray-start-address-FAIL-unable-to-connect-gcs-ray1x.txt",
+        "ray/ray-client-FAIL-failed-to-connect-gcs-docker-timestamps.txt",
+        "ray/ray-start-address-FAIL-grpc-unavailable-ray1.9.txt",
+    ] {
+        let s = ray_status::parse(&fixture(f));
+        assert_eq!((s.nodes, s.totals.len()), (0, 0), "{f}: {s:?}");
+        assert!(s.notes.iter().any(|n| n.contains("no `Resources` section")), "{f}: {:?}", s.notes);
+    }
 }
