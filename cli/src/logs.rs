@@ -51,13 +51,17 @@ pub fn run(args: LogsArgs) -> anyhow::Result<ExitCode> {
         let status = child.wait()?;
         crate::remote::classify(&n.name, &crate::remote::Output { status, stdout: String::new(), stderr: stderr.clone() })?;
         fleet::check(&n.name, "`journalctl`", crate::remote::Output { status, stdout: String::new(), stderr })?;
-        // Without -f, one node's block after the other: whole and in order.
-        let mut o = out.lock().unwrap_or_else(|e| e.into_inner());
-        for l in buffered {
-            o.write_all(l.as_bytes())?;
-        }
-        Ok(())
+        Ok(buffered)
     });
-    fleet::all(results)?;
+    // Without -f, one node's block after the other, in node order, whole.
+    let mut o = out.lock().unwrap_or_else(|e| e.into_inner());
+    let mut errors = Vec::new();
+    for r in results {
+        match r {
+            Ok(lines) => lines.iter().try_for_each(|l| o.write_all(l.as_bytes()))?,
+            Err(e) => errors.push(Err::<(), _>(e)),
+        }
+    }
+    fleet::all(errors)?;
     Ok(ExitCode::SUCCESS)
 }
