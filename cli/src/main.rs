@@ -5,10 +5,15 @@
 
 mod bench_rdma;
 mod doctor;
+mod down;
+mod fleet;
 mod image;
 mod image_registry;
+mod logs;
 mod remote;
 mod render;
+mod status;
+mod up;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -35,6 +40,14 @@ enum Command {
     /// Measure the fabric between nodes over ssh (`bench rdma`: ib_write_bw per rail and all rails)
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// From this machine over ssh: install each node's files, token, image and model, start the group, wait until ready
+    Up(up::UpArgs),
+    /// Stop (and disable) the group's unit on every node
+    Down(down::DownArgs),
+    /// Per node: unit, entrypoint state, image, NCCL transport, restarts used, last error
+    Status(status::StatusArgs),
+    /// The nodes' logs, merged, each line prefixed with its node
+    Logs(logs::LogsArgs),
 }
 
 #[derive(Subcommand)]
@@ -51,6 +64,10 @@ fn main() -> ExitCode {
         Command::Render(args) => render::run(args),
         Command::Doctor(args) => doctor::run(args),
         Command::Bench(BenchCommand::Rdma(args)) => bench_rdma::run(args),
+        Command::Up(args) => up::run(args),
+        Command::Down(args) => down::run(args),
+        Command::Status(args) => status::run(args),
+        Command::Logs(args) => logs::run(args),
     };
     match result {
         Ok(code) => code,

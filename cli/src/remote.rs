@@ -2,7 +2,7 @@
 //! decides how a node name is reached, `BatchMode=yes` makes a missing key an error instead of a
 //! password prompt, and `-o` options pass through. Every failure of ssh itself (exit 255) is
 //! told apart: authentication refused, host key unknown, or node unreachable, each with its fix.
-//! Used by `doctor --peers` and `bench rdma`; written for `up`/`down`/`status`/`logs` too.
+//! Used by `doctor --peers`, `bench rdma`, `up`, `down`, `status` and `logs`.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -95,6 +95,22 @@ impl Ssh {
         let child = self.command(host, argv).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().map_err(RemoteError::Spawn)?;
         let out =
             wait_output(child, timeout).ok_or_else(|| RemoteError::Timeout { host: host.to_owned(), command: argv.join(" "), secs: timeout.as_secs() })?;
+        classify(host, &out)?;
+        Ok(out)
+    }
+
+    /// Like [`Ssh::run`], with `input` copied to the remote command's stdin (a secret that must
+    /// not be in argv, a file or an image stream).
+    pub fn run_input(&self, host: &str, argv: &[String], mut input: Box<dyn Read + Send>, timeout: Duration) -> Result<Output, RemoteError> {
+        let mut child = self.command(host, argv).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().map_err(RemoteError::Spawn)?;
+        let mut stdin = child.stdin.take().expect("piped");
+        // A remote end that stops reading (it failed) shows in its exit status, not here.
+        let feeder = std::thread::spawn(move || {
+            let _ = std::io::copy(&mut input, &mut stdin);
+        });
+        let out = wait_output(child, timeout);
+        let _ = feeder.join();
+        let out = out.ok_or_else(|| RemoteError::Timeout { host: host.to_owned(), command: argv.join(" "), secs: timeout.as_secs() })?;
         classify(host, &out)?;
         Ok(out)
     }

@@ -17,6 +17,7 @@ pub use error::Error;
 pub use model::{Backend, Cluster, Node, RailSpec, Role};
 pub use parse::{parse_file, parse_str};
 pub mod nccl;
+pub mod ops;
 pub mod preflight;
 pub mod rdma_bench;
 pub mod sysfs;

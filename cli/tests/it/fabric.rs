@@ -137,14 +137,16 @@ impl Nodes {
         write(&self.path(&format!("node-{node}/standin.json")), &cfg.to_string());
     }
 
-    /// Starts sshd in both namespaces and waits until both accept the user key.
+    /// Starts sshd in both namespaces and waits until both accept the user key. Each node's
+    /// sessions get its own `PATH` (`node-X/bin` first) and `SPARKCTL_ROOT` (`node-X/root`: the
+    /// namespaces share one file system, and `up` installs a node's files under it).
     pub fn start_sshd(&mut self) {
         fs::create_dir_all("/run/sshd").unwrap();
         for (node, ns) in [("a", self.a.clone()), ("b", self.b.clone())] {
             let cfg = format!(
                 "Port 2222\nListenAddress 0.0.0.0\nHostKey {hk}\nPidFile {dir}/sshd-{node}.pid\nAuthorizedKeysFile {dir}/authorized_keys\nUsePAM no\nStrictModes no\n\
                  PermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nPrintMotd no\nLogLevel ERROR\n\
-                 SetEnv PATH={dir}/node-{node}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n",
+                 SetEnv PATH={dir}/node-{node}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin SPARKCTL_ROOT={dir}/node-{node}/root\n",
                 hk = self.s(&format!("host-{node}")),
                 dir = self.dir.path().display(),
             );

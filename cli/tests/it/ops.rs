@@ -1,0 +1,475 @@
+//! `sparkctl up | down | status | logs` on real parts: two network-namespace nodes (fabric's
+//! [`Nodes`]: veth rails, a real OpenSSH server each, keys and ssh config made here), sparkctl
+//! on node a as the control machine, the real `spark-entrypoint` forming a native-backend group
+//! across the namespaces.
+//!
+//! What a namespace cannot have is substituted, per node, by small scripts on its `PATH`:
+//! - `systemctl` runs the unit's command as `spark-cluster.service` would, minus Docker: the real
+//!   `spark-entrypoint` with the rendered env file, restarted on failure like `Restart=on-failure`
+//!   (the container's paths map to the node's root: token, HF cache, state folder);
+//! - `journalctl -u spark-cluster` reads that process's log; `netplan` and `sysctl` record their
+//!   calls (the host's network must not change) and `netplan` fails on request;
+//! - `docker exec spark-cluster cat FILE` reads the node's FILE (no container), `docker version`
+//!   fails on request (a stopped daemon); every other `docker` call goes to the host's real
+//!   Docker engine (image presence);
+//! - `vllm` is the entrypoint tests' stand-in (`standin_vllm.py`): real vLLM is not in this
+//!   branch yet.
+//!
+//! The namespaces share one file system: each node's files live under its `SPARKCTL_ROOT`, which
+//! its sshd sets (sparkctl's node scripts prefix every path with it; it is unset on real nodes).
+
+use crate::fabric::Nodes;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const SYSTEMCTL: &str = r##"#!/bin/sh
+# systemctl stand-in: spark-cluster.service's command without Docker (see cli/tests/it/ops.rs).
+R="$SPARKCTL_ROOT"; S="$R/standin"; mkdir -p "$S"
+echo "systemctl $*" >> "$S/calls"
+running() { [ -f "$S/pid" ] && kill -0 "$(cat "$S/pid")" 2>/dev/null; }
+stop() {
+  running || return 0
+  pid=$(cat "$S/pid"); kill -TERM "-$pid" 2>/dev/null
+  i=0; while kill -0 "-$pid" 2>/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+  kill -KILL "-$pid" 2>/dev/null; rm -f "$S/pid"
+}
+start() {
+  running && return 0
+  [ -f "$R/etc/spark-cluster/spark.env" ] || { echo "spark.env missing" >&2; exit 1; }
+  mkdir -p "$R/var/log" "$R/var/lib/spark-cluster/state" "$R/run/spark-entrypoint" "$R/home"
+  setsid sh -c '
+    R=$1
+    while :; do
+      (
+        while IFS= read -r l; do case "$l" in "#"*|"") ;; *) export "$l" ;; esac; done < "$R/etc/spark-cluster/spark.env"
+        while IFS= read -r l; do case "$l" in "#"*|"") ;; *) export "$l" ;; esac; done < "$R/standin/extra.env"
+        export SPARK_TOKEN_FILE="$R/etc/spark-cluster/token" SPARK_STATUS_FILE="$R/run/spark-entrypoint/status.json" \
+          SPARK_STATE_FILE="$R/var/lib/spark-cluster/state/restarts.json" HF_HOME="$R/var/lib/spark-cluster/huggingface" \
+          HOME="$R/home" VLLM_CONFIG_ROOT="$R/home/vllm"
+        exec spark-entrypoint
+      ) >> "$R/var/log/spark-cluster.log" 2>&1
+      [ $? = 0 ] && break
+      sleep 1
+    done' sh "$R" < /dev/null > /dev/null 2>&1 &
+  echo $! > "$S/pid"
+}
+case "$1" in
+  daemon-reload|enable|disable) ;;
+  is-active) if running; then echo active; else echo inactive; exit 3; fi ;;
+  start) start ;;
+  stop) stop ;;
+  restart) stop; start ;;
+  *) echo "systemctl stand-in: $1 unsupported" >&2; exit 1 ;;
+esac
+"##;
+
+const JOURNALCTL: &str = r#"#!/bin/sh
+n=200; f=0
+while [ $# -gt 0 ]; do case "$1" in -n) n=$2; shift ;; -f) f=1 ;; esac; shift; done
+log="$SPARKCTL_ROOT/var/log/spark-cluster.log"; [ -f "$log" ] || exit 0
+if [ $f = 1 ]; then exec tail -n "$n" -F "$log" 2>/dev/null; else exec tail -n "$n" "$log"; fi
+"#;
+
+const NETPLAN: &str = r#"#!/bin/sh
+S="$SPARKCTL_ROOT/standin"; mkdir -p "$S"; echo "netplan $*" >> "$S/calls"
+if [ -f "$S/netplan-fails" ]; then echo "Error in network definition: invalid mtu" >&2; exit 1; fi
+"#;
+
+const SYSCTL: &str = r#"#!/bin/sh
+S="$SPARKCTL_ROOT/standin"; mkdir -p "$S"; echo "sysctl $*" >> "$S/calls"
+"#;
+
+const DOCKER: &str = r#"#!/bin/sh
+if [ "$1" = version ] && [ -f "$SPARKCTL_ROOT/standin/docker-down" ]; then
+  echo "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?" >&2; exit 1
+fi
+if [ "$1" = exec ]; then
+  S="$SPARKCTL_ROOT/standin"
+  [ -f "$S/pid" ] && kill -0 "$(cat "$S/pid")" 2>/dev/null || { echo "Error response from daemon: No such container: $2" >&2; exit 1; }
+  [ "$3" = cat ] && exec cat "$SPARKCTL_ROOT$4"
+  exit 1
+fi
+exec /usr/bin/docker "$@"
+"#;
+
+const T: Duration = Duration::from_secs(90);
+
+struct Ops {
+    n: Nodes,
+    image: String,
+}
+
+impl Drop for Ops {
+    fn drop(&mut self) {
+        let _ = Command::new("docker").args(["rmi", "--force", &self.image]).output();
+    }
+}
+
+fn entrypoint_bin() -> PathBuf {
+    let p = Path::new(env!("CARGO_BIN_EXE_sparkctl")).with_file_name("spark-entrypoint");
+    assert!(p.exists(), "`{}` is missing: `cargo build -p entrypoint` first (`cargo xtask test` builds every binary)", p.display());
+    p
+}
+
+fn exe(p: &Path, text: &str) {
+    fs::create_dir_all(p.parent().unwrap()).unwrap();
+    fs::write(p, text).unwrap();
+    fs::set_permissions(p, fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// A safetensors file with one F32 tensor of `n` floats.
+fn safetensors(n: usize, fill: u8) -> Vec<u8> {
+    let h = format!(r#"{{"w":{{"dtype":"F32","shape":[{n}],"data_offsets":[0,{}]}}}}"#, n * 4);
+    let mut v = (h.len() as u64).to_le_bytes().to_vec();
+    v.extend(h.as_bytes());
+    v.extend(std::iter::repeat_n(fill, n * 4));
+    v
+}
+
+fn sha(p: &Path) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))))
+}
+
+impl Ops {
+    fn new(extra_env: &str) -> Ops {
+        let n = Nodes::new();
+        let image = format!("sparkctl-ops-test-{}-{}", std::process::id(), n.a);
+        let empty = n.path("empty.tar");
+        tar::Builder::new(fs::File::create(&empty).unwrap()).finish().unwrap();
+        let imp = Command::new("docker").args(["import", &empty.display().to_string(), &format!("{image}:1")]).output().expect("docker");
+        assert!(imp.status.success(), "docker import: {}", String::from_utf8_lossy(&imp.stderr));
+        let ops = Ops { n, image: format!("{image}:1") };
+        let n = &ops.n;
+        // The model goes over the rails: the head's rail address needs a known host key too.
+        let known = fs::read_to_string(n.path("known_hosts")).unwrap();
+        let host_a = fs::read_to_string(n.path("host-a.pub")).unwrap();
+        fs::write(n.path("known_hosts"), format!("{known}[10.88.0.1]:2222 {host_a}")).unwrap();
+        let standin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../entrypoint/tests/standin_vllm.py");
+        let nccl = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/nccl_debug/dgx-spark-nccl-2.30.7-ib-hca-set-to-roce-two-rails.txt");
+        for node in ["a", "b"] {
+            let bin = n.path(&format!("node-{node}/bin"));
+            exe(&bin.join("systemctl"), SYSTEMCTL);
+            exe(&bin.join("journalctl"), JOURNALCTL);
+            exe(&bin.join("netplan"), NETPLAN);
+            exe(&bin.join("sysctl"), SYSCTL);
+            exe(&bin.join("docker"), DOCKER);
+            exe(&bin.join("vllm"), &format!("#!/bin/sh\nexec python3 {} \"$@\"\n", standin.display()));
+            std::os::unix::fs::symlink(entrypoint_bin(), bin.join("spark-entrypoint")).unwrap();
+            let extra = format!("STANDIN_LOAD_SECONDS=1\nSTANDIN_NCCL_LOG={}\n{extra_env}", nccl.display());
+            fs::create_dir_all(n.path(&format!("node-{node}/root/standin"))).unwrap();
+            fs::write(n.path(&format!("node-{node}/root/standin/extra.env")), extra).unwrap();
+        }
+        let cluster = fs::read_to_string(n.path("cluster.toml"))
+            .unwrap()
+            .replace("backend = \"ray\"", "backend = \"native\"")
+            .replace("spark-registry.lan:5000/sparkctl/vllm-spark:25.11", &ops.image)
+            .replace("QuantTrio/Qwen3-VL-235B-A22B-Instruct-AWQ", "test-org/tiny-model")
+            .replace("env = { HF_HUB_OFFLINE = \"1\" }", "env = { HF_HUB_OFFLINE = \"1\", STANDIN_RECORD = \"/dev/null\" }")
+            .lines()
+            .filter(|l| !l.starts_with("management = "))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let args = cluster.find("args = [").unwrap();
+        let end = args + cluster[args..].find("]\n").unwrap() + 2;
+        let cluster = format!("{}args = [\"--tensor-parallel-size\", \"2\"]\n{}", &cluster[..args], &cluster[end..]);
+        fs::write(n.path("cluster.toml"), cluster).unwrap();
+        let m = n.path("model");
+        fs::create_dir_all(&m).unwrap();
+        fs::write(m.join("config.json"), r#"{"architectures":["Tiny"]}"#).unwrap();
+        fs::write(m.join("model-00001-of-00002.safetensors"), safetensors(300_000, 1)).unwrap();
+        fs::write(m.join("model-00002-of-00002.safetensors"), safetensors(200_000, 2)).unwrap();
+        fs::write(m.join("model.safetensors.index.json"), r#"{"weight_map":{"a":"model-00001-of-00002.safetensors","b":"model-00002-of-00002.safetensors"}}"#)
+            .unwrap();
+        ops
+    }
+
+    fn root(&self, node: &str, rel: &str) -> PathBuf {
+        self.n.path(&format!("node-{node}/root{rel}"))
+    }
+
+    /// The stand-ins' calls that change something (`systemctl is-active` only looks).
+    fn calls(&self, node: &str) -> String {
+        let all = fs::read_to_string(self.root(node, "/standin/calls")).unwrap_or_default();
+        all.lines().filter(|l| !l.starts_with("systemctl is-active")).map(|l| format!("{l}\n")).collect()
+    }
+
+    fn run(&self, cmd: &str, extra: &[&str]) -> crate::fabric::Run {
+        let (cluster, cfg, model) = (self.n.s("cluster.toml"), self.n.s("ssh_config"), self.n.s("model"));
+        let mut args = vec![cmd, "--cluster", &cluster, "--ssh-config", &cfg];
+        if cmd == "up" {
+            args.extend(["--model-dir", &model, "--timeout", "90"]);
+        }
+        args.extend(extra);
+        let r = self.n.sparkctl(&args);
+        eprintln!("$ sparkctl {}\n{}{}(exit {})", args.join(" "), r.stdout, r.stderr, r.code);
+        r
+    }
+
+    fn snapshot(&self, node: &str) -> PathBuf {
+        self.root(node, "/var/lib/spark-cluster/huggingface/hub/models--test-org--tiny-model/snapshots/sparkctl")
+    }
+
+    fn pid(&self, node: &str) -> String {
+        fs::read_to_string(self.root(node, "/standin/pid")).unwrap_or_default()
+    }
+}
+
+fn assert_ok(r: &crate::fabric::Run) {
+    assert_eq!(r.code, 0, "stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
+}
+
+#[test]
+fn up_from_zero_to_ready_then_again_changes_nothing_then_only_what_changed_then_down() {
+    let mut o = Ops::new("");
+    o.n.start_sshd();
+    // Dry run first: every action shown, nothing done.
+    let dry = o.run("up", &["--dry-run"]);
+    assert_ok(&dry);
+    assert!(dry.stdout.contains("spark-b: /etc/netplan/40-cx7.yaml: create"), "{}", dry.stdout);
+    assert!(
+        dry.stdout.contains("spark-b: model `test-org/tiny-model`: copy 4 of 4 file(s)") && dry.stdout.contains("over the rail 10.88.0.2"),
+        "{}",
+        dry.stdout
+    );
+    assert!(dry.stdout.contains("dry run: nothing was changed"));
+    assert!(!o.root("b", "/etc").exists() && o.calls("b").is_empty(), "a dry run changed a node");
+
+    let t0 = Instant::now();
+    let up = o.run("up", &[]);
+    assert_ok(&up);
+    eprintln!("measured: `up` from zero to ready in {:.1} s", t0.elapsed().as_secs_f64());
+    assert!(up.stdout.contains("ready in ") && up.stdout.contains("http://10.88.0.1:8000/v1"), "{}", up.stdout);
+    assert!(up.stdout.contains("spark-b: rendezvous") || up.stdout.contains("spark-b: preflight") || up.stdout.contains("spark-b: ready"), "{}", up.stdout);
+    // Files rendered for each node, netplan private, backups none (nothing replaced).
+    let c = cluster::parse_file(&o.n.path("cluster.toml")).unwrap();
+    for (node, name) in [("a", "spark-a"), ("b", "spark-b")] {
+        for w in cluster::ops::files::wanted(&c, c.node(name).unwrap()) {
+            let p = o.root(node, &w.path);
+            assert_eq!(fs::read_to_string(&p).unwrap(), w.text, "{}", p.display());
+            assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, w.mode, "{}", p.display());
+        }
+        assert!(o.calls(node).contains("netplan apply") && o.calls(node).contains("sysctl --system"), "{}", o.calls(node));
+    }
+    // One token, the same on both nodes, private, never printed, in no rendered file.
+    let (ta, tb) = (o.root("a", "/etc/spark-cluster/token"), o.root("b", "/etc/spark-cluster/token"));
+    let token = fs::read_to_string(&ta).unwrap();
+    assert_eq!(token.trim().len(), 64);
+    assert_eq!(fs::read_to_string(&tb).unwrap(), token);
+    assert_eq!(fs::metadata(&tb).unwrap().permissions().mode() & 0o777, 0o600);
+    assert!(!up.stdout.contains(token.trim()) && !up.stderr.contains(token.trim()));
+    assert!(!fs::read_to_string(o.root("b", "/etc/spark-cluster/spark.env")).unwrap().contains(token.trim()));
+    // The model on both nodes, byte for byte, and `refs/main` pointing at it.
+    for node in ["a", "b"] {
+        for f in ["config.json", "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors", "model.safetensors.index.json"] {
+            assert_eq!(sha(&o.snapshot(node).join(f)), sha(&o.n.path("model").join(f)), "{node} {f}");
+        }
+        let refs = o.root(node, "/var/lib/spark-cluster/huggingface/hub/models--test-org--tiny-model/refs/main");
+        assert_eq!(fs::read_to_string(refs).unwrap(), "sparkctl");
+    }
+
+    // status and logs while running.
+    let st = o.run("status", &["--json"]);
+    assert_ok(&st);
+    let v: serde_json::Value = serde_json::from_str(&st.stdout).unwrap();
+    for row in v.as_array().unwrap() {
+        assert_eq!(row["state"], "ready", "{row}");
+        assert_eq!(row["unit"], "active", "{row}");
+        assert_eq!(row["restart_budget"], 3, "{row}");
+        assert_eq!(row["restarts_used"], 0, "{row}");
+        assert!(row["image"].as_str().unwrap().starts_with("sha256:"), "{row}");
+    }
+    assert_eq!(v[0]["transport"], "NET/IB", "the head's engine logs NCCL on the rails: {}", v[0]);
+    let logs = o.run("logs", &["-n", "1000"]);
+    assert_ok(&logs);
+    assert!(logs.stdout.lines().any(|l| l.starts_with("spark-a | [spark-a entrypoint]")), "{}", logs.stdout);
+    assert!(logs.stdout.lines().any(|l| l.starts_with("spark-b | [spark-b entrypoint]")), "{}", logs.stdout);
+    let one = o.run("logs", &["--node", "spark-b"]);
+    assert!(one.stdout.lines().all(|l| l.starts_with("spark-b | ")), "{}", one.stdout);
+
+    // Again: nothing changes, not even a restart.
+    let (calls_b, pid_b) = (o.calls("b"), o.pid("b"));
+    let again = o.run("up", &[]);
+    assert_ok(&again);
+    assert!(again.stdout.contains("nothing to change on 2 node(s)"), "{}", again.stdout);
+    assert!(again.stdout.contains("spark-b: model `test-org/tiny-model`: 4 file(s) up to date"), "{}", again.stdout);
+    assert_eq!(o.calls("b"), calls_b, "a second `up` changed something");
+    assert_eq!(o.pid("b"), pid_b, "the group was restarted");
+
+    // A truncated model file on the worker is found and copied again (only that file).
+    let shard = o.snapshot("b").join("model-00001-of-00002.safetensors");
+    fs::OpenOptions::new().write(true).open(&shard).unwrap().set_len(1000).unwrap();
+    // And a copy cut short earlier (a partial file, the final one absent) continues from its end.
+    let shard2 = o.snapshot("b").join("model-00002-of-00002.safetensors");
+    let bytes = fs::read(&shard2).unwrap();
+    fs::write(o.snapshot("b").join("model-00002-of-00002.safetensors.sparkctl-partial"), &bytes[..4096]).unwrap();
+    fs::remove_file(&shard2).unwrap();
+    let fix = o.run("up", &[]);
+    assert_ok(&fix);
+    assert!(fix.stdout.contains("spark-b: model `test-org/tiny-model`: copy 2 of 4"), "{}", fix.stdout);
+    assert!(fix.stdout.contains("spark-b:   model-00002-of-00002.safetensors (continuing at byte 4096)"), "{}", fix.stdout);
+    assert_eq!(fs::read(&shard2).unwrap(), bytes);
+    assert!(!o.snapshot("b").join("model-00002-of-00002.safetensors.sparkctl-partial").exists());
+    assert!(fix.stdout.contains("spark-a: model `test-org/tiny-model`: 4 file(s) up to date"), "{}", fix.stdout);
+    assert_eq!(sha(&shard), sha(&o.n.path("model/model-00001-of-00002.safetensors")));
+
+    // A changed cluster.toml (one extra variable) changes the env files only, restarts the group.
+    let toml = fs::read_to_string(o.n.path("cluster.toml")).unwrap();
+    fs::write(o.n.path("cluster.toml"), toml.replace("HF_HUB_OFFLINE = \"1\",", "HF_HUB_OFFLINE = \"1\", EXTRA_SETTING = \"on\",")).unwrap();
+    let netplans = o.calls("b").matches("netplan apply").count();
+    let changed = o.run("up", &[]);
+    assert_ok(&changed);
+    for node in ["spark-a", "spark-b"] {
+        assert!(changed.stdout.contains(&format!("{node}: /etc/spark-cluster/spark.env: update")), "{}", changed.stdout);
+        assert!(changed.stdout.contains(&format!("{node}: /etc/netplan/40-cx7.yaml: unchanged")), "{}", changed.stdout);
+        assert!(changed.stdout.contains(&format!("{node}: /etc/systemd/system/spark-cluster.service: unchanged")), "{}", changed.stdout);
+    }
+    assert!(changed.stdout.contains("+EXTRA_SETTING=on"), "the diff is shown: {}", changed.stdout);
+    assert!(changed.stdout.contains("group restarted on 2 node(s)"), "{}", changed.stdout);
+    assert_eq!(o.calls("b").matches("netplan apply").count(), netplans, "netplan was applied again");
+    assert!(fs::read_to_string(o.root("b", "/etc/spark-cluster/spark.env.sparkctl-bak")).unwrap().contains("HF_HUB_OFFLINE=1"));
+
+    // A hand-edited file: shown as a diff, refused, left alone; replaced with --force (backup kept).
+    let sysctl = o.root("b", "/etc/sysctl.d/90-spark-cx7.conf");
+    let edited = format!("{}net.core.rmem_max = 1\n", fs::read_to_string(&sysctl).unwrap());
+    fs::write(&sysctl, &edited).unwrap();
+    let refused = o.run("up", &[]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused.stdout.contains("spark-b: /etc/sysctl.d/90-spark-cx7.conf: hand-edited") && refused.stdout.contains("-net.core.rmem_max = 1"),
+        "{}",
+        refused.stdout
+    );
+    assert!(refused.stderr.contains("`/etc/sysctl.d/90-spark-cx7.conf` on `spark-b`") && refused.stderr.contains("--force"), "{}", refused.stderr);
+    assert_eq!(fs::read_to_string(&sysctl).unwrap(), edited);
+    let forced = o.run("up", &["--force"]);
+    assert_ok(&forced);
+    assert!(!fs::read_to_string(&sysctl).unwrap().contains("rmem_max"));
+    assert_eq!(fs::read_to_string(o.root("b", "/etc/sysctl.d/90-spark-cx7.conf.sparkctl-bak")).unwrap(), edited);
+
+    // A failed apply on a node puts its files back.
+    let netplan = o.root("b", "/etc/netplan/40-cx7.yaml");
+    let before = fs::read_to_string(&netplan).unwrap();
+    fs::write(o.root("b", "/standin/netplan-fails"), "").unwrap();
+    let toml = fs::read_to_string(o.n.path("cluster.toml")).unwrap();
+    fs::write(o.n.path("cluster.toml"), toml.replace("10.88.1.2/24", "10.88.1.3/24")).unwrap();
+    let failed = o.run("up", &[]);
+    assert_eq!(failed.code, 2, "{}", failed.stderr);
+    assert!(
+        failed.stderr.contains("node `spark-b`: installing the files failed") && failed.stderr.contains("the previous files are back in place"),
+        "{}",
+        failed.stderr
+    );
+    assert_eq!(fs::read_to_string(&netplan).unwrap(), before);
+    fs::write(o.n.path("cluster.toml"), toml).unwrap();
+    fs::remove_file(o.root("b", "/standin/netplan-fails")).unwrap();
+
+    // down: nothing left running on either node (but sshd).
+    let down = o.run("down", &[]);
+    assert_ok(&down);
+    assert!(o.n.leftovers().is_empty(), "left running: {:?}", o.n.leftovers());
+    let st = o.run("status", &[]);
+    assert_ok(&st);
+    assert!(st.stdout.contains("spark-b (worker): unit inactive, no container"), "{}", st.stdout);
+}
+
+#[test]
+fn an_unreachable_node_is_named_and_nothing_changes() {
+    let mut o = Ops::new("");
+    o.n.start_sshd();
+    o.n.ssh_config("ssh_config", "10.88.0.99", "id");
+    let up = o.run("up", &[]);
+    assert_eq!(up.code, 2, "{}", up.stderr);
+    assert!(up.stderr.contains("cannot reach `spark-b` over ssh"), "{}", up.stderr);
+    assert!(!o.root("a", "/etc").exists(), "the reachable node was changed");
+    o.n.ssh_config("ssh_config", "10.88.0.2", "stranger");
+    let st = o.run("status", &[]);
+    assert_eq!(st.code, 2);
+    assert!(st.stdout.contains("spark-b (worker): unreachable: cannot log in to `spark-b` over ssh"), "{}", st.stdout);
+    assert!(st.stderr.starts_with("error: cannot log in to"), "{}", st.stderr);
+}
+
+#[test]
+fn a_wedged_engine_restarts_the_group_and_a_spent_budget_stays_down() {
+    let mut o = Ops::new("SPARK_LIVENESS_INTERVAL=1\nSPARK_LIVENESS_TIMEOUT=2\nSPARK_LIVENESS_FAILURES=2\nSPARK_RESTART_BUDGET=1\nSPARK_RESTART_DELAY=1\n");
+    let wedge = o.n.path("wedge");
+    for node in ["a", "b"] {
+        let p = o.root(node, "/standin/extra.env");
+        let extra = fs::read_to_string(&p).unwrap();
+        fs::write(&p, format!("{extra}STANDIN_WEDGE_FILE={}\n", wedge.display())).unwrap();
+    }
+    o.n.start_sshd();
+    assert_ok(&o.run("up", &[]));
+    let ready_pid = o.pid("a");
+    // Completions hang, /health stays 200: the head's liveness stops the group, the units
+    // restart it (restart 1 of 1), and it is ready again.
+    fs::write(&wedge, "").unwrap();
+    let t0 = Instant::now();
+    let state = |o: &Ops| -> serde_json::Value { serde_json::from_str(&o.run("status", &["--json"]).stdout).unwrap_or_default() };
+    loop {
+        let v = state(&o);
+        if v[0]["restarts_used"] == 1 {
+            break;
+        }
+        assert!(t0.elapsed() < T, "no group restart: {v}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    fs::remove_file(&wedge).unwrap();
+    loop {
+        let v = state(&o);
+        if v[0]["state"] == "ready" && v[1]["state"] == "ready" {
+            break;
+        }
+        assert!(t0.elapsed() < T, "not ready after the restart: {v}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    eprintln!("measured: wedge to ready again in {:.1} s", t0.elapsed().as_secs_f64());
+    assert_eq!(o.pid("a"), ready_pid, "the unit (not sparkctl) restarted the entrypoint");
+    // Wedged again: the budget (1) is spent, the head stays down and says why.
+    fs::write(&wedge, "").unwrap();
+    loop {
+        let v = state(&o);
+        if v[0]["state"] == "down" {
+            assert!(v[0]["detail"].as_str().unwrap().contains("budget"), "{v}");
+            assert!(v[0]["last_error"].as_str().unwrap().contains("wedged"), "{v}");
+            break;
+        }
+        assert!(t0.elapsed() < T * 2, "never down: {v}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let st = o.run("status", &[]);
+    assert!(st.stdout.contains("spark-a (head): unit active, down"), "{}", st.stdout);
+    assert!(st.stdout.contains("restarts used: 2 (budget 1)"), "{}", st.stdout);
+    fs::remove_file(&wedge).unwrap();
+    assert_ok(&o.run("down", &[]));
+    assert!(o.n.leftovers().is_empty(), "left running: {:?}", o.n.leftovers());
+}
+
+/// Stops short before any change: a node whose Docker daemon is down, then a node whose HF
+/// cache (a real 1 MiB tmpfs) cannot hold the model (2 MiB).
+#[test]
+fn docker_down_and_a_full_disk_are_named_before_anything_changes() {
+    let mut o = Ops::new("");
+    o.n.start_sshd();
+    fs::write(o.root("b", "/standin/docker-down"), "").unwrap();
+    let down = o.run("up", &[]);
+    assert_eq!(down.code, 2, "{}", down.stderr);
+    assert!(down.stderr.contains("node `spark-b`: the Docker daemon does not answer") && down.stderr.contains("systemctl start docker"), "{}", down.stderr);
+    fs::remove_file(o.root("b", "/standin/docker-down")).unwrap();
+    let cache = o.root("b", "/var/lib/spark-cluster/huggingface");
+    fs::create_dir_all(&cache).unwrap();
+    // In the mount namespace of node b's sshd (`ip netns exec` gave it its own).
+    let sshd = fs::read_to_string(o.n.path("sshd-b.pid")).unwrap().trim().to_owned();
+    let nsenter = |args: &[&str]| Command::new("nsenter").args(["--target", &sshd, "--mount", "--"]).args(args).arg(&cache).output().unwrap();
+    let mount = nsenter(&["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs"]);
+    assert!(mount.status.success(), "mount: {}", String::from_utf8_lossy(&mount.stderr));
+    let full = o.run("up", &[]);
+    let umount = nsenter(&["umount"]);
+    assert!(umount.status.success(), "umount: {}", String::from_utf8_lossy(&umount.stderr));
+    assert_eq!(full.code, 2, "{}", full.stderr);
+    assert!(full.stderr.contains("node `spark-b`: disk full: the model needs 1") && full.stderr.contains("has 1 MiB free"), "{}", full.stderr);
+    assert!(!o.root("a", "/etc").exists() && !o.root("b", "/etc").exists(), "a node was changed");
+}
