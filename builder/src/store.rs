@@ -2,10 +2,12 @@
 //! are written here once and hard-linked into layout outputs; the registry client caches base
 //! blobs here. A blob is only ever renamed into place after its digest and size were verified.
 
-use crate::digest::{Digest, HashingWriter};
+use crate::descriptor::Descriptor;
+use crate::digest::{unwrap_io, Digest, HashingWriter, VerifyingReader};
 use crate::error::{Error, IoContext, Result};
 use std::fs;
 use std::io::{self, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone)]
@@ -58,6 +60,30 @@ impl BlobStore {
         Ok(dest)
     }
 
+    /// Hard-links a base blob that sits on this machine (an `oci:` layout) to `dest`, verifying
+    /// its bytes first unless this store already verified that very file: a verification is
+    /// remembered by device, inode, size and mtime (`verified/sha256/<hex>`), so a second build
+    /// on the same base reads no layer (invariant 1) while a blob changed since is read again.
+    /// Returns false when the link cannot be made (the caller then streams it, verified).
+    pub fn link_verified(&self, src: &Path, desc: &Descriptor, dest: &Path, source_name: &str) -> Result<bool> {
+        let before = fs::metadata(src).io_ctx("reading blob", src)?;
+        let stamp = file_stamp(&before);
+        let record = self.root.join("verified").join(desc.digest.layout_path().trim_start_matches("blobs/"));
+        if fs::read_to_string(&record).ok().as_deref() != Some(stamp.as_str()) {
+            let file = fs::File::open(src).io_ctx("opening blob", src)?;
+            let mut reader = VerifyingReader::new(io::BufReader::new(file), desc.digest.clone(), desc.size, source_name);
+            io::copy(&mut reader, &mut io::sink()).map_err(|e| unwrap_io(e, "reading blob", src))?;
+            // A file rewritten while it was read gets another stamp and is read again next time.
+            if let Some(dir) = record.parent() {
+                fs::create_dir_all(dir).io_ctx("creating", dir)?;
+            }
+            let tmp = self.temp_file()?;
+            fs::write(tmp.path(), &stamp).io_ctx("writing", tmp.path().to_owned())?;
+            tmp.persist(&record).map_err(|e| Error::Io { context: "recording a verified blob at", path: record.clone(), source: e.error })?;
+        }
+        Ok(fs::hard_link(src, dest).is_ok())
+    }
+
     /// A writer that hashes what it stores; `finish` renames it to its digest.
     pub fn writer(&self) -> Result<StoreWriter<'_>> {
         Ok(StoreWriter { store: self, inner: HashingWriter::new(io::BufWriter::new(self.temp_file()?)) })
@@ -85,6 +111,12 @@ impl Write for StoreWriter<'_> {
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
     }
+}
+
+/// What identifies one state of a file without reading it. Not ctime: linking the blob into an
+/// output changes its ctime.
+fn file_stamp(m: &fs::Metadata) -> String {
+    format!("dev={} ino={} size={} mtime={}.{:09}\n", m.dev(), m.ino(), m.len(), m.mtime(), m.mtime_nsec())
 }
 
 /// Places `src` at `dest` by hard link when both sit on one filesystem, else by copy.

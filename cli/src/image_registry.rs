@@ -156,6 +156,7 @@ pub fn parse_any(s: &str) -> Result<AnyRef> {
     if LOCAL.iter().any(|p| s.starts_with(p)) {
         return Ok(AnyRef::Local(ImageRef::parse(s)?));
     }
+    builder::reference::check_transport(s)?;
     Ok(AnyRef::Registry(RegistryRef::parse(s)?))
 }
 

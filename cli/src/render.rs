@@ -40,6 +40,7 @@ pub fn run(args: RenderArgs) -> anyhow::Result<ExitCode> {
 /// Writes `bytes` to a temp file next to `path` and renames it over `path`: readers see the old
 /// file or the new one, never half of one.
 fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
+    builder::output::check_output_file(path)?;
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -106,5 +107,21 @@ mod tests {
         let msg = run(args("sysctl", "spark-2", bad, Some(out.clone()))).unwrap_err().to_string();
         assert!(msg.contains("mtu = 100000") && msg.contains("use 9000"), "{msg}");
         assert!(!out.exists(), "nothing written on bad input");
+    }
+
+    #[test]
+    fn output_refuses_device_nodes_fifos_and_symlinks() {
+        let tmp = tempfile::tempdir().unwrap();
+        let fifo = tmp.path().join("fifo");
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        let link = tmp.path().join("link");
+        std::os::unix::fs::symlink(tmp.path().join("target"), &link).unwrap();
+        for (path, what) in [(PathBuf::from("/dev/null"), "a character device"), (fifo, "a FIFO"), (link, "a symlink"), (tmp.path().to_owned(), "a folder")] {
+            let msg = format!("{:#}", run(args("env", "spark-2", example(), Some(path.clone()))).unwrap_err());
+            assert!(msg.contains(&format!("is {what}")) && msg.contains("may only replace a regular file"), "{}: {msg}", path.display());
+        }
+        use std::os::unix::fs::FileTypeExt;
+        assert!(std::fs::metadata("/dev/null").unwrap().file_type().is_char_device());
+        assert!(!tmp.path().join("target").exists());
     }
 }

@@ -70,6 +70,7 @@ fn write_archive(image: &BuiltImage, file: &Path, index: &[u8], manifest_json: O
             Some("name a file, or use `oci:DIR` for a layout".into()),
         ));
     }
+    super::check_output_file(file)?;
     let tmp = tempfile::Builder::new().prefix(".sparkctl-archive-").tempfile_in(parent).io_ctx("creating a temp file in", parent)?;
     let epoch = 0;
     let mut tar = tar::Builder::new(io::BufWriter::new(tmp));

@@ -28,6 +28,11 @@ pub trait BlobSource: Send + Sync {
     fn link_to(&self, _desc: &Descriptor, _dest: &Path) -> Result<bool> {
         Ok(false)
     }
+    /// The blob's file when the source is a folder on this machine (an OCI layout): outputs link
+    /// it after the blob store verified it once ([`crate::store::BlobStore::link_verified`]).
+    fn local_path(&self, _desc: &Descriptor) -> Result<Option<std::path::PathBuf>> {
+        Ok(None)
+    }
     /// Reads a small blob (manifest, config, index) whole, verified against its descriptor.
     fn read_verified(&self, desc: &Descriptor) -> Result<Vec<u8>> {
         const LIMIT: u64 = 64 << 20;
