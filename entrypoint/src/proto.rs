@@ -153,6 +153,15 @@ impl Received {
     }
 }
 
+/// A secret for another purpose derived from the cluster token (HMAC-SHA256 keyed by the token
+/// over a purpose label), hex: every node computes the same value and none is ever sent, and
+/// the derived value does not reveal the cluster token.
+pub fn derived_secret(token: &str, purpose: &str) -> String {
+    let mut m = Hmac::<Sha256>::new_from_slice(token.as_bytes()).expect("HMAC takes any key length");
+    m.update(format!("spark-derived-v1|{purpose}").as_bytes());
+    hex::encode(m.finalize().into_bytes())
+}
+
 /// 128 random bits from the OS RNG, hex. Fails closed: without randomness there is no
 /// handshake (a guessable nonce would let recorded frames be replayed).
 pub fn nonce() -> std::io::Result<String> {
