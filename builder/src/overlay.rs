@@ -66,7 +66,7 @@ impl Overlay {
 
     pub fn parse(name: &str, dir: &Path, text: &str) -> Result<Overlay> {
         let file = dir.join("overlay.toml").display().to_string();
-        let t: toml::Table = text.parse().map_err(|e: toml::de::Error| Error::input(&file, format!("not valid TOML: {}", e.message().trim()), None))?;
+        let t: toml::Table = text.parse().map_err(|e: toml::de::Error| keys::syntax_error(&file, text, &e))?;
         keys::check(&file, "", &t, KEYS)?;
         refuse_decimal_modes(&file, text)?;
         let description = t.get("description").map(|v| keys::typed(&file, "description must be a string", v.clone())).transpose()?.unwrap_or_default();
@@ -244,6 +244,11 @@ mod tests {
     #[test]
     fn bad_values_are_named() {
         assert!(err("delet = []").contains("did you mean `delete`?"));
+        assert!(
+            err("description = \"x\"\n[env]\nA = 1 2\n").contains("not valid TOML at line 3, column 7"),
+            "{}",
+            err("description = \"x\"\n[env]\nA = 1 2\n")
+        );
         assert!(err("delete = [\"etc/nccl.conf\"]").contains("not an absolute image path"));
         assert!(err("delete = [\"/etc/../x\"]").contains("`.` or `..`"));
         assert!(err("delete = [\"/\"]").contains("image root"));
