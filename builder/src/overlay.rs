@@ -55,7 +55,11 @@ impl Overlay {
             let refs: Vec<&str> = names.iter().map(String::as_str).collect();
             let hint = match keys::closest(name, &refs) {
                 Some(c) => format!("did you mean `{c}`?"),
-                None if names.is_empty() => format!("no overlays in `{}`; pass --overlays DIR", overlays_dir.display()),
+                None if !overlays_dir.is_dir() => format!(
+                    "the overlays folder `{}` does not exist; pass `--overlays DIR` naming the folder that holds `{name}/overlay.toml` (default: overlays/ beside the recipe's folder)",
+                    overlays_dir.display()
+                ),
+                None if names.is_empty() => format!("`{}` holds no overlays (no `*/overlay.toml`); pass `--overlays DIR` naming the folder that does", overlays_dir.display()),
                 None => format!("available: {}", names.join(", ")),
             };
             return Err(Error::input(recipe_file, format!("unknown overlay `{name}` (no `{}`)", toml_path.display()), Some(hint)));

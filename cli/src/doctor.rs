@@ -40,7 +40,7 @@ pub fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
         let transport = TransportPolicy::parse(&args.transport).expect("clap checked the value");
         preflight::run(&root, &Spec { rails: args.rails, mtu: args.mtu, transport })
     } else if let Some(name) = &args.node {
-        let cluster = cluster::parse_file(&args.cluster)?;
+        let cluster = crate::render::load_cluster(&args.cluster)?;
         let node = cluster.node(name)?;
         let transport = TransportPolicy::parse(cluster.transport.as_str()).context("transport of cluster.toml")?;
         let spec = Spec { rails: node.rails.iter().map(|r| r.interface.clone()).collect(), mtu: u32::from(cluster.mtu), transport };

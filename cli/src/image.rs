@@ -57,11 +57,13 @@ pub struct BuildArgs {
 
 #[derive(clap::Args)]
 pub struct InspectArgs {
-    /// Image reference: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG]
+    /// Image reference: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG], docker://REGISTRY/REPO[:TAG][@DIGEST] (or bare REGISTRY/REPO[:TAG])
     pub reference: String,
     /// Print JSON instead of a table
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub registry: crate::image_registry::RegistryFlags,
 }
 
 pub fn run(cmd: ImageCommand) -> Result<ExitCode> {
@@ -73,15 +75,13 @@ pub fn run(cmd: ImageCommand) -> Result<ExitCode> {
     }
 }
 
-/// Opens any base or source image reference (`docker://` ones shallowly, anonymous or with
-/// the Docker config's credentials).
-pub fn open_image(reference: &str) -> Result<BaseImage> {
-    let r = ImageRef::parse(reference)?;
-    if let ImageRef::Docker { .. } = r {
-        let store = BlobStore::open(BlobStore::default_root())?;
-        return crate::image_registry::open_any(&crate::image_registry::parse_any(reference)?, &Default::default(), &store);
+/// Opens any image reference, local or registry (`docker://` or bare `REGISTRY/REPO:TAG`, read
+/// shallowly with the registry flags push and pull take).
+pub fn open_image(reference: &str, flags: &crate::image_registry::RegistryFlags) -> Result<BaseImage> {
+    match crate::image_registry::parse_any(reference)? {
+        crate::image_registry::AnyRef::Local(local) => Ok(source::open_local(&local)?),
+        r => crate::image_registry::open_any(&r, flags, &BlobStore::open(BlobStore::default_root())?),
     }
-    Ok(source::open_local(&r)?)
 }
 
 fn build_cmd(args: BuildArgs) -> Result<ExitCode> {
@@ -91,6 +91,9 @@ fn build_cmd(args: BuildArgs) -> Result<ExitCode> {
     let platforms =
         if args.platforms.is_empty() { recipe.platforms.clone() } else { builder::recipe::parse_platforms("--platform", "--platform", &args.platforms)? };
     let overlays_dir = args.overlays.clone().unwrap_or_else(|| recipe.default_overlay_dir());
+    if let Some(dir) = args.overlays.as_ref().filter(|d| !d.is_dir()) {
+        bail!("--overlays `{}`: no such folder (hint: name the folder that holds one `NAME/overlay.toml` per overlay, e.g. `overlays`)", dir.display());
+    }
     let overlays = recipe.overlays.iter().map(|n| Overlay::load(&overlays_dir, n, &recipe_file)).collect::<builder::Result<Vec<_>>>()?;
     let labels = args.labels.iter().map(|l| parse_label(l)).collect::<Result<Vec<_>>>()?;
     let artifacts = args.artifacts.iter().map(|a| parse_artifact(a)).collect::<Result<Vec<_>>>()?;
@@ -121,7 +124,7 @@ fn build_cmd(args: BuildArgs) -> Result<ExitCode> {
 }
 
 fn inspect_cmd(args: InspectArgs) -> Result<ExitCode> {
-    let image = open_image(&args.reference)?;
+    let image = open_image(&args.reference, &args.registry)?;
     let summary = builder::inspect::summary(&image);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);

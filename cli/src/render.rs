@@ -25,7 +25,7 @@ pub struct RenderArgs {
 
 pub fn run(args: RenderArgs) -> anyhow::Result<ExitCode> {
     let format = Format::ALL.iter().find(|(name, _)| *name == args.what).map(|(_, f)| *f).expect("clap checked the value");
-    let cluster = cluster::parse_file(&args.cluster)?;
+    let cluster = load_cluster(&args.cluster)?;
     let node = cluster.node(&args.node)?;
     let text = render(&cluster, node, format);
     match args.output {
@@ -35,6 +35,18 @@ pub fn run(args: RenderArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("writing `{}`", path.display()))?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Reads `cluster.toml` (`--cluster`), with the way out when it is not where it was looked for.
+pub fn load_cluster(path: &Path) -> anyhow::Result<cluster::model::Cluster> {
+    if !path.exists() {
+        let cwd = std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_else(|_| ".".into());
+        anyhow::bail!(
+            "no cluster description at `{}` (looked in `{cwd}`) (hint: pass `--cluster PATH`, or start from `examples/cluster.toml`)",
+            path.display()
+        );
+    }
+    Ok(cluster::parse_file(path)?)
 }
 
 /// Writes `bytes` to a temp file next to `path` and renames it over `path`: readers see the old
@@ -107,6 +119,12 @@ mod tests {
         let msg = run(args("sysctl", "spark-2", bad, Some(out.clone()))).unwrap_err().to_string();
         assert!(msg.contains("mtu = 100000") && msg.contains("use 9000"), "{msg}");
         assert!(!out.exists(), "nothing written on bad input");
+    }
+
+    #[test]
+    fn a_missing_cluster_file_points_to_the_cluster_flag() {
+        let msg = format!("{:#}", run(args("env", "spark-2", PathBuf::from("/nonexistent/cluster.toml"), None)).unwrap_err());
+        assert!(msg.contains("no cluster description at `/nonexistent/cluster.toml`") && msg.contains("--cluster PATH"), "{msg}");
     }
 
     #[test]

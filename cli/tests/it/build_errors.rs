@@ -296,3 +296,36 @@ fn unknown_base_transports_never_touch_the_network() {
         assert!(start.elapsed() < std::time::Duration::from_secs(5), "{bad}: took {:?} (network retries?)", start.elapsed());
     }
 }
+
+/// clap's usage errors come out as the one `error:` line the README promises, exit code 2.
+#[test]
+fn usage_errors_are_one_line() {
+    let p = Project::new();
+    for (args, needle) in [
+        (&["image", "build", "x.toml"][..], "--output <DEST>"),
+        (&["image", "biuld"][..], "biuld"),
+        (&["image", "build", "x.toml", "-o", "oci:x", "--bogus"][..], "--bogus"),
+        (&["render", "netplna", "--node", "a"][..], "netplna"),
+        (&["image", "pull", "--retries", "many", "a", "b"][..], "many"),
+    ] {
+        let run = p.run(args);
+        assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
+        assert_eq!(run.stderr.lines().count(), 1, "{args:?}: {}", run.stderr);
+        assert!(run.stderr.starts_with("error: ") && run.stderr.contains(needle) && run.stderr.contains("usage: sparkctl"), "{args:?}: {}", run.stderr);
+    }
+    let help = p.run(&["image", "build", "--help"]);
+    assert_eq!(help.code, 0);
+    assert!(help.stdout.contains("Usage:"));
+}
+
+#[test]
+fn a_missing_overlays_folder_is_named_with_the_flag() {
+    let p = Project::new();
+    base(&p);
+    let out = p.path("out");
+    let o = format!("oci:{}", out.display());
+    fails(build(&p, &["-o", &o, "--overlays", &p.s("nope")]), &["--overlays", "no such folder"], &out);
+    std::fs::rename(p.path("overlays"), p.path("elsewhere")).unwrap();
+    fails(build(&p, &["-o", &o]), &["does not exist", "pass `--overlays DIR`"], &out);
+    build(&p, &["-o", &o, "--overlays", &p.s("elsewhere")]).ok();
+}
