@@ -329,3 +329,24 @@ fn a_missing_overlays_folder_is_named_with_the_flag() {
     fails(build(&p, &["-o", &o]), &["does not exist", "pass `--overlays DIR`"], &out);
     build(&p, &["-o", &o, "--overlays", &p.s("elsewhere")]).ok();
 }
+
+/// The documented commands fit together: the stand-in example passes the binary the documented
+/// glibc build writes (nothing here builds the musl targets), and a registry example that gives
+/// only the arm64 binary keeps only arm64 (the recipe would otherwise ask for the amd64 one).
+#[test]
+fn documented_build_examples_name_binaries_that_the_documented_commands_build() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let image_md = std::fs::read_to_string(root.join("docs/image.md")).unwrap();
+    let gnu = image_md.lines().find(|l| l.contains("crt-static") && l.contains("cargo build")).expect("a documented static glibc build");
+    let arg = |line: &str, flag: &str| line.split_whitespace().skip_while(|w| *w != flag).nth(1).map(str::to_owned);
+    let built = format!("target/{}/{}/spark-entrypoint", arg(gnu, "--target").unwrap(), arg(gnu, "--profile").unwrap());
+    let stand_in = image_md.split("### On a local stand-in base").nth(1).unwrap();
+    let artifact = stand_in.split_whitespace().find(|w| w.starts_with("/usr/local/bin/spark-entrypoint@")).expect("an --artifact in the stand-in example");
+    assert_eq!(artifact.split_once('=').unwrap().1, built, "docs/image.md's stand-in example names a binary its build commands do not make");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    for block in readme.split("```sh").skip(1).map(|b| b.split("```").next().unwrap()).filter(|b| b.contains("image build") && b.contains("docker://")) {
+        let arm_only = block.contains("spark-entrypoint@linux/arm64") && !block.contains("spark-entrypoint@linux/amd64");
+        assert!(!arm_only || block.contains("--platform linux/arm64"), "README registry build gives only the arm64 binary but keeps both platforms:\n{block}");
+        assert!(block.contains("SOURCE_DATE_EPOCH="), "README registry build without a meaningful created date:\n{block}");
+    }
+}
