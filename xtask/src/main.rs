@@ -34,6 +34,9 @@ fn project_root() -> std::path::PathBuf {
 fn test(sh: &Shell, extra: &[String]) -> Result<()> {
     deps::install(sh)?;
     let _path = sh.push_env("PATH", deps::path_with_venv(sh)?);
+    // The mutation fuzzers (`fuzz_*` tests, builder/tests/support/fuzz.rs) run 2 s per target in
+    // CI, ten targets on parallel test threads; set the variable higher for a longer hunt.
+    let _fuzz = sh.push_env("SPARKCTL_FUZZ_SECONDS", std::env::var("SPARKCTL_FUZZ_SECONDS").unwrap_or_else(|_| "2".into()));
     cmd!(sh, "cargo test --workspace --locked --no-fail-fast {extra...}").run()?;
     // Lints and formatting are part of the tests: a warning or an unformatted file fails CI.
     cmd!(sh, "cargo fmt --check").run()?;
