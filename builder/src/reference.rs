@@ -76,6 +76,8 @@ impl ImageRef {
                 };
                 Ok(ImageRef::DockerArchive { file: path.into(), name })
             }
+            // A typo of `docker://` or a URL scheme gets the registry spelling.
+            _ if check_transport(s).is_err() && (rest.starts_with("//") || transport == "docker") => Err(check_transport(s).expect_err("checked")),
             other => Err(err(&match keys::closest(other, &TRANSPORT_NAMES) {
                 Some(t) => format!("unknown transport `{other}`; did you mean `{t}:`? ({TRANSPORTS})"),
                 None => format!("unknown transport `{other}`; write {TRANSPORTS}"),
@@ -198,5 +200,9 @@ mod tests {
             assert!(e.contains(bad), "error must name the reference: {e}");
         }
         assert!(ImageRef::parse("out/img").unwrap_err().to_string().contains("oci:DIR"));
+        for (bad, want) in [("dockr://reg/x:1", "did you mean `docker://reg/x:1`?"), ("docker:/reg/x", "did you mean `docker://reg/x`?"), ("ocii:out", "did you mean `oci:`?")] {
+            let e = ImageRef::parse(bad).unwrap_err().to_string();
+            assert!(e.contains(want), "{bad}: {e}");
+        }
     }
 }
