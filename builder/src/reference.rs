@@ -200,7 +200,9 @@ mod tests {
             assert!(e.contains(bad), "error must name the reference: {e}");
         }
         assert!(ImageRef::parse("out/img").unwrap_err().to_string().contains("oci:DIR"));
-        for (bad, want) in [("dockr://reg/x:1", "did you mean `docker://reg/x:1`?"), ("docker:/reg/x", "did you mean `docker://reg/x`?"), ("ocii:out", "did you mean `oci:`?")] {
+        for (bad, want) in
+            [("dockr://reg/x:1", "did you mean `docker://reg/x:1`?"), ("docker:/reg/x", "did you mean `docker://reg/x`?"), ("ocii:out", "did you mean `oci:`?")]
+        {
             let e = ImageRef::parse(bad).unwrap_err().to_string();
             assert!(e.contains(want), "{bad}: {e}");
         }

@@ -69,7 +69,9 @@ impl BlobStore {
         let before = fs::metadata(src).io_ctx("reading blob", src)?;
         let stamp = file_stamp(&before);
         let record = self.root.join("verified").join(desc.digest.layout_path().trim_start_matches("blobs/"));
-        if fs::read_to_string(&record).ok().as_deref() != Some(stamp.as_str()) {
+        // One line per verified file: the same blob may sit in several bases (other inodes).
+        let known = fs::read_to_string(&record).unwrap_or_default();
+        if !known.lines().any(|l| l == stamp.trim_end()) {
             let file = fs::File::open(src).io_ctx("opening blob", src)?;
             let mut reader = VerifyingReader::new(io::BufReader::new(file), desc.digest.clone(), desc.size, source_name);
             io::copy(&mut reader, &mut io::sink()).map_err(|e| unwrap_io(e, "reading blob", src))?;
@@ -78,7 +80,9 @@ impl BlobStore {
                 fs::create_dir_all(dir).io_ctx("creating", dir)?;
             }
             let tmp = self.temp_file()?;
-            fs::write(tmp.path(), &stamp).io_ctx("writing", tmp.path().to_owned())?;
+            let kept: Vec<&str> = known.lines().rev().take(7).collect();
+            let lines: String = kept.into_iter().rev().map(|l| format!("{l}\n")).chain([stamp]).collect();
+            fs::write(tmp.path(), lines).io_ctx("writing", tmp.path().to_owned())?;
             tmp.persist(&record).map_err(|e| Error::Io { context: "recording a verified blob at", path: record.clone(), source: e.error })?;
         }
         Ok(fs::hard_link(src, dest).is_ok())
@@ -127,4 +131,34 @@ pub fn link_or_copy(src: &Path, dest: &Path) -> Result<bool> {
     }
     fs::copy(src, dest).io_ctx("copying blob to", dest)?;
     Ok(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verification_is_remembered_per_file_of_each_base() {
+        let d = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(d.path().join("store")).unwrap();
+        let bytes = b"layer bytes";
+        let desc = Descriptor::new("application/vnd.oci.image.layer.v1.tar+gzip", Digest::of(bytes), bytes.len() as u64);
+        let (a, b) = (d.path().join("a"), d.path().join("b"));
+        fs::write(&a, bytes).unwrap();
+        fs::write(&b, bytes).unwrap();
+        assert!(store.link_verified(&a, &desc, &d.path().join("out-a"), "base-a").unwrap());
+        assert!(store.link_verified(&b, &desc, &d.path().join("out-b"), "base-b").unwrap());
+        let record = fs::read_to_string(d.path().join("store/verified/sha256").join(desc.digest.hex())).unwrap();
+        assert_eq!(record.lines().count(), 2, "both bases' files are remembered: {record}");
+        // Linking again verifies nothing new.
+        assert!(store.link_verified(&a, &desc, &d.path().join("out-a2"), "base-a").unwrap());
+        assert_eq!(fs::read_to_string(d.path().join("store/verified/sha256").join(desc.digest.hex())).unwrap(), record);
+        // Other bytes under that digest: refused, nothing linked.
+        let c = d.path().join("c");
+        fs::write(&c, b"other bytes").unwrap();
+        let wrong = Descriptor::new("application/vnd.oci.image.layer.v1.tar+gzip", Digest::of(bytes), 11);
+        let e = store.link_verified(&c, &wrong, &d.path().join("out-c"), "base-c").unwrap_err().to_string();
+        assert!(e.contains("digest mismatch") && e.contains("base-c"), "{e}");
+        assert!(!d.path().join("out-c").exists());
+    }
 }

@@ -61,6 +61,9 @@ fn ray_worker_first_survives_a_head_restart_forms_the_cluster_serves_and_head_fa
     assert!(env_w.contains(&("VLLM_HOST_IP".into(), WORKER_IP.into())), "{env_w:?}");
     assert!(env_w.contains(&("RAY_memory_monitor_refresh_ms".into(), "0".into())));
     assert!(env_w.contains(&("NCCL_SOCKET_IFNAME".into(), "rail0,rail1".into())));
+    // No token file anywhere (fresh homes): Ray's token authentication is on all the same.
+    assert!(env_w.contains(&("RAY_AUTH_MODE".into(), "token".into())), "{env_w:?}");
+    assert!(!pair.path("home-a/.ray/auth_token").exists() && !pair.path("home-b/.ray/auth_token").exists(), "Ray wrote a token file");
 
     // Status file and HEALTHCHECK command agree.
     assert_eq!(read_json(&pair.path("status-a.json"))["state"], "ready");
