@@ -60,32 +60,49 @@ impl BlobStore {
         Ok(dest)
     }
 
-    /// Hard-links a base blob that sits on this machine (an `oci:` layout) to `dest`, verifying
-    /// its bytes first unless this store already verified that very file: a verification is
-    /// remembered by device, inode, size and mtime (`verified/sha256/<hex>`), so a second build
-    /// on the same base reads no layer (invariant 1) while a blob changed since is read again.
-    /// Returns false when the link cannot be made (the caller then streams it, verified).
+    /// Hard-links a base blob that sits on this machine (an `oci:` layout, or a registry base's
+    /// layer cached here) to `dest`, verifying its bytes first unless this store already
+    /// verified that very file: a verification is remembered by device, inode, size and mtime
+    /// (`verified/sha256/<hex>`), so a second build on the same base reads no layer (the first
+    /// invariant) while a blob changed since is read again. Returns false when the link cannot
+    /// be made (the caller then streams it, verified).
     pub fn link_verified(&self, src: &Path, desc: &Descriptor, dest: &Path, source_name: &str) -> Result<bool> {
-        let before = fs::metadata(src).io_ctx("reading blob", src)?;
-        let stamp = file_stamp(&before);
-        let record = self.root.join("verified").join(desc.digest.layout_path().trim_start_matches("blobs/"));
-        // One line per verified file: the same blob may sit in several bases (other inodes).
-        let known = fs::read_to_string(&record).unwrap_or_default();
-        if !known.lines().any(|l| l == stamp.trim_end()) {
+        let stamp = file_stamp(&fs::metadata(src).io_ctx("reading blob", src)?);
+        let known = fs::read_to_string(self.record_path(&desc.digest)).unwrap_or_default();
+        if !known.lines().any(|l| l == stamp) {
             let file = fs::File::open(src).io_ctx("opening blob", src)?;
             let mut reader = VerifyingReader::new(io::BufReader::new(file), desc.digest.clone(), desc.size, source_name);
             io::copy(&mut reader, &mut io::sink()).map_err(|e| unwrap_io(e, "reading blob", src))?;
-            // A file rewritten while it was read gets another stamp and is read again next time.
-            if let Some(dir) = record.parent() {
-                fs::create_dir_all(dir).io_ctx("creating", dir)?;
-            }
-            let tmp = self.temp_file()?;
-            let kept: Vec<&str> = known.lines().rev().take(7).collect();
-            let lines: String = kept.into_iter().rev().map(|l| format!("{l}\n")).chain([stamp]).collect();
-            fs::write(tmp.path(), lines).io_ctx("writing", tmp.path().to_owned())?;
-            tmp.persist(&record).map_err(|e| Error::Io { context: "recording a verified blob at", path: record.clone(), source: e.error })?;
+            // The stamp from before the read: a file rewritten meanwhile is read again next time.
+            self.record(&desc.digest, &known, &stamp)?;
         }
         Ok(fs::hard_link(src, dest).is_ok())
+    }
+
+    /// Records that `file` (just hashed on its way into the store) holds `digest`, so linking
+    /// it later reads nothing.
+    pub fn remember_verified(&self, file: &Path, digest: &Digest) -> Result<()> {
+        let stamp = file_stamp(&fs::metadata(file).io_ctx("reading blob", file)?);
+        let known = fs::read_to_string(self.record_path(digest)).unwrap_or_default();
+        self.record(digest, &known, &stamp)
+    }
+
+    fn record_path(&self, digest: &Digest) -> PathBuf {
+        self.root.join("verified/sha256").join(digest.hex())
+    }
+
+    /// One line per verified file (the same blob may sit in several bases), the last eight.
+    fn record(&self, digest: &Digest, known: &str, stamp: &str) -> Result<()> {
+        let path = self.record_path(digest);
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir).io_ctx("creating", dir)?;
+        }
+        let kept: Vec<&str> = known.lines().rev().take(7).collect();
+        let lines: String = kept.into_iter().rev().chain([stamp]).map(|l| format!("{l}\n")).collect();
+        let tmp = self.temp_file()?;
+        fs::write(tmp.path(), lines).io_ctx("writing", tmp.path().to_owned())?;
+        tmp.persist(&path).map_err(|e| Error::Io { context: "recording a verified blob at", path: path.clone(), source: e.error })?;
+        Ok(())
     }
 
     /// A writer that hashes what it stores; `finish` renames it to its digest.
@@ -120,7 +137,7 @@ impl Write for StoreWriter<'_> {
 /// What identifies one state of a file without reading it. Not ctime: linking the blob into an
 /// output changes its ctime.
 fn file_stamp(m: &fs::Metadata) -> String {
-    format!("dev={} ino={} size={} mtime={}.{:09}\n", m.dev(), m.ino(), m.len(), m.mtime(), m.mtime_nsec())
+    format!("dev={} ino={} size={} mtime={}.{:09}", m.dev(), m.ino(), m.len(), m.mtime(), m.mtime_nsec())
 }
 
 /// Places `src` at `dest` by hard link when both sit on one filesystem, else by copy.

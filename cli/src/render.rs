@@ -129,6 +129,9 @@ mod tests {
 
     #[test]
     fn output_refuses_device_nodes_fifos_and_symlinks() {
+        use std::os::unix::fs::FileTypeExt;
+        // A /dev/null already replaced by a regular file would rightly be replaced again.
+        assert!(std::fs::metadata("/dev/null").unwrap().file_type().is_char_device(), "/dev/null is not a character device on this machine");
         let tmp = tempfile::tempdir().unwrap();
         let fifo = tmp.path().join("fifo");
         assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
@@ -138,7 +141,6 @@ mod tests {
             let msg = format!("{:#}", run(args("env", "spark-2", example(), Some(path.clone()))).unwrap_err());
             assert!(msg.contains(&format!("is {what}")) && msg.contains("may only replace a regular file"), "{}: {msg}", path.display());
         }
-        use std::os::unix::fs::FileTypeExt;
         assert!(std::fs::metadata("/dev/null").unwrap().file_type().is_char_device());
         assert!(!tmp.path().join("target").exists());
     }

@@ -241,6 +241,10 @@ fn modes_must_name_paths_of_the_tree_in_octal() {
 fn archive_outputs_refuse_what_is_not_a_regular_file() {
     let p = Project::new();
     base(&p);
+    // Were /dev/null already a regular file (replaced by some older tool), the build would be
+    // right to replace it again: say so instead.
+    let is_char = || std::os::unix::fs::FileTypeExt::is_char_device(&std::fs::metadata("/dev/null").unwrap().file_type());
+    assert!(is_char(), "/dev/null on this machine is not a character device: something replaced it (`mknod -m 666 /dev/null c 1 3` restores it)");
     let fifo = p.path("fifo");
     assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
     let sock = std::os::unix::net::UnixListener::bind(p.path("sock")).unwrap();
@@ -248,13 +252,13 @@ fn archive_outputs_refuse_what_is_not_a_regular_file() {
     for (path, what) in [(Path::new("/dev/null"), "character device"), (&fifo, "FIFO"), (&p.path("sock"), "socket"), (&p.path("link"), "symlink")] {
         for transport in ["oci-archive", "docker-archive"] {
             let run = build(&p, &["--platform", "linux/amd64", "-o", &format!("{transport}:{}", path.display())]);
-            assert_eq!(run.code, 2, "{}", run.stderr);
+            assert_eq!(run.code, 2, "{transport}:{}: {}{}", path.display(), run.stdout, run.stderr);
             assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
             assert!(run.stderr.contains(&format!("is a {what}")) && run.stderr.contains("may only replace a regular file"), "{}", run.stderr);
         }
     }
     drop(sock);
-    assert!(std::os::unix::fs::FileTypeExt::is_char_device(&std::fs::metadata("/dev/null").unwrap().file_type()), "/dev/null was replaced");
+    assert!(is_char(), "/dev/null was replaced");
     assert!(!p.path("target.tar").exists());
 }
 
