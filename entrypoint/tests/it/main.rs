@@ -10,6 +10,7 @@ mod fuzz;
 #[path = "../../../builder/tests/support/fuzz.rs"]
 mod fuzz_harness;
 mod harness;
+mod heal;
 mod nccl;
 mod pid1;
 mod ray;
