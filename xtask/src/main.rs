@@ -47,6 +47,9 @@ fn test(sh: &Shell, extra: &[String]) -> Result<()> {
     let (cargo_home, rustup_home) = (keep("CARGO_HOME", ".cargo"), keep("RUSTUP_HOME", ".rustup"));
     let _cargo_home = sh.push_env("CARGO_HOME", cargo_home);
     let _rustup_home = sh.push_env("RUSTUP_HOME", rustup_home);
+    // A pyenv `python3` shim finds its versions through PYENV_ROOT, else through HOME.
+    let pyenv = keep("PYENV_ROOT", ".pyenv");
+    let _pyenv = std::path::Path::new(&pyenv).is_dir().then(|| sh.push_env("PYENV_ROOT", &pyenv));
     let test_home = project_root().join("target/test-home");
     let _ = std::fs::remove_dir_all(&test_home);
     std::fs::create_dir_all(&test_home)?;
