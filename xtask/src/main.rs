@@ -41,7 +41,8 @@ fn test(sh: &Shell, extra: &[String]) -> Result<()> {
     let _fuzz = sh.push_env("SPARKCTL_FUZZ_SECONDS", std::env::var("SPARKCTL_FUZZ_SECONDS").unwrap_or_else(|_| "2".into()));
     // Tests must not write into the real home: Ray keeps `~/.ray/auth_token` there (which turns
     // token authentication on for every later Ray cluster on the machine), vLLM and sparkctl keep
-    // caches. The suite gets a fresh HOME; cargo and rustup keep their own folders.
+    // caches. The suite gets its own HOME under target/ (kept between runs, so caches made by
+    // tests stay warm); cargo, rustup and pyenv keep their own folders.
     let real_home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
     let keep = |var: &str, dir: &str| std::env::var(var).unwrap_or_else(|_| format!("{real_home}/{dir}"));
     let (cargo_home, rustup_home) = (keep("CARGO_HOME", ".cargo"), keep("RUSTUP_HOME", ".rustup"));
@@ -51,7 +52,6 @@ fn test(sh: &Shell, extra: &[String]) -> Result<()> {
     let pyenv = keep("PYENV_ROOT", ".pyenv");
     let _pyenv = std::path::Path::new(&pyenv).is_dir().then(|| sh.push_env("PYENV_ROOT", &pyenv));
     let test_home = project_root().join("target/test-home");
-    let _ = std::fs::remove_dir_all(&test_home);
     std::fs::create_dir_all(&test_home)?;
     let _home = sh.push_env("HOME", &test_home);
     cmd!(sh, "cargo test --workspace --locked --no-fail-fast {extra...}").run()?;
