@@ -28,6 +28,22 @@ pub fn closest<'a>(key: &str, allowed: &[&'a str]) -> Option<&'a str> {
         .copied()
 }
 
+/// A TOML syntax error as one line with its line and column (1-based), counted from the
+/// error's byte offset: toml's own message spans several lines with a caret picture.
+pub fn syntax_error(file: &str, text: &str, e: &toml::de::Error) -> Error {
+    let message = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
+    let place = e
+        .span()
+        .map(|s| {
+            let before = text.get(..s.start).unwrap_or(text);
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+            format!(" at line {line}, column {column}")
+        })
+        .unwrap_or_default();
+    Error::input(file, format!("not valid TOML{place}: {message}"), None)
+}
+
 /// Deserialises a checked TOML value into `T`, turning serde's type errors into input errors.
 pub fn typed<T: serde::de::DeserializeOwned>(file: &str, what: &str, value: toml::Value) -> Result<T> {
     value.try_into().map_err(|e: toml::de::Error| Error::input(file, format!("{what}: {}", e.message().trim()), None))

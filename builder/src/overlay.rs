@@ -57,7 +57,11 @@ impl Overlay {
             let refs: Vec<&str> = names.iter().map(String::as_str).collect();
             let hint = match keys::closest(name, &refs) {
                 Some(c) => format!("did you mean `{c}`?"),
-                None if names.is_empty() => format!("no overlays in `{}`; pass --overlays DIR", overlays_dir.display()),
+                None if !overlays_dir.is_dir() => format!(
+                    "the overlays folder `{}` does not exist; pass `--overlays DIR` naming the folder that holds `{name}/overlay.toml` (default: overlays/ beside the recipe's folder)",
+                    overlays_dir.display()
+                ),
+                None if names.is_empty() => format!("`{}` holds no overlays (no `*/overlay.toml`); pass `--overlays DIR` naming the folder that does", overlays_dir.display()),
                 None => format!("available: {}", names.join(", ")),
             };
             return Err(Error::input(recipe_file, format!("unknown overlay `{name}` (no `{}`)", toml_path.display()), Some(hint)));
@@ -68,8 +72,9 @@ impl Overlay {
 
     pub fn parse(name: &str, dir: &Path, text: &str) -> Result<Overlay> {
         let file = dir.join("overlay.toml").display().to_string();
-        let t: toml::Table = text.parse().map_err(|e: toml::de::Error| Error::input(&file, format!("not valid TOML: {}", e.message().trim()), None))?;
+        let t: toml::Table = text.parse().map_err(|e: toml::de::Error| keys::syntax_error(&file, text, &e))?;
         keys::check(&file, "", &t, KEYS)?;
+        refuse_decimal_modes(&file, text)?;
         let description = t.get("description").map(|v| keys::typed(&file, "description must be a string", v.clone())).transpose()?.unwrap_or_default();
         let platforms = match t.get("platforms") {
             None => None,
@@ -143,6 +148,41 @@ fn mode(file: &str, key: &str, v: &toml::Value) -> Result<u32> {
     }
 }
 
+/// `"/etc/x" = 755` is a TOML decimal (mode 0o1363, with the sticky bit): the parsed integer
+/// cannot tell 755 from 0o1363, the text can. Shape errors are left to the typed parse.
+fn refuse_decimal_modes(file: &str, text: &str) -> Result<()> {
+    #[derive(serde::Deserialize)]
+    struct Raw {
+        #[serde(default)]
+        modes: BTreeMap<String, toml::Spanned<toml::Value>>,
+        #[serde(default)]
+        artifact: Vec<RawArtifact>,
+    }
+    #[derive(serde::Deserialize)]
+    struct RawArtifact {
+        mode: Option<toml::Spanned<toml::Value>>,
+    }
+    let Ok(raw) = toml::from_str::<Raw>(text) else { return Ok(()) };
+    let named = raw
+        .modes
+        .iter()
+        .map(|(p, v)| (format!("modes.\"{p}\""), v))
+        .chain(raw.artifact.iter().filter_map(|a| a.mode.as_ref()).map(|v| ("artifact.mode".to_owned(), v)));
+    for (key, v) in named {
+        let Some(n) = v.get_ref().as_integer() else { continue };
+        let written = text.get(v.span()).unwrap_or("").trim();
+        let digits = written.trim_start_matches(['+', '-']);
+        if n > 7 && !digits.starts_with("0o") && !digits.starts_with("0x") && !digits.starts_with("0b") {
+            return Err(Error::input(
+                file,
+                format!("{key} = {written} is a decimal number (mode {n:#o}); modes are octal"),
+                Some(format!("write `0o{}`", digits.replace('_', ""))),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Normalises an absolute image path to its relative form (`/etc/nccl.conf` → `etc/nccl.conf`),
 /// refusing `..`, `.` and the root itself.
 pub fn image_path(file: &str, key: &str, p: &str) -> Result<String> {
@@ -198,12 +238,35 @@ mod tests {
     }
 
     #[test]
+    fn decimal_modes_are_refused_with_the_octal_spelling() {
+        let e = err("[modes]\n\"/etc/x\" = 755");
+        assert!(e.contains("modes.\"/etc/x\" = 755 is a decimal number (mode 0o1363)") && e.contains("write `0o755`"), "{e}");
+        for (text, key) in [
+            ("[modes]\n\"/a\" = 644", "modes.\"/a\" = 644"),
+            ("[modes]\n\"/a\" = +700", "modes.\"/a\" = +700"),
+            ("[modes]\n\"/a\" = 4_755", "modes.\"/a\" = 4_755"),
+            ("[[artifact]]\npath = \"/x\"\nmode = 755", "artifact.mode = 755"),
+        ] {
+            assert!(err(text).contains(key), "{text}: {}", err(text));
+        }
+        // Octal, hex and binary spellings are what they say; 0..=7 mean the same either way.
+        for ok in ["0o755", "0x1ed", "0b111101101", "0", "7"] {
+            Overlay::parse("x", Path::new("overlays/x"), &format!("[modes]\n\"/a\" = {ok}")).unwrap();
+        }
+    }
+
+    #[test]
     fn bad_values_are_named() {
         assert!(err("delet = []").contains("did you mean `delete`?"));
+        assert!(
+            err("description = \"x\"\n[env]\nA = 1 2\n").contains("not valid TOML at line 3, column 7"),
+            "{}",
+            err("description = \"x\"\n[env]\nA = 1 2\n")
+        );
         assert!(err("delete = [\"etc/nccl.conf\"]").contains("not an absolute image path"));
         assert!(err("delete = [\"/etc/../x\"]").contains("`.` or `..`"));
         assert!(err("delete = [\"/\"]").contains("image root"));
-        assert!(err("[modes]\n\"/x\" = 99999").contains("mode like 0o755"));
+        assert!(err("[modes]\n\"/x\" = 0o77777").contains("mode like 0o755"));
         assert!(err("[[artifact]]\nmode = 0o755").contains("artifact without `path`"));
         assert!(err("[[artifact]]\npath = \"/x\"\n[artifact.sources]\n\"arm64\" = \"y\"").contains("not a platform"));
     }

@@ -57,7 +57,7 @@ impl Recipe {
 
     pub fn parse(text: &str, path: &Path) -> Result<Recipe> {
         let file = path.display().to_string();
-        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| Error::input(&file, format!("not valid TOML: {}", one_line(e.message())), None))?;
+        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| keys::syntax_error(&file, text, &e))?;
         keys::check(&file, "", &table, TOP_KEYS)?;
 
         let overlays: Vec<String> = match table.get("overlays") {
@@ -110,15 +110,12 @@ impl Recipe {
     }
 }
 
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
 fn check_base_ref(file: &str, r: &str) -> Result<()> {
     let parsed = ImageRef::parse(r).map_err(|e| Error::input(file, format!("base.ref: {e}"), None))?;
     if let ImageRef::Docker { reference } = parsed {
-        let pinned = reference.rsplit_once('@').is_some_and(|(_, d)| crate::digest::Digest::parse(d).is_some());
-        if !pinned {
+        // A malformed reference or digest is named as such, not as "not pinned".
+        let parsed = crate::registry::RegistryRef::parse(&reference).map_err(|e| Error::input(file, format!("base.ref: {e}"), None))?;
+        if parsed.digest.is_none() {
             return Err(Error::input(
                 file,
                 format!("base.ref `{r}` is not pinned by digest"),
@@ -264,6 +261,11 @@ mod tests {
         assert!(err(&format!("{OK}[config]\nworking_dir = \"app\"\n")).contains("not absolute"));
         assert!(err("overlays = [\"a\", \"a\"]\n[base]\nref = \"oci:b\"\nplatforms = [\"linux/arm64\"]\n").contains("listed twice"));
         assert!(err("[base\n").contains("not valid TOML"));
+        assert!(err("overlays = []\n[base]\nref = oci:x\n").contains("line 3, column 7"), "{}", err("overlays = []\n[base]\nref = oci:x\n"));
+        let bad_digest = err("[base]\nref = \"docker://nvcr.io/nvidia/vllm:25.11-py3@sha256:abc\"\nplatforms = [\"linux/arm64\"]\n");
+        assert!(bad_digest.contains("invalid digest `sha256:abc`") && !bad_digest.contains("not pinned"), "{bad_digest}");
+        let e = err("[base]\nref = \"oci-archve:base.tar\"\nplatforms = [\"linux/arm64\"]\n");
+        assert!(e.contains("did you mean `oci-archive:`?"), "{e}");
         assert!(err(&format!("{OK}[config.healthcheck]\ncmd = [\"x\"]\ninterval = 3\n")).contains("did you mean `interval_s`?"));
         assert!(err(&format!("{OK}[config.healthcheck]\ncmd = []\n")).contains("healthcheck.cmd is empty"));
         assert!(err("overlays = []\n").contains("missing [base]"));

@@ -2,6 +2,7 @@
 //! `docker-archive:FILE[:NAME:TAG]`, `docker://REF`.
 
 use crate::error::{Error, Result};
+use crate::keys;
 use std::fmt;
 use std::path::PathBuf;
 
@@ -75,9 +76,63 @@ impl ImageRef {
                 };
                 Ok(ImageRef::DockerArchive { file: path.into(), name })
             }
-            other => Err(err(&format!("unknown transport `{other}`; write {TRANSPORTS}"))),
+            // A typo of `docker://` or a URL scheme gets the registry spelling.
+            _ if check_transport(s).is_err() && (rest.starts_with("//") || transport == "docker") => Err(check_transport(s).expect_err("checked")),
+            other => Err(err(&match keys::closest(other, &TRANSPORT_NAMES) {
+                Some(t) => format!("unknown transport `{other}`; did you mean `{t}:`? ({TRANSPORTS})"),
+                None => format!("unknown transport `{other}`; write {TRANSPORTS}"),
+            })),
         }
     }
+}
+
+/// Transport names, for did-you-mean hints on a mistyped prefix.
+const TRANSPORT_NAMES: [&str; 4] = ["oci", "oci-archive", "docker-archive", "docker"];
+
+/// Refuses what looks like a mistyped transport before anything would read it as a registry
+/// host: `dir:/x`, `oci-archve:a.tar`, `dockr://x`, `docker:/x`, `http://x`. Only a reference that
+/// parses as a registry reference may reach the network. Accepted here (and parsed by the
+/// registry module): `host[:port]/repo…`, bare `repo[:tag]`, `docker://…`.
+pub fn check_transport(s: &str) -> Result<()> {
+    let err = |m: String| Err(Error::Reference { reference: s.to_owned(), message: m });
+    if s.starts_with("docker://") {
+        return Ok(());
+    }
+    let Some((prefix, rest)) = s.split_once(':') else { return Ok(()) };
+    if prefix.contains('/') {
+        return Ok(()); // `repo/name:tag`
+    }
+    // `host:5000/repo` or `host:5000`: a port.
+    let port = rest.split('/').next().unwrap_or("");
+    if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(());
+    }
+    let suggestion = keys::closest(prefix, &TRANSPORT_NAMES);
+    if let Some(scheme_rest) = rest.strip_prefix("//") {
+        let hint = match prefix {
+            "http" | "https" => {
+                format!("registry references are `docker://HOST/REPO:TAG` (write `docker://{scheme_rest}`; plain HTTP is chosen per registry, see --insecure)")
+            }
+            _ => match suggestion {
+                Some("docker") | None => format!("did you mean `docker://{scheme_rest}`? (transports: {TRANSPORTS})"),
+                Some(t) => format!("did you mean `{t}:{scheme_rest}`?"),
+            },
+        };
+        return err(format!("unknown transport `{prefix}://`; {hint}"));
+    }
+    let tag_like = !rest.is_empty() && !rest.contains('/');
+    if prefix == "docker" && rest.starts_with('/') {
+        return err(format!("`docker:` takes two slashes; did you mean `docker://{}`?", rest.trim_start_matches('/')));
+    }
+    if tag_like && (suggestion.is_none() || prefix == "docker") {
+        return Ok(()); // `ubuntu:22.04`, `docker:27` (the Docker Hub image)
+    }
+    let hint = match suggestion {
+        Some("docker") => format!("did you mean `docker://{}`?", rest.trim_start_matches('/')),
+        Some(t) => format!("did you mean `{t}:{rest}`?"),
+        None => format!("write {TRANSPORTS}"),
+    };
+    err(format!("unknown transport `{prefix}:`; {hint}"))
 }
 
 fn valid_tag(t: &str) -> bool {
@@ -113,11 +168,43 @@ mod tests {
     }
 
     #[test]
+    fn mistyped_transports_never_pass_as_registry_hosts() {
+        for (bad, want) in [
+            ("dir:/x", "unknown transport `dir:`"),
+            ("oci-archve:a.tar", "did you mean `oci-archive:a.tar`?"),
+            ("oci-archve:/tmp/a.tar", "did you mean `oci-archive:/tmp/a.tar`?"),
+            ("docker-archiv:a.tar:x:1", "did you mean `docker-archive:a.tar:x:1`?"),
+            ("ocii:out", "did you mean `oci:out`?"),
+            ("dockr://reg/x:1", "did you mean `docker://reg/x:1`?"),
+            ("docker:/reg/x:1", "did you mean `docker://reg/x:1`?"),
+            ("docker:reg/x:1", "did you mean `docker://reg/x:1`?"),
+            ("http://reg:5000/x:1", "write `docker://reg:5000/x:1`"),
+            ("https://reg/x", "registry references are `docker://HOST/REPO:TAG`"),
+            ("ftp://reg/x", "did you mean `docker://reg/x`?"),
+            ("oci+archive:a.tar", "unknown transport"),
+        ] {
+            let e = check_transport(bad).unwrap_err().to_string();
+            assert!(e.contains(want) && e.contains(bad), "{bad}: {e}");
+        }
+        for good in
+            ["docker://reg/x:1", "localhost:5000/x:1", "reg.example:443/a/b@sha256:00", "ubuntu:22.04", "ubuntu", "docker:27", "me/app:v1", "127.0.0.1:5000/x"]
+        {
+            check_transport(good).unwrap_or_else(|e| panic!("{good}: {e}"));
+        }
+    }
+
+    #[test]
     fn rejects_what_users_mistype() {
         for bad in ["out/img", "oci:", "oci-dir:x", "docker://", "oci:x:bad tag", "docker-archive:a.tar:notag", "docker-archive:a.tar:UPPER:v1"] {
             let e = ImageRef::parse(bad).unwrap_err().to_string();
             assert!(e.contains(bad), "error must name the reference: {e}");
         }
         assert!(ImageRef::parse("out/img").unwrap_err().to_string().contains("oci:DIR"));
+        for (bad, want) in
+            [("dockr://reg/x:1", "did you mean `docker://reg/x:1`?"), ("docker:/reg/x", "did you mean `docker://reg/x`?"), ("ocii:out", "did you mean `oci:`?")]
+        {
+            let e = ImageRef::parse(bad).unwrap_err().to_string();
+            assert!(e.contains(want), "{bad}: {e}");
+        }
     }
 }

@@ -2,10 +2,12 @@
 //! are written here once and hard-linked into layout outputs; the registry client caches base
 //! blobs here. A blob is only ever renamed into place after its digest and size were verified.
 
-use crate::digest::{Digest, HashingWriter};
+use crate::descriptor::Descriptor;
+use crate::digest::{unwrap_io, Digest, HashingWriter, VerifyingReader};
 use crate::error::{Error, IoContext, Result};
 use std::fs;
 use std::io::{self, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone)]
@@ -58,6 +60,51 @@ impl BlobStore {
         Ok(dest)
     }
 
+    /// Hard-links a base blob that sits on this machine (an `oci:` layout, or a registry base's
+    /// layer cached here) to `dest`, verifying its bytes first unless this store already
+    /// verified that very file: a verification is remembered by device, inode, size and mtime
+    /// (`verified/sha256/<hex>`), so a second build on the same base reads no layer (the first
+    /// invariant) while a blob changed since is read again. Returns false when the link cannot
+    /// be made (the caller then streams it, verified).
+    pub fn link_verified(&self, src: &Path, desc: &Descriptor, dest: &Path, source_name: &str) -> Result<bool> {
+        let stamp = file_stamp(&fs::metadata(src).io_ctx("reading blob", src)?);
+        let known = fs::read_to_string(self.record_path(&desc.digest)).unwrap_or_default();
+        if !known.lines().any(|l| l == stamp) {
+            let file = fs::File::open(src).io_ctx("opening blob", src)?;
+            let mut reader = VerifyingReader::new(io::BufReader::new(file), desc.digest.clone(), desc.size, source_name);
+            io::copy(&mut reader, &mut io::sink()).map_err(|e| unwrap_io(e, "reading blob", src))?;
+            // The stamp from before the read: a file rewritten meanwhile is read again next time.
+            self.record(&desc.digest, &known, &stamp)?;
+        }
+        Ok(fs::hard_link(src, dest).is_ok())
+    }
+
+    /// Records that `file` (just hashed on its way into the store) holds `digest`, so linking
+    /// it later reads nothing.
+    pub fn remember_verified(&self, file: &Path, digest: &Digest) -> Result<()> {
+        let stamp = file_stamp(&fs::metadata(file).io_ctx("reading blob", file)?);
+        let known = fs::read_to_string(self.record_path(digest)).unwrap_or_default();
+        self.record(digest, &known, &stamp)
+    }
+
+    fn record_path(&self, digest: &Digest) -> PathBuf {
+        self.root.join("verified/sha256").join(digest.hex())
+    }
+
+    /// One line per verified file (the same blob may sit in several bases), the last eight.
+    fn record(&self, digest: &Digest, known: &str, stamp: &str) -> Result<()> {
+        let path = self.record_path(digest);
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir).io_ctx("creating", dir)?;
+        }
+        let kept: Vec<&str> = known.lines().rev().take(7).collect();
+        let lines: String = kept.into_iter().rev().chain([stamp]).map(|l| format!("{l}\n")).collect();
+        let tmp = self.temp_file()?;
+        fs::write(tmp.path(), lines).io_ctx("writing", tmp.path().to_owned())?;
+        tmp.persist(&path).map_err(|e| Error::Io { context: "recording a verified blob at", path: path.clone(), source: e.error })?;
+        Ok(())
+    }
+
     /// A writer that hashes what it stores; `finish` renames it to its digest.
     pub fn writer(&self) -> Result<StoreWriter<'_>> {
         Ok(StoreWriter { store: self, inner: HashingWriter::new(io::BufWriter::new(self.temp_file()?)) })
@@ -87,6 +134,12 @@ impl Write for StoreWriter<'_> {
     }
 }
 
+/// What identifies one state of a file without reading it. Not ctime: linking the blob into an
+/// output changes its ctime.
+fn file_stamp(m: &fs::Metadata) -> String {
+    format!("dev={} ino={} size={} mtime={}.{:09}", m.dev(), m.ino(), m.len(), m.mtime(), m.mtime_nsec())
+}
+
 /// Places `src` at `dest` by hard link when both sit on one filesystem, else by copy.
 /// Returns true when linked (no bytes were read).
 pub fn link_or_copy(src: &Path, dest: &Path) -> Result<bool> {
@@ -95,4 +148,34 @@ pub fn link_or_copy(src: &Path, dest: &Path) -> Result<bool> {
     }
     fs::copy(src, dest).io_ctx("copying blob to", dest)?;
     Ok(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verification_is_remembered_per_file_of_each_base() {
+        let d = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(d.path().join("store")).unwrap();
+        let bytes = b"layer bytes";
+        let desc = Descriptor::new("application/vnd.oci.image.layer.v1.tar+gzip", Digest::of(bytes), bytes.len() as u64);
+        let (a, b) = (d.path().join("a"), d.path().join("b"));
+        fs::write(&a, bytes).unwrap();
+        fs::write(&b, bytes).unwrap();
+        assert!(store.link_verified(&a, &desc, &d.path().join("out-a"), "base-a").unwrap());
+        assert!(store.link_verified(&b, &desc, &d.path().join("out-b"), "base-b").unwrap());
+        let record = fs::read_to_string(d.path().join("store/verified/sha256").join(desc.digest.hex())).unwrap();
+        assert_eq!(record.lines().count(), 2, "both bases' files are remembered: {record}");
+        // Linking again verifies nothing new.
+        assert!(store.link_verified(&a, &desc, &d.path().join("out-a2"), "base-a").unwrap());
+        assert_eq!(fs::read_to_string(d.path().join("store/verified/sha256").join(desc.digest.hex())).unwrap(), record);
+        // Other bytes under that digest: refused, nothing linked.
+        let c = d.path().join("c");
+        fs::write(&c, b"other bytes").unwrap();
+        let wrong = Descriptor::new("application/vnd.oci.image.layer.v1.tar+gzip", Digest::of(bytes), 11);
+        let e = store.link_verified(&c, &wrong, &d.path().join("out-c"), "base-c").unwrap_err().to_string();
+        assert!(e.contains("digest mismatch") && e.contains("base-c"), "{e}");
+        assert!(!d.path().join("out-c").exists());
+    }
 }

@@ -39,10 +39,31 @@ pub type Entries = BTreeMap<String, Entry>;
 pub fn walk(root: &Path, parents: bool, modes: &BTreeMap<String, u32>) -> Result<Entries> {
     let mut out = Entries::new();
     if !root.exists() {
+        if let Some(p) = modes.keys().next() {
+            return Err(Error::input(
+                root.display().to_string(),
+                format!("[modes] names `/{p}`, but the overlay has no rootfs/"),
+                Some("remove the [modes] table or add the file under rootfs/".into()),
+            ));
+        }
         return Ok(out);
     }
     walk_dir(root, root, "", parents, modes, &mut out)?;
+    // A mode for a path the tree lacks would otherwise be dropped without a word.
+    if let Some(missing) = modes.keys().find(|p| !out.contains_key(*p)) {
+        return Err(Error::input(
+            root.display().to_string(),
+            format!("[modes] names `/{missing}`, which is not in this rootfs/"),
+            Some(format!("add `{}` or remove its [modes] line (artifacts take `mode` in their [[artifact]] table)", root.join(missing).display())),
+        ));
+    }
     Ok(out)
+}
+
+/// OCI whiteout names (`.wh.NAME` deletes NAME, `.wh..wh..opq` empties a folder) would turn a
+/// file of the tree into a deletion in the image.
+fn is_whiteout_name(name: &str) -> bool {
+    name.starts_with(".wh.")
 }
 
 fn walk_dir(root: &Path, dir: &Path, prefix: &str, parents: bool, modes: &BTreeMap<String, u32>, out: &mut Entries) -> Result<()> {
@@ -56,6 +77,13 @@ fn walk_dir(root: &Path, dir: &Path, prefix: &str, parents: bool, modes: &BTreeM
         let name_str =
             name.to_str().ok_or_else(|| Error::input(dir.display().to_string(), format!("file name {name:?} is not UTF-8"), Some("rename it".into())))?;
         let path = dir.join(&name);
+        if is_whiteout_name(name_str) {
+            return Err(Error::input(
+                path.display().to_string(),
+                "names starting with `.wh.` are OCI whiteouts: in a layer this file would delete a path of the base",
+                Some("to delete a path, list it in overlay.toml's `delete = [\"/path\"]`; otherwise rename the file".into()),
+            ));
+        }
         let rel = if prefix.is_empty() { name_str.to_owned() } else { format!("{prefix}/{name_str}") };
         let meta = fs::symlink_metadata(&path).io_ctx("reading", &path)?;
         let ft = meta.file_type();

@@ -175,7 +175,7 @@ struct Row {
 
 pub fn run(args: RdmaArgs) -> anyhow::Result<ExitCode> {
     watch_signals();
-    let cluster = cluster::parse_file(&args.cluster)?;
+    let cluster = crate::render::load_cluster(&args.cluster)?;
     let client = match &args.client {
         Some(n) => cluster.node(n)?,
         None => cluster.head(),

@@ -126,7 +126,7 @@ fn spec(args: &DoctorArgs) -> anyhow::Result<(Spec, Option<(cluster::Cluster, St
     let Some(name) = &args.node else {
         bail!("nothing to check: give `--node NAME` (rails from `--cluster`, default `cluster.toml`) or `--rails IF,IF`");
     };
-    let cluster = cluster::parse_file(&args.cluster)?;
+    let cluster = crate::render::load_cluster(&args.cluster)?;
     let node = cluster.node(name)?;
     let transport = TransportPolicy::parse(cluster.transport.as_str()).context("transport of cluster.toml")?;
     let pf = preflight::Spec { rails: node.rails.iter().map(|r| r.interface.clone()).collect(), mtu: u32::from(cluster.mtu), transport };

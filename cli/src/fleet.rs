@@ -26,7 +26,7 @@ pub struct FleetArgs {
 impl FleetArgs {
     /// The cluster and the chosen nodes (an unknown name is an error naming the file).
     pub fn load(&self) -> anyhow::Result<(Cluster, Vec<Node>)> {
-        let c = cluster::parse_file(&self.cluster)?;
+        let c = crate::render::load_cluster(&self.cluster)?;
         let nodes = if self.nodes.is_empty() { c.nodes.clone() } else { self.nodes.iter().map(|n| c.node(n).cloned()).collect::<Result<Vec<_>, _>>()? };
         Ok((c, nodes))
     }

@@ -57,11 +57,13 @@ pub struct BuildArgs {
 
 #[derive(clap::Args)]
 pub struct InspectArgs {
-    /// Image reference: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG]
+    /// Image reference: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG], docker://REGISTRY/REPO[:TAG][@DIGEST] (or bare REGISTRY/REPO[:TAG])
     pub reference: String,
     /// Print JSON instead of a table
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub registry: crate::image_registry::RegistryFlags,
 }
 
 pub fn run(cmd: ImageCommand) -> Result<ExitCode> {
@@ -73,15 +75,13 @@ pub fn run(cmd: ImageCommand) -> Result<ExitCode> {
     }
 }
 
-/// Opens any base or source image reference (`docker://` ones shallowly, anonymous or with
-/// the Docker config's credentials).
-pub fn open_image(reference: &str) -> Result<BaseImage> {
-    let r = ImageRef::parse(reference)?;
-    if let ImageRef::Docker { .. } = r {
-        let store = BlobStore::open(BlobStore::default_root())?;
-        return crate::image_registry::open_any(&crate::image_registry::parse_any(reference)?, &Default::default(), &store);
+/// Opens any image reference, local or registry (`docker://` or bare `REGISTRY/REPO:TAG`, read
+/// shallowly with the registry flags push and pull take).
+pub fn open_image(reference: &str, flags: &crate::image_registry::RegistryFlags) -> Result<BaseImage> {
+    match crate::image_registry::parse_any(reference)? {
+        crate::image_registry::AnyRef::Local(local) => Ok(source::open_local(&local)?),
+        r => crate::image_registry::open_any(&r, flags, &BlobStore::open(BlobStore::default_root())?),
     }
-    Ok(source::open_local(&r)?)
 }
 
 fn build_cmd(args: BuildArgs) -> Result<ExitCode> {
@@ -91,10 +91,19 @@ fn build_cmd(args: BuildArgs) -> Result<ExitCode> {
     let platforms =
         if args.platforms.is_empty() { recipe.platforms.clone() } else { builder::recipe::parse_platforms("--platform", "--platform", &args.platforms)? };
     let overlays_dir = args.overlays.clone().unwrap_or_else(|| recipe.default_overlay_dir());
+    if let Some(dir) = args.overlays.as_ref().filter(|d| !d.is_dir()) {
+        bail!("--overlays `{}`: no such folder (hint: name the folder that holds one `NAME/overlay.toml` per overlay, e.g. `overlays`)", dir.display());
+    }
     let overlays = recipe.overlays.iter().map(|n| Overlay::load(&overlays_dir, n, &recipe_file)).collect::<builder::Result<Vec<_>>>()?;
     let labels = args.labels.iter().map(|l| parse_label(l)).collect::<Result<Vec<_>>>()?;
     let artifacts = args.artifacts.iter().map(|a| parse_artifact(a)).collect::<Result<Vec<_>>>()?;
     let epoch = source_date_epoch()?;
+    // An unusable output fails before the build does any work.
+    for out in &outputs {
+        if let ImageRef::OciArchive { file, .. } | ImageRef::DockerArchive { file, .. } = out {
+            builder::output::check_output_file(file).with_context(|| format!("--output `{out}`"))?;
+        }
+    }
     if outputs.iter().any(|o| matches!(o, ImageRef::DockerArchive { .. })) && platforms.len() != 1 {
         bail!(
             "--output docker-archive: a docker-archive holds one platform, this build keeps {} (hint: add --platform linux/arm64 or linux/amd64)",
@@ -115,7 +124,7 @@ fn build_cmd(args: BuildArgs) -> Result<ExitCode> {
 }
 
 fn inspect_cmd(args: InspectArgs) -> Result<ExitCode> {
-    let image = open_image(&args.reference)?;
+    let image = open_image(&args.reference, &args.registry)?;
     let summary = builder::inspect::summary(&image);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
@@ -128,11 +137,28 @@ fn inspect_cmd(args: InspectArgs) -> Result<ExitCode> {
 fn source_date_epoch() -> Result<u64> {
     match std::env::var("SOURCE_DATE_EPOCH") {
         Err(_) => Ok(0),
-        Ok(s) => s
-            .trim()
-            .parse()
-            .with_context(|| format!("SOURCE_DATE_EPOCH=`{s}` is not a whole number of seconds (hint: `export SOURCE_DATE_EPOCH=$(git log -1 --format=%ct)`)")),
+        Ok(s) => check_epoch(&s),
     }
+}
+
+/// The last second of year 9999: RFC 3339 (the config's `created`) has four-digit years, and
+/// Docker and skopeo refuse an image created later.
+const MAX_EPOCH: u64 = 253_402_300_799;
+
+fn check_epoch(s: &str) -> Result<u64> {
+    let hint = "hint: `export SOURCE_DATE_EPOCH=$(git log -1 --format=%ct)`";
+    let n: u64 = s.trim().parse().with_context(|| format!("SOURCE_DATE_EPOCH=`{s}` is not a whole number of seconds ({hint})"))?;
+    if n > MAX_EPOCH {
+        let unit = if n / 1_000 <= MAX_EPOCH {
+            "it looks like milliseconds: divide by 1000"
+        } else if n / 1_000_000 <= MAX_EPOCH {
+            "it looks like microseconds: divide by 1000000"
+        } else {
+            "it looks like nanoseconds or a typo"
+        };
+        bail!("SOURCE_DATE_EPOCH=`{s}` is after year 9999 (at most {MAX_EPOCH} seconds); {unit} ({hint})");
+    }
+    Ok(n)
 }
 
 fn parse_label(s: &str) -> Result<(String, String)> {
@@ -154,4 +180,22 @@ fn parse_artifact(s: &str) -> Result<(String, Platform, PathBuf)> {
         return Err(usage());
     }
     Ok((path, platform, PathBuf::from(file)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_date_epoch_is_bounded_and_names_the_unit_mistake() {
+        assert_eq!(check_epoch("1700000000").unwrap(), 1_700_000_000);
+        assert_eq!(check_epoch(" 253402300799\n").unwrap(), MAX_EPOCH);
+        let e = |s: &str| format!("{:#}", check_epoch(s).unwrap_err());
+        assert!(e("1700000000000").contains("looks like milliseconds: divide by 1000"), "{}", e("1700000000000"));
+        assert!(e("253402300800").contains("after year 9999"));
+        assert!(e("1700000000000000").contains("microseconds"));
+        assert!(e("1700000000000000000").contains("nanoseconds"));
+        assert!(e("-1").contains("not a whole number of seconds"));
+        assert!(e("18446744073709551616").contains("not a whole number of seconds"));
+    }
 }

@@ -23,7 +23,7 @@ pub struct RegistryFlags {
     #[arg(long, value_name = "USER", requires = "password_stdin")]
     pub username: Option<String>,
     /// Read the password (or token) for --username from stdin
-    #[arg(long)]
+    #[arg(long, requires = "username")]
     pub password_stdin: bool,
     /// Send --username (or SPARKCTL_REGISTRY_USER/_PASSWORD/_TOKEN) only to this registry host[:port] (default: SPARKCTL_REGISTRY_HOST, else every registry)
     #[arg(long, value_name = "HOST")]
@@ -136,6 +136,9 @@ pub struct PullArgs {
     pub source: String,
     /// Where to write it: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG]
     pub destination: String,
+    /// Pull only this platform of a multi-platform image (a docker-archive holds one)
+    #[arg(long, value_name = "OS/ARCH")]
+    pub platform: Option<String>,
     #[command(flatten)]
     pub registry: RegistryFlags,
     #[command(flatten)]
@@ -156,6 +159,7 @@ pub fn parse_any(s: &str) -> Result<AnyRef> {
     if LOCAL.iter().any(|p| s.starts_with(p)) {
         return Ok(AnyRef::Local(ImageRef::parse(s)?));
     }
+    builder::reference::check_transport(s)?;
     Ok(AnyRef::Registry(RegistryRef::parse(s)?))
 }
 
@@ -242,8 +246,28 @@ pub fn pull(args: PullArgs) -> Result<ExitCode> {
     let AnyRef::Local(dest) = parse_any(&args.destination)? else {
         bail!("`{}`: pull writes a local image (oci:DIR[:TAG], oci-archive:FILE, docker-archive:FILE); to copy between registries use `sparkctl image push docker://SRC docker://DEST`", args.destination);
     };
+    let platform = args
+        .platform
+        .as_deref()
+        .map(|p| builder::platform::Platform::parse(p).with_context(|| format!("--platform `{p}`: write OS/ARCH[/VARIANT], e.g. linux/arm64")))
+        .transpose()?;
     let store = args.transfer.blob_store()?;
     let (base, handle) = registry::open_base(&src, &args.registry.client_options()?, Some(store.clone()))?;
+    let base = match &platform {
+        Some(p) => base.only_platform(p)?,
+        None => base,
+    };
+    // Before any layer is downloaded: a docker-archive takes one platform.
+    let platforms = base.index_platforms();
+    if matches!(dest, ImageRef::DockerArchive { .. }) && platforms.len() > 1 {
+        let list = platforms.iter().map(ToString::to_string).collect::<Vec<_>>();
+        bail!(
+            "`{src}` has {} platforms ({}); a docker-archive holds one (hint: add `--platform {}`, or write an oci-archive)",
+            list.len(),
+            list.join(", "),
+            list.iter().find(|p| p.starts_with("linux/arm64")).unwrap_or(&list[0])
+        );
+    }
     let progress = Progress::new(&format!("pull {src}"), !args.registry.quiet);
     handle.set_progress(std::sync::Arc::clone(&progress));
     // All layers in parallel first; the writer then links them from the store.

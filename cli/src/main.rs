@@ -58,7 +58,15 @@ enum BenchCommand {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // Help and version go to stdout as clap prints them.
+        Err(e) if !e.use_stderr() || e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
+        Err(e) => {
+            eprintln!("error: {}", usage_error(&e));
+            return ExitCode::from(2);
+        }
+    };
     let result = match cli.command {
         Command::Image(cmd) => image::run(cmd),
         Command::Render(args) => render::run(args),
@@ -73,6 +81,18 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => report(&err),
     }
+}
+
+/// A clap usage error as one line (the README's promise): clap's own message, its tips as a
+/// hint and the usage line, instead of clap's paragraph layout.
+fn usage_error(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let first = lines.first().map(|l| l.trim_start_matches("error: ")).unwrap_or("invalid arguments");
+    let tips: Vec<&str> = lines.iter().filter_map(|l| l.strip_prefix("tip: ")).collect();
+    let usage = lines.iter().find_map(|l| l.strip_prefix("Usage: ")).unwrap_or("sparkctl --help");
+    let hint = if tips.is_empty() { String::new() } else { format!(" (hint: {})", tips.join("; ")) };
+    format!("{first}{hint}; usage: {usage}")
 }
 
 /// Prints an error chain once, in the house format, and maps it to exit code 2.

@@ -25,7 +25,7 @@ pub struct RenderArgs {
 
 pub fn run(args: RenderArgs) -> anyhow::Result<ExitCode> {
     let format = Format::ALL.iter().find(|(name, _)| *name == args.what).map(|(_, f)| *f).expect("clap checked the value");
-    let cluster = cluster::parse_file(&args.cluster)?;
+    let cluster = load_cluster(&args.cluster)?;
     let node = cluster.node(&args.node)?;
     let text = render(&cluster, node, format);
     match args.output {
@@ -37,9 +37,22 @@ pub fn run(args: RenderArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Reads `cluster.toml` (`--cluster`), with the way out when it is not where it was looked for.
+pub fn load_cluster(path: &Path) -> anyhow::Result<cluster::model::Cluster> {
+    if !path.exists() {
+        let cwd = std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_else(|_| ".".into());
+        anyhow::bail!(
+            "no cluster description at `{}` (looked in `{cwd}`) (hint: pass `--cluster PATH`, or start from `examples/cluster.toml`)",
+            path.display()
+        );
+    }
+    Ok(cluster::parse_file(path)?)
+}
+
 /// Writes `bytes` to a temp file next to `path` and renames it over `path`: readers see the old
 /// file or the new one, never half of one.
 fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
+    builder::output::check_output_file(path)?;
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -106,5 +119,29 @@ mod tests {
         let msg = run(args("sysctl", "spark-2", bad, Some(out.clone()))).unwrap_err().to_string();
         assert!(msg.contains("mtu = 100000") && msg.contains("use 9000"), "{msg}");
         assert!(!out.exists(), "nothing written on bad input");
+    }
+
+    #[test]
+    fn a_missing_cluster_file_points_to_the_cluster_flag() {
+        let msg = format!("{:#}", run(args("env", "spark-2", PathBuf::from("/nonexistent/cluster.toml"), None)).unwrap_err());
+        assert!(msg.contains("no cluster description at `/nonexistent/cluster.toml`") && msg.contains("--cluster PATH"), "{msg}");
+    }
+
+    #[test]
+    fn output_refuses_device_nodes_fifos_and_symlinks() {
+        use std::os::unix::fs::FileTypeExt;
+        // A /dev/null already replaced by a regular file would rightly be replaced again.
+        assert!(std::fs::metadata("/dev/null").unwrap().file_type().is_char_device(), "/dev/null is not a character device on this machine");
+        let tmp = tempfile::tempdir().unwrap();
+        let fifo = tmp.path().join("fifo");
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        let link = tmp.path().join("link");
+        std::os::unix::fs::symlink(tmp.path().join("target"), &link).unwrap();
+        for (path, what) in [(PathBuf::from("/dev/null"), "a character device"), (fifo, "a FIFO"), (link, "a symlink"), (tmp.path().to_owned(), "a folder")] {
+            let msg = format!("{:#}", run(args("env", "spark-2", example(), Some(path.clone()))).unwrap_err());
+            assert!(msg.contains(&format!("is {what}")) && msg.contains("may only replace a regular file"), "{}: {msg}", path.display());
+        }
+        assert!(std::fs::metadata("/dev/null").unwrap().file_type().is_char_device());
+        assert!(!tmp.path().join("target").exists());
     }
 }

@@ -18,7 +18,8 @@ pub fn parse_file(path: &Path) -> Result<Cluster> {
 /// Parses and validates `text`; `file` is only used to name the source in errors.
 pub fn parse_str(text: &str, file: &Path) -> Result<Cluster> {
     let doc: Table = text.parse().map_err(|e: toml::de::Error| {
-        let line = e.span().map(|s| text[..s.start].lines().count().max(1)).unwrap_or(1);
+        // Newlines before the error, plus one: `lines()` would miss the line of an error at column 1.
+        let line = e.span().map(|s| text.get(..s.start).unwrap_or(text).matches('\n').count() + 1).unwrap_or(1);
         Error::Syntax { file: file.to_owned(), line, message: e.message().trim().replace('\n', "; ") }
     })?;
     let cluster = Walker { file: file.to_owned() }.cluster(&doc)?;

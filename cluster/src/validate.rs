@@ -10,6 +10,7 @@ pub fn validate(c: &Cluster) -> Result<()> {
     names(c)?;
     head(c)?;
     rails(c)?;
+    rdma_devices(c)?;
     addresses(c)?;
     container(c)?;
     parallelism(c)
@@ -117,14 +118,37 @@ fn addresses(c: &Cluster) -> Result<()> {
 
 fn container(c: &Cluster) -> Result<()> {
     let image = &c.container.image;
-    if image.chars().any(char::is_whitespace) || image.starts_with('-') {
+    if image.chars().any(|ch| ch.is_whitespace() || ch.is_control()) || image.starts_with('-') || image.is_empty() {
         return Err(invalid(c, "container.image", &format!("{image:?}"), "it is not an image reference", "write `name:tag` or `name@sha256:…`"));
+    }
+    if let Some(repo) = image_repository(image).filter(|r| r.bytes().any(|b| b.is_ascii_uppercase())) {
+        return Err(invalid(
+            c,
+            "container.image",
+            &format!("{image:?}"),
+            &format!("its repository `{repo}` has uppercase letters, which Docker refuses"),
+            &format!("write `{}` (tags may keep uppercase)", image.replacen(repo, &repo.to_ascii_lowercase(), 1)),
+        ));
     }
     for (key, path) in
         [("container.hf_cache", &c.container.hf_cache), ("container.env_file", &c.container.env_file), ("container.token_file", &c.container.token_file)]
     {
+        let shown = format!("{:?}", path.display().to_string());
         if !path.is_absolute() {
-            return Err(invalid(c, key, &format!("{:?}", path.display().to_string()), "it is a relative path", "use an absolute path on the node"));
+            return Err(invalid(c, key, &shown, "it is a relative path", "use an absolute path on the node"));
+        }
+        // These become `--volume HOST:CONTAINER[:ro]` and `--env-file PATH` in docker run lines
+        // and systemd units: `:` splits a volume, whitespace splits a unit's command line.
+        let text = path.to_string_lossy();
+        if let Some(bad) = text.chars().find(|ch| *ch == ':' || *ch == ',' || ch.is_whitespace() || ch.is_control()) {
+            let what = if bad == ':' || bad == ',' { format!("`{bad}`") } else { format!("{bad:?}") };
+            return Err(invalid(
+                c,
+                key,
+                &shown,
+                &format!("it contains {what}, which breaks docker's `--volume HOST:CONTAINER` and the rendered command lines"),
+                "use a path of letters, digits, `/`, `.`, `_` and `-` (a symlink can point elsewhere)",
+            ));
         }
     }
     for name in c.container.env.keys() {
@@ -158,18 +182,62 @@ fn container(c: &Cluster) -> Result<()> {
     Ok(())
 }
 
+/// The repository part of an image reference (no registry host, tag or digest), where Docker
+/// allows only lowercase; `None` when there is nothing to check.
+fn image_repository(image: &str) -> Option<&str> {
+    let name = image.split('@').next()?;
+    let last_slash = name.rfind('/').map_or(0, |i| i + 1);
+    let name = match name[last_slash..].rfind(':') {
+        Some(i) => &name[..last_slash + i],
+        None => name,
+    };
+    match name.split_once('/') {
+        Some((host, repo)) if host.contains(['.', ':']) || host == "localhost" => Some(repo),
+        _ => Some(name),
+    }
+}
+
+/// RDMA device names reach `NCCL_IB_HCA` (`dev:port,dev:port`) verbatim: the kernel's names are
+/// letters, digits, `_`, `-` and `.`, at most 63 bytes.
+fn rdma_devices(c: &Cluster) -> Result<()> {
+    for n in &c.nodes {
+        for (i, r) in n.rails.iter().enumerate() {
+            let Some(dev) = &r.rdma_device else { continue };
+            let ok = !dev.is_empty() && dev.len() <= 63 && dev.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b)) && dev != "." && dev != "..";
+            if !ok {
+                return Err(invalid(
+                    c,
+                    &format!("node `{}` rail[{i}].rdma_device", n.name),
+                    &format!("{dev:?}"),
+                    "it is not an RDMA device name (letters, digits, `_`, `-`, `.`; at most 63)",
+                    "write the name `ibdev2netdev` shows (e.g. `rocep1s0f1`), or leave it out to resolve it on the node",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// One GPU per Spark: tensor × pipeline parallel size, where given, equals the node count
 /// ("tensor parallel size (2) exceeds available GPUs (1)" otherwise, BRIEF).
 fn parallelism(c: &Cluster) -> Result<()> {
+    // vLLM's short forms (`-tp 2`, `-pp=1`) count as much as the long ones.
     let size = |flag: &str| -> Result<Option<u64>> {
+        let short = match flag {
+            "--tensor-parallel-size" => "-tp",
+            _ => "-pp",
+        };
         let args = &c.serve.args;
         let value = args.iter().enumerate().find_map(|(i, a)| {
-            a.strip_prefix(&format!("{flag}=")).map(str::to_owned).or_else(|| (a == flag).then(|| args.get(i + 1).cloned().unwrap_or_default()))
+            [flag, short].into_iter().find_map(|f| {
+                let v = a.strip_prefix(&format!("{f}=")).map(str::to_owned).or_else(|| (a == f).then(|| args.get(i + 1).cloned().unwrap_or_default()));
+                v.map(|v| (f, v))
+            })
         });
         match value {
             None => Ok(None),
-            Some(v) => {
-                v.parse::<u64>().map(Some).map_err(|_| invalid(c, "serve.args", &format!("{flag} {v:?}"), "it is not a number", "give a positive integer"))
+            Some((written, v)) => {
+                v.parse::<u64>().map(Some).map_err(|_| invalid(c, "serve.args", &format!("{written} {v:?}"), "it is not a number", "give a positive integer"))
             }
         }
     };

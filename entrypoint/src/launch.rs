@@ -19,6 +19,19 @@ pub fn ray_worker(ip: Ipv4Addr, head: Ipv4Addr, port: u16, extra: &[String]) -> 
     v
 }
 
+/// Ray's token authentication (Ray ≥ 2.52): on every node, with a token derived from the
+/// cluster token, so no node needs a `~/.ray/auth_token` and a stray one cannot lock a node out
+/// (`RAY_AUTH_TOKEN` wins over the file). Set on the `ray` processes, `ray status` and the serve
+/// command (a Ray driver); never logged, never sent, and kept out of vLLM's head-to-worker copy.
+pub const RAY_AUTH_VARS: [&str; 2] = ["RAY_AUTH_MODE", "RAY_AUTH_TOKEN"];
+
+pub fn ray_auth_env(cluster_token: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (RAY_AUTH_VARS[0].to_owned(), "token".to_owned()),
+        (RAY_AUTH_VARS[1].to_owned(), crate::proto::derived_secret(cluster_token, "ray-auth-token")),
+    ])
+}
+
 pub fn ray_status(head: Ipv4Addr, port: u16) -> Vec<String> {
     vec!["ray".into(), "status".into(), "--address".into(), format!("{head}:{port}")]
 }
@@ -56,6 +69,8 @@ pub fn serve_native(serve: &[String], nnodes: usize, rank: u32, master: Ipv4Addr
 /// executor must not copy from the head to the workers (each node keeps its own).
 pub fn non_carry_over_json() -> String {
     let mut vars: Vec<&str> = NODE_SPECIFIC_VARS.to_vec();
+    // Each node sets its own; a secret is not copied around.
+    vars.push(RAY_AUTH_VARS[1]);
     vars.sort_unstable();
     serde_json::to_string(&vars).expect("strings serialise")
 }
@@ -103,6 +118,19 @@ mod tests {
     }
 
     #[test]
+    fn ray_auth_token_is_derived_from_the_cluster_token_and_reveals_nothing() {
+        let a = ray_auth_env("s3cret");
+        assert_eq!(a["RAY_AUTH_MODE"], "token");
+        let t = &a["RAY_AUTH_TOKEN"];
+        assert_eq!(t.len(), 64);
+        assert!(!t.contains("s3cret"));
+        assert_eq!(t, &ray_auth_env("s3cret")["RAY_AUTH_TOKEN"], "every node derives the same token");
+        assert_ne!(t, &ray_auth_env("s3cret2")["RAY_AUTH_TOKEN"]);
+        // Not the rendezvous MAC key material either: another purpose gives another secret.
+        assert_ne!(t, &crate::proto::derived_secret("s3cret", "other"));
+    }
+
+    #[test]
     fn command_lines() {
         let ip = Ipv4Addr::new(10, 0, 0, 2);
         let head = Ipv4Addr::new(10, 0, 0, 1);
@@ -121,7 +149,7 @@ mod tests {
     #[test]
     fn non_carry_over_lists_the_node_specific_variables() {
         let v: Vec<String> = serde_json::from_str(&non_carry_over_json()).unwrap();
-        for k in ["NCCL_SOCKET_IFNAME", "NCCL_IB_HCA", "VLLM_HOST_IP", "GLOO_SOCKET_IFNAME", "UCX_NET_DEVICES"] {
+        for k in ["NCCL_SOCKET_IFNAME", "NCCL_IB_HCA", "VLLM_HOST_IP", "GLOO_SOCKET_IFNAME", "UCX_NET_DEVICES", "RAY_AUTH_TOKEN"] {
             assert!(v.iter().any(|x| x == k), "{k}");
         }
         let env = |k: &str| (k == "HOME").then(|| "/home/u".to_owned());

@@ -189,6 +189,7 @@ impl Node<'_> {
         }
         let serve = match cfg.backend {
             Backend::Ray => {
+                env.extend(launch::ray_auth_env(&cfg.token));
                 self.status("cluster", "starting the Ray head");
                 self.sup.spawn("ray", &launch::ray_head(my_ip, cfg.ray_port, &cfg.ray_args), &env, true)?;
                 self.wait_port(SocketAddrV4::new(my_ip, cfg.ray_port), cfg.cluster_timeout)?;
@@ -232,6 +233,7 @@ impl Node<'_> {
         self.sup.released = true;
         match cfg.backend {
             Backend::Ray => {
+                env.extend(launch::ray_auth_env(&cfg.token));
                 env.insert("RAY_ADDRESS".into(), format!("{}:{}", j.head_ip, cfg.ray_port));
                 self.sup.spawn("ray", &launch::ray_worker(my_ip, j.head_ip, cfg.ray_port, &cfg.ray_args), &env, true)?;
                 self.status("ready", "Ray worker started; the head serves");
@@ -265,7 +267,8 @@ impl Node<'_> {
         let want = cfg.nodes.len();
         let mut last = None;
         loop {
-            let (code, out) = self.sup.capture("ray-status", &launch::ray_status(my_ip, cfg.ray_port), &BTreeMap::new(), Duration::from_secs(60))?;
+            let auth = launch::ray_auth_env(&cfg.token);
+            let (code, out) = self.sup.capture("ray-status", &launch::ray_status(my_ip, cfg.ray_port), &auth, Duration::from_secs(60))?;
             let st = launch::parse_ray_status(&out);
             let summary = format!("{}/{want} nodes, {} GPU, {} CPU", st.nodes, st.total("GPU"), st.total("CPU"));
             if last.as_ref() != Some(&summary) {

@@ -153,16 +153,25 @@ impl Received {
     }
 }
 
-/// 128 random bits, hex.
-pub fn nonce() -> String {
-    use std::io::Read;
+/// A secret for another purpose derived from the cluster token (HMAC-SHA256 keyed by the token
+/// over a purpose label), hex: every node computes the same value and none is ever sent, and
+/// the derived value does not reveal the cluster token.
+pub fn derived_secret(token: &str, purpose: &str) -> String {
+    let mut m = Hmac::<Sha256>::new_from_slice(token.as_bytes()).expect("HMAC takes any key length");
+    m.update(format!("spark-derived-v1|{purpose}").as_bytes());
+    hex::encode(m.finalize().into_bytes())
+}
+
+/// 128 random bits from the OS RNG, hex. Fails closed: without randomness there is no
+/// handshake (a guessable nonce would let recorded frames be replayed).
+pub fn nonce() -> std::io::Result<String> {
+    nonce_from(|b| getrandom::getrandom(b).map_err(|e| std::io::Error::other(format!("the OS random number generator failed: {e}"))))
+}
+
+fn nonce_from(fill: impl FnOnce(&mut [u8]) -> std::io::Result<()>) -> std::io::Result<String> {
     let mut b = [0u8; 16];
-    if std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b)).is_err() {
-        // No /dev/urandom (odd container): fall back on time and pid; still unique per session.
-        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-        b = (t ^ (u128::from(std::process::id()) << 64)).to_le_bytes();
-    }
-    hex::encode(b)
+    fill(&mut b)?;
+    Ok(hex::encode(b))
 }
 
 #[cfg(test)]
@@ -207,7 +216,13 @@ mod tests {
 
     #[test]
     fn nonces_differ() {
-        assert_ne!(nonce(), nonce());
-        assert_eq!(nonce().len(), 32);
+        assert_ne!(nonce().unwrap(), nonce().unwrap());
+        assert_eq!(nonce().unwrap().len(), 32);
+    }
+
+    #[test]
+    fn nonce_fails_closed_when_the_rng_fails() {
+        let e = nonce_from(|_| Err(std::io::Error::other("no entropy"))).unwrap_err();
+        assert_eq!(e.to_string(), "no entropy");
     }
 }

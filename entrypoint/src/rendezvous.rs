@@ -256,7 +256,10 @@ fn handshake_head(stream: TcpStream, token: &str, silence: Duration, tx: Sender<
     let _ = stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT));
     let Ok(mut w) = stream.try_clone() else { return };
     let mut r = BufReader::new(stream);
-    let head_nonce = proto::nonce();
+    let head_nonce = match proto::nonce() {
+        Ok(n) => n,
+        Err(e) => return log::info(&format!("rendezvous: refused the connection from {peer}: {e}")),
+    };
     if proto::write(&mut w, &Msg::Challenge { nonce: head_nonce.clone() }, None).is_err() {
         return;
     }
@@ -378,7 +381,7 @@ fn connect(
     let mut r = BufReader::new(stream);
     let Ok(rec) = proto::read(&mut r) else { return Ok(None) };
     let Msg::Challenge { nonce: head_nonce } = rec.msg else { return Ok(None) };
-    let my_nonce = proto::nonce();
+    let my_nonce = proto::nonce().map_err(|e| Stop::Fatal(format!("rendezvous: cannot draw a nonce: {e}")))?;
     let keys = Keys::new(token, &head_nonce, &my_nonce);
     let hello = Msg::Hello { node: node.to_owned(), nonce: my_nonce, ip: my_ip.to_string(), fingerprint: fp.clone() };
     if proto::write(&mut w, &hello, Some((&keys, Dir::ToHead, 0))).is_err() {
@@ -408,7 +411,8 @@ fn connect(
 /// 0.5 s doubling to 5 s, times a jitter in [0.5, 1.5).
 fn backoff(attempt: u32) -> Duration {
     let base = (0.5 * 2f64.powi(attempt.min(4) as i32 - 1)).min(5.0);
-    let r = u64::from_str_radix(&proto::nonce()[..8], 16).unwrap_or(0) as f64 / f64::from(u32::MAX);
+    // Jitter needs no secrecy: without randomness, the midpoint.
+    let r = proto::nonce().ok().and_then(|n| u64::from_str_radix(&n[..8], 16).ok()).map_or(0.5, |v| v as f64 / f64::from(u32::MAX));
     Duration::from_secs_f64(base * (0.5 + r))
 }
 

@@ -241,6 +241,14 @@ impl Values {
         v.parse().map_err(|_| invalid(flag, v, what))
     }
 
+    /// A TCP port to listen on or ask: 0 would mean "any port", which no peer could find.
+    fn port(&self, flag: &str) -> Result<u16, Error> {
+        match self.parse::<u16>(flag, "a TCP port (1-65535)")? {
+            0 => Err(invalid(flag, "0", "a TCP port (1-65535); 0 would let the kernel pick one no other node knows")),
+            p => Ok(p),
+        }
+    }
+
     fn seconds(&self, flag: &str) -> Result<Duration, Error> {
         let secs: f64 = self.parse(flag, "a number of seconds")?;
         if !(0.0..1e7).contains(&secs) {
@@ -358,7 +366,12 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Co
     let token = match (v.get("--token"), v.get("--token-file")) {
         (Some(t), _) => t.to_owned(),
         (None, Some(f)) => {
-            std::fs::read_to_string(f).map_err(|source| Error::TokenFile { path: f.to_owned(), source })?.lines().next().unwrap_or("").trim().to_owned()
+            let t =
+                std::fs::read_to_string(f).map_err(|source| Error::TokenFile { path: f.to_owned(), source })?.lines().next().unwrap_or("").trim().to_owned();
+            if t.is_empty() {
+                return Err(Error::EmptyTokenFile { path: f.to_owned() });
+            }
+            t
         }
         (None, None) => String::new(),
     };
@@ -383,12 +396,12 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Co
         None => serve.iter().position(|a| a == "serve").and_then(|i| serve.get(i + 1)).cloned().unwrap_or_default(),
     };
     let ray_args = v.get("--ray-args").unwrap_or("").split_whitespace().map(str::to_owned).collect();
-    Ok(Config {
+    let cfg = Config {
         role,
         node,
         nodes,
         head_addr,
-        rendezvous_port: v.parse("--rendezvous-port", "a TCP port")?,
+        rendezvous_port: v.port("--rendezvous-port")?,
         rails,
         mtu: mtu(&v)?,
         transport,
@@ -397,11 +410,11 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Co
         image_digest: v.get("--image-digest").unwrap_or("unknown").to_owned(),
         model,
         serve,
-        ray_port: v.parse("--ray-port", "a TCP port")?,
+        ray_port: v.port("--ray-port")?,
         ray_args,
         gpus_per_node: v.parse("--gpus-per-node", "a GPU count")?,
-        master_port: v.parse("--master-port", "a TCP port")?,
-        api_port: v.parse("--api-port", "a TCP port")?,
+        master_port: v.port("--master-port")?,
+        api_port: v.port("--api-port")?,
         join_timeout: v.seconds("--join-timeout")?,
         cluster_timeout: v.seconds("--cluster-timeout")?,
         ready_timeout: v.seconds("--ready-timeout")?,
@@ -416,7 +429,44 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Co
             delay: v.seconds("--restart-delay")?,
         },
         state_file: PathBuf::from(v.get("--state-file").or(setting("--state-file").default).unwrap_or_default()),
-    })
+    };
+    check_ports(&cfg)?;
+    Ok(cfg)
+}
+
+/// vLLM's API port when the serve command gives none.
+const VLLM_DEFAULT_PORT: u16 = 8000;
+
+/// Ports that would collide, and a readiness probe that would ask a port vLLM does not listen
+/// on: both found at once, not after `--ready-timeout`.
+fn check_ports(cfg: &Config) -> Result<(), Error> {
+    let mut used = vec![("--rendezvous-port", cfg.rendezvous_port), ("--api-port", cfg.api_port)];
+    used.push(match cfg.backend {
+        Backend::Ray => ("--ray-port", cfg.ray_port),
+        Backend::Native => ("--master-port", cfg.master_port),
+    });
+    for (i, (flag, port)) in used.iter().enumerate() {
+        if let Some((other, _)) = used[..i].iter().find(|(_, p)| p == port) {
+            let (a, b) = (setting(other), setting(flag));
+            return Err(Error::PortClash { first: a.env, first_flag: a.flag, second: b.env, second_flag: b.flag, port: *port });
+        }
+    }
+    if cfg.role != Role::Head {
+        return Ok(());
+    }
+    let serve_port = cfg.serve.iter().enumerate().find_map(|(i, a)| match a.strip_prefix("--port") {
+        Some("") => Some(cfg.serve.get(i + 1).cloned().unwrap_or_default()),
+        Some(rest) => rest.strip_prefix('=').map(str::to_owned),
+        None => None,
+    });
+    let (serve_port, given) = match serve_port {
+        Some(p) => (p, true),
+        None => (VLLM_DEFAULT_PORT.to_string(), false),
+    };
+    if serve_port != cfg.api_port.to_string() {
+        return Err(Error::ApiPort { api_port: cfg.api_port, serve_port, given });
+    }
+    Ok(())
 }
 
 fn liveness_policy(v: &Values) -> Result<crate::liveness::Policy, Error> {
@@ -525,6 +575,54 @@ mod tests {
         assert!(err(&[], &worker).contains("SPARK_HEAD_ADDR"));
         assert!(err(&["--head-addr", "10.0.0.300"], &worker).contains("`10.0.0.300` is not an IPv4 address"));
         assert!(err(&["--grace", "soon", "--", "x"], HEAD_ENV).contains("`SPARK_GRACE` (`--grace`) = `soon`"));
+    }
+
+    #[test]
+    fn ports_zero_and_clashing_ports_are_refused_naming_both() {
+        let err = |args: &[&str], env: &[(&str, &str)]| parse_with(args, env).unwrap_err().to_string();
+        for flag in ["--rendezvous-port", "--ray-port", "--master-port", "--api-port"] {
+            let e = err(&[flag, "0", "--", "vllm", "serve", "m"], HEAD_ENV);
+            assert!(e.contains(&format!("(`{flag}`) = `0` is not a TCP port (1-65535)")), "{flag}: {e}");
+        }
+        assert!(err(&["--api-port", "65536", "--", "x"], HEAD_ENV).contains("`65536` is not a TCP port"));
+        let e = err(&["--api-port", "29450", "--", "vllm", "serve", "m", "--port", "29450"], HEAD_ENV);
+        assert!(e.contains("`SPARK_RENDEZVOUS_PORT` (`--rendezvous-port`) and `SPARK_API_PORT` (`--api-port`) are both 29450"), "{e}");
+        let e = err(&["--ray-port", "29450", "--", "vllm", "serve", "m"], HEAD_ENV);
+        assert!(e.contains("`--rendezvous-port`") && e.contains("`--ray-port`"), "{e}");
+        // The master port only matters with the native backend (and the Ray port only with Ray).
+        parse_with(&["--master-port", "29450", "--", "vllm", "serve", "m"], HEAD_ENV).unwrap();
+        let e = err(&["--backend", "native", "--master-port", "8000", "--", "vllm", "serve", "m"], HEAD_ENV);
+        assert!(e.contains("`--api-port`") && e.contains("`--master-port`") && e.contains("8000"), "{e}");
+    }
+
+    #[test]
+    fn api_port_and_the_serve_commands_port_must_agree() {
+        let err = |args: &[&str]| parse_with(args, HEAD_ENV).unwrap_err().to_string();
+        let e = err(&["--api-port", "18080", "--", "vllm", "serve", "m"]);
+        assert!(e.contains("no `--port`, so vLLM listens on 8000") && e.contains("18080") && e.contains("add `--port 18080`"), "{e}");
+        let e = err(&["--api-port", "18080", "--", "vllm", "serve", "m", "--port", "9000"]);
+        assert!(e.contains("`--port 9000`") && e.contains("18080"), "{e}");
+        assert!(err(&["--", "vllm", "serve", "m", "--port=9000"]).contains("`--port 9000`"));
+        assert_eq!(parse_with(&["--api-port", "18080", "--", "vllm", "serve", "m", "--port", "18080"], HEAD_ENV).unwrap().api_port, 18080);
+        assert_eq!(parse_with(&["--api-port=9000", "--", "vllm", "serve", "m", "--port=9000"], HEAD_ENV).unwrap().api_port, 9000);
+        parse_with(&["--", "vllm", "serve", "m"], HEAD_ENV).unwrap();
+        // Workers serve no API: their serve command's port is not theirs to check.
+        let worker = [("SPARK_ROLE", "worker"), ("SPARK_RAILS", "r0"), ("SPARK_TOKEN", "t"), ("SPARK_HEAD_ADDR", "10.0.0.1")];
+        parse_with(&["--api-port", "18080", "--backend", "native", "--", "vllm", "serve", "m"], &worker).unwrap();
+    }
+
+    #[test]
+    fn an_empty_token_file_is_named_as_such() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("token");
+        for content in ["", "\n", "   \nsecond-line\n"] {
+            std::fs::write(&f, content).unwrap();
+            let mut e: Vec<(&str, &str)> = HEAD_ENV.iter().copied().filter(|(k, _)| *k != "SPARK_TOKEN").collect();
+            let path = f.display().to_string();
+            e.push(("SPARK_TOKEN_FILE", &path));
+            let msg = parse_with(&["--", "x"], &e).unwrap_err().to_string();
+            assert!(msg.contains(&format!("`SPARK_TOKEN_FILE` `{path}` is empty")) && msg.contains("first line"), "{content:?}: {msg}");
+        }
     }
 
     #[test]

@@ -120,7 +120,7 @@ def main():
     record = os.environ.get("STANDIN_RECORD")
     if record:
         keep = ["NCCL_SOCKET_IFNAME", "GLOO_SOCKET_IFNAME", "VLLM_HOST_IP", "NCCL_IB_HCA", "NCCL_IB_DISABLE",
-                "UCX_NET_DEVICES", "RAY_ADDRESS", "RAY_memory_monitor_refresh_ms", "SPARK_TOKEN"]
+                "UCX_NET_DEVICES", "RAY_ADDRESS", "RAY_memory_monitor_refresh_ms", "SPARK_TOKEN", "RAY_AUTH_MODE"]
         with open(record + ".tmp", "w") as f:
             json.dump({"argv": sys.argv[1:], "env": {k: os.environ.get(k) for k in keep}}, f)
         os.rename(record + ".tmp", record)

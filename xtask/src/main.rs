@@ -37,6 +37,24 @@ fn project_root() -> std::path::PathBuf {
 fn test(sh: &Shell, extra: &[String]) -> Result<()> {
     deps::install(sh)?;
     let _path = sh.push_env("PATH", deps::path_with_venv(sh)?);
+    // The mutation fuzzers (`fuzz_*` tests, builder/tests/support/fuzz.rs) run 2 s per target in
+    // CI, ten targets on parallel test threads; set the variable higher for a longer hunt.
+    let _fuzz = sh.push_env("SPARKCTL_FUZZ_SECONDS", std::env::var("SPARKCTL_FUZZ_SECONDS").unwrap_or_else(|_| "2".into()));
+    // Tests must not write into the real home: Ray keeps `~/.ray/auth_token` there (which turns
+    // token authentication on for every later Ray cluster on the machine), vLLM and sparkctl keep
+    // caches. The suite gets its own HOME under target/ (kept between runs, so caches made by
+    // tests stay warm); cargo, rustup and pyenv keep their own folders.
+    let real_home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+    let keep = |var: &str, dir: &str| std::env::var(var).unwrap_or_else(|_| format!("{real_home}/{dir}"));
+    let (cargo_home, rustup_home) = (keep("CARGO_HOME", ".cargo"), keep("RUSTUP_HOME", ".rustup"));
+    let _cargo_home = sh.push_env("CARGO_HOME", cargo_home);
+    let _rustup_home = sh.push_env("RUSTUP_HOME", rustup_home);
+    // A pyenv `python3` shim finds its versions through PYENV_ROOT, else through HOME.
+    let pyenv = keep("PYENV_ROOT", ".pyenv");
+    let _pyenv = std::path::Path::new(&pyenv).is_dir().then(|| sh.push_env("PYENV_ROOT", &pyenv));
+    let test_home = project_root().join("target/test-home");
+    std::fs::create_dir_all(&test_home)?;
+    let _home = sh.push_env("HOME", &test_home);
     cmd!(sh, "cargo test --workspace --locked --no-fail-fast {extra...}").run()?;
     // Lints and formatting are part of the tests: a warning or an unformatted file fails CI.
     cmd!(sh, "cargo fmt --check").run()?;

@@ -26,11 +26,13 @@ pub fn write_oci_archive(image: &BuiltImage, file: &Path, tag: Option<&str>) -> 
 
 pub fn write_docker_archive(image: &BuiltImage, file: &Path, name: Option<&str>) -> Result<()> {
     if image.manifests.len() != 1 || !image.verbatim.iter().all(|d| d.is_attestation()) {
-        let list = image.platforms().iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+        // A copied index (pull, push) keeps its manifests verbatim: list the base's platforms.
+        let platforms = if image.manifests.is_empty() { image.base.index_platforms() } else { image.platforms() };
+        let list = platforms.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
         return Err(Error::input(
             format!("docker-archive:{}", file.display()),
-            format!("a docker-archive holds one platform; this image has {} ({list})", image.manifests.len()),
-            Some("build with one --platform for this output, or write an oci-archive".into()),
+            format!("a docker-archive holds one platform; this image has {} ({list})", platforms.len()),
+            Some("pick one with --platform (build and pull take it), or write an oci-archive".into()),
         ));
     }
     let m = &image.manifests[0];
@@ -70,6 +72,7 @@ fn write_archive(image: &BuiltImage, file: &Path, index: &[u8], manifest_json: O
             Some("name a file, or use `oci:DIR` for a layout".into()),
         ));
     }
+    super::check_output_file(file)?;
     let tmp = tempfile::Builder::new().prefix(".sparkctl-archive-").tempfile_in(parent).io_ctx("creating a temp file in", parent)?;
     let epoch = 0;
     let mut tar = tar::Builder::new(io::BufWriter::new(tmp));

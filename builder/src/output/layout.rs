@@ -48,13 +48,17 @@ fn write_blobs(image: &BuiltImage, dir: &Path, added: &mut Vec<PathBuf>) -> Resu
         if fs::metadata(&dest).is_ok_and(|m| m.len() == blob.desc.size) {
             continue;
         }
-        // Base and store blobs are linked, not copied (invariant 1): no byte of a base layer is read.
+        // Base and store blobs are linked, not copied (invariant 1): a local base blob is read once
+        // to verify it, then never again while the file is unchanged.
         let linked = match blob.origin {
             Origin::Store => {
                 link_or_copy(&image.store.path(&blob.desc.digest), &dest)?;
                 true
             }
-            Origin::Base => image.base.source.link_to(&blob.desc, &dest)?,
+            Origin::Base => match image.base.source.local_path(&blob.desc)? {
+                Some(src) => image.store.link_verified(&src, &blob.desc, &dest, image.base.name())?,
+                None => image.base.source.link_to(&blob.desc, &dest)?,
+            },
             Origin::Inline(_) => false,
         };
         if !linked {

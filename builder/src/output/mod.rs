@@ -38,6 +38,34 @@ pub(crate) fn copy_blob(image: &BuiltImage, blob: &Blob, w: &mut dyn Write, dest
     Ok(n)
 }
 
+/// An output file is renamed over whatever has its name: only a regular file or nothing may be
+/// there. A device node, FIFO, socket or folder would be replaced by a regular file (as root,
+/// `/dev/null` would become one), a symlink by a file instead of its target.
+pub fn check_output_file(path: &Path) -> Result<()> {
+    let Ok(m) = std::fs::symlink_metadata(path) else { return Ok(()) };
+    let ft = m.file_type();
+    use std::os::unix::fs::FileTypeExt;
+    let what = if ft.is_file() {
+        return Ok(());
+    } else if ft.is_dir() {
+        "a folder"
+    } else if ft.is_symlink() {
+        "a symlink"
+    } else if ft.is_fifo() {
+        "a FIFO"
+    } else if ft.is_socket() {
+        "a socket"
+    } else if ft.is_char_device() {
+        "a character device"
+    } else if ft.is_block_device() {
+        "a block device"
+    } else {
+        "not a regular file"
+    };
+    let hint = if ft.is_symlink() { "name the file itself, or a new file" } else { "name a new file or a regular file to replace" };
+    Err(Error::input(path.display().to_string(), format!("is {what}; an output file may only replace a regular file"), Some(hint.into())))
+}
+
 /// Places the parent folder of an output, naming the output in the error.
 pub(crate) fn parent_of(path: &Path) -> Result<&Path> {
     let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));

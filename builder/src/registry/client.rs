@@ -116,19 +116,26 @@ impl Client {
         let plain_ok = is_loopback(api_host) || opts.insecure.iter().any(|h| h == api_host || h == registry);
         if plain_ok {
             // Any HTTP answer (even 401) means the scheme works; Err is the transport error text.
-            let probe = |base: &str| -> std::result::Result<u16, String> {
-                match client.agent.get(&format!("{base}/v2/")).timeout(Duration::from_secs(20)).call() {
+            let probe = |base: &str| -> std::result::Result<u16, (String, bool)> {
+                match client.agent.get(&format!("{base}/v2/")).timeout(PROBE_TIMEOUT).call() {
                     Ok(r) => Ok(r.status()),
                     Err(ureq::Error::Status(code, _)) => Ok(code),
-                    Err(ureq::Error::Transport(t)) => Err(t.to_string()),
+                    Err(ureq::Error::Transport(t)) => Err((t.to_string(), is_timeout(&t))),
                 }
             };
-            if let Err(tls_err) = probe(&client.base) {
+            if let Err((tls_err, timed_out)) = probe(&client.base) {
+                // A plain-HTTP server answers a TLS hello at once (with an error): silence on
+                // TLS is silence, not a TLS problem, and asking again over HTTP would only wait twice.
+                if timed_out {
+                    return Err(client.silent());
+                }
                 let http = format!("http://{api_host}");
                 match probe(&http) {
                     // A TLS port answers plain HTTP with 400: the TLS error is the one to report.
-                    Ok(200 | 401 | 403 | 404) => client.base = http,
-                    _ => return Err(client.unreachable(&tls_err)),
+                    Ok(400) | Err(_) => return Err(client.unreachable(&tls_err)),
+                    // Plain HTTP works; a status a registry would not give is explained by the
+                    // first request's error (`status_error` asks /v2/).
+                    Ok(_) => client.base = http,
                 }
             }
         }
@@ -146,6 +153,27 @@ impl Client {
     /// Whether requests go over plain HTTP.
     pub fn is_plain_http(&self) -> bool {
         self.base.starts_with("http://")
+    }
+
+    fn silent(&self) -> Error {
+        Error::Registry {
+            reference: self.registry.clone(),
+            status: None,
+            message: format!("no answer within {} s: {} accepted the connection and said nothing", PROBE_TIMEOUT.as_secs(), self.registry),
+            hint: Some("check that the port is the registry's (not another service's) and that the registry is not hung".into()),
+        }
+    }
+
+    /// Whether the server speaks the registry API: `GET /v2/` answers 200 or 401 on every
+    /// registry. Asked only to explain an odd status; `None` when it does (or cannot be asked).
+    fn not_a_registry(&self) -> Option<u16> {
+        let status = match self.agent.get(&self.url("/v2/")).timeout(PROBE_TIMEOUT).call() {
+            Ok(r) => r.status(),
+            Err(ureq::Error::Status(code, _)) => code,
+            Err(ureq::Error::Transport(_)) => return None,
+        };
+        // Only answers that cannot come from a registry count (a 5xx may be a passing fault).
+        matches!(status, 400 | 404 | 405 | 501).then_some(status)
     }
 
     fn unreachable(&self, detail: &str) -> Error {
@@ -319,6 +347,18 @@ impl Client {
         let code = first.as_ref().and_then(|e| e.get("code")?.as_str().map(str::to_owned)).unwrap_or_default();
         let detail = first.as_ref().and_then(|e| e.get("message")?.as_str().map(|m| m.chars().take(200).collect::<String>())).unwrap_or_default();
         let registry = &self.registry;
+        // A registry's errors carry a code; without one, an odd status may be another kind of
+        // server on that port (a web server's 404, a proxy's 501): ask /v2/ before guessing.
+        if code.is_empty() && matches!(status, 400 | 404 | 405 | 501) {
+            if let Some(v2) = self.not_a_registry() {
+                return Error::Registry {
+                    reference: reference.to_owned(),
+                    status: Some(status),
+                    message: format!("{what}: {registry} is not a container registry (`GET /v2/` answered HTTP {v2}, a registry answers 200 or 401)"),
+                    hint: Some("check the host and port of the reference".into()),
+                };
+            }
+        }
         let (message, hint) = match (status, code.as_str()) {
             (401, _) if self.credential.is_some() => {
                 ("the registry rejected the credentials".to_owned(), format!("check the credentials for {registry} (`docker login {registry}`)"))
@@ -346,6 +386,24 @@ impl Client {
             hint: Some(hint),
         }
     }
+}
+
+/// How long the scheme probe and the `/v2/` check wait for an answer.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A transport error that is a read or connect timeout (`SO_RCVTIMEO` gives `WouldBlock`).
+fn is_timeout(t: &ureq::Transport) -> bool {
+    let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(t);
+    while let Some(e) = src {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if matches!(io.kind(), std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock) {
+                return true;
+            }
+        }
+        src = e.source();
+    }
+    let text = t.to_string();
+    text.contains("timed out") || text.contains("temporarily unavailable")
 }
 
 /// What went wrong on the wire, without the URL (whose query may be an upload's opaque state).

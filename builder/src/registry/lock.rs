@@ -163,8 +163,8 @@ impl BlobSource for LockedSource {
         if self.lock.blobs.contains_key(&desc.digest) {
             return Ok(false);
         }
-        if let Some(path) = self.stored(desc) {
-            return crate::store::link_or_copy(&path, dest);
+        if let (Some(path), Some(store)) = (self.stored(desc), self.store.as_ref()) {
+            return store.link_verified(&path, desc, dest, &self.name);
         }
         self.registry()?.link_to(desc, dest)
     }

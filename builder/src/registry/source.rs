@@ -161,6 +161,7 @@ impl RegistrySource {
         let dest = store.path(&desc.digest);
         File::open(&partial).and_then(|f| f.sync_all()).io_ctx("syncing", &partial)?;
         fs::rename(&partial, &dest).io_ctx("storing blob", &dest)?;
+        store.remember_verified(&dest, &desc.digest)?;
         Ok(dest)
     }
 
@@ -294,6 +295,8 @@ impl BlobSource for RegistrySource {
             return Ok(false);
         }
         let path = self.fetch(desc)?;
-        crate::store::link_or_copy(&path, dest)
+        // A cached blob may have changed on disk since it was fetched: verified unless unchanged.
+        let store = self.store.as_ref().expect("checked above");
+        store.link_verified(&path, desc, dest, &self.name)
     }
 }

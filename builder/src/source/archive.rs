@@ -31,16 +31,37 @@ pub struct ArchiveSource {
 
 impl ArchiveSource {
     pub fn open(file: &Path, name: String) -> Result<ArchiveSource> {
-        let f = File::open(file).map_err(|e| Error::Reference { reference: name.clone(), message: format!("cannot open `{}`: {e}", file.display()) })?;
+        let mut f = File::open(file).map_err(|e| Error::Reference { reference: name.clone(), message: format!("cannot open `{}`: {e}", file.display()) })?;
+        let len = f.metadata().io_ctx("reading", file)?.len();
+        let mut magic = [0u8; 4];
+        let got = f.read(&mut magic).io_ctx("reading", file)?;
+        f.seek(SeekFrom::Start(0)).io_ctx("seeking in", file)?;
+        if let Some(kind) = compressed(&magic[..got]) {
+            return Err(Error::input(
+                &name,
+                format!("`{}` is {kind}-compressed; archives are read as plain tar files", file.display()),
+                Some(format!("decompress it first (e.g. `{} -dk {}`), then name the .tar", if kind == "gzip" { "gzip" } else { "zstd" }, file.display())),
+            ));
+        }
         let mut archive = tar::Archive::new(f);
         let mut entries = BTreeMap::new();
         let bad = |e: io::Error| Error::malformed(&name, format!("not a readable tar archive: {e}"));
+        let mut end = 0;
         for entry in archive.entries_with_seek().map_err(bad)? {
             let entry = entry.map_err(bad)?;
+            // Seeking over contents never notices a short file: the sizes must fit in it.
+            end = end.max(entry.raw_file_position() + entry.size());
             if entry.header().entry_type().is_file() {
                 let path = entry.path().map_err(bad)?.to_string_lossy().trim_start_matches("./").to_owned();
                 entries.insert(path, (entry.raw_file_position(), entry.size()));
             }
+        }
+        if end > len {
+            return Err(Error::input(
+                &name,
+                format!("`{}` is truncated: its entries need {end} bytes, the file has {len}", file.display()),
+                Some("the copy or `docker save` was cut short; save or copy it again".into()),
+            ));
         }
         if entries.is_empty() {
             return Err(Error::malformed(&name, "the archive holds no files"));
@@ -68,7 +89,14 @@ impl ArchiveSource {
 
     pub fn resolve_oci(&self, tag: Option<&str>) -> Result<Descriptor> {
         if !self.entries.contains_key("oci-layout") {
-            return Err(Error::Reference { reference: self.name.clone(), message: "not an oci-archive (no `oci-layout` entry)".into() });
+            let message = if !ends_cleanly(&self.file, &self.entries) {
+                "no `oci-layout` entry, and the file ends without tar's end marker: it looks truncated; write or copy it again"
+            } else if self.entries.contains_key("manifest.json") {
+                "not an oci-archive (no `oci-layout` entry) but a `docker save` archive: use `docker-archive:`"
+            } else {
+                "not an oci-archive (no `oci-layout` entry)"
+            };
+            return Err(Error::Reference { reference: self.name.clone(), message: message.into() });
         }
         select_from_index_json(&self.index_json()?, tag, &self.name)
     }
@@ -78,17 +106,31 @@ impl ArchiveSource {
     pub fn resolve_docker(&self, name: Option<&str>) -> Result<Descriptor> {
         let raw = self.read_entry("manifest.json").map_err(|_| Error::Reference {
             reference: self.name.clone(),
-            message: "not a docker-archive (no `manifest.json`); for an OCI archive use `oci-archive:`".into(),
+            message: if !ends_cleanly(&self.file, &self.entries) {
+                "no `manifest.json`, and the file ends without tar's end marker: it looks truncated; save or copy it again".into()
+            } else if self.entries.contains_key("oci-layout") {
+                "not a docker-archive (no `manifest.json`) but an OCI archive: use `oci-archive:`".into()
+            } else {
+                "not a docker-archive (no `manifest.json`); for an OCI archive use `oci-archive:`".into()
+            },
         })?;
         let list: Vec<Value> = serde_json::from_slice(&raw).map_err(|e| Error::malformed(&self.name, format!("manifest.json is not valid JSON: {e}")))?;
+        let tags = |m: &Value| -> Vec<String> {
+            m.get("RepoTags").and_then(Value::as_array).map(|t| t.iter().filter_map(Value::as_str).map(str::to_owned).collect()).unwrap_or_default()
+        };
         let pick = match name {
-            Some(n) => list.iter().find(|m| m.get("RepoTags").and_then(Value::as_array).is_some_and(|t| t.iter().any(|t| t.as_str() == Some(n)))),
+            Some(n) => list.iter().find(|m| tags(m).iter().any(|t| t == n)),
             None if list.len() == 1 => list.first(),
             None => None,
         }
-        .ok_or_else(|| Error::Reference {
-            reference: self.name.clone(),
-            message: format!("{} images in manifest.json; name one as `docker-archive:FILE:NAME:TAG`", list.len()),
+        .ok_or_else(|| {
+            let all: Vec<String> = list.iter().flat_map(tags).collect();
+            let have = if all.is_empty() { "no names (untagged images)".to_owned() } else { format!("names: {}", all.join(", ")) };
+            let message = match name {
+                Some(n) => format!("no image named `{n}` in manifest.json ({have}); name one of them as `docker-archive:FILE:NAME:TAG`"),
+                None => format!("{} images in manifest.json ({have}); name one as `docker-archive:FILE:NAME:TAG`", list.len()),
+            };
+            Error::Reference { reference: self.name.clone(), message }
         })?;
         let config_path = pick.get("Config").and_then(Value::as_str).ok_or_else(|| Error::malformed(&self.name, "manifest.json entry without Config"))?;
         let layer_paths: Vec<&str> = pick
@@ -146,6 +188,24 @@ impl ArchiveSource {
         self.synthetic.lock().expect("not poisoned").insert(digest, bytes);
         Ok(desc)
     }
+}
+
+/// The compression a file starts with, by magic number.
+fn compressed(magic: &[u8]) -> Option<&'static str> {
+    if magic.starts_with(&[0x1f, 0x8b]) {
+        Some("gzip")
+    } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Some("zstd")
+    } else {
+        None
+    }
+}
+
+/// Whether the archive ends with tar's end marker (two zero blocks after the last entry):
+/// without it, a missing `manifest.json` more likely means a cut-short file than another format.
+fn ends_cleanly(file: &Path, entries: &BTreeMap<String, (u64, u64)>) -> bool {
+    let last = entries.values().map(|(off, size)| off + size.div_ceil(512) * 512).max().unwrap_or(0);
+    std::fs::metadata(file).is_ok_and(|m| m.len() >= last + 1024)
 }
 
 impl BlobSource for ArchiveSource {

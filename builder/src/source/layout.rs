@@ -53,8 +53,8 @@ impl BlobSource for LayoutSource {
         let path = self.checked_path(desc)?;
         Ok(Box::new(File::open(&path).io_ctx("opening blob", &path)?))
     }
-    fn link_to(&self, desc: &Descriptor, dest: &Path) -> Result<bool> {
-        let path = self.checked_path(desc)?;
-        Ok(fs::hard_link(&path, dest).is_ok())
+    // No `link_to`: a blob of a layout is linked only through the store's verification.
+    fn local_path(&self, desc: &Descriptor) -> Result<Option<PathBuf>> {
+        self.checked_path(desc).map(Some)
     }
 }

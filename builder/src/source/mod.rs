@@ -28,6 +28,11 @@ pub trait BlobSource: Send + Sync {
     fn link_to(&self, _desc: &Descriptor, _dest: &Path) -> Result<bool> {
         Ok(false)
     }
+    /// The blob's file when the source is a folder on this machine (an OCI layout): outputs link
+    /// it after the blob store verified it once ([`crate::store::BlobStore::link_verified`]).
+    fn local_path(&self, _desc: &Descriptor) -> Result<Option<std::path::PathBuf>> {
+        Ok(None)
+    }
     /// Reads a small blob (manifest, config, index) whole, verified against its descriptor.
     fn read_verified(&self, desc: &Descriptor) -> Result<Vec<u8>> {
         const LIMIT: u64 = 64 << 20;
@@ -107,6 +112,34 @@ impl BaseImage {
 
     pub fn name(&self) -> &str {
         self.source.name()
+    }
+
+    /// The platforms of an index's runnable entries (empty for a single manifest, whose
+    /// platform is in its config).
+    pub fn index_platforms(&self) -> Vec<crate::platform::Platform> {
+        match self.top {
+            BaseTop::Manifest => Vec::new(),
+            BaseTop::Index { .. } => self.entries.iter().filter(|(_, m)| m.is_some()).filter_map(|(d, _)| d.platform.clone()).collect(),
+        }
+    }
+
+    /// The image of one platform of an index, as a single-manifest image (what a one-platform
+    /// output such as a docker-archive holds). A single manifest is returned as it is.
+    pub fn only_platform(mut self, want: &crate::platform::Platform) -> Result<BaseImage> {
+        if matches!(self.top, BaseTop::Manifest) {
+            return Ok(self);
+        }
+        let have = self.index_platforms();
+        let Some(i) = self.entries.iter().position(|(d, m)| m.is_some() && d.platform.as_ref().is_some_and(|p| want.satisfied_by(p))) else {
+            let available = have.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+            return Err(Error::MissingPlatform {
+                source_name: self.name().into(),
+                platform: want.to_string(),
+                available: if available.is_empty() { "none".into() } else { available },
+            });
+        };
+        let entry = self.entries.swap_remove(i);
+        Ok(BaseImage { top: BaseTop::Manifest, entries: vec![entry], source: self.source })
     }
 
     /// The digest that identifies the base (index digest, or manifest digest when single).

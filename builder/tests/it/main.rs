@@ -2,5 +2,8 @@
 
 #[path = "../support/base.rs"]
 mod base;
+mod fuzz;
+#[path = "../support/fuzz.rs"]
+mod fuzz_harness;
 mod registry;
 mod sources;

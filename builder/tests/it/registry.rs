@@ -357,6 +357,52 @@ fn missing_tag_and_repository_errors_name_the_reference() {
     assert!(err.contains("cannot reach") && err.contains(&port.to_string()), "{err}");
 }
 
+/// A loopback HTTP server that answers every request with `status` (a web server or another
+/// service on the port a reference names), or says nothing at all (`None`).
+fn fake_server(status: Option<u16>) -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for mut c in l.incoming().flatten() {
+            match status {
+                None => held.push(c),
+                Some(code) => {
+                    let mut buf = [0u8; 4096];
+                    let _ = std::io::Read::read(&mut c, &mut buf);
+                    let body = "<html>nope</html>";
+                    let _ = std::io::Write::write_all(
+                        &mut c,
+                        format!("HTTP/1.1 {code} Whatever\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
+                            .as_bytes(),
+                    );
+                }
+            }
+        }
+    });
+    port
+}
+
+#[test]
+fn a_server_that_is_not_a_registry_is_named_as_such() {
+    for status in [404, 501, 405] {
+        let port = fake_server(Some(status));
+        let err = registry::open_base(&RegistryRef::parse(&format!("127.0.0.1:{port}/app/x:v1")).unwrap(), &plain_opts(), None).err().unwrap().to_string();
+        assert!(err.contains(&format!("127.0.0.1:{port} is not a container registry (`GET /v2/` answered HTTP {status}")), "{status}: {err}");
+        assert!(err.contains("check the host and port") && !err.contains("retry later") && !err.contains("manifest unknown"), "{err}");
+    }
+}
+
+#[test]
+fn a_silent_server_is_a_timeout_not_a_tls_error() {
+    let port = fake_server(None);
+    let start = std::time::Instant::now();
+    let err = Client::connect(&format!("127.0.0.1:{port}"), &format!("127.0.0.1:{port}"), &plain_opts()).unwrap_err().to_string();
+    assert!(err.contains("no answer within 10 s") && err.contains("said nothing"), "{err}");
+    assert!(!err.to_lowercase().contains("tls"), "{err}");
+    assert!(start.elapsed() < Duration::from_secs(15), "took {:?}", start.elapsed());
+}
+
 #[test]
 fn retries_503_429_and_resets_then_gives_a_clear_error() {
     let reg = Registry::plain();

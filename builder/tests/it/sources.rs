@@ -159,3 +159,74 @@ fn keep_other_platforms_copies_their_entries_byte_for_byte() {
     let kinds: Vec<&str> = index["manifests"].as_array().unwrap().iter().map(|m| m["platform"]["architecture"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["amd64", "unknown"]);
 }
+
+fn open_err(reference: &str) -> String {
+    match open_local(&ImageRef::parse(reference).unwrap()) {
+        Ok(_) => panic!("{reference} opened"),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// Archives that are cut short, compressed, or lack the asked-for name: each error says which
+/// of these it is and what to do, instead of "not a docker-archive" or tar garbage.
+#[test]
+fn truncated_compressed_and_misnamed_archives_are_named_as_such() {
+    let d = tempfile::tempdir().unwrap();
+    write_layout(&d.path().join("base"), &BaseSpec::default());
+    let img = build_from(&format!("oci:{}:base", d.path().join("base").display()), d.path(), &["linux/amd64"]);
+    let full = d.path().join("full.tar");
+    builder::output::write(&img, &ImageRef::DockerArchive { file: full.clone(), name: Some("sparkctl/x:1".into()) }).unwrap();
+    let bytes = std::fs::read(&full).unwrap();
+    // Where each entry's header starts, to cut exactly between entries.
+    let mut headers = Vec::new();
+    for e in tar::Archive::new(&bytes[..]).entries().unwrap() {
+        let e = e.unwrap();
+        headers.push((e.path().unwrap().display().to_string(), e.raw_header_position()));
+    }
+    let at = |name: &str| headers.iter().find(|(p, _)| p == name).unwrap().1 as usize;
+    let cut = d.path().join("cut.tar");
+    for (len, transport, needle) in [
+        (bytes.len() / 2, "docker-archive", "is truncated: its entries need"),
+        (at("manifest.json"), "docker-archive", "it looks truncated"),
+        (at("oci-layout"), "oci-archive", "it looks truncated"),
+        (bytes.len() - 1024 - 512, "oci-archive", "is truncated"),
+    ] {
+        std::fs::write(&cut, &bytes[..len]).unwrap();
+        let e = open_err(&format!("{transport}:{}", cut.display()));
+        assert!(e.contains(needle) && e.contains("again"), "cut at {len} of {}: {e}", bytes.len());
+    }
+
+    let gz = d.path().join("full.tar.gz");
+    let mut enc = flate2::write::GzEncoder::new(std::fs::File::create(&gz).unwrap(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut enc, &bytes).unwrap();
+    enc.finish().unwrap();
+    for transport in ["docker-archive", "oci-archive"] {
+        let e = open_err(&format!("{transport}:{}", gz.display()));
+        assert!(e.contains("is gzip-compressed") && e.contains("gzip -dk"), "{e}");
+    }
+
+    let e = open_err(&format!("docker-archive:{}:sparkctl/y:1", full.display()));
+    assert!(e.contains("no image named `sparkctl/y:1`") && e.contains("names: sparkctl/x:1"), "{e}");
+    open_local(&ImageRef::parse(&format!("docker-archive:{}:sparkctl/x:1", full.display())).unwrap()).unwrap();
+
+    // The other transport's archive: named, with the transport to use.
+    let legacy = d.path().join("legacy.tar");
+    let mut t = tar::Builder::new(std::fs::File::create(&legacy).unwrap());
+    let mut h = tar::Header::new_ustar();
+    h.set_size(2);
+    h.set_mode(0o644);
+    t.append_data(&mut h, "manifest.json", &b"[]"[..]).unwrap();
+    t.finish().unwrap();
+    drop(t);
+    let e = open_err(&format!("oci-archive:{}", legacy.display()));
+    assert!(e.contains("a `docker save` archive: use `docker-archive:`"), "{e}");
+    std::fs::write(&cut, &bytes).unwrap();
+    let tar_dir = d.path().join("layout.tar");
+    let status = std::process::Command::new("tar")
+        .args(["-C", &d.path().join("base").display().to_string(), "-cf", &tar_dir.display().to_string(), "."])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let e = open_err(&format!("docker-archive:{}", tar_dir.display()));
+    assert!(e.contains("an OCI archive: use `oci-archive:`"), "{e}");
+}

@@ -189,6 +189,11 @@ fn docker_v2_base_gets_docker_v2_layers_and_runs() {
     assert_eq!(amd["platform"], "linux/amd64");
     let layer_types: Vec<&str> = amd["layers"].as_array().unwrap().iter().map(|l| l["mediaType"].as_str().unwrap()).collect();
     assert_eq!(layer_types, ["application/vnd.docker.image.rootfs.diff.tar.gzip"; 4]);
+    // Docker-format layers carry no annotation: the history names the overlay of each new layer.
+    let overlays: Vec<&str> = amd["layers"].as_array().unwrap().iter().map(|l| l["overlay"].as_str().unwrap_or("-")).collect();
+    assert_eq!(overlays, ["-", "-", "files", "amd64-only"]);
+    let table = p.run(&["image", "inspect", &out]).ok().stdout;
+    assert!(table.contains("overlay amd64-only") && table.contains("overlay files"), "{table}");
     let m = json(&std::fs::read_to_string(p.path("out/blobs/sha256").join(&amd["digest"].as_str().unwrap()[7..])).unwrap());
     assert_eq!(m["config"]["mediaType"], "application/vnd.docker.container.image.v1+json");
     assert!(m.get("annotations").is_none(), "Docker v2 manifests carry no annotations");

@@ -150,3 +150,207 @@ fn elf_of_the_wrong_machine_is_refused_before_anything_is_written() {
     // Right machine: builds, and only on amd64 (the arm64 image is left out by --platform).
     build(&p, &["-o", &o, "--platform", "linux/amd64", "--artifact", &format!("/usr/local/bin/tool@linux/amd64={x86}")]).ok();
 }
+
+/// Flips one byte in the middle of a blob, keeping its size (what a bad disk or a stray write does).
+fn flip(blob: &Path) {
+    let mut bytes = std::fs::read(blob).unwrap();
+    let i = bytes.len() / 2;
+    bytes[i] ^= 0xff;
+    std::fs::write(blob, &bytes).unwrap();
+}
+
+/// A layout output links base layers: a corrupt one must fail the build, not reach the output.
+#[test]
+fn corrupt_base_layer_never_reaches_a_layout_output() {
+    let p = Project::new();
+    base(&p);
+    flip(&blob_of(&p, "layer"));
+    let out = p.path("out");
+    fails(build(&p, &["-o", &format!("oci:{}", out.display())]), &["digest mismatch", "corrupt", &p.s("base")], &out);
+    // Into an existing layout too: nothing of this build is added to it.
+    let existing = p.path("existing");
+    std::fs::create_dir_all(existing.join("blobs/sha256")).unwrap();
+    std::fs::write(existing.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    std::fs::write(existing.join("index.json"), r#"{"schemaVersion":2,"manifests":[]}"#).unwrap();
+    let run = build(&p, &["-o", &format!("oci:{}", existing.display())]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("digest mismatch"), "{}", run.stderr);
+    assert_eq!(std::fs::read_dir(existing.join("blobs/sha256")).unwrap().count(), 0, "blobs of a failed build were left in the layout");
+}
+
+/// Verification is remembered per file state: a second build does not read an unchanged base
+/// blob again (proved by corrupting it behind the store's back, keeping size and mtime), while a
+/// blob whose mtime changed is read again and caught.
+#[test]
+fn base_blobs_are_verified_once_and_again_when_they_change() {
+    let p = Project::new();
+    base(&p);
+    build(&p, &["-o", &format!("oci:{}", p.s("out1"))]).ok();
+    let records = std::fs::read_dir(p.store().join("verified/sha256")).unwrap().count();
+    assert!(records >= 2, "one record per verified base layer, found {records}");
+
+    // Same size, same mtime, other bytes: the store trusts its record, no byte is read.
+    let blob = blob_of(&p, "layer");
+    let mtime = std::fs::metadata(&blob).unwrap().modified().unwrap();
+    flip(&blob);
+    std::fs::File::options().write(true).open(&blob).unwrap().set_modified(mtime).unwrap();
+    build(&p, &["-o", &format!("oci:{}", p.s("out2"))]).ok();
+
+    // Touched: read again, and the flipped byte is found.
+    std::fs::File::options().write(true).open(&blob).unwrap().set_modified(std::time::SystemTime::now()).unwrap();
+    let out = p.path("out3");
+    fails(build(&p, &["-o", &format!("oci:{}", out.display())]), &["digest mismatch"], &out);
+    // A rewritten file (another inode) is read again as well.
+    flip(&blob);
+    let copy = p.path("copy");
+    std::fs::copy(&blob, &copy).unwrap();
+    std::fs::rename(&copy, &blob).unwrap();
+    build(&p, &["-o", &format!("oci:{}", p.s("out4"))]).ok();
+}
+
+#[test]
+fn whiteout_names_in_an_overlay_tree_are_refused() {
+    for name in [".wh.bin", ".wh..wh..opq", ".wh.", "sub/.wh.x"] {
+        let p = Project::new();
+        base(&p);
+        p.write(&format!("overlays/files/rootfs/etc/{name}"), "");
+        let out = p.path("out");
+        fails(build(&p, &["-o", &format!("oci:{}", out.display())]), &[".wh.", "whiteout", "delete = [\"/path\"]"], &out);
+    }
+}
+
+#[test]
+fn modes_must_name_paths_of_the_tree_in_octal() {
+    let p = Project::new();
+    base(&p);
+    let out = p.path("out");
+    let o = format!("oci:{}", out.display());
+    p.write("overlays/files/overlay.toml", "[modes]\n\"/etc/spark/conf\" = 755\n");
+    fails(build(&p, &["-o", &o]), &["modes.\"/etc/spark/conf\" = 755 is a decimal number (mode 0o1363)", "write `0o755`"], &out);
+    p.write("overlays/files/overlay.toml", "[modes]\n\"/etc/spark/cnof\" = 0o600\n");
+    fails(build(&p, &["-o", &o]), &["[modes] names `/etc/spark/cnof`, which is not in this rootfs/"], &out);
+    p.write("overlays/amd64-only/overlay.toml", "platforms = [\"linux/amd64\"]\n[modes]\n\"/etc/nothing\" = 0o600\n");
+    p.write("overlays/files/overlay.toml", "[modes]\n\"/etc/spark/conf\" = 0o600\n\"/etc/spark\" = 0o750\n");
+    fails(build(&p, &["-o", &o]), &["`/etc/nothing`"], &out);
+    p.write("overlays/amd64-only/overlay.toml", "platforms = [\"linux/amd64\"]\n");
+    build(&p, &["-o", &o]).ok();
+}
+
+/// Archive outputs (and `render --output`, in its own tests) replace only regular files.
+#[test]
+fn archive_outputs_refuse_what_is_not_a_regular_file() {
+    let p = Project::new();
+    base(&p);
+    // Were /dev/null already a regular file (replaced by some older tool), the build would be
+    // right to replace it again: say so instead.
+    let is_char = || std::os::unix::fs::FileTypeExt::is_char_device(&std::fs::metadata("/dev/null").unwrap().file_type());
+    assert!(is_char(), "/dev/null on this machine is not a character device: something replaced it (`mknod -m 666 /dev/null c 1 3` restores it)");
+    let fifo = p.path("fifo");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let sock = std::os::unix::net::UnixListener::bind(p.path("sock")).unwrap();
+    std::os::unix::fs::symlink(p.path("target.tar"), p.path("link")).unwrap();
+    for (path, what) in [(Path::new("/dev/null"), "character device"), (&fifo, "FIFO"), (&p.path("sock"), "socket"), (&p.path("link"), "symlink")] {
+        for transport in ["oci-archive", "docker-archive"] {
+            let run = build(&p, &["--platform", "linux/amd64", "-o", &format!("{transport}:{}", path.display())]);
+            assert_eq!(run.code, 2, "{transport}:{}: {}{}", path.display(), run.stdout, run.stderr);
+            assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+            assert!(run.stderr.contains(&format!("is a {what}")) && run.stderr.contains("may only replace a regular file"), "{}", run.stderr);
+        }
+    }
+    drop(sock);
+    assert!(is_char(), "/dev/null was replaced");
+    assert!(!p.path("target.tar").exists());
+}
+
+#[test]
+fn source_date_epoch_in_milliseconds_is_refused() {
+    let p = Project::new();
+    base(&p);
+    let out = p.path("out");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_sparkctl"))
+        .args(["image", "build", &p.s("images/test.toml"), "-o", &format!("oci:{}", out.display())])
+        .env("SPARKCTL_STORE", p.store())
+        .env("SOURCE_DATE_EPOCH", "1764547200000")
+        .output()
+        .unwrap();
+    fails(
+        Run { code: run.status.code().unwrap(), stdout: String::from_utf8_lossy(&run.stdout).into(), stderr: String::from_utf8_lossy(&run.stderr).into() },
+        &["SOURCE_DATE_EPOCH=`1764547200000` is after year 9999", "milliseconds: divide by 1000"],
+        &out,
+    );
+}
+
+/// A mistyped transport is refused before any network use: no DNS lookup, no retries.
+#[test]
+fn unknown_base_transports_never_touch_the_network() {
+    let p = Project::new();
+    base(&p);
+    let out = p.path("out");
+    let o = format!("oci:{}", out.display());
+    for (bad, needle) in [
+        ("dir:/x".to_owned(), "unknown transport `dir:`".to_owned()),
+        (format!("oci-archve:{}", p.s("base.tar")), format!("did you mean `oci-archive:{}`?", p.s("base.tar"))),
+        (format!("ocii:{}:base", p.s("base")), format!("did you mean `oci:{}:base`?", p.s("base"))),
+        ("dockr://reg.invalid/x:1".to_owned(), "did you mean `docker://reg.invalid/x:1`?".to_owned()),
+        ("docker:/reg.invalid/x:1".to_owned(), "did you mean `docker://reg.invalid/x:1`?".to_owned()),
+        ("http://reg.invalid/x:1".to_owned(), "write `docker://reg.invalid/x:1`".to_owned()),
+    ] {
+        let start = std::time::Instant::now();
+        fails(build(&p, &["--base", &bad, "-o", &o]), &[&needle], &out);
+        assert!(start.elapsed() < std::time::Duration::from_secs(5), "{bad}: took {:?} (network retries?)", start.elapsed());
+    }
+}
+
+/// clap's usage errors come out as the one `error:` line the README promises, exit code 2.
+#[test]
+fn usage_errors_are_one_line() {
+    let p = Project::new();
+    for (args, needle) in [
+        (&["image", "build", "x.toml"][..], "--output <DEST>"),
+        (&["image", "biuld"][..], "biuld"),
+        (&["image", "build", "x.toml", "-o", "oci:x", "--bogus"][..], "--bogus"),
+        (&["render", "netplna", "--node", "a"][..], "netplna"),
+        (&["image", "pull", "--retries", "many", "a", "b"][..], "many"),
+    ] {
+        let run = p.run(args);
+        assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
+        assert_eq!(run.stderr.lines().count(), 1, "{args:?}: {}", run.stderr);
+        assert!(run.stderr.starts_with("error: ") && run.stderr.contains(needle) && run.stderr.contains("usage: sparkctl"), "{args:?}: {}", run.stderr);
+    }
+    let help = p.run(&["image", "build", "--help"]);
+    assert_eq!(help.code, 0);
+    assert!(help.stdout.contains("Usage:"));
+}
+
+#[test]
+fn a_missing_overlays_folder_is_named_with_the_flag() {
+    let p = Project::new();
+    base(&p);
+    let out = p.path("out");
+    let o = format!("oci:{}", out.display());
+    fails(build(&p, &["-o", &o, "--overlays", &p.s("nope")]), &["--overlays", "no such folder"], &out);
+    std::fs::rename(p.path("overlays"), p.path("elsewhere")).unwrap();
+    fails(build(&p, &["-o", &o]), &["does not exist", "pass `--overlays DIR`"], &out);
+    build(&p, &["-o", &o, "--overlays", &p.s("elsewhere")]).ok();
+}
+
+/// The documented commands fit together: the stand-in example passes the binary the documented
+/// glibc build writes (nothing here builds the musl targets), and a registry example that gives
+/// only the arm64 binary keeps only arm64 (the recipe would otherwise ask for the amd64 one).
+#[test]
+fn documented_build_examples_name_binaries_that_the_documented_commands_build() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let image_md = std::fs::read_to_string(root.join("docs/image.md")).unwrap();
+    let gnu = image_md.lines().find(|l| l.contains("crt-static") && l.contains("cargo build")).expect("a documented static glibc build");
+    let arg = |line: &str, flag: &str| line.split_whitespace().skip_while(|w| *w != flag).nth(1).map(str::to_owned);
+    let built = format!("target/{}/{}/spark-entrypoint", arg(gnu, "--target").unwrap(), arg(gnu, "--profile").unwrap());
+    let stand_in = image_md.split("### On a local stand-in base").nth(1).unwrap();
+    let artifact = stand_in.split_whitespace().find(|w| w.starts_with("/usr/local/bin/spark-entrypoint@")).expect("an --artifact in the stand-in example");
+    assert_eq!(artifact.split_once('=').unwrap().1, built, "docs/image.md's stand-in example names a binary its build commands do not make");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    for block in readme.split("```sh").skip(1).map(|b| b.split("```").next().unwrap()).filter(|b| b.contains("image build") && b.contains("docker://")) {
+        let arm_only = block.contains("spark-entrypoint@linux/arm64") && !block.contains("spark-entrypoint@linux/amd64");
+        assert!(!arm_only || block.contains("--platform linux/arm64"), "README registry build gives only the arm64 binary but keeps both platforms:\n{block}");
+        assert!(block.contains("SOURCE_DATE_EPOCH="), "README registry build without a meaningful created date:\n{block}");
+    }
+}

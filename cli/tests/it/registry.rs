@@ -255,3 +255,61 @@ fn progress_is_drawn_on_a_terminal_and_not_with_quiet_or_without_one() {
     let piped = p.run(&["image", "push", &src, &format!("docker://{}/app/progress:v3", reg.host())]).ok();
     assert!(!piped.stderr.contains("\x1b[2K"), "no terminal, no drawing: {:?}", piped.stderr);
 }
+
+/// `image inspect` takes the flags push and pull take (a private CA, credentials) and a bare
+/// `REGISTRY/REPO:TAG`; `pull` of a two-platform image into a docker-archive asks for
+/// `--platform` before downloading anything, and with it writes that platform alone.
+#[test]
+fn inspect_takes_registry_flags_and_pull_picks_one_platform_for_a_docker_archive() {
+    let password = "inspect-Pa55word-never-shown";
+    let reg = Registry::tls_htpasswd("ci-user", password);
+    let ca = reg.tls.as_ref().unwrap().ca.display().to_string();
+    let p = Project::new();
+    let index = base::write_layout(&p.path("base"), &base::BaseSpec::default());
+    let auth = harness_b64(&format!("ci-user:{password}"));
+    p.write("docker/config.json", &format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, reg.host()));
+    let authfile = p.s("docker/config.json");
+    let bare = format!("{}/team/multi:v1", reg.host());
+    p.run(&["image", "push", "--quiet", "--authfile", &authfile, "--ca-file", &ca, &format!("oci:{}:base", p.s("base")), &format!("docker://{bare}")]).ok();
+
+    let inspected = p.run(&["image", "inspect", "--json", "--authfile", &authfile, "--ca-file", &ca, &bare]).ok();
+    assert!(inspected.stdout.contains(&index), "{}", inspected.stdout);
+    let help = p.run(&["image", "inspect", "--help"]).ok().stdout;
+    assert!(help.contains("docker://REGISTRY/REPO") && help.contains("--ca-file") && help.contains("--authfile"), "{help}");
+
+    let archive = p.path("one.tar");
+    let dest = format!("docker-archive:{}:team/multi:v1", archive.display());
+    let refused = p.run(&["image", "pull", "--quiet", "--authfile", &authfile, "--ca-file", &ca, &bare, &dest]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert_eq!(refused.stderr.lines().count(), 1, "{}", refused.stderr);
+    assert!(refused.stderr.contains("has 2 platforms (linux/amd64, linux/arm64)") && refused.stderr.contains("--platform linux/arm64"), "{}", refused.stderr);
+    assert!(!archive.exists());
+    for layer in base_layers(&p) {
+        assert!(!p.store().join("blobs/sha256").join(&layer).exists(), "base layer {layer} was downloaded before the refusal");
+    }
+
+    let pulled = p.run(&["image", "pull", "--quiet", "--platform", "linux/arm64", "--authfile", &authfile, "--ca-file", &ca, &bare, &dest]).ok();
+    let inspected = tool("skopeo", &["inspect", "--raw", &format!("docker-archive:{}", archive.display())]).ok().stdout;
+    assert!(inspected.contains("\"layers\""), "a single manifest, not an index: {inspected}");
+    let config = json(&tool("skopeo", &["inspect", "--config", &format!("docker-archive:{}", archive.display())]).ok().stdout);
+    assert_eq!(config["architecture"], "arm64", "{config}");
+    assert!(!pulled.stdout.contains(password));
+    let missing =
+        p.run(&["image", "pull", "--quiet", "--platform", "linux/s390x", "--authfile", &authfile, "--ca-file", &ca, &bare, &format!("oci:{}", p.s("x"))]);
+    assert_eq!(missing.code, 2);
+    assert!(missing.stderr.contains("platform linux/s390x is not in") && missing.stderr.contains("linux/amd64, linux/arm64"), "{}", missing.stderr);
+}
+
+/// `--password-stdin` alone would silently send no credentials: refused, one line.
+#[test]
+fn password_stdin_without_username_is_refused() {
+    let p = Project::new();
+    for cmd in
+        [&["image", "push", "--password-stdin", "oci:x", "docker://localhost:1/x:1"][..], &["image", "inspect", "--password-stdin", "localhost:1/x:1"][..]]
+    {
+        let run = p.run(cmd);
+        assert_eq!(run.code, 2, "{}", run.stderr);
+        assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+        assert!(run.stderr.starts_with("error: ") && run.stderr.contains("--username"), "{}", run.stderr);
+    }
+}

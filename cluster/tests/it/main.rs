@@ -3,6 +3,9 @@
 //! the test (`cargo xtask deps` installs them).
 
 mod docker_run;
+mod fuzz;
+#[path = "../../../builder/tests/support/fuzz.rs"]
+mod fuzz_harness;
 mod golden;
 mod module;
 mod netplan;

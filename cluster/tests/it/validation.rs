@@ -153,6 +153,71 @@ fn parallelism_must_match_the_node_count() {
 }
 
 #[test]
+fn short_parallelism_flags_count_like_long_ones() {
+    for (from, to) in [
+        ("\"--tensor-parallel-size\", \"2\"", "\"-tp\", \"4\""),
+        ("\"--tensor-parallel-size\", \"2\"", "\"-tp=4\""),
+        ("\"--tensor-parallel-size\", \"2\"", "\"-tp\", \"1\", \"-pp\", \"3\""),
+        ("\"--tensor-parallel-size\", \"2\"", "\"-pp=4\""),
+    ] {
+        let e = check(&edit(&example(), from, to, 0), &["2 node(s)"]);
+        assert!(matches!(e, Error::ParallelismMismatch { nodes: 2, .. }), "{to}: {e}");
+    }
+    check(&edit(&example(), "\"--tensor-parallel-size\", \"2\"", "\"-tp\", \"two\"", 0), &["-tp \"two\"", "not a number"]);
+    cluster::parse_str(&edit(&example(), "\"--tensor-parallel-size\", \"2\"", "\"-tp\", \"2\"", 0), Path::new("c.toml")).unwrap();
+}
+
+#[test]
+fn uppercase_image_repositories_are_refused() {
+    let image = "spark-registry.lan:5000/sparkctl/vllm-spark:25.11";
+    for (bad, fix) in [
+        ("spark-registry.lan:5000/SparkCtl/vllm-spark:25.11", "spark-registry.lan:5000/sparkctl/vllm-spark:25.11"),
+        ("Vllm-Spark:v1", "vllm-spark:v1"),
+        ("localhost/Me/x@sha256:aa", "localhost/me/x@sha256:aa"),
+    ] {
+        check(&edit(&example(), image, bad, 0), &["`container.image", "uppercase", &format!("write `{fix}`")]);
+    }
+    // Uppercase in a tag or a registry host is Docker's to accept.
+    for ok in ["spark-registry.lan:5000/sparkctl/vllm-spark:V1-RC", "Registry.LAN:5000/sparkctl/vllm-spark:25.11"] {
+        cluster::parse_str(&edit(&example(), image, ok, 0), Path::new("c.toml")).unwrap_or_else(|e| panic!("{ok}: {e}"));
+    }
+}
+
+#[test]
+fn mounted_paths_that_would_split_a_volume_are_refused() {
+    for key in ["hf_cache", "env_file", "token_file"] {
+        for bad in ["/var/lib/hf cache", "/var/lib/hf:cache", "/var/lib/hf,cache", "/var/lib/hf\tcache"] {
+            let text: String =
+                example().lines().map(|l| if l.starts_with(&format!("{key} = ")) { format!("{key} = {bad:?}\n") } else { format!("{l}\n") }).collect();
+            check(&text, &[&format!("`container.{key}"), "--volume HOST:CONTAINER"]);
+        }
+    }
+}
+
+#[test]
+fn rdma_device_names_that_would_corrupt_nccl_ib_hca_are_refused() {
+    let long = "x".repeat(64);
+    for bad in ["rocep1s0f1 ", "roce p1", "rocep1s0f1;rm", "rocep1s0f1,mlx5_0", "rocep1s0f1:1", "..", "", long.as_str()] {
+        let text = edit(&example(), "rdma_device = \"rocep1s0f1\"", &format!("rdma_device = {bad:?}"), 0);
+        let err = error_of(&text).to_string();
+        assert!(err.contains("rdma_device") && err.contains("`conf/cluster.toml`"), "{bad:?}: {err}");
+    }
+    for ok in ["mlx5_0", "roceP2p1s0f1", "ib.dev-1"] {
+        cluster::parse_str(&edit(&example(), "rdma_device = \"rocep1s0f1\"", &format!("rdma_device = {ok:?}"), 0), Path::new("c.toml")).unwrap();
+    }
+}
+
+#[test]
+fn syntax_errors_at_column_one_give_their_own_line() {
+    let text = example();
+    let line = text.lines().position(|l| l.starts_with("[container]")).unwrap() + 1;
+    let e = check(&edit(&text, "[container]", "[container", 0), &[&format!("line {line}")]);
+    assert!(matches!(e, Error::Syntax { line: l, .. } if l == line), "{e}");
+    let e = check(&edit(&text, "[container]\n", "[container]\n= 1\n", 0), &[&format!("line {}", line + 1)]);
+    assert!(matches!(e, Error::Syntax { .. }), "{e}");
+}
+
+#[test]
 fn syntax_errors_give_the_line() {
     let e = check(&edit(&example(), "name = \"spark-duo\"", "name = spark-duo", 0), &["line 9"]);
     assert!(matches!(e, Error::Syntax { line: 9, .. }), "{e}");

@@ -6,6 +6,9 @@
 #[path = "../../../builder/tests/support/debian.rs"]
 mod debian;
 mod docker;
+mod fuzz;
+#[path = "../../../builder/tests/support/fuzz.rs"]
+mod fuzz_harness;
 mod harness;
 mod heal;
 mod nccl;

@@ -61,6 +61,9 @@ fn ray_worker_first_survives_a_head_restart_forms_the_cluster_serves_and_head_fa
     assert!(env_w.contains(&("VLLM_HOST_IP".into(), WORKER_IP.into())), "{env_w:?}");
     assert!(env_w.contains(&("RAY_memory_monitor_refresh_ms".into(), "0".into())));
     assert!(env_w.contains(&("NCCL_SOCKET_IFNAME".into(), "rail0,rail1".into())));
+    // No token file anywhere (fresh homes): Ray's token authentication is on all the same.
+    assert!(env_w.contains(&("RAY_AUTH_MODE".into(), "token".into())), "{env_w:?}");
+    assert!(!pair.path("home-a/.ray/auth_token").exists() && !pair.path("home-b/.ray/auth_token").exists(), "Ray wrote a token file");
 
     // Status file and HEALTHCHECK command agree.
     assert_eq!(read_json(&pair.path("status-a.json"))["state"], "ready");
@@ -105,4 +108,91 @@ fn ray_sigterm_to_head_stops_both_nodes_within_the_grace_period() {
     assert!(wtook < Duration::from_secs(10), "{wlog}");
     assert!(wlog.contains("head `a` stopping"), "{wlog}");
     assert!(Pair::pids(&pair.worker).is_empty(), "left on the worker: {:?}", Pair::pids(&pair.worker).iter().map(|p| cmdline(*p)).collect::<Vec<_>>());
+}
+
+/// `ray status` against the head from inside `ns`, with the given Ray auth variables (none:
+/// an empty home, no token anywhere).
+fn ray_status_as(pair: &Pair, ns: &str, home: &str, auth: &[(&str, &str)]) -> (bool, String) {
+    let home = pair.path(home);
+    std::fs::create_dir_all(&home).unwrap();
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", ns, "ray", "status", "--address", &format!("{HEAD_IP}:6379")])
+        .env("HOME", &home)
+        .env_remove("RAY_AUTH_MODE")
+        .env_remove("RAY_AUTH_TOKEN")
+        .env_remove("RAY_AUTH_TOKEN_PATH")
+        .envs(auth.iter().copied())
+        .output()
+        .unwrap();
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+/// Ray's own token authentication is on, keyed by a token derived from the cluster token on each
+/// node: stray `~/.ray/auth_token` files (different on each node: what a shared or reused home
+/// leaves) do not lock the worker out; a client without the token, or with one derived from
+/// another cluster token, is refused by the head's Ray; the token is in no log, the cluster
+/// token in no child's environment, and the real home gets no `~/.ray`.
+#[test]
+fn ray_token_auth_comes_from_the_cluster_token_whatever_the_token_files_say() {
+    let _ray = ray_lock();
+    let real_token_file = std::path::Path::new(&std::env::var("HOME").unwrap_or_else(|_| "/root".into())).join(".ray/auth_token");
+    let before = std::fs::metadata(&real_token_file).and_then(|m| m.modified()).ok();
+    let pair = Pair::new();
+    for (home, junk) in [("home-a", "token-left-by-another-cluster-a"), ("home-b", "token-left-by-another-cluster-b")] {
+        std::fs::create_dir_all(pair.path(&format!("{home}/.ray"))).unwrap();
+        std::fs::write(pair.path(&format!("{home}/.ray/auth_token")), junk).unwrap();
+    }
+    let cluster_token = "cluster-s3cret";
+    let serve_args = serve("m4", &["--tensor-parallel-size", "2"]);
+    let mut head = Node::start(&pair.head, "a", pair.path("a.log"), &env(&pair, "head", cluster_token, &[]), &serve_args);
+    let mut worker = Node::start(&pair.worker, "b", pair.path("b.log"), &env(&pair, "worker", cluster_token, &[]), &serve_args);
+    head.wait_for("READY: `m4` answers", FORM);
+
+    let derived = entrypoint::launch::ray_auth_env(cluster_token);
+    let token = derived["RAY_AUTH_TOKEN"].clone();
+    let raylet = Pair::pids(&pair.worker).into_iter().find(|p| cmdline(*p).contains("raylet")).expect("a raylet runs on the worker");
+    let env_w = environ(raylet);
+    assert!(env_w.contains(&("RAY_AUTH_MODE".into(), "token".into())), "{env_w:?}");
+    assert!(env_w.contains(&("RAY_AUTH_TOKEN".into(), token.clone())));
+    assert!(!env_w.iter().any(|(k, v)| k == "SPARK_TOKEN" || v.contains(cluster_token)), "the cluster token reached a child: {env_w:?}");
+    let rec = read_json(&pair.path("record-a.json"));
+    assert_eq!(rec["env"]["RAY_AUTH_MODE"], "token", "the serve command (a Ray driver) needs the token: {rec}");
+    let nco = read_json(&pair.path("vllm-a/ray_non_carry_over_env_vars.json"));
+    assert!(nco.as_array().unwrap().iter().any(|v| v == "RAY_AUTH_TOKEN"), "{nco}");
+
+    // The head's Ray refuses clients without the token or with another cluster's.
+    let (ok, out) = ray_status_as(&pair, &pair.worker, "outsider-none", &[]);
+    assert!(!ok && out.contains("Authentication token is missing or incorrect"), "{out}");
+    let other = entrypoint::launch::ray_auth_env("another-cluster");
+    let (ok, out) = ray_status_as(&pair, &pair.worker, "outsider-other", &[("RAY_AUTH_MODE", "token"), ("RAY_AUTH_TOKEN", other["RAY_AUTH_TOKEN"].as_str())]);
+    assert!(!ok && out.contains("Authentication token is missing or incorrect"), "{out}");
+    let (ok, out) = ray_status_as(&pair, &pair.worker, "insider", &[("RAY_AUTH_MODE", "token"), ("RAY_AUTH_TOKEN", token.as_str())]);
+    assert!(ok, "{out}");
+
+    for log in [head.text(), worker.text()] {
+        assert!(!log.contains(&token) && !log.contains(cluster_token), "a secret was logged:\n{log}");
+    }
+    head.signal(Signal::SIGTERM);
+    head.wait_exit(Duration::from_secs(20));
+    worker.wait_exit(Duration::from_secs(20));
+    assert_eq!(std::fs::metadata(&real_token_file).and_then(|m| m.modified()).ok(), before, "the test suite wrote {}", real_token_file.display());
+}
+
+/// A worker holding another cluster token never reaches Ray: the rendezvous refuses it.
+#[test]
+fn ray_worker_with_another_cluster_token_is_refused_before_ray_starts() {
+    let _ray = ray_lock();
+    let pair = Pair::new();
+    let serve_args = serve("m5", &["--tensor-parallel-size", "2"]);
+    let mut head = Node::start(&pair.head, "a", pair.path("a.log"), &env(&pair, "head", "right", &[("SPARK_JOIN_TIMEOUT", "20")]), &serve_args);
+    let mut worker = Node::start(&pair.worker, "b", pair.path("b.log"), &env(&pair, "worker", "wrong", &[]), &serve_args);
+    let (code, _) = worker.wait_exit(Duration::from_secs(30));
+    let wlog = worker.text();
+    assert_ne!(code, 0, "{wlog}");
+    assert!(wlog.contains("SPARK_TOKEN differs"), "{wlog}");
+    assert!(!wlog.contains("started ray"), "the worker started Ray:\n{wlog}");
+    head.wait_for("authentication failed", Duration::from_secs(10));
+    assert!(Pair::pids(&pair.worker).iter().all(|p| !cmdline(*p).contains("raylet")));
+    head.signal(Signal::SIGTERM);
+    head.wait_exit(Duration::from_secs(20));
 }
