@@ -3,6 +3,7 @@
 //! `ray status` (are all nodes and GPUs there?).
 
 use cluster::derive::NODE_SPECIFIC_VARS;
+use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 pub fn ray_head(ip: Ipv4Addr, port: u16, extra: &[String]) -> Vec<String> {

@@ -5,7 +5,7 @@
 use crate::fuzz_harness::{run, seeds_from};
 use crate::support::repo_root;
 use cluster::render::{render, Format};
-use cluster::{nccl, sysfs};
+use cluster::{nccl, sysfs, tools};
 use std::path::Path;
 
 #[test]
@@ -48,7 +48,25 @@ fn fuzz_node_check_text() {
         let t = String::from_utf8_lossy(b);
         let local = sysfs::parse_fib_trie_local(&t);
         let _ = sysfs::parse_route(&t);
-        let _ = (local, sysfs::parse_memlock(&t), sysfs::parse_gid_ipv4(&t), sysfs::parse_port_state(&t), sysfs::parse_ibdev2netdev(&t));
+        let _ = (local, sysfs::parse_memlock(&t), sysfs::parse_gid_ipv4(&t), sysfs::parse_port_state(&t));
+    });
+    assert!(n > 20);
+}
+
+#[test]
+fn fuzz_fabric_tool_outputs() {
+    let mut seeds = Vec::new();
+    for dir in ["ethtool", "ibdev2netdev", "ibv_devinfo", "perftest", "ray"] {
+        seeds.extend(seeds_from(&repo_root().join("fixtures").join(dir)));
+    }
+    let dict = ["Speed: ", "Link detected: ", " ==> ", "(Up)", "GID[", "port:\t", "#bytes", "BW average", "t_typical", "GPU", "Active:"];
+    let n = run("cluster::tools parsers", &seeds, &dict, |b| {
+        let t = String::from_utf8_lossy(b);
+        let _ = (tools::ethtool::parse(&t), tools::ibdev2netdev::parse(&t), tools::ibv_devinfo::parse(&t));
+        let perf = tools::perftest::parse(&t);
+        let _ = (perf.bw_average_gbps(), perf.bw_peak_gbps(), perf.lat_typical_us(), perf.ok());
+        let ray = tools::ray_status::parse(&t);
+        let _ = (ray.total("GPU"), ray.complete(2, 1), tools::ping::parse(&t).ok());
     });
     assert!(n > 20);
 }
