@@ -4,6 +4,8 @@
 
 pub mod derive;
 pub mod error;
+pub mod fit;
+pub mod known_bad;
 pub mod model;
 pub mod parse;
 pub mod plan;
