@@ -7,6 +7,7 @@ mod golden;
 mod module;
 mod netplan;
 mod nix_files;
+mod plan;
 mod support;
 mod systemd;
 mod validation;
