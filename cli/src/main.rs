@@ -6,6 +6,7 @@
 mod doctor;
 mod image;
 mod image_registry;
+mod plan;
 mod render;
 
 use clap::{Parser, Subcommand};
@@ -29,6 +30,8 @@ enum Command {
     Render(render::RenderArgs),
     /// Check that this node is what cluster.toml says (links, MTU, IPv6, RDMA, memlock)
     Doctor(doctor::DoctorArgs),
+    /// Will the model fit on these Sparks (memory per node), and are the serve flags known to fail on GB10?
+    Plan(plan::PlanArgs),
 }
 
 fn main() -> ExitCode {
@@ -37,6 +40,7 @@ fn main() -> ExitCode {
         Command::Image(cmd) => image::run(cmd),
         Command::Render(args) => render::run(args),
         Command::Doctor(args) => doctor::run(args),
+        Command::Plan(args) => plan::run(args),
     };
     match result {
         Ok(code) => code,

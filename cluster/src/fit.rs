@@ -823,10 +823,12 @@ pub fn estimate(i: &Inputs) -> Estimate {
         if fixed + seqs * state > limit {
             // The weights (and fixed allowances) alone do not fit: fewer bytes or more ranks.
             let others = activation + graphs + runtime + seqs * (kv_seq + state);
-            let nodes = (ranks + 1..=64).find(|n| ceil_div(i.weights, *n) + others <= limit);
+            // The fewest nodes whose tensor-parallel split the heads allow and the weights fit.
+            let divides = |n: u64| m.heads.is_multiple_of(n) && (m.mla.is_some() || m.kv_heads.is_multiple_of(n) || n.is_multiple_of(m.kv_heads));
+            let nodes = (ranks + 1..=64).find(|n| divides(*n) && ceil_div(i.weights, *n) + others <= limit);
             fixes.push("use quantised weights (AWQ or NVFP4 take about a quarter of the BF16 bytes)".into());
             if let Some(n) = nodes {
-                fixes.push(format!("or spread the weights over {n} nodes (tp × pp = {n}, if the heads divide)"));
+                fixes.push(format!("or spread the weights over {n} nodes (`--tensor-parallel-size {n}`)"));
             }
         } else {
             if let Some(l) = longest_context.filter(|l| *l < context) {
@@ -854,10 +856,9 @@ pub fn estimate(i: &Inputs) -> Estimate {
             mla.rope_head_dim
         ),
         None => format!(
-            "{context} tokens × {seqs} seq ({}; {kvh} KV head(s)/rank × {} × 2 (K, V) × {kv_bytes} B ({}){})",
+            "{context} tokens × {seqs} seq ({}; {kvh} KV head(s)/rank × {} × 2 (K, V) × {kv_bytes} B ({kv_dtype}){})",
             m.describe_layers(),
             m.head_dim,
-            a.kv_cache_dtype,
             if a.pp > 1 { format!(" / pp {}", a.pp) } else { String::new() }
         ),
     };
@@ -928,7 +929,7 @@ pub fn structure(m: Option<&ModelShape>, a: &ServeArgs, nodes: usize) -> Vec<Fin
     }
     let Some(m) = m else { return out };
     let tp = a.tp;
-    let divisors = |n: u64| (1..=n).filter(|d| n % d == 0).map(|d| d.to_string()).collect::<Vec<_>>().join(", ");
+    let divisors = |n: u64| (1..=n).filter(|d| n.is_multiple_of(*d)).map(|d| d.to_string()).collect::<Vec<_>>().join(", ");
     if m.heads % tp != 0 {
         out.push(err(
             "heads-divisible",
@@ -937,7 +938,7 @@ pub fn structure(m: Option<&ModelShape>, a: &ServeArgs, nodes: usize) -> Vec<Fin
         ));
     }
     if m.mla.is_none() && m.kv_heads % tp != 0 {
-        if tp % m.kv_heads == 0 {
+        if tp.is_multiple_of(m.kv_heads) {
             out.push(Finding {
                 id: "kv-heads-replicated".into(),
                 severity: Severity::Info,
@@ -962,7 +963,7 @@ pub fn structure(m: Option<&ModelShape>, a: &ServeArgs, nodes: usize) -> Vec<Fin
             ));
         }
     }
-    if m.layers.len() as u64 % a.pp != 0 && a.pp > 1 {
+    if !(m.layers.len() as u64).is_multiple_of(a.pp) && a.pp > 1 {
         out.push(Finding {
             id: "layers-uneven".into(),
             severity: Severity::Info,
@@ -1122,7 +1123,7 @@ pub fn plan(req: &Request, rules: &Rules) -> Plan {
         env: req.env,
         model: req.model,
     }));
-    findings.sort_by(|a, b| b.severity.cmp(&a.severity));
+    findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     Plan {
         model: req.model_name.to_owned(),
         nodes: req.nodes,

@@ -1,0 +1,181 @@
+//! `sparkctl plan`: will the configured model fit on these Sparks, and are the serve flags known
+//! to fail on GB10? A thin shell over `cluster::fit` (memory, structure) and
+//! `cluster::known_bad` (rules): it finds the model's `config.json` and weights, the image's env
+//! and vLLM version (from the recipe), and the node's memory, then prints the table or JSON.
+//! Exit 0 when nothing is an error, 1 when something is (does not fit, a known-bad flag), 2 on
+//! bad input.
+use anyhow::{bail, Context};
+use builder::overlay::Overlay;
+use builder::recipe::Recipe;
+use cluster::fit::{self, NodeMemory, Request, ServeArgs};
+use cluster::known_bad::{self, Rules, Version};
+use cluster::sysfs::Root;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// An image label naming the vLLM version, when the base's tag does not tell it.
+pub const VLLM_VERSION_LABEL: &str = "dev.sparkctl.vllm-version";
+
+#[derive(clap::Args)]
+pub struct PlanArgs {
+    /// The cluster description (nodes, serve.model, serve.args, container.env, container.hf_cache)
+    #[arg(long, default_value = "cluster.toml")]
+    cluster: PathBuf,
+    /// The model folder (config.json and model.safetensors.index.json or *.safetensors); default:
+    /// the model's snapshot in container.hf_cache
+    #[arg(long)]
+    model_dir: Option<PathBuf>,
+    /// The weights' total bytes, when they are not downloaded (overrides the index)
+    #[arg(long)]
+    weights_bytes: Option<u64>,
+    /// The image recipe: its base tag (or a `dev.sparkctl.vllm-version` label) gives the vLLM
+    /// version, its overlays' env what the serve command sees
+    #[arg(long)]
+    recipe: Option<PathBuf>,
+    /// The vLLM version in the image (overrides the recipe)
+    #[arg(long)]
+    vllm_version: Option<String>,
+    /// Root of a live node: usable memory from ROOT/proc/meminfo's MemAvailable instead of the
+    /// nominal DGX Spark
+    #[arg(long)]
+    root: Option<PathBuf>,
+    /// GiB per node CUDA can take at most (default 102: the low end seen on GB10)
+    #[arg(long)]
+    usable_gib: Option<f64>,
+    /// Print the plan as JSON
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
+    let cluster = cluster::parse_file(&args.cluster)?;
+    let serve = ServeArgs::parse(&cluster.serve.args, &cluster.source, "serve.args")?;
+    if let Some(u) = args.usable_gib.filter(|u| !(1.0..=1024.0).contains(u)) {
+        bail!("`--usable-gib {u}` is out of range; give the GiB a node's GPU can take, e.g. 102");
+    }
+
+    let dir = match &args.model_dir {
+        Some(d) => d.clone(),
+        None => fit::find_model_dir(&cluster.container.hf_cache, &cluster.serve.model).with_context(|| {
+            format!(
+                "no `config.json` for `{}` in `{}`; give `--model-dir DIR` (a folder with the model's config.json)",
+                cluster.serve.model,
+                cluster.container.hf_cache.join("hub").join(format!("models--{}", cluster.serve.model.replace('/', "--"))).display()
+            )
+        })?,
+    };
+    let model = fit::read_model_dir(&dir)?;
+    let weights = match (args.weights_bytes, model.weights) {
+        (Some(b), _) => Some((b, "`--weights-bytes`".to_owned())),
+        (None, w) => w,
+    };
+
+    // What the serve command sees: the image's env, then cluster.toml's, then what
+    // spark-entrypoint adds when it is unset (Ray's memory monitor off on every node).
+    let mut env = BTreeMap::new();
+    let mut vllm = None;
+    if let Some(path) = &args.recipe {
+        let recipe = Recipe::load(path)?;
+        let file = path.display().to_string();
+        for name in &recipe.overlays {
+            env.extend(Overlay::load(&recipe.default_overlay_dir(), name, &file)?.env);
+        }
+        env.extend(recipe.config.env.iter().cloned());
+        vllm = match recipe.config.labels.iter().find(|(k, _)| k == VLLM_VERSION_LABEL) {
+            Some((_, v)) => {
+                Some(Version::parse(v).with_context(|| format!("`{file}`: label `{VLLM_VERSION_LABEL} = {v}` is not a version; write e.g. 0.11.1"))?)
+            }
+            None => known_bad::vllm_of_image_ref(&recipe.base),
+        };
+    }
+    env.extend(cluster.container.env.clone());
+    env.entry("RAY_memory_monitor_refresh_ms".into()).or_insert_with(|| "0".into());
+    if let Some(v) = &args.vllm_version {
+        vllm = Some(Version::parse(v).with_context(|| format!("`--vllm-version {v}` is not a version; write e.g. 0.11.1"))?);
+    }
+    let vllm = vllm.or_else(|| known_bad::vllm_of_image_ref(&cluster.container.image));
+
+    let memory = match &args.root {
+        Some(root) => {
+            let m = NodeMemory::read(&Root::new(root), args.usable_gib);
+            if !m.source.starts_with("MemAvailable") {
+                bail!("`{}` has no readable `proc/meminfo`; give the root of a live node with `--root` (or leave it out for a nominal Spark)", root.display());
+            }
+            m
+        }
+        None => NodeMemory::nominal(args.usable_gib),
+    };
+    let plan = fit::plan(
+        &Request {
+            model_name: &cluster.serve.model,
+            nodes: cluster.expected_nodes(),
+            backend: cluster.backend,
+            args: &serve,
+            env: &env,
+            model: Some(&model.shape),
+            weights,
+            memory,
+            vllm,
+            arch: fit::spark::ARCH,
+        },
+        &Rules::builtin(),
+    );
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&plan).context("serialising the plan")?).context("writing to stdout")?;
+    } else {
+        write!(out, "{}", plan.table()).context("writing to stdout")?;
+    }
+    Ok(if plan.ok() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn repo(rel: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
+    }
+
+    fn args(cluster: PathBuf, model: &str) -> PlanArgs {
+        PlanArgs {
+            cluster,
+            model_dir: Some(repo(&format!("fixtures/plan/{model}"))),
+            weights_bytes: None,
+            recipe: Some(repo("images/vllm-spark.toml")),
+            vllm_version: None,
+            root: None,
+            usable_gib: None,
+            json: false,
+        }
+    }
+
+    #[test]
+    fn the_example_cluster_fits_with_awq_and_not_with_bf16() {
+        assert_eq!(run(args(repo("examples/cluster.toml"), "qwen3-vl-235b-a22b-awq")).unwrap(), ExitCode::SUCCESS);
+        assert_eq!(run(args(repo("examples/cluster.toml"), "qwen3-vl-235b-a22b-bf16")).unwrap(), ExitCode::from(1));
+        // A weights figure overrides the index: 100 GB per rank does not fit either.
+        let a = PlanArgs { weights_bytes: Some(200_000_000_000), json: true, ..args(repo("examples/cluster.toml"), "qwen3-vl-235b-a22b-awq") };
+        assert_eq!(run(a).unwrap(), ExitCode::from(1));
+    }
+
+    #[test]
+    fn bad_input_is_one_error_naming_the_operand() {
+        let tmp = tempfile::tempdir().unwrap();
+        let e = run(PlanArgs { model_dir: Some(tmp.path().into()), ..args(repo("examples/cluster.toml"), "x") }).unwrap_err();
+        assert!(format!("{e:#}").contains("config.json"), "{e:#}");
+        let e = run(PlanArgs { model_dir: None, ..args(repo("examples/cluster.toml"), "x") }).unwrap_err().to_string();
+        assert!(e.contains("no `config.json` for `QuantTrio/Qwen3-VL-235B-A22B-Instruct-AWQ`") && e.contains("--model-dir"), "{e}");
+        let e = run(PlanArgs { vllm_version: Some("new".into()), ..args(repo("examples/cluster.toml"), "qwen3-vl-235b-a22b-awq") }).unwrap_err().to_string();
+        assert!(e.contains("`--vllm-version new` is not a version"), "{e}");
+        let e = run(PlanArgs { root: Some(tmp.path().into()), ..args(repo("examples/cluster.toml"), "qwen3-vl-235b-a22b-awq") }).unwrap_err().to_string();
+        assert!(e.contains("has no readable `proc/meminfo`"), "{e}");
+        let bad = tmp.path().join("cluster.toml");
+        std::fs::write(&bad, std::fs::read_to_string(repo("examples/cluster.toml")).unwrap().replace("\"0.75\"", "\"lots\"")).unwrap();
+        let e = run(args(bad, "qwen3-vl-235b-a22b-awq")).unwrap_err().to_string();
+        assert!(e.contains("serve.args = --gpu-memory-utilization \"lots\"") && e.contains("0.75"), "{e}");
+    }
+}
