@@ -11,6 +11,7 @@ pub mod launch;
 pub mod log;
 pub mod node;
 pub mod pid1;
+pub mod plan;
 pub mod proto;
 pub mod readiness;
 pub mod rendezvous;

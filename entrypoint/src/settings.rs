@@ -127,7 +127,21 @@ pub const SETTINGS: &[Setting] = &[
         help: "JSON status (`state`: preflight, rendezvous, cluster, starting, ready, stopping) read by `spark-entrypoint healthcheck`",
     },
     Setting { env: "SPARK_ROOT", flag: "--root", default: Some("/"), help: "root prefix for the preflight reads of /sys, /proc, /dev, /etc" },
+    Setting {
+        env: "SPARK_PLAN",
+        flag: "--plan",
+        default: Some("enforce"),
+        help: "head: memory fit and known-bad flags before launching (`sparkctl plan`): `enforce` (an error stops the launch), `warn` (logged, launch goes on) or `off`",
+    },
 ];
+
+/// What the head does with the plan's errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlanMode {
+    Enforce,
+    Warn,
+    Off,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -179,6 +193,7 @@ pub struct Config {
     pub grace: Duration,
     pub status_file: PathBuf,
     pub root: PathBuf,
+    pub plan: PlanMode,
 }
 
 fn setting(flag: &str) -> &'static Setting {
@@ -328,6 +343,12 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Co
         Some(m) => m.to_owned(),
         None => serve.iter().position(|a| a == "serve").and_then(|i| serve.get(i + 1)).cloned().unwrap_or_default(),
     };
+    let plan = match v.get("--plan").unwrap_or("enforce") {
+        "enforce" => PlanMode::Enforce,
+        "warn" => PlanMode::Warn,
+        "off" => PlanMode::Off,
+        other => return Err(invalid("--plan", other, "`enforce`, `warn` or `off`")),
+    };
     let ray_args = v.get("--ray-args").unwrap_or("").split_whitespace().map(str::to_owned).collect();
     Ok(Config {
         role,
@@ -355,6 +376,7 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Co
         grace: v.seconds("--grace")?,
         status_file: PathBuf::from(v.get("--status-file").or(setting("--status-file").default).unwrap_or_default()),
         root: PathBuf::from(v.get("--root").unwrap_or("/")),
+        plan,
     })
 }
 

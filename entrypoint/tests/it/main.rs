@@ -9,5 +9,6 @@ mod docker;
 mod harness;
 mod nccl;
 mod pid1;
+mod plan;
 mod ray;
 mod rendezvous;
