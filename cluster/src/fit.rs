@@ -115,6 +115,9 @@ pub struct ModelShape {
     pub vision_hidden: Option<u64>,
 }
 
+/// The largest integer accepted from `config.json` or a token/sequence flag.
+const MAX_CONFIG_VALUE: u64 = 1 << 24;
+
 /// Reads typed fields of a JSON object, naming the key path in errors.
 struct Json<'a> {
     file: &'a Path,
@@ -129,6 +132,15 @@ impl Json<'_> {
         match self.get(obj, key) {
             None => Ok(None),
             Some(Value::Number(n)) => match n.as_u64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0).map(|f| f as u64)) {
+                // No real model has a dimension or count near 2^24 (16 M); larger values would
+                // only overflow the arithmetic.
+                Some(u) if u > MAX_CONFIG_VALUE => Err(Error::InvalidValue {
+                    file: self.file.to_owned(),
+                    key: path(at, key),
+                    value: u.to_string(),
+                    problem: "it is implausibly large".into(),
+                    fix: "give the model's real config.json".into(),
+                }),
                 Some(u) => Ok(Some(u)),
                 None => Err(self.wrong(at, key, "a non-negative integer", &n.to_string())),
             },
@@ -200,7 +212,7 @@ impl ModelShape {
             _ => hidden / heads,
         };
         let n_layers = j.req(text_cfg, at, "num_hidden_layers", "the number of decoder layers")?;
-        if n_layers > 10_000 || heads > 100_000 || kv_heads == 0 {
+        if n_layers > 10_000 || kv_heads == 0 {
             return Err(Error::InvalidValue {
                 file: file.to_owned(),
                 key: path(at, "num_hidden_layers"),
@@ -293,9 +305,9 @@ impl ModelShape {
             _ => None,
         };
         let ffn_per_token = match experts {
-            Some((_, k)) => {
-                k * j.uint(text_cfg, at, "moe_intermediate_size")?.unwrap_or(0) + j.uint(text_cfg, at, "shared_expert_intermediate_size")?.unwrap_or(0)
-            }
+            Some((_, k)) => k
+                .saturating_mul(j.uint(text_cfg, at, "moe_intermediate_size")?.unwrap_or(0))
+                .saturating_add(j.uint(text_cfg, at, "shared_expert_intermediate_size")?.unwrap_or(0)),
             None => j.uint(text_cfg, at, "intermediate_size")?.unwrap_or(4 * hidden),
         };
         let quant = either("quantization_config").and_then(Value::as_object).map(|q| {
@@ -515,7 +527,7 @@ impl ServeArgs {
                 None if s.has(flag) => Err(bad(flag, "", "it has no value", "give a positive integer")),
                 None => Ok(None),
                 Some(v) => match v.parse::<u64>() {
-                    Ok(n) if n > 0 => Ok(Some(n)),
+                    Ok(n) if n > 0 && n <= MAX_CONFIG_VALUE => Ok(Some(n)),
                     _ => Err(bad(flag, v, "it is not a positive integer", "give a positive integer")),
                 },
             }
@@ -526,7 +538,11 @@ impl ServeArgs {
         let max_num_batched_tokens = count("--max-num-batched-tokens")?;
         let max_model_len = match s.value("--max-model-len") {
             None | Some("auto" | "-1") => None,
-            Some(v) => Some(parse_len(v).filter(|n| *n > 0).ok_or_else(|| bad("--max-model-len", v, "it is not a token count", "give e.g. 4096 or 32k"))?),
+            Some(v) => Some(
+                parse_len(v)
+                    .filter(|n| *n > 0 && *n <= MAX_CONFIG_VALUE)
+                    .ok_or_else(|| bad("--max-model-len", v, "it is not a token count", "give e.g. 4096 or 32k"))?,
+            ),
         };
         let util = match s.value("--gpu-memory-utilization") {
             None => None,
@@ -700,8 +716,8 @@ impl Kv<'_> {
     fn per_token_layer(&self) -> u64 {
         match self.m.mla {
             // The latent and the rope key, once per token: not split by tensor parallelism.
-            Some(mla) => (mla.kv_lora_rank + mla.rope_head_dim) * self.kv_bytes,
-            None => 2 * self.kv_heads_rank() * self.m.head_dim * self.kv_bytes,
+            Some(mla) => (mla.kv_lora_rank + mla.rope_head_dim).saturating_mul(self.kv_bytes),
+            None => (2 * self.kv_heads_rank()).saturating_mul(self.m.head_dim).saturating_mul(self.kv_bytes),
         }
     }
 
@@ -713,12 +729,12 @@ impl Kv<'_> {
             .layers
             .iter()
             .map(|l| match l {
-                Layer::Full => round_block(context) * per,
-                Layer::Sliding { window } => round_block(context.min(*window)) * per,
+                Layer::Full => round_block(context).saturating_mul(per),
+                Layer::Sliding { window } => round_block(context.min(*window)).saturating_mul(per),
                 Layer::Linear => 0,
             })
-            .sum();
-        total / self.pp + self.state_per_seq()
+            .fold(0, u64::saturating_add);
+        (total / self.pp).saturating_add(self.state_per_seq())
     }
 
     /// Linear-attention state of one sequence on one rank: the causal-conv window over q, k, v
@@ -726,9 +742,11 @@ impl Kv<'_> {
     fn state_per_seq(&self) -> u64 {
         let Some(la) = self.m.linear else { return 0 };
         let n = self.m.count(|l| *l == Layer::Linear);
-        let conv = (la.conv_kernel.saturating_sub(1)) * (2 * la.key_heads * la.key_dim + la.value_heads * la.value_dim) / self.tp * self.m.dtype_bytes;
-        let ssm = la.value_heads / self.tp * la.key_dim * la.value_dim * self.state_bytes;
-        n * (conv + ssm) / self.pp
+        // Config values are below 2^24, so the products of two fit; the rest saturates.
+        let conv =
+            (la.conv_kernel.saturating_sub(1)).saturating_mul(2 * la.key_heads * la.key_dim + la.value_heads * la.value_dim) / self.tp * self.m.dtype_bytes;
+        let ssm = (la.value_heads / self.tp).saturating_mul(la.key_dim * la.value_dim).saturating_mul(self.state_bytes);
+        n.saturating_mul(conv.saturating_add(ssm)) / self.pp
     }
 }
 
@@ -763,26 +781,29 @@ pub fn estimate(i: &Inputs) -> Estimate {
     let seq_limit = a.max_num_seqs.unwrap_or(vllm_defaults::MAX_NUM_SEQS);
     // Live tensors of one layer per batched token (hidden states and norms ×8, q/k/v, the FFN's
     // gate, up and down), the sampler's float32 logits, and the vision encoder's activations.
-    let per_token = 2 * (8 * m.hidden + (m.heads / a.tp + 2 * kv.kv_heads_rank()) * m.head_dim + 3 * m.ffn_per_token / a.tp);
-    let logits = seq_limit * m.vocab * 4;
-    let vision = m.vision_hidden.map_or(0, |v| batched * 2 * 16 * v);
+    // In u128: config values are below 2^24, so these products cannot overflow it.
+    let w = |x: u64| u128::from(x);
+    let clamp = |x: u128| u64::try_from(x).unwrap_or(u64::MAX);
+    let per_token = clamp(2 * (8 * w(m.hidden) + (w(m.heads / a.tp) + 2 * w(kv.kv_heads_rank())) * w(m.head_dim) + 3 * w(m.ffn_per_token) / w(a.tp)));
+    let logits = w(seq_limit) * w(m.vocab) * 4;
+    let vision = m.vision_hidden.map_or(0, |v| w(batched) * 2 * 16 * w(v));
     let b12x = a.value("--moe-backend") == Some("flashinfer_b12x");
-    let activation = (batched * per_token + logits + vision) * if b12x { 2 } else { 1 };
+    let activation = clamp((w(batched) * w(per_token) + logits + vision) * if b12x { 2 } else { 1 });
     let capture = (2 * seq_limit).min(vllm_defaults::MAX_CAPTURE_SIZE);
-    let graphs = if a.enforce_eager { 0 } else { layers_rank * capture * m.hidden * 2 * 5 };
+    let graphs = if a.enforce_eager { 0 } else { clamp(w(layers_rank) * w(capture) * w(m.hidden) * 2 * 5) };
     let runtime = gib(RUNTIME_ALLOWANCE_GIB);
     let kv_seq = kv.per_seq(context) - kv.state_per_seq();
     let state = kv.state_per_seq();
-    let fixed = weights + activation + graphs + runtime;
-    let required = fixed + seqs * (kv_seq + state);
+    let fixed = weights.saturating_add(activation).saturating_add(graphs).saturating_add(runtime);
+    let required = fixed.saturating_add(seqs.saturating_mul(kv_seq.saturating_add(state)));
 
     let utilization = a.gpu_memory_utilization.unwrap_or(vllm_defaults::GPU_MEMORY_UTILIZATION);
     let budget = (utilization * i.memory.total as f64) as u64;
     let limit = budget.min(i.memory.usable);
-    let headroom = limit as i64 - required as i64;
+    let headroom = (i128::from(limit) - i128::from(required)).clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64;
 
     // The longest context that fits: the KV cache grows with it (piecewise, with windows).
-    let fits_at = |ctx: u64| fixed + seqs * kv.per_seq(ctx) <= limit;
+    let fits_at = |ctx: u64| fixed.saturating_add(seqs.saturating_mul(kv.per_seq(ctx))) <= limit;
     let cap = m.max_positions.unwrap_or(1 << 24).max(1);
     let (longest_context, longest_is_model_limit) = if fits_at(cap) {
         (Some(cap), true)
@@ -820,12 +841,12 @@ pub fn estimate(i: &Inputs) -> Estimate {
         ));
     }
     if headroom < gib(TIGHT_GIB) as i64 {
-        if fixed + seqs * state > limit {
+        if fixed.saturating_add(seqs.saturating_mul(state)) > limit {
             // The weights (and fixed allowances) alone do not fit: fewer bytes or more ranks.
-            let others = activation + graphs + runtime + seqs * (kv_seq + state);
+            let others = activation.saturating_add(graphs).saturating_add(runtime).saturating_add(seqs.saturating_mul(kv_seq.saturating_add(state)));
             // The fewest nodes whose tensor-parallel split the heads allow and the weights fit.
             let divides = |n: u64| m.heads.is_multiple_of(n) && (m.mla.is_some() || m.kv_heads.is_multiple_of(n) || n.is_multiple_of(m.kv_heads));
-            let nodes = (ranks + 1..=64).find(|n| divides(*n) && ceil_div(i.weights, *n) + others <= limit);
+            let nodes = (ranks + 1..=64).find(|n| divides(*n) && ceil_div(i.weights, *n).saturating_add(others) <= limit);
             fixes.push("use quantised weights (AWQ or NVFP4 take about a quarter of the BF16 bytes)".into());
             if let Some(n) = nodes {
                 fixes.push(format!("or spread the weights over {n} nodes (`--tensor-parallel-size {n}`)"));
@@ -834,7 +855,7 @@ pub fn estimate(i: &Inputs) -> Estimate {
             if let Some(l) = longest_context.filter(|l| *l < context) {
                 fixes.push(format!("shorter context: `--max-model-len {}` or less", l / vllm_defaults::BLOCK_SIZE * vllm_defaults::BLOCK_SIZE));
             }
-            let per_seq = kv_seq + state;
+            let per_seq = kv_seq.saturating_add(state);
             let max_seqs = limit.saturating_sub(fixed).checked_div(per_seq).unwrap_or(0);
             if max_seqs >= 1 && max_seqs < seqs {
                 fixes.push(format!("fewer sequences: `--max-num-seqs {max_seqs}` or less"));
@@ -864,12 +885,12 @@ pub fn estimate(i: &Inputs) -> Estimate {
     };
     let mut terms = vec![
         Term { name: "weights per rank", bytes: weights, how: format!("{:.2} GB ({}) / {ranks} rank(s)", i.weights as f64 / 1e9, i.weights_how) },
-        Term { name: "KV cache", bytes: seqs * kv_seq, how: kv_how },
+        Term { name: "KV cache", bytes: seqs.saturating_mul(kv_seq), how: kv_how },
     ];
     if let Some(la) = m.linear {
         terms.push(Term {
             name: "linear-attention state",
-            bytes: seqs * state,
+            bytes: seqs.saturating_mul(state),
             how: format!(
                 "{seqs} seq × {} layers × (conv {} + recurrent {}×{}×{} per rank)",
                 m.count(|l| *l == Layer::Linear),
@@ -1173,6 +1194,21 @@ mod tests {
         assert!(bad(&["--tensor-parallel-size", "two"]).contains("`c.toml`: `serve.args = --tensor-parallel-size \"two\"`"));
         assert!(bad(&["--gpu-memory-utilization", "1.5"]).contains("(0, 1]"));
         assert!(bad(&["--kv-cache-dtype", "int3"]).contains("fp8"));
+    }
+
+    #[test]
+    fn extreme_inputs_give_errors_or_answers_never_a_panic() {
+        let big = r#"{"hidden_size": 16777216, "num_attention_heads": 16777216, "num_key_value_heads": 1, "head_dim": 16777216,
+            "num_hidden_layers": 10000, "vocab_size": 16777216, "max_position_embeddings": 16777216, "linear_num_value_heads": 16777216,
+            "linear_num_key_heads": 16777216, "linear_key_head_dim": 16777216, "linear_value_head_dim": 16777216, "full_attention_interval": 2}"#;
+        let m = ModelShape::parse(big, Path::new("c")).unwrap();
+        let a = args(&["--max-model-len", "16M", "--max-num-seqs", "16777216", "--max-num-batched-tokens", "16777216"]);
+        let e = estimate(&Inputs { model: &m, weights: u64::MAX, weights_how: "t", args: &a, memory: NodeMemory::nominal(None) });
+        assert_eq!(e.verdict, Verdict::DoesNotFit);
+        assert!(ModelShape::parse(&big.replace("16777216,", "16777217,"), Path::new("c")).unwrap_err().to_string().contains("implausibly large"));
+        for bad in ["[]", "{\"text_config\": 3}", "{\"hidden_size\": -1}", "{\"hidden_size\": 1.5}", "{\"layer_types\": 1}"] {
+            assert!(ModelShape::parse(bad, Path::new("c")).is_err(), "{bad}");
+        }
     }
 
     #[test]
