@@ -8,6 +8,7 @@ use anyhow::{bail, Context};
 use builder::overlay::Overlay;
 use builder::recipe::Recipe;
 use cluster::fit::{self, NodeMemory, Request, ServeArgs};
+use cluster::known_bad::Facts;
 use cluster::known_bad::{self, Rules, Version};
 use cluster::sysfs::Root;
 use std::collections::BTreeMap;
@@ -109,16 +110,18 @@ pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
     };
     let plan = fit::plan(
         &Request {
-            model_name: &cluster.serve.model,
-            nodes: cluster.expected_nodes(),
-            backend: cluster.backend,
-            args: &serve,
-            env: &env,
-            model: Some(&model.shape),
+            facts: Facts {
+                model_name: &cluster.serve.model,
+                nodes: cluster.expected_nodes(),
+                backend: cluster.backend,
+                args: &serve,
+                env: &env,
+                model: Some(&model.shape),
+                vllm,
+                arch: fit::spark::ARCH,
+            },
             weights,
             memory,
-            vllm,
-            arch: fit::spark::ARCH,
         },
         &Rules::builtin(),
     );

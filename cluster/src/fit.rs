@@ -12,11 +12,9 @@
 
 use crate::error::{Error, Result};
 use crate::known_bad::{Facts, Finding, Rules, Severity, Version};
-use crate::model::Backend;
 use crate::sysfs::Root;
 use serde::Serialize;
 use serde_json::{Map, Value};
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -996,20 +994,12 @@ pub fn structure(m: Option<&ModelShape>, a: &ServeArgs, nodes: usize) -> Vec<Fin
     out
 }
 
-/// Everything the plan looks at.
+/// Everything the plan looks at: what the rules see, plus the weights and the node's memory.
 pub struct Request<'a> {
-    pub model_name: &'a str,
-    pub nodes: usize,
-    pub backend: Backend,
-    pub args: &'a ServeArgs,
-    /// The environment the serve command will see (image, cluster, derived).
-    pub env: &'a BTreeMap<String, String>,
-    pub model: Option<&'a ModelShape>,
+    pub facts: Facts<'a>,
     /// Bytes and how they were found.
     pub weights: Option<(u64, String)>,
     pub memory: NodeMemory,
-    pub vllm: Option<Version>,
-    pub arch: &'a str,
 }
 
 /// The answer: the memory estimate (when the model's shape and weights are known) and every
@@ -1102,10 +1092,11 @@ impl Plan {
 
 /// Runs the memory estimate, the structural checks and the rules.
 pub fn plan(req: &Request, rules: &Rules) -> Plan {
-    let mut findings = structure(req.model, req.args, req.nodes);
-    let (memory, not_sized) = match (req.model, &req.weights) {
+    let f = &req.facts;
+    let mut findings = structure(f.model, f.args, f.nodes);
+    let (memory, not_sized) = match (f.model, &req.weights) {
         (Some(model), Some((bytes, how))) => {
-            let e = estimate(&Inputs { model, weights: *bytes, weights_how: how, args: req.args, memory: req.memory.clone() });
+            let e = estimate(&Inputs { model, weights: *bytes, weights_how: how, args: f.args, memory: req.memory.clone() });
             match e.verdict {
                 Verdict::DoesNotFit => findings.push(Finding {
                     id: "memory".into(),
@@ -1134,24 +1125,15 @@ pub fn plan(req: &Request, rules: &Rules) -> Plan {
         (None, _) => (None, Some("no `config.json` for the model".to_owned())),
         (Some(_), None) => (None, Some("the weights' size is unknown (no safetensors index or shards; give `--weights-bytes`)".to_owned())),
     };
-    findings.extend(rules.evaluate(&Facts {
-        model_name: req.model_name,
-        vllm: req.vllm,
-        arch: req.arch,
-        nodes: req.nodes,
-        backend: req.backend,
-        args: req.args,
-        env: req.env,
-        model: req.model,
-    }));
+    findings.extend(rules.evaluate(f));
     findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     Plan {
-        model: req.model_name.to_owned(),
-        nodes: req.nodes,
-        tensor_parallel: req.args.tp,
-        pipeline_parallel: req.args.pp,
-        vllm: req.vllm,
-        arch: req.arch.to_owned(),
+        model: f.model_name.to_owned(),
+        nodes: f.nodes,
+        tensor_parallel: f.args.tp,
+        pipeline_parallel: f.args.pp,
+        vllm: f.vllm,
+        arch: f.arch.to_owned(),
         memory,
         not_sized,
         findings,

@@ -14,6 +14,9 @@ use std::path::Path;
 
 /// The rules file shipped with sparkctl.
 pub const BUILTIN: &str = include_str!("../rules/known-bad.toml");
+/// The same, converted to JSON by `build.rs` (what [`Rules::builtin`] reads: no TOML parser in
+/// the entrypoint).
+const BUILTIN_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/known-bad.json"));
 /// How [`BUILTIN`] is named in errors and reports.
 pub const BUILTIN_NAME: &str = "cluster/rules/known-bad.toml";
 
@@ -248,9 +251,11 @@ impl Facts<'_> {
 }
 
 impl Rules {
-    /// The rules shipped with sparkctl (checked by a unit test).
+    /// The rules shipped with sparkctl (checked by the unit test `builtin_rules_parse`).
     pub fn builtin() -> Rules {
-        Rules::parse(BUILTIN, Path::new(BUILTIN_NAME)).expect("the built-in rules file parses (unit test `builtin_rules_parse`)")
+        let rules: Rules = serde_json::from_str(BUILTIN_JSON).expect("the built-in rules match the schema (unit test `builtin_rules_parse`)");
+        rules.check(Path::new(BUILTIN_NAME)).expect("the built-in rules pass their checks (unit test `builtin_rules_parse`)");
+        rules
     }
 
     /// Parses a rules file; `file` names it in errors.
@@ -259,6 +264,14 @@ impl Rules {
             let line = e.span().map(|s| text[..s.start].lines().count().max(1)).unwrap_or(1);
             Error::Syntax { file: file.to_owned(), line, message: e.message().trim().replace('\n', "; ") }
         })?;
+        rules.check(file)?;
+        Ok(rules)
+    }
+
+    /// What the schema cannot say: valid version requirements and backends, flag spellings,
+    /// unique ids.
+    fn check(&self, file: &Path) -> Result<()> {
+        let rules = self;
         for (i, r) in rules.rule.iter().enumerate() {
             let bad = |key: &str, value: &str, problem: &str, fix: &str| Error::InvalidValue {
                 file: file.to_owned(),
@@ -284,7 +297,7 @@ impl Rules {
                 return Err(bad("id", &r.id, "it is used twice", "give each rule its own id"));
             }
         }
-        Ok(rules)
+        Ok(())
     }
 
     /// The rules that fire, in file order.
@@ -342,6 +355,10 @@ mod tests {
     fn builtin_rules_parse() {
         let r = Rules::builtin();
         assert!(r.rule.len() >= 8, "{}", r.rule.len());
+        // The JSON the binaries read says what the TOML says.
+        let toml = Rules::parse(BUILTIN, Path::new(BUILTIN_NAME)).unwrap();
+        assert_eq!(serde_json::to_value(&toml.rule).unwrap(), serde_json::to_value(&r.rule).unwrap());
+        assert_eq!(serde_json::to_value(&toml.validated).unwrap(), serde_json::to_value(&r.validated).unwrap());
     }
 
     #[test]

@@ -8,6 +8,7 @@ use crate::log;
 use crate::settings::{Backend, Config, PlanMode};
 use crate::supervisor::Stop;
 use cluster::fit::{self, NodeMemory, Request, ServeArgs};
+use cluster::known_bad::Facts;
 use cluster::known_bad::Rules;
 use cluster::sysfs::Root;
 use std::collections::BTreeMap;
@@ -58,19 +59,21 @@ pub fn check(cfg: &Config, env: &BTreeMap<String, String>) -> Result<(), Stop> {
     let root = Root::new(&cfg.root);
     let plan = fit::plan(
         &Request {
-            model_name: &cfg.model,
-            nodes: cfg.nodes.len(),
-            backend: match cfg.backend {
-                Backend::Ray => cluster::Backend::Ray,
-                Backend::Native => cluster::Backend::Native,
+            facts: Facts {
+                model_name: &cfg.model,
+                nodes: cfg.nodes.len(),
+                backend: match cfg.backend {
+                    Backend::Ray => cluster::Backend::Ray,
+                    Backend::Native => cluster::Backend::Native,
+                },
+                args: &serve,
+                env: &all_env,
+                model: model.as_ref().map(|m| &m.shape),
+                vllm: fit::installed_vllm(&root),
+                arch: fit::spark::ARCH,
             },
-            args: &serve,
-            env: &all_env,
-            model: model.as_ref().map(|m| &m.shape),
             weights: model.as_ref().and_then(|m| m.weights.clone()),
             memory: NodeMemory::read(&root, None),
-            vllm: fit::installed_vllm(&root),
-            arch: fit::spark::ARCH,
         },
         &Rules::builtin(),
     );

@@ -4,7 +4,7 @@
 //! 130 599 218 053 B, of which 102 GiB = 109 521 666 048 B is usable.
 
 use cluster::fit::{self, estimate, gib, plan, read_model_dir, Inputs, ModelShape, NodeMemory, Plan, Request, ServeArgs, Verdict};
-use cluster::known_bad::{Rules, Severity, Version};
+use cluster::known_bad::{Facts, Rules, Severity, Version};
 use cluster::Backend;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -75,16 +75,18 @@ fn run(c: &Case) -> Plan {
     let shape = c.shape.clone().unwrap_or(dir.shape);
     plan(
         &Request {
-            model_name: c.model,
-            nodes: c.nodes,
-            backend: c.backend,
-            args: &a,
-            env: &c.env,
-            model: Some(&shape),
+            facts: Facts {
+                model_name: c.model,
+                nodes: c.nodes,
+                backend: c.backend,
+                args: &a,
+                env: &c.env,
+                model: Some(&shape),
+                vllm: c.vllm,
+                arch: fit::spark::ARCH,
+            },
             weights: dir.weights,
             memory: NodeMemory::nominal(None),
-            vllm: c.vllm,
-            arch: fit::spark::ARCH,
         },
         &Rules::builtin(),
     )
