@@ -3,6 +3,7 @@
 
 use crate::derive::NODE_SPECIFIC_VARS;
 use crate::error::{Error, Result};
+use crate::fit::ServeArgs;
 use crate::model::{Cluster, Role};
 use std::collections::BTreeMap;
 
@@ -159,26 +160,15 @@ fn container(c: &Cluster) -> Result<()> {
 }
 
 /// One GPU per Spark: tensor × pipeline parallel size, where given, equals the node count
-/// ("tensor parallel size (2) exceeds available GPUs (1)" otherwise, BRIEF).
+/// ("tensor parallel size (2) exceeds available GPUs (1)" otherwise, BRIEF). The flags are read
+/// as vLLM reads them ([`ServeArgs`], which also refuses malformed sizes, lengths, utilisations).
 fn parallelism(c: &Cluster) -> Result<()> {
-    let size = |flag: &str| -> Result<Option<u64>> {
-        let args = &c.serve.args;
-        let value = args.iter().enumerate().find_map(|(i, a)| {
-            a.strip_prefix(&format!("{flag}=")).map(str::to_owned).or_else(|| (a == flag).then(|| args.get(i + 1).cloned().unwrap_or_default()))
-        });
-        match value {
-            None => Ok(None),
-            Some(v) => {
-                v.parse::<u64>().map(Some).map_err(|_| invalid(c, "serve.args", &format!("{flag} {v:?}"), "it is not a number", "give a positive integer"))
-            }
-        }
-    };
-    let tp = size("--tensor-parallel-size")?;
-    let pp = size("--pipeline-parallel-size")?;
+    let a = ServeArgs::parse(&c.serve.args, &c.source, "serve.args")?;
+    let (tp, pp) = (a.has("--tensor-parallel-size").then_some(a.tp), a.has("--pipeline-parallel-size").then_some(a.pp));
     if tp.is_none() && pp.is_none() {
         return Ok(());
     }
-    let product = tp.unwrap_or(1) * pp.unwrap_or(1);
+    let product = a.tp * a.pp;
     if product != c.nodes.len() as u64 {
         let parallel = match (tp, pp) {
             (Some(t), Some(p)) => format!("--tensor-parallel-size {t} × --pipeline-parallel-size {p}"),
