@@ -13,7 +13,7 @@ use cluster::known_bad::{self, Rules, Version};
 use cluster::sysfs::Root;
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// An image label naming the vLLM version, when the base's tag does not tell it.
@@ -35,6 +35,9 @@ pub struct PlanArgs {
     /// version, its overlays' env what the serve command sees
     #[arg(long)]
     recipe: Option<PathBuf>,
+    /// The recipe's overlay folder (default: `overlays/` next to the recipe's folder)
+    #[arg(long, requires = "recipe")]
+    overlays: Option<PathBuf>,
     /// The vLLM version in the image (overrides the recipe)
     #[arg(long)]
     vllm_version: Option<String>,
@@ -48,6 +51,24 @@ pub struct PlanArgs {
     /// Print the plan as JSON
     #[arg(long)]
     json: bool,
+}
+
+/// The env an image built from the recipe gives the serve command (its overlays' then its
+/// config's) and its vLLM version (the `dev.sparkctl.vllm-version` label, else the NGC base tag).
+fn from_recipe(path: &Path, overlays: Option<&Path>) -> anyhow::Result<(BTreeMap<String, String>, Option<Version>)> {
+    let recipe = Recipe::load(path)?;
+    let file = path.display().to_string();
+    let dir = overlays.map_or_else(|| recipe.default_overlay_dir(), Path::to_owned);
+    let mut env = BTreeMap::new();
+    for name in &recipe.overlays {
+        env.extend(Overlay::load(&dir, name, &file)?.env);
+    }
+    env.extend(recipe.config.env.iter().cloned());
+    let vllm = match recipe.config.labels.iter().find(|(k, _)| k == VLLM_VERSION_LABEL) {
+        Some((_, v)) => Some(Version::parse(v).with_context(|| format!("`{file}`: label `{VLLM_VERSION_LABEL} = {v}` is not a version; write e.g. 0.11.1"))?),
+        None => known_bad::vllm_of_image_ref(&recipe.base),
+    };
+    Ok((env, vllm))
 }
 
 pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
@@ -75,22 +96,10 @@ pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
 
     // What the serve command sees: the image's env, then cluster.toml's, then what
     // spark-entrypoint adds when it is unset (Ray's memory monitor off on every node).
-    let mut env = BTreeMap::new();
-    let mut vllm = None;
-    if let Some(path) = &args.recipe {
-        let recipe = Recipe::load(path)?;
-        let file = path.display().to_string();
-        for name in &recipe.overlays {
-            env.extend(Overlay::load(&recipe.default_overlay_dir(), name, &file)?.env);
-        }
-        env.extend(recipe.config.env.iter().cloned());
-        vllm = match recipe.config.labels.iter().find(|(k, _)| k == VLLM_VERSION_LABEL) {
-            Some((_, v)) => {
-                Some(Version::parse(v).with_context(|| format!("`{file}`: label `{VLLM_VERSION_LABEL} = {v}` is not a version; write e.g. 0.11.1"))?)
-            }
-            None => known_bad::vllm_of_image_ref(&recipe.base),
-        };
-    }
+    let (mut env, mut vllm) = match &args.recipe {
+        Some(path) => from_recipe(path, args.overlays.as_deref())?,
+        None => (BTreeMap::new(), None),
+    };
     env.extend(cluster.container.env.clone());
     env.entry("RAY_memory_monitor_refresh_ms".into()).or_insert_with(|| "0".into());
     if let Some(v) = &args.vllm_version {
@@ -149,6 +158,7 @@ mod tests {
             model_dir: Some(repo(&format!("fixtures/plan/{model}"))),
             weights_bytes: None,
             recipe: Some(repo("images/vllm-spark.toml")),
+            overlays: None,
             vllm_version: None,
             root: None,
             usable_gib: None,
@@ -163,6 +173,27 @@ mod tests {
         // A weights figure overrides the index: 100 GB per rank does not fit either.
         let a = PlanArgs { weights_bytes: Some(200_000_000_000), json: true, ..args(repo("examples/cluster.toml"), "qwen3-vl-235b-a22b-awq") };
         assert_eq!(run(a).unwrap(), ExitCode::from(1));
+    }
+
+    #[test]
+    fn the_image_env_and_vllm_version_come_from_the_recipe() {
+        // The shipped recipe: NGC 25.11 → vLLM 0.11.0; the spark-env overlay's variables.
+        let (env, vllm) = from_recipe(&repo("images/vllm-spark.toml"), None).unwrap();
+        assert_eq!(vllm, Some(Version(0, 11, 0)));
+        assert_eq!(env.get("VLLM_ATTENTION_BACKEND").map(String::as_str), Some("TRITON_ATTN"));
+        assert_eq!(env.get("RAY_memory_monitor_refresh_ms").map(String::as_str), Some("0"));
+        // A label wins over the base tag; an NGC tag the table knows gives its version.
+        let tmp = tempfile::tempdir().unwrap();
+        let recipe = tmp.path().join("r.toml");
+        let labelled = "[base]\nref = \"oci:base:base\"\nplatforms = [\"linux/arm64\"]\n[config.labels]\n\"dev.sparkctl.vllm-version\" = \"0.11.1\"\n";
+        std::fs::write(&recipe, labelled).unwrap();
+        assert_eq!(from_recipe(&recipe, None).unwrap().1, Some(Version(0, 11, 1)));
+        let digest = "0".repeat(64);
+        std::fs::write(&recipe, format!("[base]\nref = \"docker://nvcr.io/nvidia/vllm:26.09-py3@sha256:{digest}\"\nplatforms = [\"linux/arm64\"]\n")).unwrap();
+        assert_eq!(from_recipe(&recipe, None).unwrap().1, Some(Version(0, 29, 0)));
+        std::fs::write(&recipe, labelled.replace("0.11.1", "latest")).unwrap();
+        let e = from_recipe(&recipe, None).unwrap_err().to_string();
+        assert!(e.contains("label `dev.sparkctl.vllm-version = latest` is not a version"), "{e}");
     }
 
     #[test]

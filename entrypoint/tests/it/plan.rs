@@ -30,6 +30,8 @@ fn hf_home(dir: &Path, model: &str, folder: &str) -> PathBuf {
 fn spark_root(dir: &Path) -> String {
     let root = rdma_root(dir, 1);
     fs::write(root.join("proc/meminfo"), "MemTotal:       127535431 kB\nMemFree:        110000000 kB\nMemAvailable:   120586240 kB\n").unwrap();
+    // The vLLM of the image, as NGC installs it.
+    fs::create_dir_all(root.join("usr/local/lib/python3.12/dist-packages/vllm-0.11.1+nv26.01.dist-info")).unwrap();
     root.display().to_string()
 }
 
@@ -78,7 +80,7 @@ fn a_configuration_that_fits_launches_and_warn_launches_one_that_does_not() {
     let e = env(&pair, "head", "t", &[("SPARK_BACKEND", "native"), ("SPARK_NODES", "a"), ("SPARK_PLAN", "enforce"), ("SPARK_ROOT", &root), ("HF_HOME", &home)]);
     let mut head = Node::start(&pair.head, "a", pair.path("fits.log"), &e, &serve(model, &args));
     let log = head.wait_for("READY", T);
-    assert!(log.contains("plan | verdict: fits") && log.contains("27 MLA layers"), "{log}");
+    assert!(log.contains("plan | verdict: fits") && log.contains("27 MLA layers") && log.contains("sm_121, vLLM 0.11.1"), "{log}");
     head.signal(Signal::SIGTERM);
     head.wait_exit(T);
 
