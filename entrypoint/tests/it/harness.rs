@@ -186,6 +186,8 @@ pub fn env(pair: &Pair, role: &str, token: &str, extra: &[(&str, &str)]) -> Vec<
         ("SPARK_STATUS_FILE", pair.path(&format!("status-{name}.json")).display().to_string()),
         ("VLLM_CONFIG_ROOT", pair.path(&format!("vllm-{name}")).display().to_string()),
         ("STANDIN_RECORD", pair.path(&format!("record-{name}.json")).display().to_string()),
+        // The restart history stays in the test's folder, never in the machine's /var/lib.
+        ("SPARK_STATE_FILE", pair.path(&format!("restarts-{name}.json")).display().to_string()),
         ("STANDIN_LOAD_SECONDS", "1".into()),
         // The stand-in serve commands are not real vLLM configurations (no model files, no
         // tensor-parallel size): the launch check logs its findings and goes on. `plan.rs` tests
