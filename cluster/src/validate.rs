@@ -116,6 +116,10 @@ fn addresses(c: &Cluster) -> Result<()> {
     Ok(())
 }
 
+/// spark-entrypoint settings that are the same on every node and derived from nothing, so
+/// `container.env` may set them (the launch check's mode: docs/plan.md).
+const SHARED_SETTINGS: &[&str] = &["SPARK_PLAN"];
+
 fn container(c: &Cluster) -> Result<()> {
     let image = &c.container.image;
     if image.chars().any(char::is_whitespace) || image.starts_with('-') {
@@ -134,7 +138,7 @@ fn container(c: &Cluster) -> Result<()> {
         if !valid {
             return Err(invalid(c, &format!("container.env.{name}"), name, "it is not a variable name", "use letters, digits and `_`"));
         }
-        if NODE_SPECIFIC_VARS.contains(&name.as_str()) || name.starts_with("SPARK_") {
+        if NODE_SPECIFIC_VARS.contains(&name.as_str()) || (name.starts_with("SPARK_") && !SHARED_SETTINGS.contains(&name.as_str())) {
             return Err(invalid(
                 c,
                 &format!("container.env.{name}"),
