@@ -42,7 +42,8 @@ pub mod spark {
     pub const USABLE_GIB: f64 = 102.0;
 }
 
-/// vLLM's defaults where a flag is absent (V1 engine, API server, a GPU with more than 70 GiB).
+/// vLLM's defaults where a flag is absent: the API server on a GPU with at least 70 GiB that is
+/// not an A100 (`EngineArgs.get_batch_defaults` in vLLM's `engine/arg_utils.py`), as GB10 is.
 pub mod vllm_defaults {
     pub const GPU_MEMORY_UTILIZATION: f64 = 0.9;
     pub const MAX_NUM_BATCHED_TOKENS: u64 = 8192;
