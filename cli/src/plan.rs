@@ -7,7 +7,7 @@
 use anyhow::{bail, Context};
 use builder::overlay::Overlay;
 use builder::recipe::Recipe;
-use cluster::fit::{self, NodeMemory, Request, ServeArgs};
+use cluster::fit::{self, NodeMemory, Plan, Request, ServeArgs};
 use cluster::known_bad::Facts;
 use cluster::known_bad::{self, Rules, Version};
 use cluster::sysfs::Root;
@@ -72,6 +72,18 @@ fn from_recipe(path: &Path, overlays: Option<&Path>) -> anyhow::Result<(BTreeMap
 }
 
 pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
+    let plan = build(&args)?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&plan).context("serialising the plan")?).context("writing to stdout")?;
+    } else {
+        write!(out, "{}", plan.table()).context("writing to stdout")?;
+    }
+    Ok(if plan.ok() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// Gathers the inputs and computes the plan.
+fn build(args: &PlanArgs) -> anyhow::Result<Plan> {
     let cluster = cluster::parse_file(&args.cluster)?;
     let serve = ServeArgs::parse(&cluster.serve.args, &cluster.source, "serve.args")?;
     if let Some(u) = args.usable_gib.filter(|u| !(1.0..=1024.0).contains(u)) {
@@ -134,13 +146,7 @@ pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
         },
         &Rules::builtin(),
     );
-    let mut out = std::io::stdout().lock();
-    if args.json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&plan).context("serialising the plan")?).context("writing to stdout")?;
-    } else {
-        write!(out, "{}", plan.table()).context("writing to stdout")?;
-    }
-    Ok(if plan.ok() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(plan)
 }
 
 #[cfg(test)]
@@ -173,6 +179,15 @@ mod tests {
         // A weights figure overrides the index: 100 GB per rank does not fit either.
         let a = PlanArgs { weights_bytes: Some(200_000_000_000), json: true, ..args(repo("examples/cluster.toml"), "qwen3-vl-235b-a22b-awq") };
         assert_eq!(run(a).unwrap(), ExitCode::from(1));
+    }
+
+    #[test]
+    fn the_example_in_docs_plan_md_is_what_sparkctl_prints() {
+        let doc = std::fs::read_to_string(repo("docs/plan.md")).unwrap();
+        let cmd = "$ sparkctl plan --cluster examples/cluster.toml --model-dir fixtures/plan/qwen3-vl-235b-a22b-awq --recipe images/vllm-spark.toml\n";
+        let start = doc.find(cmd).expect("docs/plan.md shows the example command") + cmd.len();
+        let shown = &doc[start..start + doc[start..].find("```").unwrap()];
+        assert_eq!(shown, build(&args(repo("examples/cluster.toml"), "qwen3-vl-235b-a22b-awq")).unwrap().table());
     }
 
     #[test]
