@@ -81,6 +81,9 @@ fn a_configuration_that_fits_launches_and_warn_launches_one_that_does_not() {
     let mut head = Node::start(&pair.head, "a", pair.path("fits.log"), &e, &serve(model, &args));
     let log = head.wait_for("READY", T);
     assert!(log.contains("plan | verdict: fits") && log.contains("27 MLA layers") && log.contains("sm_121, vLLM 0.11.1"), "{log}");
+    // Warnings are logged once, with the table, not again while serving.
+    assert_eq!(log.matches("plan | PER NODE").count(), 1, "{log}");
+    assert_eq!(log.matches("utilization-0.9").count() + log.matches("plan | warning").count(), 0, "0.75 gives no warning:\n{log}");
     head.signal(Signal::SIGTERM);
     head.wait_exit(T);
 
@@ -91,6 +94,7 @@ fn a_configuration_that_fits_launches_and_warn_launches_one_that_does_not() {
     let mut head = Node::start(&pair.head, "a", pair.path("warn.log"), &e, &serve(model, &args));
     let log = head.wait_for("READY", T);
     assert!(log.contains("plan | verdict: does not fit") && log.contains("launching anyway (SPARK_PLAN=warn)"), "{log}");
+    assert_eq!(log.matches("plan | error   memory").count(), 1, "{log}");
     head.signal(Signal::SIGTERM);
     head.wait_exit(T);
 }
