@@ -10,6 +10,7 @@ mod fleet;
 mod image;
 mod image_registry;
 mod logs;
+mod plan;
 mod remote;
 mod render;
 mod status;
@@ -40,6 +41,8 @@ enum Command {
     /// Measure the fabric between nodes over ssh (`bench rdma`: ib_write_bw per rail and all rails)
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Will the model fit on these Sparks (memory per node), and are the serve flags known to fail on GB10?
+    Plan(plan::PlanArgs),
     /// From this machine over ssh: install each node's files, token, image and model, start the group, wait until ready
     Up(up::UpArgs),
     /// Stop (and disable) the group's unit on every node
@@ -76,6 +79,7 @@ fn main() -> ExitCode {
         Command::Down(args) => down::run(args),
         Command::Status(args) => status::run(args),
         Command::Logs(args) => logs::run(args),
+        Command::Plan(args) => plan::run(args),
     };
     match result {
         Ok(code) => code,

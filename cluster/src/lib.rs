@@ -5,6 +5,8 @@
 pub mod derive;
 pub mod doctor;
 pub mod error;
+pub mod fit;
+pub mod known_bad;
 pub mod model;
 pub mod parse;
 pub mod plan;

@@ -3,6 +3,7 @@
 
 use crate::derive::NODE_SPECIFIC_VARS;
 use crate::error::{Error, Result};
+use crate::fit::ServeArgs;
 use crate::model::{Cluster, Role};
 use std::collections::BTreeMap;
 
@@ -116,6 +117,10 @@ fn addresses(c: &Cluster) -> Result<()> {
     Ok(())
 }
 
+/// spark-entrypoint settings that are the same on every node and derived from nothing, so
+/// `container.env` may set them (the launch check's mode: docs/plan.md).
+const SHARED_SETTINGS: &[&str] = &["SPARK_PLAN"];
+
 fn container(c: &Cluster) -> Result<()> {
     let image = &c.container.image;
     if image.chars().any(|ch| ch.is_whitespace() || ch.is_control()) || image.starts_with('-') || image.is_empty() {
@@ -157,7 +162,7 @@ fn container(c: &Cluster) -> Result<()> {
         if !valid {
             return Err(invalid(c, &format!("container.env.{name}"), name, "it is not a variable name", "use letters, digits and `_`"));
         }
-        if NODE_SPECIFIC_VARS.contains(&name.as_str()) || name.starts_with("SPARK_") {
+        if NODE_SPECIFIC_VARS.contains(&name.as_str()) || (name.starts_with("SPARK_") && !SHARED_SETTINGS.contains(&name.as_str())) {
             return Err(invalid(
                 c,
                 &format!("container.env.{name}"),
@@ -219,34 +224,15 @@ fn rdma_devices(c: &Cluster) -> Result<()> {
 }
 
 /// One GPU per Spark: tensor × pipeline parallel size, where given, equals the node count
-/// ("tensor parallel size (2) exceeds available GPUs (1)" otherwise, BRIEF).
+/// ("tensor parallel size (2) exceeds available GPUs (1)" otherwise, BRIEF). The flags are read
+/// as vLLM reads them ([`ServeArgs`], which also refuses malformed sizes, lengths, utilisations).
 fn parallelism(c: &Cluster) -> Result<()> {
-    // vLLM's short forms (`-tp 2`, `-pp=1`) count as much as the long ones.
-    let size = |flag: &str| -> Result<Option<u64>> {
-        let short = match flag {
-            "--tensor-parallel-size" => "-tp",
-            _ => "-pp",
-        };
-        let args = &c.serve.args;
-        let value = args.iter().enumerate().find_map(|(i, a)| {
-            [flag, short].into_iter().find_map(|f| {
-                let v = a.strip_prefix(&format!("{f}=")).map(str::to_owned).or_else(|| (a == f).then(|| args.get(i + 1).cloned().unwrap_or_default()));
-                v.map(|v| (f, v))
-            })
-        });
-        match value {
-            None => Ok(None),
-            Some((written, v)) => {
-                v.parse::<u64>().map(Some).map_err(|_| invalid(c, "serve.args", &format!("{written} {v:?}"), "it is not a number", "give a positive integer"))
-            }
-        }
-    };
-    let tp = size("--tensor-parallel-size")?;
-    let pp = size("--pipeline-parallel-size")?;
+    let a = ServeArgs::parse(&c.serve.args, &c.source, "serve.args")?;
+    let (tp, pp) = (a.has("--tensor-parallel-size").then_some(a.tp), a.has("--pipeline-parallel-size").then_some(a.pp));
     if tp.is_none() && pp.is_none() {
         return Ok(());
     }
-    let product = tp.unwrap_or(1) * pp.unwrap_or(1);
+    let product = a.tp * a.pp;
     if product != c.nodes.len() as u64 {
         let parallel = match (tp, pp) {
             (Some(t), Some(p)) => format!("--tensor-parallel-size {t} × --pipeline-parallel-size {p}"),

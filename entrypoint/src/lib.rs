@@ -14,6 +14,7 @@ pub mod liveness;
 pub mod log;
 pub mod node;
 pub mod pid1;
+pub mod plan;
 pub mod proto;
 pub mod ray_check;
 pub mod readiness;

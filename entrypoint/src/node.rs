@@ -187,6 +187,10 @@ impl Node<'_> {
         if let Peers::Head(h) = &mut self.peers {
             h.wait_all(&mut self.sup, cfg.join_timeout)?;
         }
+        // Every node is here and nothing is launched yet: the moment to refuse a configuration
+        // that cannot work (the workers are told why).
+        self.status("rendezvous", "checking the plan (memory, known-bad flags)");
+        crate::plan::check(cfg, &env)?;
         let serve = match cfg.backend {
             Backend::Ray => {
                 env.extend(launch::ray_auth_env(&cfg.token));

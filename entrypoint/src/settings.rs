@@ -159,7 +159,21 @@ pub const SETTINGS: &[Setting] = &[
         default: Some("/var/lib/spark-entrypoint/restarts.json"),
         help: "restart history (failures with time and cause); on a host volume so it outlives the container",
     },
+    Setting {
+        env: "SPARK_PLAN",
+        flag: "--plan",
+        default: Some("enforce"),
+        help: "head: memory fit and known-bad flags before launching (`sparkctl plan`): `enforce` (an error stops the launch), `warn` (logged, launch goes on) or `off`",
+    },
 ];
+
+/// What the head does with the plan's errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlanMode {
+    Enforce,
+    Warn,
+    Off,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -214,6 +228,7 @@ pub struct Config {
     pub liveness: crate::liveness::Policy,
     pub budget: crate::budget::Budget,
     pub state_file: PathBuf,
+    pub plan: PlanMode,
 }
 
 fn setting(flag: &str) -> &'static Setting {
@@ -395,6 +410,12 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Co
         Some(m) => m.to_owned(),
         None => serve.iter().position(|a| a == "serve").and_then(|i| serve.get(i + 1)).cloned().unwrap_or_default(),
     };
+    let plan = match v.get("--plan").unwrap_or("enforce") {
+        "enforce" => PlanMode::Enforce,
+        "warn" => PlanMode::Warn,
+        "off" => PlanMode::Off,
+        other => return Err(invalid("--plan", other, "`enforce`, `warn` or `off`")),
+    };
     let ray_args = v.get("--ray-args").unwrap_or("").split_whitespace().map(str::to_owned).collect();
     let cfg = Config {
         role,
@@ -429,6 +450,7 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Co
             delay: v.seconds("--restart-delay")?,
         },
         state_file: PathBuf::from(v.get("--state-file").or(setting("--state-file").default).unwrap_or_default()),
+        plan,
     };
     check_ports(&cfg)?;
     Ok(cfg)

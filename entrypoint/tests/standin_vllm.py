@@ -2,7 +2,8 @@
 """Stand-in for `vllm serve` in the entrypoint's tests (vLLM needs a GPU; this does not).
 
 It behaves like vLLM in what the tests check:
-- `serve MODEL [--host H] [--port P] [--tensor-parallel-size N]
+- `serve MODEL [--host H] [--port P] [--tensor-parallel-size N] [--gpu-memory-utilization F]
+  [--max-model-len N]
   [--distributed-executor-backend ray] [--nnodes N --node-rank R --master-addr A --master-port P
   [--headless]]`; bad or inconsistent arguments exit 2 with vLLM-like messages.
 - with the Ray executor it asks Ray (`ray status --address $RAY_ADDRESS`) how many nodes there are
@@ -39,7 +40,8 @@ def parse(argv):
             "nnodes": 1, "rank": 0, "master": None, "master_port": None, "headless": False}
     names = {"--host": ("host", str), "--port": ("port", int), "--tensor-parallel-size": ("tp", int),
              "--distributed-executor-backend": ("backend", str), "--nnodes": ("nnodes", int),
-             "--node-rank": ("rank", int), "--master-addr": ("master", str), "--master-port": ("master_port", int)}
+             "--node-rank": ("rank", int), "--master-addr": ("master", str), "--master-port": ("master_port", int),
+             "--gpu-memory-utilization": ("gpu_memory_utilization", float), "--max-model-len": ("max_model_len", str)}
     rest = argv[2:]
     i = 0
     seen = set()

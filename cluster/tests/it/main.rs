@@ -10,6 +10,7 @@ mod golden;
 mod module;
 mod netplan;
 mod nix_files;
+mod plan;
 mod support;
 mod systemd;
 mod validation;

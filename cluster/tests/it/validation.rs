@@ -135,6 +135,11 @@ fn node_specific_variables_cannot_be_set_by_hand() {
     for var in ["NCCL_IB_HCA", "VLLM_HOST_IP", "SPARK_ROLE"] {
         check(&edit(&example(), "HF_HUB_OFFLINE", var, 0), &[&format!("`container.env.{var}"), "derived per node", "remove it"]);
     }
+    // The launch check's mode is the same on every node: it may be set, and reaches every node.
+    let c = cluster::parse_str(&edit(&example(), "HF_HUB_OFFLINE = \"1\"", "SPARK_PLAN = \"warn\"", 0), Path::new("c.toml")).unwrap();
+    for node in &c.nodes {
+        assert_eq!(cluster::plan::container_env(&c, node).get("SPARK_PLAN").map(String::as_str), Some("warn"));
+    }
 }
 
 #[test]

@@ -189,6 +189,10 @@ pub fn env(pair: &Pair, role: &str, token: &str, extra: &[(&str, &str)]) -> Vec<
         // The restart history stays in the test's folder, never in the machine's /var/lib.
         ("SPARK_STATE_FILE", pair.path(&format!("restarts-{name}.json")).display().to_string()),
         ("STANDIN_LOAD_SECONDS", "1".into()),
+        // The stand-in serve commands are not real vLLM configurations (no model files, no
+        // tensor-parallel size): the launch check logs its findings and goes on. `plan.rs` tests
+        // `enforce`.
+        ("SPARK_PLAN", "warn".into()),
         // Ray: one CPU and a small object store per node, its own temp dir (both nodes share /tmp).
         ("SPARK_RAY_ARGS", format!("--num-cpus 1 --object-store-memory 80000000 --temp-dir {}", pair.path(&format!("ray-{name}")).display())),
     ];

@@ -13,5 +13,6 @@ mod harness;
 mod heal;
 mod nccl;
 mod pid1;
+mod plan;
 mod ray;
 mod rendezvous;
