@@ -3,9 +3,12 @@
 //! Exit codes: 0 success; 2 for every error sparkctl reports (bad input, corrupt data, a registry
 //! refusing): one `error:` line naming the operand, the cause and the fix.
 
+mod bench;
+mod bench_nccl;
 mod doctor;
 mod image;
 mod image_registry;
+mod nccl;
 mod render;
 
 use clap::{Parser, Subcommand};
@@ -29,6 +32,12 @@ enum Command {
     Render(render::RenderArgs),
     /// Check that this node is what cluster.toml says (links, MTU, IPv6, RDMA, memlock)
     Doctor(doctor::DoctorArgs),
+    /// Read NCCL logs (`check`) and nccl-tests tables (`tests`): transport, HCAs, busbw, verdict
+    #[command(subcommand)]
+    Nccl(nccl::NcclCommand),
+    /// Benchmarks: `nccl` (bus bandwidth inside the serving image)
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 fn main() -> ExitCode {
@@ -37,6 +46,8 @@ fn main() -> ExitCode {
         Command::Image(cmd) => image::run(cmd),
         Command::Render(args) => render::run(args),
         Command::Doctor(args) => doctor::run(args),
+        Command::Nccl(cmd) => nccl::run(cmd),
+        Command::Bench(cmd) => bench::run(cmd),
     };
     match result {
         Ok(code) => code,

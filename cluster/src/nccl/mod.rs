@@ -13,13 +13,16 @@
 //!   linear in its size.
 //! - [`check`]: cross-process checks and the verdict against `cluster.toml`.
 //! - [`table`]: nccl-tests output (and the project's benchmark, which prints the same table).
+//! - [`report`]: the tables people read; [`bench`]: the benchmark run inside the serving image.
 //!
 //! [`analyze`] runs a watcher over a `&str`, [`analyze_reader`] over a stream (stdin, a file of
 //! hundreds of MB) line by line.
 
+pub mod bench;
 pub mod check;
 pub mod line;
 pub mod msg;
+pub mod report;
 pub mod table;
 
 use serde::Serialize;
