@@ -537,6 +537,27 @@ mod tests {
         }
     }
 
+    /// Our benchmark on the GPU machine (`fixtures/nccl_bench/h200-2026-12-01`): one rank, no
+    /// RDMA device.
+    #[test]
+    fn own_h200_benchmark_logs() {
+        let a = analyze(&fixture("own-h200-nccl-bench-ws1-nccl-2.28.9-default.txt"));
+        assert_eq!(a.versions, ["2.28.9+cuda13.0"]);
+        let p = &a.processes[0];
+        assert_eq!((a.processes.len(), p.host.as_str(), p.rank, p.nranks), (1, "vm", Some(0), Some(1)));
+        assert_eq!((p.net.clone(), p.net_name.as_deref(), p.devices()), (Some(Net::Socket), Some("Socket"), &["eth0".to_owned()][..]));
+        assert_eq!(p.ib_unusable.as_deref(), Some("NET/IB : No device found."));
+        assert_eq!(p.gdr["eth0"], "disabled");
+        assert_eq!(p.env.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(), ["NCCL_NVLS_ENABLE=0"]);
+
+        let a = analyze(&fixture("own-h200-nccl-bench-ws1-nccl-2.28.9-spark-env-ib-disabled.txt"));
+        let p = &a.processes[0];
+        assert_eq!((p.net.clone(), p.ib_unusable.as_deref()), (Some(Net::Socket), None));
+        let env: Vec<String> = p.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        assert_eq!(env, ["NCCL_DMABUF_ENABLE=0", "NCCL_IB_DISABLE=1", "NCCL_NET_PLUGIN=none", "NCCL_NVLS_ENABLE=0"]);
+        assert_eq!(p.errors.count, 1, "IB disabled: `transport/net_ib.cc:NN -> 3` is traced");
+    }
+
     #[test]
     fn a_flood_of_warnings_is_counted_not_kept() {
         let mut w = Watcher::new();

@@ -365,6 +365,57 @@ mod tests {
         assert_eq!(row.in_place, m(38.17, 0.00, 0.00, None));
     }
 
+    /// Our benchmark's own tables (`fixtures/nccl_bench/h200-2026-12-01`).
+    #[test]
+    fn own_h200_benchmark_tables() {
+        let r = runs("own-h200-nccl-bench-ws1-nccl-2.28.9.txt");
+        assert_eq!(r.iter().map(|r| (r.collective_name(), r.rows.len())).collect::<Vec<_>>(), [("all_gather", 11), ("all_reduce", 11)]);
+        let big = r[0].largest().unwrap();
+        assert_eq!((big.size, big.count), (1073741824, 268435456));
+        assert_eq!((big.out_of_place, big.in_place), (m(517.9, 2073.16, 0.00, Some(0)), m(12.0, 89453.51, 0.00, Some(0))));
+        assert_eq!((r[0].avg_busbw, r[1].avg_busbw), (Some(0.0), Some(0.0)));
+        let v = verdict(&r, SPARK_PAIR_MIN_BUSBW);
+        assert_eq!(v.findings.iter().filter(|f| f.status == Status::Fail).count(), 2, "one rank moves nothing between ranks: {v:?}");
+        assert_eq!(runs("own-h200-nccl-bench-ws1-nccl-2.28.9-spark-env-ib-disabled.txt")[1].rows.len(), 7);
+
+        let g = runs("own-h200-nccl-bench-ws4-gloo.txt");
+        assert_eq!(g.len(), 2);
+        assert_eq!(g[0].rows[7].out_of_place, m(3683.7, 2.28, 1.71, Some(0)));
+        assert_eq!(g[0].rows[10].out_of_place, m(74854.2, 0.90, 0.67, Some(0)));
+        assert_eq!(g[1].rows[8].out_of_place, m(8352.1, 2.01, 3.01, Some(0)));
+        assert_eq!((g[0].avg_busbw, g[1].avg_busbw), (Some(0.8076), Some(1.6718)));
+        assert!(verdict(&g, 0.5).ok());
+    }
+
+    /// busbw = algbw × (n-1)/n for all_gather and × 2(n-1)/n for all_reduce, in nccl-tests' own
+    /// output and in ours, to the printed precision.
+    #[test]
+    fn busbw_follows_nccl_tests_formula() {
+        let cases = [
+            ("all_gather_perf-dell-gb10-2node-16G-nccl-tests-2.18.5.txt", 2.0),
+            ("all_reduce_perf-oci-2node-16rank-a100-roce.txt", 16.0),
+            ("own-h200-nccl-bench-ws4-gloo.txt", 4.0),
+            ("own-h200-nccl-bench-ws1-nccl-2.28.9.txt", 1.0),
+        ];
+        for (file, n) in cases {
+            for r in runs(file) {
+                let factor = if r.collective_name() == "all_gather" { (n - 1.0) / n } else { 2.0 * (n - 1.0) / n };
+                for row in &r.rows {
+                    let got = row.out_of_place.busbw;
+                    let want = row.out_of_place.algbw * factor;
+                    assert!((got - want).abs() <= 0.005 * factor + 0.006, "{file} {}: busbw {got} vs algbw×{factor} = {want}", row.size);
+                    let algbw = row.size as f64 / row.out_of_place.time_us / 1e3;
+                    assert!(
+                        (row.out_of_place.algbw - algbw).abs() <= 0.006 + 0.01 * algbw,
+                        "{file} {}: algbw {} vs size/time {algbw}",
+                        row.size,
+                        row.out_of_place.algbw
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn garbage_never_panics_and_finds_nothing() {
         for s in ["", "#", "# Rank", "# Avg bus bandwidth", " 1 2 3", "#  Rank x on", "\u{0}\u{ffff}"] {

@@ -94,6 +94,21 @@ def log(msg):
     print(f"nccl-bench: {msg}", file=sys.stderr, flush=True)
 
 
+def gather_json(obj, world, device, dist, torch):
+    """Every rank's `obj` on every rank, as JSON bytes in tensors (all_gather_object needs
+    numpy, which the image need not have)."""
+    data = json.dumps(obj).encode()
+    n = torch.tensor([len(data)], dtype=torch.int64, device=device)
+    sizes = [torch.zeros_like(n) for _ in range(world)]
+    dist.all_gather(sizes, n)
+    longest = max(int(x.item()) for x in sizes)
+    buf = torch.zeros(longest, dtype=torch.uint8, device=device)
+    buf[: len(data)] = torch.frombuffer(bytearray(data), dtype=torch.uint8).to(device) if data else buf[:0]
+    bufs = [torch.zeros_like(buf) for _ in range(world)]
+    dist.all_gather(bufs, buf)
+    return [json.loads(bytes(b[: int(k.item())].cpu().tolist()).decode()) for b, k in zip(bufs, sizes)]
+
+
 def main():
     a = args()
     rank, world, addr, port = rendezvous(a)
@@ -128,6 +143,9 @@ def main():
         **({"device_id": device} if backend == "nccl" else {}),
     )
 
+    # The name changed in newer torch; the old one warns there.
+    gather_into = getattr(dist, "all_gather_single", None) or dist.all_gather_into_tensor
+
     def sync():
         if backend == "nccl":
             torch.cuda.synchronize(device)
@@ -149,7 +167,7 @@ def main():
             inp = out.narrow(0, rank * chunk, chunk) if in_place else torch.ones(chunk, dtype=dtype, device=device)
 
             def once():
-                dist.all_gather_into_tensor(out, inp)
+                gather_into(out, inp)
 
         else:
             # torch.distributed's all_reduce works in place only: both columns time it.
@@ -174,7 +192,7 @@ def main():
             chunk = count // world
             out = torch.empty(count, dtype=dtype, device=device)
             inp = torch.full((chunk,), float(rank + 1), dtype=dtype, device=device)
-            dist.all_gather_into_tensor(out, inp)
+            gather_into(out, inp)
             want = torch.arange(1, world + 1, dtype=dtype, device=device).repeat_interleave(chunk)
         else:
             out = torch.full((count,), float(rank + 1), dtype=dtype, device=device)
@@ -244,8 +262,7 @@ def main():
         "torch": torch.__version__,
         "nccl": ".".join(map(str, torch.cuda.nccl.version())) if backend == "nccl" else None,
     }
-    gathered = [None] * world
-    dist.all_gather_object(gathered, (info, mine))
+    gathered = gather_json((info, mine), world, device, dist, torch)
     if rank == 0:
         os.makedirs(a.out, exist_ok=True)
         write(os.path.join(a.out, "nccl-debug.log"), "".join(log for _, log in gathered))
