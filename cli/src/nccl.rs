@@ -87,13 +87,21 @@ fn check_cmd(a: CheckArgs) -> anyhow::Result<ExitCode> {
     }
     let analysis = w.into_analysis();
     let verdict = check::check(&analysis, expect.as_ref());
-    let mut out = std::io::stdout().lock();
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if a.json {
-        let v = serde_json::json!({ "ok": verdict.ok(), "analysis": analysis, "findings": verdict.findings });
-        writeln!(out, "{}", serde_json::to_string_pretty(&v)?).context("writing to stdout")?;
+        // Streamed from the analysis itself: no second copy of 30,000 processes as a JSON tree.
+        #[derive(serde::Serialize)]
+        struct Out<'a> {
+            ok: bool,
+            analysis: &'a cluster::nccl::Analysis,
+            findings: &'a [check::Finding],
+        }
+        serde_json::to_writer_pretty(&mut out, &Out { ok: verdict.ok(), analysis: &analysis, findings: &verdict.findings }).context("writing to stdout")?;
+        writeln!(out).context("writing to stdout")?;
     } else {
         write!(out, "{}\n{}", report::processes(&analysis), report::verdict(&verdict)).context("writing to stdout")?;
     }
+    out.flush().context("writing to stdout")?;
     Ok(if verdict.ok() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 

@@ -5,6 +5,7 @@
 //! a fresh machine needs nothing else.
 
 mod bench;
+mod bench_nccl;
 mod bench_registry;
 mod demo;
 mod deps;
@@ -21,7 +22,7 @@ fn main() -> Result<()> {
         Some("deps") => deps::install(&sh),
         Some("bench") => bench::run(&sh, &args[1..]),
         Some("demo") => demo::run(&sh),
-        _ => bail!("usage: cargo xtask <demo | test [CARGO_TEST_ARGS…] | deps | bench image|registry>"),
+        _ => bail!("usage: cargo xtask <demo | test [CARGO_TEST_ARGS…] | deps | bench image|registry|nccl-log>"),
     }
 }
 
