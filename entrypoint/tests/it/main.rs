@@ -8,6 +8,7 @@ mod debian;
 mod docker;
 mod harness;
 mod nccl;
+mod nccl_bench;
 mod pid1;
 mod ray;
 mod rendezvous;
