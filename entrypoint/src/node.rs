@@ -333,6 +333,22 @@ impl Node<'_> {
         }
     }
 
+    /// A lost peer reported within `d`, if any.
+    fn peer_lost_within(&mut self, d: Duration) -> Option<Stop> {
+        let until = Instant::now() + d;
+        while Instant::now() < until {
+            match self.sup.next(until.saturating_duration_since(Instant::now())) {
+                Ok(ev @ Some(Event::Peer(_))) => {
+                    if let Err(s @ Stop::PeerLost { .. }) = self.on_event(ev) {
+                        return Some(s);
+                    }
+                }
+                Ok(_) | Err(_) => {}
+            }
+        }
+        None
+    }
+
     fn supervise(&mut self) -> Result<Never, Stop> {
         loop {
             self.pump(Duration::from_secs(1))?;
@@ -345,6 +361,13 @@ impl Node<'_> {
         // node's own run ends cleanly too.
         if self.cfg.mode == Mode::NcclBench && matches!(stop, Stop::PeerLost { .. }) && self.sup.wait_child("bench", FAILURE_GRACE) == Some(0) {
             stop = Stop::Child { name: "bench".into(), code: 0 };
+        }
+        // A collective fails as soon as a peer's sockets close, often before the rendezvous
+        // reports the lost node: name the node, as serving does.
+        if self.cfg.mode == Mode::NcclBench && matches!(&stop, Stop::Child { name, code } if name == "bench" && *code != 0) {
+            if let Some(lost) = self.peer_lost_within(Duration::from_secs(2)) {
+                stop = lost;
+            }
         }
         if let Stop::Child { name, code: 0 } = &stop {
             if name == "bench" {

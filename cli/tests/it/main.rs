@@ -8,5 +8,6 @@ mod build_errors;
 #[path = "../../../builder/tests/support/debian.rs"]
 mod debian;
 mod image_vllm_spark;
+mod nccl;
 mod registry;
 mod support;

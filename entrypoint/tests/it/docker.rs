@@ -355,7 +355,14 @@ fn docker_image_built_by_sparkctl_forms_the_cluster_and_fails_as_a_group() {
     let mut d = new_docker("n");
     let (tag, digest) = build_image(&mut d, &repo().join("images/vllm-spark.toml"), None);
     let subnets = rail_networks(&mut d, 0);
-    let spec = ClusterSpec { tag, digest, subnets, env: vec![("SPARK_BACKEND", "native".into())], serve: vec!["vllm", "serve", "e2e-model", "--port", "8000"], extra: vec![] };
+    let spec = ClusterSpec {
+        tag,
+        digest,
+        subnets,
+        env: vec![("SPARK_BACKEND", "native".into())],
+        serve: vec!["vllm", "serve", "e2e-model", "--port", "8000"],
+        extra: vec![],
+    };
     let head_ip = spec.head_ip();
 
     // Round 1: worker first, then head; the cluster forms and the model answers.
@@ -400,7 +407,14 @@ fn docker_image_with_ray_forms_the_ray_cluster_before_serving_and_fails_as_a_gro
     let env = vec![("SPARK_BACKEND", "ray".to_owned()), ("SPARK_RAY_ARGS", "--num-cpus 1 --object-store-memory 80000000".to_owned())];
     // TP 2 over two one-"GPU" nodes: the stand-in asks Ray, like vLLM, and fails with
     // "exceeds available GPUs" when it runs before the worker's node joined.
-    let spec = ClusterSpec { tag, digest, subnets, env, serve: vec!["vllm", "serve", "e2e-ray-model", "--port", "8000", "--tensor-parallel-size", "2"], extra: vec![] };
+    let spec = ClusterSpec {
+        tag,
+        digest,
+        subnets,
+        env,
+        serve: vec!["vllm", "serve", "e2e-ray-model", "--port", "8000", "--tensor-parallel-size", "2"],
+        extra: vec![],
+    };
     let head_ip = spec.head_ip();
     // Two Ray clusters at once would starve the 2 CI cores (see the netns Ray tests).
     let _ray = ray_lock();

@@ -18,7 +18,11 @@ use std::time::Duration;
 /// torch from PyPI, as `cargo xtask deps` installs it.
 fn torch_site() -> PathBuf {
     let site = repo().join("target/torch/lib/python3.11/site-packages");
-    assert!(site.join("torch/__init__.py").exists(), "no torch in `{}`: `cargo xtask deps` installs it (a CPython 3.11 venv with torch from PyPI)", site.display());
+    assert!(
+        site.join("torch/__init__.py").exists(),
+        "no torch in `{}`: `cargo xtask deps` installs it (a CPython 3.11 venv with torch from PyPI)",
+        site.display()
+    );
     site
 }
 
@@ -43,7 +47,13 @@ fn docker_nccl_bench_runs_on_both_nodes_gives_the_verdict_and_fails_as_a_group()
     let results = tempfile::tempdir().unwrap();
 
     // Round 1: a short sweep; both nodes finish, the head gives the verdict.
-    let small = [("SPARK_BENCH_MIN_BYTES", "64K"), ("SPARK_BENCH_MAX_BYTES", "512K"), ("SPARK_BENCH_ITERS", "3"), ("SPARK_BENCH_WARMUP", "1"), ("SPARK_BENCH_MIN_BUSBW", "0.0001")];
+    let small = [
+        ("SPARK_BENCH_MIN_BYTES", "64K"),
+        ("SPARK_BENCH_MAX_BYTES", "512K"),
+        ("SPARK_BENCH_ITERS", "3"),
+        ("SPARK_BENCH_WARMUP", "1"),
+        ("SPARK_BENCH_MIN_BUSBW", "0.0001"),
+    ];
     let s = spec(&tag, &digest, subnets.clone(), results.path(), &small);
     let head_ip = s.head_ip();
     let worker = s.start(&mut d, "b", "worker", 3);
@@ -55,11 +65,21 @@ fn docker_nccl_bench_runs_on_both_nodes_gives_the_verdict_and_fails_as_a_group()
     let wlog = logs(&worker);
     assert_eq!(wcode, 0, "{wlog}");
     // The script got the rendezvous' ranks and the head's rail address as its master.
-    assert!(hlog.contains(&format!("python3 /usr/local/lib/sparkctl/nccl_bench.py --nnodes 2 --node-rank 0 --master-addr {head_ip} --master-port 29501")), "{hlog}");
+    assert!(
+        hlog.contains(&format!("python3 /usr/local/lib/sparkctl/nccl_bench.py --nnodes 2 --node-rank 0 --master-addr {head_ip} --master-port 29501")),
+        "{hlog}"
+    );
     assert!(wlog.contains(&format!("--nnodes 2 --node-rank 1 --master-addr {head_ip} --master-port 29501 --headless")), "{wlog}");
     assert!(wlog.contains("rank 1/2") && wlog.contains("gloo"), "{wlog}");
     // The head's verdict, from its results read back by the analyser.
-    for want in ["nccl-bench: all_gather      512 KiB", "nccl-bench: all_reduce      512 KiB", "no NCCL debug lines: the gloo backend", "nccl-bench: VERDICT: PASS", "nccl benchmark finished", "exit 0"] {
+    for want in [
+        "nccl-bench: all_gather      512 KiB",
+        "nccl-bench: all_reduce      512 KiB",
+        "no NCCL debug lines: the gloo backend",
+        "nccl-bench: VERDICT: PASS",
+        "nccl benchmark finished",
+        "exit 0",
+    ] {
         assert!(hlog.contains(want), "{want:?} missing:\n{hlog}");
     }
     for f in ["table.txt", "nccl-debug.log", "result.json"] {
@@ -91,8 +111,9 @@ fn docker_nccl_bench_runs_on_both_nodes_gives_the_verdict_and_fails_as_a_group()
     ok("docker", &["kill", &worker]);
     let (code, took) = wait_exit(&head, Duration::from_secs(20));
     let hlog = logs(&head);
-    assert_ne!(code, 0, "{hlog}");
+    assert_eq!(code, 3, "exit 3: a lost node, as in serving:\n{hlog}");
     assert!(took < Duration::from_secs(10), "head took {took:?}:\n{hlog}");
+    assert!(hlog.contains("lost node `b`"), "{hlog}");
     assert!(!hlog.contains("nccl benchmark finished"), "{hlog}");
     eprintln!("head after the worker was killed: exit {code} in {took:?}");
 }
