@@ -337,13 +337,10 @@ impl Node<'_> {
     fn peer_lost_within(&mut self, d: Duration) -> Option<Stop> {
         let until = Instant::now() + d;
         while Instant::now() < until {
-            match self.sup.next(until.saturating_duration_since(Instant::now())) {
-                Ok(ev @ Some(Event::Peer(_))) => {
-                    if let Err(s @ Stop::PeerLost { .. }) = self.on_event(ev) {
-                        return Some(s);
-                    }
+            if let Ok(ev @ Some(Event::Peer(_))) = self.sup.next(until.saturating_duration_since(Instant::now())) {
+                if let Err(s @ Stop::PeerLost { .. }) = self.on_event(ev) {
+                    return Some(s);
                 }
-                Ok(_) | Err(_) => {}
             }
         }
         None
