@@ -62,6 +62,8 @@
           vllm-spark-base = pkgs.callPackage ./nixos-modules/packages/base.nix { inherit pins; };
           vllm-spark-image = pkgs.callPackage ./nixos-modules/packages/image.nix {
             inherit src epoch;
+            # Named as the example's nodes run it, so `container.imageFile` loads what `image` names.
+            imageName = (sparkLib.readCluster exampleFile).container.image;
             base = self'.vllm-spark-base;
             platform = platformOf system;
             entrypoint = if system == "aarch64-linux" then self'.spark-entrypoint-aarch64 else self'.spark-entrypoint-x86_64;
@@ -71,6 +73,8 @@
       nixosModules.default = ./nixos-modules/default.nix;
 
       # One example machine per node of examples/cluster.toml: `nixos-rebuild switch --flake .#spark-2`.
+      # Its hardware part (the NVIDIA driver, open kernel module, unfree driver allowed by name)
+      # and the token's path are in nixos-modules/examples/spark-node.nix.
       nixosConfigurations = lib.genAttrs (sparkLib.nodeNames (sparkLib.readCluster exampleFile)) (name:
         lib.nixosSystem {
           modules = [
@@ -112,6 +116,6 @@
         // lib.optionalAttrs (system == "aarch64-linux")
           (lib.mapAttrs' (name: machine: lib.nameValuePair "nixos-${name}" machine.config.system.build.toplevel) self.nixosConfigurations));
 
-      formatter = forAllSystems (pkgs: pkgs.nixfmt-rfc-style);
+      formatter = forAllSystems (pkgs: pkgs.nixfmt);
     };
 }

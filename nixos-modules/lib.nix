@@ -35,6 +35,8 @@ let
     transport = "auto";
     hf_home = "/root/.cache/huggingface";
     containerName = "spark-cluster";
+    stateDir = "/var/lib/spark-cluster/state";
+    stateMount = "/var/lib/spark-entrypoint";
   };
 
   # "192.168.100.10/24" -> { address = "192.168.100.10"; prefixLength = 24; }
@@ -130,6 +132,13 @@ let
   # "name@sha256:…" -> "sha256:…"; a tag gives null.
   digestOf = image: let m = match "[^@]*@(.*)" image; in if m == null then null else head m;
 
+  # "registry:5000/ns/name:tag" -> { name = "registry:5000/ns/name"; tag = "tag"; }: the tag is
+  # after the last `:` that follows the last `/` (a registry's port is part of the name). A
+  # reference without a tag, or with a digest, gives null.
+  imageNameTag = ref:
+    let m = match "(([^@]*/)?[^/:@]+):([A-Za-z0-9_][A-Za-z0-9_.-]*)" ref;
+    in if m == null then null else { name = elemAt m 0; tag = elemAt m 2; };
+
   # cluster/src/plan.rs `serve_command`.
   serveCommand = cfg: let s = settings cfg; in
     [ "vllm" "serve" s.model ] ++ s.serveArgs ++ [ "--port" (toString s.apiPort) ];
@@ -181,7 +190,7 @@ let
 in
 {
   inherit defaults escapeShellArg escapeShellArgs splitCidr settings rails nodeEnv declaredEnv
-    containerEnv nodePlan networkName problems nodeNames serveCommand digestOf;
+    containerEnv nodePlan networkName problems nodeNames serveCommand digestOf imageNameTag;
 
   # Reads a cluster.toml file.
   readCluster = path: builtins.fromTOML (builtins.readFile path);

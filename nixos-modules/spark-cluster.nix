@@ -2,14 +2,15 @@
 # cluster.toml (the same file `sparkctl render` reads for DGX OS nodes).
 #
 # What it sets, each part switchable: the RoCE rails with systemd-networkd (address, MTU, no
-# link-local, no RA) and their per-interface sysctls (IPv6 off, ARP flux); RDMA kernel modules and
-# tools (rdma-core, perftest from our overlay), optionally soft-RoCE for VMs; unlimited memlock for
-# logins and units; the container runtime with NVIDIA CDI; the head/worker container as an
-# `virtualisation.oci-containers` service; firewall openings. What each value is comes from the
-# pure helpers in ./lib.nix, which the shared test vectors hold equal to the Rust renderers.
+# link-local, no RA) and their per-interface sysctls (IPv6 off, ARP flux); RDMA kernel modules,
+# tools (rdma-core, perftest) and DGX OS' RDMA device names, optionally soft-RoCE for VMs;
+# unlimited memlock for logins; the container runtime with NVIDIA CDI; the head/worker container
+# as an `virtualisation.oci-containers` service; firewall openings. What each value is comes from
+# the pure helpers in ./lib.nix, which the shared test vectors hold equal to the Rust renderers.
 #
-# It composes with a hardware module for the Spark (kernel, GPU driver), e.g.
-# graham33/nixos-dgx-spark, and sets nothing of that kind itself.
+# The GPU driver is the machine's (examples/spark-node.nix shows the Spark's, or use a hardware
+# module for the Spark): the module only asserts that one is configured when the container
+# needs the GPU.
 { config, lib, pkgs, ... }:
 
 let
@@ -24,7 +25,18 @@ let
   settings = sparkLib.settings cluster;
   railNames = map (r: r.interface) plan.rails;
   containerName = sparkLib.defaults.containerName;
-  tokenFile = if cfg.tokenFile != null then cfg.tokenFile else settings.tokenFile;
+  gpuContainer = cfg.container.enable && cfg.container.nvidia;
+  # What nixpkgs' container toolkit accepts as "a driver is configured".
+  driverConfigured = config.hardware.nvidia.datacenter.enable
+    || lib.elem "nvidia" config.services.xserver.videoDrivers
+    || config.hardware.nvidia-container-toolkit.suppressNvidiaDriverAssertion;
+  tokenSet = cfg.tokenFile != null;
+  softRoce = cfg.rdma.enable && cfg.rdma.softRoce;
+  deviceUnits = optional softRoce "rxe.service"
+    ++ optional cfg.container.nvidia "nvidia-container-toolkit-cdi-generator.service";
+  # The container's stop: `docker stop` waits `--stop-timeout` (60 s) for the entrypoint's
+  # graceful stop, then kills; the unit allows 30 s more.
+  stopTimeout = 60;
 in
 {
   options.services.spark-cluster = {
@@ -72,9 +84,21 @@ in
       };
       perftestPackage = mkOption {
         type = types.package;
-        default = pkgs.perftest;
-        defaultText = literalExpression "pkgs.perftest";
-        description = "perftest (`ib_write_bw` …); not in nixpkgs, provided by this flake's overlay.";
+        # Not in nixpkgs: this flake's overlay adds it; without the overlay (the module imported
+        # into another flake) the module builds the same package file itself.
+        default = pkgs.perftest or (pkgs.callPackage ./packages/perftest.nix { });
+        defaultText = literalExpression "pkgs.perftest or (pkgs.callPackage ./packages/perftest.nix { })";
+        description = "perftest (`ib_write_bw` …).";
+      };
+      persistentNames = mkOption {
+        type = types.bool;
+        default = true;
+        description = ''
+          Name RDMA devices by PCI location as DGX OS does (`rocep1s0f1`, `roceP2p1s0f1` for the
+          CX-7 twins) with rdma-core's `rdma_rename`, so `rdma_device` in cluster.toml means the
+          same device on both systems. Off: the kernel's names (`mlx5_N`, in probe order); leave
+          `rdma_device` out of cluster.toml then (resolved from the netdev at run time).
+        '';
       };
     };
 
@@ -94,7 +118,9 @@ in
         default = true;
         description = ''
           Give the container the GPUs through the NVIDIA container toolkit's CDI devices
-          (`--device=nvidia.com/gpu=all`). Turn off on machines without an NVIDIA GPU (VMs).
+          (`--device=nvidia.com/gpu=all`). Needs the NVIDIA driver configured on the machine
+          (asserted; examples/spark-node.nix shows the Spark's). Turn off on machines without an
+          NVIDIA GPU (VMs).
         '';
       };
       imageFile = mkOption {
@@ -117,11 +143,15 @@ in
     tokenFile = mkOption {
       type = types.nullOr types.str;
       default = null;
-      example = "/run/secrets/spark-cluster-token";
+      example = literalExpression "config.sops.secrets.spark-cluster-token.path";
       description = ''
-        Host file whose first line is the cluster token (the same on every node; keep it out of
-        the Nix store, e.g. with sops-nix or agenix). `null`: `container.token_file` of the
-        cluster file. It is mounted read-only into the container.
+        Host file whose first line is the cluster token (the same secret on every node), as a
+        secrets tool installs it: sops-nix (`config.sops.secrets.<name>.path`) or agenix
+        (`config.age.secrets.<name>.path`), never the Nix store. Required with
+        `container.enable` (nothing on NixOS creates cluster.toml's `container.token_file`).
+        It is bind-mounted read-only with `--mount`, which refuses a missing file instead of
+        creating a directory in its place, and the unit does not start while it is missing or
+        empty.
       '';
     };
 
@@ -138,13 +168,27 @@ in
   config = mkIf cfg.enable (mkMerge [
     {
       assertions = map (message: { assertion = false; inherit message; }) problems
-        ++ [{
-          assertion = cfg.tokenFile == null || !(lib.hasPrefix builtins.storeDir cfg.tokenFile);
-          message = "services.spark-cluster.tokenFile points into the world-readable Nix store; use a path managed by a secrets tool";
-        }];
+        ++ [
+          {
+            assertion = !cfg.container.enable || tokenSet;
+            message = "services.spark-cluster.tokenFile is not set: the container needs the cluster token; set it to the file a secrets tool installs (sops-nix: `config.sops.secrets.spark-cluster-token.path`, agenix: `config.age.secrets.spark-cluster-token.path`), the same secret on every node";
+          }
+          {
+            assertion = !tokenSet || (lib.hasPrefix "/" cfg.tokenFile && !(lib.hasInfix "," cfg.tokenFile));
+            message = "services.spark-cluster.tokenFile = \"${toString cfg.tokenFile}\" must be an absolute path without a comma (it is a `--mount` source)";
+          }
+          {
+            assertion = !tokenSet || !(lib.hasPrefix builtins.storeDir cfg.tokenFile);
+            message = "services.spark-cluster.tokenFile points into the world-readable Nix store; use a path managed by a secrets tool";
+          }
+          {
+            assertion = !gpuContainer || driverConfigured;
+            message = "services.spark-cluster.container.nvidia gives the container the GPU, but no NVIDIA driver is configured: set `services.xserver.videoDrivers = [ \"nvidia\" ]` (the driver only, no X server), `hardware.nvidia.open = true` (the Spark's GB10 runs the open kernel module only) and allow the unfree driver (`nixpkgs.config.allowUnfreePredicate = pkg: lib.hasPrefix \"nvidia\" (lib.getName pkg)`), as examples/spark-node.nix does, or import a DGX Spark hardware module that does; on a machine without an NVIDIA GPU set `services.spark-cluster.container.nvidia = false`";
+          }
+        ];
 
-      # RDMA pins memory: unlimited memlock for logins (ib_write_bw by hand); the container unit
-      # sets its own LimitMEMLOCK below.
+      # RDMA pins memory: unlimited memlock for logins (ib_write_bw by hand); the container gets
+      # its own with `--ulimit` below.
       security.pam.loginLimits = [
         { domain = "*"; type = "-"; item = "memlock"; value = "unlimited"; }
       ];
@@ -164,7 +208,16 @@ in
       environment.systemPackages = [ pkgs.rdma-core cfg.rdma.perftestPackage ];
     })
 
-    (mkIf (cfg.rdma.enable && cfg.rdma.softRoce) {
+    # rdma-core's own rule file names `rdma_rename` relatively, which NixOS' udev looks up in
+    # systemd's directory, where it is not: the same rule, with the program's store path.
+    # NAME_FALLBACK renames PCI devices only (soft-RoCE devices keep their `rxe_<netdev>` names).
+    (mkIf (cfg.rdma.enable && cfg.rdma.persistentNames) {
+      services.udev.extraRules = ''
+        ACTION=="add", SUBSYSTEM=="infiniband", KERNEL!="hfi1*", PROGRAM="${pkgs.rdma-core}/lib/udev/rdma_rename %k NAME_FALLBACK"
+      '';
+    })
+
+    (mkIf softRoce {
       networking.rxe = {
         enable = true;
         interfaces = railNames;
@@ -185,10 +238,12 @@ in
           environment = plan.env;
           volumes = [
             "${settings.hfCache}:${sparkLib.defaults.hf_home}"
-            "${tokenFile}:${sparkLib.defaults.tokenPath}:ro"
+            # The entrypoint's restart history outlives the container (the restart budget).
+            "${sparkLib.defaults.stateDir}:${sparkLib.defaults.stateMount}"
           ];
           # The same flags as `sparkctl render docker-run` (BRIEF: RDMA devices, unlimited
-          # memlock, IPC_LOCK, host network and IPC).
+          # memlock, IPC_LOCK, host network and IPC), the token as a `--mount`: unlike `-v`, it
+          # fails on a missing source instead of creating a directory there.
           extraOptions = [
             "--network=host"
             "--ipc=host"
@@ -196,8 +251,9 @@ in
             "--ulimit=memlock=-1:-1"
             "--ulimit=stack=67108864"
             "--cap-add=IPC_LOCK"
-            "--stop-timeout=60"
+            "--stop-timeout=${toString stopTimeout}"
           ]
+          ++ optional tokenSet "--mount=type=bind,source=${toString cfg.tokenFile},target=${sparkLib.defaults.tokenPath},readonly"
           ++ optionals cfg.container.nvidia [ "--device=nvidia.com/gpu=all" ]
           ++ cfg.container.extraOptions;
           autoStart = true;
@@ -205,19 +261,24 @@ in
         # One node dying makes the entrypoint exit non-zero on every node; the unit's restart
         # brings the group back together instead of hanging.
         systemd.services."${cfg.container.backend}-${containerName}" = {
-          after = [ "network-online.target" "systemd-networkd-wait-online.service" ];
-          wants = [ "network-online.target" ];
+          # The devices the container is given exist only after their units: soft-RoCE's (VMs;
+          # the entrypoint checks them) and the CDI spec the toolkit writes at boot, without
+          # which `--device=nvidia.com/gpu=all` fails.
+          after = [ "network-online.target" "systemd-networkd-wait-online.service" ] ++ deviceUnits;
+          wants = [ "network-online.target" ] ++ deviceUnits;
+          unitConfig = mkIf tokenSet { AssertFileNotEmpty = cfg.tokenFile; };
           serviceConfig = {
-            LimitMEMLOCK = "infinity";
             RestartSec = lib.mkDefault 10;
-            TimeoutStopSec = lib.mkDefault 90;
+            # oci-containers sets 120 at normal priority; ours outranks it (priority 90), and
+            # mkForce elsewhere still outranks ours.
+            TimeoutStopSec = lib.mkOverride 90 (stopTimeout + 30);
           };
         };
         systemd.tmpfiles.rules = [ "d ${settings.hfCache} 0755 root root - -" ];
       }
+      # Docker's CDI feature (for `--device=nvidia.com/gpu=all`) is turned on by the toolkit.
       (mkIf (cfg.container.backend == "docker") {
         virtualisation.docker.enable = true;
-        virtualisation.docker.daemon.settings.features.cdi = lib.mkIf cfg.container.nvidia true;
       })
       (mkIf (cfg.container.backend == "podman") {
         virtualisation.podman.enable = true;

@@ -1,6 +1,8 @@
 # Head and worker as `virtualisation.oci-containers` services from an image built by sparkctl's
 # own builder: they rendezvous over the rails, the stand-in model becomes ready on the head, and
 # stopping the worker makes the head's container exit non-zero so its unit restarts the group.
+# The units start after rxe.service (the entrypoint checks the soft-RoCE devices), and a missing
+# token stops the unit instead of becoming a directory Docker creates. MTU 1500 (cluster.toml).
 { pkgs, module, sparkctl, entrypoint, epoch ? 1 }:
 let
   lib = pkgs.lib;
@@ -52,6 +54,7 @@ pkgs.testers.runNixOSTest {
     start_all()
     for m in [spark_2, spark_3]:
         m.wait_for_unit("docker-spark-cluster.service")
+        m.succeed("systemctl show -P After docker-spark-cluster.service | grep -qw rxe.service")
 
     # Rendezvous done and the stand-in model answering on the head.
     spark_2.wait_until_succeeds("curl -fsS http://127.0.0.1:8000/v1/models | grep -F stand-in/model", timeout=300)
@@ -67,5 +70,10 @@ pkgs.testers.runNixOSTest {
     spark_2.wait_until_succeeds(
         f"test $(systemctl show -P NRestarts docker-spark-cluster.service) -gt {before}", timeout=60
     )
+
+    # No token: the unit refuses to start (AssertFileNotEmpty) and nothing creates a directory.
+    spark_3.succeed("systemctl stop docker-spark-cluster.service && rm /etc/spark-cluster/token")
+    spark_3.fail("systemctl start docker-spark-cluster.service")
+    spark_3.fail("test -e /etc/spark-cluster/token")
   '';
 }

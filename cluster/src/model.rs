@@ -22,6 +22,10 @@ pub mod defaults {
     pub const CONTAINER_NAME: &str = "spark-cluster";
     /// Where the HF cache is mounted inside the container (`HF_HOME`).
     pub const HF_HOME: &str = "/root/.cache/huggingface";
+    /// Host folder that keeps the entrypoint's restart history across `--rm` containers.
+    pub const STATE_DIR: &str = "/var/lib/spark-cluster/state";
+    /// Where it is mounted inside the container (the folder of the entrypoint's `--state-file`).
+    pub const STATE_MOUNT: &str = "/var/lib/spark-entrypoint";
 }
 
 /// The accepted MTU range: 1500 is the Ethernet floor, 9978 the CX-7's largest.

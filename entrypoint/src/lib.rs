@@ -5,9 +5,12 @@
 //!
 //! `main` is a shim over [`main_with`].
 
+pub mod budget;
 pub mod error;
+pub mod fsutil;
 pub mod http;
 pub mod launch;
+pub mod liveness;
 pub mod log;
 pub mod node;
 pub mod pid1;

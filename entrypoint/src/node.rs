@@ -2,7 +2,9 @@
 //! supervision → stop. Every wait goes through the supervisor, so a signal, a dying child or a
 //! lost peer ends it at once.
 
+use crate::budget::{self, Decision, Failure, History};
 use crate::launch;
+use crate::liveness::{self, Look};
 use crate::log;
 use crate::proto::{Fingerprint, Msg};
 use crate::readiness::{self, Status};
@@ -32,6 +34,12 @@ pub struct Node<'a> {
     peers: Peers,
     /// The RDMA devices the preflight gave NCCL (`NCCL_IB_HCA`), without ports.
     hcas: Vec<String>,
+    /// Group restarts used in the budget's window (shown in the status file).
+    restarts_used: u32,
+    /// Consecutive failed liveness looks.
+    live_failures: u32,
+    /// Liveness looks that found progress and those that sent a completion (the probe's cost).
+    looks: (u64, u64),
 }
 
 /// Runs the node to its end and returns the process exit code.
@@ -43,8 +51,8 @@ pub fn run(cfg: &Config) -> i32 {
             return 2;
         }
     };
-    let mut node = Node { cfg, sup, peers: Peers::None, hcas: Vec::new() };
-    let stop = match node.lifecycle() {
+    let mut node = Node { cfg, sup, peers: Peers::None, hcas: Vec::new(), restarts_used: 0, live_failures: 0, looks: (0, 0) };
+    let stop = match node.within_budget().and_then(|()| node.lifecycle()) {
         Ok(never) => match never {},
         Err(stop) => stop,
     };
@@ -56,9 +64,57 @@ enum Never {}
 impl Node<'_> {
     fn status(&self, state: &str, detail: &str) {
         let api = (self.cfg.role == Role::Head && state == "ready").then(|| format!("127.0.0.1:{}", self.cfg.api_port));
-        let st = Status { node: self.cfg.node.clone(), role: role_name(self.cfg.role).into(), state: state.into(), detail: detail.into(), api };
+        let st = Status {
+            node: self.cfg.node.clone(),
+            role: role_name(self.cfg.role).into(),
+            state: state.into(),
+            detail: detail.into(),
+            api,
+            liveness_failures: self.live_failures,
+            restarts_used: self.restarts_used,
+            restart_budget: self.cfg.budget.restarts,
+        };
         if let Err(e) = readiness::write_status(&self.cfg.status_file, &st) {
             log::info(&format!("cannot write the status file `{}`: {e}", self.cfg.status_file.display()));
+        }
+    }
+
+    /// Reads the restart history: starts at once, after a growing delay, or stays down (until a
+    /// signal) when the budget is spent, saying why in the log and the status file.
+    fn within_budget(&mut self) -> Result<(), Stop> {
+        let cfg = self.cfg;
+        let history = budget::load(&cfg.state_file).unwrap_or_else(|e| {
+            log::info(&format!("warning: {e}"));
+            History::default()
+        });
+        let window = format!("{:.0?}", cfg.budget.window);
+        let now = unix_now();
+        match budget::decide(&history, now, &cfg.budget) {
+            Decision::Start => Ok(()),
+            Decision::Restart { used, delay } => {
+                self.restarts_used = used;
+                let last = history.failures.last().map(|f| format!("exit {}: {}", f.code, f.why)).unwrap_or_default();
+                let msg = format!("restart {used} of {} within {window} after a failure ({last}); waiting {delay:.0?} first", cfg.budget.restarts);
+                log::info(&msg);
+                self.status("backoff", &msg);
+                self.pump(delay)
+            }
+            Decision::Spent { used, last, retry_at } => {
+                self.restarts_used = used;
+                let msg = format!(
+                    "restart budget spent: {used} failures within {window} (budget: {} restarts); last: exit {}: {}; staying down instead of looping: fix the cause, then restart the unit (`sparkctl up`) after removing `{}` (or wait {} min, until the oldest failure leaves the window)",
+                    cfg.budget.restarts,
+                    last.code,
+                    last.why,
+                    cfg.state_file.display(),
+                    retry_at.saturating_sub(now).div_ceil(60)
+                );
+                log::loud(&msg);
+                self.status("down", &msg);
+                loop {
+                    self.pump(Duration::from_secs(3600))?;
+                }
+            }
         }
     }
 
@@ -149,7 +205,7 @@ impl Node<'_> {
                 self.release(my_ip)?;
                 self.wait_ray(my_ip)?;
                 let dir = launch::vllm_config_root(&|k| std::env::var(k).ok());
-                write_atomic(&dir.join("ray_non_carry_over_env_vars.json"), &launch::non_carry_over_json())
+                crate::fsutil::write_atomic(&dir.join("ray_non_carry_over_env_vars.json"), &launch::non_carry_over_json())
                     .map_err(|e| Stop::Fatal(format!("cannot write `{}`: {e}", dir.join("ray_non_carry_over_env_vars.json").display())))?;
                 log::info(&format!("wrote `{}/ray_non_carry_over_env_vars.json` so node-specific variables stay per node", dir.display()));
                 env.insert("RAY_ADDRESS".into(), format!("{my_ip}:{}", cfg.ray_port));
@@ -326,8 +382,10 @@ impl Node<'_> {
             Some(Event::Ready(Ok(model))) => {
                 log::info(&format!("READY: `{model}` answers /health, /v1/models and a 1-token completion on 127.0.0.1:{}", self.cfg.api_port));
                 self.status("ready", &format!("model `{model}` answers"));
+                self.watch_liveness(model);
                 Ok(())
             }
+            Some(Event::Live(look)) => self.on_look(look),
             Some(Event::Ready(Err(e))) => Err(Stop::Timeout(e)),
             Some(Event::Sys(_)) | None => Ok(()),
         }
@@ -344,6 +402,60 @@ impl Node<'_> {
             }
         }
         None
+    }
+
+    /// After ready, looks at the engine every interval on a thread of its own (a hung completion
+    /// blocks only that thread); the results come back as events.
+    fn watch_liveness(&self, model: String) {
+        let policy = self.cfg.liveness;
+        if policy.interval.is_zero() {
+            log::info("liveness looks are off (--liveness-interval 0): a hung engine is not detected");
+            return;
+        }
+        log::info(&format!(
+            "liveness: every {:.0?}, vLLM's token counter or else a 1-token completion (timeout {:.0?}); {} failures in a row stop the group",
+            policy.interval, policy.timeout, policy.failures
+        ));
+        let (tx, api) = (self.sup.sender(), SocketAddr::from(([127, 0, 0, 1], self.cfg.api_port)));
+        std::thread::spawn(move || {
+            let mut tokens = None;
+            loop {
+                std::thread::sleep(policy.interval);
+                if tx.send(Event::Live(liveness::look(api, &model, policy.timeout, &mut tokens))).is_err() {
+                    return;
+                }
+            }
+        });
+    }
+
+    fn on_look(&mut self, look: Look) -> Result<(), Stop> {
+        match &look {
+            Look::Progress { .. } => self.looks.0 += 1,
+            _ => self.looks.1 += 1,
+        }
+        if look.ok() {
+            if self.live_failures > 0 {
+                log::info(&format!("liveness: the engine answers again ({look:?}) after {} failed look(s)", self.live_failures));
+                self.live_failures = 0;
+                self.status("ready", "the engine answers again");
+            }
+            return Ok(());
+        }
+        self.live_failures += 1;
+        let why = match look {
+            Look::Failed(e) => e,
+            _ => unreachable!("only failed looks get here"),
+        };
+        let (n, max) = (self.live_failures, self.cfg.liveness.failures);
+        log::info(&format!("liveness: look {n} of {max} failed: {why}"));
+        if n >= max {
+            return Err(Stop::Wedged(format!(
+                "the engine is wedged: {n} liveness looks in a row found no generated token and no answer to a 1-token completion within {:.0?} (last: {why}); /health may still say 200",
+                self.cfg.liveness.timeout
+            )));
+        }
+        self.status("ready", &format!("liveness look {n} of {max} failed: {why}"));
+        Ok(())
     }
 
     fn supervise(&mut self) -> Result<Never, Stop> {
@@ -384,9 +496,11 @@ impl Node<'_> {
             Stop::Signal(s) => format!("received {s}"),
             Stop::Child { name, code } => format!("{name} exited with code {code}"),
             Stop::PeerLost { node, why } => format!("lost node `{node}`: {why}; stopping so the group restarts together"),
-            Stop::Timeout(m) => m.clone(),
-            Stop::Fatal(m) => m.clone(),
+            Stop::Timeout(m) | Stop::Fatal(m) | Stop::Wedged(m) => m.clone(),
         };
+        if self.looks != (0, 0) {
+            log::info(&format!("liveness looks: {} found progress, {} sent a 1-token completion", self.looks.0, self.looks.1));
+        }
         match &stop {
             Stop::Signal(_) => log::info(&format!("stopping: {why}")),
             _ => log::info(&format!("error: {why}")),
@@ -411,8 +525,21 @@ impl Node<'_> {
             (Stop::Signal(_), Some(c)) => c,
             _ => stop.code(),
         };
+        if !matches!(stop, Stop::Signal(_)) {
+            self.record_failure(code, &why);
+        }
         log::info(&format!("exit {code}"));
         code
+    }
+
+    /// A failed stop counts against the restart budget; a requested one (a signal) does not.
+    fn record_failure(&self, code: i32, why: &str) {
+        let path = &self.cfg.state_file;
+        let mut h = budget::load(path).unwrap_or_default();
+        h.record(Failure { at: unix_now(), code, why: why.chars().take(500).collect() });
+        if let Err(e) = budget::save(path, &h) {
+            log::info(&format!("cannot write the restart history `{}`: {e}; the restart budget cannot count this failure", path.display()));
+        }
     }
 }
 
@@ -423,11 +550,6 @@ fn role_name(r: Role) -> &'static str {
     }
 }
 
-fn write_atomic(path: &std::path::Path, content: &str) -> std::io::Result<()> {
-    if let Some(d) = path.parent() {
-        std::fs::create_dir_all(d)?;
-    }
-    let tmp = std::path::PathBuf::from(format!("{}.tmp{}", path.display(), std::process::id()));
-    std::fs::write(&tmp, content)?;
-    std::fs::rename(tmp, path)
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }

@@ -5,7 +5,7 @@
 use crate::http;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// One pass of the three probes: `Ok(model)` when all answer, else the first failing step.
@@ -20,8 +20,14 @@ pub fn probe_once(addr: SocketAddr) -> Result<String, String> {
         return Err(format!("/v1/models: HTTP {}", m.status));
     }
     let model = first_model(&m.body).ok_or_else(|| format!("/v1/models lists no model: {}", m.body.chars().take(200).collect::<String>()))?;
+    one_token(addr, &model, Duration::from_secs(120))?;
+    Ok(model)
+}
+
+/// A 1-token completion for `model` that must answer within `timeout` (readiness and liveness).
+pub fn one_token(addr: SocketAddr, model: &str, timeout: Duration) -> Result<(), String> {
     let req = serde_json::json!({ "model": model, "prompt": "ping", "max_tokens": 1 }).to_string();
-    let c = http::post_json(addr, "/v1/completions", &req, Duration::from_secs(120)).map_err(|e| format!("/v1/completions: {e}"))?;
+    let c = http::post_json(addr, "/v1/completions", &req, timeout).map_err(|e| format!("/v1/completions: {e}"))?;
     if c.status != 200 {
         return Err(format!("/v1/completions: HTTP {}: {}", c.status, c.body.chars().take(200).collect::<String>()));
     }
@@ -29,7 +35,7 @@ pub fn probe_once(addr: SocketAddr) -> Result<String, String> {
     if v["choices"].as_array().is_none_or(|a| a.is_empty()) {
         return Err("/v1/completions: no choices in the answer".into());
     }
-    Ok(model)
+    Ok(())
 }
 
 fn first_model(body: &str) -> Option<String> {
@@ -53,7 +59,7 @@ pub fn wait(addr: SocketAddr, timeout: Duration) -> Result<String, String> {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Status {
     pub node: String,
     pub role: String,
@@ -62,20 +68,25 @@ pub struct Status {
     pub detail: String,
     /// API address to re-probe in `healthcheck` (head only).
     pub api: Option<String>,
+    /// Consecutive failed liveness looks after ready (head only); `healthcheck` is unhealthy
+    /// from the first, the group stops at the configured count.
+    #[serde(default)]
+    pub liveness_failures: u32,
+    /// Group restarts used in the budget's window, and the budget.
+    #[serde(default)]
+    pub restarts_used: u32,
+    #[serde(default)]
+    pub restart_budget: u32,
 }
 
 /// Writes the status file atomically (temp file + rename).
 pub fn write_status(path: &Path, st: &Status) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = PathBuf::from(format!("{}.tmp{}", path.display(), std::process::id()));
-    std::fs::write(&tmp, serde_json::to_string(st).map_err(std::io::Error::other)? + "\n")?;
-    std::fs::rename(&tmp, path)
+    crate::fsutil::write_atomic(path, &(serde_json::to_string(st).map_err(std::io::Error::other)? + "\n"))
 }
 
-/// `spark-entrypoint healthcheck`: 0 when the status file says ready and, on the head, the API
-/// still answers `/health`; 1 otherwise, with one line saying why.
+/// `spark-entrypoint healthcheck`: 0 when the status file says ready, the last liveness look
+/// passed and, on the head, the API still answers `/health`; 1 otherwise, with one line saying
+/// why. (`/health` alone stays 200 while a hung engine answers nothing.)
 pub fn healthcheck(path: &Path) -> i32 {
     let st: Status = match std::fs::read_to_string(path).map_err(|e| e.to_string()).and_then(|s| serde_json::from_str(&s).map_err(|e| e.to_string())) {
         Ok(s) => s,
@@ -86,6 +97,10 @@ pub fn healthcheck(path: &Path) -> i32 {
     };
     if st.state != "ready" {
         println!("unhealthy: {} is in state `{}` ({})", st.node, st.state, st.detail);
+        return 1;
+    }
+    if st.liveness_failures > 0 {
+        println!("unhealthy: {} engine did not answer its last {} liveness look(s) ({})", st.node, st.liveness_failures, st.detail);
         return 1;
     }
     if let Some(api) = st.api.as_deref().and_then(|a| a.parse::<SocketAddr>().ok()) {
@@ -120,12 +135,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("s/status.json");
         assert_eq!(healthcheck(&p), 1, "no file yet");
-        let mut st = Status { node: "a".into(), role: "worker".into(), state: "rendezvous".into(), detail: "waiting".into(), api: None };
+        let mut st = Status { node: "a".into(), role: "worker".into(), state: "rendezvous".into(), detail: "waiting".into(), ..Status::default() };
         write_status(&p, &st).unwrap();
         assert_eq!(healthcheck(&p), 1);
         st.state = "ready".into();
         write_status(&p, &st).unwrap();
         assert_eq!(healthcheck(&p), 0);
+        // Ready, but the engine stopped answering liveness looks: unhealthy at once.
+        st.liveness_failures = 1;
+        write_status(&p, &st).unwrap();
+        assert_eq!(healthcheck(&p), 1);
+        st.liveness_failures = 0;
         // Ready in the file but the API is gone: unhealthy.
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         st.api = Some(l.local_addr().unwrap().to_string());

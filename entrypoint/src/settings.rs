@@ -128,6 +128,38 @@ pub const SETTINGS: &[Setting] = &[
     },
     Setting { env: "SPARK_ROOT", flag: "--root", default: Some("/"), help: "root prefix for the preflight reads of /sys, /proc, /dev, /etc" },
     Setting {
+        env: "SPARK_LIVENESS_INTERVAL",
+        flag: "--liveness-interval",
+        default: Some("30"),
+        help: "head, after ready: seconds between liveness looks (vLLM's token counter, else a 1-token completion); 0 turns them off",
+    },
+    Setting { env: "SPARK_LIVENESS_TIMEOUT", flag: "--liveness-timeout", default: Some("60"), help: "seconds the liveness 1-token completion may take" },
+    Setting {
+        env: "SPARK_LIVENESS_FAILURES",
+        flag: "--liveness-failures",
+        default: Some("3"),
+        help: "consecutive failed liveness looks that mean a wedged engine and stop the group (exit 5)",
+    },
+    Setting {
+        env: "SPARK_RESTART_BUDGET",
+        flag: "--restart-budget",
+        default: Some("3"),
+        help: "group restarts allowed within `--restart-window` after failures; past it the node stays down and says why",
+    },
+    Setting { env: "SPARK_RESTART_WINDOW", flag: "--restart-window", default: Some("3600"), help: "seconds over which `--restart-budget` counts failures" },
+    Setting {
+        env: "SPARK_RESTART_DELAY",
+        flag: "--restart-delay",
+        default: Some("10"),
+        help: "seconds a node waits before its first restart after a failure; doubles with each further failure in the window (at most 600)",
+    },
+    Setting {
+        env: "SPARK_STATE_FILE",
+        flag: "--state-file",
+        default: Some("/var/lib/spark-entrypoint/restarts.json"),
+        help: "restart history (failures with time and cause); on a host volume so it outlives the container",
+    },
+    Setting {
         env: "SPARK_MODE",
         flag: "--mode",
         default: Some("serve"),
@@ -204,6 +236,9 @@ pub struct Config {
     pub grace: Duration,
     pub status_file: PathBuf,
     pub root: PathBuf,
+    pub liveness: crate::liveness::Policy,
+    pub budget: crate::budget::Budget,
+    pub state_file: PathBuf,
     pub mode: Mode,
     pub bench_out: PathBuf,
     pub bench_min_busbw: f64,
@@ -389,6 +424,13 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Co
         grace: v.seconds("--grace")?,
         status_file: PathBuf::from(v.get("--status-file").or(setting("--status-file").default).unwrap_or_default()),
         root: PathBuf::from(v.get("--root").unwrap_or("/")),
+        liveness: liveness_policy(&v)?,
+        budget: crate::budget::Budget {
+            restarts: v.parse("--restart-budget", "a count of restarts")?,
+            window: v.seconds("--restart-window")?,
+            delay: v.seconds("--restart-delay")?,
+        },
+        state_file: PathBuf::from(v.get("--state-file").or(setting("--state-file").default).unwrap_or_default()),
         mode,
         bench_out: PathBuf::from(v.get("--bench-out").or(setting("--bench-out").default).unwrap_or_default()),
         bench_min_busbw: match v.parse::<f64>("--bench-min-busbw", "a bandwidth in GB/s")? {
@@ -396,6 +438,18 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Co
             b => return Err(invalid("--bench-min-busbw", &b.to_string(), "a bandwidth in GB/s, 0 or more")),
         },
     })
+}
+
+fn liveness_policy(v: &Values) -> Result<crate::liveness::Policy, Error> {
+    let failures: u32 = v.parse("--liveness-failures", "a count of at least 1")?;
+    if failures == 0 {
+        return Err(invalid("--liveness-failures", "0", "a count of at least 1 (`--liveness-interval 0` turns liveness off)"));
+    }
+    let timeout = v.seconds("--liveness-timeout")?;
+    if timeout.is_zero() {
+        return Err(invalid("--liveness-timeout", "0", "a positive number of seconds"));
+    }
+    Ok(crate::liveness::Policy { interval: v.seconds("--liveness-interval")?, timeout, failures })
 }
 
 fn hostname() -> String {

@@ -22,6 +22,8 @@ pub enum Event {
     Peer(PeerEvent),
     /// The readiness probe finished: the model name, or what never answered.
     Ready(Result<String, String>),
+    /// A liveness look after ready.
+    Live(crate::liveness::Look),
 }
 
 /// Why the node stops.
@@ -41,11 +43,13 @@ pub enum Stop {
     Timeout(String),
     /// Bad configuration, failed preflight, refusal: no restart fixes it.
     Fatal(String),
+    /// After ready, the engine stopped producing tokens and answering (liveness looks).
+    Wedged(String),
 }
 
 impl Stop {
     /// The exit code: a signal's 128+n, a child's own code, 3 for a lost peer, 4 for a timeout,
-    /// 2 for fatal errors.
+    /// 5 for a wedged engine, 2 for fatal errors.
     pub fn code(&self) -> i32 {
         match self {
             Stop::Signal(s) => 128 + *s as i32,
@@ -53,6 +57,7 @@ impl Stop {
             Stop::PeerLost { .. } => 3,
             Stop::Timeout(_) => 4,
             Stop::Fatal(_) => 2,
+            Stop::Wedged(_) => 5,
         }
     }
 }

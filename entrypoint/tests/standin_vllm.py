@@ -14,7 +14,9 @@ It behaves like vLLM in what the tests check:
 - `STANDIN_NCCL_LOG=FILE`: prints that file (real NCCL_DEBUG=INFO output) as vLLM workers do;
 - `STANDIN_ORPHANS=N` and `STANDIN_ORPHAN_PIDS=FILE`: leaves N orphaned grandchildren that exit
   after a second (zombies for PID 1 to reap), their pids written to FILE;
-- `STANDIN_LOAD_SECONDS` (default 1): how long `/health` says 503.
+- `STANDIN_LOAD_SECONDS` (default 1): how long `/health` says 503;
+- `STANDIN_WEDGE_FILE=FILE`: while FILE exists, completions hang and `/health` still answers
+  200 (real vLLM does this when a worker is stopped; here it is switched on at an exact moment).
 """
 import json
 import os
@@ -167,6 +169,9 @@ def main():
                 return self.reply(404, {"detail": "Not Found"})
             if req.get("model") != model:
                 return self.reply(404, {"error": {"message": f"The model `{req.get('model')}` does not exist."}})
+            wedge = os.environ.get("STANDIN_WEDGE_FILE")
+            while wedge and os.path.exists(wedge):
+                time.sleep(0.1)
             self.reply(200, {"id": "cmpl-standin", "object": "text_completion", "model": model,
                              "choices": [{"index": 0, "text": " pong", "finish_reason": "length"}],
                              "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})

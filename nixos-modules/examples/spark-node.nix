@@ -1,7 +1,6 @@
-# The machine-specific part of an example Spark for `nixosConfigurations` (flake.nix): boot and
-# file systems. On real hardware add a hardware module for the Spark (kernel, NVIDIA driver,
-# e.g. graham33/nixos-dgx-spark) and your own disks; services.spark-cluster composes with it and
-# sets nothing of that kind.
+# The machine-specific part of an example Spark for `nixosConfigurations` (flake.nix): boot, file
+# systems, the GPU driver and where the cluster token comes from. On real hardware replace the
+# disks with yours; a hardware module for the Spark (kernel, driver) may replace the driver part.
 { lib, ... }:
 {
   boot.loader.systemd-boot.enable = lib.mkDefault true;
@@ -11,4 +10,17 @@
   networking.useNetworkd = lib.mkDefault true;
   services.openssh.enable = lib.mkDefault true;
   system.stateVersion = "25.11";
+
+  # The GPU driver the container toolkit needs (nixpkgs asserts one is configured). "nvidia" in
+  # videoDrivers selects the driver; it starts no X server. The Spark's GB10 (Blackwell) runs
+  # only the open kernel module, and nixpkgs requires `open` to be set for drivers >= 560. The
+  # driver's user-space part is unfree: allowed by name, nothing else.
+  services.xserver.videoDrivers = [ "nvidia" ];
+  hardware.nvidia.open = true;
+  hardware.nvidia.nvidiaSettings = false;
+  nixpkgs.config.allowUnfreePredicate = pkg: lib.hasPrefix "nvidia" (lib.getName pkg);
+
+  # The cluster token, installed by a secrets tool before services start: with sops-nix,
+  # `sops.secrets.spark-cluster-token = { };` puts it here (agenix: `age.secrets.…path`).
+  services.spark-cluster.tokenFile = lib.mkDefault "/run/secrets/spark-cluster-token";
 }

@@ -9,7 +9,8 @@
 { lib, runCommand, sparkctl, base, entrypoint, platform, src, epoch, imageName ? "sparkctl/vllm-spark:latest" }:
 
 let
-  nameTag = lib.splitString ":" imageName;
+  # A registry with a port (`spark-registry.lan:5000/…:25.11`) is part of the name.
+  nameTag = (import ../lib.nix).imageNameTag imageName;
   args = [
     "image" "build" "${src}/images/vllm-spark.toml"
     "--base" "oci:${base}:base"
@@ -19,7 +20,7 @@ let
     "--output" "docker-archive:${placeholder "out"}:${imageName}"
   ];
 in
-assert lib.assertMsg (lib.length nameTag == 2) "vllm-spark-image: imageName `${imageName}` must be NAME:TAG";
+assert lib.assertMsg (nameTag != null) "vllm-spark-image: imageName `${imageName}` must be NAME:TAG (a registry port may be part of NAME; a digest cannot name an archive)";
 runCommand "vllm-spark-image-${lib.replaceStrings [ "/" ] [ "-" ] platform}.tar"
   {
     nativeBuildInputs = [ sparkctl ];

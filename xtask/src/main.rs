@@ -9,6 +9,7 @@ mod bench_nccl;
 mod bench_registry;
 mod demo;
 mod deps;
+mod nixos_real_lib;
 
 use anyhow::{bail, Result};
 use xshell::{cmd, Shell};
@@ -22,6 +23,7 @@ fn main() -> Result<()> {
         Some("deps") => deps::install(&sh),
         Some("bench") => bench::run(&sh, &args[1..]),
         Some("demo") => demo::run(&sh),
+        Some("nixos-real-lib") => nixos_real_lib::run(&sh, &args[1..]),
         _ => bail!("usage: cargo xtask <demo | test [CARGO_TEST_ARGS…] | deps | bench image|registry|nccl-log>"),
     }
 }

@@ -45,8 +45,12 @@ pub fn docker_args(c: &Cluster) -> Vec<String> {
     args.push(format!("{}:{}", c.container.hf_cache.display(), defaults::HF_HOME));
     args.push("--env-file".into());
     args.push(c.container.env_file.display().to_string());
+    // `--mount` refuses a missing token file; `--volume` would create a directory in its place.
+    args.push("--mount".into());
+    args.push(format!("type=bind,source={},target={},readonly", c.container.token_file.display(), crate::plan::TOKEN_PATH));
+    // The restart budget counts failures across containers: its history lives on the host.
     args.push("--volume".into());
-    args.push(format!("{}:{}:ro", c.container.token_file.display(), crate::plan::TOKEN_PATH));
+    args.push(format!("{}:{}", defaults::STATE_DIR, defaults::STATE_MOUNT));
     args.push(c.container.image.clone());
     args
 }

@@ -26,7 +26,7 @@ fn sh_parses_the_rendered_command_into_the_docker_arguments() {
 }
 
 /// BRIEF "NCCL": RDMA devices, unlimited memlock, IPC_LOCK, host network and IPC; plus GPUs,
-/// the HF cache volume, the env file and the token file (read-only).
+/// the HF cache volume, the env file, the token file (read-only) and the restart history.
 #[test]
 fn docker_run_has_what_roce_in_a_container_needs() {
     let c = parse(&vectors()[0]);
@@ -41,7 +41,10 @@ fn docker_run_has_what_roce_in_a_container_needs() {
         ("--gpus", "all"),
         ("--volume", "/var/lib/spark-cluster/huggingface:/root/.cache/huggingface"),
         ("--env-file", "/etc/spark-cluster/spark.env"),
-        ("--volume", "/etc/spark-cluster/token:/run/secrets/spark-cluster-token:ro"),
+        // A bind `--mount`: Docker refuses a missing token file instead of creating a directory.
+        ("--mount", "type=bind,source=/etc/spark-cluster/token,target=/run/secrets/spark-cluster-token,readonly"),
+        // The restart budget's history outlives the `--rm` container.
+        ("--volume", "/var/lib/spark-cluster/state:/var/lib/spark-entrypoint"),
     ] {
         assert!(pairs.contains(&(flag.to_owned(), value.to_owned())), "missing `{flag} {value}` in {args:?}");
     }

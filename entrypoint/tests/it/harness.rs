@@ -186,6 +186,8 @@ pub fn env(pair: &Pair, role: &str, token: &str, extra: &[(&str, &str)]) -> Vec<
         ("SPARK_STATUS_FILE", pair.path(&format!("status-{name}.json")).display().to_string()),
         ("VLLM_CONFIG_ROOT", pair.path(&format!("vllm-{name}")).display().to_string()),
         ("STANDIN_RECORD", pair.path(&format!("record-{name}.json")).display().to_string()),
+        // The restart history stays in the test's folder, never in the machine's /var/lib.
+        ("SPARK_STATE_FILE", pair.path(&format!("restarts-{name}.json")).display().to_string()),
         ("STANDIN_LOAD_SECONDS", "1".into()),
         // Ray: one CPU and a small object store per node, its own temp dir (both nodes share /tmp).
         ("SPARK_RAY_ARGS", format!("--num-cpus 1 --object-store-memory 80000000 --temp-dir {}", pair.path(&format!("ray-{name}")).display())),

@@ -7,6 +7,7 @@
 mod debian;
 mod docker;
 mod harness;
+mod heal;
 mod nccl;
 mod nccl_bench;
 mod pid1;
