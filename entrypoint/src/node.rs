@@ -52,7 +52,10 @@ pub fn run(cfg: &Config) -> i32 {
         }
     };
     let mut node = Node { cfg, sup, peers: Peers::None, hcas: Vec::new(), restarts_used: 0, live_failures: 0, looks: (0, 0) };
-    let stop = match node.within_budget().and_then(|()| node.lifecycle()) {
+    // The restart budget is serving's: a one-shot benchmark neither waits for it nor spends it
+    // (its container mounts the same state volume).
+    let budget = if cfg.mode == Mode::Serve { node.within_budget() } else { Ok(()) };
+    let stop = match budget.and_then(|()| node.lifecycle()) {
         Ok(never) => match never {},
         Err(stop) => stop,
     };
@@ -525,7 +528,7 @@ impl Node<'_> {
             (Stop::Signal(_), Some(c)) => c,
             _ => stop.code(),
         };
-        if !matches!(stop, Stop::Signal(_)) {
+        if !matches!(stop, Stop::Signal(_)) && self.cfg.mode == Mode::Serve {
             self.record_failure(code, &why);
         }
         log::info(&format!("exit {code}"));
