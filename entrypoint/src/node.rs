@@ -123,7 +123,8 @@ impl Node<'_> {
 
     fn lifecycle(&mut self) -> Result<Never, Stop> {
         let cfg = self.cfg;
-        log::info(&format!("spark-entrypoint {} starting as {} ({} backend)", env!("CARGO_PKG_VERSION"), role_name(cfg.role), cfg.backend.name()));
+        let what = if cfg.mode == Mode::NcclBench { "nccl-bench mode".to_owned() } else { format!("{} backend", cfg.backend.name()) };
+        log::info(&format!("spark-entrypoint {} starting as {} ({what})", env!("CARGO_PKG_VERSION"), role_name(cfg.role)));
         self.status("preflight", "checking rails");
         let (env, my_ip) = self.preflight()?;
         let fingerprint = Fingerprint {

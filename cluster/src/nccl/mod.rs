@@ -558,6 +558,19 @@ mod tests {
         assert_eq!(p.errors.count, 1, "IB disabled: `transport/net_ib.cc:NN -> 3` is traced");
     }
 
+    /// spark-entrypoint's own log of `SPARK_MODE=nccl-bench` on the H200 (NCCL lines echoed by
+    /// the benchmark behind the entrypoint's `[node child] ` prefix).
+    #[test]
+    fn own_entrypoint_bench_log_on_the_h200() {
+        let a = analyze(&read("fixtures/nccl_bench/h200-2026-12-01/entrypoint-nccl-bench-ws1.log"));
+        assert_eq!(a.processes.len(), 1);
+        let p = &a.processes[0];
+        assert_eq!((p.host.as_str(), p.pid, p.rank, p.nranks), ("vm", 451, Some(0), Some(1)));
+        assert_eq!((p.net.clone(), p.devices()), (Some(Net::Socket), &["eth0".to_owned()][..]));
+        let env: Vec<String> = p.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        assert_eq!(env, ["NCCL_IB_DISABLE=1", "NCCL_NVLS_ENABLE=0", "NCCL_SOCKET_IFNAME=eth0"]);
+    }
+
     #[test]
     fn a_flood_of_warnings_is_counted_not_kept() {
         let mut w = Watcher::new();

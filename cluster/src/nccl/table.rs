@@ -93,6 +93,12 @@ pub fn parse(text: &str) -> Vec<Run> {
     let mut columns: Vec<String> = DEFAULT_COLUMNS.split(' ').map(str::to_owned).collect();
     for raw in text.lines() {
         let line = raw.trim();
+        // Behind a launcher's prefix (`[node bench] `, `name  | `, `[1,0]<stdout>:`), the
+        // comment lines start at their `#`.
+        let line = match line.find('#') {
+            Some(i) if i > 0 && matches!(line[..i].trim_end().chars().last(), Some(']' | '|' | ':' | ')')) => &line[i..],
+            _ => line,
+        };
         if let Some(h) = line.strip_prefix('#') {
             let h = h.trim();
             if let Some(v) = h.strip_prefix("nccl-tests version ") {
@@ -160,10 +166,13 @@ fn rank_device(r: &str) -> Option<RankDevice> {
 
 /// A data row, read by the header's columns; `None` for anything else.
 fn row(line: &str, columns: &[String]) -> Option<Row> {
-    let t: Vec<&str> = line.split_whitespace().collect();
-    if t.len() != columns.len() {
-        return None;
-    }
+    let all: Vec<&str> = line.split_whitespace().collect();
+    // Extra words in front are a launcher's prefix when the row proper starts with a number.
+    let t = match all.len().checked_sub(columns.len())? {
+        0 => &all[..],
+        extra if all[extra].parse::<u64>().is_ok() && all[extra - 1].parse::<u64>().is_err() => &all[extra..],
+        _ => return None,
+    };
     let col = |name: &str, nth: usize| columns.iter().enumerate().filter(|(_, c)| c.as_str() == name).nth(nth).map(|(i, _)| t[i]);
     let f = |name: &str, nth: usize| col(name, nth)?.parse::<f64>().ok().filter(|v| v.is_finite());
     let measure = |nth: usize| -> Option<Measure> {
@@ -385,6 +394,17 @@ mod tests {
         assert_eq!(g[1].rows[8].out_of_place, m(8352.1, 2.01, 3.01, Some(0)));
         assert_eq!((g[0].avg_busbw, g[1].avg_busbw), (Some(0.8076), Some(1.6718)));
         assert!(verdict(&g, 0.5).ok());
+    }
+
+    /// The same table read from spark-entrypoint's log, behind its `[node bench] ` prefix.
+    #[test]
+    fn own_table_behind_the_entrypoint_prefix() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/nccl_bench/h200-2026-12-01/entrypoint-nccl-bench-ws1.log");
+        let r = parse(&std::fs::read_to_string(p).unwrap());
+        assert_eq!(r.iter().map(|r| (r.collective_name(), r.rows.len())).collect::<Vec<_>>(), [("all_gather", 9), ("all_reduce", 9)]);
+        assert_eq!(r[0].rows[8].out_of_place, m(130.6, 2054.95, 0.00, Some(0)));
+        assert_eq!(r[1].rows[0].out_of_place, m(256.0, 4.10, 0.00, Some(0)));
+        assert_eq!(r[1].avg_busbw, Some(0.0));
     }
 
     /// busbw = algbw × (n-1)/n for all_gather and × 2(n-1)/n for all_reduce, in nccl-tests' own
