@@ -78,7 +78,7 @@ pub fn parse(seg: &str) -> Parsed<'_> {
     let mut end = before.len();
     for _ in 0..3 {
         let trimmed = before[..end].trim_end();
-        let start = trimmed.rfind(char::is_whitespace).map_or(0, |i| i + 1);
+        let start = trimmed.char_indices().rev().find(|(_, c)| c.is_whitespace()).map_or(0, |(i, c)| i + c.len_utf8());
         let tok = &trimmed[start..];
         if tok.is_empty() {
             return Parsed::Other;
@@ -184,12 +184,55 @@ mod tests {
         }
     }
 
+    /// Pieces of real lines glued at random: never a panic.
+    #[test]
+    fn any_mix_of_pieces_parses_without_panicking() {
+        let pieces = [
+            "h:1:2",
+            " ",
+            "\u{3000}",
+            "[0]",
+            " NCCL ",
+            "INFO",
+            "WARN",
+            "ü",
+            ":",
+            "]",
+            "[",
+            "<stdout>",
+            "\x1b[",
+            "m",
+            "\r",
+            "9",
+            "NCCL version ",
+            "-> 3",
+            "é:7:8",
+        ];
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut w = super::super::Watcher::new();
+        for _ in 0..20_000 {
+            let mut line = String::new();
+            for _ in 0..(x % 12) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                line.push_str(pieces[(x % pieces.len() as u64) as usize]);
+            }
+            let _ = parse(&strip_ansi(&line));
+            w.feed(&line);
+            let _ = super::super::table::parse(&line);
+            x = x.wrapping_add(1);
+        }
+    }
+
     #[test]
     fn other_lines() {
         for seg in ["", "NCCL INFO x", "plain text", "a:b:c NCCL INFO", "10:11:12 [0] NCCLINFO x", "[1] NCCL WARN x"] {
             assert!(!matches!(parse(seg), Parsed::Nccl(_)), "{seg:?}");
         }
         assert_eq!(parse("NCCL version 2.11.4+cuda11.4"), Parsed::Version("2.11.4+cuda11.4"));
+        // Multi-byte whitespace and letters around the header (no panic on char boundaries).
+        assert!(matches!(parse("ü\u{3000}h:1:2\u{3000}[0] NCCL INFO x"), Parsed::Nccl(NcclLine { pid: 1, .. })));
         assert_eq!(strip_ansi("\x1b[1;31mred\x1b[0m \x1b7x"), "red x");
     }
 }
