@@ -117,3 +117,20 @@ fn docker_nccl_bench_runs_on_both_nodes_gives_the_verdict_and_fails_as_a_group()
     assert!(!hlog.contains("nccl benchmark finished"), "{hlog}");
     eprintln!("head after the worker was killed: exit {code} in {took:?}");
 }
+
+/// GB10's shared memory: sweeps past 4 GiB are refused unless asked for, before torch loads.
+#[test]
+fn the_benchmark_refuses_unbounded_sizes_and_unknown_collectives() {
+    let script = repo().join("overlays/nccl-bench/rootfs/usr/local/lib/sparkctl/nccl_bench.py");
+    let cases: [(&[&str], &str); 3] = [
+        (&["--max-bytes", "16G"], "add --allow-large to insist"),
+        (&["--ops", "all_gather,broadcast"], "--ops: unknown `broadcast`"),
+        (&["--min-bytes", "2M", "--max-bytes", "1M"], "need 4 <= --min-bytes <= --max-bytes"),
+    ];
+    for (args, want) in cases {
+        let out = Command::new("python3").arg(&script).args(args).output().expect("python3 runs");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+}
