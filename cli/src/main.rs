@@ -3,6 +3,8 @@
 //! Exit codes: 0 success; 2 for every error sparkctl reports (bad input, corrupt data, a registry
 //! refusing): one `error:` line naming the operand, the cause and the fix.
 
+mod bench;
+mod bench_nccl;
 mod bench_rdma;
 mod doctor;
 mod down;
@@ -10,6 +12,7 @@ mod fleet;
 mod image;
 mod image_registry;
 mod logs;
+mod nccl;
 mod plan;
 mod remote;
 mod render;
@@ -38,9 +41,12 @@ enum Command {
     /// Check that this node is what cluster.toml says (links, MTU, IPv6, RDMA, memlock)
     #[command(after_help = "Exit code: the worst result (0 PASS, 1 WARN, 3 FAIL); 2 on bad input. Every check: docs/fabric.md")]
     Doctor(doctor::DoctorArgs),
-    /// Measure the fabric between nodes over ssh (`bench rdma`: ib_write_bw per rail and all rails)
+    /// Read NCCL logs (`check`) and nccl-tests tables (`tests`): transport, HCAs, busbw, verdict
     #[command(subcommand)]
-    Bench(BenchCommand),
+    Nccl(nccl::NcclCommand),
+    /// Benchmarks: `rdma` (ib_write_bw per rail and all rails, over ssh), `nccl` (bus bandwidth inside the serving image)
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
     /// Will the model fit on these Sparks (memory per node), and are the serve flags known to fail on GB10?
     Plan(plan::PlanArgs),
     /// From this machine over ssh: install each node's files, token, image and model, start the group, wait until ready
@@ -51,13 +57,6 @@ enum Command {
     Status(status::StatusArgs),
     /// The nodes' logs, merged, each line prefixed with its node
     Logs(logs::LogsArgs),
-}
-
-#[derive(Subcommand)]
-enum BenchCommand {
-    /// ib_write_bw on every rail alone, then on all rails at once, against the sysfs link rate
-    #[command(after_help = "Exit code: the worst verdict (0 PASS, 1 WARN, 3 FAIL); 2 on bad input. Details: docs/fabric.md")]
-    Rdma(bench_rdma::RdmaArgs),
 }
 
 fn main() -> ExitCode {
@@ -74,7 +73,8 @@ fn main() -> ExitCode {
         Command::Image(cmd) => image::run(cmd),
         Command::Render(args) => render::run(args),
         Command::Doctor(args) => doctor::run(args),
-        Command::Bench(BenchCommand::Rdma(args)) => bench_rdma::run(args),
+        Command::Nccl(cmd) => nccl::run(cmd),
+        Command::Bench(cmd) => bench::run(cmd),
         Command::Up(args) => up::run(args),
         Command::Down(args) => down::run(args),
         Command::Status(args) => status::run(args),

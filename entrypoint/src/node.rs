@@ -9,7 +9,7 @@ use crate::log;
 use crate::proto::{Fingerprint, Msg};
 use crate::readiness::{self, Status};
 use crate::rendezvous::{self, Head, PeerEvent, Session};
-use crate::settings::{Backend, Config, Role};
+use crate::settings::{Backend, Config, Mode, Role};
 use crate::supervisor::{Event, Stop, Supervisor};
 use cluster::preflight::{self, Spec, Transport, TransportPolicy};
 use cluster::sysfs::Root;
@@ -32,6 +32,8 @@ pub struct Node<'a> {
     cfg: &'a Config,
     sup: Supervisor,
     peers: Peers,
+    /// The RDMA devices the preflight gave NCCL (`NCCL_IB_HCA`), without ports.
+    hcas: Vec<String>,
     /// Group restarts used in the budget's window (shown in the status file).
     restarts_used: u32,
     /// Consecutive failed liveness looks.
@@ -49,8 +51,11 @@ pub fn run(cfg: &Config) -> i32 {
             return 2;
         }
     };
-    let mut node = Node { cfg, sup, peers: Peers::None, restarts_used: 0, live_failures: 0, looks: (0, 0) };
-    let stop = match node.within_budget().and_then(|()| node.lifecycle()) {
+    let mut node = Node { cfg, sup, peers: Peers::None, hcas: Vec::new(), restarts_used: 0, live_failures: 0, looks: (0, 0) };
+    // The restart budget is serving's: a one-shot benchmark neither waits for it nor spends it
+    // (its container mounts the same state volume).
+    let budget = if cfg.mode == Mode::Serve { node.within_budget() } else { Ok(()) };
+    let stop = match budget.and_then(|()| node.lifecycle()) {
         Ok(never) => match never {},
         Err(stop) => stop,
     };
@@ -118,7 +123,8 @@ impl Node<'_> {
 
     fn lifecycle(&mut self) -> Result<Never, Stop> {
         let cfg = self.cfg;
-        log::info(&format!("spark-entrypoint {} starting as {} ({} backend)", env!("CARGO_PKG_VERSION"), role_name(cfg.role), cfg.backend.name()));
+        let what = if cfg.mode == Mode::NcclBench { "nccl-bench mode".to_owned() } else { format!("{} backend", cfg.backend.name()) };
+        log::info(&format!("spark-entrypoint {} starting as {} ({what})", env!("CARGO_PKG_VERSION"), role_name(cfg.role)));
         self.status("preflight", "checking rails");
         let (env, my_ip) = self.preflight()?;
         let fingerprint = Fingerprint {
@@ -126,7 +132,8 @@ impl Node<'_> {
             serve: cfg.serve.clone(),
             model: cfg.model.clone(),
             entrypoint: env!("CARGO_PKG_VERSION").into(),
-            backend: cfg.backend.name().into(),
+            // A benchmark node only forms a group with benchmark nodes.
+            backend: if cfg.mode == Mode::NcclBench { cluster::nccl::bench::MODE.into() } else { cfg.backend.name().into() },
         };
         self.status("rendezvous", "waiting for the other nodes");
         match cfg.role {
@@ -162,6 +169,10 @@ impl Node<'_> {
         }
         self.sup.expect_ib(rep.transport == Transport::Ib);
         let mut env = rep.env();
+        self.hcas = env
+            .get("NCCL_IB_HCA")
+            .map(|v| v.trim_start_matches(['=', '^']).split(',').filter_map(|h| h.split(':').next()).map(str::to_owned).collect())
+            .unwrap_or_default();
         // Ray's memory monitor kills workers on unified memory; every node needs this (BRIEF).
         if std::env::var_os("RAY_memory_monitor_refresh_ms").is_none() {
             env.insert("RAY_memory_monitor_refresh_ms".into(), "0".into());
@@ -186,6 +197,10 @@ impl Node<'_> {
         self.peers = Peers::Head(head);
         if let Peers::Head(h) = &mut self.peers {
             h.wait_all(&mut self.sup, cfg.join_timeout)?;
+        }
+        if cfg.mode == Mode::NcclBench {
+            self.release(my_ip)?;
+            return self.bench(env, 0, cfg.nodes.len(), my_ip);
         }
         // Every node is here and nothing is launched yet: the moment to refuse a configuration
         // that cannot work (the workers are told why).
@@ -235,6 +250,10 @@ impl Node<'_> {
         let j = rendezvous::join(&mut self.sup, head, cfg.rendezvous_port, &cfg.token, &cfg.node, my_ip, &fp, cfg.join_timeout, cfg.heartbeat_timeout)?;
         self.peers = Peers::Worker(j.session);
         self.sup.released = true;
+        if cfg.mode == Mode::NcclBench {
+            let rank = j.ranks.get(&cfg.node).copied().unwrap_or(1);
+            return self.bench(env, rank, j.ranks.len(), j.head_ip);
+        }
         match cfg.backend {
             Backend::Ray => {
                 env.extend(launch::ray_auth_env(&cfg.token));
@@ -250,6 +269,46 @@ impl Node<'_> {
             }
         }
         self.supervise()
+    }
+
+    /// `SPARK_MODE=nccl-bench`: every node runs the benchmark with vLLM's native multi-node
+    /// arguments (the script reads them), the master on the head's rail address.
+    fn bench(&mut self, mut env: BTreeMap<String, String>, rank: u32, nodes: usize, master: Ipv4Addr) -> Result<Never, Stop> {
+        let cfg = self.cfg;
+        env.insert("SPARK_BENCH_OUT".into(), cfg.bench_out.display().to_string());
+        let argv = launch::serve_native(&cfg.serve, nodes, rank, master, cfg.master_port);
+        self.sup.spawn("bench", &argv, &env, true)?;
+        self.status("starting", &format!("nccl benchmark running (rank {rank} of {nodes})"));
+        self.supervise()
+    }
+
+    /// The head's verdict on a finished benchmark: its results folder read back with the
+    /// analyser, printed line by line. `true` when it passes.
+    fn bench_verdict(&self) -> bool {
+        use cluster::nccl::{bench, check::Expect, report};
+        let cfg = self.cfg;
+        let read = |f: &str| std::fs::read(cfg.bench_out.join(f)).map(|b| String::from_utf8_lossy(&b).into_owned());
+        let (table, debug) = match (read(bench::TABLE_FILE), read(bench::DEBUG_FILE)) {
+            (Ok(t), Ok(d)) => (t, d),
+            (Err(e), _) | (_, Err(e)) => {
+                log::info(&format!("error: cannot read the benchmark's results in `{}`: {e}", cfg.bench_out.display()));
+                return false;
+            }
+        };
+        // What this node's preflight decided is what every rank must show; twins are named
+        // alike on every node of one OS.
+        let transport = match (cfg.transport, self.sup.expects_ib()) {
+            (_, true) => cluster::model::Transport::Ib,
+            (TransportPolicy::Socket, _) => cluster::model::Transport::Socket,
+            _ => cluster::model::Transport::Auto,
+        };
+        let hcas: Vec<Option<String>> = self.hcas.iter().map(|h| Some(h.clone())).collect();
+        let expect = Expect { transport, nodes: vec![(cfg.node.clone(), hcas)] };
+        let b = report::bench(&table, &debug, Some(&expect), cfg.bench_min_busbw);
+        for line in report::bench_text(&b).lines() {
+            log::info(&format!("nccl-bench: {line}"));
+        }
+        b.verdict.ok()
     }
 
     /// Waits until something accepts TCP connections on `addr` (the Ray GCS).
@@ -344,6 +403,19 @@ impl Node<'_> {
         }
     }
 
+    /// A lost peer reported within `d`, if any.
+    fn peer_lost_within(&mut self, d: Duration) -> Option<Stop> {
+        let until = Instant::now() + d;
+        while Instant::now() < until {
+            if let Ok(ev @ Some(Event::Peer(_))) = self.sup.next(until.saturating_duration_since(Instant::now())) {
+                if let Err(s @ Stop::PeerLost { .. }) = self.on_event(ev) {
+                    return Some(s);
+                }
+            }
+        }
+        None
+    }
+
     /// After ready, looks at the engine every interval on a thread of its own (a hung completion
     /// blocks only that thread); the results come back as events.
     fn watch_liveness(&self, model: String) {
@@ -405,7 +477,33 @@ impl Node<'_> {
     }
 
     /// Logs why, tells the peers, stops every process, and picks the exit code.
-    fn finish(mut self, stop: Stop) -> i32 {
+    fn finish(mut self, mut stop: Stop) -> i32 {
+        // A peer that stops right after the benchmark's last barrier is no failure when this
+        // node's own run ends cleanly too.
+        if self.cfg.mode == Mode::NcclBench && matches!(stop, Stop::PeerLost { .. }) && self.sup.wait_child("bench", FAILURE_GRACE) == Some(0) {
+            stop = Stop::Child { name: "bench".into(), code: 0 };
+        }
+        // A collective fails as soon as a peer's sockets close, often before the rendezvous
+        // reports the lost node: name the node, as serving does.
+        if self.cfg.mode == Mode::NcclBench && matches!(&stop, Stop::Child { name, code } if name == "bench" && *code != 0) {
+            if let Some(lost) = self.peer_lost_within(Duration::from_secs(2)) {
+                stop = lost;
+            }
+        }
+        if let Stop::Child { name, code: 0 } = &stop {
+            if name == "bench" {
+                let ok = self.cfg.role == Role::Worker || self.bench_verdict();
+                log::info(if ok { "nccl benchmark finished" } else { "nccl benchmark finished; its verdict failed" });
+                self.status("stopping", "nccl benchmark finished");
+                if let Peers::Head(h) = &self.peers {
+                    h.shutdown(&format!("head `{}`: nccl benchmark finished", self.cfg.node));
+                }
+                self.sup.stop_all(Signal::SIGTERM, FAILURE_GRACE);
+                let code = i32::from(!ok);
+                log::info(&format!("exit {code}"));
+                return code;
+            }
+        }
         let why = match &stop {
             Stop::Signal(s) => format!("received {s}"),
             Stop::Child { name, code } => format!("{name} exited with code {code}"),
@@ -439,7 +537,7 @@ impl Node<'_> {
             (Stop::Signal(_), Some(c)) => c,
             _ => stop.code(),
         };
-        if !matches!(stop, Stop::Signal(_)) {
+        if !matches!(stop, Stop::Signal(_)) && self.cfg.mode == Mode::Serve {
             self.record_failure(code, &why);
         }
         log::info(&format!("exit {code}"));

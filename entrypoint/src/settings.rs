@@ -165,6 +165,24 @@ pub const SETTINGS: &[Setting] = &[
         default: Some("enforce"),
         help: "head: memory fit and known-bad flags before launching (`sparkctl plan`): `enforce` (an error stops the launch), `warn` (logged, launch goes on) or `off`",
     },
+    Setting {
+        env: "SPARK_MODE",
+        flag: "--mode",
+        default: Some("serve"),
+        help: "`serve`, or `nccl-bench`: the same preflight and rendezvous, then every node runs the bus-bandwidth benchmark (default command `python3 /usr/local/lib/sparkctl/nccl_bench.py`) with vLLM's native multi-node arguments instead of serving; the head prints the verdict",
+    },
+    Setting {
+        env: "SPARK_BENCH_OUT",
+        flag: "--bench-out",
+        default: Some("/tmp/nccl-bench"),
+        help: "`nccl-bench`: folder where rank 0 writes `table.txt`, `nccl-debug.log` and `result.json`",
+    },
+    Setting {
+        env: "SPARK_BENCH_MIN_BUSBW",
+        flag: "--bench-min-busbw",
+        default: Some("21.875"),
+        help: "`nccl-bench`: busbw (GB/s) each collective must reach at its largest size; the default is NVIDIA's bar for two Sparks",
+    },
 ];
 
 /// What the head does with the plan's errors.
@@ -179,6 +197,13 @@ pub enum PlanMode {
 pub enum Role {
     Head,
     Worker,
+}
+
+/// What the node runs once the group formed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Serve,
+    NcclBench,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -229,6 +254,9 @@ pub struct Config {
     pub budget: crate::budget::Budget,
     pub state_file: PathBuf,
     pub plan: PlanMode,
+    pub mode: Mode,
+    pub bench_out: PathBuf,
+    pub bench_min_busbw: f64,
 }
 
 fn setting(flag: &str) -> &'static Setting {
@@ -397,10 +425,16 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Co
             fix: "set it (or `SPARK_TOKEN_FILE`) to the same secret on every node, e.g. from `openssl rand -hex 32`".into(),
         });
     }
+    let mode = match v.get("--mode").unwrap_or("serve") {
+        "serve" => Mode::Serve,
+        cluster::nccl::bench::MODE => Mode::NcclBench,
+        other => return Err(invalid("--mode", other, "`serve` or `nccl-bench`")),
+    };
     let serve = match (serve_args, v.get("--serve")) {
         (Some(a), _) if !a.is_empty() => a,
         (_, Some(json)) => serde_json::from_str::<Vec<String>>(json)
             .map_err(|e| invalid("--serve", json, &format!("a JSON array of strings ({e}); write e.g. `[\"vllm\",\"serve\",\"MODEL\"]`")))?,
+        _ if mode == Mode::NcclBench => cluster::nccl::bench::COMMAND.iter().map(|s| s.to_string()).collect(),
         _ => Vec::new(),
     };
     if serve.is_empty() && (role == Role::Head || backend == Backend::Native) {
@@ -451,6 +485,12 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Co
         },
         state_file: PathBuf::from(v.get("--state-file").or(setting("--state-file").default).unwrap_or_default()),
         plan,
+        mode,
+        bench_out: PathBuf::from(v.get("--bench-out").or(setting("--bench-out").default).unwrap_or_default()),
+        bench_min_busbw: match v.parse::<f64>("--bench-min-busbw", "a bandwidth in GB/s")? {
+            b if b.is_finite() && b >= 0.0 => b,
+            b => return Err(invalid("--bench-min-busbw", &b.to_string(), "a bandwidth in GB/s, 0 or more")),
+        },
     };
     check_ports(&cfg)?;
     Ok(cfg)
@@ -654,6 +694,20 @@ mod tests {
         assert!(parse_with(&["--backend", "native"], &worker).is_err());
         let c = parse_with(&[], &[&worker[..], &[("SPARK_SERVE", "[\"vllm\",\"serve\",\"m\"]"), ("SPARK_BACKEND", "native")]].concat()).unwrap();
         assert_eq!(c.serve, ["vllm", "serve", "m"]);
+    }
+
+    #[test]
+    fn nccl_bench_mode_runs_the_bundled_script_on_every_node() {
+        let worker = [("SPARK_ROLE", "worker"), ("SPARK_RAILS", "r0"), ("SPARK_TOKEN", "t"), ("SPARK_HEAD_ADDR", "10.0.0.1"), ("SPARK_MODE", "nccl-bench")];
+        let err = |args: &[&str], env: &[(&str, &str)]| parse_with(args, env).unwrap_err().to_string();
+        let c = parse_with(&[], &worker).unwrap();
+        assert_eq!((c.mode, c.serve.join(" ")), (Mode::NcclBench, "python3 /usr/local/lib/sparkctl/nccl_bench.py".to_owned()));
+        assert_eq!((c.bench_out.display().to_string(), c.bench_min_busbw), ("/tmp/nccl-bench".to_owned(), 21.875));
+        let c = parse_with(&["--bench-min-busbw", "0.5", "--", "python3", "b.py", "--max-bytes", "4M"], &worker).unwrap();
+        assert_eq!((c.serve.len(), c.bench_min_busbw), (4, 0.5));
+        assert!(err(&["--mode", "bench"], &worker).contains("`serve` or `nccl-bench`"));
+        assert!(err(&["--bench-min-busbw", "-1"], &worker).contains("0 or more"));
+        assert_eq!(parse_with(&["--", "vllm", "serve", "m"], HEAD_ENV).unwrap().mode, Mode::Serve);
     }
 
     /// `sparkctl render env` (cluster::plan) writes the container env from cluster.toml: the

@@ -277,7 +277,7 @@ fn config_has_exactly_the_intended_env_entrypoint_and_labels() {
     // base.name is for registry bases only (the real recipe's docker:// ref), not a local path.
     assert_eq!(ann["org.opencontainers.image.base.name"], Value::Null);
     // One layer per overlay on top of the base's one.
-    assert_eq!(manifest["layers"].as_array().unwrap().len(), 4);
+    assert_eq!(manifest["layers"].as_array().unwrap().len(), 5);
 
     // The Docker engine reads the same.
     let inspect = json(&docker(&["image", "inspect", &b.tag]).ok().stdout);
@@ -404,7 +404,7 @@ fn the_recipe_builds_both_platforms_with_one_entrypoint_each() {
     let (a, r) = (layers(0), layers(1));
     assert_eq!(a.len(), r.len());
     let n = a.len();
-    assert_eq!(a[n - 3..n - 1], r[n - 3..n - 1], "cudnn-hook and spark-env: one blob for both platforms");
+    assert_eq!(a[n - 4..n - 1], r[n - 4..n - 1], "cudnn-hook, spark-env and nccl-bench: one blob for both platforms");
     assert_ne!(a[n - 1], r[n - 1], "one entrypoint per platform");
     let arm_entry = layer_entries(&p.path("out/blobs/sha256").join(&r[n - 1][7..]));
     assert_eq!(arm_entry.iter().map(|e| (e.0.as_str(), e.1)).collect::<Vec<_>>(), [("usr/local/bin/spark-entrypoint", 0o755)]);
@@ -533,7 +533,7 @@ fn hook_python_unit_tests() {
 fn overlay_trees_hold_no_bytecode_or_stray_files() {
     // A __pycache__ left by a host run would land in the layer and change its digest.
     let mut found = Vec::new();
-    for o in ["cudnn-hook", "spark-env", "spark-entrypoint"] {
+    for o in ["cudnn-hook", "spark-env", "nccl-bench", "spark-entrypoint"] {
         let root = repo().join("overlays").join(o);
         let mut stack = vec![root.join("rootfs")];
         while let Some(d) = stack.pop() {
@@ -554,6 +554,7 @@ fn overlay_trees_hold_no_bytecode_or_stray_files() {
             "cudnn-hook/rootfs/usr/lib/python3/dist-packages/sparkctl-cudnn.pth",
             "cudnn-hook/rootfs/usr/local/lib/sparkctl/python/sitecustomize.py",
             "cudnn-hook/rootfs/usr/local/lib/sparkctl/python/sparkctl_cudnn.py",
+            "nccl-bench/rootfs/usr/local/lib/sparkctl/nccl_bench.py",
         ]
     );
 }

@@ -9,6 +9,7 @@ mod build_errors;
 mod debian;
 mod fabric;
 mod image_vllm_spark;
+mod nccl;
 mod ops;
 mod python_layers;
 mod registry;

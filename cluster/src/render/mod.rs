@@ -1,7 +1,7 @@
 //! Renderers for nodes that are not NixOS (DGX OS, Ubuntu): each turns a node's [`NodePlan`]
 //! into one file's text. Pure and deterministic: same `cluster.toml`, same bytes.
 
-mod docker;
+pub(crate) mod docker;
 mod envfile;
 mod netplan;
 mod sysctl;

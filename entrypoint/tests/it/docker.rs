@@ -19,18 +19,18 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-fn run(cmd: &str, args: &[&str]) -> (i32, String, String) {
+pub(crate) fn run(cmd: &str, args: &[&str]) -> (i32, String, String) {
     let out = Command::new(cmd).args(args).output().unwrap_or_else(|e| panic!("`{cmd}` could not run ({e}); `cargo xtask deps` installs it"));
     (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
-fn ok(cmd: &str, args: &[&str]) -> String {
+pub(crate) fn ok(cmd: &str, args: &[&str]) -> String {
     let (code, out, err) = run(cmd, args);
     assert_eq!(code, 0, "`{cmd} {}` failed:\n{out}\n{err}", args.join(" "));
     out
 }
 
-fn cache() -> PathBuf {
+pub(crate) fn cache() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("entrypoint-e2e")
 }
 
@@ -55,7 +55,7 @@ fn base_archive(id: &str) -> PathBuf {
 }
 
 /// Containers, networks and the image of one test run, removed on drop.
-struct Docker {
+pub(crate) struct Docker {
     id: String,
     containers: Vec<String>,
     networks: Vec<String>,
@@ -81,12 +81,12 @@ impl Drop for Docker {
     }
 }
 
-fn logs(c: &str) -> String {
+pub(crate) fn logs(c: &str) -> String {
     let (_, out, err) = run("docker", &["logs", c]);
     format!("{out}{err}")
 }
 
-fn wait_log(c: &str, needle: &str, timeout: Duration) -> String {
+pub(crate) fn wait_log(c: &str, needle: &str, timeout: Duration) -> String {
     let deadline = Instant::now() + timeout;
     loop {
         let l = logs(c);
@@ -98,13 +98,13 @@ fn wait_log(c: &str, needle: &str, timeout: Duration) -> String {
     }
 }
 
-fn state(c: &str) -> (bool, i32, String) {
+pub(crate) fn state(c: &str) -> (bool, i32, String) {
     let out = ok("docker", &["inspect", "-f", "{{.State.Running}} {{.State.ExitCode}} {{if .State.Health}}{{.State.Health.Status}}{{end}}", c]);
     let mut w = out.split_whitespace();
     (w.next() == Some("true"), w.next().and_then(|s| s.parse().ok()).unwrap_or(-1), w.next().unwrap_or("").to_owned())
 }
 
-fn wait_exit(c: &str, timeout: Duration) -> (i32, Duration) {
+pub(crate) fn wait_exit(c: &str, timeout: Duration) -> (i32, Duration) {
     let start = Instant::now();
     loop {
         let (running, code, _) = state(c);
@@ -116,7 +116,7 @@ fn wait_exit(c: &str, timeout: Duration) -> (i32, Duration) {
     }
 }
 
-fn repo() -> PathBuf {
+pub(crate) fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
@@ -203,7 +203,7 @@ fn recipe_with_ray(dir: &Path) -> PathBuf {
 
 /// Builds the image with `sparkctl image build` (this spark-entrypoint as the artifact) on the
 /// Debian test base and loads it into Docker; returns its tag and digest.
-fn build_image(d: &mut Docker, recipe: &Path, overlays: Option<&Path>) -> (String, String) {
+pub(crate) fn build_image(d: &mut Docker, recipe: &Path, overlays: Option<&Path>) -> (String, String) {
     let sparkctl = Path::new(BIN).with_file_name("sparkctl");
     assert!(sparkctl.exists(), "`{}` is missing: build it first (`cargo build -p cli`; `cargo xtask test` builds the workspace)", sparkctl.display());
     let id = d.id.clone();
@@ -236,7 +236,7 @@ fn build_image(d: &mut Docker, recipe: &Path, overlays: Option<&Path>) -> (Strin
 /// Two rails: two networks, MTU 9000, on /24s derived from the pid; the next ones when the
 /// engine says a pool overlaps one in use (other tests, the host's own networks). Returns the
 /// two subnets' first three octets.
-fn rail_networks(d: &mut Docker, salt: u32) -> [String; 2] {
+pub(crate) fn rail_networks(d: &mut Docker, salt: u32) -> [String; 2] {
     for attempt in 0..20 {
         let n = (std::process::id() + salt * 101 + attempt * 7) % 200 + 20;
         let candidate = [format!("10.{n}.10"), format!("10.{n}.11")];
@@ -265,22 +265,24 @@ fn rail_networks(d: &mut Docker, salt: u32) -> [String; 2] {
 }
 
 /// What every node container of one cluster shares.
-struct ClusterSpec {
-    tag: String,
-    digest: String,
-    subnets: [String; 2],
+pub(crate) struct ClusterSpec {
+    pub(crate) tag: String,
+    pub(crate) digest: String,
+    pub(crate) subnets: [String; 2],
     /// `SPARK_BACKEND` and any further settings.
-    env: Vec<(&'static str, String)>,
-    serve: Vec<&'static str>,
+    pub(crate) env: Vec<(&'static str, String)>,
+    pub(crate) serve: Vec<&'static str>,
+    /// More `docker create` options (volumes).
+    pub(crate) extra: Vec<String>,
 }
 
 impl ClusterSpec {
-    fn head_ip(&self) -> String {
+    pub(crate) fn head_ip(&self) -> String {
         format!("{}.2", self.subnets[0])
     }
 
     /// Creates node `name` (`<host>` on both rails: eth0 and eth1) and starts it.
-    fn start(&self, d: &mut Docker, name: &str, role: &str, host: u8) -> String {
+    pub(crate) fn start(&self, d: &mut Docker, name: &str, role: &str, host: u8) -> String {
         let c = format!("{}-{name}", d.id);
         let mut args: Vec<String> =
             vec!["create".into(), "--name".into(), c.clone(), "--network".into(), d.networks[0].clone(), "--ip".into(), format!("{}.{host}", self.subnets[0])];
@@ -317,6 +319,7 @@ impl ClusterSpec {
         for (k, v) in env {
             args.extend(["-e".into(), format!("{k}={v}")]);
         }
+        args.extend(self.extra.iter().cloned());
         args.push(self.tag.clone());
         args.push("--".into());
         args.extend(self.serve.iter().map(|s| s.to_string()));
@@ -346,7 +349,7 @@ fn worker_killed_stops_the_head(worker: &str, head: &str) {
     assert!(hlog.contains("lost node `b`"), "{hlog}");
 }
 
-fn new_docker(suffix: &str) -> Docker {
+pub(crate) fn new_docker(suffix: &str) -> Docker {
     Docker { id: format!("e{}{suffix}", std::process::id()), containers: vec![], networks: vec![], image: None, files: vec![] }
 }
 
@@ -355,7 +358,14 @@ fn docker_image_built_by_sparkctl_forms_the_cluster_and_fails_as_a_group() {
     let mut d = new_docker("n");
     let (tag, digest) = build_image(&mut d, &repo().join("images/vllm-spark.toml"), None);
     let subnets = rail_networks(&mut d, 0);
-    let spec = ClusterSpec { tag, digest, subnets, env: vec![("SPARK_BACKEND", "native".into())], serve: vec!["vllm", "serve", "e2e-model", "--port", "8000"] };
+    let spec = ClusterSpec {
+        tag,
+        digest,
+        subnets,
+        env: vec![("SPARK_BACKEND", "native".into())],
+        serve: vec!["vllm", "serve", "e2e-model", "--port", "8000"],
+        extra: vec![],
+    };
     let head_ip = spec.head_ip();
 
     // Round 1: worker first, then head; the cluster forms and the model answers.
@@ -400,7 +410,14 @@ fn docker_image_with_ray_forms_the_ray_cluster_before_serving_and_fails_as_a_gro
     let env = vec![("SPARK_BACKEND", "ray".to_owned()), ("SPARK_RAY_ARGS", "--num-cpus 1 --object-store-memory 80000000".to_owned())];
     // TP 2 over two one-"GPU" nodes: the stand-in asks Ray, like vLLM, and fails with
     // "exceeds available GPUs" when it runs before the worker's node joined.
-    let spec = ClusterSpec { tag, digest, subnets, env, serve: vec!["vllm", "serve", "e2e-ray-model", "--port", "8000", "--tensor-parallel-size", "2"] };
+    let spec = ClusterSpec {
+        tag,
+        digest,
+        subnets,
+        env,
+        serve: vec!["vllm", "serve", "e2e-ray-model", "--port", "8000", "--tensor-parallel-size", "2"],
+        extra: vec![],
+    };
     let head_ip = spec.head_ip();
     // Two Ray clusters at once would starve the 2 CI cores (see the netns Ray tests).
     let _ray = ray_lock();

@@ -12,6 +12,7 @@ mod fuzz_harness;
 mod harness;
 mod heal;
 mod nccl;
+mod nccl_bench;
 mod pid1;
 mod plan;
 mod ray;

@@ -1,0 +1,139 @@
+//! Text for people: the per-process table of an [`Analysis`], the per-size table of nccl-tests
+//! runs, the findings, and the report of a benchmark run (`nccl_bench.py`'s table and every
+//! rank's NCCL debug log → per size busbw, per rank transport and HCAs, one verdict). Shared by
+//! `sparkctl nccl …`, `sparkctl bench nccl report` and spark-entrypoint's benchmark mode.
+
+use super::check::{self, Expect, Verdict};
+use super::table::{self, Run};
+use super::{Analysis, Watcher};
+use crate::preflight::Status;
+use serde::Serialize;
+use std::fmt::Write;
+
+/// One row per process: what NCCL said about it.
+pub fn processes(a: &Analysis) -> String {
+    let mut out = format!("{:<28} {:<6} {:<18} {:<14} {:<32} {:<4} DETAIL\n", "PROCESS", "RANK", "VERSION", "NET", "DEVICES", "GID");
+    for p in &a.processes {
+        let rank = match (p.rank, p.nranks) {
+            (Some(r), Some(n)) => format!("{r}/{n}"),
+            (Some(r), None) => r.to_string(),
+            _ => "-".into(),
+        };
+        let net = p.net_name.as_deref().map_or_else(|| "-".to_owned(), |n| format!("NET/{n}"));
+        let devs = if p.devices().is_empty() { "-".to_owned() } else { p.devices().join(",") };
+        let mut detail = Vec::new();
+        if let Some(u) = &p.ib_unusable {
+            detail.push(format!("`{u}`"));
+        }
+        if !p.gdr.is_empty() {
+            let g: Vec<String> = p.gdr.iter().map(|(d, s)| format!("{d} {s}")).collect();
+            detail.push(format!("GDR: {}", g.join(", ")));
+        }
+        if !p.env.is_empty() {
+            let e: Vec<String> = p.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            detail.push(format!("env: {}", e.join(" ")));
+        }
+        if p.warnings.count > 0 {
+            detail.push(format!("{} warning(s)", p.warnings.count));
+        }
+        if p.errors.count > 0 {
+            detail.push(format!("{} error trace(s)", p.errors.count));
+        }
+        let _ = writeln!(
+            out,
+            "{:<28} {:<6} {:<18} {:<14} {:<32} {:<4} {}",
+            format!("{}:{}", p.host, p.pid),
+            rank,
+            p.version.as_deref().unwrap_or("-"),
+            net,
+            devs,
+            p.gid_index.as_deref().unwrap_or("-"),
+            detail.join("; ")
+        );
+    }
+    out
+}
+
+/// One row per size and run.
+pub fn sizes(runs: &[Run]) -> String {
+    let mut out =
+        format!("{:<12} {:>10} {:>12} {:>9} {:>9} {:>9} {:>9} {:>7}\n", "COLLECTIVE", "SIZE", "TIME(us)", "ALGBW", "BUSBW", "BUSBW-IP", "AVG", "#WRONG");
+    for r in runs {
+        for row in &r.rows {
+            let wrong = match (row.out_of_place.wrong, row.in_place.wrong) {
+                (None, None) => "N/A".to_owned(),
+                (a, b) => (a.unwrap_or(0) + b.unwrap_or(0)).to_string(),
+            };
+            let _ = writeln!(
+                out,
+                "{:<12} {:>10} {:>12.1} {:>9.2} {:>9.2} {:>9.2} {:>9} {:>7}",
+                r.collective_name(),
+                table::human_bytes(row.size),
+                row.out_of_place.time_us,
+                row.out_of_place.algbw,
+                row.out_of_place.busbw,
+                row.in_place.busbw,
+                "",
+                wrong
+            );
+        }
+        if let Some(a) = r.avg_busbw {
+            let _ = writeln!(out, "{:<12} {:>10} {:>12} {:>9} {:>9} {:>9} {:>9.2} {:>7}", r.collective_name(), "avg", "", "", "", "", a, "");
+        }
+    }
+    out
+}
+
+/// The findings, then one verdict line.
+pub fn verdict(v: &Verdict) -> String {
+    let mut out = String::new();
+    for f in &v.findings {
+        let _ = writeln!(out, "{:<5} {:<32} {}", f.status.to_string(), f.subject, f.detail);
+    }
+    let fails = v.findings.iter().filter(|f| f.status == Status::Fail).count();
+    let warns = v.findings.iter().filter(|f| f.status == Status::Warn).count();
+    let _ = writeln!(out, "VERDICT: {} ({fails} failed, {warns} warning(s))", if v.ok() { "PASS" } else { "FAIL" });
+    out
+}
+
+/// A benchmark run, read back.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Bench {
+    pub runs: Vec<Run>,
+    pub analysis: Analysis,
+    pub verdict: Verdict,
+}
+
+/// `table`: what the benchmark printed (nccl-tests format); `debug_log`: every rank's
+/// `NCCL_DEBUG=INFO` lines (empty with gloo, which has no NCCL).
+pub fn bench(table_text: &str, debug_log: &str, expect: Option<&Expect>, min_busbw: f64) -> Bench {
+    let runs = table::parse(table_text);
+    let mut verdict = table::verdict(&runs, min_busbw);
+    let mut w = Watcher::new();
+    for line in debug_log.lines() {
+        w.feed(line);
+    }
+    let analysis = w.into_analysis();
+    if analysis.processes.is_empty() {
+        verdict.findings.push(check::Finding {
+            status: Status::Warn,
+            subject: "all".into(),
+            detail: "no NCCL debug lines: the gloo backend (CPU, TCP) ran, or NCCL_DEBUG was off".into(),
+        });
+    } else {
+        verdict.findings.extend(check::check(&analysis, expect).findings);
+    }
+    Bench { runs, analysis, verdict }
+}
+
+/// The report as text: sizes, processes, verdict.
+pub fn bench_text(b: &Bench) -> String {
+    let mut out = sizes(&b.runs);
+    if !b.analysis.processes.is_empty() {
+        out.push('\n');
+        out.push_str(&processes(&b.analysis));
+    }
+    out.push('\n');
+    out.push_str(&verdict(&b.verdict));
+    out
+}
