@@ -3,6 +3,7 @@
 //! Exit codes: 0 success; 2 for every error sparkctl reports (bad input, corrupt data, a registry
 //! refusing): one `error:` line naming the operand, the cause and the fix.
 
+mod bench;
 mod doctor;
 mod image;
 mod image_registry;
@@ -29,6 +30,9 @@ enum Command {
     Render(render::RenderArgs),
     /// Check that this node is what cluster.toml says (links, MTU, IPv6, RDMA, memlock)
     Doctor(doctor::DoctorArgs),
+    /// Benchmarks: `serve` (OpenAI-compatible load, open or closed loop, sweeps), `compare`
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 fn main() -> ExitCode {
@@ -37,6 +41,7 @@ fn main() -> ExitCode {
         Command::Image(cmd) => image::run(cmd),
         Command::Render(args) => render::run(args),
         Command::Doctor(args) => doctor::run(args),
+        Command::Bench(cmd) => bench::run(cmd),
     };
     match result {
         Ok(code) => code,

@@ -39,7 +39,7 @@ pub fn run(args: RenderArgs) -> anyhow::Result<ExitCode> {
 
 /// Writes `bytes` to a temp file next to `path` and renames it over `path`: readers see the old
 /// file or the new one, never half of one.
-fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),

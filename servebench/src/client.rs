@@ -450,3 +450,37 @@ fn on_event(data: &str, now: Instant, clock: &mut Clock, bad: &mut bool) {
     }
     clock.last_token = Some(now);
 }
+
+/// `GET /v1/models`: the model ids the server serves (the first is what a run asks for when the
+/// caller names none). Blocking, one short request over plain `std` TCP.
+pub fn models(target: &Target, timeout: Duration) -> Result<Vec<String>, Error> {
+    use std::io::{Read, Write};
+    let fail = |why: String| Error::Models { url: target.url(), why };
+    let addr = std::net::ToSocketAddrs::to_socket_addrs(&(target.host.as_str(), target.port))
+        .map_err(|e| fail(e.to_string()))?
+        .next()
+        .ok_or_else(|| fail("no address".into()))?;
+    let mut s = std::net::TcpStream::connect_timeout(&addr, timeout).map_err(|e| fail(e.to_string()))?;
+    s.set_read_timeout(Some(timeout)).map_err(|e| fail(e.to_string()))?;
+    let auth = target.api_key.as_ref().map(|k| format!("authorization: Bearer {k}\r\n")).unwrap_or_default();
+    let req = format!("GET /v1/models HTTP/1.1\r\nhost: {}:{}\r\n{auth}connection: close\r\n\r\n", target.host, target.port);
+    s.write_all(req.as_bytes()).map_err(|e| fail(e.to_string()))?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).map_err(|e| fail(e.to_string()))?;
+    let (head, used) = parse_response_head(&raw).map_err(|e| fail(e.to_string()))?.ok_or_else(|| fail("response ended inside its headers".into()))?;
+    let mut body = Vec::new();
+    BodyDecoder::new(head.framing).decode(&raw[used..], &mut |b| body.extend_from_slice(b)).map_err(|e| fail(e.to_string()))?;
+    if head.status != 200 {
+        return Err(fail(format!("HTTP {}: {}", head.status, String::from_utf8_lossy(&body).chars().take(200).collect::<String>())));
+    }
+    #[derive(Deserialize)]
+    struct List {
+        data: Vec<Model>,
+    }
+    #[derive(Deserialize)]
+    struct Model {
+        id: String,
+    }
+    let list: List = serde_json::from_slice(&body).map_err(|e| fail(format!("not a model list: {e}")))?;
+    Ok(list.data.into_iter().map(|m| m.id).collect())
+}

@@ -1,0 +1,134 @@
+//! `sparkctl bench serve` and `bench compare` end to end against the stand-in server.
+
+use crate::support::{json, sparkctl, tool, Project};
+use servebench::standin::{self, Config};
+use std::time::Duration;
+
+fn server(itl_ms: u64) -> standin::Handle {
+    standin::spawn(Config { ttft: Duration::from_millis(20), itl: Duration::from_millis(itl_ms), reasoning_tokens: 1, ..Config::default() }).unwrap()
+}
+
+#[test]
+fn bench_serve_sweep_writes_json_csv_and_a_plot_that_renders() {
+    let p = Project::new();
+    let s = server(2);
+    let url = s.url();
+    let args = [
+        "bench",
+        "serve",
+        "--url",
+        &url,
+        "--concurrency",
+        "1,4",
+        "--prompt-tokens",
+        "16,64",
+        "--max-tokens",
+        "8",
+        "--requests",
+        "8",
+        "--slo",
+        "ttft=2s",
+        "--output",
+        &p.s("run.json"),
+        "--csv",
+        &p.s("run.csv"),
+        "--plot",
+        &p.s("sweep.svg"),
+    ];
+    let run = sparkctl(&p.store(), &args).ok();
+    // The summary table: a header and one row per point.
+    assert_eq!(run.stdout.lines().filter(|l| l.contains("c=1") || l.contains("c=4")).count(), 4, "{}", run.stdout);
+    let j = json(&std::fs::read_to_string(p.path("run.json")).unwrap());
+    assert_eq!(j["model"], "standin", "model from /v1/models");
+    assert_eq!(j["server_url"], url);
+    let points = j["points"].as_array().unwrap();
+    assert_eq!(points.len(), 4);
+    for pt in points {
+        assert_eq!(pt["summary"]["ok"], 8);
+        assert_eq!(pt["summary"]["goodput"]["requests"], 8);
+        // 8 answer tokens + 1 reasoning token, from the server's usage.
+        assert_eq!(pt["summary"]["output_tokens_usage"], 8 * 9);
+        assert_eq!(pt["requests"].as_array().unwrap().len(), 8);
+        let wanted = pt["workload"]["prompt_tokens"].as_u64().unwrap();
+        // The stand-in counts prompt words: the synthetic prompt has exactly the words asked for.
+        assert!(pt["requests"].as_array().unwrap().iter().all(|r| r["prompt_tokens"].as_u64() == Some(wanted)));
+    }
+    let csv = std::fs::read_to_string(p.path("run.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 4 * 8);
+    let png = p.path("sweep.png");
+    tool("rsvg-convert", &["-o", &png.display().to_string(), &p.s("sweep.svg")]).ok();
+    let bytes = std::fs::read(&png).unwrap();
+    assert!(bytes.starts_with(b"\x89PNG") && bytes.len() > 10_000, "{} bytes", bytes.len());
+}
+
+#[test]
+fn bench_compare_shows_the_slower_server() {
+    let p = Project::new();
+    for (name, itl) in [("a.json", 2), ("b.json", 6)] {
+        let s = server(itl);
+        sparkctl(
+            &p.store(),
+            &[
+                "bench",
+                "serve",
+                "--url",
+                &s.url(),
+                "--concurrency",
+                "2",
+                "--prompt-tokens",
+                "8",
+                "--max-tokens",
+                "12",
+                "--requests",
+                "20",
+                "-q",
+                "--output",
+                &p.s(name),
+            ],
+        )
+        .ok();
+    }
+    let out = sparkctl(&p.store(), &["bench", "compare", &p.s("a.json"), &p.s("b.json"), "--json"]).ok();
+    let deltas = json(&out.stdout);
+    let metrics = deltas[0]["deltas"].as_array().unwrap();
+    let tpot = metrics.iter().find(|d| d["metric"] == "TPOT ms").unwrap();
+    // 2 ms → 6 ms per token: +200%, and the interval excludes zero.
+    let change = tpot["change"].as_f64().unwrap();
+    assert!((1.5..2.5).contains(&change), "{tpot}");
+    assert!(tpot["ci"][0].as_f64().unwrap() > 0.0, "{tpot}");
+    let thr = metrics.iter().find(|d| d["metric"] == "output tok/s").unwrap();
+    assert!(thr["change"].as_f64().unwrap() < -0.3, "{thr}");
+    let table = sparkctl(&p.store(), &["bench", "compare", &p.s("a.json"), &p.s("b.json")]).ok();
+    assert!(table.stdout.contains("TPOT ms") && table.stdout.contains('*'), "{}", table.stdout);
+}
+
+#[test]
+fn bench_calibrate_alone_prints_the_client_ceiling() {
+    let p = Project::new();
+    let out = sparkctl(&p.store(), &["bench", "serve", "--calibrate", "-q"]).ok();
+    assert!(out.stdout.starts_with("client ceiling (calibrated here): "), "{}", out.stdout);
+}
+
+#[test]
+fn bench_bad_input_is_one_line_and_exit_2() {
+    let p = Project::new();
+    let s = server(0);
+    let url = s.url();
+    for (args, needle) in [
+        (vec!["--url", url.as_str(), "--rate", "0"], "`--rate` value `0`"),
+        (vec!["--url", url.as_str(), "--slo", "ttft=2"], "`--slo`: `2` has no unit"),
+        (vec!["--url", "https://x", "--requests", "1"], "only `http://`"),
+        (vec!["--url", url.as_str(), "--duration", "ten"], "`--duration`"),
+    ] {
+        let mut full = vec!["bench", "serve"];
+        full.extend(args);
+        let out = sparkctl(&p.store(), &full);
+        assert_eq!(out.code, 2, "{full:?}: {}", out.stderr);
+        assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+        assert!(out.stderr.starts_with("error: ") && out.stderr.contains(needle), "{}", out.stderr);
+    }
+    p.write("x.json", "{\"format\": 1}");
+    let out = sparkctl(&p.store(), &["bench", "compare", &p.s("x.json"), &p.s("x.json")]);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("x.json") && out.stderr.contains("missing field"), "{}", out.stderr);
+}
