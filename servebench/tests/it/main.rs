@@ -2,6 +2,7 @@
 //! metrics against the stand-in server told known delays.
 
 mod load;
+mod replay;
 mod sse;
 
 use std::path::PathBuf;
