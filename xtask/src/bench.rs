@@ -15,7 +15,8 @@ pub fn run(sh: &Shell, args: &[String]) -> Result<()> {
     match args.first().map(String::as_str) {
         Some("image") => image(sh, &args[1..]),
         Some("registry") => crate::bench_registry::run(sh, &args[1..]),
-        other => bail!("unknown benchmark {other:?}: expected `image` or `registry`"),
+        Some("serve") => crate::bench_serve::run(sh, &args[1..]),
+        other => bail!("unknown benchmark {other:?}: expected `image`, `registry` or `serve`"),
     }
 }
 

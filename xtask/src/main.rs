@@ -6,6 +6,7 @@
 
 mod bench;
 mod bench_registry;
+mod bench_serve;
 mod demo;
 mod deps;
 
@@ -21,7 +22,7 @@ fn main() -> Result<()> {
         Some("deps") => deps::install(&sh),
         Some("bench") => bench::run(&sh, &args[1..]),
         Some("demo") => demo::run(&sh),
-        _ => bail!("usage: cargo xtask <demo | test [CARGO_TEST_ARGS…] | deps | bench image|registry>"),
+        _ => bail!("usage: cargo xtask <demo | test [CARGO_TEST_ARGS…] | deps | bench image|registry|serve>"),
     }
 }
 

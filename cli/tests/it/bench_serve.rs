@@ -132,3 +132,20 @@ fn bench_bad_input_is_one_line_and_exit_2() {
     assert_eq!(out.code, 2);
     assert!(out.stderr.contains("x.json") && out.stderr.contains("missing field"), "{}", out.stderr);
 }
+
+#[test]
+fn bench_serve_finds_the_head_api_in_cluster_toml() {
+    use sha2::Digest;
+    let p = Project::new();
+    let s = server(0);
+    let example = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/cluster.toml")).unwrap();
+    assert!(example.contains("address = \"192.168.102.10/24\"") && example.contains("port = 8000\n"));
+    let text = example.replace("address = \"192.168.102.10/24\"", "address = \"127.0.0.1/8\"").replace("port = 8000\n", &format!("port = {}\n", s.addr.port()));
+    p.write("cluster.toml", &text);
+    sparkctl(&p.store(), &["bench", "serve", "--cluster", &p.s("cluster.toml"), "--requests", "2", "--max-tokens", "2", "-q", "--output", &p.s("run.json")])
+        .ok();
+    let j = json(&std::fs::read_to_string(p.path("run.json")).unwrap());
+    assert_eq!(j["server_url"], s.url());
+    assert_eq!(j["cluster_config_sha256"], hex::encode(sha2::Sha256::digest(text.as_bytes())));
+    assert_eq!(j["points"][0]["summary"]["ok"], 2);
+}
