@@ -183,7 +183,7 @@ fn venv(sh: &Shell, out: &Path, peer: &str) -> Result<()> {
 fn tokenizer(out: &Path) -> Result<PathBuf> {
     let dir = out.join("tokenizer");
     std::fs::create_dir_all(&dir)?;
-    let script = r#"
+    let script = r###"
 import sys, json
 from tokenizers import Tokenizer, models, pre_tokenizers, decoders
 words = "the of and to in is that for it as was with be by on not he this are or his from at which but have an had they you were their one all we can her has there been if more when will would who so no time people year way day man thing world life hand part place case week work water tok en hmm".split()
@@ -200,7 +200,7 @@ t.save(d + "/tokenizer.json")
 json.dump({"tokenizer_class": "PreTrainedTokenizerFast", "unk_token": "<unk>", "bos_token": "<s>", "eos_token": "</s>", "model_max_length": 131072,
            "chat_template": "{% for m in messages %}{{ m['content'] }} {% endfor %}"}, open(d + "/tokenizer_config.json", "w"))
 json.dump({"model_type": "llama"}, open(d + "/config.json", "w"))
-"#;
+"###;
     let py = out.join("venv/aiperf/bin/python");
     let st = Command::new(py).arg("-c").arg(script).arg(&dir).status()?;
     if !st.success() {
