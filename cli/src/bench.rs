@@ -72,7 +72,11 @@ pub struct ServeArgs {
     /// Prompt length in tokens; a list sweeps prefill
     #[arg(long, value_delimiter = ',', default_value = "128")]
     prompt_tokens: Vec<u64>,
-    /// Output tokens per request
+    /// Prompts from a JSONL file (`{"prompt": "…", "max_tokens": N}` per line) instead of
+    /// synthetic ones
+    #[arg(long, conflicts_with_all = ["prompt_tokens", "shared_prefix"])]
+    dataset: Option<PathBuf>,
+    /// Output tokens per request (a dataset line's `max_tokens` wins)
     #[arg(long, default_value_t = 128)]
     max_tokens: u64,
     /// Words shared by every prompt (prefix-cache hits); the rest is unique per request
@@ -167,7 +171,8 @@ fn points(args: &ServeArgs) -> anyhow::Result<Vec<(Load, u64)>> {
     if let Some(r) = args.rate.iter().find(|r| !(r.is_finite() && **r > 0.0)) {
         bail!("`--rate` value `{r}` must be a positive number of requests/s");
     }
-    if args.prompt_tokens.contains(&0) {
+    let prompts = if args.dataset.is_some() { vec![0] } else { args.prompt_tokens.clone() };
+    if prompts.contains(&0) && args.dataset.is_none() {
         bail!("`--prompt-tokens` values must be at least 1");
     }
     if !(args.burstiness.is_finite() && args.burstiness > 0.0) {
@@ -188,7 +193,7 @@ fn points(args: &ServeArgs) -> anyhow::Result<Vec<(Load, u64)>> {
             loads.extend(caps.iter().map(|&max_concurrency| Load::Open { rate, arrival, max_concurrency }));
         }
     }
-    Ok(args.prompt_tokens.iter().flat_map(|&p| loads.iter().map(move |&l| (l, p))).collect())
+    Ok(prompts.iter().flat_map(|&p| loads.iter().map(move |&l| (l, p))).collect())
 }
 
 fn unix_now() -> u64 {
@@ -207,6 +212,14 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let warmup = duration_arg("warmup", &args.warmup)?;
     let ramp_up = duration_arg("ramp-up", &args.ramp_up)?;
     let stall_timeout = duration_arg("stall-timeout", &args.stall_timeout)?;
+    let dataset = match &args.dataset {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading `{}`", path.display()))?;
+            let entries = servebench::workload::parse_dataset(&text).map_err(|e| anyhow::anyhow!("dataset `{}`: {e}", path.display()))?;
+            Some(Arc::new(entries))
+        }
+        None => None,
+    };
 
     let calibration = if args.calibrate {
         if !args.quiet {
@@ -261,6 +274,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             max_tokens: args.max_tokens,
             ignore_eos: !args.allow_eos,
             seed: args.seed,
+            dataset: dataset.clone(),
         };
         let spec = RunSpec { load, duration, requests: args.requests, warmup, ramp_up, stall_timeout, seed: args.seed.wrapping_add(i as u64) };
         let live = Arc::new(Live::default());

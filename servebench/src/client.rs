@@ -297,7 +297,7 @@ async fn one(shared: &Rc<Shared>, id: u64, intended: Instant, measured: bool) {
         output_tokens,
         output_tokens_from_usage: clock.usage_tokens.is_some(),
         prompt_tokens: clock.prompt_tokens,
-        requested_prompt_tokens: shared.workload.prompt_tokens,
+        requested_prompt_tokens: shared.workload.requested_prompt_tokens(id),
         chunks: clock.chunks,
         error,
     };

@@ -59,8 +59,16 @@ pub fn calibrate(duration: Duration) -> Result<report::Calibration, Error> {
         stall_timeout: Duration::from_secs(10),
         seed: 1,
     };
-    let mut workload =
-        workload::Workload { api: workload::Api::Chat, model: "standin".into(), prompt_tokens: 16, shared_prefix: 0, max_tokens: 1, ignore_eos: true, seed: 1 };
+    let mut workload = workload::Workload {
+        api: workload::Api::Chat,
+        model: "standin".into(),
+        prompt_tokens: 16,
+        shared_prefix: 0,
+        max_tokens: 1,
+        ignore_eos: true,
+        seed: 1,
+        dataset: None,
+    };
     let short = client::run(&target, &workload, &spec, Arc::default())?;
     workload.max_tokens = 256;
     let long = client::run(&target, &workload, &spec, Arc::default())?;

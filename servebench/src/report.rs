@@ -141,7 +141,8 @@ pub fn table(run: &RunFile) -> String {
         let ms = |v: f64| format!("{v:.1}ms");
         rows.push(vec![
             p.load_label(),
-            p.workload.prompt_tokens.to_string(),
+            // 0: prompts came from a dataset file.
+            if p.workload.prompt_tokens == 0 { "dataset".to_owned() } else { p.workload.prompt_tokens.to_string() },
             s.ok.to_string(),
             (s.requests - s.ok).to_string(),
             format!("{:.2}", s.req_per_s),

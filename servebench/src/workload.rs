@@ -9,6 +9,7 @@
 
 use crate::schedule::Rng;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 const WORDS: [&str; 64] = [
     "the", "of", "and", "to", "in", "is", "that", "for", "it", "as", "was", "with", "be", "by", "on", "not", "he", "this", "are", "or", "his", "from", "at",
@@ -48,11 +49,42 @@ pub struct Workload {
     /// Ask the server to generate exactly `max_tokens` (vLLM's `ignore_eos` and `min_tokens`).
     pub ignore_eos: bool,
     pub seed: u64,
+    /// Prompts from a JSONL file instead of synthetic ones (request `id` takes entry
+    /// `id mod len`); `prompt_tokens` is then unused.
+    #[serde(skip)]
+    pub dataset: Option<Arc<Vec<Entry>>>,
+}
+
+/// One line of a JSONL dataset: `{"prompt": "…"}`, optionally with `"max_tokens": N`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Entry {
+    pub prompt: String,
+    #[serde(default)]
+    pub max_tokens: Option<u64>,
+}
+
+/// Reads a JSONL dataset (blank lines skipped); the error names the line.
+pub fn parse_dataset(text: &str) -> Result<Vec<Entry>, String> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let e: Entry = serde_json::from_str(line).map_err(|e| format!("line {}: {e} (each line must be {{\"prompt\": \"…\"}})", i + 1))?;
+        out.push(e);
+    }
+    if out.is_empty() {
+        return Err("no prompts in it".into());
+    }
+    Ok(out)
 }
 
 impl Workload {
     /// The prompt of request `id`.
     pub fn prompt(&self, id: u64) -> String {
+        if let Some(d) = &self.dataset {
+            return d[(id % d.len() as u64) as usize].prompt.clone();
+        }
         let mut out = String::with_capacity(self.prompt_tokens as usize * 6);
         let mut shared = Rng::new(self.seed ^ 0x5eed);
         let mut own = Rng::new(self.seed.wrapping_mul(0x9E37_79B9).wrapping_add(id.wrapping_mul(0x2545_F491_4F6C_DD1D)));
@@ -66,8 +98,22 @@ impl Workload {
         out
     }
 
+    /// The output length request `id` asks for.
+    pub fn max_tokens(&self, id: u64) -> u64 {
+        self.dataset.as_ref().and_then(|d| d[(id % d.len() as u64) as usize].max_tokens).unwrap_or(self.max_tokens)
+    }
+
+    /// The prompt length request `id` asks for (words of a dataset prompt).
+    pub fn requested_prompt_tokens(&self, id: u64) -> u64 {
+        match &self.dataset {
+            Some(d) => d[(id % d.len() as u64) as usize].prompt.split_whitespace().count() as u64,
+            None => self.prompt_tokens,
+        }
+    }
+
     /// The JSON body of request `id`.
     pub fn body(&self, id: u64) -> String {
+        let max_tokens = self.max_tokens(id);
         let prompt = serde_json::Value::String(self.prompt(id));
         let input = match self.api {
             Api::Chat => serde_json::json!([{"role": "user", "content": prompt}]),
@@ -75,7 +121,7 @@ impl Workload {
         };
         let mut body = serde_json::json!({
             "model": self.model,
-            "max_tokens": self.max_tokens,
+            "max_tokens": max_tokens,
             "stream": true,
             "stream_options": {"include_usage": true, "continuous_usage_stats": true},
         });
@@ -83,7 +129,7 @@ impl Workload {
         body[key] = input;
         if self.ignore_eos {
             body["ignore_eos"] = true.into();
-            body["min_tokens"] = self.max_tokens.into();
+            body["min_tokens"] = max_tokens.into();
         }
         body.to_string()
     }

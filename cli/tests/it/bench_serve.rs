@@ -64,7 +64,7 @@ fn bench_serve_sweep_writes_json_csv_and_a_plot_that_renders() {
 #[test]
 fn bench_compare_shows_the_slower_server() {
     let p = Project::new();
-    for (name, itl) in [("a.json", 2), ("b.json", 6)] {
+    for (name, itl) in [("a.json", 5), ("b.json", 15)] {
         let s = server(itl);
         sparkctl(
             &p.store(),
@@ -92,7 +92,7 @@ fn bench_compare_shows_the_slower_server() {
     let deltas = json(&out.stdout);
     let metrics = deltas[0]["deltas"].as_array().unwrap();
     let tpot = metrics.iter().find(|d| d["metric"] == "TPOT ms").unwrap();
-    // 2 ms → 6 ms per token: +200%, and the interval excludes zero.
+    // 5 ms → 15 ms per token: +200%, and the interval excludes zero.
     let change = tpot["change"].as_f64().unwrap();
     assert!((1.5..2.5).contains(&change), "{tpot}");
     assert!(tpot["ci"][0].as_f64().unwrap() > 0.0, "{tpot}");
@@ -107,6 +107,24 @@ fn bench_calibrate_alone_prints_the_client_ceiling() {
     let p = Project::new();
     let out = sparkctl(&p.store(), &["bench", "serve", "--calibrate", "-q"]).ok();
     assert!(out.stdout.starts_with("client ceiling (calibrated here): "), "{}", out.stdout);
+}
+
+#[test]
+fn bench_warns_when_a_run_measures_the_client() {
+    // The same zero-latency load as the calibration: the run is at its own ceiling.
+    let p = Project::new();
+    let s = standin::spawn(Config::default()).unwrap();
+    let out = sparkctl(
+        &p.store(),
+        &["bench", "serve", "--url", &s.url(), "--calibrate", "-q", "--concurrency", "64", "--max-tokens", "256", "--prompt-tokens", "16", "--duration", "3s"],
+    )
+    .ok();
+    assert!(out.stdout.contains("warning: c=64: the client ran at") && out.stdout.contains("of its own ceiling"), "{}", out.stdout);
+    // A slow server is far from it.
+    let slow = server(5);
+    let out =
+        sparkctl(&p.store(), &["bench", "serve", "--url", &slow.url(), "--calibrate", "-q", "--concurrency", "2", "--max-tokens", "8", "--requests", "4"]).ok();
+    assert!(!out.stdout.contains("warning:") && out.stdout.contains("client ceiling (calibrated here)"), "{}", out.stdout);
 }
 
 #[test]
@@ -148,4 +166,25 @@ fn bench_serve_finds_the_head_api_in_cluster_toml() {
     assert_eq!(j["server_url"], s.url());
     assert_eq!(j["cluster_config_sha256"], hex::encode(sha2::Sha256::digest(text.as_bytes())));
     assert_eq!(j["points"][0]["summary"]["ok"], 2);
+}
+
+#[test]
+fn bench_serve_takes_prompts_from_a_jsonl_dataset() {
+    let p = Project::new();
+    let s = server(0);
+    p.write("prompts.jsonl", "{\"prompt\": \"one two three\", \"max_tokens\": 2}\n\n{\"prompt\": \"a b c d e f g\"}\n");
+    sparkctl(
+        &p.store(),
+        &["bench", "serve", "--url", &s.url(), "--dataset", &p.s("prompts.jsonl"), "--max-tokens", "5", "--requests", "4", "-q", "--output", &p.s("run.json")],
+    )
+    .ok();
+    let j = json(&std::fs::read_to_string(p.path("run.json")).unwrap());
+    let reqs = j["points"][0]["requests"].as_array().unwrap();
+    let seen: Vec<(u64, u64)> = reqs.iter().map(|r| (r["prompt_tokens"].as_u64().unwrap(), r["output_tokens"].as_u64().unwrap())).collect();
+    // Line 1: 3 words, 2 tokens asked (+1 reasoning); line 2: 7 words, `--max-tokens` 5 (+1).
+    assert_eq!(seen, [(3, 3), (7, 6), (3, 3), (7, 6)]);
+    p.write("bad.jsonl", "{\"prompt\": \"x\"}\n{\"text\": 1}\n");
+    let out = sparkctl(&p.store(), &["bench", "serve", "--url", &s.url(), "--dataset", &p.s("bad.jsonl"), "--requests", "1"]);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("bad.jsonl") && out.stderr.contains("line 2"), "{}", out.stderr);
 }

@@ -34,7 +34,7 @@ fn close_ttft(what: &str, measured: f64, told: f64) {
 }
 
 fn workload(api: Api, max_tokens: u64) -> Workload {
-    Workload { api, model: "standin".into(), prompt_tokens: 32, shared_prefix: 0, max_tokens, ignore_eos: true, seed: 1 }
+    Workload { api, model: "standin".into(), prompt_tokens: 32, shared_prefix: 0, max_tokens, ignore_eos: true, seed: 1, dataset: None }
 }
 
 fn spec(load: Load, requests: u64) -> RunSpec {

@@ -46,7 +46,7 @@ const CLOSE: &str = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconne
 const CHUNKED: &str = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n";
 
 fn one_request(url: &str) -> servebench::metrics::Record {
-    let w = Workload { api: Api::Chat, model: "m".into(), prompt_tokens: 4, shared_prefix: 0, max_tokens: 3, ignore_eos: false, seed: 0 };
+    let w = Workload { api: Api::Chat, model: "m".into(), prompt_tokens: 4, shared_prefix: 0, max_tokens: 3, ignore_eos: false, seed: 0, dataset: None };
     let spec = RunSpec {
         load: Load::Closed { concurrency: 1 },
         duration: None,
