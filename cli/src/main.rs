@@ -3,7 +3,7 @@
 //! Exit codes: 0 success; 2 for every error sparkctl reports (bad input, corrupt data, a registry
 //! refusing): one `error:` line naming the operand, the cause and the fix.
 
-mod bench;
+mod bench_serve;
 mod doctor;
 mod image;
 mod image_registry;
@@ -32,7 +32,18 @@ enum Command {
     Doctor(doctor::DoctorArgs),
     /// Benchmarks: `serve` (OpenAI-compatible load, open or closed loop, sweeps), `compare`
     #[command(subcommand)]
-    Bench(bench::BenchCommand),
+    Bench(BenchCommand),
+}
+
+// Parsed once per process: the size difference between variants does not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Load an OpenAI-compatible server (closed or open loop, sweeps) and report TTFT, ITL, TPOT,
+    /// E2E, throughput and goodput
+    Serve(bench_serve::ServeArgs),
+    /// Compare two `bench serve --output` files: change of each metric with a 95% interval
+    Compare(bench_serve::CompareArgs),
 }
 
 fn main() -> ExitCode {
@@ -41,7 +52,8 @@ fn main() -> ExitCode {
         Command::Image(cmd) => image::run(cmd),
         Command::Render(args) => render::run(args),
         Command::Doctor(args) => doctor::run(args),
-        Command::Bench(cmd) => bench::run(cmd),
+        Command::Bench(BenchCommand::Serve(args)) => bench_serve::serve(args),
+        Command::Bench(BenchCommand::Compare(args)) => bench_serve::compare(args),
     };
     match result {
         Ok(code) => code,

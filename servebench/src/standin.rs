@@ -229,6 +229,12 @@ async fn handle(stream: &mut TcpStream, server: &Server, head: &RequestHead, bod
     let path = head.path.split('?').next().unwrap_or_default();
     match (head.method.as_str(), path) {
         ("GET", "/health") => respond(stream, 200, "", head.keep_alive).await,
+        // Not OpenAI's: how late the stand-in itself was, for benchmarks that compare clients.
+        ("GET", "/standin/lateness") => {
+            let l = &server.lateness;
+            let body = format!(r#"{{"first_token_ms":{:.3},"first_tokens":{}}}"#, l.first_token_ms(), l.first_tokens.load(Ordering::Relaxed));
+            respond(stream, 200, &body, head.keep_alive).await
+        }
         ("GET", "/v1/models") => {
             let m = &server.model_json;
             let body = format!(

@@ -2,14 +2,15 @@
 //! llama-benchy (PyPI, throwaway venvs under target/bench/serve/venv), against the same release
 //! `openai-standin`, in one run:
 //!
-//! 1. agreement: the same closed-loop workload against a stand-in with known delays; each client's
-//!    mean TTFT and output tok/s beside what the stand-in was told;
+//! 1. agreement: the same closed-loop workload against a stand-in with known delays (clients
+//!    unpinned); each client's mean TTFT and output tok/s beside what the stand-in was told;
 //! 2. ceiling: each client pinned to core 0 (`taskset`), the zero-latency stand-in on core 1,
 //!    64 streams of 256-token answers: output tok/s (= chunks/s) and requests/s;
 //! 3. sparkctl's peak RSS (`/usr/bin/time`) holding 2000 concurrent streams.
 //!
 //! Results print as Markdown (copied into BENCHMARKS.md) and land in target/bench/serve/.
-//! `cargo xtask bench serve sparkctl` runs sparkctl's rows only (no Python).
+//! `cargo xtask bench serve sparkctl` runs sparkctl's rows only (no Python); naming peers
+//! (`… sparkctl aiperf`) runs those only.
 
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
@@ -64,21 +65,38 @@ fn standin(root: &Path, core: &str, args: &[&str]) -> Result<Standin> {
     Ok(Standin { child, url })
 }
 
+/// `GET /standin/lateness`: how late the stand-in itself wrote first tokens (ms, mean).
+fn server_lateness(url: &str) -> Option<f64> {
+    use std::io::{Read, Write};
+    let addr = url.strip_prefix("http://")?;
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.write_all(format!("GET /standin/lateness HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n").as_bytes()).ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let body: Value = serde_json::from_str(text.split("\r\n\r\n").nth(1)?).ok()?;
+    body["first_token_ms"].as_f64()
+}
+
 struct Row {
     client: String,
+    /// The stand-in's own mean first-token lateness during this client's run (agreement only).
+    server_late_ms: Option<f64>,
     ttft_ms: Option<f64>,
     tok_s: Option<f64>,
     note: String,
 }
 
 pub fn run(sh: &Shell, args: &[String]) -> Result<()> {
-    let only_sparkctl = args.first().map(String::as_str) == Some("sparkctl");
+    let only_sparkctl = args.iter().all(|a| a == "sparkctl") && !args.is_empty();
     let root = sh.current_dir();
     cmd!(sh, "cargo build --release --locked -p cli -p openai-standin").run()?;
     let out = root.join("target/bench/serve");
     std::fs::create_dir_all(&out)?;
     let sparkctl = root.join("target/release/sparkctl");
-    let peers: Vec<&str> = if only_sparkctl { Vec::new() } else { PEERS.iter().map(|p| p.0).collect() };
+    let peers: Vec<&str> = PEERS.iter().map(|p| p.0).filter(|p| args.is_empty() || args.iter().any(|a| a == p)).collect();
+    if let Some(a) = args.iter().find(|a| *a != "sparkctl" && !PEERS.iter().any(|p| p.0 == a.as_str())) {
+        bail!("unknown client `{a}`: expected sparkctl, aiperf, guidellm or llama-benchy");
+    }
     for peer in &peers {
         venv(sh, &out, peer)?;
     }
@@ -90,10 +108,17 @@ pub fn run(sh: &Shell, args: &[String]) -> Result<()> {
         let ttft = format!("{TTFT_MS}ms");
         let itl = format!("{ITL_MS}ms");
         let n = OUT_TOKENS.to_string();
-        let s = standin(&root, "1", &["--ttft", &ttft, "--itl", &itl, "--output-tokens", &n])?;
-        agree.push(sparkctl_row(&sparkctl, &s.url, &out.join("agree-sparkctl.json"), CONC, PROMPT, OUT_TOKENS, Some(REQUESTS), None)?);
+        // A fresh stand-in per client, so its own lateness is that client's run's.
+        let args = ["--ttft", &ttft, "--itl", &itl, "--output-tokens", &n];
+        let s = standin(&root, "1", &args)?;
+        let mut row = sparkctl_row(&sparkctl, &s.url, &out.join("agree-sparkctl.json"), CONC, PROMPT, OUT_TOKENS, Some(REQUESTS), None)?;
+        row.server_late_ms = server_lateness(&s.url);
+        agree.push(row);
         for peer in &peers {
-            agree.push(peer_row(&out, peer, &s.url, tokenizer.as_deref().unwrap_or(Path::new("")), CONC, PROMPT, OUT_TOKENS, REQUESTS, None)?);
+            let s = standin(&root, "1", &args)?;
+            let mut row = peer_row(&out, peer, &s.url, tokenizer.as_deref().unwrap_or(Path::new("")), CONC, PROMPT, OUT_TOKENS, REQUESTS, None)?;
+            row.server_late_ms = server_lateness(&s.url);
+            agree.push(row);
         }
     }
     // 2. Ceiling on one core.
@@ -139,7 +164,7 @@ fn secs(d: Duration) -> f64 {
 #[allow(clippy::too_many_arguments)]
 fn sparkctl_row(bin: &Path, url: &str, json: &Path, conc: u64, prompt: u64, tokens: u64, requests: Option<u64>, duration: Option<u64>) -> Result<Row> {
     let mut c = Command::new("taskset");
-    c.args(["-c", "0"]).arg(bin).args(["bench", "serve", "--url", url, "--model", "standin", "-q"]);
+    c.args(["-c", if duration.is_some() { "0" } else { "0,1" }]).arg(bin).args(["bench", "serve", "--url", url, "--model", "standin", "-q"]);
     c.args(["--concurrency", &conc.to_string(), "--prompt-tokens", &prompt.to_string(), "--max-tokens", &tokens.to_string()]);
     if let Some(n) = requests {
         c.args(["--requests", &n.to_string()]);
@@ -157,9 +182,20 @@ fn sparkctl_row(bin: &Path, url: &str, json: &Path, conc: u64, prompt: u64, toke
     let s = &run["points"][0]["summary"];
     Ok(Row {
         client: format!("sparkctl {}", env!("CARGO_PKG_VERSION")),
+        server_late_ms: None,
         ttft_ms: s["ttft_ms"]["mean"].as_f64(),
         tok_s: s["output_tok_per_s"].as_f64(),
-        note: format!("{:.2} req/s, {} ok, {:.0} s", s["req_per_s"].as_f64().unwrap_or(0.0), s["ok"], secs(t.elapsed())),
+        note: if duration.is_some() {
+            format!("{:.0} req/s, {} ok; {:.0} s", s["req_per_s"].as_f64().unwrap_or(0.0), s["ok"], secs(t.elapsed()))
+        } else {
+            format!(
+                "{:.2} req/s, {} ok; decode phase (concurrency ÷ TPOT) {:.0} tok/s; {:.0} s",
+                s["req_per_s"].as_f64().unwrap_or(0.0),
+                s["ok"],
+                conc as f64 * 1000.0 / s["tpot_ms"]["mean"].as_f64().unwrap_or(f64::INFINITY),
+                secs(t.elapsed())
+            )
+        },
     })
 }
 
@@ -179,36 +215,43 @@ fn venv(sh: &Shell, out: &Path, peer: &str) -> Result<()> {
 
 /// A local Hugging Face tokenizer directory (the peers need one to make prompts and count
 /// tokens; the hub is unreachable here): a word-level vocabulary over the same words sparkctl's
-/// prompts use, so "N tokens" means the same to every client.
+/// prompts use, so "N tokens" means about the same to every client. Also fills llama-benchy's
+/// book cache (`HOME/.cache/llama-benchy/md5(url).txt`) with text of those words, for its
+/// default book is downloaded from the web.
 fn tokenizer(out: &Path) -> Result<PathBuf> {
     let dir = out.join("tokenizer");
     std::fs::create_dir_all(&dir)?;
     let script = r###"
-import sys, json
+import sys, json, hashlib, os, random
 from tokenizers import Tokenizer, models, pre_tokenizers, decoders
-words = "the of and to in is that for it as was with be by on not he this are or his from at which but have an had they you were their one all we can her has there been if more when will would who so no time people year way day man thing world life hand part place case week work water tok en hmm".split()
+words = "the of and to in is that for it as was with be by on not he this are or his from at which but have an had they you were their one all we can her has there been if more when will would who so no time people year way day man thing world life hand part place case week work water".split()
 vocab = {"<unk>": 0, "<s>": 1, "</s>": 2}
-for w in words:
+for w in words + ["tok", "en", "hmm"]:
     vocab.setdefault(w, len(vocab))
 for c in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,!?'\":;-_()[]{}<>/\\|@#$%^&*+=~`":
     vocab.setdefault(c, len(vocab))
 t = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
 t.pre_tokenizer = pre_tokenizers.Whitespace()
 t.decoder = decoders.WordPiece(prefix="##")
-d = sys.argv[1]
+d, home = sys.argv[1], sys.argv[2]
 t.save(d + "/tokenizer.json")
 json.dump({"tokenizer_class": "PreTrainedTokenizerFast", "unk_token": "<unk>", "bos_token": "<s>", "eos_token": "</s>", "model_max_length": 131072,
            "chat_template": "{% for m in messages %}{{ m['content'] }} {% endfor %}"}, open(d + "/tokenizer_config.json", "w"))
 json.dump({"model_type": "llama"}, open(d + "/config.json", "w"))
+cache = os.path.join(home, ".cache", "llama-benchy")
+os.makedirs(cache, exist_ok=True)
+r = random.Random(1)
+open(os.path.join(cache, hashlib.md5(b"local:corpus").hexdigest() + ".txt"), "w").write(" ".join(r.choice(words) for _ in range(200000)))
 "###;
     let py = out.join("venv/aiperf/bin/python");
-    let st = Command::new(py).arg("-c").arg(script).arg(&dir).status()?;
+    let st = Command::new(py).arg("-c").arg(script).arg(&dir).arg(out.join("llama-benchy-home")).status()?;
     if !st.success() {
         bail!("writing the local tokenizer failed");
     }
     Ok(dir)
 }
 
+/// How a peer is run: unpinned for agreement, on core 0 for the ceiling.
 #[allow(clippy::too_many_arguments)]
 fn peer_row(out: &Path, peer: &str, url: &str, tok: &Path, conc: u64, prompt: u64, tokens: u64, requests: u64, duration: Option<u64>) -> Result<Row> {
     let bin = out.join("venv").join(peer).join("bin");
@@ -218,30 +261,35 @@ fn peer_row(out: &Path, peer: &str, url: &str, tok: &Path, conc: u64, prompt: u6
     let tok_s = tok.display().to_string();
     let (c, p, t, n) = (conc.to_string(), prompt.to_string(), tokens.to_string(), requests.to_string());
     let mut cmd = Command::new("taskset");
-    cmd.args(["-c", "0"]).current_dir(&work).env("HF_HUB_OFFLINE", "1").env("TRANSFORMERS_OFFLINE", "1");
+    // No HF_HUB_OFFLINE: AIPerf then refuses a local tokenizer path as a "repo id".
+    cmd.args(["-c", if duration.is_some() { "0" } else { "0,1" }]).current_dir(&work);
     match peer {
         "aiperf" => {
             cmd.arg(bin.join("aiperf")).args(["profile", "--model", "standin", "--url", url, "--endpoint-type", "chat", "--streaming"]);
-            cmd.args(["--tokenizer", &tok_s, "--concurrency", &c, "--synthetic-input-tokens-mean", &p, "--synthetic-input-tokens-stddev", "0"]);
-            cmd.args(["--output-tokens-mean", &t, "--output-tokens-stddev", "0", "--extra-inputs", "ignore_eos:true"]);
-            cmd.args(["--extra-inputs", &format!("min_tokens:{t}"), "--artifact-dir", "out", "--ui-type", "none"]);
+            cmd.args(["--tokenizer", &tok_s, "--concurrency", &c, "--isl", &p, "--isl-stddev", "0", "--osl", &t]);
+            cmd.args(["--extra-inputs", "ignore_eos:true", "--extra-inputs", &format!("min_tokens:{t}"), "--artifact-dir", "out", "--ui-type", "none"]);
             match duration {
-                Some(d) => cmd.args(["--benchmark-duration", &d.to_string(), "--warmup-request-count", "64"]),
+                Some(d) => cmd.args(["--benchmark-duration", &d.to_string()]),
                 None => cmd.args(["--request-count", &n]),
             };
         }
         "guidellm" => {
-            let data = format!("prompt_tokens={p},output_tokens={t}");
-            cmd.arg(bin.join("guidellm")).args(["benchmark", "run", "--target", url, "--model", "standin", "--processor", &tok_s]);
-            cmd.args(["--data", &data, "--profile", "concurrent", "--rate", &c, "--output-dir", "out"]);
+            let backend = format!("kind=openai_http,target={url},model=standin");
+            cmd.arg(bin.join("guidellm")).args(["run", "--backend", &backend, "--profile", &format!("kind=concurrent,streams={c}")]);
+            cmd.args(["--data", &format!("kind=synthetic_text,prompt_tokens={p},output_tokens={t}")]);
+            cmd.args(["--tokenizer", &format!("kind=huggingface_auto,model={tok_s}"), "--output", "kind=json,path=out.json", "--disable-console-interactive"]);
             match duration {
-                Some(d) => cmd.args(["--max-seconds", &d.to_string()]),
-                None => cmd.args(["--max-requests", &n]),
+                Some(d) => cmd.args(["--constraint", &format!("kind=max_duration,seconds={d}")]),
+                None => cmd.args(["--constraint", &format!("kind=max_requests,count={n}")]),
             };
         }
         _ => {
+            // One "run" is one batch of `conc` requests; the book comes from the cache filled above.
+            let runs = if duration.is_some() { 5 } else { requests / conc };
+            cmd.env("HOME", out.join("llama-benchy-home"));
             cmd.arg(bin.join("llama-benchy")).args(["--base-url", &format!("{url}/v1"), "--model", "standin", "--tokenizer", &tok_s]);
-            cmd.args(["--pp", &p, "--tg", &t, "--concurrency", &c, "--runs", "1", "--save-result", "result.json", "--format", "json"]);
+            cmd.args(["--book-url", "local:corpus", "--pp", &p, "--tg", &t, "--exact-tg", "--concurrency", &c, "--runs", &runs.to_string()]);
+            cmd.args(["--latency-mode", "none", "--skip-coherence", "--no-warmup", "--save-result", "result.json", "--format", "json"]);
         }
     }
     let t0 = Instant::now();
@@ -249,30 +297,41 @@ fn peer_row(out: &Path, peer: &str, url: &str, tok: &Path, conc: u64, prompt: u6
     let elapsed = secs(t0.elapsed());
     std::fs::write(work.join("stdout.txt"), &o.stdout)?;
     std::fs::write(work.join("stderr.txt"), &o.stderr)?;
+    let name = format!("{} {}", peer, PEERS.iter().find(|x| x.0 == peer).map_or("", |x| x.1.split("==").nth(1).unwrap_or("")));
     if !o.status.success() {
-        return Ok(Row { client: peer.to_owned(), ttft_ms: None, tok_s: None, note: format!("failed (exit {:?}), see {}", o.status.code(), work.display()) });
+        return Ok(Row {
+            client: name,
+            server_late_ms: None,
+            ttft_ms: None,
+            tok_s: None,
+            note: format!("failed (exit {:?}), see {}", o.status.code(), work.display()),
+        });
     }
     let (ttft_ms, tok) = parse_peer(peer, &work).unwrap_or((None, None));
-    Ok(Row { client: format!("{peer} ({})", PEERS.iter().find(|x| x.0 == peer).map_or("", |x| x.1)), ttft_ms, tok_s: tok, note: format!("{elapsed:.0} s") })
+    let note = if peer == "llama-benchy" { format!("decode-phase tok/s (its definition); {elapsed:.0} s") } else { format!("{elapsed:.0} s") };
+    Ok(Row { client: name, server_late_ms: None, ttft_ms, tok_s: tok, note })
 }
 
 /// Finds a peer's mean TTFT (ms) and output tok/s in its result files.
 fn parse_peer(peer: &str, work: &Path) -> Option<(Option<f64>, Option<f64>)> {
-    let find = |name: &str| walk(work).into_iter().find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().contains(name)));
+    let read = |name: &str| -> Option<Value> {
+        let path = walk(work).into_iter().find(|p| p.file_name().is_some_and(|n| n == name))?;
+        serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
+    };
     match peer {
         "aiperf" => {
-            let v: Value = serde_json::from_str(&std::fs::read_to_string(find("profile_export_aiperf.json")?).ok()?).ok()?;
+            let v = read("profile_export_aiperf.json")?;
             Some((v["time_to_first_token"]["avg"].as_f64(), v["output_token_throughput"]["avg"].as_f64()))
         }
         "guidellm" => {
-            let v: Value = serde_json::from_str(&std::fs::read_to_string(find(".json")?).ok()?).ok()?;
+            let v = read("out.json")?;
             let m = &v["benchmarks"][0]["metrics"];
             Some((m["time_to_first_token_ms"]["successful"]["mean"].as_f64(), m["output_tokens_per_second"]["successful"]["mean"].as_f64()))
         }
         _ => {
-            let v: Value = serde_json::from_str(&std::fs::read_to_string(find("result.json")?).ok()?).ok()?;
+            let v = read("result.json")?;
             let b = &v["benchmarks"][0];
-            Some((b["ttft"]["mean"].as_f64(), b["tg_throughput"]["mean"].as_f64()))
+            Some((b["e2e_ttft"]["mean"].as_f64(), b["tg_throughput"]["mean"].as_f64()))
         }
     }
 }
@@ -304,13 +363,16 @@ fn render(agree: &[Row], ceiling: &[Row], rss_mb: f64) -> String {
     md += &format!(
         "Agreement: stand-in told TTFT {TTFT_MS} ms, ITL {ITL_MS} ms, {OUT_TOKENS} output tokens; closed loop, concurrency {CONC}, {REQUESTS} requests, prompt {PROMPT} tokens (expected output ≈ {told_tok_s:.0} tok/s).\n\n"
     );
-    md += "| client | mean TTFT (ms) | TTFT ÷ told | output tok/s | tok/s ÷ expected | notes |\n|---|---|---|---|---|---|\n";
+    md += "| client | mean TTFT (ms) | TTFT ÷ told | stand-in's own lateness (ms) | TTFT ÷ (told + lateness) | output tok/s | tok/s ÷ expected | notes |\n|---|---|---|---|---|---|---|---|\n";
     for r in agree {
+        let late = r.server_late_ms.unwrap_or(0.0);
         md += &format!(
-            "| {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
             r.client,
             cell(r.ttft_ms, 1),
             cell(r.ttft_ms.map(|t| t / TTFT_MS as f64), 3),
+            cell(r.server_late_ms, 1),
+            cell(r.ttft_ms.map(|t| t / (TTFT_MS as f64 + late)), 3),
             cell(r.tok_s, 0),
             cell(r.tok_s.map(|t| t / told_tok_s), 3),
             r.note

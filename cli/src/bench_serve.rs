@@ -2,7 +2,7 @@
 //! progress line is drawn here, from the library's live counters.
 
 use anyhow::{bail, Context};
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, ValueEnum};
 use servebench::client::{self, Live, Load, RunSpec, Target};
 use servebench::metrics::{parse_duration, parse_slo, summarize, Slo};
 use servebench::report::{self, Calibration, Point, RunFile};
@@ -14,17 +14,6 @@ use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
-
-// Parsed once per process: the size difference between variants does not matter.
-#[allow(clippy::large_enum_variant)]
-#[derive(Subcommand)]
-pub enum BenchCommand {
-    /// Load an OpenAI-compatible server (closed or open loop, sweeps) and report TTFT, ITL, TPOT,
-    /// E2E, throughput and goodput
-    Serve(ServeArgs),
-    /// Compare two `bench serve --output` files: change of each metric with a 95% interval
-    Compare(CompareArgs),
-}
 
 #[derive(Clone, Copy, ValueEnum)]
 enum ApiArg {
@@ -136,13 +125,6 @@ pub struct CompareArgs {
     json: bool,
 }
 
-pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
-    match cmd {
-        BenchCommand::Serve(args) => serve(args),
-        BenchCommand::Compare(args) => compare(args),
-    }
-}
-
 fn duration_arg(flag: &str, text: &str) -> anyhow::Result<Duration> {
     parse_duration(text).map(Duration::from_secs_f64).map_err(|e| anyhow::anyhow!("`--{flag}`: {e}"))
 }
@@ -200,7 +182,7 @@ fn unix_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // Everything the user typed is checked before the first request goes out.
     let plan = points(&args)?;
     let slo = match &args.slo {
@@ -348,7 +330,7 @@ fn progress_line(live: Arc<Live>, tag: String) -> (std::sync::mpsc::Sender<()>, 
     (tx, handle)
 }
 
-fn compare(args: CompareArgs) -> anyhow::Result<ExitCode> {
+pub fn compare(args: CompareArgs) -> anyhow::Result<ExitCode> {
     let read = |p: &Path| -> anyhow::Result<RunFile> {
         let text = std::fs::read_to_string(p).with_context(|| format!("reading `{}`", p.display()))?;
         Ok(RunFile::from_json(&text, p)?)
