@@ -6,6 +6,7 @@
 mod bench;
 mod bench_nccl;
 mod bench_rdma;
+mod bench_serve;
 mod doctor;
 mod down;
 mod fleet;
@@ -44,7 +45,7 @@ enum Command {
     /// Read NCCL logs (`check`) and nccl-tests tables (`tests`): transport, HCAs, busbw, verdict
     #[command(subcommand)]
     Nccl(nccl::NcclCommand),
-    /// Benchmarks: `rdma` (ib_write_bw per rail and all rails, over ssh), `nccl` (bus bandwidth inside the serving image)
+    /// Benchmarks: `rdma` (ib_write_bw per rail and all rails, over ssh), `nccl` (bus bandwidth inside the serving image), `serve` (OpenAI-compatible load, sweeps), `compare`
     #[command(subcommand)]
     Bench(bench::BenchCommand),
     /// Will the model fit on these Sparks (memory per node), and are the serve flags known to fail on GB10?

@@ -51,7 +51,7 @@ pub fn load_cluster(path: &Path) -> anyhow::Result<cluster::model::Cluster> {
 
 /// Writes `bytes` to a temp file next to `path` and renames it over `path`: readers see the old
 /// file or the new one, never half of one.
-fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
     builder::output::check_output_file(path)?;
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,

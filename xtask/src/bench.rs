@@ -18,7 +18,8 @@ pub fn run(sh: &Shell, args: &[String]) -> Result<()> {
         Some("image") => image(sh, &args[1..]),
         Some("registry") => crate::bench_registry::run(sh, &args[1..]),
         Some("nccl-log") => crate::bench_nccl::run(sh, &args[1..]),
-        other => bail!("unknown benchmark {other:?}: expected `image`, `registry` or `nccl-log`"),
+        Some("serve") => crate::bench_serve::run(sh, &args[1..]),
+        other => bail!("unknown benchmark {other:?}: expected `image`, `registry`, `nccl-log` or `serve`"),
     }
 }
 

@@ -23,6 +23,7 @@ pub const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ("openssh-server", "real sshd in each network-namespace node for `bench rdma` and `doctor --peers`"),
     ("iputils-ping", "don't-fragment jumbo pings of `doctor --peers`"),
     ("pigz", "the parallel gzip floor in `cargo xtask bench image`"),
+    ("librsvg2-bin", "rsvg-convert renders the bench serve SVG plots to PNG (the plot test)"),
 ];
 
 /// The binary each package provides, to skip apt when everything is present.
@@ -44,6 +45,7 @@ const PROBES: &[(&str, &str)] = &[
     ("openssh-server", "sshd"),
     ("iputils-ping", "ping"),
     ("pigz", "pigz"),
+    ("librsvg2-bin", "rsvg-convert"),
 ];
 
 /// Python packages for the multi-node tests, pinned.

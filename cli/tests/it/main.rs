@@ -3,6 +3,7 @@
 
 #[path = "../../../builder/tests/support/base.rs"]
 mod base;
+mod bench_serve;
 mod build;
 mod build_errors;
 #[path = "../../../builder/tests/support/debian.rs"]

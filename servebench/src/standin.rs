@@ -1,0 +1,433 @@
+//! A small OpenAI-compatible server that streams the chunk shapes vLLM sends, with delays it is
+//! told: the known answer the benchmark's metric tests check against, the zero-latency peer of
+//! `--calibrate`, and the `vllm serve` stand-in of tests that need one.
+//!
+//! Timing: output token `k` (reasoning tokens first, then content) leaves at
+//! `start + ttft + k × itl`, measured from when the request was read, on absolute deadlines so
+//! that timer lateness never accumulates. Events due at the same instant go out in one write.
+//!
+//! Prompt tokens are counted as whitespace-separated words of the prompt (the stand-in has no
+//! tokenizer); real servers report their tokenizer's count.
+
+use crate::http::{parse_request_head, RequestHead};
+use serde_json::Value;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::Instant;
+
+/// When `usage` is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UsageMode {
+    /// As the request's `stream_options` ask (`include_usage`, `continuous_usage_stats`), like vLLM.
+    Request,
+    Never,
+    /// A final usage-only chunk (`choices: []`) whatever the request asked.
+    Final,
+    /// Running totals on every chunk plus the final usage-only chunk.
+    Continuous,
+}
+
+/// When the `role: assistant` chunk with empty content goes out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoleChunk {
+    /// Together with the first output token, as vLLM does.
+    WithFirstToken,
+    /// As soon as the request is read: a client that takes TTFT at the first event is fooled.
+    Early,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub model: String,
+    pub ttft: Duration,
+    pub itl: Duration,
+    /// Output tokens per request; `None` takes the request's `max_tokens` (default 16).
+    pub output_tokens: Option<u64>,
+    /// Reasoning tokens before the content tokens (counted in `completion_tokens`, like vLLM).
+    pub reasoning_tokens: u64,
+    /// `reasoning` (current vLLM) or `reasoning_content` (older vLLM, DeepSeek).
+    pub reasoning_field: String,
+    pub usage: UsageMode,
+    pub role_chunk: RoleChunk,
+    /// Every Nth request gets HTTP 500 with vLLM's error body (0: never).
+    pub error_every: u64,
+    /// Every Nth request pauses for `stall` halfway through its output (0: never).
+    pub stall_every: u64,
+    pub stall: Duration,
+    /// Required `Authorization: Bearer …` value, if any.
+    pub api_key: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            model: "standin".into(),
+            ttft: Duration::ZERO,
+            itl: Duration::ZERO,
+            output_tokens: None,
+            reasoning_tokens: 0,
+            reasoning_field: "reasoning".into(),
+            usage: UsageMode::Request,
+            role_chunk: RoleChunk::WithFirstToken,
+            error_every: 0,
+            stall_every: 0,
+            stall: Duration::ZERO,
+            api_key: None,
+        }
+    }
+}
+
+const CREATED: u64 = 1_764_547_200;
+const FINGERPRINT: &str = concat!("openai-standin-", env!("CARGO_PKG_VERSION"));
+
+struct Server {
+    config: Config,
+    model_json: String,
+    requests: AtomicU64,
+    lateness: Arc<Lateness>,
+}
+
+/// How late the stand-in itself wrote first tokens (its timers and the OS scheduler), so a test
+/// can tell the client's measuring error from the server's own.
+#[derive(Debug, Default)]
+pub struct Lateness {
+    first_token_us: AtomicU64,
+    first_tokens: AtomicU64,
+}
+
+impl Lateness {
+    /// Mean lateness of first-token writes, in milliseconds.
+    pub fn first_token_ms(&self) -> f64 {
+        let n = self.first_tokens.load(Ordering::Relaxed).max(1);
+        self.first_token_us.load(Ordering::Relaxed) as f64 / n as f64 / 1000.0
+    }
+}
+
+/// Serves on `listener` until the task is dropped.
+pub async fn serve(listener: TcpListener, config: Config) {
+    serve_measured(listener, config, Arc::default()).await;
+}
+
+async fn serve_measured(listener: TcpListener, config: Config, lateness: Arc<Lateness>) {
+    let model_json = serde_json::to_string(&config.model).unwrap_or_else(|_| "\"standin\"".into());
+    let server = Arc::new(Server { config, model_json, requests: AtomicU64::new(0), lateness });
+    loop {
+        let Ok((stream, _)) = listener.accept().await else { continue };
+        let _ = stream.set_nodelay(true);
+        let server = server.clone();
+        tokio::spawn(async move {
+            let _ = connection(stream, &server).await;
+        });
+    }
+}
+
+/// A stand-in running on its own thread and runtime (so it never competes with the caller's
+/// runtime for a poll); stops when dropped.
+pub struct Handle {
+    pub addr: SocketAddr,
+    pub lateness: Arc<Lateness>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Handle {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Starts a stand-in on 127.0.0.1 with a free port, on a thread of its own.
+pub fn spawn(config: Config) -> std::io::Result<Handle> {
+    let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    std_listener.set_nonblocking(true)?;
+    let addr = std_listener.local_addr()?;
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let lateness = Arc::<Lateness>::default();
+    let late = lateness.clone();
+    let thread = std::thread::Builder::new().name("openai-standin".into()).spawn(move || {
+        runtime.block_on(async move {
+            let Ok(listener) = TcpListener::from_std(std_listener) else { return };
+            tokio::select! {
+                _ = serve_measured(listener, config, late) => {}
+                _ = rx => {}
+            }
+        });
+    })?;
+    Ok(Handle { addr, lateness, stop: Some(tx), thread: Some(thread) })
+}
+
+async fn connection(mut stream: TcpStream, server: &Server) -> std::io::Result<()> {
+    let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    loop {
+        let (head, used) = loop {
+            match parse_request_head(&buf) {
+                Ok(Some(h)) => break h,
+                Ok(None) => {}
+                Err(e) => return respond(&mut stream, 400, &error_body(&e.to_string(), "BadRequestError", 400), false).await,
+            }
+            if stream.read_buf(&mut buf).await? == 0 {
+                return Ok(());
+            }
+        };
+        let body_end = used + head.content_length as usize;
+        while buf.len() < body_end {
+            if stream.read_buf(&mut buf).await? == 0 {
+                return Ok(());
+            }
+        }
+        let body = buf[used..body_end].to_vec();
+        buf.drain(..body_end);
+        let keep = head.keep_alive;
+        handle(&mut stream, server, &head, &body).await?;
+        if !keep {
+            return Ok(());
+        }
+    }
+}
+
+fn error_body(message: &str, kind: &str, code: u16) -> String {
+    serde_json::json!({"object": "error", "message": message, "type": kind, "param": null, "code": code}).to_string()
+}
+
+async fn respond(stream: &mut TcpStream, status: u16, body: &str, keep_alive: bool) -> std::io::Result<()> {
+    let reason = match status {
+        200 => "OK",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        404 => "Not Found",
+        _ => "Internal Server Error",
+    };
+    let conn = if keep_alive { "keep-alive" } else { "close" };
+    let msg = format!("HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: {conn}\r\n\r\n{body}", body.len());
+    stream.write_all(msg.as_bytes()).await
+}
+
+async fn handle(stream: &mut TcpStream, server: &Server, head: &RequestHead, body: &[u8]) -> std::io::Result<()> {
+    let cfg = &server.config;
+    if let Some(key) = &cfg.api_key {
+        if head.authorization.as_deref() != Some(&format!("Bearer {key}")) {
+            return respond(stream, 401, &error_body("invalid api key", "AuthenticationError", 401), head.keep_alive).await;
+        }
+    }
+    let path = head.path.split('?').next().unwrap_or_default();
+    match (head.method.as_str(), path) {
+        ("GET", "/health") => respond(stream, 200, "", head.keep_alive).await,
+        // Not OpenAI's: how late the stand-in itself was, for benchmarks that compare clients.
+        ("GET", "/standin/lateness") => {
+            let l = &server.lateness;
+            let body = format!(r#"{{"first_token_ms":{:.3},"first_tokens":{}}}"#, l.first_token_ms(), l.first_tokens.load(Ordering::Relaxed));
+            respond(stream, 200, &body, head.keep_alive).await
+        }
+        ("GET", "/v1/models") => {
+            let m = &server.model_json;
+            let body = format!(
+                r#"{{"object":"list","data":[{{"id":{m},"object":"model","created":{CREATED},"owned_by":"vllm","root":{m},"parent":null,"max_model_len":131072}}]}}"#
+            );
+            respond(stream, 200, &body, head.keep_alive).await
+        }
+        ("POST", "/v1/chat/completions") => generate(stream, server, head, body, true).await,
+        ("POST", "/v1/completions") => generate(stream, server, head, body, false).await,
+        _ => respond(stream, 404, &error_body(&format!("no route {} {path}", head.method), "NotFoundError", 404), head.keep_alive).await,
+    }
+}
+
+fn words(v: &Value) -> u64 {
+    match v {
+        Value::String(s) => s.split_whitespace().count() as u64,
+        Value::Array(a) => a.iter().map(words).sum(),
+        Value::Object(o) => o.get("content").or_else(|| o.get("text")).map_or(0, words),
+        _ => 0,
+    }
+}
+
+struct Plan {
+    chat: bool,
+    id: String,
+    prompt: u64,
+    reasoning: u64,
+    total: u64,
+    usage_final: bool,
+    usage_continuous: bool,
+    stall_at: Option<u64>,
+}
+
+async fn generate(stream: &mut TcpStream, server: &Server, head: &RequestHead, body: &[u8], chat: bool) -> std::io::Result<()> {
+    let start = Instant::now();
+    let cfg = &server.config;
+    let n = server.requests.fetch_add(1, Ordering::Relaxed) + 1;
+    let req: Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) => return respond(stream, 400, &error_body(&format!("request body is not JSON: {e}"), "BadRequestError", 400), head.keep_alive).await,
+    };
+    if cfg.error_every > 0 && n.is_multiple_of(cfg.error_every) {
+        let msg = "EngineCore encountered an issue. See stack trace (above) for the root cause.";
+        return respond(stream, 500, &error_body(msg, "InternalServerError", 500), head.keep_alive).await;
+    }
+    let max_tokens = req.get("max_completion_tokens").or_else(|| req.get("max_tokens")).and_then(Value::as_u64).unwrap_or(16);
+    let total = cfg.output_tokens.unwrap_or(max_tokens).max(1);
+    let opts = req.get("stream_options");
+    let flag = |k: &str| opts.and_then(|o| o.get(k)).and_then(Value::as_bool).unwrap_or(false);
+    let (usage_final, usage_continuous) = match cfg.usage {
+        UsageMode::Request => (flag("include_usage"), flag("include_usage") && flag("continuous_usage_stats")),
+        UsageMode::Never => (false, false),
+        UsageMode::Final => (true, false),
+        UsageMode::Continuous => (true, true),
+    };
+    let plan = Plan {
+        chat,
+        id: format!("{}-standin{n:08}", if chat { "chatcmpl" } else { "cmpl" }),
+        prompt: words(req.get(if chat { "messages" } else { "prompt" }).unwrap_or(&Value::Null)),
+        reasoning: if chat { cfg.reasoning_tokens } else { 0 },
+        total: total + if chat { cfg.reasoning_tokens } else { 0 },
+        usage_final,
+        usage_continuous,
+        stall_at: (cfg.stall_every > 0 && n.is_multiple_of(cfg.stall_every)).then_some(total / 2),
+    };
+    if !req.get("stream").and_then(Value::as_bool).unwrap_or(false) {
+        tokio::time::sleep_until(start + cfg.ttft + cfg.itl * (plan.total.saturating_sub(1)) as u32).await;
+        return respond(stream, 200, &whole(server, &plan), head.keep_alive).await;
+    }
+    let conn = if head.keep_alive { "keep-alive" } else { "close" };
+    let mut out =
+        format!("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream; charset=utf-8\r\ntransfer-encoding: chunked\r\nconnection: {conn}\r\n\r\n").into_bytes();
+    if cfg.role_chunk == RoleChunk::Early && chat {
+        push_event(&mut out, &role_chunk(server, &plan));
+        stream.write_all(&out).await?;
+        out.clear();
+    }
+    let mut stalled = Duration::ZERO;
+    for k in 0..plan.total {
+        if plan.stall_at == Some(k) {
+            stalled = cfg.stall;
+        }
+        let due = start + cfg.ttft + cfg.itl * k as u32 + stalled;
+        if Instant::now() < due {
+            if !out.is_empty() {
+                stream.write_all(&out).await?;
+                out.clear();
+            }
+            tokio::time::sleep_until(due).await;
+        }
+        if k == 0 && cfg.role_chunk == RoleChunk::WithFirstToken && chat {
+            push_event(&mut out, &role_chunk(server, &plan));
+        }
+        push_event(&mut out, &token_chunk(server, &plan, k));
+        if k == 0 {
+            stream.write_all(&out).await?;
+            out.clear();
+            let late = Instant::now().saturating_duration_since(due);
+            server.lateness.first_token_us.fetch_add(late.as_micros() as u64, Ordering::Relaxed);
+            server.lateness.first_tokens.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    if plan.usage_final {
+        let data = format!(
+            r#"{{"id":"{}","object":"{}","created":{CREATED},"model":{},"choices":[],"usage":{},"system_fingerprint":"{FINGERPRINT}"}}"#,
+            plan.id,
+            object(&plan),
+            server.model_json,
+            usage(plan.prompt, plan.total)
+        );
+        push_event(&mut out, &data);
+    }
+    push_event(&mut out, "[DONE]");
+    out.extend_from_slice(b"0\r\n\r\n");
+    stream.write_all(&out).await
+}
+
+fn object(plan: &Plan) -> &'static str {
+    if plan.chat {
+        "chat.completion.chunk"
+    } else {
+        "text_completion"
+    }
+}
+
+fn usage(prompt: u64, completion: u64) -> String {
+    format!(r#"{{"prompt_tokens":{prompt},"total_tokens":{},"completion_tokens":{completion}}}"#, prompt + completion)
+}
+
+/// `data: …\n\n` as one HTTP chunk.
+fn push_event(out: &mut Vec<u8>, data: &str) {
+    let len = data.len() + 8;
+    let _ = write!(StrOut(out), "{len:x}\r\ndata: {data}\n\n\r\n");
+}
+
+struct StrOut<'a>(&'a mut Vec<u8>);
+impl std::fmt::Write for StrOut<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}
+
+fn role_chunk(server: &Server, plan: &Plan) -> String {
+    let usage_part = if plan.usage_continuous { format!(r#","usage":{}"#, usage(plan.prompt, 0)) } else { String::new() };
+    format!(
+        r#"{{"id":"{}","object":"chat.completion.chunk","created":{CREATED},"model":{},"choices":[{{"index":0,"delta":{{"role":"assistant","content":""}},"logprobs":null,"finish_reason":null}}]{usage_part}}}"#,
+        plan.id, server.model_json
+    )
+}
+
+/// The text of output token `k`: a word per token, reasoning words distinct from answer words.
+fn token_text(plan: &Plan, k: u64) -> &'static str {
+    if k < plan.reasoning {
+        " hmm"
+    } else if k.is_multiple_of(2) {
+        " tok"
+    } else {
+        " en"
+    }
+}
+
+fn token_chunk(server: &Server, plan: &Plan, k: u64) -> String {
+    let last = k + 1 == plan.total;
+    let finish = if last { r#""length","stop_reason":null"# } else { "null" };
+    let usage_part = if plan.usage_continuous { format!(r#","usage":{}"#, usage(plan.prompt, k + 1)) } else { String::new() };
+    let text = token_text(plan, k);
+    if plan.chat {
+        let field = if k < plan.reasoning { server.config.reasoning_field.as_str() } else { "content" };
+        format!(
+            r#"{{"id":"{}","object":"chat.completion.chunk","created":{CREATED},"model":{},"choices":[{{"index":0,"delta":{{"{field}":"{text}"}},"logprobs":null,"finish_reason":{finish}}}]{usage_part}}}"#,
+            plan.id, server.model_json
+        )
+    } else {
+        format!(
+            r#"{{"id":"{}","object":"text_completion","created":{CREATED},"model":{},"choices":[{{"index":0,"text":"{text}","logprobs":null,"finish_reason":{finish}}}]{usage_part}}}"#,
+            plan.id, server.model_json
+        )
+    }
+}
+
+fn whole(server: &Server, plan: &Plan) -> String {
+    let text: String = (plan.reasoning..plan.total).map(|k| token_text(plan, k)).collect();
+    let choice = if plan.chat {
+        serde_json::json!({"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": null, "finish_reason": "length"})
+    } else {
+        serde_json::json!({"index": 0, "text": text, "logprobs": null, "finish_reason": "length"})
+    };
+    format!(
+        r#"{{"id":"{}","object":"{}","created":{CREATED},"model":{},"choices":[{choice}],"usage":{}}}"#,
+        plan.id,
+        if plan.chat { "chat.completion" } else { "text_completion" },
+        server.model_json,
+        usage(plan.prompt, plan.total)
+    )
+}

@@ -1,0 +1,136 @@
+//! What each request asks for: a synthetic prompt of a given length, an output length, and the
+//! request body (chat or completions) built from them.
+//!
+//! Prompt length without a tokenizer: the prompt is made of common English words that byte-level
+//! BPE vocabularies (Llama 3, Qwen 2/3, GPT-style) hold as one token each with their leading
+//! space, so `N` words are about `N` tokens (the chat template adds a few more). The server's
+//! `usage.prompt_tokens` is what results report when the server sends it; the requested length
+//! is kept beside it, so a drift shows.
+
+use crate::schedule::Rng;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+const WORDS: [&str; 64] = [
+    "the", "of", "and", "to", "in", "is", "that", "for", "it", "as", "was", "with", "be", "by", "on", "not", "he", "this", "are", "or", "his", "from", "at",
+    "which", "but", "have", "an", "had", "they", "you", "were", "their", "one", "all", "we", "can", "her", "has", "there", "been", "if", "more", "when",
+    "will", "would", "who", "so", "no", "time", "people", "year", "way", "day", "man", "thing", "world", "life", "hand", "part", "place", "case", "week",
+    "work", "water",
+];
+
+/// Chat (`/v1/chat/completions`) or text completions (`/v1/completions`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Api {
+    Chat,
+    Completions,
+}
+
+impl Api {
+    pub fn path(self) -> &'static str {
+        match self {
+            Api::Chat => "/v1/chat/completions",
+            Api::Completions => "/v1/completions",
+        }
+    }
+}
+
+/// The shape of every request in a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Workload {
+    pub api: Api,
+    pub model: String,
+    /// Prompt length in (approximate) tokens.
+    pub prompt_tokens: u64,
+    /// The first `shared_prefix` words are the same in every request (prefix-cache hits); the
+    /// rest starts with words unique to the request, so nothing after the prefix is cached.
+    pub shared_prefix: u64,
+    pub max_tokens: u64,
+    /// Ask the server to generate exactly `max_tokens` (vLLM's `ignore_eos` and `min_tokens`).
+    pub ignore_eos: bool,
+    pub seed: u64,
+    /// Prompts from a JSONL file instead of synthetic ones (request `id` takes entry
+    /// `id mod len`); `prompt_tokens` is then unused.
+    #[serde(skip)]
+    pub dataset: Option<Arc<Vec<Entry>>>,
+}
+
+/// One line of a JSONL dataset: `{"prompt": "…"}`, optionally with `"max_tokens": N`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Entry {
+    pub prompt: String,
+    #[serde(default)]
+    pub max_tokens: Option<u64>,
+}
+
+/// Reads a JSONL dataset (blank lines skipped); the error names the line.
+pub fn parse_dataset(text: &str) -> Result<Vec<Entry>, String> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let e: Entry = serde_json::from_str(line).map_err(|e| format!("line {}: {e} (each line must be {{\"prompt\": \"…\"}})", i + 1))?;
+        out.push(e);
+    }
+    if out.is_empty() {
+        return Err("no prompts in it".into());
+    }
+    Ok(out)
+}
+
+impl Workload {
+    /// The prompt of request `id`.
+    pub fn prompt(&self, id: u64) -> String {
+        if let Some(d) = &self.dataset {
+            return d[(id % d.len() as u64) as usize].prompt.clone();
+        }
+        let mut out = String::with_capacity(self.prompt_tokens as usize * 6);
+        let mut shared = Rng::new(self.seed ^ 0x5eed);
+        let mut own = Rng::new(self.seed.wrapping_mul(0x9E37_79B9).wrapping_add(id.wrapping_mul(0x2545_F491_4F6C_DD1D)));
+        for i in 0..self.prompt_tokens {
+            let r = if i < self.shared_prefix { shared.next_u64() } else { own.next_u64() };
+            if i > 0 {
+                out.push(' ');
+            }
+            out.push_str(WORDS[(r % WORDS.len() as u64) as usize]);
+        }
+        out
+    }
+
+    /// The output length request `id` asks for.
+    pub fn max_tokens(&self, id: u64) -> u64 {
+        self.dataset.as_ref().and_then(|d| d[(id % d.len() as u64) as usize].max_tokens).unwrap_or(self.max_tokens)
+    }
+
+    /// The prompt length request `id` asks for (words of a dataset prompt).
+    pub fn requested_prompt_tokens(&self, id: u64) -> u64 {
+        match &self.dataset {
+            Some(d) => d[(id % d.len() as u64) as usize].prompt.split_whitespace().count() as u64,
+            None => self.prompt_tokens,
+        }
+    }
+
+    /// The JSON body of request `id`.
+    pub fn body(&self, id: u64) -> String {
+        let max_tokens = self.max_tokens(id);
+        let prompt = serde_json::Value::String(self.prompt(id));
+        let input = match self.api {
+            Api::Chat => serde_json::json!([{"role": "user", "content": prompt}]),
+            Api::Completions => prompt,
+        };
+        let mut body = serde_json::json!({
+            "model": self.model,
+            "max_tokens": max_tokens,
+            "stream": true,
+            "stream_options": {"include_usage": true, "continuous_usage_stats": true},
+        });
+        let key = if self.api == Api::Chat { "messages" } else { "prompt" };
+        body[key] = input;
+        if self.ignore_eos {
+            body["ignore_eos"] = true.into();
+            body["min_tokens"] = max_tokens.into();
+        }
+        body.to_string()
+    }
+}
