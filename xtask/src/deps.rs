@@ -20,6 +20,7 @@ pub const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ("busybox-static", "static busybox for tiny test base images"),
     ("iproute2", "network namespaces and veth rails"),
     ("python3-venv", "venv for Ray"),
+    ("curl", "HTTP and SSE requests to real vLLM inside a network namespace"),
 ];
 
 /// The binary each package provides, to skip apt when everything is present.
@@ -38,6 +39,7 @@ const PROBES: &[(&str, &str)] = &[
     ("gnupg", "gpg"),
     ("busybox-static", "busybox"),
     ("iproute2", "ip"),
+    ("curl", "curl"),
 ];
 
 /// Python packages for the multi-node tests, pinned.
