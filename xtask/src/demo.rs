@@ -59,7 +59,8 @@ pub fn run(sh: &Shell) -> Result<()> {
     sh.create_dir(&dir)?;
 
     eprintln!("demo: the stand-in base with real vLLM (made once, ~6 GB)");
-    let base = vllm_base::archive(&dir, &v.venv);
+    // The Docker end-to-end test's cache (`CARGO_TARGET_TMPDIR`): one base for both.
+    let base = vllm_base::archive(&sh.current_dir().join("target/tmp/entrypoint-e2e"), &v.venv);
     let revision = cmd!(sh, "git rev-parse HEAD").read().unwrap_or_else(|_| "unknown".into());
     let art = format!("/usr/local/bin/spark-entrypoint@linux/amd64={}", entrypoint.display());
     let layout = format!("oci:{}/vllm-spark:demo", dir.display());

@@ -38,11 +38,13 @@ fn vllm_pids(ns: &str, except: u32) -> Vec<u32> {
     Pair::pids(ns).into_iter().filter(|p| *p != except).collect()
 }
 
-/// The main `vllm serve` process of a node (its command line as the entrypoint started it).
+/// The main `vllm serve` process of a node: the venv's python running the `vllm` script (the
+/// entrypoint's own command line names it too).
 fn serve_pid(ns: &str) -> u32 {
+    let is_serve = |c: &str| c.contains("bin/vllm serve ") && !c.contains("spark-entrypoint");
     Pair::pids(ns)
         .into_iter()
-        .find(|p| cmdline(*p).contains(" serve ") && cmdline(*p).contains("bin/vllm"))
+        .find(|p| is_serve(&cmdline(*p)))
         .unwrap_or_else(|| panic!("no `vllm serve` process in `{ns}`: {:?}", Pair::pids(ns).iter().map(|p| cmdline(*p)).collect::<Vec<_>>()))
 }
 
