@@ -253,8 +253,10 @@ impl Supervisor {
                 if c.critical {
                     log::info(&format!("{} (pid {pid}) exited with code {code}", c.name));
                     // A critical child ending cleanly still ends the group's purpose: report it
-                    // as a failure so restart policies restart the group.
-                    let code = if code == 0 && c.name != "serve" { 1 } else { code };
+                    // as a failure so restart policies restart the group. The serve command
+                    // too: real vLLM (0.32) exits 0 by itself seconds after losing a worker.
+                    // (A requested stop is a signal: the serve command's own status is kept.)
+                    let code = if code == 0 { 1 } else { code };
                     return Err(Stop::Child { name: c.name, code });
                 }
                 Ok(None)
@@ -402,6 +404,10 @@ mod tests {
         tx.send(Event::Sys(SysEvent::Reaped { pid: 10, code: 0 })).unwrap();
         assert_eq!(s.next(d).err(), Some(Stop::Child { name: "ray".into(), code: 1 }));
         // The serve command's own status is kept for the exit code.
+        track(&mut s, 21, "serve", true);
+        tx.send(Event::Sys(SysEvent::Reaped { pid: 21, code: 0 })).unwrap();
+        assert_eq!(s.next(d).err(), Some(Stop::Child { name: "serve".into(), code: 1 }), "an unrequested clean exit is a failure");
+        assert_eq!(s.serve_code, Some(0));
         tx.send(Event::Sys(SysEvent::Reaped { pid: 20, code: 143 })).unwrap();
         assert_eq!(s.next(d).err(), Some(Stop::Child { name: "serve".into(), code: 143 }));
         assert_eq!(s.serve_code, Some(143));

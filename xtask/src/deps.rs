@@ -21,6 +21,7 @@ pub const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ("iproute2", "network namespaces and veth rails"),
     ("python3-venv", "venv for Ray"),
     ("curl", "HTTP and SSE requests to real vLLM inside a network namespace"),
+    ("libnuma1", "libnuma.so.1, which real vLLM's CPU kernels link"),
 ];
 
 /// The binary each package provides, to skip apt when everything is present.

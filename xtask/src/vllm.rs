@@ -111,7 +111,9 @@ fn build_venv(sh: &Shell, venv: &Path, wheels: &Path) -> Result<()> {
 fn tiny_model(sh: &Shell, venv: &Path) -> Result<PathBuf> {
     let root = sh.current_dir();
     let out = root.join("target/tiny-llama");
-    let stamp = format!("{}\nseed {MODEL_SEED}\n", hex::encode(Sha256::digest(std::fs::read(root.join(TINY_MODEL))?)));
+    // The generator, the seed and the venv (its torch/transformers) decide the files.
+    let venv_key = std::fs::read_link(venv).unwrap_or_default();
+    let stamp = format!("{}\nseed {MODEL_SEED}\nvenv {}\n", hex::encode(Sha256::digest(std::fs::read(root.join(TINY_MODEL))?)), venv_key.display());
     let stamp_file = root.join("target/tiny-llama.stamp");
     if out.join("config.json").exists() && std::fs::read_to_string(&stamp_file).ok().as_deref() == Some(stamp.as_str()) {
         return Ok(out);

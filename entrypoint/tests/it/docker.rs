@@ -99,6 +99,9 @@ fn wait_log(c: &str, needle: &str, timeout: Duration) -> String {
             return l;
         }
         assert!(Instant::now() < deadline, "container `{c}` did not log {needle:?} within {timeout:?}:\n{l}");
+        // A container that stopped will not log it: fail now, not at the deadline.
+        let (running, code, _) = state(c);
+        assert!(running || logs(c).contains(needle), "container `{c}` exited ({code}) before logging {needle:?}:\n{l}");
         std::thread::sleep(Duration::from_millis(200));
     }
 }

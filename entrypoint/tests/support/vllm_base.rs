@@ -1,5 +1,5 @@
 //! A stand-in base image that carries real vLLM (x86-64, CPU): Debian minbase with python3 (the
-//! same CPython 3.11 as the venv), the site-packages of the `cargo xtask vllm` venv as
+//! same CPython 3.11 as the venv) and libnuma, the site-packages of the `cargo xtask vllm` venv as
 //! `/usr/local/lib/python3.11/dist-packages` (which Debian's python3 reads) and a `vllm`
 //! launcher. NVIDIA's real base has vLLM for CUDA instead; everything above the base (the
 //! recipe's layers, spark-entrypoint, the serve command) is what users run. Used by the Docker
@@ -32,7 +32,8 @@ fn sh(script: &str) {
 pub fn archive(cache: &Path, venv: &Path) -> PathBuf {
     let site = site_packages(venv);
     let real = std::fs::canonicalize(venv).expect("the venv resolves");
-    let root = super::debian::rootfs(cache, "python3");
+    // vLLM's CPU kernels (`vllm/_C*.so`) link libnuma.
+    let root = super::debian::rootfs(cache, "python3,libnuma1");
     let key = super::debian::key(&[real.to_string_lossy().as_bytes(), root.to_string_lossy().as_bytes(), VLLM_LAUNCHER.as_bytes()]);
     let path = cache.join(format!("vllm-base-{key}.tar"));
     static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -40,12 +41,14 @@ pub fn archive(cache: &Path, venv: &Path) -> PathBuf {
     if path.exists() {
         return path;
     }
-    // Staged with hard links (the venv and the cache are on one file system: no 6 GB copy).
+    // One tree staged with hard links (the venv and the cache are on one file system: no 6 GB
+    // copy): Debian's rootfs with vLLM merged in (one tar, no folder twice).
     let stage = cache.join(format!("vllm-base-stage-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&stage);
-    let pylib = stage.join("usr/local/lib/python3.11");
-    std::fs::create_dir_all(&pylib).unwrap();
-    sh(&format!("cp -al {} {}", site.display(), pylib.join("dist-packages").display()));
+    sh(&format!("cp -al {} {}", root.display(), stage.display()));
+    let dist = stage.join("usr/local/lib/python3.11/dist-packages");
+    std::fs::create_dir_all(&dist).unwrap();
+    sh(&format!("cp -al {}/. {}", site.display(), dist.display()));
     let launcher = stage.join("usr/local/bin/vllm");
     std::fs::create_dir_all(launcher.parent().unwrap()).unwrap();
     std::fs::write(&launcher, VLLM_LAUNCHER).unwrap();
@@ -53,8 +56,7 @@ pub fn archive(cache: &Path, venv: &Path) -> PathBuf {
     let tag = format!("sparkctl-vllm-base:{key}-{}", std::process::id());
     let tmp = cache.join(format!("vllm-base-{key}.tar.tmp{}", std::process::id()));
     sh(&format!(
-        "set -e; tar --numeric-owner -C {root} -c . -C {stage} usr | docker import - {tag} >/dev/null; docker save -o {tmp} {tag}; docker rmi {tag} >/dev/null",
-        root = root.display(),
+        "set -e; tar --numeric-owner -C {stage} -c . | docker import - {tag} >/dev/null; docker save -o {tmp} {tag}; docker rmi {tag} >/dev/null",
         stage = stage.display(),
         tmp = tmp.display(),
     ));
