@@ -279,9 +279,11 @@ impl Supervisor {
                 if c.critical {
                     log::info(&format!("{} (pid {pid}) exited with code {code}", c.name));
                     // A critical child ending cleanly still ends the group's purpose: report it
-                    // as a failure so restart policies restart the group.
+                    // as a failure so restart policies restart the group. The serve command
+                    // too: real vLLM (0.32) exits 0 by itself seconds after losing a worker.
+                    // (A requested stop is a signal: the serve command's own status is kept.)
                     // The benchmark ends by design: its own status counts.
-                    let code = if code == 0 && c.name != "serve" && c.name != "bench" { 1 } else { code };
+                    let code = if code == 0 && c.name != "bench" { 1 } else { code };
                     return Err(Stop::Child { name: c.name, code });
                 }
                 Ok(None)
@@ -429,6 +431,10 @@ mod tests {
         tx.send(Event::Sys(SysEvent::Reaped { pid: 10, code: 0 })).unwrap();
         assert_eq!(s.next(d).err(), Some(Stop::Child { name: "ray".into(), code: 1 }));
         // The serve command's own status is kept for the exit code.
+        track(&mut s, 21, "serve", true);
+        tx.send(Event::Sys(SysEvent::Reaped { pid: 21, code: 0 })).unwrap();
+        assert_eq!(s.next(d).err(), Some(Stop::Child { name: "serve".into(), code: 1 }), "an unrequested clean exit is a failure");
+        assert_eq!(s.serve_code, Some(0));
         tx.send(Event::Sys(SysEvent::Reaped { pid: 20, code: 143 })).unwrap();
         assert_eq!(s.next(d).err(), Some(Stop::Child { name: "serve".into(), code: 143 }));
         assert_eq!(s.serve_code, Some(143));

@@ -24,6 +24,8 @@ pub const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ("iputils-ping", "don't-fragment jumbo pings of `doctor --peers`"),
     ("pigz", "the parallel gzip floor in `cargo xtask bench image`"),
     ("librsvg2-bin", "rsvg-convert renders the bench serve SVG plots to PNG (the plot test)"),
+    ("curl", "HTTP and SSE requests to real vLLM inside a network namespace"),
+    ("libnuma1", "libnuma.so.1, which real vLLM's CPU kernels link"),
 ];
 
 /// The binary each package provides, to skip apt when everything is present.
@@ -46,6 +48,7 @@ const PROBES: &[(&str, &str)] = &[
     ("iputils-ping", "ping"),
     ("pigz", "pigz"),
     ("librsvg2-bin", "rsvg-convert"),
+    ("curl", "curl"),
 ];
 
 /// Python packages for the multi-node tests, pinned.

@@ -1,7 +1,8 @@
 //! `cargo xtask …`: project automation (tests with their system dependencies, benchmarks).
 //!
 //! `cargo xtask test` is the one test command: the README gives it and `.ci/run` calls it. It
-//! installs what the tests use (Debian packages, a Python venv with Ray) before running them, so
+//! installs what the tests use (Debian packages, a Python venv with Ray, real vLLM on CPU
+//! with a tiny model: `cargo xtask vllm`) before running them, so
 //! a fresh machine needs nothing else.
 
 mod bench;
@@ -12,6 +13,7 @@ mod bench_serve;
 mod demo;
 mod deps;
 mod nixos_real_lib;
+mod vllm;
 
 use anyhow::{bail, Result};
 use xshell::{cmd, Shell};
@@ -22,11 +24,12 @@ fn main() -> Result<()> {
     sh.change_dir(project_root());
     match args.first().map(String::as_str) {
         Some("test") => test(&sh, &args[1..]),
-        Some("deps") => deps::install(&sh),
+        Some("deps") => deps::install(&sh).and_then(|()| vllm::run(&sh)),
+        Some("vllm") => vllm::run(&sh),
         Some("bench") => bench::run(&sh, &args[1..]),
         Some("demo") => demo::run(&sh),
         Some("nixos-real-lib") => nixos_real_lib::run(&sh, &args[1..]),
-        _ => bail!("usage: cargo xtask <demo | test [CARGO_TEST_ARGS…] | deps | bench image|registry|nccl-log|serve>"),
+        _ => bail!("usage: cargo xtask <demo | test [CARGO_TEST_ARGS…] | deps | vllm | nixos-real-lib PATH | bench image|registry|nccl-log|serve>"),
     }
 }
 
@@ -38,6 +41,8 @@ fn project_root() -> std::path::PathBuf {
 /// tool fails the test that needs it).
 fn test(sh: &Shell, extra: &[String]) -> Result<()> {
     deps::install(sh)?;
+    // Real vLLM on CPU and its tiny model, for the entrypoint's end-to-end tests.
+    vllm::run(sh)?;
     let _path = sh.push_env("PATH", deps::path_with_venv(sh)?);
     // The mutation fuzzers (`fuzz_*` tests, builder/tests/support/fuzz.rs) run 2 s per target in
     // CI, ten targets on parallel test threads; set the variable higher for a longer hunt.

@@ -1,20 +1,25 @@
 //! End to end in the Docker engine: the real recipe (`images/vllm-spark.toml`) built by
-//! `sparkctl image build` on a Debian test base (debootstrap minbase + python3, with the vLLM
-//! stand-in installed as `/usr/local/bin/vllm`), with this spark-entrypoint as the artifact. Head
-//! and worker containers run it on two Docker networks (the two rails, MTU 9000), once per
-//! backend:
-//! - `native`: the cluster forms, the model answers, Docker's health check turns healthy;
-//!   killing the worker container makes the head exit 3 within 10 s, and `docker stop` of the
-//!   head stops the worker (exit 3) as well.
-//! - `ray`: the same recipe plus an overlay with Ray from PyPI (the `target/py` venv; the real
-//!   base has Ray, the Debian stand-in has not): `ray start --head`, the worker joins, the serve
-//!   command starts only once Ray reports both nodes, healthy, worker killed ⇒ head exits 3.
+//! `sparkctl image build` on a Debian test base (debootstrap minbase + python3), with this
+//! spark-entrypoint as the artifact. Head and worker containers run it on two Docker networks
+//! (the two rails, MTU 9000), once per backend:
+//! - `native`, with **real vLLM**: the base carries the CPU build from `cargo xtask vllm`
+//!   (`tests/support/vllm_base.rs`), the tiny model is mounted as a user mounts theirs, and
+//!   `vllm serve` runs with tensor parallelism 2 across the two containers. The group forms, the
+//!   model answers a chat completion through the head, Docker's health check turns healthy;
+//!   killing the worker container makes the head exit 3 within 10 s, and after a restart of both
+//!   `docker stop` of the head stops the worker (exit 3) as well.
+//! - `ray`, with the **stand-in** serve command (`/usr/local/bin/vllm` on a Debian base without
+//!   vLLM): vLLM's CPU platform refuses the Ray executor ("current platform cpu does not support
+//!   ray"), so real Ray (the `target/py` venv as an overlay; the real base has Ray) runs with the
+//!   stand-in, which asks Ray for its nodes as vLLM does: `ray start --head`, the worker joins,
+//!   the serve command starts only once Ray reports both nodes, healthy, worker killed ⇒ head
+//!   exits 3.
 //!
-//! Needs Docker, debootstrap, a built `sparkctl` next to this test's `spark-entrypoint`
-//! (`cargo xtask test` builds the whole workspace first) and Ray in `target/py` (`cargo xtask
-//! deps`).
+//! Needs Docker, debootstrap, curl, a built `sparkctl` next to this test's `spark-entrypoint`
+//! (`cargo xtask test` builds the whole workspace first), Ray in `target/py` and real vLLM with
+//! the tiny model in `target/vllm` and `target/tiny-llama` (`cargo xtask deps`).
 
-use crate::harness::{ray_lock, standin, BIN};
+use crate::harness::{heavy_lock, standin, tiny_model, BIN, REAL_VLLM_ENV};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -34,8 +39,8 @@ pub(crate) fn cache() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("entrypoint-e2e")
 }
 
-/// The test base as a `docker save` archive: the rootfs plus the stand-in as `vllm`.
-fn base_archive(id: &str) -> PathBuf {
+/// The Ray test's base as a `docker save` archive: the rootfs plus the stand-in as `vllm`.
+pub(crate) fn base_archive(id: &str) -> PathBuf {
     let root = crate::debian::rootfs(&cache(), "python3");
     let stage = tempfile::tempdir().unwrap();
     let vllm = stage.path().join("usr/local/bin/vllm");
@@ -56,11 +61,11 @@ fn base_archive(id: &str) -> PathBuf {
 
 /// Containers, networks and the image of one test run, removed on drop.
 pub(crate) struct Docker {
-    id: String,
+    pub(crate) id: String,
     containers: Vec<String>,
     networks: Vec<String>,
     image: Option<String>,
-    files: Vec<PathBuf>,
+    pub(crate) files: Vec<PathBuf>,
 }
 
 impl Drop for Docker {
@@ -94,6 +99,9 @@ pub(crate) fn wait_log(c: &str, needle: &str, timeout: Duration) -> String {
             return l;
         }
         assert!(Instant::now() < deadline, "container `{c}` did not log {needle:?} within {timeout:?}:\n{l}");
+        // A container that stopped will not log it: fail now, not at the deadline.
+        let (running, code, _) = state(c);
+        assert!(running || logs(c).contains(needle), "container `{c}` exited ({code}) before logging {needle:?}:\n{l}");
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -203,12 +211,10 @@ fn recipe_with_ray(dir: &Path) -> PathBuf {
 
 /// Builds the image with `sparkctl image build` (this spark-entrypoint as the artifact) on the
 /// Debian test base and loads it into Docker; returns its tag and digest.
-pub(crate) fn build_image(d: &mut Docker, recipe: &Path, overlays: Option<&Path>) -> (String, String) {
+pub(crate) fn build_image(d: &mut Docker, recipe: &Path, overlays: Option<&Path>, base: &Path) -> (String, String) {
     let sparkctl = Path::new(BIN).with_file_name("sparkctl");
     assert!(sparkctl.exists(), "`{}` is missing: build it first (`cargo build -p cli`; `cargo xtask test` builds the workspace)", sparkctl.display());
     let id = d.id.clone();
-    let base = base_archive(&id);
-    d.files.push(base.clone());
     let out = cache().join(format!("image-{id}.tar"));
     d.files.push(out.clone());
     let tag = format!("sparkctl-e2e/vllm-spark:{id}");
@@ -353,30 +359,66 @@ pub(crate) fn new_docker(suffix: &str) -> Docker {
     Docker { id: format!("e{}{suffix}", std::process::id()), containers: vec![], networks: vec![], image: None, files: vec![] }
 }
 
-#[test]
-fn docker_image_built_by_sparkctl_forms_the_cluster_and_fails_as_a_group() {
-    let mut d = new_docker("n");
-    let (tag, digest) = build_image(&mut d, &repo().join("images/vllm-spark.toml"), None);
-    let subnets = rail_networks(&mut d, 0);
-    let spec = ClusterSpec {
-        tag,
-        digest,
-        subnets,
-        env: vec![("SPARK_BACKEND", "native".into())],
-        serve: vec!["vllm", "serve", "e2e-model", "--port", "8000"],
-        extra: vec![],
-    };
-    let head_ip = spec.head_ip();
+/// The tiny model as the containers see it (mounted read-only).
+const MODEL_IN_CONTAINER: &str = "/models/tiny";
 
-    // Round 1: worker first, then head; the cluster forms and the model answers.
+/// `curl` from the host to a container's rail address: (HTTP status, body).
+fn curl_json(url: &str, body: &serde_json::Value) -> (u16, String) {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "120", "-w", "\n%{http_code}", "-H", "Content-Type: application/json", "-d", &body.to_string(), url])
+        .output()
+        .expect("curl runs (`cargo xtask deps` installs it)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (code.trim().parse().unwrap_or(0), body.to_owned())
+}
+
+#[test]
+fn docker_image_on_a_real_vllm_base_serves_the_tiny_model_and_fails_as_a_group() {
+    // Two vLLM nodes take the 2 CI cores and GBs of memory while they start: one group at a time.
+    let _heavy = heavy_lock();
+    let mut d = new_docker("n");
+    let base = crate::vllm_base::archive(&cache(), &repo().join("target/vllm"));
+    let (tag, digest) = build_image(&mut d, &repo().join("images/vllm-spark.toml"), None, &base);
+    let subnets = rail_networks(&mut d, 0);
+    let mut env: Vec<(&'static str, String)> = vec![("SPARK_BACKEND", "native".into())];
+    env.extend(REAL_VLLM_ENV.iter().map(|(k, v)| (*k, v.to_string())));
+    let serve = vec![
+        "vllm",
+        "serve",
+        MODEL_IN_CONTAINER,
+        "--served-model-name",
+        "tiny",
+        "--max-model-len",
+        "256",
+        "--enforce-eager",
+        "--tensor-parallel-size",
+        "2",
+        "--port",
+        "8000",
+    ];
+    let spec = ClusterSpec { tag, digest, subnets, env, serve, extra: vec!["--volume".into(), format!("{}:{MODEL_IN_CONTAINER}:ro", tiny_model())] };
+    let head_ip = spec.head_ip();
+    let ready = Duration::from_secs(900);
+
+    // Round 1: worker first, then head; the group forms and the model answers.
+    let t = Instant::now();
     let worker = spec.start(&mut d, "b", "worker", 3);
     let head = spec.start(&mut d, "a", "head", 2);
-    let hlog = wait_log(&head, "READY: `e2e-model` answers", Duration::from_secs(60));
+    let hlog = wait_log(&head, "READY: `tiny` answers", ready);
+    eprintln!("real vLLM in two containers (TP 2, native) ready in {:.1} s", t.elapsed().as_secs_f64());
     assert!(hlog.contains(&format!("ipv4           eth0             {head_ip}/24")), "rail order in the container:\n{hlog}");
     assert!(hlog.contains("mtu            eth1             9000"), "{hlog}");
     let wlog = wait_log(&worker, "released by the head (rank 1)", Duration::from_secs(30));
     assert!(wlog.contains(&format!("--master-addr {head_ip} --master-port 29501 --headless")), "{wlog}");
     wait_healthy(&head, Duration::from_secs(30));
+    // A user's request through the head's rail address.
+    let chat = serde_json::json!({"model": "tiny", "messages": [{"role": "user", "content": "Hello!"}], "max_tokens": 5});
+    let (code, body) = curl_json(&format!("http://{head_ip}:8000/v1/chat/completions"), &chat);
+    assert_eq!(code, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["choices"][0]["message"]["role"], "assistant", "{body}");
+    assert_eq!(v["usage"]["completion_tokens"], 5, "{body}");
 
     // The worker's container dies: the head stops, non-zero, within 10 s.
     worker_killed_stops_the_head(&worker, &head);
@@ -386,14 +428,14 @@ fn docker_image_built_by_sparkctl_forms_the_cluster_and_fails_as_a_group() {
     ok("docker", &["start", &worker]);
     ok("docker", &["start", &head]);
     // Logs accumulate across restarts: count READY lines.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while logs(&head).matches("READY: `e2e-model` answers").count() < 2 {
+    let deadline = Instant::now() + ready;
+    while logs(&head).matches("READY: `tiny` answers").count() < 2 {
         assert!(Instant::now() < deadline, "second round did not get ready:\n{}", logs(&head));
-        std::thread::sleep(Duration::from_millis(200));
+        std::thread::sleep(Duration::from_millis(500));
     }
     ok("docker", &["stop", "-t", "10", &head]);
     let (hcode, _) = wait_exit(&head, Duration::from_secs(15));
-    assert_eq!(hcode, 143, "the head exits with the serve command's SIGTERM status:\n{}", logs(&head));
+    assert_eq!(hcode, 0, "vLLM exits 0 on SIGTERM and the head with the serve command's status:\n{}", logs(&head));
     let (wcode, wtook) = wait_exit(&worker, Duration::from_secs(15));
     assert_eq!(wcode, 3, "{}", logs(&worker));
     assert!(wtook < Duration::from_secs(10));
@@ -403,7 +445,9 @@ fn docker_image_built_by_sparkctl_forms_the_cluster_and_fails_as_a_group() {
 fn docker_image_with_ray_forms_the_ray_cluster_before_serving_and_fails_as_a_group() {
     let mut d = new_docker("r");
     let dir = tempfile::tempdir().unwrap();
-    let (tag, digest) = build_image(&mut d, &recipe_with_ray(dir.path()), Some(&overlays_with_ray()));
+    let base = base_archive(&d.id);
+    d.files.push(base.clone());
+    let (tag, digest) = build_image(&mut d, &recipe_with_ray(dir.path()), Some(&overlays_with_ray()), &base);
     let subnets = rail_networks(&mut d, 1);
     // One CPU per node (Ray sees no GPU: the head waits for both nodes' CPUs) and Ray's smallest
     // object store (75 MiB), which fits the containers' /dev/shm.
@@ -420,7 +464,7 @@ fn docker_image_with_ray_forms_the_ray_cluster_before_serving_and_fails_as_a_gro
     };
     let head_ip = spec.head_ip();
     // Two Ray clusters at once would starve the 2 CI cores (see the netns Ray tests).
-    let _ray = ray_lock();
+    let _heavy = heavy_lock();
 
     let worker = spec.start(&mut d, "b", "worker", 3);
     let head = spec.start(&mut d, "a", "head", 2);

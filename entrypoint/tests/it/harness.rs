@@ -17,16 +17,52 @@ pub const HEAD_IP: &str = "10.77.0.1";
 pub const WORKER_IP: &str = "10.77.0.2";
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
-static RAY: Mutex<()> = Mutex::new(());
+static HEAVY: Mutex<()> = Mutex::new(());
 
-/// Ray clusters take most of the 2 CI cores while forming: one at a time.
-pub fn ray_lock() -> MutexGuard<'static, ()> {
-    RAY.lock().unwrap_or_else(|e| e.into_inner())
+/// Ray clusters and real vLLM groups each take most of the 2 CI cores (and GBs of memory) while
+/// they form: one at a time.
+pub fn heavy_lock() -> MutexGuard<'static, ()> {
+    HEAVY.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The stand-in `vllm serve` (`tests/standin_vllm.py`): only where real vLLM cannot do what a
+/// test needs on demand (see each test), or cannot run at all (vLLM's CPU platform refuses Ray).
 pub fn standin() -> String {
     format!("{}/tests/standin_vllm.py", env!("CARGO_MANIFEST_DIR"))
 }
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the entrypoint crate is in the workspace").to_owned()
+}
+
+/// Real vLLM on CPU: the `vllm` command of the venv `cargo xtask vllm` makes (`target/vllm`).
+pub fn real_vllm() -> String {
+    let p = repo().join("target/vllm/bin/vllm");
+    assert!(p.exists(), "`{}` is missing: `cargo xtask vllm` installs real vLLM (CPU) and the tiny model", p.display());
+    p.display().to_string()
+}
+
+/// The tiny Llama `cargo xtask vllm` writes (`xtask/py/tiny_model.py`), served as `tiny`.
+pub fn tiny_model() -> String {
+    let p = repo().join("target/tiny-llama");
+    assert!(p.join("config.json").exists(), "`{}` is missing: `cargo xtask vllm` writes the tiny model", p.display());
+    p.display().to_string()
+}
+
+/// `-- vllm serve TINY_MODEL …` with real vLLM: the tiny model as `tiny`, eager mode (no
+/// compilation: minutes on 2 cores for nothing a test looks at), a short context.
+pub fn real_serve(extra: &[&str]) -> Vec<String> {
+    let mut v = vec!["--".to_owned(), real_vllm(), "serve".into(), tiny_model()];
+    v.extend(["--served-model-name", "tiny", "--max-model-len", "256", "--enforce-eager"].map(String::from));
+    v.extend(extra.iter().map(|s| s.to_string()));
+    v
+}
+
+/// What real vLLM needs on a small CPU test machine: 1 GiB of KV cache per node (the default
+/// takes a share of the RAM), no thread pinning (both nodes share 2 cores), nothing sent out
+/// (usage statistics) and nothing looked up on a model hub.
+pub const REAL_VLLM_ENV: &[(&str, &str)] =
+    &[("VLLM_CPU_KVCACHE_SPACE", "1"), ("VLLM_CPU_OMP_THREADS_BIND", "nobind"), ("VLLM_NO_USAGE_STATS", "1"), ("DO_NOT_TRACK", "1"), ("HF_HUB_OFFLINE", "1")];
 
 fn sh(args: &[&str]) {
     let out = Command::new(args[0]).args(&args[1..]).output().unwrap_or_else(|e| panic!("running `{}`: {e} (is iproute2 installed?)", args.join(" ")));

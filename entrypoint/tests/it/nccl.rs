@@ -2,6 +2,9 @@
 //! RDMA that veth pairs lack) give the serve command both twins in `NCCL_IB_HCA`, and NCCL
 //! output (real `NCCL_DEBUG=INFO` logs replayed by the stand-in) is reported per process, with a
 //! loud warning when NCCL falls back to sockets.
+//!
+//! The serve command is the **stand-in**: it replays real NCCL logs on demand; vLLM on a CPU uses
+//! gloo, never NCCL.
 
 use crate::harness::*;
 use nix::sys::signal::Signal;

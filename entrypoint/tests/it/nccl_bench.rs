@@ -9,7 +9,7 @@
 //!   the same folder;
 //! - a worker killed mid-run stops the head, non-zero, within 10 s.
 
-use crate::docker::{build_image, logs, new_docker, ok, rail_networks, repo, wait_exit, wait_log, ClusterSpec};
+use crate::docker::{base_archive, build_image, logs, new_docker, ok, rail_networks, repo, wait_exit, wait_log, ClusterSpec};
 use crate::harness::BIN;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -42,7 +42,9 @@ fn spec(tag: &str, digest: &str, subnets: [String; 2], results: &Path, bench: &[
 fn docker_nccl_bench_runs_on_both_nodes_gives_the_verdict_and_fails_as_a_group() {
     torch_site();
     let mut d = new_docker("b");
-    let (tag, digest) = build_image(&mut d, &repo().join("images/vllm-spark.toml"), None);
+    let base = base_archive(&d.id);
+    d.files.push(base.clone());
+    let (tag, digest) = build_image(&mut d, &repo().join("images/vllm-spark.toml"), None, &base);
     let subnets = rail_networks(&mut d, 2);
     let results = tempfile::tempdir().unwrap();
 

@@ -1,5 +1,8 @@
 //! PID 1 duties on a single node: orphans re-parented to the entrypoint and reaped, and a
 //! stop that leaves nothing behind.
+//!
+//! The serve command is the **stand-in**: it leaves orphans on demand (`STANDIN_ORPHANS`), and
+//! a shell that ignores SIGTERM wraps it; real vLLM does neither on demand.
 
 use crate::harness::*;
 use nix::sys::signal::Signal;

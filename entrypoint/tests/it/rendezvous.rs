@@ -1,5 +1,10 @@
 //! Rendezvous between two namespaces with the `native` backend (no Ray needed): head restart,
 //! refusals, timeouts, and the arguments vLLM's native multi-node mode receives.
+//!
+//! The serve command is the **stand-in**: refused, timed-out and preflight-failed nodes never
+//! start it; the others test the entrypoint's rendezvous and heartbeats, for which a serve
+//! command ready in a second (instead of real vLLM's minute on 2 cores) and its recorded argv and
+//! environment are what is needed. Real vLLM with the same native arguments: `vllm.rs`.
 
 use crate::harness::*;
 use nix::sys::signal::Signal;
