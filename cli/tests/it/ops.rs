@@ -473,3 +473,91 @@ fn docker_down_and_a_full_disk_are_named_before_anything_changes() {
     assert!(full.stderr.contains("node `spark-b`: disk full: the model needs 1") && full.stderr.contains("has 1 MiB free"), "{}", full.stderr);
     assert!(!o.root("a", "/etc").exists() && !o.root("b", "/etc").exists(), "a node was changed");
 }
+
+/// Real vLLM 0.32 on CPU (`cargo xtask vllm`): `up` copies the tiny model into each node's HF
+/// cache as `test-org/tiny-llama`, vLLM loads it from there offline, tensor parallel 2 across the
+/// two nodes (native backend). Then the wedge exactly as seen on real nodes: the worker's vLLM
+/// stopped with SIGSTOP leaves the head's `/health` at 200 while completions hang; the head's
+/// liveness stops the group, the units restart it; stopped again with the budget spent, the
+/// group stays down and `status` says why.
+#[test]
+fn up_runs_real_vllm_across_the_nodes_and_a_stopped_worker_restarts_the_group() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let (vllm, tiny) = (repo.join("target/vllm/bin/vllm"), repo.join("target/tiny-llama"));
+    assert!(vllm.exists() && tiny.join("config.json").exists(), "`cargo xtask vllm` installs real vLLM (CPU) and the tiny model");
+    let mut o = Ops::new(
+        "VLLM_CPU_KVCACHE_SPACE=1\nVLLM_CPU_OMP_THREADS_BIND=nobind\nVLLM_NO_USAGE_STATS=1\nDO_NOT_TRACK=1\n\
+         SPARK_LIVENESS_INTERVAL=5\nSPARK_LIVENESS_TIMEOUT=10\nSPARK_LIVENESS_FAILURES=2\nSPARK_RESTART_BUDGET=1\nSPARK_RESTART_DELAY=1\nSPARK_READY_TIMEOUT=900\n",
+    );
+    for node in ["a", "b"] {
+        let p = o.n.path(&format!("node-{node}/bin/vllm"));
+        fs::remove_file(&p).unwrap();
+        exe(&p, &format!("#!/bin/sh\nexec {} \"$@\"\n", vllm.canonicalize().unwrap().display()));
+    }
+    let toml = fs::read_to_string(o.n.path("cluster.toml")).unwrap().replace("test-org/tiny-model", "test-org/tiny-llama").replace(
+        "args = [\"--tensor-parallel-size\", \"2\"]",
+        "args = [\"--tensor-parallel-size\", \"2\", \"--served-model-name\", \"tiny\", \"--max-model-len\", \"256\", \"--enforce-eager\"]",
+    );
+    fs::write(o.n.path("cluster.toml"), toml).unwrap();
+    o.n.start_sshd();
+    let tiny_s = tiny.display().to_string();
+    let t0 = Instant::now();
+    let up = o.run("up", &["--model-dir", &tiny_s, "--timeout", "900"]);
+    assert_ok(&up);
+    eprintln!("measured: `up` to ready with real vLLM (TP 2, native, two nodes) in {:.1} s", t0.elapsed().as_secs_f64());
+    assert!(up.stdout.contains("http://10.88.0.1:8000/v1"), "{}", up.stdout);
+    // The worker loaded the model from its own cache, copied by `up` over the rail.
+    let snap = o.root("b", "/var/lib/spark-cluster/huggingface/hub/models--test-org--tiny-llama/snapshots/sparkctl");
+    assert_eq!(sha(&snap.join("config.json")), sha(&tiny.join("config.json")));
+
+    let state = |o: &Ops| -> serde_json::Value { serde_json::from_str(&o.run("status", &["--json"]).stdout).unwrap_or_default() };
+    // The worker's vLLM processes (not its entrypoint, its restart loop or sshd).
+    let stop_worker = |o: &Ops| {
+        let keep = |cmd: &str| cmd.contains("sshd") || cmd.contains("spark-entrypoint") || cmd.starts_with("sh -c") || cmd.is_empty();
+        let out = Command::new("ip").args(["netns", "pids", &o.n.b]).output().unwrap();
+        let mut n = 0;
+        for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+            let cmd = fs::read(format!("/proc/{pid}/cmdline")).map(|b| String::from_utf8_lossy(&b).replace('\0', " ")).unwrap_or_default();
+            if !keep(&cmd) && cmd.contains("python") {
+                let _ = Command::new("kill").args(["-STOP", pid]).status();
+                n += 1;
+            }
+        }
+        assert!(n > 0, "no vLLM process in the worker's namespace");
+    };
+    stop_worker(&o);
+    let t1 = Instant::now();
+    // Bound: 2 failed looks 5 s apart, each up to 10 s, plus the stop: within 60 s.
+    loop {
+        let v = state(&o);
+        if v[0]["restarts_used"] == 1 {
+            break;
+        }
+        assert!(t1.elapsed() < Duration::from_secs(60), "the stopped worker did not restart the group: {v}");
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    eprintln!("measured: SIGSTOP of the worker's vLLM to group stop in {:.1} s", t1.elapsed().as_secs_f64());
+    loop {
+        let v = state(&o);
+        if v[0]["state"] == "ready" && v[1]["state"] == "ready" {
+            break;
+        }
+        assert!(t1.elapsed() < Duration::from_secs(900), "not ready after the restart: {v}");
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    // Stopped again: the budget (1) is spent, the group stays down and says why.
+    stop_worker(&o);
+    let t2 = Instant::now();
+    loop {
+        let v = state(&o);
+        if v[0]["state"] == "down" {
+            assert!(v[0]["detail"].as_str().unwrap().contains("budget"), "{v}");
+            assert!(v[0]["last_error"].as_str().unwrap().contains("wedged"), "{v}");
+            break;
+        }
+        assert!(t2.elapsed() < Duration::from_secs(120), "never down: {v}");
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    assert_ok(&o.run("down", &[]));
+    assert!(o.n.leftovers().is_empty(), "left running: {:?}", o.n.leftovers());
+}
