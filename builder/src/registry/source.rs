@@ -297,6 +297,14 @@ impl BlobSource for RegistrySource {
         let path = self.fetch(desc)?;
         // A cached blob may have changed on disk since it was fetched: verified unless unchanged.
         let store = self.store.as_ref().expect("checked above");
-        store.link_verified(&path, desc, dest, &self.name)
+        store.link_verified(&path, desc, dest, &self.name).map_err(|e| match e {
+            // The registry is not at fault: the copy this machine keeps is, and removing it is the fix.
+            Error::DigestMismatch { digest, found, .. } => Error::input(
+                path.display().to_string(),
+                format!("blob {digest} of {}, cached in the blob store, is corrupt (digest mismatch, found {found})", self.name),
+                Some("remove this file; the next build fetches the blob again".into()),
+            ),
+            e => e,
+        })
     }
 }
