@@ -500,20 +500,22 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Co
 const VLLM_DEFAULT_PORT: u16 = 8000;
 
 /// Ports that would collide, and a readiness probe that would ask a port vLLM does not listen
-/// on: both found at once, not after `--ready-timeout`.
+/// on: both found at once, not after `--ready-timeout`. Only the ports this mode and backend
+/// use count: `nccl-bench` serves no API and starts no Ray (its ranks meet on the master port).
 fn check_ports(cfg: &Config) -> Result<(), Error> {
-    let mut used = vec![("--rendezvous-port", cfg.rendezvous_port), ("--api-port", cfg.api_port)];
-    used.push(match cfg.backend {
-        Backend::Ray => ("--ray-port", cfg.ray_port),
-        Backend::Native => ("--master-port", cfg.master_port),
-    });
+    let mut used = vec![("--rendezvous-port", cfg.rendezvous_port)];
+    match (cfg.mode, cfg.backend) {
+        (Mode::NcclBench, _) => used.push(("--master-port", cfg.master_port)),
+        (Mode::Serve, Backend::Ray) => used.extend([("--api-port", cfg.api_port), ("--ray-port", cfg.ray_port)]),
+        (Mode::Serve, Backend::Native) => used.extend([("--api-port", cfg.api_port), ("--master-port", cfg.master_port)]),
+    }
     for (i, (flag, port)) in used.iter().enumerate() {
         if let Some((other, _)) = used[..i].iter().find(|(_, p)| p == port) {
             let (a, b) = (setting(other), setting(flag));
             return Err(Error::PortClash { first: a.env, first_flag: a.flag, second: b.env, second_flag: b.flag, port: *port });
         }
     }
-    if cfg.role != Role::Head {
+    if cfg.role != Role::Head || cfg.mode == Mode::NcclBench {
         return Ok(());
     }
     let serve_port = cfg.serve.iter().enumerate().find_map(|(i, a)| match a.strip_prefix("--port") {
@@ -671,6 +673,21 @@ mod tests {
         // Workers serve no API: their serve command's port is not theirs to check.
         let worker = [("SPARK_ROLE", "worker"), ("SPARK_RAILS", "r0"), ("SPARK_TOKEN", "t"), ("SPARK_HEAD_ADDR", "10.0.0.1")];
         parse_with(&["--api-port", "18080", "--backend", "native", "--", "vllm", "serve", "m"], &worker).unwrap();
+    }
+
+    /// `nccl-bench` serves no API and starts no Ray: neither port is checked there, while the
+    /// master port its ranks meet on still is.
+    #[test]
+    fn nccl_bench_mode_checks_only_the_ports_it_uses() {
+        let head: Vec<(&str, &str)> = [HEAD_ENV, &[("SPARK_MODE", "nccl-bench")]].concat();
+        let c = parse_with(&["--api-port", "18080"], &head).unwrap();
+        assert_eq!((c.mode, c.api_port), (Mode::NcclBench, 18080));
+        parse_with(&["--api-port", "18080", "--", "python3", "b.py", "--port", "9000"], &head).unwrap();
+        parse_with(&["--api-port", "29450", "--ray-port", "29450"], &head).unwrap();
+        let e = parse_with(&["--master-port", "29450"], &head).unwrap_err().to_string();
+        assert!(e.contains("`--rendezvous-port`") && e.contains("`--master-port`") && e.contains("29450"), "{e}");
+        // The same flags in serve mode are refused: the rule is skipped for the mode, not lost.
+        assert!(parse_with(&["--api-port", "18080", "--", "vllm", "serve", "m"], HEAD_ENV).is_err());
     }
 
     #[test]
