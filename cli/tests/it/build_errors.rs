@@ -286,7 +286,15 @@ fn archive_outputs_refuse_what_is_not_a_regular_file() {
     assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
     let sock = std::os::unix::net::UnixListener::bind(p.path("sock")).unwrap();
     std::os::unix::fs::symlink(p.path("target.tar"), p.path("link")).unwrap();
-    for (path, what) in [(Path::new("/dev/null"), "character device"), (&fifo, "FIFO"), (&p.path("sock"), "socket"), (&p.path("link"), "symlink")] {
+    // A block device node of its own (the tests run as root): loop device 7:250, which need not
+    // exist for its node to be made, and nothing of this machine's disks is at stake.
+    let block = p.path("block");
+    let made = std::process::Command::new("mknod").arg(&block).args(["b", "7", "250"]).status().unwrap();
+    assert!(made.success(), "mknod {} b 7 250 failed: the tests run as root", block.display());
+    let is_block = || std::os::unix::fs::FileTypeExt::is_block_device(&std::fs::symlink_metadata(&block).unwrap().file_type());
+    for (path, what) in
+        [(Path::new("/dev/null"), "character device"), (&block, "block device"), (&fifo, "FIFO"), (&p.path("sock"), "socket"), (&p.path("link"), "symlink")]
+    {
         for transport in ["oci-archive", "docker-archive"] {
             let run = build(&p, &["--platform", "linux/amd64", "-o", &format!("{transport}:{}", path.display())]);
             assert_eq!(run.code, 2, "{transport}:{}: {}{}", path.display(), run.stdout, run.stderr);
@@ -296,6 +304,7 @@ fn archive_outputs_refuse_what_is_not_a_regular_file() {
     }
     drop(sock);
     assert!(is_char(), "/dev/null was replaced");
+    assert!(is_block(), "the block device node was replaced");
     assert!(!p.path("target.tar").exists());
 }
 
