@@ -3,9 +3,9 @@
 
 use crate::error::{Error, IoContext, Result};
 use crate::keys;
-use crate::tree;
 use crate::platform::Platform;
 use crate::recipe::{parse_env, parse_platforms};
+use crate::tree;
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
@@ -210,7 +210,11 @@ pub fn image_path(file: &str, key: &str, p: &str) -> Result<String> {
             _ if key == "delete" => "list the path itself, e.g. `delete = [\"/etc/nccl.conf\"]`".to_owned(),
             _ => "to delete a path of the base, list it in an overlay's `delete = [\"/path\"]`; otherwise choose another name".to_owned(),
         };
-        return Err(Error::input(file, format!("{key}: `{p}` has a part starting with `.wh.`, an OCI whiteout name (it deletes a path in a layer)"), Some(hint)));
+        return Err(Error::input(
+            file,
+            format!("{key}: `{p}` has a part starting with `.wh.`, an OCI whiteout name (it deletes a path in a layer)"),
+            Some(hint),
+        ));
     }
     Ok(parts.join("/"))
 }

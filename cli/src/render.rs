@@ -140,9 +140,13 @@ mod tests {
         // A block device node (loop 7:250; the tests run as root, making the node touches no disk).
         let block = tmp.path().join("block");
         assert!(std::process::Command::new("mknod").arg(&block).args(["b", "7", "250"]).status().unwrap().success(), "mknod needs root");
-        for (path, what) in
-            [(PathBuf::from("/dev/null"), "a character device"), (block.clone(), "a block device"), (fifo, "a FIFO"), (link, "a symlink"), (tmp.path().to_owned(), "a folder")]
-        {
+        for (path, what) in [
+            (PathBuf::from("/dev/null"), "a character device"),
+            (block.clone(), "a block device"),
+            (fifo, "a FIFO"),
+            (link, "a symlink"),
+            (tmp.path().to_owned(), "a folder"),
+        ] {
             let msg = format!("{:#}", run(args("env", "spark-2", example(), Some(path.clone()))).unwrap_err());
             assert!(msg.contains(&format!("is {what}")) && msg.contains("may only replace a regular file"), "{}: {msg}", path.display());
         }

@@ -428,7 +428,14 @@ fn a_silent_remote_registry_is_a_timeout_named_at_once() {
     let closed = std::net::TcpListener::bind((ip.as_str(), 0)).unwrap();
     let host = format!("{ip}:{}", closed.local_addr().unwrap().port());
     drop(closed);
-    let err = registry::open_base(&RegistryRef::parse(&format!("{host}/app/x:v1")).unwrap(), &ClientOptions { retry: RetryPolicy { attempts: 1, base: Duration::from_millis(1), max: Duration::from_millis(1) }, ..plain_opts() }, None).err().unwrap().to_string();
+    let err = registry::open_base(
+        &RegistryRef::parse(&format!("{host}/app/x:v1")).unwrap(),
+        &ClientOptions { retry: RetryPolicy { attempts: 1, base: Duration::from_millis(1), max: Duration::from_millis(1) }, ..plain_opts() },
+        None,
+    )
+    .err()
+    .unwrap()
+    .to_string();
     assert!(!err.contains("said nothing"), "{err}");
 }
 

@@ -87,7 +87,12 @@ fn a_corrupt_cached_registry_blob_fails_the_build_naming_it() {
     assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
     assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
     let hex = cached.file_name().unwrap().to_string_lossy().into_owned();
-    for needle in [format!("blob sha256:{hex} of "), "cached in the blob store, is corrupt (digest mismatch".into(), "remove this file".into(), cached.display().to_string()] {
+    for needle in [
+        format!("blob sha256:{hex} of "),
+        "cached in the blob store, is corrupt (digest mismatch".into(),
+        "remove this file".into(),
+        cached.display().to_string(),
+    ] {
         assert!(run.stderr.contains(&needle), "`{needle}` missing from: {}", run.stderr);
     }
     assert!(!out.exists(), "a failed build wrote its output");
