@@ -173,7 +173,7 @@ impl Node<'_> {
             .get("NCCL_IB_HCA")
             .map(|v| v.trim_start_matches(['=', '^']).split(',').filter_map(|h| h.split(':').next()).map(str::to_owned).collect())
             .unwrap_or_default();
-        // Ray's memory monitor kills workers on unified memory; every node needs this (BRIEF).
+        // Ray's memory monitor kills workers on unified memory; every node needs this.
         if std::env::var_os("RAY_memory_monitor_refresh_ms").is_none() {
             env.insert("RAY_memory_monitor_refresh_ms".into(), "0".into());
         }
