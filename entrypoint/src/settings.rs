@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::error::Error;
-use cluster::preflight::TransportPolicy;
+use cluster::model::{Backend, Role, Transport};
 
 pub struct Setting {
     pub env: &'static str,
@@ -193,32 +193,11 @@ pub enum PlanMode {
     Off,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Head,
-    Worker,
-}
-
 /// What the node runs once the group formed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     Serve,
     NcclBench,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Ray,
-    Native,
-}
-
-impl Backend {
-    pub fn name(self) -> &'static str {
-        match self {
-            Backend::Ray => "ray",
-            Backend::Native => "native",
-        }
-    }
 }
 
 /// The parsed configuration.
@@ -232,7 +211,7 @@ pub struct Config {
     pub rendezvous_port: u16,
     pub rails: Vec<String>,
     pub mtu: u32,
-    pub transport: TransportPolicy,
+    pub transport: Transport,
     pub backend: Backend,
     pub token: String,
     pub image_digest: String,
@@ -400,7 +379,7 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Co
         return Err(invalid("--rails", rails_s, &format!("netdev names ({e})")));
     }
     let transport_s = v.get("--transport").or(setting("--transport").default).unwrap_or("auto");
-    let transport = TransportPolicy::parse(transport_s).ok_or_else(|| invalid("--transport", transport_s, &format!("one of {}", TransportPolicy::ALLOWED)))?;
+    let transport = Transport::parse(transport_s).ok_or_else(|| invalid("--transport", transport_s, &format!("one of {}", Transport::ALLOWED)))?;
     let backend = match v.get("--backend").unwrap_or("ray") {
         "ray" => Backend::Ray,
         "native" => Backend::Native,
@@ -619,7 +598,7 @@ mod tests {
         // A default that does not parse would only show on a node that relies on it.
         let c = parse_with(&["--", "vllm", "serve", "m"], HEAD_ENV).unwrap();
         assert_eq!(c.status_file, PathBuf::from("/run/spark-entrypoint/status.json"));
-        assert_eq!(c.transport, TransportPolicy::Auto);
+        assert_eq!(c.transport, Transport::Auto);
     }
 
     #[test]
@@ -751,7 +730,7 @@ mod tests {
             assert_eq!(cfg.model, c.serve.model);
             assert_eq!(&cfg.serve[..3], ["vllm", "serve", c.serve.model.as_str()]);
             assert_eq!(cfg.api_port, c.serve.port);
-            assert_eq!(cfg.transport, TransportPolicy::parse(c.transport.as_str()).unwrap());
+            assert_eq!(cfg.transport, c.transport);
             if cfg.role == Role::Head {
                 assert_eq!(cfg.nodes, c.nodes.iter().map(|n| n.name.clone()).collect::<Vec<_>>());
             }
