@@ -55,8 +55,7 @@ impl BlobStore {
     /// Moves a finished temp file to its digest path (the caller computed `digest` over its bytes).
     pub fn commit(&self, tmp: tempfile::NamedTempFile, digest: &Digest) -> Result<PathBuf> {
         let dest = self.path(digest);
-        tmp.as_file().sync_all().io_ctx("syncing", tmp.path().to_owned())?;
-        tmp.persist(&dest).map_err(|e| Error::Io { context: "storing blob", path: dest.clone(), source: e.error })?;
+        crate::fsutil::persist(tmp, &dest, "storing blob")?;
         Ok(dest)
     }
 
@@ -99,10 +98,7 @@ impl BlobStore {
         }
         let kept: Vec<&str> = known.lines().rev().take(7).collect();
         let lines: String = kept.into_iter().rev().chain([stamp]).map(|l| format!("{l}\n")).collect();
-        let tmp = self.temp_file()?;
-        fs::write(tmp.path(), lines).io_ctx("writing", tmp.path().to_owned())?;
-        tmp.persist(&path).map_err(|e| Error::Io { context: "recording a verified blob at", path: path.clone(), source: e.error })?;
-        Ok(())
+        crate::fsutil::write_atomic(&self.root.join("tmp"), &path, lines.as_bytes(), "recording a verified blob at")
     }
 
     /// A writer that hashes what it stores; `finish` renames it to its digest.
