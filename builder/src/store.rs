@@ -66,6 +66,13 @@ impl BlobStore {
     /// invariant) while a blob changed since is read again. Returns false when the link cannot
     /// be made (the caller then streams it, verified).
     pub fn link_verified(&self, src: &Path, desc: &Descriptor, dest: &Path, source_name: &str) -> Result<bool> {
+        self.verify_file(src, desc, source_name)?;
+        Ok(fs::hard_link(src, dest).is_ok())
+    }
+
+    /// Verifies `src` against `desc` unless this store already verified that very file state
+    /// (see [`BlobStore::link_verified`]), and remembers it.
+    pub fn verify_file(&self, src: &Path, desc: &Descriptor, source_name: &str) -> Result<()> {
         let stamp = file_stamp(&fs::metadata(src).io_ctx("reading blob", src)?);
         let known = fs::read_to_string(self.record_path(&desc.digest)).unwrap_or_default();
         if !known.lines().any(|l| l == stamp) {
@@ -75,7 +82,7 @@ impl BlobStore {
             // The stamp from before the read: a file rewritten meanwhile is read again next time.
             self.record(&desc.digest, &known, &stamp)?;
         }
-        Ok(fs::hard_link(src, dest).is_ok())
+        Ok(())
     }
 
     /// Records that `file` (just hashed on its way into the store) holds `digest`, so linking

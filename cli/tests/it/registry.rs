@@ -82,20 +82,23 @@ fn a_corrupt_cached_registry_blob_fails_the_build_naming_it() {
     let tmp = cached.with_extension("tmp");
     std::fs::write(&tmp, &bytes).unwrap();
     std::fs::rename(&tmp, &cached).unwrap();
-    let out = p.path("out2");
-    let run = p.run(&["image", "build", &p.s("images/test.toml"), "--quiet", "-o", &format!("oci:{}:v1", out.display())]);
-    assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
-    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+    // A layout output would link it, an archive output would stream it: both refuse it.
     let hex = cached.file_name().unwrap().to_string_lossy().into_owned();
-    for needle in [
-        format!("blob sha256:{hex} of "),
-        "cached in the blob store, is corrupt (digest mismatch".into(),
-        "remove this file".into(),
-        cached.display().to_string(),
-    ] {
-        assert!(run.stderr.contains(&needle), "`{needle}` missing from: {}", run.stderr);
+    for (out, dest) in [(p.path("out2"), format!("oci:{}:v1", p.s("out2"))), (p.path("out2.tar"), format!("oci-archive:{}", p.s("out2.tar")))] {
+        let run = p.run(&["image", "build", &p.s("images/test.toml"), "--quiet", "-o", &dest]);
+        assert_eq!(run.code, 2, "{dest}: {}{}", run.stdout, run.stderr);
+        assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+        for needle in [
+            format!("blob sha256:{hex} of "),
+            "cached in the blob store, is corrupt (digest mismatch".into(),
+            "remove this file".into(),
+            cached.display().to_string(),
+        ] {
+            assert!(run.stderr.contains(&needle), "{dest}: `{needle}` missing from: {}", run.stderr);
+        }
+        assert!(!out.exists(), "a failed build wrote {}", out.display());
     }
-    assert!(!out.exists(), "a failed build wrote its output");
+    let out = p.path("out2");
     // Removed, it is fetched again and the build is whole.
     std::fs::remove_file(&cached).unwrap();
     p.run(&["image", "build", &p.s("images/test.toml"), "--quiet", "-o", &format!("oci:{}:v1", out.display())]).ok();
