@@ -241,7 +241,7 @@ in
             # The entrypoint's restart history outlives the container (the restart budget).
             "${sparkLib.defaults.stateDir}:${sparkLib.defaults.stateMount}"
           ];
-          # The same flags as `sparkctl render docker-run` (BRIEF: RDMA devices, unlimited
+          # The same flags as `sparkctl render docker-run` (RDMA devices, unlimited
           # memlock, IPC_LOCK, host network and IPC), the token as a `--mount`: unlike `-v`, it
           # fails on a missing source instead of creating a directory there.
           extraOptions = [

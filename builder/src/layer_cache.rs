@@ -11,7 +11,7 @@ use crate::store::BlobStore;
 use crate::tree::{Entries, Kind};
 use sha2::{Digest as _, Sha256};
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::PathBuf;
 
 /// Bump when the record format or what the key covers changes.
@@ -89,10 +89,8 @@ pub fn record(store: &BlobStore, key: &Key, blob: &LayerBlob) -> Result<()> {
     let dest = record_path(store, key);
     let dir = dest.parent().expect("record paths have a folder");
     fs::create_dir_all(dir).io_ctx("creating the layer cache", dir)?;
-    let mut tmp = store.temp_file()?;
-    writeln!(tmp, "{} {} {}", blob.digest, blob.size, blob.diff_id).io_ctx("writing a layer cache record", tmp.path().to_owned())?;
-    tmp.persist(&dest).map_err(|e| crate::Error::Io { context: "storing layer cache record", path: dest.clone(), source: e.error })?;
-    Ok(())
+    let line = format!("{} {} {}\n", blob.digest, blob.size, blob.diff_id);
+    crate::fsutil::write_atomic(&store.root().join("tmp"), &dest, line.as_bytes(), "storing layer cache record")
 }
 
 /// [`layer::write`] through the cache.

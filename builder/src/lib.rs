@@ -13,6 +13,7 @@ pub mod descriptor;
 pub mod digest;
 pub mod elf;
 pub mod error;
+mod fsutil;
 pub mod inspect;
 pub mod json;
 pub mod keys;

@@ -5,6 +5,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::keys;
 use crate::platform::Platform;
 use crate::recipe::{parse_env, parse_platforms};
+use crate::tree;
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
@@ -201,6 +202,20 @@ pub fn image_path(file: &str, key: &str, p: &str) -> Result<String> {
     if parts.is_empty() {
         return Err(Error::input(file, format!("{key}: `{p}` names the image root"), None));
     }
+    // In a layer, `.wh.NAME` deletes NAME and `.wh..wh..opq` empties its folder: such a path
+    // would be written as a deletion (an artifact), or name what no image can hold (a delete).
+    if let Some(i) = parts.iter().position(|s| tree::is_whiteout_name(s)) {
+        let hint = match parts[i].strip_prefix(".wh.").filter(|rest| !rest.is_empty() && !rest.starts_with(".wh.")) {
+            Some(rest) if key == "delete" => format!("to delete `/{0}`, write `delete = [\"/{0}\"]`", [&parts[..i], &[rest]].concat().join("/")),
+            _ if key == "delete" => "list the path itself, e.g. `delete = [\"/etc/nccl.conf\"]`".to_owned(),
+            _ => "to delete a path of the base, list it in an overlay's `delete = [\"/path\"]`; otherwise choose another name".to_owned(),
+        };
+        return Err(Error::input(
+            file,
+            format!("{key}: `{p}` has a part starting with `.wh.`, an OCI whiteout name (it deletes a path in a layer)"),
+            Some(hint),
+        ));
+    }
     Ok(parts.join("/"))
 }
 
@@ -266,6 +281,15 @@ mod tests {
         assert!(err("delete = [\"etc/nccl.conf\"]").contains("not an absolute image path"));
         assert!(err("delete = [\"/etc/../x\"]").contains("`.` or `..`"));
         assert!(err("delete = [\"/\"]").contains("image root"));
+        let e = err("delete = [\"/etc/.wh.nccl.conf\"]");
+        assert!(e.contains("delete: `/etc/.wh.nccl.conf` has a part starting with `.wh.`") && e.contains("write `delete = [\"/etc/nccl.conf\"]`"), "{e}");
+        let e = err("delete = [\"/usr/.wh..wh..opq\"]");
+        assert!(e.contains("`.wh.`") && e.contains("list the path itself"), "{e}");
+        let e = err("[[artifact]]\npath = \"/usr/.wh.bin/tool\"");
+        assert!(e.contains("artifact.path: `/usr/.wh.bin/tool`") && e.contains("`delete = [\"/path\"]`"), "{e}");
+        assert!(err("[modes]\n\"/.wh.x\" = 0o600").contains("modes: `/.wh.x` has a part starting with `.wh.`"));
+        // `.wh` without the dot after it is an ordinary name.
+        Overlay::parse("x", Path::new("overlays/x"), "delete = [\"/etc/.whatever\", \"/etc/x.wh.y\"]").unwrap();
         assert!(err("[modes]\n\"/x\" = 0o77777").contains("mode like 0o755"));
         assert!(err("[[artifact]]\nmode = 0o755").contains("artifact without `path`"));
         assert!(err("[[artifact]]\npath = \"/x\"\n[artifact.sources]\n\"arm64\" = \"y\"").contains("not a platform"));

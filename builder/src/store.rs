@@ -55,8 +55,7 @@ impl BlobStore {
     /// Moves a finished temp file to its digest path (the caller computed `digest` over its bytes).
     pub fn commit(&self, tmp: tempfile::NamedTempFile, digest: &Digest) -> Result<PathBuf> {
         let dest = self.path(digest);
-        tmp.as_file().sync_all().io_ctx("syncing", tmp.path().to_owned())?;
-        tmp.persist(&dest).map_err(|e| Error::Io { context: "storing blob", path: dest.clone(), source: e.error })?;
+        crate::fsutil::persist(tmp, &dest, "storing blob")?;
         Ok(dest)
     }
 
@@ -67,6 +66,13 @@ impl BlobStore {
     /// invariant) while a blob changed since is read again. Returns false when the link cannot
     /// be made (the caller then streams it, verified).
     pub fn link_verified(&self, src: &Path, desc: &Descriptor, dest: &Path, source_name: &str) -> Result<bool> {
+        self.verify_file(src, desc, source_name)?;
+        Ok(fs::hard_link(src, dest).is_ok())
+    }
+
+    /// Verifies `src` against `desc` unless this store already verified that very file state
+    /// (see [`BlobStore::link_verified`]), and remembers it.
+    pub fn verify_file(&self, src: &Path, desc: &Descriptor, source_name: &str) -> Result<()> {
         let stamp = file_stamp(&fs::metadata(src).io_ctx("reading blob", src)?);
         let known = fs::read_to_string(self.record_path(&desc.digest)).unwrap_or_default();
         if !known.lines().any(|l| l == stamp) {
@@ -76,7 +82,7 @@ impl BlobStore {
             // The stamp from before the read: a file rewritten meanwhile is read again next time.
             self.record(&desc.digest, &known, &stamp)?;
         }
-        Ok(fs::hard_link(src, dest).is_ok())
+        Ok(())
     }
 
     /// Records that `file` (just hashed on its way into the store) holds `digest`, so linking
@@ -99,10 +105,7 @@ impl BlobStore {
         }
         let kept: Vec<&str> = known.lines().rev().take(7).collect();
         let lines: String = kept.into_iter().rev().chain([stamp]).map(|l| format!("{l}\n")).collect();
-        let tmp = self.temp_file()?;
-        fs::write(tmp.path(), lines).io_ctx("writing", tmp.path().to_owned())?;
-        tmp.persist(&path).map_err(|e| Error::Io { context: "recording a verified blob at", path: path.clone(), source: e.error })?;
-        Ok(())
+        crate::fsutil::write_atomic(&self.root.join("tmp"), &path, lines.as_bytes(), "recording a verified blob at")
     }
 
     /// A writer that hashes what it stores; `finish` renames it to its digest.

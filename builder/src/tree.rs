@@ -62,7 +62,7 @@ pub fn walk(root: &Path, parents: bool, modes: &BTreeMap<String, u32>) -> Result
 
 /// OCI whiteout names (`.wh.NAME` deletes NAME, `.wh..wh..opq` empties a folder) would turn a
 /// file of the tree into a deletion in the image.
-fn is_whiteout_name(name: &str) -> bool {
+pub(crate) fn is_whiteout_name(name: &str) -> bool {
     name.starts_with(".wh.")
 }
 

@@ -9,7 +9,7 @@
 use crate::remote::Ssh;
 use anyhow::{bail, Context};
 use cluster::doctor::{self, Spec};
-use cluster::preflight::{self, Check, DeclaredRail, Fix, Report, Status, TransportPolicy};
+use cluster::preflight::{self, Check, DeclaredRail, Fix, Report, Status};
 use cluster::sysfs::Root;
 use std::io::Write;
 use std::path::PathBuf;
@@ -119,7 +119,7 @@ fn spec(args: &DoctorArgs) -> anyhow::Result<(Spec, Option<(cluster::Cluster, St
         for r in &args.rails {
             cluster::sysfs::validate_netdev_name(r).with_context(|| format!("`--rails {}`", args.rails.join(",")))?;
         }
-        let transport = TransportPolicy::parse(&args.transport).expect("clap checked the value");
+        let transport = cluster::model::Transport::parse(&args.transport).expect("clap checked the value");
         let pf = preflight::Spec { rails: args.rails.clone(), mtu: args.mtu, transport };
         return Ok((Spec { preflight: pf, declared: Vec::new(), homes }, None));
     }
@@ -128,8 +128,7 @@ fn spec(args: &DoctorArgs) -> anyhow::Result<(Spec, Option<(cluster::Cluster, St
     };
     let cluster = crate::render::load_cluster(&args.cluster)?;
     let node = cluster.node(name)?;
-    let transport = TransportPolicy::parse(cluster.transport.as_str()).context("transport of cluster.toml")?;
-    let pf = preflight::Spec { rails: node.rails.iter().map(|r| r.interface.clone()).collect(), mtu: u32::from(cluster.mtu), transport };
+    let pf = preflight::Spec { rails: node.rails.iter().map(|r| r.interface.clone()).collect(), mtu: u32::from(cluster.mtu), transport: cluster.transport };
     let declared = node
         .rails
         .iter()

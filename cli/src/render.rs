@@ -137,11 +137,21 @@ mod tests {
         assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
         let link = tmp.path().join("link");
         std::os::unix::fs::symlink(tmp.path().join("target"), &link).unwrap();
-        for (path, what) in [(PathBuf::from("/dev/null"), "a character device"), (fifo, "a FIFO"), (link, "a symlink"), (tmp.path().to_owned(), "a folder")] {
+        // A block device node (loop 7:250; the tests run as root, making the node touches no disk).
+        let block = tmp.path().join("block");
+        assert!(std::process::Command::new("mknod").arg(&block).args(["b", "7", "250"]).status().unwrap().success(), "mknod needs root");
+        for (path, what) in [
+            (PathBuf::from("/dev/null"), "a character device"),
+            (block.clone(), "a block device"),
+            (fifo, "a FIFO"),
+            (link, "a symlink"),
+            (tmp.path().to_owned(), "a folder"),
+        ] {
             let msg = format!("{:#}", run(args("env", "spark-2", example(), Some(path.clone()))).unwrap_err());
             assert!(msg.contains(&format!("is {what}")) && msg.contains("may only replace a regular file"), "{}: {msg}", path.display());
         }
         assert!(std::fs::metadata("/dev/null").unwrap().file_type().is_char_device());
+        assert!(std::fs::symlink_metadata(&block).unwrap().file_type().is_block_device(), "the block device node was replaced");
         assert!(!tmp.path().join("target").exists());
     }
 }

@@ -19,7 +19,7 @@ pub struct Rail {
 }
 
 /// Names of the variables that are node-specific: vLLM's Ray executor must not copy them from the
-/// head to the workers (BRIEF: "copies env vars from head to workers by prefix").
+/// head to the workers (the executor copies env vars from the head to the workers by prefix).
 pub const NODE_SPECIFIC_VARS: &[&str] = &["NCCL_IB_HCA", "NCCL_SOCKET_IFNAME", "GLOO_SOCKET_IFNAME", "UCX_NET_DEVICES", "VLLM_HOST_IP", "NCCL_IB_DISABLE"];
 
 /// The environment a node derives from its rails, in rail order.
@@ -54,7 +54,7 @@ pub const RDMA_DERIVED_VARS: &[&str] = &["NCCL_IB_HCA", "UCX_NET_DEVICES", "NCCL
 /// The environment a node's *declared* rails give, for files rendered ahead of time.
 ///
 /// Where every rail names its RDMA device this is [`node_env`]. Where one does not, the device is
-/// resolved from the netdev on the node at start (names differ per OS, BRIEF), so the variables
+/// resolved from the netdev on the node at start (names differ between OS images), so the variables
 /// of [`RDMA_DERIVED_VARS`] are left to the entrypoint instead of guessing "no RDMA" here.
 pub fn declared_env(rails: &[Rail]) -> BTreeMap<String, String> {
     let mut env = node_env(rails);

@@ -6,7 +6,8 @@
 //! running `ping` or `ssh` is the CLI's part ([`ping_command`] and [`crate::tools`] say what to
 //! run and how to read it).
 
-use crate::preflight::{self, Check, DeclaredRail, Fix, Report, Status, Table, TransportPolicy};
+use crate::model::Transport as Policy;
+use crate::preflight::{self, Check, DeclaredRail, Fix, Report, Status, Table};
 use crate::sysfs::{self, Root};
 use std::net::Ipv4Addr;
 
@@ -31,7 +32,7 @@ pub fn run(root: &Root, spec: &Spec) -> Report {
     let mut t = Table(report.checks.drain(..).filter(|c| c.name != "rdma").collect());
     let policy = spec.preflight.transport;
     // RDMA facts decide NET/IB: failures when IB is demanded, warnings when optional.
-    let miss = if policy == TransportPolicy::Ib { Status::Fail } else { Status::Warn };
+    let miss = if policy == Policy::Ib { Status::Fail } else { Status::Warn };
     let routes = sysfs::read_routes(root);
     let mut firmware: Vec<(String, String)> = Vec::new();
     for name in &spec.preflight.rails {
@@ -39,7 +40,7 @@ pub fn run(root: &Root, spec: &Spec) -> Report {
             continue;
         }
         link_checks(root, &mut t, name, &routes);
-        if policy != TransportPolicy::Socket {
+        if policy != Policy::Socket {
             rdma_checks(root, &mut t, name, miss, spec, &mut firmware);
         }
     }
@@ -511,7 +512,7 @@ mod tests {
         dir
     }
 
-    fn spec(rails: &[&str], transport: TransportPolicy) -> Spec {
+    fn spec(rails: &[&str], transport: Policy) -> Spec {
         Spec {
             preflight: preflight::Spec { rails: rails.iter().map(|s| s.to_string()).collect(), mtu: 9000, transport },
             declared: Vec::new(),
@@ -528,7 +529,7 @@ mod tests {
     #[test]
     fn a_healthy_spark_passes_every_check_with_the_gid_index_and_pcie_reported() {
         let dir = spark(&Knobs::default());
-        let rep = run(&Root::new(dir.path()), &spec(&RAILS, TransportPolicy::Ib));
+        let rep = run(&Root::new(dir.path()), &spec(&RAILS, Policy::Ib));
         let bad: Vec<&Check> = rep.checks.iter().filter(|c| c.status != Status::Pass).collect();
         assert!(bad.is_empty(), "{bad:#?}");
         assert_eq!(check(&rep, "roce-v2-gid", "enp1s0f1np1").detail, "index 3 for 192.168.100.11");
@@ -545,7 +546,7 @@ mod tests {
     #[test]
     fn one_twin_as_the_only_rail_fails_the_twin_check() {
         let dir = spark(&Knobs::default());
-        let rep = run(&Root::new(dir.path()), &spec(&RAILS[..1], TransportPolicy::Ib));
+        let rep = run(&Root::new(dir.path()), &spec(&RAILS[..1], Policy::Ib));
         let c = check(&rep, "twin", "enp1s0f1np1");
         assert_eq!(c.status, Status::Fail);
         assert!(c.detail.contains("`enP2p1s0f1np1`") && c.detail.contains("half the port"), "{}", c.detail);
@@ -554,7 +555,7 @@ mod tests {
     #[test]
     fn the_down_twins_fail_carrier_speed_and_port_state() {
         let dir = spark(&Knobs::default());
-        let rep = run(&Root::new(dir.path()), &spec(&["enp1s0f0np0"], TransportPolicy::Auto));
+        let rep = run(&Root::new(dir.path()), &spec(&["enp1s0f0np0"], Policy::Auto));
         assert_eq!(check(&rep, "carrier", "enp1s0f0np0").status, Status::Fail);
         assert_eq!(check(&rep, "speed", "enp1s0f0np0").detail, "unknown (no link)");
         let p = check(&rep, "port-state", "enp1s0f0np0");
@@ -565,7 +566,7 @@ mod tests {
     #[test]
     fn a_100g_negotiation_is_named_degraded() {
         let dir = spark(&Knobs { speed: 100_000, ..Knobs::default() });
-        let rep = run(&Root::new(dir.path()), &spec(&RAILS, TransportPolicy::Ib));
+        let rep = run(&Root::new(dir.path()), &spec(&RAILS, Policy::Ib));
         let c = check(&rep, "speed", "enP2p1s0f1np1");
         assert_eq!(c.status, Status::Fail);
         assert!(c.detail.contains("degraded"), "{}", c.detail);
@@ -575,7 +576,7 @@ mod tests {
     #[test]
     fn ipv6_on_and_no_arp_sysctls_come_with_sysctl_fixes() {
         let dir = spark(&Knobs { ipv6_on: true, arp: false, ..Knobs::default() });
-        let rep = run(&Root::new(dir.path()), &spec(&RAILS, TransportPolicy::Ib));
+        let rep = run(&Root::new(dir.path()), &spec(&RAILS, Policy::Ib));
         let v6 = check(&rep, "ipv6-off", "enp1s0f1np1");
         assert_eq!(v6.status, Status::Fail);
         assert_eq!(v6.fix.as_ref().unwrap().command(), "sysctl -w net.ipv6.conf.enp1s0f1np1.disable_ipv6=1");
@@ -587,7 +588,7 @@ mod tests {
     #[test]
     fn no_ipv4_means_no_roce_v2_gid() {
         let dir = spark(&Knobs { no_ipv4_on_second: true, ..Knobs::default() });
-        let rep = run(&Root::new(dir.path()), &spec(&RAILS, TransportPolicy::Ib));
+        let rep = run(&Root::new(dir.path()), &spec(&RAILS, Policy::Ib));
         let c = check(&rep, "roce-v2-gid", "enP2p1s0f1np1");
         assert_eq!(c.status, Status::Fail);
         assert_eq!(c.detail, "none: no IPv4 address, so no RoCE v2 IPv4 GID");
@@ -597,7 +598,7 @@ mod tests {
     #[test]
     fn mtu_1500_fails_mtu_and_active_mtu_with_the_ip_link_fix() {
         let dir = spark(&Knobs { mtu: 1500, ..Knobs::default() });
-        let rep = run(&Root::new(dir.path()), &spec(&RAILS, TransportPolicy::Ib));
+        let rep = run(&Root::new(dir.path()), &spec(&RAILS, Policy::Ib));
         let mtu = check(&rep, "mtu", "enp1s0f1np1");
         assert_eq!(mtu.fix.as_ref().unwrap().command(), "ip link set dev enp1s0f1np1 mtu 9000");
         let a = check(&rep, "active-mtu", "enp1s0f1np1");
@@ -607,7 +608,7 @@ mod tests {
     #[test]
     fn a_cluster_mtu_of_1500_is_not_fixed_against_itself() {
         let dir = spark(&Knobs { mtu: 1500, ..Knobs::default() });
-        let mut s = spec(&RAILS, TransportPolicy::Ib);
+        let mut s = spec(&RAILS, Policy::Ib);
         s.preflight.mtu = 1500;
         let rep = run(&Root::new(dir.path()), &s);
         assert_eq!(check(&rep, "mtu", "enp1s0f1np1").status, Status::Pass);
@@ -619,7 +620,7 @@ mod tests {
     #[test]
     fn a_second_function_at_x2_fails_pcie_naming_the_bios() {
         let dir = spark(&Knobs { second_width: 2, ..Knobs::default() });
-        let rep = run(&Root::new(dir.path()), &spec(&RAILS, TransportPolicy::Ib));
+        let rep = run(&Root::new(dir.path()), &spec(&RAILS, Policy::Ib));
         let c = check(&rep, "pcie", "enP2p1s0f1np1");
         assert_eq!((c.status, c.detail.as_str(), c.expected.as_deref()), (Status::Fail, "x2 32.0 GT/s PCIe", Some("x4 32.0 GT/s PCIe")));
         assert!(c.hint.as_deref().unwrap().contains("BIOS"));
@@ -634,7 +635,7 @@ mod tests {
     fn remove_ipc_default_yes_warns_and_no_passes() {
         for (knob, status) in [(None, Status::Warn), (Some("yes"), Status::Warn), (Some("no"), Status::Pass)] {
             let dir = spark(&Knobs { remove_ipc: knob, ..Knobs::default() });
-            let rep = run(&Root::new(dir.path()), &spec(&RAILS, TransportPolicy::Ib));
+            let rep = run(&Root::new(dir.path()), &spec(&RAILS, Policy::Ib));
             assert_eq!(check(&rep, "remove-ipc", "node").status, status, "{knob:?}");
         }
         assert!(!remove_ipc(&["[Login]\nRemoveIPC=yes\n".into(), "[Login]\nRemoveIPC=no\n".into()]), "the last drop-in wins");
@@ -644,7 +645,7 @@ mod tests {
     #[test]
     fn twins_on_one_subnet_fail_own_subnet_and_keep_their_own_addresses() {
         let dir = spark(&Knobs { one_subnet: true, ..Knobs::default() });
-        let rep = run(&Root::new(dir.path()), &spec(&RAILS, TransportPolicy::Ib));
+        let rep = run(&Root::new(dir.path()), &spec(&RAILS, Policy::Ib));
         let c = check(&rep, "own-subnet", "enp1s0f1np1");
         assert_eq!(c.status, Status::Fail);
         assert!(c.detail.contains("`enP2p1s0f1np1` (192.168.100.0/24)"), "{}", c.detail);
@@ -658,7 +659,7 @@ mod tests {
         let dir = spark(&Knobs::default());
         write(dir.path(), "sys/module/nvidia/version", "590.44.01\n");
         write(dir.path(), "root/.nccl.conf", "NCCL_IB_HCA=mlx5\n");
-        let rep = run(&Root::new(dir.path()), &spec(&RAILS, TransportPolicy::Ib));
+        let rep = run(&Root::new(dir.path()), &spec(&RAILS, Policy::Ib));
         assert_eq!(check(&rep, "gpu-driver", "node").status, Status::Fail);
         assert_eq!(check(&rep, "nccl-conf", "home").status, Status::Warn);
         assert_eq!(
@@ -671,7 +672,7 @@ mod tests {
     fn fixes_write_through_the_root_and_the_recheck_passes() {
         let dir = spark(&Knobs { mtu: 1500, ipv6_on: true, arp: false, ..Knobs::default() });
         let root = Root::new(dir.path());
-        let rep = run(&root, &spec(&RAILS, TransportPolicy::Ib));
+        let rep = run(&root, &spec(&RAILS, Policy::Ib));
         let fixes: Vec<&Fix> = rep.checks.iter().filter_map(|c| c.fix.as_ref()).collect();
         // mtu + active-mtu + ipv6 + 2 arp, per rail.
         assert_eq!(fixes.len(), 10, "{fixes:#?}");
@@ -679,7 +680,7 @@ mod tests {
             let prev = f.apply(&root).unwrap();
             assert!(!prev.is_empty());
         }
-        let again = run(&root, &spec(&RAILS, TransportPolicy::Ib));
+        let again = run(&root, &spec(&RAILS, Policy::Ib));
         assert_eq!(worst(&again.checks), Status::Pass, "{:#?}", again.checks.iter().filter(|c| c.status != Status::Pass).collect::<Vec<_>>());
     }
 }

@@ -77,6 +77,17 @@ pub enum Transport {
 }
 
 impl Transport {
+    pub const ALLOWED: &'static str = "`auto`, `ib` or `socket`";
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "auto" => Some(Self::Auto),
+            "ib" => Some(Self::Ib),
+            "socket" => Some(Self::Socket),
+            _ => None,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Transport::Auto => "auto",

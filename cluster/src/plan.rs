@@ -73,7 +73,7 @@ pub struct Network {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NetworkConfig {
-    /// `no` with IPv6 off (no link-local at all, BRIEF: stable GIDs), else `ipv6`.
+    /// `no` with IPv6 off (no link-local at all: stable RoCE GIDs), else `ipv6`.
     #[serde(rename = "LinkLocalAddressing")]
     pub link_local_addressing: String,
     #[serde(rename = "IPv6AcceptRA")]
@@ -121,7 +121,7 @@ pub fn node_plan(c: &Cluster, node: &Node) -> NodePlan {
                 network_config: NetworkConfig { link_local_addressing: if c.disable_ipv6 { "no" } else { "ipv6" }.to_owned(), ipv6_accept_ra: false },
             },
         );
-        // ARP flux: twins may share an L2 segment (BRIEF).
+        // ARP flux: twins may share an L2 segment.
         sysctl.insert(format!("net.ipv4.conf.{i}.arp_ignore"), 1);
         sysctl.insert(format!("net.ipv4.conf.{i}.arp_announce"), 2);
         if c.disable_ipv6 {

@@ -7,33 +7,12 @@
 //! a loud warning, or a refusal when the configuration demands IB.
 
 use crate::derive::{node_env, Rail};
+// How the operator wants NCCL to move data (`auto`, `ib`, `socket`): the one type of cluster.toml's
+// `transport`, `SPARK_TRANSPORT` and `doctor --transport`. [`Transport`] below is the outcome.
+use crate::model::Transport as Policy;
 use crate::sysfs::{self, Limit, Root};
 use std::collections::BTreeMap;
 use std::fmt;
-
-/// How the operator wants NCCL to move data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TransportPolicy {
-    /// IB when the RDMA checks pass, Socket (with a warning) otherwise.
-    Auto,
-    /// IB or refuse to start.
-    Ib,
-    /// Socket, RDMA not even checked.
-    Socket,
-}
-
-impl TransportPolicy {
-    pub const ALLOWED: &'static str = "`auto`, `ib` or `socket`";
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "auto" => Some(Self::Auto),
-            "ib" => Some(Self::Ib),
-            "socket" => Some(Self::Socket),
-            _ => None,
-        }
-    }
-}
 
 /// The transport NCCL is expected to use after preflight.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,7 +137,7 @@ pub struct Spec {
     pub rails: Vec<String>,
     /// Expected MTU of every rail.
     pub mtu: u32,
-    pub transport: TransportPolicy,
+    pub transport: Policy,
 }
 
 /// The outcome: the table, the rails found, the transport decided.
@@ -304,13 +283,13 @@ pub fn run(root: &Root, spec: &Spec) -> Report {
     let rails_rdma_ok = !spec.rails.is_empty() && rdma.iter().all(Option::is_some) && rdma.len() == spec.rails.len();
     let rdma_ok = rails_rdma_ok && devnode.is_ok() && memlock.is_ok();
     let transport = match spec.transport {
-        TransportPolicy::Socket => Transport::Socket,
+        Policy::Socket => Transport::Socket,
         _ if rdma_ok => Transport::Ib,
         _ => Transport::Socket,
     };
-    if spec.transport != TransportPolicy::Socket {
+    if spec.transport != Policy::Socket {
         // Missing RDMA is a failure when IB is demanded, a warning when it is optional.
-        let miss = if spec.transport == TransportPolicy::Ib { Status::Fail } else { Status::Warn };
+        let miss = if spec.transport == Policy::Ib { Status::Fail } else { Status::Warn };
         for ((name, subject, detail, hint), found) in rdma_problems.into_iter().zip(&rdma) {
             let status = if found.is_some() { Status::Pass } else { miss };
             t.add(name, &subject, status, detail, Some(hint));
@@ -337,14 +316,14 @@ pub fn run(root: &Root, spec: &Spec) -> Report {
     match transport {
         Transport::Ib => t.add("transport", "node", Status::Pass, "NET/IB (RoCE) on every rail", None),
         // With `transport = "ib"` the entrypoint refuses to start: there is no Socket to speak of.
-        Transport::Socket if spec.transport == TransportPolicy::Ib => t.add(
+        Transport::Socket if spec.transport == Policy::Ib => t.add(
             "transport",
             "node",
             Status::Fail,
             "none: the RDMA checks failed and `transport = \"ib\"` makes spark-entrypoint refuse to start",
             Some("fix the RDMA checks above, or set `transport = \"auto\"` to accept NET/Socket"),
         ),
-        Transport::Socket if spec.transport == TransportPolicy::Socket => {
+        Transport::Socket if spec.transport == Policy::Socket => {
             t.add("transport", "node", Status::Pass, "NET/Socket, as configured (`transport = \"socket\"`)", None)
         }
         Transport::Socket => t.add(
@@ -513,7 +492,7 @@ mod tests {
         (dir, up)
     }
 
-    fn spec(rails: &[String], transport: TransportPolicy) -> Spec {
+    fn spec(rails: &[String], transport: Policy) -> Spec {
         Spec { rails: rails.to_vec(), mtu: 9000, transport }
     }
 
@@ -525,7 +504,7 @@ mod tests {
     fn healthy_spark_with_both_twins_gets_ib_and_both_hcas() {
         let (dir, up) = node_from_ibdev2netdev(&fixture("ibdev2netdev/dgx-spark-single-cable-2up-2down.txt"), 9000, "unlimited");
         assert_eq!(up, ["enp1s0f1np1", "enP2p1s0f1np1"]);
-        let rep = run(&Root::new(dir.path()), &spec(&up, TransportPolicy::Auto));
+        let rep = run(&Root::new(dir.path()), &spec(&up, Policy::Auto));
         assert!(rep.ok(), "{:#?}", rep.checks);
         assert_eq!(rep.transport, Transport::Ib);
         let env = rep.env();
@@ -539,7 +518,7 @@ mod tests {
     fn a_down_twin_fails_the_network_checks() {
         let (dir, _) = node_from_ibdev2netdev(&fixture("ibdev2netdev/dgx-spark-switch-port1-up.txt"), 9000, "unlimited");
         let rails = vec!["enp1s0f0np0".to_owned(), "enp1s0f1np1".to_owned()];
-        let rep = run(&Root::new(dir.path()), &spec(&rails, TransportPolicy::Auto));
+        let rep = run(&Root::new(dir.path()), &spec(&rails, Policy::Auto));
         assert!(!rep.ok());
         assert_eq!(status_of(&rep, "up", "enp1s0f0np0").status, Status::Fail);
         assert_eq!(status_of(&rep, "ipv4", "enp1s0f0np0").status, Status::Fail);
@@ -550,7 +529,7 @@ mod tests {
     fn mtu_1500_is_a_failure_naming_9000() {
         let (dir, up) = node_from_ibdev2netdev(&fixture("ibdev2netdev/dgx-spark-all-4-up.txt"), 1500, "unlimited");
         assert_eq!(up.len(), 4, "all four links of the fixture are Up despite the annotations");
-        let rep = run(&Root::new(dir.path()), &spec(&up[..2], TransportPolicy::Auto));
+        let rep = run(&Root::new(dir.path()), &spec(&up[..2], Policy::Auto));
         let c = status_of(&rep, "mtu", "enp1s0f0np0");
         assert_eq!(c.status, Status::Fail);
         assert!(c.detail.contains("1500 (expected 9000)"));
@@ -579,7 +558,7 @@ mod tests {
         // `../../../etc` would resolve to `<root>/etc` if it were read as a netdev.
         std::fs::create_dir_all(dir.path().join("etc")).unwrap();
         for bad in ["../../../etc", "", "..", "a/b"] {
-            let rep = run(&Root::new(dir.path()), &spec(&[bad.to_owned()], TransportPolicy::Auto));
+            let rep = run(&Root::new(dir.path()), &spec(&[bad.to_owned()], Policy::Auto));
             let c = status_of(&rep, "exists", bad);
             assert_eq!(c.status, Status::Fail, "{bad:?}: {c:?}");
             assert!(c.detail.contains("netdev name"), "{}", c.detail);
@@ -590,7 +569,7 @@ mod tests {
     #[test]
     fn transport_ib_with_failed_rdma_says_the_entrypoint_refuses_not_socket() {
         let (dir, up) = node_from_ibdev2netdev(&fixture("ibdev2netdev/dgx-spark-single-cable-2up-2down.txt"), 9000, "8388608");
-        let rep = run(&Root::new(dir.path()), &spec(&up, TransportPolicy::Ib));
+        let rep = run(&Root::new(dir.path()), &spec(&up, Policy::Ib));
         let c = status_of(&rep, "transport", "node");
         assert_eq!(c.status, Status::Fail);
         assert!(c.detail.starts_with("none:") && c.detail.contains("refuse to start"), "{}", c.detail);
@@ -601,13 +580,13 @@ mod tests {
     fn memlock_limit_means_socket_with_warning_or_refusal_when_ib_is_demanded() {
         let (dir, up) = node_from_ibdev2netdev(&fixture("ibdev2netdev/dgx-spark-single-cable-2up-2down.txt"), 9000, "8388608");
         let root = Root::new(dir.path());
-        let auto = run(&root, &spec(&up, TransportPolicy::Auto));
+        let auto = run(&root, &spec(&up, Policy::Auto));
         assert!(auto.ok());
         assert_eq!(auto.transport, Transport::Socket);
         assert_eq!(status_of(&auto, "transport", "node").status, Status::Warn);
         assert_eq!(status_of(&auto, "memlock", "node").status, Status::Warn);
         assert_eq!(auto.env()["NCCL_IB_DISABLE"], "1");
-        let ib = run(&root, &spec(&up, TransportPolicy::Ib));
+        let ib = run(&root, &spec(&up, Policy::Ib));
         assert!(!ib.ok());
         assert_eq!(status_of(&ib, "memlock", "node").status, Status::Fail);
     }
@@ -618,7 +597,7 @@ mod tests {
         fs::remove_file(dir.path().join("sys/class/infiniband/roceP2p1s0f1/ports/1/gid_attrs/types/3")).unwrap();
         fs::remove_file(dir.path().join("dev/infiniband/uverbs0")).unwrap();
         write(dir.path(), "etc/nccl.conf", "NCCL_IB_HCA=mlx5\n");
-        let rep = run(&Root::new(dir.path()), &spec(&up, TransportPolicy::Ib));
+        let rep = run(&Root::new(dir.path()), &spec(&up, Policy::Ib));
         let gid = status_of(&rep, "rdma", "enP2p1s0f1np1");
         assert_eq!(gid.status, Status::Fail);
         assert!(gid.detail.contains("no RoCE v2 GID for 192.168.103.10"), "{}", gid.detail);
@@ -630,7 +609,7 @@ mod tests {
     fn declared_addresses_and_devices_are_compared_with_the_node() {
         let (dir, up) = node_from_ibdev2netdev(&fixture("ibdev2netdev/dgx-spark-single-cable-2up-2down.txt"), 9000, "unlimited");
         let root = Root::new(dir.path());
-        let mut rep = run(&root, &spec(&up, TransportPolicy::Auto));
+        let mut rep = run(&root, &spec(&up, Policy::Auto));
         let declared = [
             DeclaredRail { netdev: up[0].clone(), rdma_device: Some("rocep1s0f1".into()), ipv4: [192, 168, 101, 10].into(), prefix: 24 },
             DeclaredRail { netdev: up[1].clone(), rdma_device: Some("mlx5_1".into()), ipv4: [192, 168, 103, 11].into(), prefix: 24 },
@@ -648,7 +627,7 @@ mod tests {
     #[test]
     fn unknown_rail_lists_the_present_interfaces() {
         let (dir, _) = node_from_ibdev2netdev(&fixture("ibdev2netdev/dgx-spark-single-cable-2up-2down.txt"), 9000, "unlimited");
-        let rep = run(&Root::new(dir.path()), &spec(&["eth9".to_owned()], TransportPolicy::Auto));
+        let rep = run(&Root::new(dir.path()), &spec(&["eth9".to_owned()], Policy::Auto));
         let c = status_of(&rep, "exists", "eth9");
         assert_eq!(c.status, Status::Fail);
         assert!(c.detail.contains("enp1s0f1np1"));

@@ -104,7 +104,7 @@ pub fn read_rdma_ports(root: &Root, dev: &str) -> Vec<RdmaPort> {
             for idx in root.list(&format!("{p}/gids")) {
                 let Ok(i) = idx.parse::<u32>() else { continue };
                 let Some(ip) = root.read(&format!("{p}/gids/{idx}")).and_then(|g| parse_gid_ipv4(&g)) else { continue };
-                // Both "RoCE v2" and "IB/RoCE v1" contain "RoCE": compare exactly (BRIEF).
+                // Both "RoCE v2" and "IB/RoCE v1" contain "RoCE": compare exactly.
                 let v2 = root.read(&format!("{p}/gid_attrs/types/{idx}")).is_some_and(|t| t == "RoCE v2");
                 if v2 {
                     let ndev = root.read(&format!("{p}/gid_attrs/ndevs/{idx}")).filter(|s| !s.is_empty());

@@ -1,5 +1,5 @@
 //! Cross-field checks on a parsed cluster: the mistakes that silently break a RoCE cluster
-//! (BRIEF "Hardware and network") are refused here, before anything is rendered.
+//! (rails, subnets, MTU, RDMA devices, parallelism) are refused here, before anything is rendered.
 
 use crate::derive::NODE_SPECIFIC_VARS;
 use crate::error::{Error, Result};
@@ -50,7 +50,7 @@ fn head(c: &Cluster) -> Result<()> {
 }
 
 /// Rail i of every node shares one subnet (same port cabled on both ends); the twins of a node
-/// never share one (each twin its own subnet, BRIEF).
+/// never share one (each twin its own subnet).
 fn rails(c: &Cluster) -> Result<()> {
     let head = c.head();
     for n in &c.nodes {
@@ -224,7 +224,7 @@ fn rdma_devices(c: &Cluster) -> Result<()> {
 }
 
 /// One GPU per Spark: tensor × pipeline parallel size, where given, equals the node count
-/// ("tensor parallel size (2) exceeds available GPUs (1)" otherwise, BRIEF). The flags are read
+/// ("tensor parallel size (2) exceeds available GPUs (1)" from vLLM otherwise). The flags are read
 /// as vLLM reads them ([`ServeArgs`], which also refuses malformed sizes, lengths, utilisations).
 fn parallelism(c: &Cluster) -> Result<()> {
     let a = ServeArgs::parse(&c.serve.args, &c.source, "serve.args")?;

@@ -9,9 +9,10 @@ use crate::log;
 use crate::proto::{Fingerprint, Msg};
 use crate::readiness::{self, Status};
 use crate::rendezvous::{self, Head, PeerEvent, Session};
-use crate::settings::{Backend, Config, Mode, Role};
+use crate::settings::{Config, Mode};
 use crate::supervisor::{Event, Stop, Supervisor};
-use cluster::preflight::{self, Spec, Transport, TransportPolicy};
+use cluster::model::{Backend, Role};
+use cluster::preflight::{self, Spec, Transport};
 use cluster::sysfs::Root;
 use nix::sys::signal::Signal;
 use std::collections::BTreeMap;
@@ -69,7 +70,7 @@ impl Node<'_> {
         let api = (self.cfg.role == Role::Head && state == "ready").then(|| format!("127.0.0.1:{}", self.cfg.api_port));
         let st = Status {
             node: self.cfg.node.clone(),
-            role: role_name(self.cfg.role).into(),
+            role: self.cfg.role.as_str().into(),
             state: state.into(),
             detail: detail.into(),
             api,
@@ -123,8 +124,8 @@ impl Node<'_> {
 
     fn lifecycle(&mut self) -> Result<Never, Stop> {
         let cfg = self.cfg;
-        let what = if cfg.mode == Mode::NcclBench { "nccl-bench mode".to_owned() } else { format!("{} backend", cfg.backend.name()) };
-        log::info(&format!("spark-entrypoint {} starting as {} ({what})", env!("CARGO_PKG_VERSION"), role_name(cfg.role)));
+        let what = if cfg.mode == Mode::NcclBench { "nccl-bench mode".to_owned() } else { format!("{} backend", cfg.backend.as_str()) };
+        log::info(&format!("spark-entrypoint {} starting as {} ({what})", env!("CARGO_PKG_VERSION"), cfg.role.as_str()));
         self.status("preflight", "checking rails");
         let (env, my_ip) = self.preflight()?;
         let fingerprint = Fingerprint {
@@ -133,7 +134,7 @@ impl Node<'_> {
             model: cfg.model.clone(),
             entrypoint: env!("CARGO_PKG_VERSION").into(),
             // A benchmark node only forms a group with benchmark nodes.
-            backend: if cfg.mode == Mode::NcclBench { cluster::nccl::bench::MODE.into() } else { cfg.backend.name().into() },
+            backend: if cfg.mode == Mode::NcclBench { cluster::nccl::bench::MODE.into() } else { cfg.backend.as_str().into() },
         };
         self.status("rendezvous", "waiting for the other nodes");
         match cfg.role {
@@ -162,7 +163,11 @@ impl Node<'_> {
             )));
         }
         if rep.transport == Transport::Socket {
-            let why = if cfg.transport == TransportPolicy::Socket { "SPARK_TRANSPORT=socket" } else { "the RDMA checks did not pass (see `warn` lines above)" };
+            let why = if cfg.transport == cluster::model::Transport::Socket {
+                "SPARK_TRANSPORT=socket"
+            } else {
+                "the RDMA checks did not pass (see `warn` lines above)"
+            };
             log::loud(&format!("NCCL transport will be NET/Socket (TCP, ~4-6 GB/s instead of ~24 GB/s over RoCE): {why}"));
         } else {
             log::info("preflight: NCCL transport NET/IB over every rail");
@@ -173,7 +178,7 @@ impl Node<'_> {
             .get("NCCL_IB_HCA")
             .map(|v| v.trim_start_matches(['=', '^']).split(',').filter_map(|h| h.split(':').next()).map(str::to_owned).collect())
             .unwrap_or_default();
-        // Ray's memory monitor kills workers on unified memory; every node needs this (BRIEF).
+        // Ray's memory monitor kills workers on unified memory; every node needs this.
         if std::env::var_os("RAY_memory_monitor_refresh_ms").is_none() {
             env.insert("RAY_memory_monitor_refresh_ms".into(), "0".into());
         }
@@ -299,7 +304,7 @@ impl Node<'_> {
         // alike on every node of one OS.
         let transport = match (cfg.transport, self.sup.expects_ib()) {
             (_, true) => cluster::model::Transport::Ib,
-            (TransportPolicy::Socket, _) => cluster::model::Transport::Socket,
+            (cluster::model::Transport::Socket, _) => cluster::model::Transport::Socket,
             _ => cluster::model::Transport::Auto,
         };
         let hcas: Vec<Option<String>> = self.hcas.iter().map(|h| Some(h.clone())).collect();
@@ -552,13 +557,6 @@ impl Node<'_> {
         if let Err(e) = budget::save(path, &h) {
             log::info(&format!("cannot write the restart history `{}`: {e}; the restart budget cannot count this failure", path.display()));
         }
-    }
-}
-
-fn role_name(r: Role) -> &'static str {
-    match r {
-        Role::Head => "head",
-        Role::Worker => "worker",
     }
 }
 

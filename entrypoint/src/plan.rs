@@ -5,7 +5,7 @@
 //! stops the group, with `warn` it is logged and the launch goes on.
 
 use crate::log;
-use crate::settings::{Backend, Config, PlanMode};
+use crate::settings::{Config, PlanMode};
 use crate::supervisor::Stop;
 use cluster::fit::{self, NodeMemory, Request, ServeArgs};
 use cluster::known_bad::Facts;
@@ -62,10 +62,7 @@ pub fn check(cfg: &Config, env: &BTreeMap<String, String>) -> Result<(), Stop> {
             facts: Facts {
                 model_name: &cfg.model,
                 nodes: cfg.nodes.len(),
-                backend: match cfg.backend {
-                    Backend::Ray => cluster::Backend::Ray,
-                    Backend::Native => cluster::Backend::Native,
-                },
+                backend: cfg.backend,
                 args: &serve,
                 env: &all_env,
                 model: model.as_ref().map(|m| &m.shape),

@@ -24,6 +24,10 @@ const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 
 static CONN_IDS: AtomicU64 = AtomicU64::new(1);
 
+/// Where a handshake draws its nonce: `proto::nonce` (the OS RNG), or in tests an RNG that fails,
+/// to prove both sides then refuse rather than fall back to something guessable.
+type NonceSource = fn() -> std::io::Result<String>;
+
 #[derive(Debug)]
 pub enum PeerEvent {
     /// Head: an authenticated hello, waiting for the head's decision.
@@ -144,7 +148,7 @@ impl Head {
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 let (token, tx) = (token.clone(), tx.clone());
-                std::thread::spawn(move || handshake_head(stream, &token, heartbeat_timeout, tx));
+                std::thread::spawn(move || handshake_head(stream, &token, heartbeat_timeout, tx, proto::nonce));
             }
         });
         Ok(Head { expected, sessions: BTreeMap::new(), addresses: BTreeMap::new(), fingerprint })
@@ -251,14 +255,18 @@ impl Head {
 }
 
 /// Head side of one connection's handshake; authenticated hellos go to the main thread.
-fn handshake_head(stream: TcpStream, token: &str, silence: Duration, tx: Sender<Event>) {
+fn handshake_head(stream: TcpStream, token: &str, silence: Duration, tx: Sender<Event>, nonce: NonceSource) {
     let peer = stream.peer_addr().map(|a| a.ip().to_string()).unwrap_or_else(|_| "?".into());
     let _ = stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT));
     let Ok(mut w) = stream.try_clone() else { return };
     let mut r = BufReader::new(stream);
-    let head_nonce = match proto::nonce() {
+    let head_nonce = match nonce() {
         Ok(n) => n,
-        Err(e) => return log::info(&format!("rendezvous: refused the connection from {peer}: {e}")),
+        Err(e) => {
+            log::info(&format!("rendezvous: refused the connection from {peer}: {e}"));
+            let _ = w.shutdown(Shutdown::Both);
+            return;
+        }
     };
     if proto::write(&mut w, &Msg::Challenge { nonce: head_nonce.clone() }, None).is_err() {
         return;
@@ -316,7 +324,7 @@ pub fn join(
                 timeout
             )));
         }
-        let session = match connect(addr, token, node, my_ip, fingerprint, silence, sup.sender()) {
+        let session = match connect(addr, token, node, my_ip, fingerprint, silence, sup.sender(), proto::nonce) {
             Ok(Some(s)) => s,
             Ok(None) => {
                 // Not reachable yet: back off with jitter so nodes started together spread out.
@@ -365,7 +373,9 @@ pub fn join(
     }
 }
 
-/// One connection attempt. `Ok(None)`: nobody answered (retry); `Err`: refused (do not retry).
+/// One connection attempt. `Ok(None)`: nobody answered (retry); `Err`: refused, or no nonce
+/// could be drawn (do not retry).
+#[allow(clippy::too_many_arguments)]
 fn connect(
     addr: SocketAddr,
     token: &str,
@@ -374,6 +384,7 @@ fn connect(
     fp: &Fingerprint,
     silence: Duration,
     tx: Sender<Event>,
+    nonce: NonceSource,
 ) -> Result<Option<Session>, Stop> {
     let Ok(stream) = TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else { return Ok(None) };
     let _ = stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT));
@@ -381,7 +392,7 @@ fn connect(
     let mut r = BufReader::new(stream);
     let Ok(rec) = proto::read(&mut r) else { return Ok(None) };
     let Msg::Challenge { nonce: head_nonce } = rec.msg else { return Ok(None) };
-    let my_nonce = proto::nonce().map_err(|e| Stop::Fatal(format!("rendezvous: cannot draw a nonce: {e}")))?;
+    let my_nonce = nonce().map_err(|e| Stop::Fatal(format!("rendezvous: cannot draw a nonce: {e}")))?;
     let keys = Keys::new(token, &head_nonce, &my_nonce);
     let hello = Msg::Hello { node: node.to_owned(), nonce: my_nonce, ip: my_ip.to_string(), fingerprint: fp.clone() };
     if proto::write(&mut w, &hello, Some((&keys, Dir::ToHead, 0))).is_err() {
@@ -427,5 +438,72 @@ mod tests {
             assert!((0.25..7.5).contains(&b), "attempt {a}: {b}");
         }
         assert!(backoff(1) < Duration::from_millis(750));
+    }
+
+    fn no_entropy() -> std::io::Result<String> {
+        Err(std::io::Error::other("the OS random number generator failed: no entropy"))
+    }
+
+    fn fp() -> Fingerprint {
+        Fingerprint { image: "sha256:aa".into(), serve: vec!["vllm".into()], model: "m".into(), entrypoint: "0".into(), backend: "ray".into() }
+    }
+
+    /// The head's side of one connection, run on a real socket; returns what the peer read
+    /// before the head closed (or `None` if it kept the connection open) and what reached the main loop.
+    fn head_answers(nonce: NonceSource) -> (Option<Vec<u8>>, Vec<Event>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let head = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            handshake_head(stream, "secret", Duration::from_secs(5), tx, nonce);
+        });
+        let mut peer = TcpStream::connect(addr).unwrap();
+        peer.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut got = Vec::new();
+        let closed = loop {
+            let mut buf = [0u8; 512];
+            match std::io::Read::read(&mut peer, &mut buf) {
+                Ok(0) => break true,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(_) => break false,
+            }
+        };
+        drop(peer);
+        head.join().unwrap();
+        (closed.then_some(got), rx.try_iter().collect())
+    }
+
+    #[test]
+    fn a_head_without_randomness_refuses_the_connection() {
+        let (read, events) = head_answers(no_entropy);
+        assert_eq!(read, Some(Vec::new()), "the head must close without sending a challenge");
+        assert!(events.is_empty(), "{events:?}");
+        // The same head with the OS RNG challenges the peer (and waits for its hello).
+        let (read, _) = head_answers(proto::nonce);
+        assert_eq!(read, None, "a working head keeps the connection open for the hello");
+    }
+
+    /// A worker that cannot draw its nonce stops as Fatal at once (no retry, no hello sent).
+    #[test]
+    fn a_worker_without_randomness_stops_as_fatal() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let head = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut w = stream.try_clone().unwrap();
+            proto::write(&mut w, &Msg::Challenge { nonce: "0123456789abcdef0123456789abcdef".into() }, None).unwrap();
+            stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut rest = Vec::new();
+            std::io::Read::read_to_end(&mut BufReader::new(stream), &mut rest).unwrap();
+            rest
+        });
+        let (tx, _rx) = std::sync::mpsc::channel();
+        let r = connect(addr, "secret", "spark-2", Ipv4Addr::LOCALHOST, &fp(), Duration::from_secs(5), tx, no_entropy);
+        match r {
+            Err(Stop::Fatal(m)) => assert!(m.contains("cannot draw a nonce") && m.contains("random number generator failed"), "{m}"),
+            other => panic!("expected Fatal, got {other:?}"),
+        }
+        assert!(head.join().unwrap().is_empty(), "the worker sent a hello without a nonce of its own");
     }
 }

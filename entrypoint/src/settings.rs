@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::error::Error;
-use cluster::preflight::TransportPolicy;
+use cluster::model::{Backend, Role, Transport};
 
 pub struct Setting {
     pub env: &'static str,
@@ -193,32 +193,11 @@ pub enum PlanMode {
     Off,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Head,
-    Worker,
-}
-
 /// What the node runs once the group formed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     Serve,
     NcclBench,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Ray,
-    Native,
-}
-
-impl Backend {
-    pub fn name(self) -> &'static str {
-        match self {
-            Backend::Ray => "ray",
-            Backend::Native => "native",
-        }
-    }
 }
 
 /// The parsed configuration.
@@ -232,7 +211,7 @@ pub struct Config {
     pub rendezvous_port: u16,
     pub rails: Vec<String>,
     pub mtu: u32,
-    pub transport: TransportPolicy,
+    pub transport: Transport,
     pub backend: Backend,
     pub token: String,
     pub image_digest: String,
@@ -400,7 +379,7 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Co
         return Err(invalid("--rails", rails_s, &format!("netdev names ({e})")));
     }
     let transport_s = v.get("--transport").or(setting("--transport").default).unwrap_or("auto");
-    let transport = TransportPolicy::parse(transport_s).ok_or_else(|| invalid("--transport", transport_s, &format!("one of {}", TransportPolicy::ALLOWED)))?;
+    let transport = Transport::parse(transport_s).ok_or_else(|| invalid("--transport", transport_s, &format!("one of {}", Transport::ALLOWED)))?;
     let backend = match v.get("--backend").unwrap_or("ray") {
         "ray" => Backend::Ray,
         "native" => Backend::Native,
@@ -500,20 +479,22 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Co
 const VLLM_DEFAULT_PORT: u16 = 8000;
 
 /// Ports that would collide, and a readiness probe that would ask a port vLLM does not listen
-/// on: both found at once, not after `--ready-timeout`.
+/// on: both found at once, not after `--ready-timeout`. Only the ports this mode and backend
+/// use count: `nccl-bench` serves no API and starts no Ray (its ranks meet on the master port).
 fn check_ports(cfg: &Config) -> Result<(), Error> {
-    let mut used = vec![("--rendezvous-port", cfg.rendezvous_port), ("--api-port", cfg.api_port)];
-    used.push(match cfg.backend {
-        Backend::Ray => ("--ray-port", cfg.ray_port),
-        Backend::Native => ("--master-port", cfg.master_port),
-    });
+    let mut used = vec![("--rendezvous-port", cfg.rendezvous_port)];
+    match (cfg.mode, cfg.backend) {
+        (Mode::NcclBench, _) => used.push(("--master-port", cfg.master_port)),
+        (Mode::Serve, Backend::Ray) => used.extend([("--api-port", cfg.api_port), ("--ray-port", cfg.ray_port)]),
+        (Mode::Serve, Backend::Native) => used.extend([("--api-port", cfg.api_port), ("--master-port", cfg.master_port)]),
+    }
     for (i, (flag, port)) in used.iter().enumerate() {
         if let Some((other, _)) = used[..i].iter().find(|(_, p)| p == port) {
             let (a, b) = (setting(other), setting(flag));
             return Err(Error::PortClash { first: a.env, first_flag: a.flag, second: b.env, second_flag: b.flag, port: *port });
         }
     }
-    if cfg.role != Role::Head {
+    if cfg.role != Role::Head || cfg.mode == Mode::NcclBench {
         return Ok(());
     }
     let serve_port = cfg.serve.iter().enumerate().find_map(|(i, a)| match a.strip_prefix("--port") {
@@ -617,7 +598,7 @@ mod tests {
         // A default that does not parse would only show on a node that relies on it.
         let c = parse_with(&["--", "vllm", "serve", "m"], HEAD_ENV).unwrap();
         assert_eq!(c.status_file, PathBuf::from("/run/spark-entrypoint/status.json"));
-        assert_eq!(c.transport, TransportPolicy::Auto);
+        assert_eq!(c.transport, Transport::Auto);
     }
 
     #[test]
@@ -671,6 +652,21 @@ mod tests {
         // Workers serve no API: their serve command's port is not theirs to check.
         let worker = [("SPARK_ROLE", "worker"), ("SPARK_RAILS", "r0"), ("SPARK_TOKEN", "t"), ("SPARK_HEAD_ADDR", "10.0.0.1")];
         parse_with(&["--api-port", "18080", "--backend", "native", "--", "vllm", "serve", "m"], &worker).unwrap();
+    }
+
+    /// `nccl-bench` serves no API and starts no Ray: neither port is checked there, while the
+    /// master port its ranks meet on still is.
+    #[test]
+    fn nccl_bench_mode_checks_only_the_ports_it_uses() {
+        let head: Vec<(&str, &str)> = [HEAD_ENV, &[("SPARK_MODE", "nccl-bench")]].concat();
+        let c = parse_with(&["--api-port", "18080"], &head).unwrap();
+        assert_eq!((c.mode, c.api_port), (Mode::NcclBench, 18080));
+        parse_with(&["--api-port", "18080", "--", "python3", "b.py", "--port", "9000"], &head).unwrap();
+        parse_with(&["--api-port", "29450", "--ray-port", "29450"], &head).unwrap();
+        let e = parse_with(&["--master-port", "29450"], &head).unwrap_err().to_string();
+        assert!(e.contains("`--rendezvous-port`") && e.contains("`--master-port`") && e.contains("29450"), "{e}");
+        // The same flags in serve mode are refused: the rule is skipped for the mode, not lost.
+        assert!(parse_with(&["--api-port", "18080", "--", "vllm", "serve", "m"], HEAD_ENV).is_err());
     }
 
     #[test]
@@ -734,7 +730,7 @@ mod tests {
             assert_eq!(cfg.model, c.serve.model);
             assert_eq!(&cfg.serve[..3], ["vllm", "serve", c.serve.model.as_str()]);
             assert_eq!(cfg.api_port, c.serve.port);
-            assert_eq!(cfg.transport, TransportPolicy::parse(c.transport.as_str()).unwrap());
+            assert_eq!(cfg.transport, c.transport);
             if cfg.role == Role::Head {
                 assert_eq!(cfg.nodes, c.nodes.iter().map(|n| n.name.clone()).collect::<Vec<_>>());
             }

@@ -142,7 +142,7 @@ def startup(n=30):
 
 
 def nccl_one_rank():
-    """Issue 7, single-GPU part: one NCCL rank in one process with the env the image bakes."""
+    """The single-GPU part: one NCCL rank in one process with the env the image bakes."""
     import tomllib
 
     with open(os.path.join(ROOT, "overlays/spark-env/overlay.toml"), "rb") as f:

@@ -99,9 +99,7 @@ fn write_archive(image: &BuiltImage, file: &Path, index: &[u8], manifest_json: O
     add(&mut tar, "oci-layout", OCI_LAYOUT.len() as u64, &mut &OCI_LAYOUT[..])?;
     let buf = tar.into_inner().map_err(|e| unwrap_io(e, "finishing archive", file))?;
     let tmp = buf.into_inner().map_err(|e| Error::Io { context: "flushing archive", path: file.to_owned(), source: e.into_error() })?;
-    tmp.as_file().sync_all().io_ctx("syncing", file)?;
-    tmp.persist(file).map_err(|e| Error::Io { context: "moving the archive into place at", path: file.to_owned(), source: e.error })?;
-    Ok(())
+    crate::fsutil::persist(tmp, file, "moving the archive into place at")
 }
 
 fn header(size: u64, epoch: u64, kind: tar::EntryType) -> tar::Header {

@@ -64,7 +64,7 @@ fn write_blobs(image: &BuiltImage, dir: &Path, added: &mut Vec<PathBuf>) -> Resu
         if !linked {
             let mut tmp = tempfile::NamedTempFile::new_in(&blobs_dir).io_ctx("creating a temp file in", &blobs_dir)?;
             copy_blob(image, &blob, tmp.as_file_mut(), &dest)?;
-            tmp.persist(&dest).map_err(|e| Error::Io { context: "writing blob", path: dest.clone(), source: e.error })?;
+            crate::fsutil::persist(tmp, &dest, "writing blob")?;
         }
         added.push(dest);
     }
@@ -88,8 +88,5 @@ fn update_index(image: &BuiltImage, dir: &Path, tag: Option<&str>) -> Result<()>
         None => m.get("digest").and_then(Value::as_str) != Some(image.top.digest.as_str()),
     });
     list.push(entry);
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).io_ctx("creating a temp file in", dir)?;
-    std::io::Write::write_all(&mut tmp, &canonical(&index)).io_ctx("writing", &path)?;
-    tmp.persist(&path).map_err(|e| Error::Io { context: "writing", path: path.clone(), source: e.error })?;
-    Ok(())
+    crate::fsutil::write_atomic(dir, &path, &canonical(&index), "writing")
 }

@@ -138,6 +138,16 @@ impl Client {
                     Ok(_) => client.base = http,
                 }
             }
+        } else {
+            // HTTPS only. A server that accepts and then says nothing would hold each request
+            // for the read timeout, retried: one `/v2/` bounded by the probe timeout names it
+            // at once. Anything else (refused, DNS, a TLS error, any status) is left to the
+            // requests, which report it as they always did.
+            if let Err(ureq::Error::Transport(t)) = client.agent.get(&client.url("/v2/")).timeout(PROBE_TIMEOUT).call() {
+                if accepted_then_silent(&t) {
+                    return Err(client.silent());
+                }
+            }
         }
         Ok(client)
     }
@@ -404,6 +414,12 @@ fn is_timeout(t: &ureq::Transport) -> bool {
     }
     let text = t.to_string();
     text.contains("timed out") || text.contains("temporarily unavailable")
+}
+
+/// A timeout after the TCP connection was made (in the TLS handshake or the response), not one
+/// of the connect itself (ureq's "Connect error": nothing listens, or packets are dropped).
+fn accepted_then_silent(t: &ureq::Transport) -> bool {
+    is_timeout(t) && t.message() != Some("Connect error")
 }
 
 /// What went wrong on the wire, without the URL (whose query may be an upload's opaque state).

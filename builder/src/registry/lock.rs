@@ -13,7 +13,7 @@ use crate::source::{BaseImage, BaseTop, BlobSource};
 use crate::store::BlobStore;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -75,10 +75,7 @@ pub fn write(path: &Path, reference: &RegistryRef, base: &BaseImage) -> Result<(
     let mut text = serde_json::to_vec_pretty(&doc).expect("json");
     text.push(b'\n');
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).io_ctx("creating a temp file in", dir)?;
-    tmp.write_all(&text).io_ctx("writing", path)?;
-    tmp.persist(path).map_err(|e| Error::Io { context: "writing", path: path.to_owned(), source: e.error })?;
-    Ok(())
+    crate::fsutil::write_atomic(dir, path, &text, "writing")
 }
 
 /// Reads and verifies a lock file: every blob must hash to its key.

@@ -165,6 +165,23 @@ impl RegistrySource {
         Ok(dest)
     }
 
+    /// [`RegistrySource::fetch`], then the cached file verified unless it is unchanged since it
+    /// was (it may have changed on disk since it was fetched).
+    fn fetch_verified(&self, desc: &Descriptor) -> Result<PathBuf> {
+        let path = self.fetch(desc)?;
+        let store = self.store.as_ref().ok_or_else(|| Error::malformed(&self.name, "no blob store to fetch into"))?;
+        store.verify_file(&path, desc, &self.name).map_err(|e| match e {
+            // The registry is not at fault: the copy this machine keeps is, and removing it is the fix.
+            Error::DigestMismatch { digest, found, .. } => Error::input(
+                path.display().to_string(),
+                format!("blob {digest} of {}, cached in the blob store, is corrupt (digest mismatch, found {found})", self.name),
+                Some("remove this file; the next build fetches the blob again".into()),
+            ),
+            e => e,
+        })?;
+        Ok(path)
+    }
+
     /// Appends to `partial` until it holds `desc.size` bytes; returns the hash of the whole file.
     fn download(&self, desc: &Descriptor, partial: &Path, progress: Option<&Arc<Progress>>) -> Result<Sha256> {
         let mut interrupted = 0;
@@ -283,7 +300,7 @@ impl BlobSource for RegistrySource {
             return Ok(Box::new(io::Cursor::new(raw)));
         }
         if self.store.is_some() {
-            let path = self.fetch(desc)?;
+            let path = self.fetch_verified(desc)?;
             return Ok(Box::new(File::open(&path).io_ctx("opening blob", &path)?));
         }
         let resp = self.get_blob(&desc.digest, 0)?;
@@ -294,9 +311,7 @@ impl BlobSource for RegistrySource {
         if self.store.is_none() || media::is_index(&desc.media_type) || media::is_manifest(&desc.media_type) {
             return Ok(false);
         }
-        let path = self.fetch(desc)?;
-        // A cached blob may have changed on disk since it was fetched: verified unless unchanged.
-        let store = self.store.as_ref().expect("checked above");
-        store.link_verified(&path, desc, dest, &self.name)
+        let path = self.fetch_verified(desc)?;
+        Ok(fs::hard_link(&path, dest).is_ok())
     }
 }

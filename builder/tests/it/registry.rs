@@ -360,7 +360,11 @@ fn missing_tag_and_repository_errors_name_the_reference() {
 /// A loopback HTTP server that answers every request with `status` (a web server or another
 /// service on the port a reference names), or says nothing at all (`None`).
 fn fake_server(status: Option<u16>) -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    fake_server_on("127.0.0.1", status)
+}
+
+fn fake_server_on(ip: &str, status: Option<u16>) -> u16 {
+    let l = std::net::TcpListener::bind((ip, 0)).unwrap();
     let port = l.local_addr().unwrap().port();
     std::thread::spawn(move || {
         let mut held = Vec::new();
@@ -401,6 +405,38 @@ fn a_silent_server_is_a_timeout_not_a_tls_error() {
     assert!(err.contains("no answer within 10 s") && err.contains("said nothing"), "{err}");
     assert!(!err.to_lowercase().contains("tls"), "{err}");
     assert!(start.elapsed() < Duration::from_secs(15), "took {:?}", start.elapsed());
+}
+
+/// A remote (non-loopback, not `--insecure-registry`) host is spoken to over HTTPS only; silent,
+/// it is named the same way within the probe timeout, not after a read timeout per retry.
+#[test]
+fn a_silent_remote_registry_is_a_timeout_named_at_once() {
+    let ip = Registry::non_loopback_ip();
+    let port = fake_server_on(&ip, None);
+    let host = format!("{ip}:{port}");
+    let start = std::time::Instant::now();
+    let err = Client::connect(&host, &host, &plain_opts()).unwrap_err().to_string();
+    assert!(err.contains("no answer within 10 s") && err.contains(&format!("{host} accepted the connection and said nothing")), "{err}");
+    assert!(!err.to_lowercase().contains("tls"), "{err}");
+    assert!(start.elapsed() < Duration::from_secs(15), "took {:?}", start.elapsed());
+    // Through the whole read of a base, with retries on: still one bounded wait.
+    let start = std::time::Instant::now();
+    let err = registry::open_base(&RegistryRef::parse(&format!("{host}/app/x:v1")).unwrap(), &plain_opts(), None).err().unwrap().to_string();
+    assert!(err.contains("said nothing"), "{err}");
+    assert!(start.elapsed() < Duration::from_secs(15), "took {:?}", start.elapsed());
+    // Nothing listening is still a connection error, not silence.
+    let closed = std::net::TcpListener::bind((ip.as_str(), 0)).unwrap();
+    let host = format!("{ip}:{}", closed.local_addr().unwrap().port());
+    drop(closed);
+    let err = registry::open_base(
+        &RegistryRef::parse(&format!("{host}/app/x:v1")).unwrap(),
+        &ClientOptions { retry: RetryPolicy { attempts: 1, base: Duration::from_millis(1), max: Duration::from_millis(1) }, ..plain_opts() },
+        None,
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(!err.contains("said nothing"), "{err}");
 }
 
 #[test]

@@ -200,12 +200,22 @@ fn base_blobs_are_verified_once_and_again_when_they_change() {
     std::fs::File::options().write(true).open(&blob).unwrap().set_modified(std::time::SystemTime::now()).unwrap();
     let out = p.path("out3");
     fails(build(&p, &["-o", &format!("oci:{}", out.display())]), &["digest mismatch"], &out);
-    // A rewritten file (another inode) is read again as well.
+    // Mended in place: verified and remembered again.
     flip(&blob);
+    build(&p, &["-o", &format!("oci:{}", p.s("out4"))]).ok();
+    // Another inode with the same size and mtime but corrupt bytes (a file rewritten and
+    // renamed over the blob): only the inode tells it apart, and it is read again and caught.
+    let mtime = std::fs::metadata(&blob).unwrap().modified().unwrap();
+    let ino = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&blob).unwrap());
     let copy = p.path("copy");
     std::fs::copy(&blob, &copy).unwrap();
+    flip(&copy);
+    std::fs::File::options().write(true).open(&copy).unwrap().set_modified(mtime).unwrap();
     std::fs::rename(&copy, &blob).unwrap();
-    build(&p, &["-o", &format!("oci:{}", p.s("out4"))]).ok();
+    assert_ne!(std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&blob).unwrap()), ino);
+    assert_eq!(std::fs::metadata(&blob).unwrap().modified().unwrap(), mtime);
+    let out = p.path("out5");
+    fails(build(&p, &["-o", &format!("oci:{}", out.display())]), &["digest mismatch", blob.file_name().unwrap().to_str().unwrap()], &out);
 }
 
 #[test]
@@ -216,6 +226,33 @@ fn whiteout_names_in_an_overlay_tree_are_refused() {
         p.write(&format!("overlays/files/rootfs/etc/{name}"), "");
         let out = p.path("out");
         fails(build(&p, &["-o", &format!("oci:{}", out.display())]), &[".wh.", "whiteout", "delete = [\"/path\"]"], &out);
+    }
+}
+
+/// The same names written as image paths: a deletion, an artifact's path (overlay or flag).
+#[test]
+fn whiteout_names_as_image_paths_are_refused() {
+    let p = Project::new();
+    base(&p);
+    let out = p.path("out");
+    let o = format!("oci:{}", out.display());
+    let recipe = std::fs::read_to_string(p.path("images/test.toml")).unwrap();
+    p.write("images/test.toml", &recipe.replace("\"amd64-only\"]", "\"amd64-only\", \"bin\"]"));
+    p.write("overlays/bin/overlay.toml", "delete = [\"/etc/.wh.hostname\"]\n");
+    fails(build(&p, &["-o", &o]), &["overlay.toml: delete: `/etc/.wh.hostname` has a part starting with `.wh.`", "write `delete = [\"/etc/hostname\"]`"], &out);
+    p.write("overlays/bin/overlay.toml", "delete = [\"/.wh..wh..opq\"]\n");
+    fails(build(&p, &["-o", &o]), &["delete: `/.wh..wh..opq`", "OCI whiteout"], &out);
+    p.write("overlays/bin/overlay.toml", "[[artifact]]\npath = \"/usr/.wh.bin\"\n");
+    fails(build(&p, &["-o", &o]), &["artifact.path: `/usr/.wh.bin`", "OCI whiteout", "`delete = [\"/path\"]`"], &out);
+    std::fs::remove_file(p.path("overlays/bin/overlay.toml")).unwrap();
+    p.write("overlays/bin/overlay.toml", "");
+    let x86 = env!("CARGO_BIN_EXE_sparkctl");
+    for path in ["/usr/.wh.bin", "/usr/bin/.wh..wh..opq", "/.wh."] {
+        fails(
+            build(&p, &["-o", &o, "--platform", "linux/amd64", "--artifact", &format!("{path}@linux/amd64={x86}")]),
+            &[&format!("--artifact: `{path}` has a part starting with `.wh.`"), "`delete = [\"/path\"]`"],
+            &out,
+        );
     }
 }
 
@@ -249,7 +286,15 @@ fn archive_outputs_refuse_what_is_not_a_regular_file() {
     assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
     let sock = std::os::unix::net::UnixListener::bind(p.path("sock")).unwrap();
     std::os::unix::fs::symlink(p.path("target.tar"), p.path("link")).unwrap();
-    for (path, what) in [(Path::new("/dev/null"), "character device"), (&fifo, "FIFO"), (&p.path("sock"), "socket"), (&p.path("link"), "symlink")] {
+    // A block device node of its own (the tests run as root): loop device 7:250, which need not
+    // exist for its node to be made, and nothing of this machine's disks is at stake.
+    let block = p.path("block");
+    let made = std::process::Command::new("mknod").arg(&block).args(["b", "7", "250"]).status().unwrap();
+    assert!(made.success(), "mknod {} b 7 250 failed: the tests run as root", block.display());
+    let is_block = || std::os::unix::fs::FileTypeExt::is_block_device(&std::fs::symlink_metadata(&block).unwrap().file_type());
+    for (path, what) in
+        [(Path::new("/dev/null"), "character device"), (&block, "block device"), (&fifo, "FIFO"), (&p.path("sock"), "socket"), (&p.path("link"), "symlink")]
+    {
         for transport in ["oci-archive", "docker-archive"] {
             let run = build(&p, &["--platform", "linux/amd64", "-o", &format!("{transport}:{}", path.display())]);
             assert_eq!(run.code, 2, "{transport}:{}: {}{}", path.display(), run.stdout, run.stderr);
@@ -259,6 +304,7 @@ fn archive_outputs_refuse_what_is_not_a_regular_file() {
     }
     drop(sock);
     assert!(is_char(), "/dev/null was replaced");
+    assert!(is_block(), "the block device node was replaced");
     assert!(!p.path("target.tar").exists());
 }
 

@@ -65,6 +65,45 @@ fn build_on_a_registry_base_locks_it_pushes_and_docker_runs_the_result() {
     assert_eq!(offline, digest, "the lock file reproduces the build without the registry");
 }
 
+/// A registry base's layer cached in the store is verified once; changed on disk afterwards
+/// (its mtime with it), it is read again and the build fails naming it instead of linking it.
+#[test]
+fn a_corrupt_cached_registry_blob_fails_the_build_naming_it() {
+    let reg = Registry::plain();
+    let p = Project::new();
+    let base_ref = push_base(&p, &reg);
+    p.standard(&base_ref, &["linux/amd64", "linux/arm64"]);
+    p.run(&["image", "build", &p.s("images/test.toml"), "--quiet", "-o", &format!("oci:{}:v1", p.s("out1"))]).ok();
+    let cached = base_layers(&p).into_iter().map(|l| p.store().join("blobs/sha256").join(l)).find(|f| f.exists()).expect("a base layer in the store");
+    let mut bytes = std::fs::read(&cached).unwrap();
+    let i = bytes.len() / 2;
+    bytes[i] ^= 0xff;
+    // The output's hard link to the same inode is replaced too: write a new file over it.
+    let tmp = cached.with_extension("tmp");
+    std::fs::write(&tmp, &bytes).unwrap();
+    std::fs::rename(&tmp, &cached).unwrap();
+    // A layout output would link it, an archive output would stream it: both refuse it.
+    let hex = cached.file_name().unwrap().to_string_lossy().into_owned();
+    for (out, dest) in [(p.path("out2"), format!("oci:{}:v1", p.s("out2"))), (p.path("out2.tar"), format!("oci-archive:{}", p.s("out2.tar")))] {
+        let run = p.run(&["image", "build", &p.s("images/test.toml"), "--quiet", "-o", &dest]);
+        assert_eq!(run.code, 2, "{dest}: {}{}", run.stdout, run.stderr);
+        assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+        for needle in [
+            format!("blob sha256:{hex} of "),
+            "cached in the blob store, is corrupt (digest mismatch".into(),
+            "remove this file".into(),
+            cached.display().to_string(),
+        ] {
+            assert!(run.stderr.contains(&needle), "{dest}: `{needle}` missing from: {}", run.stderr);
+        }
+        assert!(!out.exists(), "a failed build wrote {}", out.display());
+    }
+    let out = p.path("out2");
+    // Removed, it is fetched again and the build is whole.
+    std::fs::remove_file(&cached).unwrap();
+    p.run(&["image", "build", &p.s("images/test.toml"), "--quiet", "-o", &format!("oci:{}:v1", out.display())]).ok();
+}
+
 #[test]
 fn push_and_pull_with_tls_credentials_and_no_secret_in_any_output() {
     let password = "cli-Pa55word-never-shown";

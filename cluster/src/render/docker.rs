@@ -1,4 +1,4 @@
-//! The `docker run` command of a node's container (BRIEF "NCCL": RDMA devices, unlimited memlock,
+//! The `docker run` command of a node's container (what NCCL needs: RDMA devices, unlimited memlock,
 //! `IPC_LOCK`, host network and IPC), shared by the `docker-run` and `systemd` renderers.
 
 use crate::model::{defaults, Cluster};

@@ -1,6 +1,6 @@
 //! The rails as netplan YAML, like NVIDIA's stock `40-cx7.yaml` but with static addresses, the
 //! jumbo MTU, no link-local addressing and no router advertisements (IPv6 off keeps RoCE GID
-//! indexes stable, BRIEF). Written by hand: the structure is fixed and every scalar is quoted.
+//! indexes stable). Written by hand: the structure is fixed and every scalar is quoted.
 
 use crate::plan::NodePlan;
 use std::fmt::Write;

@@ -1,6 +1,6 @@
 //! A systemd service that runs the node's container and restarts it as a group member: when one
 //! node dies the entrypoint exits non-zero on every node and `Restart=on-failure` brings the
-//! group back together (issue 4's supervision contract).
+//! group back together (the supervision contract in docs/entrypoint.md).
 
 use crate::model::{defaults, Cluster, Node};
 use crate::shell::systemd_quote;

@@ -25,7 +25,7 @@ fn sh_parses_the_rendered_command_into_the_docker_arguments() {
     }
 }
 
-/// BRIEF "NCCL": RDMA devices, unlimited memlock, IPC_LOCK, host network and IPC; plus GPUs,
+/// What NCCL needs: RDMA devices, unlimited memlock, IPC_LOCK, host network and IPC; plus GPUs,
 /// the HF cache volume, the env file, the token file (read-only) and the restart history.
 #[test]
 fn docker_run_has_what_roce_in_a_container_needs() {

@@ -1,4 +1,4 @@
-//! Bad input: each mistake of the issue gives one error line that names the file, the key or
+//! Bad input: each mistake gives one error line that names the file, the key or
 //! node, and the fix. Each case edits the commented example, so the example stays valid too.
 
 use crate::support::repo_root;

@@ -39,10 +39,10 @@ fn vectors_cover_the_edge_cases() {
     assert!(all.iter().flat_map(|c| &c.serve.args).any(|a| a.contains('\'') || a.contains('"')), "args needing quotes");
 }
 
-/// The two-Spark plan carries the facts of BRIEF.md: both twins in NCCL_IB_HCA, MTU 9000, IPv6
+/// The two-Spark plan carries the facts the hardware needs: both twins in NCCL_IB_HCA, MTU 9000, IPv6
 /// off with no link-local, ARP flux settings, the head's rail address for rendezvous.
 #[test]
-fn two_spark_plan_pins_the_brief() {
+fn two_spark_plan_pins_the_hardware_facts() {
     let v = &vectors()[0];
     let c = parse(v);
     let plan = cluster::plan::node_plan(&c, c.node("spark-3").unwrap());

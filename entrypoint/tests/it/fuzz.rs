@@ -60,8 +60,8 @@ fn fuzz_rendezvous_frames() {
     assert!(n > 100);
 }
 
-// `launch::parse_ray_status` is left out here until its node-count overflow (issue 18, handled
-// with the other `ray status` fixes) is fixed; add it to this target then.
+// `launch::parse_ray_status` is `cluster::tools::ray_status::parse`, fuzzed with the other tool
+// parsers in cluster/tests/it/fuzz.rs.
 #[test]
 fn fuzz_proc_stat() {
     let seeds = vec![b"1234 (python3 (x) y) S 1 1234 1234 0 -1".to_vec(), b"1 (spark-entrypoint) S 0 1 1 0 -1 4194560".to_vec()];
