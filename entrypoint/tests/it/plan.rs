@@ -1,8 +1,9 @@
 //! The head's launch check (`SPARK_PLAN`): a configuration that does not fit is refused after the
 //! rendezvous, before anything is launched, with the plan's table in the log and the workers told
-//! why; one that fits launches, its warnings logged once with the table; `warn` launches anyway. Models come from `fixtures/plan/` laid out
-//! as a Hugging Face cache; the node's memory from a root prefix whose `/proc/meminfo` is a Spark's
-//! (synthetic: MemTotal 121.63 GiB as vLLM reports it on GB10, MemAvailable 115 GiB).
+//! why; one that fits launches, its warnings logged once with the table; `warn` launches anyway.
+//! Models come from `fixtures/plan/` laid out as a Hugging Face cache; the node's memory from a
+//! root prefix whose `/proc/meminfo` is a Spark's (synthetic: MemTotal 121.63 GiB as vLLM reports
+//! it on GB10, MemAvailable 115 GiB).
 
 use crate::harness::*;
 use nix::sys::signal::Signal;
