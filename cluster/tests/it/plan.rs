@@ -485,3 +485,78 @@ fn weights_come_from_the_shards_without_an_index_and_models_from_the_hf_cache() 
     assert_eq!(fit::find_model_dir(Path::new("/nonexistent"), &snap.display().to_string()), Some(snap));
     assert_eq!(fit::find_model_dir(dir.path(), "nobody/nothing"), None);
 }
+
+/// The plan with a weights figure and no `config.json` (`sparkctl plan --weights-bytes N` for a
+/// model not downloaded).
+fn weights_only(a: &[&str], nodes: usize, weights: u64) -> Plan {
+    let a = args(a);
+    let env = image_env();
+    plan(
+        &Request {
+            facts: Facts {
+                model_name: "QuantTrio/Qwen3-VL-235B-A22B-Instruct-AWQ",
+                nodes,
+                backend: Backend::Ray,
+                args: &a,
+                env: &env,
+                model: None,
+                vllm: Some(Version(0, 11, 0)),
+                arch: fit::spark::ARCH,
+            },
+            weights: Some((weights, "`--weights-bytes`".into())),
+            memory: NodeMemory::nominal(None),
+        },
+        &Rules::builtin(),
+    )
+}
+
+#[test]
+fn a_weights_figure_without_a_config_sizes_the_weights_and_says_what_is_not_sized() {
+    // The AWQ index's 125 208 090 080 B over tp 2: 62 604 045 040 B per rank, + 2 GiB runtime
+    // = 64 751 528 688 B, a lower bound; the 91.22 GiB budget leaves 97 949 413 539
+    // − 64 751 528 688 = 33 197 884 851 B for the KV cache and activations, which are not sized.
+    let p = weights_only(EXAMPLE, 2, 125_208_090_080);
+    let e = p.memory.as_ref().expect("a weights-only estimate");
+    assert_eq!(term(&p, "weights per rank"), 62_604_045_040);
+    assert_eq!(term(&p, "CUDA graphs"), 0, "`--enforce-eager`: known without the config");
+    assert_eq!((e.required, e.headroom), (64_751_528_688, 33_197_884_851));
+    assert_eq!(e.not_sized.iter().map(|n| n.name).collect::<Vec<_>>(), ["KV cache", "activations"]);
+    assert!(!e.terms.iter().any(|t| t.name == "KV cache" || t.name == "activations"), "no made-up figure for an unsized term");
+    assert_eq!((e.verdict, e.longest_context), (Verdict::Fits, None));
+    assert!(p.ok(), "{}", p.table());
+    let t = p.table();
+    for row in [
+        "KV cache                         ?  not sized: needs config.json",
+        "activations                      ?  not sized: needs config.json",
+        "required                     60.30  sum of the sized terms (a lower bound)",
+        "verdict: fits as far as sized (KV cache, activations not sized",
+        "longest context that fits: not sized",
+    ] {
+        assert!(t.contains(row), "the table lacks `{row}`:\n{t}");
+    }
+    let v = serde_json::to_value(&p).unwrap();
+    assert_eq!(v["memory"]["not_sized"][0]["name"], "KV cache");
+    assert_eq!(v["memory"]["required"], 64_751_528_688u64);
+    assert!(v["not_sized"].as_str().unwrap().contains("KV cache and activations are not sized"), "{v}");
+    // Without `--enforce-eager` the CUDA graphs need the config too.
+    let graphs: Vec<&str> = EXAMPLE.iter().copied().filter(|s| *s != "--enforce-eager").collect();
+    let p = weights_only(&graphs, 2, 125_208_090_080);
+    assert!(p.memory.as_ref().unwrap().not_sized.iter().any(|n| n.name == "CUDA graphs"));
+
+    // The BF16 bytes: 235 670 022 896 B per rank + 2 GiB = 237 817 506 544 B = 221.48 GiB, over
+    // the budget before the KV cache: certain.
+    let p = weights_only(EXAMPLE, 2, 471_340_045_792);
+    let e = p.memory.as_ref().unwrap();
+    assert_eq!(e.verdict, Verdict::DoesNotFit);
+    let f = p.findings.iter().find(|f| f.id == "memory").unwrap();
+    assert_eq!(f.severity, Severity::Error);
+    assert!(f.message.contains("221.48 GiB required per node (the weights and runtime alone)"), "{}", f.message);
+    // 471.34 GB / n + 2.15 GB ≤ 97.95 GB needs n ≥ 5 (94.27 + 2.15); the heads are unknown.
+    assert!(e.fixes.iter().any(|f| f.starts_with("or spread the weights over 5 or more nodes")), "{:?}", e.fixes);
+    assert!(p.table().contains("verdict: does not fit (the sized terms alone"), "{}", p.table());
+
+    // The structure and the rules that need no config still run.
+    assert!(ids(&weights_only(EXAMPLE, 3, 125_208_090_080)).contains(&"parallel-size"));
+    let long: Vec<&str> = EXAMPLE.iter().map(|s| if *s == "4096" { "8192" } else { s }).collect();
+    assert!(ids(&weights_only(&long, 2, 125_208_090_080)).contains(&"context-above-validated"));
+}
