@@ -413,12 +413,16 @@ fn rule_utilization_0_9() {
 }
 
 #[test]
-fn rule_utilization_unset_ngc_2026_is_version_bound() {
-    let id = "utilization-unset-ngc-2026";
+fn rule_utilization_unset_ngc_is_version_bound() {
+    let id = "utilization-unset-ngc";
     let absent: Vec<&str> = EXAMPLE.iter().copied().filter(|s| *s != "--gpu-memory-utilization" && *s != "0.75").collect();
-    // NGC 26.01 ships vLLM 0.11.1: fires; NGC 25.11 (0.11.0): quiet; with the flag: quiet.
-    assert!(fires(&Case { vllm: Some(Version(0, 11, 1)), ..case("qwen3-vl-235b-a22b-awq", &absent) }, id));
-    assert!(!fires(&Case { vllm: Some(Version(0, 11, 0)), ..case("qwen3-vl-235b-a22b-awq", &absent) }, id));
+    // NGC 25.10 (vLLM 0.10.2) is the first release whose notes carry the ≈1.0 known issue: it
+    // fires there, on 25.11 (0.11.0), 26.01 (0.11.1) and later; 0.10.1 is older: quiet; with the
+    // flag: quiet.
+    for v in [Version(0, 10, 2), Version(0, 11, 0), Version(0, 11, 1), Version(0, 29, 0)] {
+        assert!(fires(&Case { vllm: Some(v), ..case("qwen3-vl-235b-a22b-awq", &absent) }, id), "{v}");
+    }
+    assert!(!fires(&Case { vllm: Some(Version(0, 10, 1)), ..case("qwen3-vl-235b-a22b-awq", &absent) }, id));
     assert!(!fires(&Case { vllm: Some(Version(0, 31, 0)), ..case("qwen3-vl-235b-a22b-awq", EXAMPLE) }, id));
     // An unknown version counts as matching: a wrong guess costs a 15-minute load.
     assert!(fires(&Case { vllm: None, ..case("qwen3-vl-235b-a22b-awq", &absent) }, id));
