@@ -741,33 +741,57 @@ impl Kv<'_> {
         }
     }
 
-    /// KV bytes of one sequence of `context` tokens on one rank (its share of the layers).
-    fn per_seq(&self, context: u64) -> u64 {
+    /// KV cache and linear-attention state of one sequence of `context` tokens on one rank: the
+    /// heaviest pipeline stage's layers (vLLM's split, [`pp_stages`]).
+    fn stage(&self, context: u64) -> (u64, u64) {
         let per = self.per_token_layer();
-        let total: u64 = self
-            .m
-            .layers
-            .iter()
-            .map(|l| match l {
-                Layer::Full => round_block(context).saturating_mul(per),
-                Layer::Sliding { window } => round_block(context.min(*window)).saturating_mul(per),
-                Layer::Linear => 0,
-            })
-            .fold(0, u64::saturating_add);
-        (total / self.pp).saturating_add(self.state_per_seq())
+        let state = self.state_per_layer();
+        let cost = |l: &Layer| match l {
+            Layer::Full => (round_block(context).saturating_mul(per), 0),
+            Layer::Sliding { window } => (round_block(context.min(*window)).saturating_mul(per), 0),
+            Layer::Linear => (0, state),
+        };
+        let mut start = 0;
+        let mut heaviest = (0u64, 0u64);
+        for n in pp_stages(self.m.layers.len(), self.pp as usize) {
+            let (kv, st) = self.m.layers[start..start + n].iter().map(cost).fold((0u64, 0u64), |(a, b), (c, d)| (a.saturating_add(c), b.saturating_add(d)));
+            if kv.saturating_add(st) > heaviest.0.saturating_add(heaviest.1) {
+                heaviest = (kv, st);
+            }
+            start += n;
+        }
+        heaviest
     }
 
-    /// Linear-attention state of one sequence on one rank: the causal-conv window over q, k, v
-    /// and the recurrent key × value matrix per value head.
-    fn state_per_seq(&self) -> u64 {
+    /// [`Kv::stage`]'s sum.
+    fn per_seq(&self, context: u64) -> u64 {
+        let (kv, state) = self.stage(context);
+        kv.saturating_add(state)
+    }
+
+    /// Linear-attention state of one sequence in one linear layer on one rank: the causal-conv
+    /// window over q, k, v and the recurrent key × value matrix per value head.
+    fn state_per_layer(&self) -> u64 {
         let Some(la) = self.m.linear else { return 0 };
-        let n = self.m.count(|l| *l == Layer::Linear);
         // Config values are below 2^24, so the products of two fit; the rest saturates.
         let conv =
             (la.conv_kernel.saturating_sub(1)).saturating_mul(2 * la.key_heads * la.key_dim + la.value_heads * la.value_dim) / self.tp * self.m.dtype_bytes;
         let ssm = (la.value_heads / self.tp).saturating_mul(la.key_dim * la.value_dim).saturating_mul(self.state_bytes);
-        n.saturating_mul(conv.saturating_add(ssm)) / self.pp
+        conv.saturating_add(ssm)
     }
+}
+
+/// The layers of each pipeline stage as vLLM splits them (`get_pp_indices` in
+/// `vllm/distributed/utils.py`): an even share, the remainder one each to the stages before the
+/// last (which also runs the final norm and the LM head): 94 layers over 4 stages are 23, 24, 24,
+/// 23.
+pub fn pp_stages(layers: usize, pp: usize) -> Vec<usize> {
+    let pp = pp.max(1);
+    let mut stages = vec![layers / pp; pp];
+    for i in 2..layers % pp + 2 {
+        stages[pp - i] += 1;
+    }
+    stages
 }
 
 /// What the estimate needs.
@@ -794,7 +818,8 @@ pub fn estimate(i: &Inputs) -> Estimate {
     let kv = Kv { m, tp: a.tp, pp: a.pp, kv_bytes, state_bytes };
     let context = a.max_model_len.or(m.max_positions).unwrap_or(4096);
     let seqs = a.max_num_seqs.unwrap_or(1);
-    let layers_rank = ceil_div(m.layers.len() as u64, a.pp);
+    // The heaviest stage's layers (the CUDA graphs are per layer).
+    let layers_rank = pp_stages(m.layers.len(), a.pp as usize).into_iter().max().unwrap_or(0) as u64;
 
     let weights = ceil_div(i.weights, ranks);
     let batched = a.max_num_batched_tokens.unwrap_or(vllm_defaults::MAX_NUM_BATCHED_TOKENS);
@@ -812,8 +837,7 @@ pub fn estimate(i: &Inputs) -> Estimate {
     let capture = (2 * seq_limit).min(vllm_defaults::MAX_CAPTURE_SIZE);
     let graphs = if a.enforce_eager { 0 } else { clamp(w(layers_rank) * w(capture) * w(m.hidden) * 2 * 5) };
     let runtime = gib(RUNTIME_ALLOWANCE_GIB);
-    let kv_seq = kv.per_seq(context) - kv.state_per_seq();
-    let state = kv.state_per_seq();
+    let (kv_seq, state) = kv.stage(context);
     let fixed = weights.saturating_add(activation).saturating_add(graphs).saturating_add(runtime);
     let required = fixed.saturating_add(seqs.saturating_mul(kv_seq.saturating_add(state)));
 
@@ -888,19 +912,19 @@ pub fn estimate(i: &Inputs) -> Estimate {
     }
 
     let kvh = kv.kv_heads_rank();
+    let stage = if a.pp > 1 { format!("; pp {}: the heaviest stage's {layers_rank} layers", a.pp) } else { String::new() };
     let kv_how = match m.mla {
         Some(mla) => format!(
-            "{context} tokens × {seqs} seq × {} B/token ({}; latent {} + rope {} × {kv_bytes} B, not split by tp)",
+            "{context} tokens × {seqs} seq × {} B/token ({}; latent {} + rope {} × {kv_bytes} B, not split by tp{stage})",
             kv_seq / round_block(context).max(1),
             m.describe_layers(),
             mla.kv_lora_rank,
             mla.rope_head_dim
         ),
         None => format!(
-            "{context} tokens × {seqs} seq ({}; {kvh} KV head(s)/rank × {} × 2 (K, V) × {kv_bytes} B ({kv_dtype}){})",
+            "{context} tokens × {seqs} seq ({}; {kvh} KV head(s)/rank × {} × 2 (K, V) × {kv_bytes} B ({kv_dtype}){stage})",
             m.describe_layers(),
             m.head_dim,
-            if a.pp > 1 { format!(" / pp {}", a.pp) } else { String::new() }
         ),
     };
     let mut terms = vec![
@@ -913,7 +937,7 @@ pub fn estimate(i: &Inputs) -> Estimate {
             bytes: seqs.saturating_mul(state),
             how: format!(
                 "{seqs} seq × {} layers × (conv {} + recurrent {}×{}×{} per rank)",
-                m.count(|l| *l == Layer::Linear),
+                state.checked_div(kv.state_per_layer()).unwrap_or(0),
                 la.conv_kernel.saturating_sub(1),
                 la.value_heads / a.tp,
                 la.key_dim,
@@ -1075,7 +1099,7 @@ pub fn structure(m: Option<&ModelShape>, a: &ServeArgs, nodes: usize) -> Vec<Fin
             id: "layers-uneven".into(),
             severity: Severity::Info,
             message: format!("{} layers over pipeline-parallel size {}: the stages are uneven", m.layers.len(), a.pp),
-            fix: "none needed; the estimate takes the larger stage".into(),
+            fix: "none needed; the estimate takes the heaviest stage".into(),
             source: None,
         });
     }

@@ -564,3 +564,50 @@ fn a_weights_figure_without_a_config_sizes_the_weights_and_says_what_is_not_size
     let long: Vec<&str> = EXAMPLE.iter().map(|s| if *s == "4096" { "8192" } else { s }).collect();
     assert!(ids(&weights_only(&long, 2, 125_208_090_080)).contains(&"context-above-validated"));
 }
+
+#[test]
+fn an_fp8_kv_cache_is_half_the_bf16_one() {
+    // 94 layers × 2 KV heads per rank × 128 × 2 (K, V) × 1 B = 48 128 B/token; × 4096 tokens
+    // = 197 132 288 B: half of the float16 cache's 394 264 576.
+    let p16 = run(&case("qwen3-vl-235b-a22b-awq", EXAMPLE));
+    let p8 = run(&case("qwen3-vl-235b-a22b-awq", &with(&["--kv-cache-dtype", "fp8"])));
+    assert_eq!(term(&p16, "KV cache"), 394_264_576);
+    assert_eq!(term(&p8, "KV cache"), 197_132_288);
+    assert!(p8.table().contains("× 1 B (fp8)"), "{}", p8.table());
+    // The longest context with 64 sequences: (31 942 641 075 B free) / (64 × 48 128) = 10 370.4
+    // tokens, in 16-token blocks 10 368: twice the float16 cache's 5184.
+    let p = run(&case("qwen3-vl-235b-a22b-awq", &with(&["--max-num-seqs", "64", "--kv-cache-dtype", "fp8_e4m3"])));
+    assert_eq!(p.memory.as_ref().unwrap().longest_context, Some(10_368));
+}
+
+#[test]
+fn pipeline_stages_split_the_layers_as_vllm_does_and_the_heaviest_one_counts() {
+    // vLLM's get_pp_indices: the remainder goes to the stages before the last.
+    assert_eq!(fit::pp_stages(94, 4), [23, 24, 24, 23]);
+    assert_eq!(fit::pp_stages(61, 4), [15, 15, 16, 15]);
+    assert_eq!(fit::pp_stages(7, 3), [2, 3, 2]);
+    assert_eq!(fit::pp_stages(94, 1), [94]);
+
+    // tp 2 × pp 2 on 4 nodes: structurally right; 125 208 090 080 B / 4 ranks
+    // = 31 302 022 520 B each; 47 layers per stage × 2 KV heads × 128 × 2 × 2 B = 48 128 B/token,
+    // × 4096 = 197 132 288 B (half the tp-only cache).
+    let a = ["--tensor-parallel-size", "2", "--pipeline-parallel-size", "2", "--gpu-memory-utilization", "0.75", "--max-model-len", "4096", "--enforce-eager"];
+    let p = run(&Case { nodes: 4, ..case("qwen3-vl-235b-a22b-awq", &a) });
+    assert!(!ids(&p).contains(&"parallel-size") && !ids(&p).contains(&"layers-uneven"), "{:?}", ids(&p));
+    assert_eq!(term(&p, "weights per rank"), 31_302_022_520);
+    assert_eq!(term(&p, "KV cache"), 197_132_288);
+    assert!(p.table().contains("pp 2: the heaviest stage's 47 layers"), "{}", p.table());
+    // The same on 2 nodes: tp × pp = 4 ≠ 2.
+    let p = run(&case("qwen3-vl-235b-a22b-awq", &a));
+    let f = p.findings.iter().find(|f| f.id == "parallel-size").expect("tp × pp ≠ nodes");
+    assert!(f.message.contains("tensor-parallel size 2 × pipeline-parallel size 2 = 4 but there are 2 nodes"), "{}", f.message);
+
+    // tp 1 × pp 3 on 3 nodes: 94 layers split 31, 32, 31 (uneven: info). The middle stage's 32
+    // layers × 4 KV heads × 128 × 2 × 2 B = 65 536 B/token, × 4096 = 268 435 456 B; its CUDA
+    // graphs 32 × 512 × 4096 × 2 B × 5 = 671 088 640 B.
+    let a = ["--pipeline-parallel-size", "3", "--gpu-memory-utilization", "0.75", "--max-model-len", "4096"];
+    let p = run(&Case { nodes: 3, ..case("qwen3-vl-235b-a22b-awq", &a) });
+    assert!(ids(&p).contains(&"layers-uneven") && !ids(&p).contains(&"parallel-size"), "{:?}", ids(&p));
+    assert_eq!(term(&p, "KV cache"), 268_435_456);
+    assert_eq!(term(&p, "CUDA graphs"), 671_088_640);
+}
