@@ -85,7 +85,7 @@ pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
 
 /// Gathers the inputs and computes the plan.
 fn build(args: &PlanArgs) -> anyhow::Result<Plan> {
-    let cluster = cluster::parse_file(&args.cluster)?;
+    let cluster = crate::render::load_cluster(&args.cluster)?;
     let serve = ServeArgs::parse(&cluster.serve.args, &cluster.source, "serve.args")?;
     if let Some(u) = args.usable_gib.filter(|u| !(1.0..=1024.0).contains(u)) {
         bail!("`--usable-gib {u}` is out of range; give the GiB a node's GPU can take, e.g. 102");
@@ -254,6 +254,9 @@ mod tests {
     #[test]
     fn bad_input_is_one_error_naming_the_operand() {
         let tmp = tempfile::tempdir().unwrap();
+        // No cluster.toml: the one loader's hint names `--cluster`.
+        let e = run(args(tmp.path().join("cluster.toml"), "qwen3-vl-235b-a22b-awq")).unwrap_err().to_string();
+        assert!(e.contains("no cluster description at") && e.contains("cluster.toml") && e.contains("pass `--cluster PATH`"), "{e}");
         let e = run(PlanArgs { model_dir: Some(tmp.path().into()), ..args(repo("examples/cluster.toml"), "x") }).unwrap_err();
         assert!(format!("{e:#}").contains("config.json"), "{e:#}");
         let e = run(PlanArgs { model_dir: None, ..args(repo("examples/cluster.toml"), "x") }).unwrap_err().to_string();
