@@ -437,13 +437,15 @@ mod tests {
     fn a_broken_rules_file_is_one_error_naming_the_key() {
         let e = Rules::parse("[[rule]]\nid = \"x\"\n", Path::new("r.toml")).unwrap_err().to_string();
         assert!(e.contains("`r.toml`") && e.contains("severity"), "{e}");
-        let bad = "[[rule]]\nid = \"x\"\nseverity = \"error\"\nmessage = \"m\"\nfix = \"f\"\nsource = \"https://example.org/r\"\n[rule.when]\nvllm = \"newer\"\n";
+        let bad =
+            "[[rule]]\nid = \"x\"\nseverity = \"error\"\nmessage = \"m\"\nfix = \"f\"\nsource = \"https://example.org/r\"\n[rule.when]\nvllm = \"newer\"\n";
         let e = Rules::parse(bad, Path::new("r.toml")).unwrap_err().to_string();
         assert!(e.contains("rule[0].when.vllm") && e.contains(">=0.11.1"), "{e}");
         let e = Rules::parse(&bad.replace("vllm = \"newer\"", "colour = \"red\""), Path::new("r.toml")).unwrap_err().to_string();
         assert!(e.contains("colour"), "{e}");
         // A source in prose is refused, naming the key.
-        let e = Rules::parse(&bad.replace("https://example.org/r", "a field report").replace("vllm = \"newer\"", ""), Path::new("r.toml")).unwrap_err().to_string();
+        let e =
+            Rules::parse(&bad.replace("https://example.org/r", "a field report").replace("vllm = \"newer\"", ""), Path::new("r.toml")).unwrap_err().to_string();
         assert!(e.contains("rule[0].source") && e.contains("https://"), "{e}");
     }
 }

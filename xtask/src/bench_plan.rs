@@ -70,13 +70,7 @@ pub fn run(sh: &Shell, args: &[String]) -> Result<()> {
         "| `sparkctl plan …` ({runs} runs each) | median wall | mean CPU (user+sys) | ÷ the 1 s bound | ÷ process start | peak RSS |\n|---|---|---|---|---|---|\n"
     );
     for (name, wall, cpu, rss) in &rows {
-        table += &format!(
-            "| {name} | {:.1} ms | {:.1} ms | {:.3} | {:.1}× | {rss:.0} MB |\n",
-            wall * 1e3,
-            cpu * 1e3,
-            wall / BOUND_S,
-            wall / floor
-        );
+        table += &format!("| {name} | {:.1} ms | {:.1} ms | {:.3} | {:.1}× | {rss:.0} MB |\n", wall * 1e3, cpu * 1e3, wall / BOUND_S, wall / floor);
     }
     println!("{table}");
     std::fs::write(dir.join("results.md"), &table)?;
