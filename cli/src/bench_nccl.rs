@@ -68,7 +68,7 @@ pub fn run(cmd: NcclBenchCommand) -> anyhow::Result<ExitCode> {
 }
 
 fn commands(a: CommandsArgs) -> anyhow::Result<ExitCode> {
-    let c = cluster::parse_file(&a.cluster)?;
+    let c = crate::render::load_cluster(&a.cluster)?;
     let transport = a.transport.map(|t| match t {
         TransportArg::Ib => Transport::Ib,
         TransportArg::Socket => Transport::Socket,

@@ -132,8 +132,8 @@ fn duration_arg(flag: &str, text: &str) -> anyhow::Result<Duration> {
 /// The head's API address from `cluster.toml`: its management address when it has one (where
 /// clients reach it), else its first rail's; the port is `[serve] port`.
 fn cluster_url(path: &Path) -> anyhow::Result<(String, String)> {
+    let cluster = crate::render::load_cluster(path)?;
     let text = std::fs::read(path).with_context(|| format!("reading `{}`", path.display()))?;
-    let cluster = cluster::parse_file(path)?;
     let head = cluster.head();
     let addr = head.management.as_ref().map_or_else(|| head.rail_addr(), |m| m.address.addr);
     Ok((format!("http://{addr}:{}", cluster.serve.port), sha256_hex(&text)))

@@ -73,7 +73,7 @@ fn name(p: Option<&Path>) -> String {
 /// The expectations of `--cluster`, if given.
 pub fn expect(cluster: Option<&Path>) -> anyhow::Result<Option<Expect>> {
     Ok(match cluster {
-        Some(f) => Some(Expect::from_cluster(&cluster::parse_file(f)?)),
+        Some(f) => Some(Expect::from_cluster(&crate::render::load_cluster(f)?)),
         None => None,
     })
 }

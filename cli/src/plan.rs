@@ -28,7 +28,8 @@ pub struct PlanArgs {
     /// the model's snapshot in container.hf_cache
     #[arg(long)]
     model_dir: Option<PathBuf>,
-    /// The weights' total bytes, when they are not downloaded (overrides the index)
+    /// The weights' total bytes as stored (overrides the index); without `--model-dir` or a
+    /// downloaded config.json, only the weights and runtime are sized
     #[arg(long)]
     weights_bytes: Option<u64>,
     /// The image recipe: its base tag (or a `dev.sparkctl.vllm-version` label) gives the vLLM
@@ -84,24 +85,31 @@ pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
 
 /// Gathers the inputs and computes the plan.
 fn build(args: &PlanArgs) -> anyhow::Result<Plan> {
-    let cluster = cluster::parse_file(&args.cluster)?;
+    let cluster = crate::render::load_cluster(&args.cluster)?;
     let serve = ServeArgs::parse(&cluster.serve.args, &cluster.source, "serve.args")?;
     if let Some(u) = args.usable_gib.filter(|u| !(1.0..=1024.0).contains(u)) {
         bail!("`--usable-gib {u}` is out of range; give the GiB a node's GPU can take, e.g. 102");
     }
 
+    if args.weights_bytes == Some(0) {
+        bail!("`--weights-bytes 0` is not a size; give the weights' total bytes as stored, e.g. 125208090080");
+    }
+    // The model folder: `--model-dir`, else the snapshot in the HF cache. Without either, a
+    // weights figure alone still sizes the weights (the KV cache and activations need the config).
     let dir = match &args.model_dir {
-        Some(d) => d.clone(),
-        None => fit::find_model_dir(&cluster.container.hf_cache, &cluster.serve.model).with_context(|| {
-            format!(
-                "no `config.json` for `{}` in `{}`; give `--model-dir DIR` (a folder with the model's config.json)",
+        Some(d) => Some(d.clone()),
+        None => match fit::find_model_dir(&cluster.container.hf_cache, &cluster.serve.model) {
+            Some(d) => Some(d),
+            None if args.weights_bytes.is_some() => None,
+            None => bail!(
+                "no `config.json` for `{}` in `{}`; give `--model-dir DIR` (a folder with the model's config.json), or `--weights-bytes N` for a weights-only estimate",
                 cluster.serve.model,
                 cluster.container.hf_cache.join("hub").join(format!("models--{}", cluster.serve.model.replace('/', "--"))).display()
-            )
-        })?,
+            ),
+        },
     };
-    let model = fit::read_model_dir(&dir)?;
-    let weights = match (args.weights_bytes, model.weights) {
+    let model = dir.as_deref().map(fit::read_model_dir).transpose()?;
+    let weights = match (args.weights_bytes, model.as_ref().and_then(|m| m.weights.clone())) {
         (Some(b), _) => Some((b, "`--weights-bytes`".to_owned())),
         (None, w) => w,
     };
@@ -137,7 +145,7 @@ fn build(args: &PlanArgs) -> anyhow::Result<Plan> {
                 backend: cluster.backend,
                 args: &serve,
                 env: &env,
-                model: Some(&model.shape),
+                model: model.as_ref().map(|m| &m.shape),
                 vllm,
                 arch: fit::spark::ARCH,
             },
@@ -181,6 +189,38 @@ mod tests {
         assert_eq!(run(a).unwrap(), ExitCode::from(1));
     }
 
+    /// examples/cluster.toml with its HF cache in `dir` (empty: the model is not downloaded).
+    fn cluster_with_cache(dir: &Path) -> PathBuf {
+        let text = std::fs::read_to_string(repo("examples/cluster.toml")).unwrap();
+        let path = dir.join("cluster.toml");
+        std::fs::write(&path, text.replace("/var/lib/spark-cluster/huggingface", &dir.join("hf").display().to_string())).unwrap();
+        path
+    }
+
+    #[test]
+    fn weights_bytes_alone_sizes_the_weights_without_a_model_dir() {
+        let tmp = tempfile::tempdir().unwrap();
+        let c = cluster_with_cache(tmp.path());
+        let only = |bytes: u64| PlanArgs { model_dir: None, weights_bytes: Some(bytes), ..args(c.clone(), "x") };
+        // The AWQ bytes fit as far as sized; the table says what is not.
+        let p = build(&only(125_208_090_080)).unwrap();
+        let t = p.table();
+        assert!(t.contains("weights per rank             58.30  125.21 GB (`--weights-bytes`) / 2 rank(s)"), "{t}");
+        assert!(t.contains("KV cache                         ?  not sized") && t.contains("verdict: fits as far as sized"), "{t}");
+        assert_eq!(run(only(125_208_090_080)).unwrap(), ExitCode::SUCCESS);
+        // The BF16 bytes do not fit whatever the rest: exit 1.
+        assert_eq!(run(PlanArgs { json: true, ..only(471_340_045_792) }).unwrap(), ExitCode::from(1));
+        // A downloaded model in the cache is used when there: then every term is sized.
+        let snap = tmp.path().join("hf/hub/models--QuantTrio--Qwen3-VL-235B-A22B-Instruct-AWQ/snapshots/abc");
+        std::fs::create_dir_all(&snap).unwrap();
+        std::fs::copy(repo("fixtures/plan/qwen3-vl-235b-a22b-awq/config.json"), snap.join("config.json")).unwrap();
+        let p = build(&only(125_208_090_080)).unwrap();
+        assert!(p.memory.as_ref().unwrap().not_sized.is_empty() && p.table().contains("KV cache                      0.37"), "{}", p.table());
+        // Zero is not a size.
+        let e = run(only(0)).unwrap_err().to_string();
+        assert!(e.contains("`--weights-bytes 0` is not a size"), "{e}");
+    }
+
     #[test]
     fn the_example_in_docs_plan_md_is_what_sparkctl_prints() {
         let doc = std::fs::read_to_string(repo("docs/plan.md")).unwrap();
@@ -214,10 +254,16 @@ mod tests {
     #[test]
     fn bad_input_is_one_error_naming_the_operand() {
         let tmp = tempfile::tempdir().unwrap();
+        // No cluster.toml: the one loader's hint names `--cluster`.
+        let e = run(args(tmp.path().join("cluster.toml"), "qwen3-vl-235b-a22b-awq")).unwrap_err().to_string();
+        assert!(e.contains("no cluster description at") && e.contains("cluster.toml") && e.contains("pass `--cluster PATH`"), "{e}");
         let e = run(PlanArgs { model_dir: Some(tmp.path().into()), ..args(repo("examples/cluster.toml"), "x") }).unwrap_err();
         assert!(format!("{e:#}").contains("config.json"), "{e:#}");
         let e = run(PlanArgs { model_dir: None, ..args(repo("examples/cluster.toml"), "x") }).unwrap_err().to_string();
-        assert!(e.contains("no `config.json` for `QuantTrio/Qwen3-VL-235B-A22B-Instruct-AWQ`") && e.contains("--model-dir"), "{e}");
+        assert!(
+            e.contains("no `config.json` for `QuantTrio/Qwen3-VL-235B-A22B-Instruct-AWQ`") && e.contains("--model-dir") && e.contains("--weights-bytes"),
+            "{e}"
+        );
         let e = run(PlanArgs { vllm_version: Some("new".into()), ..args(repo("examples/cluster.toml"), "qwen3-vl-235b-a22b-awq") }).unwrap_err().to_string();
         assert!(e.contains("`--vllm-version new` is not a version"), "{e}");
         let e = run(PlanArgs { root: Some(tmp.path().into()), ..args(repo("examples/cluster.toml"), "qwen3-vl-235b-a22b-awq") }).unwrap_err().to_string();

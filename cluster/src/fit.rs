@@ -677,16 +677,37 @@ pub struct Estimate {
     pub memory: NodeMemory,
     /// min(budget, usable) − required; negative when it does not fit.
     pub headroom: i64,
-    pub context: u64,
+    /// The context the KV cache is sized for; `None` when it is the model's limit and there is
+    /// no `config.json` to read it from.
+    pub context: Option<u64>,
     pub sequences: u64,
     /// The longest `--max-model-len` that fits with these sequences; `None` when not even the
-    /// weights fit.
+    /// weights fit, or when the KV cache is not sized.
     pub longest_context: Option<u64>,
     /// Whether `longest_context` is the model's own limit rather than memory's.
     pub longest_is_model_limit: bool,
+    /// Whether the verdict is for the sized terms only; `not_sized` says which are missing.
     pub verdict: Verdict,
     pub fixes: Vec<String>,
+    /// Terms that could not be sized (no `config.json`): `required` is then a lower bound, a
+    /// "does not fit" is certain and a "fits" is not.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_sized: Vec<NotSized>,
 }
+
+/// A term the estimate could not size, and what it needs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NotSized {
+    pub name: &'static str,
+    pub needs: &'static str,
+}
+
+/// What the KV cache, the activations and the CUDA graphs need from `config.json`.
+const NEEDS_CONFIG: [NotSized; 3] = [
+    NotSized { name: "KV cache", needs: "config.json: layers, KV heads, head dim (and MLA, window, linear-attention keys)" },
+    NotSized { name: "activations", needs: "config.json: hidden size, heads, FFN width, vocabulary" },
+    NotSized { name: "CUDA graphs", needs: "config.json: layers and hidden size" },
+];
 
 /// Per-rank KV cache and state sizes, as functions of the context.
 struct Kv<'a> {
@@ -720,33 +741,57 @@ impl Kv<'_> {
         }
     }
 
-    /// KV bytes of one sequence of `context` tokens on one rank (its share of the layers).
-    fn per_seq(&self, context: u64) -> u64 {
+    /// KV cache and linear-attention state of one sequence of `context` tokens on one rank: the
+    /// heaviest pipeline stage's layers (vLLM's split, [`pp_stages`]).
+    fn stage(&self, context: u64) -> (u64, u64) {
         let per = self.per_token_layer();
-        let total: u64 = self
-            .m
-            .layers
-            .iter()
-            .map(|l| match l {
-                Layer::Full => round_block(context).saturating_mul(per),
-                Layer::Sliding { window } => round_block(context.min(*window)).saturating_mul(per),
-                Layer::Linear => 0,
-            })
-            .fold(0, u64::saturating_add);
-        (total / self.pp).saturating_add(self.state_per_seq())
+        let state = self.state_per_layer();
+        let cost = |l: &Layer| match l {
+            Layer::Full => (round_block(context).saturating_mul(per), 0),
+            Layer::Sliding { window } => (round_block(context.min(*window)).saturating_mul(per), 0),
+            Layer::Linear => (0, state),
+        };
+        let mut start = 0;
+        let mut heaviest = (0u64, 0u64);
+        for n in pp_stages(self.m.layers.len(), self.pp as usize) {
+            let (kv, st) = self.m.layers[start..start + n].iter().map(cost).fold((0u64, 0u64), |(a, b), (c, d)| (a.saturating_add(c), b.saturating_add(d)));
+            if kv.saturating_add(st) > heaviest.0.saturating_add(heaviest.1) {
+                heaviest = (kv, st);
+            }
+            start += n;
+        }
+        heaviest
     }
 
-    /// Linear-attention state of one sequence on one rank: the causal-conv window over q, k, v
-    /// and the recurrent key × value matrix per value head.
-    fn state_per_seq(&self) -> u64 {
+    /// [`Kv::stage`]'s sum.
+    fn per_seq(&self, context: u64) -> u64 {
+        let (kv, state) = self.stage(context);
+        kv.saturating_add(state)
+    }
+
+    /// Linear-attention state of one sequence in one linear layer on one rank: the causal-conv
+    /// window over q, k, v and the recurrent key × value matrix per value head.
+    fn state_per_layer(&self) -> u64 {
         let Some(la) = self.m.linear else { return 0 };
-        let n = self.m.count(|l| *l == Layer::Linear);
         // Config values are below 2^24, so the products of two fit; the rest saturates.
         let conv =
             (la.conv_kernel.saturating_sub(1)).saturating_mul(2 * la.key_heads * la.key_dim + la.value_heads * la.value_dim) / self.tp * self.m.dtype_bytes;
         let ssm = (la.value_heads / self.tp).saturating_mul(la.key_dim * la.value_dim).saturating_mul(self.state_bytes);
-        n.saturating_mul(conv.saturating_add(ssm)) / self.pp
+        conv.saturating_add(ssm)
     }
+}
+
+/// The layers of each pipeline stage as vLLM splits them (`get_pp_indices` in
+/// `vllm/distributed/utils.py`): an even share, the remainder one each to the stages before the
+/// last (which also runs the final norm and the LM head): 94 layers over 4 stages are 23, 24, 24,
+/// 23.
+pub fn pp_stages(layers: usize, pp: usize) -> Vec<usize> {
+    let pp = pp.max(1);
+    let mut stages = vec![layers / pp; pp];
+    for i in 2..layers % pp + 2 {
+        stages[pp - i] += 1;
+    }
+    stages
 }
 
 /// What the estimate needs.
@@ -773,7 +818,8 @@ pub fn estimate(i: &Inputs) -> Estimate {
     let kv = Kv { m, tp: a.tp, pp: a.pp, kv_bytes, state_bytes };
     let context = a.max_model_len.or(m.max_positions).unwrap_or(4096);
     let seqs = a.max_num_seqs.unwrap_or(1);
-    let layers_rank = ceil_div(m.layers.len() as u64, a.pp);
+    // The heaviest stage's layers (the CUDA graphs are per layer).
+    let layers_rank = pp_stages(m.layers.len(), a.pp as usize).into_iter().max().unwrap_or(0) as u64;
 
     let weights = ceil_div(i.weights, ranks);
     let batched = a.max_num_batched_tokens.unwrap_or(vllm_defaults::MAX_NUM_BATCHED_TOKENS);
@@ -791,8 +837,7 @@ pub fn estimate(i: &Inputs) -> Estimate {
     let capture = (2 * seq_limit).min(vllm_defaults::MAX_CAPTURE_SIZE);
     let graphs = if a.enforce_eager { 0 } else { clamp(w(layers_rank) * w(capture) * w(m.hidden) * 2 * 5) };
     let runtime = gib(RUNTIME_ALLOWANCE_GIB);
-    let kv_seq = kv.per_seq(context) - kv.state_per_seq();
-    let state = kv.state_per_seq();
+    let (kv_seq, state) = kv.stage(context);
     let fixed = weights.saturating_add(activation).saturating_add(graphs).saturating_add(runtime);
     let required = fixed.saturating_add(seqs.saturating_mul(kv_seq.saturating_add(state)));
 
@@ -867,19 +912,19 @@ pub fn estimate(i: &Inputs) -> Estimate {
     }
 
     let kvh = kv.kv_heads_rank();
+    let stage = if a.pp > 1 { format!("; pp {}: the heaviest stage's {layers_rank} layers", a.pp) } else { String::new() };
     let kv_how = match m.mla {
         Some(mla) => format!(
-            "{context} tokens × {seqs} seq × {} B/token ({}; latent {} + rope {} × {kv_bytes} B, not split by tp)",
+            "{context} tokens × {seqs} seq × {} B/token ({}; latent {} + rope {} × {kv_bytes} B, not split by tp{stage})",
             kv_seq / round_block(context).max(1),
             m.describe_layers(),
             mla.kv_lora_rank,
             mla.rope_head_dim
         ),
         None => format!(
-            "{context} tokens × {seqs} seq ({}; {kvh} KV head(s)/rank × {} × 2 (K, V) × {kv_bytes} B ({kv_dtype}){})",
+            "{context} tokens × {seqs} seq ({}; {kvh} KV head(s)/rank × {} × 2 (K, V) × {kv_bytes} B ({kv_dtype}){stage})",
             m.describe_layers(),
             m.head_dim,
-            if a.pp > 1 { format!(" / pp {}", a.pp) } else { String::new() }
         ),
     };
     let mut terms = vec![
@@ -892,7 +937,7 @@ pub fn estimate(i: &Inputs) -> Estimate {
             bytes: seqs.saturating_mul(state),
             how: format!(
                 "{seqs} seq × {} layers × (conv {} + recurrent {}×{}×{} per rank)",
-                m.count(|l| *l == Layer::Linear),
+                state.checked_div(kv.state_per_layer()).unwrap_or(0),
                 la.conv_kernel.saturating_sub(1),
                 la.value_heads / a.tp,
                 la.key_dim,
@@ -927,12 +972,78 @@ pub fn estimate(i: &Inputs) -> Estimate {
         utilization,
         memory: i.memory.clone(),
         headroom,
-        context,
+        context: Some(context),
         sequences: seqs,
         longest_context,
         longest_is_model_limit,
         verdict,
         fixes,
+        not_sized: Vec::new(),
+    }
+}
+
+/// What can be estimated from a weights figure alone (`sparkctl plan --weights-bytes N` with no
+/// `config.json`): the weights per rank and the runtime allowance (and no CUDA graphs with
+/// `--enforce-eager`) against the same budget. The KV cache and activations stay unsized, so
+/// `required` is a lower bound: a "does not fit" is certain, a "fits" only says the weights leave
+/// room for them.
+pub fn estimate_weights_only(weights: u64, weights_how: &str, a: &ServeArgs, memory: NodeMemory) -> Estimate {
+    let ranks = a.tp * a.pp;
+    let per_rank = ceil_div(weights, ranks);
+    let runtime = gib(RUNTIME_ALLOWANCE_GIB);
+    let mut terms = vec![Term { name: "weights per rank", bytes: per_rank, how: format!("{:.2} GB ({weights_how}) / {ranks} rank(s)", weights as f64 / 1e9) }];
+    let mut not_sized: Vec<NotSized> = NEEDS_CONFIG.to_vec();
+    if a.enforce_eager {
+        not_sized.retain(|n| n.name != "CUDA graphs");
+        terms.push(Term { name: "CUDA graphs", bytes: 0, how: "none (`--enforce-eager`)".into() });
+    }
+    terms.push(Term { name: "runtime", bytes: runtime, how: "CUDA context, NCCL and cuBLAS workspaces (allowance)".into() });
+    let required = per_rank.saturating_add(runtime);
+    let utilization = a.gpu_memory_utilization.unwrap_or(vllm_defaults::GPU_MEMORY_UTILIZATION);
+    let budget = (utilization * memory.total as f64) as u64;
+    let limit = budget.min(memory.usable);
+    let headroom = (i128::from(limit) - i128::from(required)).clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64;
+    let over_ask = budget > memory.usable;
+    let verdict = if headroom < 0 || over_ask {
+        Verdict::DoesNotFit
+    } else if headroom < gib(TIGHT_GIB) as i64 {
+        Verdict::Tight
+    } else {
+        Verdict::Fits
+    };
+    let mut fixes = Vec::new();
+    if over_ask {
+        let max_util = (memory.usable as f64 / memory.total as f64 * 100.0).floor() / 100.0;
+        fixes.push(format!(
+            "lower `--gpu-memory-utilization` to {max_util:.2} or less: {utilization} × {:.2} GiB = {:.2} GiB is more than the {:.2} GiB the node can give",
+            in_gib(memory.total),
+            in_gib(budget),
+            in_gib(memory.usable)
+        ));
+    }
+    if headroom < 0 {
+        fixes.push("use quantised weights (AWQ or NVFP4 take about a quarter of the BF16 bytes)".into());
+        // Without the config the heads are unknown: the node count is the weights' answer only.
+        if let Some(n) = (ranks + 1..=64).find(|n| ceil_div(weights, *n).saturating_add(runtime) <= limit) {
+            fixes.push(format!("or spread the weights over {n} or more nodes, a tensor-parallel size the model's heads divide by"));
+        }
+    } else if headroom < gib(TIGHT_GIB) as i64 {
+        fixes.push(format!("one more node ({} in all) splits the weights further", ranks + 1));
+    }
+    Estimate {
+        terms,
+        required,
+        budget,
+        utilization,
+        memory,
+        headroom,
+        context: a.max_model_len,
+        sequences: a.max_num_seqs.unwrap_or(1),
+        longest_context: None,
+        longest_is_model_limit: false,
+        verdict,
+        fixes,
+        not_sized,
     }
 }
 
@@ -988,7 +1099,7 @@ pub fn structure(m: Option<&ModelShape>, a: &ServeArgs, nodes: usize) -> Vec<Fin
             id: "layers-uneven".into(),
             severity: Severity::Info,
             message: format!("{} layers over pipeline-parallel size {}: the stages are uneven", m.layers.len(), a.pp),
-            fix: "none needed; the estimate takes the larger stage".into(),
+            fix: "none needed; the estimate takes the heaviest stage".into(),
             source: None,
         });
     }
@@ -1049,7 +1160,11 @@ impl Plan {
                 for t in &e.terms {
                     let _ = writeln!(o, "{:<24} {:>9.2}  {}", t.name, in_gib(t.bytes), t.how);
                 }
-                let _ = writeln!(o, "{:<24} {:>9.2}  sum of the above", "required", in_gib(e.required));
+                for n in &e.not_sized {
+                    let _ = writeln!(o, "{:<24} {:>9}  not sized: needs {}", n.name, "?", n.needs);
+                }
+                let sum = if e.not_sized.is_empty() { "sum of the above" } else { "sum of the sized terms (a lower bound)" };
+                let _ = writeln!(o, "{:<24} {:>9.2}  {sum}", "required", in_gib(e.required));
                 let _ = writeln!(
                     o,
                     "{:<24} {:>9.2}  --gpu-memory-utilization {} × {:.2} GiB",
@@ -1060,11 +1175,21 @@ impl Plan {
                 );
                 let _ = writeln!(o, "{:<24} {:>9.2}  {}", "usable", in_gib(e.memory.usable), e.memory.source);
                 let _ = writeln!(o, "{:<24} {:>9.2}  min(budget, usable) − required", "headroom", e.headroom as f64 / GIB as f64);
-                let _ = writeln!(o, "verdict: {}", e.verdict.as_str());
+                let names: Vec<&str> = e.not_sized.iter().map(|n| n.name).collect();
+                let _ = match (names.is_empty(), e.verdict) {
+                    (true, v) => writeln!(o, "verdict: {}", v.as_str()),
+                    (false, Verdict::DoesNotFit) => writeln!(o, "verdict: does not fit (the sized terms alone; {} not sized)", names.join(", ")),
+                    (false, v) => {
+                        writeln!(o, "verdict: {} as far as sized ({} not sized: give `--model-dir` for the full estimate)", v.as_str(), names.join(", "))
+                    }
+                };
                 for f in &e.fixes {
                     let _ = writeln!(o, "  fix: {f}");
                 }
                 match e.longest_context {
+                    _ if names.contains(&"KV cache") => {
+                        let _ = writeln!(o, "longest context that fits: not sized (the KV cache needs the model's config.json)");
+                    }
                     Some(l) if e.longest_is_model_limit => {
                         let _ = writeln!(o, "longest context that fits with {} seq: {l} tokens (the model's limit)", e.sequences);
                     }
@@ -1091,50 +1216,52 @@ impl Plan {
     }
 }
 
+/// The memory verdict as a finding: "does not fit" an error, "tight" a warning.
+fn memory_finding(e: &Estimate) -> Option<Finding> {
+    // Without config.json the required figure is the weights and runtime alone.
+    let partial = if e.not_sized.is_empty() { "" } else { " (the weights and runtime alone)" };
+    let (severity, message) = match e.verdict {
+        Verdict::Fits => return None,
+        Verdict::DoesNotFit if e.required > e.budget.min(e.memory.usable) => (
+            Severity::Error,
+            format!(
+                "does not fit: {:.2} GiB required per node{partial}, {:.2} GiB available (budget {:.2}, usable {:.2})",
+                in_gib(e.required),
+                in_gib(e.budget.min(e.memory.usable)),
+                in_gib(e.budget),
+                in_gib(e.memory.usable)
+            ),
+        ),
+        Verdict::DoesNotFit => (
+            Severity::Error,
+            format!(
+                "does not fit: `--gpu-memory-utilization` {} lets vLLM take {:.2} GiB per node (it fills the budget with KV cache) but the node can give {:.2} GiB",
+                e.utilization,
+                in_gib(e.budget),
+                in_gib(e.memory.usable)
+            ),
+        ),
+        Verdict::Tight => (Severity::Warning, format!("tight: {:.2} GiB headroom per node{partial}", e.headroom as f64 / GIB as f64)),
+    };
+    Some(Finding { id: "memory".into(), severity, message, fix: e.fixes.join("; "), source: None })
+}
+
 /// Runs the memory estimate, the structural checks and the rules.
 pub fn plan(req: &Request, rules: &Rules) -> Plan {
     let f = &req.facts;
     let mut findings = structure(f.model, f.args, f.nodes);
     let (memory, not_sized) = match (f.model, &req.weights) {
         (Some(model), Some((bytes, how))) => {
-            let e = estimate(&Inputs { model, weights: *bytes, weights_how: how, args: f.args, memory: req.memory.clone() });
-            match e.verdict {
-                Verdict::DoesNotFit => findings.push(Finding {
-                    id: "memory".into(),
-                    severity: Severity::Error,
-                    message: if e.required > e.budget.min(e.memory.usable) {
-                        format!(
-                            "does not fit: {:.2} GiB required per node, {:.2} GiB available (budget {:.2}, usable {:.2})",
-                            in_gib(e.required),
-                            in_gib(e.budget.min(e.memory.usable)),
-                            in_gib(e.budget),
-                            in_gib(e.memory.usable)
-                        )
-                    } else {
-                        format!(
-                            "does not fit: `--gpu-memory-utilization` {} lets vLLM take {:.2} GiB per node (it fills the budget with KV cache) but the node can give {:.2} GiB",
-                            e.utilization,
-                            in_gib(e.budget),
-                            in_gib(e.memory.usable)
-                        )
-                    },
-                    fix: e.fixes.join("; "),
-                    source: None,
-                }),
-                Verdict::Tight => findings.push(Finding {
-                    id: "memory".into(),
-                    severity: Severity::Warning,
-                    message: format!("tight: {:.2} GiB headroom per node", e.headroom as f64 / GIB as f64),
-                    fix: e.fixes.join("; "),
-                    source: None,
-                }),
-                Verdict::Fits => {}
-            }
-            (Some(e), None)
+            (Some(estimate(&Inputs { model, weights: *bytes, weights_how: how, args: f.args, memory: req.memory.clone() })), None)
         }
-        (None, _) => (None, Some("no `config.json` for the model".to_owned())),
+        (None, Some((bytes, how))) => (
+            Some(estimate_weights_only(*bytes, how, f.args, req.memory.clone())),
+            Some("no `config.json` for the model: the KV cache and activations are not sized".to_owned()),
+        ),
+        (None, None) => (None, Some("no `config.json` for the model".to_owned())),
         (Some(_), None) => (None, Some("the weights' size is unknown (no safetensors index or shards; give `--weights-bytes`)".to_owned())),
     };
+    findings.extend(memory.as_ref().and_then(memory_finding));
     findings.extend(rules.evaluate(f));
     findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     Plan {

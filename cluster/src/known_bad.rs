@@ -191,6 +191,8 @@ pub struct Rule {
     /// May use `{context}`, `{validated}`, `{nodes}`, `{vllm}`.
     pub message: String,
     pub fix: String,
+    /// Where the fact comes from: an `https://` link to the public report, or a file of the
+    /// sparkctl repository (a relative path, e.g. a fixture).
     pub source: String,
     pub when: When,
 }
@@ -269,9 +271,21 @@ impl Rules {
     }
 
     /// What the schema cannot say: valid version requirements and backends, flag spellings,
-    /// unique ids.
+    /// unique ids, sources that are links or repository paths.
     fn check(&self, file: &Path) -> Result<()> {
         let rules = self;
+        let sources = rules.rule.iter().enumerate().map(|(i, r)| (format!("rule[{i}].source"), &r.source));
+        for (key, source) in sources.chain(rules.validated.iter().enumerate().map(|(i, v)| (format!("validated[{i}].source"), &v.source))) {
+            if source_kind(source).is_none() {
+                return Err(Error::InvalidValue {
+                    file: file.to_owned(),
+                    key,
+                    value: source.clone(),
+                    problem: "it is neither an https:// link nor a path in the sparkctl repository".into(),
+                    fix: "give the link to the public report (https://…), or the repository file that records it (e.g. fixtures/…)".into(),
+                });
+            }
+        }
         for (i, r) in rules.rule.iter().enumerate() {
             let bad = |key: &str, value: &str, problem: &str, fix: &str| Error::InvalidValue {
                 file: file.to_owned(),
@@ -319,6 +333,29 @@ impl Rules {
     }
 }
 
+/// What a `source` is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    Link,
+    /// A path relative to the repository root (its existence is checked by the tests: the
+    /// binaries that embed the rules run where the repository is not).
+    RepoPath,
+}
+
+/// `https://host/…` with no spaces is a link; a relative path of plain segments (no `..`, no
+/// spaces) is a repository path; anything else (prose) is neither.
+pub fn source_kind(s: &str) -> Option<SourceKind> {
+    if s.is_empty() || s.chars().any(char::is_whitespace) {
+        return None;
+    }
+    if let Some(rest) = s.strip_prefix("https://") {
+        let host = rest.split('/').next().unwrap_or("");
+        return (host.contains('.') && rest.len() > host.len() + 1).then_some(SourceKind::Link);
+    }
+    let plain = |seg: &str| !seg.is_empty() && seg != "." && seg != ".." && seg.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+    (!s.starts_with('/') && s.contains('/') && s.split('/').all(plain)).then_some(SourceKind::RepoPath)
+}
+
 fn fires(w: &When, f: &Facts, validated: Option<u64>) -> bool {
     let model = |p: &dyn Fn(&ModelShape) -> bool| f.model.is_some_and(p);
     w.vllm.as_ref().is_none_or(|req| f.vllm.is_none_or(|v| v.satisfies(req) == Some(true)))
@@ -362,6 +399,24 @@ mod tests {
     }
 
     #[test]
+    fn every_builtin_source_is_a_link_or_a_file_of_the_repository() {
+        let r = Rules::builtin();
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        for s in r.rule.iter().map(|r| &r.source).chain(r.validated.iter().map(|v| &v.source)) {
+            match source_kind(s) {
+                Some(SourceKind::Link) => {}
+                Some(SourceKind::RepoPath) => assert!(repo.join(s).is_file(), "`{s}` is not a file of the repository"),
+                None => panic!("`{s}` is neither a link nor a repository path"),
+            }
+        }
+        assert_eq!(source_kind("https://github.com/vllm-project/vllm/issues/34112"), Some(SourceKind::Link));
+        assert_eq!(source_kind("fixtures/plan/README.md"), Some(SourceKind::RepoPath));
+        for prose in ["field report: two DGX Sparks", "https://", "https://nohost", "/etc/passwd", "../x/y", "README.md", ""] {
+            assert_eq!(source_kind(prose), None, "{prose}");
+        }
+    }
+
+    #[test]
     fn versions_parse_and_compare() {
         assert_eq!(Version::parse("0.11.1+nv25.11"), Some(Version(0, 11, 1)));
         assert_eq!(Version::parse("v0.11.1rc6.dev86"), Some(Version(0, 11, 1)));
@@ -382,10 +437,15 @@ mod tests {
     fn a_broken_rules_file_is_one_error_naming_the_key() {
         let e = Rules::parse("[[rule]]\nid = \"x\"\n", Path::new("r.toml")).unwrap_err().to_string();
         assert!(e.contains("`r.toml`") && e.contains("severity"), "{e}");
-        let bad = "[[rule]]\nid = \"x\"\nseverity = \"error\"\nmessage = \"m\"\nfix = \"f\"\nsource = \"s\"\n[rule.when]\nvllm = \"newer\"\n";
+        let bad =
+            "[[rule]]\nid = \"x\"\nseverity = \"error\"\nmessage = \"m\"\nfix = \"f\"\nsource = \"https://example.org/r\"\n[rule.when]\nvllm = \"newer\"\n";
         let e = Rules::parse(bad, Path::new("r.toml")).unwrap_err().to_string();
         assert!(e.contains("rule[0].when.vllm") && e.contains(">=0.11.1"), "{e}");
         let e = Rules::parse(&bad.replace("vllm = \"newer\"", "colour = \"red\""), Path::new("r.toml")).unwrap_err().to_string();
         assert!(e.contains("colour"), "{e}");
+        // A source in prose is refused, naming the key.
+        let e =
+            Rules::parse(&bad.replace("https://example.org/r", "a field report").replace("vllm = \"newer\"", ""), Path::new("r.toml")).unwrap_err().to_string();
+        assert!(e.contains("rule[0].source") && e.contains("https://"), "{e}");
     }
 }

@@ -19,7 +19,8 @@ pub fn run(sh: &Shell, args: &[String]) -> Result<()> {
         Some("registry") => crate::bench_registry::run(sh, &args[1..]),
         Some("nccl-log") => crate::bench_nccl::run(sh, &args[1..]),
         Some("serve") => crate::bench_serve::run(sh, &args[1..]),
-        other => bail!("unknown benchmark {other:?}: expected `image`, `registry`, `nccl-log` or `serve`"),
+        Some("plan") => crate::bench_plan::run(sh, &args[1..]),
+        other => bail!("unknown benchmark {other:?}: expected `image`, `registry`, `nccl-log`, `serve` or `plan`"),
     }
 }
 

@@ -8,6 +8,7 @@
 mod bench;
 mod bench_layers;
 mod bench_nccl;
+mod bench_plan;
 mod bench_registry;
 mod bench_serve;
 mod demo;
@@ -29,7 +30,7 @@ fn main() -> Result<()> {
         Some("bench") => bench::run(&sh, &args[1..]),
         Some("demo") => demo::run(&sh),
         Some("nixos-real-lib") => nixos_real_lib::run(&sh, &args[1..]),
-        _ => bail!("usage: cargo xtask <demo | test [CARGO_TEST_ARGS…] | deps | vllm | nixos-real-lib PATH | bench image|registry|nccl-log|serve>"),
+        _ => bail!("usage: cargo xtask <demo | test [CARGO_TEST_ARGS…] | deps | vllm | nixos-real-lib PATH | bench image|registry|nccl-log|serve|plan>"),
     }
 }
 

@@ -413,12 +413,16 @@ fn rule_utilization_0_9() {
 }
 
 #[test]
-fn rule_utilization_unset_ngc_2026_is_version_bound() {
-    let id = "utilization-unset-ngc-2026";
+fn rule_utilization_unset_ngc_is_version_bound() {
+    let id = "utilization-unset-ngc";
     let absent: Vec<&str> = EXAMPLE.iter().copied().filter(|s| *s != "--gpu-memory-utilization" && *s != "0.75").collect();
-    // NGC 26.01 ships vLLM 0.11.1: fires; NGC 25.11 (0.11.0): quiet; with the flag: quiet.
-    assert!(fires(&Case { vllm: Some(Version(0, 11, 1)), ..case("qwen3-vl-235b-a22b-awq", &absent) }, id));
-    assert!(!fires(&Case { vllm: Some(Version(0, 11, 0)), ..case("qwen3-vl-235b-a22b-awq", &absent) }, id));
+    // NGC 25.10 (vLLM 0.10.2) is the first release whose notes carry the ≈1.0 known issue: it
+    // fires there, on 25.11 (0.11.0), 26.01 (0.11.1) and later; 0.10.1 is older: quiet; with the
+    // flag: quiet.
+    for v in [Version(0, 10, 2), Version(0, 11, 0), Version(0, 11, 1), Version(0, 29, 0)] {
+        assert!(fires(&Case { vllm: Some(v), ..case("qwen3-vl-235b-a22b-awq", &absent) }, id), "{v}");
+    }
+    assert!(!fires(&Case { vllm: Some(Version(0, 10, 1)), ..case("qwen3-vl-235b-a22b-awq", &absent) }, id));
     assert!(!fires(&Case { vllm: Some(Version(0, 31, 0)), ..case("qwen3-vl-235b-a22b-awq", EXAMPLE) }, id));
     // An unknown version counts as matching: a wrong guess costs a 15-minute load.
     assert!(fires(&Case { vllm: None, ..case("qwen3-vl-235b-a22b-awq", &absent) }, id));
@@ -484,4 +488,126 @@ fn weights_come_from_the_shards_without_an_index_and_models_from_the_hf_cache() 
     // An absolute model path with a config.json is used as it is.
     assert_eq!(fit::find_model_dir(Path::new("/nonexistent"), &snap.display().to_string()), Some(snap));
     assert_eq!(fit::find_model_dir(dir.path(), "nobody/nothing"), None);
+}
+
+/// The plan with a weights figure and no `config.json` (`sparkctl plan --weights-bytes N` for a
+/// model not downloaded).
+fn weights_only(a: &[&str], nodes: usize, weights: u64) -> Plan {
+    let a = args(a);
+    let env = image_env();
+    plan(
+        &Request {
+            facts: Facts {
+                model_name: "QuantTrio/Qwen3-VL-235B-A22B-Instruct-AWQ",
+                nodes,
+                backend: Backend::Ray,
+                args: &a,
+                env: &env,
+                model: None,
+                vllm: Some(Version(0, 11, 0)),
+                arch: fit::spark::ARCH,
+            },
+            weights: Some((weights, "`--weights-bytes`".into())),
+            memory: NodeMemory::nominal(None),
+        },
+        &Rules::builtin(),
+    )
+}
+
+#[test]
+fn a_weights_figure_without_a_config_sizes_the_weights_and_says_what_is_not_sized() {
+    // The AWQ index's 125 208 090 080 B over tp 2: 62 604 045 040 B per rank, + 2 GiB runtime
+    // = 64 751 528 688 B, a lower bound; the 91.22 GiB budget leaves 97 949 413 539
+    // − 64 751 528 688 = 33 197 884 851 B for the KV cache and activations, which are not sized.
+    let p = weights_only(EXAMPLE, 2, 125_208_090_080);
+    let e = p.memory.as_ref().expect("a weights-only estimate");
+    assert_eq!(term(&p, "weights per rank"), 62_604_045_040);
+    assert_eq!(term(&p, "CUDA graphs"), 0, "`--enforce-eager`: known without the config");
+    assert_eq!((e.required, e.headroom), (64_751_528_688, 33_197_884_851));
+    assert_eq!(e.not_sized.iter().map(|n| n.name).collect::<Vec<_>>(), ["KV cache", "activations"]);
+    assert!(!e.terms.iter().any(|t| t.name == "KV cache" || t.name == "activations"), "no made-up figure for an unsized term");
+    assert_eq!((e.verdict, e.longest_context), (Verdict::Fits, None));
+    assert!(p.ok(), "{}", p.table());
+    let t = p.table();
+    for row in [
+        "KV cache                         ?  not sized: needs config.json",
+        "activations                      ?  not sized: needs config.json",
+        "required                     60.30  sum of the sized terms (a lower bound)",
+        "verdict: fits as far as sized (KV cache, activations not sized",
+        "longest context that fits: not sized",
+    ] {
+        assert!(t.contains(row), "the table lacks `{row}`:\n{t}");
+    }
+    let v = serde_json::to_value(&p).unwrap();
+    assert_eq!(v["memory"]["not_sized"][0]["name"], "KV cache");
+    assert_eq!(v["memory"]["required"], 64_751_528_688u64);
+    assert!(v["not_sized"].as_str().unwrap().contains("KV cache and activations are not sized"), "{v}");
+    // Without `--enforce-eager` the CUDA graphs need the config too.
+    let graphs: Vec<&str> = EXAMPLE.iter().copied().filter(|s| *s != "--enforce-eager").collect();
+    let p = weights_only(&graphs, 2, 125_208_090_080);
+    assert!(p.memory.as_ref().unwrap().not_sized.iter().any(|n| n.name == "CUDA graphs"));
+
+    // The BF16 bytes: 235 670 022 896 B per rank + 2 GiB = 237 817 506 544 B = 221.48 GiB, over
+    // the budget before the KV cache: certain.
+    let p = weights_only(EXAMPLE, 2, 471_340_045_792);
+    let e = p.memory.as_ref().unwrap();
+    assert_eq!(e.verdict, Verdict::DoesNotFit);
+    let f = p.findings.iter().find(|f| f.id == "memory").unwrap();
+    assert_eq!(f.severity, Severity::Error);
+    assert!(f.message.contains("221.48 GiB required per node (the weights and runtime alone)"), "{}", f.message);
+    // 471.34 GB / n + 2.15 GB ≤ 97.95 GB needs n ≥ 5 (94.27 + 2.15); the heads are unknown.
+    assert!(e.fixes.iter().any(|f| f.starts_with("or spread the weights over 5 or more nodes")), "{:?}", e.fixes);
+    assert!(p.table().contains("verdict: does not fit (the sized terms alone"), "{}", p.table());
+
+    // The structure and the rules that need no config still run.
+    assert!(ids(&weights_only(EXAMPLE, 3, 125_208_090_080)).contains(&"parallel-size"));
+    let long: Vec<&str> = EXAMPLE.iter().map(|s| if *s == "4096" { "8192" } else { s }).collect();
+    assert!(ids(&weights_only(&long, 2, 125_208_090_080)).contains(&"context-above-validated"));
+}
+
+#[test]
+fn an_fp8_kv_cache_is_half_the_bf16_one() {
+    // 94 layers × 2 KV heads per rank × 128 × 2 (K, V) × 1 B = 48 128 B/token; × 4096 tokens
+    // = 197 132 288 B: half of the float16 cache's 394 264 576.
+    let p16 = run(&case("qwen3-vl-235b-a22b-awq", EXAMPLE));
+    let p8 = run(&case("qwen3-vl-235b-a22b-awq", &with(&["--kv-cache-dtype", "fp8"])));
+    assert_eq!(term(&p16, "KV cache"), 394_264_576);
+    assert_eq!(term(&p8, "KV cache"), 197_132_288);
+    assert!(p8.table().contains("× 1 B (fp8)"), "{}", p8.table());
+    // The longest context with 64 sequences: (31 942 641 075 B free) / (64 × 48 128) = 10 370.4
+    // tokens, in 16-token blocks 10 368: twice the float16 cache's 5184.
+    let p = run(&case("qwen3-vl-235b-a22b-awq", &with(&["--max-num-seqs", "64", "--kv-cache-dtype", "fp8_e4m3"])));
+    assert_eq!(p.memory.as_ref().unwrap().longest_context, Some(10_368));
+}
+
+#[test]
+fn pipeline_stages_split_the_layers_as_vllm_does_and_the_heaviest_one_counts() {
+    // vLLM's get_pp_indices: the remainder goes to the stages before the last.
+    assert_eq!(fit::pp_stages(94, 4), [23, 24, 24, 23]);
+    assert_eq!(fit::pp_stages(61, 4), [15, 15, 16, 15]);
+    assert_eq!(fit::pp_stages(7, 3), [2, 3, 2]);
+    assert_eq!(fit::pp_stages(94, 1), [94]);
+
+    // tp 2 × pp 2 on 4 nodes: structurally right; 125 208 090 080 B / 4 ranks
+    // = 31 302 022 520 B each; 47 layers per stage × 2 KV heads × 128 × 2 × 2 B = 48 128 B/token,
+    // × 4096 = 197 132 288 B (half the tp-only cache).
+    let a = ["--tensor-parallel-size", "2", "--pipeline-parallel-size", "2", "--gpu-memory-utilization", "0.75", "--max-model-len", "4096", "--enforce-eager"];
+    let p = run(&Case { nodes: 4, ..case("qwen3-vl-235b-a22b-awq", &a) });
+    assert!(!ids(&p).contains(&"parallel-size") && !ids(&p).contains(&"layers-uneven"), "{:?}", ids(&p));
+    assert_eq!(term(&p, "weights per rank"), 31_302_022_520);
+    assert_eq!(term(&p, "KV cache"), 197_132_288);
+    assert!(p.table().contains("pp 2: the heaviest stage's 47 layers"), "{}", p.table());
+    // The same on 2 nodes: tp × pp = 4 ≠ 2.
+    let p = run(&case("qwen3-vl-235b-a22b-awq", &a));
+    let f = p.findings.iter().find(|f| f.id == "parallel-size").expect("tp × pp ≠ nodes");
+    assert!(f.message.contains("tensor-parallel size 2 × pipeline-parallel size 2 = 4 but there are 2 nodes"), "{}", f.message);
+
+    // tp 1 × pp 3 on 3 nodes: 94 layers split 31, 32, 31 (uneven: info). The middle stage's 32
+    // layers × 4 KV heads × 128 × 2 × 2 B = 65 536 B/token, × 4096 = 268 435 456 B; its CUDA
+    // graphs 32 × 512 × 4096 × 2 B × 5 = 671 088 640 B.
+    let a = ["--pipeline-parallel-size", "3", "--gpu-memory-utilization", "0.75", "--max-model-len", "4096"];
+    let p = run(&Case { nodes: 3, ..case("qwen3-vl-235b-a22b-awq", &a) });
+    assert!(ids(&p).contains(&"layers-uneven") && !ids(&p).contains(&"parallel-size"), "{:?}", ids(&p));
+    assert_eq!(term(&p, "KV cache"), 268_435_456);
+    assert_eq!(term(&p, "CUDA graphs"), 671_088_640);
 }

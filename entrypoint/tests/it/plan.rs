@@ -1,8 +1,9 @@
 //! The head's launch check (`SPARK_PLAN`): a configuration that does not fit is refused after the
 //! rendezvous, before anything is launched, with the plan's table in the log and the workers told
-//! why; one that fits launches; `warn` launches anyway. Models come from `fixtures/plan/` laid out
-//! as a Hugging Face cache; the node's memory from a root prefix whose `/proc/meminfo` is a Spark's
-//! (synthetic: MemTotal 121.63 GiB as vLLM reports it on GB10, MemAvailable 115 GiB).
+//! why; one that fits launches, its warnings logged once with the table; `warn` launches anyway.
+//! Models come from `fixtures/plan/` laid out as a Hugging Face cache; the node's memory from a
+//! root prefix whose `/proc/meminfo` is a Spark's (synthetic: MemTotal 121.63 GiB as vLLM reports
+//! it on GB10, MemAvailable 115 GiB).
 
 use crate::harness::*;
 use nix::sys::signal::Signal;
@@ -97,4 +98,39 @@ fn a_configuration_that_fits_launches_and_warn_launches_one_that_does_not() {
     assert_eq!(log.matches("plan | error   memory").count(), 1, "{log}");
     head.signal(Signal::SIGTERM);
     head.wait_exit(T);
+}
+
+#[test]
+fn a_warning_of_a_fitting_launch_is_logged_once() {
+    // The AWQ model on two Sparks at 8192 tokens fits (one sequence needs 0.75 GiB of KV cache)
+    // but is longer than the 4096 validated for it: the `context-above-validated` warning.
+    let pair = Pair::new();
+    let model = "QuantTrio/Qwen3-VL-235B-A22B-Instruct-AWQ";
+    let home = hf_home(pair.dir.path(), model, "qwen3-vl-235b-a22b-awq");
+    let (root, home) = (spark_root(pair.dir.path()), home.display().to_string());
+    let args = ["--tensor-parallel-size", "2", "--gpu-memory-utilization", "0.75", "--max-model-len", "8192"];
+    let head_env = env(
+        &pair,
+        "head",
+        "t",
+        &[("SPARK_BACKEND", "native"), ("SPARK_PLAN", "enforce"), ("SPARK_ROOT", &root), ("SPARK_TRANSPORT", "ib"), ("HF_HOME", &home)],
+    );
+    let mut head = Node::start(&pair.head, "a", pair.path("a.log"), &head_env, &serve(model, &args));
+    head.wait_for("rendezvous: listening", T);
+    let mut worker = Node::start(&pair.worker, "b", pair.path("b.log"), &env(&pair, "worker", "t", &[("SPARK_BACKEND", "native")]), &serve(model, &args));
+    let log = head.wait_for("READY", T);
+    assert!(log.contains("plan | verdict: fits"), "{log}");
+    // Serving for a while (the worker released, the health checks running) adds no second copy.
+    worker.wait_for("released by the head (rank 1)", T);
+    std::thread::sleep(Duration::from_secs(3));
+    let log = head.text();
+    let warning = "plan | warning context-above-validated: the context (8192 tokens) is longer than the 4096 validated for this model on 2 nodes";
+    assert_eq!(log.matches(warning).count(), 1, "{log}");
+    assert_eq!(log.matches("context-above-validated").count(), 1, "{log}");
+    assert!(log.find(warning) < log.find("READY"), "the warning comes with the table, before the launch:\n{log}");
+    assert_eq!(worker.text().matches("context-above-validated").count(), 0, "only the head plans:\n{}", worker.text());
+    for n in [&mut head, &mut worker] {
+        n.signal(Signal::SIGTERM);
+        n.wait_exit(T);
+    }
 }
