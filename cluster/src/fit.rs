@@ -499,6 +499,8 @@ impl ServeArgs {
     /// `serve.args`).
     pub fn parse(args: &[String], file: &Path, key: &str) -> Result<ServeArgs> {
         let mut flags = Vec::new();
+        // How each flag was written, so an error quotes the user's own spelling (`-tp`).
+        let mut spelled: Vec<(String, String)> = Vec::new();
         let mut i = 0;
         while i < args.len() {
             let a = &args[i];
@@ -509,6 +511,7 @@ impl ServeArgs {
                     i += 1;
                     Some(next.clone())
                 });
+                spelled.push((normalise_flag(name), name.to_owned()));
                 flags.push((normalise_flag(name), value));
             }
             i += 1;
@@ -517,7 +520,7 @@ impl ServeArgs {
         let bad = |flag: &str, value: &str, problem: &str, fix: &str| Error::InvalidValue {
             file: file.to_owned(),
             key: key.to_owned(),
-            value: format!("{flag} {value:?}"),
+            value: format!("{} {value:?}", spelled.iter().rev().find(|(n, _)| n == flag).map_or(flag, |(_, w)| w.as_str())),
             problem: problem.to_owned(),
             fix: fix.to_owned(),
         };

@@ -168,7 +168,7 @@ fn short_parallelism_flags_count_like_long_ones() {
         let e = check(&edit(&example(), from, to, 0), &["2 node(s)"]);
         assert!(matches!(e, Error::ParallelismMismatch { nodes: 2, .. }), "{to}: {e}");
     }
-    check(&edit(&example(), "\"--tensor-parallel-size\", \"2\"", "\"-tp\", \"two\"", 0), &["-tp \"two\"", "not a number"]);
+    check(&edit(&example(), "\"--tensor-parallel-size\", \"2\"", "\"-tp\", \"two\"", 0), &["-tp \"two\"", "not a positive integer"]);
     cluster::parse_str(&edit(&example(), "\"--tensor-parallel-size\", \"2\"", "\"-tp\", \"2\"", 0), Path::new("c.toml")).unwrap();
 }
 
