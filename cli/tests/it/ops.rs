@@ -89,7 +89,8 @@ S="$SPARKCTL_ROOT/standin"
 if [ "$1" = run ]; then
   # The benchmark container of `bench nccl run`, minus Docker: the real spark-entrypoint with the
   # env file, the container's paths mapped to the node's root, the test's sweep (`bench.env`),
-  # then the `--env`s (they win, as in Docker), and the results volume as `SPARK_BENCH_OUT`.
+  # then the `--env`s (they win, as in Docker), the results volume as `SPARK_BENCH_OUT`, and the
+  # node's stand-ins first on PATH (a root login's shell profile may put others before them).
   shift; mkdir -p "$S"; name=""; envfile=""; out=""; envs=$(mktemp)
   while [ $# -gt 1 ]; do
     case "$1" in
@@ -112,7 +113,8 @@ if [ "$1" = run ]; then
     [ -f "$R/standin/bench.env" ] && load "$R/standin/bench.env"
     load "$3"
     [ "$SPARK_BENCH_OUT" = /results ] && export SPARK_BENCH_OUT="$R$4"
-    exec spark-entrypoint' sh "$SPARKCTL_ROOT" "$envfile" "$envs" "$out" < /dev/null &
+    export PATH="$5:$PATH"
+    exec spark-entrypoint' sh "$SPARKCTL_ROOT" "$envfile" "$envs" "$out" "$(dirname "$0")" < /dev/null &
   echo $! > "$S/bench.pid"
   wait $!; code=$?
   rm -f "$S/bench.pid" "$envs"
