@@ -251,12 +251,14 @@ fn remove_everywhere(nodes: &[cluster::Node], targets: &[(Target, String)]) {
     }
 }
 
-/// The last non-empty line a node's run printed, for the error line.
+/// The cause a node's run printed, for the error line: its last `error:` line (the
+/// entrypoint's own, e.g. a failed preflight), else its last line.
 fn last_words(o: &Option<Result<Output, RemoteError>>) -> String {
     match o {
         Some(Ok(o)) => {
             let all = format!("{}\n{}", o.stdout, o.stderr);
-            all.lines().map(str::trim).rfind(|l| !l.is_empty()).unwrap_or("no output").to_owned()
+            let lines = || all.lines().map(str::trim).filter(|l| !l.is_empty());
+            lines().filter(|l| l.contains("error: ")).last().or_else(|| lines().last()).unwrap_or("no output").to_owned()
         }
         Some(Err(e)) => e.to_string(),
         None => "no answer".into(),
