@@ -258,7 +258,7 @@ fn last_words(o: &Option<Result<Output, RemoteError>>) -> String {
         Some(Ok(o)) => {
             let all = format!("{}\n{}", o.stdout, o.stderr);
             let lines = || all.lines().map(str::trim).filter(|l| !l.is_empty());
-            lines().filter(|l| l.contains("error: ")).last().or_else(|| lines().last()).unwrap_or("no output").to_owned()
+            lines().rfind(|l| l.contains("error: ")).or_else(|| lines().next_back()).unwrap_or("no output").to_owned()
         }
         Some(Err(e)) => e.to_string(),
         None => "no answer".into(),
