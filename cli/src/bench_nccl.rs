@@ -19,7 +19,9 @@ use std::process::ExitCode;
 pub enum NcclBenchCommand {
     /// Over ssh: stop serving, run the benchmark on every node, copy the head's results here,
     /// print the verdict
-    #[command(after_help = "Exit code: 0 PASS, 1 FAIL (as `bench nccl report`); 2 when the run could not be made. Serving stays stopped: `sparkctl up` starts it again. Details: docs/nccl.md")]
+    #[command(
+        after_help = "Exit code: 0 PASS, 1 FAIL (as `bench nccl report`); 2 when the run could not be made. Serving stays stopped: `sparkctl up` starts it again. Details: docs/nccl.md"
+    )]
     Run(crate::bench_nccl_run::RunArgs),
     /// Print every node's `docker run` of the benchmark (run each on its node)
     Commands(CommandsArgs),

@@ -97,7 +97,11 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
             Docker::Down => bail!("node `{}`: the Docker daemon does not answer (`docker version`); start it: `systemctl start docker`", n.name),
         }
         if facts.token.is_none() {
-            bail!("node `{}`: no cluster token at `{}`; run `sparkctl up` first (it installs the token and the node's files)", n.name, c.container.token_file.display());
+            bail!(
+                "node `{}`: no cluster token at `{}`; run `sparkctl up` first (it installs the token and the node's files)",
+                n.name,
+                c.container.token_file.display()
+            );
         }
         if facts.files[0].as_deref() != Some(env.text.as_str()) {
             let what = if facts.files[0].is_none() { "is missing" } else { "is not what cluster.toml renders" };
@@ -246,7 +250,13 @@ fn remove_everywhere(nodes: &[cluster::Node], targets: &[(Target, String)]) {
     });
     for (n, r) in nodes.iter().zip(r) {
         if let Err(e) = r {
-            eprintln!("warning: node `{}`: could not remove `{}` ({}); run `docker rm -f {}` there", n.name, bench::CONTAINER_NAME, crate::one_line(&e), bench::CONTAINER_NAME);
+            eprintln!(
+                "warning: node `{}`: could not remove `{}` ({}); run `docker rm -f {}` there",
+                n.name,
+                bench::CONTAINER_NAME,
+                crate::one_line(&e),
+                bench::CONTAINER_NAME
+            );
         }
     }
 }

@@ -620,10 +620,7 @@ fn up_runs_real_vllm_across_the_nodes_and_a_stopped_worker_restarts_the_group() 
 fn bench_nccl_run_stops_serving_runs_the_entrypoint_benchmark_on_both_nodes_and_leaves_nothing() {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().unwrap();
     let torch = repo.join("target/torch/bin/python3");
-    assert!(
-        repo.join("target/torch/lib/python3.11/site-packages/torch/__init__.py").exists(),
-        "no torch in `target/torch`: `cargo xtask deps` installs it"
-    );
+    assert!(repo.join("target/torch/lib/python3.11/site-packages/torch/__init__.py").exists(), "no torch in `target/torch`: `cargo xtask deps` installs it");
     let script = repo.join("overlays/nccl-bench/rootfs/usr/local/lib/sparkctl/nccl_bench.py");
     let py = Command::new("python3").args(["-c", "import sys; print(sys.executable)"]).output().unwrap();
     let py = String::from_utf8_lossy(&py.stdout).trim().to_owned();

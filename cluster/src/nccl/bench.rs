@@ -50,7 +50,15 @@ pub fn docker_args_for(c: &Cluster, transport: Option<Transport>, results_dir: &
 /// [`docker_args_for`] of every node, plus on the head the members as `SPARK_NODES` (head
 /// first, in `cluster.toml` order: the rendezvous waits for exactly these) and the busbw bar of
 /// the verdict the head prints.
-pub fn run_args(c: &Cluster, node: &str, members: &[String], transport: Option<Transport>, results_dir: &str, max_bytes: Option<&str>, min_busbw: f64) -> Vec<String> {
+pub fn run_args(
+    c: &Cluster,
+    node: &str,
+    members: &[String],
+    transport: Option<Transport>,
+    results_dir: &str,
+    max_bytes: Option<&str>,
+    min_busbw: f64,
+) -> Vec<String> {
     let mut args = docker_args_for(c, transport, results_dir, max_bytes);
     let image = args.pop().expect("docker_args_for ends with the image");
     if node == c.head().name {
