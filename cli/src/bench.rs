@@ -10,7 +10,8 @@ pub enum BenchCommand {
     /// ib_write_bw on every rail alone, then on all rails at once, against the sysfs link rate
     #[command(after_help = "Exit code: the worst verdict (0 PASS, 1 WARN, 3 FAIL); 2 on bad input. Details: docs/fabric.md")]
     Rdma(crate::bench_rdma::RdmaArgs),
-    /// NCCL bus bandwidth inside the serving image: per-node commands, and the report
+    /// NCCL bus bandwidth inside the serving image: run it over ssh, or print per-node commands;
+    /// the report
     #[command(subcommand)]
     Nccl(crate::bench_nccl::NcclBenchCommand),
     /// Load an OpenAI-compatible server (closed or open loop, sweeps) and report TTFT, ITL, TPOT,

@@ -1,9 +1,10 @@
-//! `sparkctl bench nccl`: the bus-bandwidth run inside the serving image. `commands` prints each
-//! node's `docker run` (the serving container's, in `SPARK_MODE=nccl-bench`; there is no remote
-//! start yet: run each on its node, head last or in any order, the rendezvous waits);
-//! `report DIR` reads the results folder rank 0 wrote (the table and every rank's NCCL debug
-//! log) and prints busbw per size, each rank's transport and HCAs, and one verdict (exit 1 when
-//! it fails).
+//! `sparkctl bench nccl`: the bus-bandwidth run inside the serving image. `run` does it from
+//! this machine over ssh (the fleet layer of `up`/`down`): stops serving, starts the benchmark
+//! container on every node, waits for the head, copies its results back, gives the verdict and
+//! leaves no container behind. `commands` prints each node's `docker run` (the serving
+//! container's, in `SPARK_MODE=nccl-bench`) for running it by hand; `report DIR` reads a results
+//! folder rank 0 wrote (the table and every rank's NCCL debug log) and prints busbw per size,
+//! each rank's transport and HCAs, and one verdict (exit 1 when it fails).
 
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
@@ -16,6 +17,12 @@ use std::process::ExitCode;
 
 #[derive(Subcommand)]
 pub enum NcclBenchCommand {
+    /// Over ssh: stop serving, run the benchmark on every node, copy the head's results here,
+    /// print the verdict
+    #[command(
+        after_help = "Exit code: 0 PASS, 1 FAIL (as `bench nccl report`); 2 when the run could not be made. Serving stays stopped: `sparkctl up` starts it again. Details: docs/nccl.md"
+    )]
+    Run(crate::bench_nccl_run::RunArgs),
     /// Print every node's `docker run` of the benchmark (run each on its node)
     Commands(CommandsArgs),
     /// Read a results folder (`table.txt`, `nccl-debug.log`) and give the verdict
@@ -23,7 +30,7 @@ pub enum NcclBenchCommand {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
-enum TransportArg {
+pub enum TransportArg {
     Ib,
     Socket,
 }
@@ -62,6 +69,7 @@ pub struct ReportArgs {
 
 pub fn run(cmd: NcclBenchCommand) -> anyhow::Result<ExitCode> {
     match cmd {
+        NcclBenchCommand::Run(a) => crate::bench_nccl_run::run(a),
         NcclBenchCommand::Commands(a) => commands(a),
         NcclBenchCommand::Report(a) => report_cmd(a),
     }
@@ -69,10 +77,7 @@ pub fn run(cmd: NcclBenchCommand) -> anyhow::Result<ExitCode> {
 
 fn commands(a: CommandsArgs) -> anyhow::Result<ExitCode> {
     let c = crate::render::load_cluster(&a.cluster)?;
-    let transport = a.transport.map(|t| match t {
-        TransportArg::Ib => Transport::Ib,
-        TransportArg::Socket => Transport::Socket,
-    });
+    let transport = a.transport.map(TransportArg::transport);
     let argv = bench::docker_args_for(&c, transport, &a.results, a.max_bytes.as_deref());
     let line: Vec<String> = argv.iter().map(|w| shell::quote(w)).collect();
     let mut out = std::io::stdout().lock();
@@ -82,6 +87,15 @@ fn commands(a: CommandsArgs) -> anyhow::Result<ExitCode> {
     }
     writeln!(out, "# then, on {}: sparkctl bench nccl report {} --cluster {}", c.head().name, a.results, a.cluster.display())?;
     Ok(ExitCode::SUCCESS)
+}
+
+impl TransportArg {
+    pub fn transport(self) -> Transport {
+        match self {
+            TransportArg::Ib => Transport::Ib,
+            TransportArg::Socket => Transport::Socket,
+        }
+    }
 }
 
 fn report_cmd(a: ReportArgs) -> anyhow::Result<ExitCode> {

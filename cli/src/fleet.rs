@@ -1,6 +1,6 @@
-//! Reaching every node of a cluster from the control machine, for `up`, `down`, `status` and
-//! `logs`: which nodes, as which user (root, or root through `sudo -n`), in parallel. Each
-//! failure names the node and what to check.
+//! Reaching every node of a cluster from the control machine, for `up`, `down`, `status`,
+//! `logs` and `bench nccl run`: which nodes, as which user (root, or root through `sudo -n`), in
+//! parallel. Each failure names the node and what to check.
 
 use crate::remote::{Output, RemoteError, Ssh, SshArgs};
 use anyhow::bail;

@@ -5,6 +5,7 @@
 
 mod bench;
 mod bench_nccl;
+mod bench_nccl_run;
 mod bench_rdma;
 mod bench_serve;
 mod doctor;

@@ -2,7 +2,7 @@
 //! decides how a node name is reached, `BatchMode=yes` makes a missing key an error instead of a
 //! password prompt, and `-o` options pass through. Every failure of ssh itself (exit 255) is
 //! told apart: authentication refused, host key unknown, or node unreachable, each with its fix.
-//! Used by `doctor --peers`, `bench rdma`, `up`, `down`, `status` and `logs`.
+//! Used by `doctor --peers`, `bench rdma`, `bench nccl run`, `up`, `down`, `status` and `logs`.
 
 use std::io::Read;
 use std::path::PathBuf;

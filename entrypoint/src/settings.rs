@@ -411,9 +411,11 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Co
     };
     let serve = match (serve_args, v.get("--serve")) {
         (Some(a), _) if !a.is_empty() => a,
+        // Every node's env file carries serving's command (`SPARK_SERVE`): the benchmark runs
+        // its own unless one is given after `--`.
+        _ if mode == Mode::NcclBench => cluster::nccl::bench::COMMAND.iter().map(|s| s.to_string()).collect(),
         (_, Some(json)) => serde_json::from_str::<Vec<String>>(json)
             .map_err(|e| invalid("--serve", json, &format!("a JSON array of strings ({e}); write e.g. `[\"vllm\",\"serve\",\"MODEL\"]`")))?,
-        _ if mode == Mode::NcclBench => cluster::nccl::bench::COMMAND.iter().map(|s| s.to_string()).collect(),
         _ => Vec::new(),
     };
     if serve.is_empty() && (role == Role::Head || backend == Backend::Native) {
@@ -699,6 +701,9 @@ mod tests {
         let c = parse_with(&[], &worker).unwrap();
         assert_eq!((c.mode, c.serve.join(" ")), (Mode::NcclBench, "python3 /usr/local/lib/sparkctl/nccl_bench.py".to_owned()));
         assert_eq!((c.bench_out.display().to_string(), c.bench_min_busbw), ("/tmp/nccl-bench".to_owned(), 21.875));
+        // The env file's serving command (every rendered node has one) does not replace it.
+        let with_serve = [&worker[..], &[("SPARK_SERVE", "[\"vllm\",\"serve\",\"m\"]")]].concat();
+        assert_eq!(parse_with(&[], &with_serve).unwrap().serve.join(" "), "python3 /usr/local/lib/sparkctl/nccl_bench.py");
         let c = parse_with(&["--bench-min-busbw", "0.5", "--", "python3", "b.py", "--max-bytes", "4M"], &worker).unwrap();
         assert_eq!((c.serve.len(), c.bench_min_busbw), (4, 0.5));
         assert!(err(&["--mode", "bench"], &worker).contains("`serve` or `nccl-bench`"));

@@ -86,6 +86,10 @@ pub struct Supervisor {
     expect_ib: Arc<Mutex<bool>>,
 }
 
+/// NCCL processes the watcher remembers: a group has a few per node, but PID 1 lives for days
+/// and every restart of the group brings new pids; the oldest are forgotten past this.
+pub const NCCL_PROCESSES: usize = 256;
+
 impl Supervisor {
     pub fn start() -> std::io::Result<Supervisor> {
         let (tx, rx) = channel();
@@ -108,7 +112,7 @@ impl Supervisor {
             serve_code: None,
             released: false,
             pending: VecDeque::new(),
-            nccl: Arc::new(Mutex::new(Watcher::new())),
+            nccl: Arc::new(Mutex::new(Watcher::bounded(NCCL_PROCESSES))),
             expect_ib: Arc::new(Mutex::new(false)),
         }
     }
@@ -443,5 +447,25 @@ mod tests {
         assert_eq!(Stop::Signal(Signal::SIGTERM).code(), 143);
         assert_eq!(Stop::PeerLost { node: "b".into(), why: String::new() }.code(), 3);
         assert_eq!(Stop::Timeout(String::new()).code(), 4);
+    }
+
+    /// Children's output goes through the NCCL watcher; however many processes come and go over
+    /// the days, it keeps at most `NCCL_PROCESSES`, the newest.
+    #[test]
+    fn the_nccl_watcher_keeps_a_bounded_process_list() {
+        let (s, _tx) = supervisor(&Table::default());
+        let n = 4 * NCCL_PROCESSES as u32;
+        let out: String = (0..n).map(|pid| format!("spark-a:{pid}:{pid} [0] NCCL INFO Using network IB\n")).collect();
+        s.pump("vllm", std::io::Cursor::new(out.into_bytes()));
+        let start = Instant::now();
+        while s.nccl.lock().unwrap().analysis().lines < u64::from(n) {
+            assert!(start.elapsed() < Duration::from_secs(30), "the output was not read");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let w = s.nccl.lock().unwrap();
+        let a = w.analysis();
+        assert!(a.processes.len() <= NCCL_PROCESSES, "{} processes kept", a.processes.len());
+        assert_eq!(a.processes.len() as u64 + a.processes_dropped, u64::from(n));
+        assert_eq!(a.processes.last().map(|p| p.pid), Some(n - 1), "the newest is kept");
     }
 }

@@ -1,5 +1,5 @@
 //! `sparkctl nccl check|tests` and `sparkctl bench nccl` on real logs: exit codes, stdin, JSON,
-//! bad input.
+//! bad input. `bench nccl run` on nodes: `ops.rs`.
 
 use crate::support::{sparkctl, Run};
 use std::io::Write;
@@ -88,6 +88,19 @@ fn bad_input_is_one_error_line_and_exit_2() {
     let no_results = run(&["bench", "nccl", "report", "/nonexistent"]);
     assert_eq!(no_results.code, 2);
     assert!(no_results.stderr.contains("reading `/nonexistent/table.txt`"), "{}", no_results.stderr);
+    // `bench nccl run` refuses before logging in anywhere (the example's nodes do not exist).
+    let cluster = repo().join("examples/cluster.toml").display().to_string();
+    let cases: [(&[&str], &str); 3] = [
+        (&["--max-bytes", "16G"], "`--max-bytes`: `16G` is over 4 GiB"),
+        (&["--max-bytes", "lots"], "`--max-bytes`: `lots` is not a size"),
+        (&["--node", "spark-3"], "`--node` leaves out the head `spark-2`"),
+    ];
+    for (args, want) in cases {
+        let r = run(&[&["bench", "nccl", "run", "--cluster", &cluster][..], args].concat());
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+        assert!(r.stderr.starts_with("error: ") && r.stderr.contains(want), "{args:?}: {}", r.stderr);
+        assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    }
 }
 
 #[test]

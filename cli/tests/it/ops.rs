@@ -10,8 +10,10 @@
 //! - `journalctl -u spark-cluster` reads that process's log; `netplan` and `sysctl` record their
 //!   calls (the host's network must not change) and `netplan` fails on request;
 //! - `docker exec spark-cluster cat FILE` reads the node's FILE (no container), `docker version`
-//!   fails on request (a stopped daemon); every other `docker` call goes to the host's real
-//!   Docker engine (image presence);
+//!   fails on request (a stopped daemon); `docker run` of the NCCL benchmark container runs the
+//!   real `spark-entrypoint` with that container's env file, `--env`s and results folder (no
+//!   container, as for the unit) and `docker rm -f` ends it; every other `docker` call goes to
+//!   the host's real Docker engine (image presence);
 //! - `vllm` is the entrypoint tests' stand-in (`standin_vllm.py`): real vLLM is not in this
 //!   branch yet.
 //!
@@ -82,7 +84,52 @@ const SYSCTL: &str = r#"#!/bin/sh
 S="$SPARKCTL_ROOT/standin"; mkdir -p "$S"; echo "sysctl $*" >> "$S/calls"
 "#;
 
-const DOCKER: &str = r#"#!/bin/sh
+const DOCKER: &str = r##"#!/bin/sh
+S="$SPARKCTL_ROOT/standin"
+if [ "$1" = run ]; then
+  # The benchmark container of `bench nccl run`, minus Docker: the real spark-entrypoint with the
+  # env file, the container's paths mapped to the node's root, the test's sweep (`bench.env`),
+  # then the `--env`s (they win, as in Docker), the results volume as `SPARK_BENCH_OUT`, and the
+  # node's stand-ins first on PATH (a root login's shell profile may put others before them).
+  shift; mkdir -p "$S"; name=""; envfile=""; out=""; envs=$(mktemp)
+  while [ $# -gt 1 ]; do
+    case "$1" in
+      --rm) shift ;;
+      --name) name=$2; shift 2 ;;
+      --env-file) envfile=$2; shift 2 ;;
+      --env) printf '%s\n' "$2" >> "$envs"; shift 2 ;;
+      --volume) case "$2" in *:/results) out="${2%:/results}" ;; esac; shift 2 ;;
+      *) shift 2 ;;
+    esac
+  done
+  echo "docker run $name $1" >> "$S/calls"
+  [ "$name" = spark-nccl-bench ] || { echo "docker stand-in: only the benchmark container runs here" >&2; exit 125; }
+  setsid sh -c '
+    R=$1
+    load() { while IFS= read -r l; do case "$l" in "#"*|"") ;; *) export "$l" ;; esac; done < "$1"; }
+    load "$R$2"
+    export SPARK_TOKEN_FILE="$R/etc/spark-cluster/token" SPARK_STATUS_FILE="$R/run/spark-entrypoint/status.json" \
+      SPARK_STATE_FILE="$R/var/lib/spark-cluster/state/restarts.json" HOME="$R/home"
+    [ -f "$R/standin/bench.env" ] && load "$R/standin/bench.env"
+    load "$3"
+    [ "$SPARK_BENCH_OUT" = /results ] && export SPARK_BENCH_OUT="$R$4"
+    export PATH="$5:$PATH"
+    exec spark-entrypoint' sh "$SPARKCTL_ROOT" "$envfile" "$envs" "$out" "$(dirname "$0")" < /dev/null &
+  echo $! > "$S/bench.pid"
+  wait $!; code=$?
+  rm -f "$S/bench.pid" "$envs"
+  exit $code
+fi
+if [ "$1" = rm ]; then
+  # `docker rm -f spark-nccl-bench`: the benchmark's process group ends, as the container would.
+  echo "docker $*" >> "$S/calls"
+  if [ -f "$S/bench.pid" ]; then
+    pid=$(cat "$S/bench.pid"); kill -TERM "-$pid" 2>/dev/null
+    i=0; while kill -0 "-$pid" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+    kill -KILL "-$pid" 2>/dev/null
+  fi
+  exit 0
+fi
 if [ "$1" = version ] && [ -f "$SPARKCTL_ROOT/standin/docker-down" ]; then
   echo "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?" >&2; exit 1
 fi
@@ -93,7 +140,7 @@ if [ "$1" = exec ]; then
   exit 1
 fi
 exec /usr/bin/docker "$@"
-"#;
+"##;
 
 const T: Duration = Duration::from_secs(90);
 
@@ -559,5 +606,101 @@ fn up_runs_real_vllm_across_the_nodes_and_a_stopped_worker_restarts_the_group() 
         std::thread::sleep(Duration::from_secs(1));
     }
     assert_ok(&o.run("down", &[]));
+    assert!(o.n.leftovers().is_empty(), "left running: {:?}", o.n.leftovers());
+}
+
+/// `bench nccl run` over ssh on the two namespace nodes. Refused before `up` installed the
+/// node's files; after `up` (serving ready): serving is stopped on both nodes, the benchmark
+/// container (the stand-in `docker run` above) runs the real `spark-entrypoint` in
+/// `SPARK_MODE=nccl-bench` on both, whose rendezvous starts the real `nccl_bench.py` on gloo with
+/// torch from `target/torch` (the node's `python3` for that one script); the head's results come
+/// back, the verdict is printed, nothing is left running. Then `--transport ib` on nodes without
+/// RDMA: the entrypoints refuse, and the run ends on both nodes with the cause named.
+#[test]
+fn bench_nccl_run_stops_serving_runs_the_entrypoint_benchmark_on_both_nodes_and_leaves_nothing() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().unwrap();
+    let torch = repo.join("target/torch/bin/python3");
+    assert!(repo.join("target/torch/lib/python3.11/site-packages/torch/__init__.py").exists(), "no torch in `target/torch`: `cargo xtask deps` installs it");
+    let script = repo.join("overlays/nccl-bench/rootfs/usr/local/lib/sparkctl/nccl_bench.py");
+    let py = Command::new("python3").args(["-c", "import sys; print(sys.executable)"]).output().unwrap();
+    let py = String::from_utf8_lossy(&py.stdout).trim().to_owned();
+    let mut o = Ops::new("");
+    for node in ["a", "b"] {
+        exe(
+            &o.n.path(&format!("node-{node}/bin/python3")),
+            &format!(
+                "#!/bin/sh\nif [ \"$1\" = {} ]; then shift; exec {} {} \"$@\"; fi\nexec {py} \"$@\"\n",
+                cluster::nccl::bench::SCRIPT,
+                torch.display(),
+                script.display()
+            ),
+        );
+    }
+    // A short sweep (cluster.toml keeps `SPARK_*` for sparkctl; the stand-in container reads it).
+    for node in ["a", "b"] {
+        fs::write(o.root(node, "/standin/bench.env"), "SPARK_BENCH_MIN_BYTES=64K\nSPARK_BENCH_ITERS=3\nSPARK_BENCH_WARMUP=1\n").unwrap();
+    }
+    o.n.start_sshd();
+    let out = o.n.path("results");
+    let out_s = out.display().to_string();
+    let bench = |o: &Ops, extra: &[&str]| {
+        let (cluster, cfg) = (o.n.s("cluster.toml"), o.n.s("ssh_config"));
+        let mut args = vec!["bench", "nccl", "run", "--cluster", &cluster, "--ssh-config", &cfg];
+        args.extend(["--max-bytes", "256K", "--min-busbw", "0.0001", "--out", &out_s, "--timeout", "120"]);
+        args.extend(extra);
+        let r = o.n.sparkctl(&args);
+        eprintln!("$ sparkctl {}\n{}{}(exit {})", args.join(" "), r.stdout, r.stderr, r.code);
+        for node in ["spark-a", "spark-b"] {
+            eprintln!("--- {node}.log:\n{}", fs::read_to_string(out.join(format!("{node}.log"))).unwrap_or_default());
+        }
+        r
+    };
+
+    let before = bench(&o, &[]);
+    assert_eq!(before.code, 2, "{}", before.stderr);
+    assert!(before.stderr.contains("run `sparkctl up` first") && before.stderr.contains("node `spark-"), "{}", before.stderr);
+    assert!(o.calls("a").is_empty() && o.calls("b").is_empty(), "a refused run changed a node");
+
+    // Installed and started (not waited for: serving's readiness is the other tests' subject).
+    let (cluster, cfg, model) = (o.n.s("cluster.toml"), o.n.s("ssh_config"), o.n.s("model"));
+    assert_ok(&o.n.sparkctl(&["up", "--cluster", &cluster, "--ssh-config", &cfg, "--model-dir", &model, "--timeout", "0"]));
+    assert!(!o.pid("a").is_empty() && !o.pid("b").is_empty(), "serving was not started");
+    let t0 = Instant::now();
+    let r = bench(&o, &[]);
+    assert_ok(&r);
+    eprintln!("measured: `bench nccl run` (two nodes, gloo, 64K..256K) in {:.1} s", t0.elapsed().as_secs_f64());
+    for node in ["spark-a", "spark-b"] {
+        assert!(r.stdout.contains(&format!("{node}: serving stopped (`spark-cluster` stopped and disabled")), "{}", r.stdout);
+    }
+    for want in ["all_gather", "all_reduce", "256 KiB", "no NCCL debug lines: the gloo backend", "VERDICT: PASS", "serving stays stopped"] {
+        assert!(r.stdout.contains(want), "{want:?} missing:\n{}", r.stdout);
+    }
+    // The head's results, read back here, are the benchmark's own.
+    let result: serde_json::Value = serde_json::from_str(&fs::read_to_string(out.join("result.json")).unwrap()).unwrap();
+    assert_eq!((result["backend"].as_str(), result["world_size"].as_u64()), (Some("gloo"), Some(2)), "{result}");
+    assert_eq!(result["results"].as_array().unwrap().len(), 2 * 3, "3 sizes (64K..256K) × 2 collectives");
+    let table = fs::read_to_string(out.join("table.txt")).unwrap();
+    let runs = cluster::nccl::table::parse(&table);
+    assert_eq!(runs.iter().map(|r| r.rows.len()).sum::<usize>(), 6, "{table}");
+    assert!(out.join("nccl-debug.log").exists());
+    // Each node ran the script from the rendezvous, the head as master on its rail address.
+    let (la, lb) = (fs::read_to_string(out.join("spark-a.log")).unwrap(), fs::read_to_string(out.join("spark-b.log")).unwrap());
+    assert!(la.contains("nccl_bench.py --nnodes 2 --node-rank 0 --master-addr 10.88.0.1 --master-port 29501"), "{la}");
+    assert!(lb.contains("--nnodes 2 --node-rank 1 --master-addr 10.88.0.1 --master-port 29501 --headless"), "{lb}");
+    assert!(la.contains("nccl-bench: VERDICT: PASS"), "{la}");
+    for node in ["a", "b"] {
+        let calls = o.calls(node);
+        assert!(calls.contains("systemctl stop spark-cluster"), "{calls}");
+        assert!(calls.contains("docker run spark-nccl-bench") && calls.contains("docker rm -f spark-nccl-bench"), "{calls}");
+    }
+    assert!(o.n.leftovers().is_empty(), "left running: {:?}", o.n.leftovers());
+    let st = o.run("status", &[]);
+    assert!(st.stdout.contains("spark-a (head): unit inactive") && st.stdout.contains("spark-b (worker): unit inactive"), "{}", st.stdout);
+
+    // IB asked of veths: the entrypoints refuse; the run stops on every node and says why.
+    let ib = bench(&o, &["--transport", "ib"]);
+    assert_eq!(ib.code, 2, "{}\n{}", ib.stdout, ib.stderr);
+    assert!(ib.stderr.contains("the benchmark on `spark-") && ib.stderr.contains("error: preflight failed"), "{}", ib.stderr);
+    assert!(ib.stderr.contains("it was stopped on every node"), "{}", ib.stderr);
     assert!(o.n.leftovers().is_empty(), "left running: {:?}", o.n.leftovers());
 }

@@ -141,6 +141,13 @@ pub struct Analysis {
     /// Lines read, and those that were NCCL's.
     pub lines: u64,
     pub nccl_lines: u64,
+    /// Processes forgotten, oldest first, by a [`Watcher::bounded`] (0 for a whole log).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub processes_dropped: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Analysis {
@@ -163,11 +170,22 @@ pub struct Watcher {
     analysis: Analysis,
     /// pid → indexes of the processes with that pid (hosts differ): no allocation per lookup.
     by_pid: HashMap<u32, Vec<usize>>,
+    /// At most this many processes are kept ([`Watcher::bounded`]).
+    max_processes: Option<usize>,
 }
 
 impl Watcher {
+    /// Keeps every process: a log read once, whatever its size.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Keeps the `max` processes seen last (at least 1): for a reader that lives as long as
+    /// the processes it watches come and go (spark-entrypoint, PID 1 for days, restarting
+    /// vLLM: each restart brings new pids). The oldest are forgotten and counted in
+    /// [`Analysis::processes_dropped`].
+    pub fn bounded(max: usize) -> Self {
+        Watcher { max_processes: Some(max.max(1)), ..Self::default() }
     }
 
     /// Takes one line (`\r`-redrawn progress bars and ANSI colours included); returns the
@@ -198,7 +216,18 @@ impl Watcher {
         }
         procs.push(Process { host: host.to_owned(), pid, ..Process::default() });
         slot.push(procs.len() - 1);
-        procs.len() - 1
+        if let Some(max) = self.max_processes.filter(|m| procs.len() > *m) {
+            // The oldest quarter at once: the index is rebuilt once per max/4 new processes,
+            // so a new process costs O(1) amortised.
+            let drop = (procs.len() - max).max(max / 4).min(procs.len() - 1);
+            procs.drain(..drop);
+            self.analysis.processes_dropped += drop as u64;
+            self.by_pid.clear();
+            for (i, p) in self.analysis.processes.iter().enumerate() {
+                self.by_pid.entry(p.pid).or_default().push(i);
+            }
+        }
+        self.analysis.processes.len() - 1
     }
 
     fn segment(&mut self, seg: &str) -> Option<TransportSeen> {
@@ -582,6 +611,34 @@ mod tests {
         assert_eq!((p.warnings.count, p.warnings.kept.len()), (200_000, KEPT_PER_PROCESS));
         assert_eq!((p.errors.count, p.errors.kept.len()), (200_000, KEPT_PER_PROCESS));
         assert_eq!(p.warnings.kept[0], "socket error 0");
+    }
+
+    /// A watcher living for days keeps the newest processes only, and still finds them.
+    #[test]
+    fn a_bounded_watcher_forgets_the_oldest_processes() {
+        let mut w = Watcher::bounded(100);
+        for pid in 0..10_000u32 {
+            w.feed(&format!("h:{pid}:{pid} [0] NCCL INFO NET/Socket : Using [0]rail0:10.0.0.1<0>"));
+        }
+        let a = w.analysis();
+        assert!(a.processes.len() <= 100, "{} kept", a.processes.len());
+        assert_eq!(a.processes.len() as u64 + a.processes_dropped, 10_000);
+        assert_eq!(a.processes.last().map(|p| p.pid), Some(9_999));
+        assert!(a.processes.windows(2).all(|p| p[0].pid < p[1].pid), "oldest first, none twice");
+        // A kept process is found again (not added twice), a forgotten one comes back as new.
+        let kept = a.processes[0].pid;
+        let n = a.processes.len();
+        w.feed(&format!("h:{kept}:{kept} [0] NCCL INFO Using network IB"));
+        assert_eq!(w.analysis().processes.len(), n);
+        assert_eq!(w.analysis().process("h", kept).unwrap().net, Some(Net::Ib));
+        w.feed("h:5:5 [0] NCCL INFO Using network Socket");
+        assert_eq!(w.analysis().processes.last().map(|p| (p.pid, p.net.clone())), Some((5, Some(Net::Socket))));
+        // An unbounded one keeps all.
+        let mut all = Watcher::new();
+        for pid in 0..1_000u32 {
+            all.feed(&format!("h:{pid}:{pid} [0] NCCL INFO Using network IB"));
+        }
+        assert_eq!((all.analysis().processes.len(), all.analysis().processes_dropped), (1_000, 0));
     }
 
     #[test]

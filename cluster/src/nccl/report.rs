@@ -115,10 +115,16 @@ pub fn bench(table_text: &str, debug_log: &str, expect: Option<&Expect>, min_bus
     }
     let analysis = w.into_analysis();
     if analysis.processes.is_empty() {
+        // Without NCCL's lines nothing shows the ranks used IB: a cluster that expects it fails.
+        let ib = expect.is_some_and(|e| e.transport == crate::model::Transport::Ib);
         verdict.findings.push(check::Finding {
-            status: Status::Warn,
+            status: if ib { Status::Fail } else { Status::Warn },
             subject: "all".into(),
-            detail: "no NCCL debug lines: the gloo backend (CPU, TCP) ran, or NCCL_DEBUG was off".into(),
+            detail: if ib {
+                "no NCCL debug lines, so nothing shows NET/IB, which the cluster expects: the gloo backend (CPU, TCP) ran, or NCCL_DEBUG was off; run on the GPUs with NCCL_DEBUG=INFO".into()
+            } else {
+                "no NCCL debug lines: the gloo backend (CPU, TCP) ran, or NCCL_DEBUG was off".into()
+            },
         });
     } else {
         verdict.findings.extend(check::check(&analysis, expect).findings);
@@ -136,4 +142,34 @@ pub fn bench_text(b: &Bench) -> String {
     out.push('\n');
     out.push_str(&verdict(&b.verdict));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Transport;
+    use std::path::Path;
+
+    /// Our own gloo run (world size 4, no NCCL lines) held to each transport of the example
+    /// cluster: `ib` fails (nothing shows IB), `auto` and `socket` only warn.
+    #[test]
+    fn a_run_without_nccl_lines_fails_a_cluster_that_expects_ib() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let table = std::fs::read_to_string(root.join("fixtures/nccl_tests/own-h200-nccl-bench-ws4-gloo.txt")).unwrap();
+        let mut expect = Expect::from_cluster(&crate::parse_file(&root.join("examples/cluster.toml")).unwrap());
+        assert_eq!(expect.transport, Transport::Ib);
+        let b = bench(&table, "", Some(&expect), 0.0);
+        let f = b.verdict.findings.iter().find(|f| f.subject == "all").unwrap();
+        assert_eq!(f.status, Status::Fail, "{f:?}");
+        assert!(f.detail.contains("nothing shows NET/IB"), "{}", f.detail);
+        assert!(!b.verdict.ok());
+        assert!(bench_text(&b).contains("VERDICT: FAIL (1 failed, 0 warning(s))"), "{}", bench_text(&b));
+        for t in [Transport::Auto, Transport::Socket] {
+            expect.transport = t;
+            let b = bench(&table, "", Some(&expect), 0.0);
+            assert!(b.verdict.ok(), "{t:?}: {:?}", b.verdict);
+            assert_eq!(b.verdict.findings.iter().find(|f| f.subject == "all").unwrap().status, Status::Warn);
+        }
+        assert!(bench(&table, "", None, 0.0).verdict.ok(), "no cluster to hold it to: a warning");
+    }
 }

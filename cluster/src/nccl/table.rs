@@ -295,6 +295,81 @@ mod tests {
         assert_eq!(v.findings[0].detail, "busbw 22.94 GB/s at 16 GiB (out-of-place; in-place 22.98); avg busbw 22.9611 GB/s ≥ 21.875 GB/s");
     }
 
+    /// What `mpirun` over `ssh -X` prints around the Dell pair's table: ssh's xauth warning
+    /// (once per node) and an Open MPI help banner with its aggregation lines.
+    const XAUTH: &str = "Warning: No xauth data; using fake authentication data for X11 forwarding.";
+    const MPI_BANNER: &str = "--------------------------------------------------------------------------
+WARNING: There was an error initializing an OpenFabrics device.
+
+  Local host:   promaxgb10-4c75
+  Local device: rocep1s0f1
+--------------------------------------------------------------------------
+[promaxgb10-4c75:37750] 1 more process has sent help message help-mpi-btl-openib.txt / error in device init
+[promaxgb10-4c75:37750] Set MCA parameter \"orte_base_help_aggregate\" to 0 to see all help / error messages";
+
+    #[test]
+    fn dell_table_with_xauth_and_mpi_banner_noise_parses_like_the_clean_file() {
+        let name = "all_gather_perf-dell-gb10-2node-16G-nccl-tests-2.18.5.txt";
+        let clean_text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/nccl_tests").join(name)).unwrap();
+        let clean = parse(&clean_text);
+        assert_eq!(clean[0].rows.len(), 1, "the clean file has its row");
+        let lines: Vec<&str> = clean_text.lines().collect();
+        // The noise between every two lines of the file, one position at a time…
+        for i in 0..=lines.len() {
+            let mut noisy: Vec<&str> = lines[..i].to_vec();
+            noisy.extend([XAUTH, MPI_BANNER, XAUTH]);
+            noisy.extend(&lines[i..]);
+            assert_eq!(parse(&noisy.join("\n")), clean, "noise after line {i}");
+        }
+        // …and everywhere at once.
+        let everywhere: String = lines.iter().map(|l| format!("{XAUTH}\n{MPI_BANNER}\n{l}\n")).collect();
+        let noisy = parse(&everywhere);
+        assert_eq!(noisy, clean);
+        assert_eq!(verdict(&noisy, SPARK_PAIR_MIN_BUSBW), verdict(&clean, SPARK_PAIR_MIN_BUSBW));
+    }
+
+    /// Every row of every fixture, against the file's own data lines read a second way: a line
+    /// without `#` whose words are size, count (integers), a type (a name), then anything, and
+    /// last the eight measures (`time algbw busbw #wrong` out-of-place, then in-place; `N/A`
+    /// where validation was off). Numbers are compared exactly, row for row, in file order.
+    #[test]
+    fn every_fixture_row_is_its_data_line_exactly() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/nccl_tests");
+        let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "txt")).collect();
+        files.sort();
+        let mut total = 0;
+        for p in files {
+            let text = std::fs::read_to_string(&p).unwrap();
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            let want: Vec<Vec<&str>> = text
+                .lines()
+                .filter(|l| !l.contains('#'))
+                .map(|l| l.split_whitespace().collect::<Vec<_>>())
+                .filter(|t| {
+                    t.len() >= 11
+                        && t[0].bytes().all(|b| b.is_ascii_digit())
+                        && t[1].bytes().all(|b| b.is_ascii_digit())
+                        && t[2].bytes().all(|b| b.is_ascii_alphanumeric())
+                        && t[2].bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
+                        && t[t.len() - 8..].iter().all(|w| *w == "N/A" || w.parse::<f64>().is_ok())
+                })
+                .collect();
+            let got: Vec<Row> = parse(&text).into_iter().flat_map(|r| r.rows).collect();
+            assert_eq!(got.len(), want.len(), "{name}: rows parsed vs data lines");
+            for (r, t) in got.iter().zip(&want) {
+                let n = t.len();
+                let f = |i: usize| t[i].parse::<f64>().unwrap();
+                let w = |i: usize| (t[i] != "N/A").then(|| t[i].parse::<u64>().unwrap());
+                let line = t.join(" ");
+                assert_eq!((r.size, r.count, r.dtype.as_str()), (t[0].parse().unwrap(), t[1].parse().unwrap(), t[2]), "{name}: {line}");
+                assert_eq!(r.out_of_place, m(f(n - 8), f(n - 7), f(n - 6), w(n - 5)), "{name}: {line}");
+                assert_eq!(r.in_place, m(f(n - 4), f(n - 3), f(n - 2), w(n - 1)), "{name}: {line}");
+                total += 1;
+            }
+        }
+        assert!(total >= 90, "only {total} rows in all fixtures: the second reading lost some");
+    }
+
     #[test]
     fn gb10_before_mtu_9000_fails_the_bar() {
         let r = runs("all_gather_perf-gb10-2node-before-mtu9000-FRAGMENT.txt");
