@@ -146,7 +146,7 @@ impl Node<'_> {
     /// Runs the checks, prints the table, decides the transport, derives the node env.
     fn preflight(&mut self) -> Result<(BTreeMap<String, String>, Ipv4Addr), Stop> {
         let cfg = self.cfg;
-        crate::ray_check::require_ray(cfg.backend == Backend::Ray, std::env::var_os("PATH").as_deref()).map_err(Stop::Fatal)?;
+        crate::ray_check::require_ray(cfg.backend == Backend::Ray && cfg.mode == Mode::Serve, std::env::var_os("PATH").as_deref()).map_err(Stop::Fatal)?;
         let rep = preflight::run(&Root::new(&cfg.root), &Spec { rails: cfg.rails.clone(), mtu: cfg.mtu, transport: cfg.transport });
         for c in &rep.checks {
             let hint = c.hint.as_deref().map(|h| format!(" (hint: {h})")).unwrap_or_default();
@@ -397,8 +397,9 @@ impl Node<'_> {
                 Ok(())
             }
             Some(Event::Ready(Ok(model))) => {
-                log::info(&format!("READY: `{model}` answers /health, /v1/models and a 1-token completion on 127.0.0.1:{}", self.cfg.api_port));
+                // The status file first: whoever saw READY in the log finds it `ready` there.
                 self.status("ready", &format!("model `{model}` answers"));
+                log::info(&format!("READY: `{model}` answers /health, /v1/models and a 1-token completion on 127.0.0.1:{}", self.cfg.api_port));
                 self.watch_liveness(model);
                 Ok(())
             }
