@@ -85,3 +85,27 @@ fn standin_streams_have_the_shapes_real_vllm_streams_have() {
         }
     }
 }
+
+#[test]
+fn standin_takes_image_parts_and_refuses_a_data_url_that_is_not_its_image() {
+    let server = standin::spawn(Config::default()).unwrap();
+    let status = |url: &str| {
+        let body = serde_json::json!({"model": "standin", "max_tokens": 2, "messages": [{"role": "user", "content": [
+            {"type": "text", "text": "what is this"}, {"type": "image_url", "image_url": {"url": url}}]}]})
+        .to_string();
+        let mut s = std::net::TcpStream::connect(server.addr).unwrap();
+        write!(s, "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len()).unwrap();
+        let mut raw = String::new();
+        s.read_to_string(&mut raw).unwrap();
+        (parse_response_head(raw.as_bytes()).unwrap().unwrap().0.status, raw)
+    };
+    let png = servebench::image::synthetic(4, 4).data_url;
+    assert_eq!(status(&png).0, 200);
+    assert_eq!(status("https://example.invalid/cat.png").0, 200, "remote URLs are taken unfetched");
+    let jpeg_named_png = png.replace("image/png", "image/jpeg");
+    for bad in [jpeg_named_png.as_str(), "data:image/png;base64,!!!", "data:text/plain;base64,aGk=", "file:///etc/passwd"] {
+        let (code, raw) = status(bad);
+        assert_eq!(code, 400, "{bad}: {raw}");
+        assert!(raw.contains("image_url"), "{raw}");
+    }
+}
