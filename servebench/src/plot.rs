@@ -184,7 +184,12 @@ fn panel(out: &mut String, ox: f64, title: &str, x_label: &str, y_label: &str, s
     if let Some(text) = styles {
         let ly = H + 4.0 + keys.len() as f64 * LEGEND_ROW;
         let _ = writeln!(out, r##"<line x1="{:.1}" y1="{ly:.1}" x2="{:.1}" y2="{ly:.1}" stroke="#444" stroke-width="2"/>"##, left, left + 22.0);
-        let _ = writeln!(out, r##"<line x1="{:.1}" y1="{ly:.1}" x2="{:.1}" y2="{ly:.1}" stroke="#444" stroke-width="2" stroke-dasharray="6 4"/>"##, left + 90.0, left + 112.0);
+        let _ = writeln!(
+            out,
+            r##"<line x1="{:.1}" y1="{ly:.1}" x2="{:.1}" y2="{ly:.1}" stroke="#444" stroke-width="2" stroke-dasharray="6 4"/>"##,
+            left + 90.0,
+            left + 112.0
+        );
         let (solid, dashed) = text.split_once('|').unwrap_or((text, ""));
         let _ = writeln!(out, r#"<text x="{:.1}" y="{:.1}" font-size="11">{}</text>"#, left + 28.0, ly + 4.0, esc(solid));
         let _ = writeln!(out, r#"<text x="{:.1}" y="{:.1}" font-size="11">{}</text>"#, left + 118.0, ly + 4.0, esc(dashed));

@@ -14,7 +14,7 @@
 //! client's (chunks/s and requests/s), and ≤ 100 MB RSS at 2000 streams; the exit code is 1 on
 //! a FAIL. Results print as Markdown (copied into BENCHMARKS.md) and land in target/bench/serve/.
 //! `cargo xtask bench serve sparkctl` runs sparkctl's rows only (no Python); naming peers
-//! (`… sparkctl aiperf`) runs those only.
+//! (`… sparkctl aiperf`) runs those only; `--prebuilt` skips the release build.
 
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
@@ -111,9 +111,14 @@ struct Row {
 }
 
 pub fn run(sh: &Shell, args: &[String]) -> Result<()> {
+    // `--prebuilt`: take target/release/{sparkctl,openai-standin} as they are (no cargo build).
+    let prebuilt = args.iter().any(|a| a == "--prebuilt");
+    let args: Vec<String> = args.iter().filter(|a| *a != "--prebuilt").cloned().collect();
     let only_sparkctl = args.iter().all(|a| a == "sparkctl") && !args.is_empty();
     let root = sh.current_dir();
-    cmd!(sh, "cargo build --release --locked -p cli -p openai-standin").run()?;
+    if !prebuilt {
+        cmd!(sh, "cargo build --release --locked -p cli -p openai-standin").run()?;
+    }
     let out = root.join("target/bench/serve");
     std::fs::create_dir_all(&out)?;
     let sparkctl = root.join("target/release/sparkctl");
@@ -170,7 +175,13 @@ pub fn run(sh: &Shell, args: &[String]) -> Result<()> {
             let req = rows.pop().context("the requests/s run")?;
             let mut row = rows.pop().context("the chunks/s run")?;
             row.req_s = req.req_s;
-            row.note = format!("chunks/s run: {}, stand-in {} % CPU; req/s run: {}, stand-in {} % CPU", row.note, cell(row.server_cpu, 0), req.note, cell(req.server_cpu, 0));
+            row.note = format!(
+                "chunks/s run: {}, stand-in {} % CPU; req/s run: {}, stand-in {} % CPU",
+                row.note,
+                cell(row.server_cpu, 0),
+                req.note,
+                cell(req.server_cpu, 0)
+            );
             ceiling.push(row);
         }
     }
@@ -256,6 +267,16 @@ fn venv(sh: &Shell, out: &Path, peer: &str) -> Result<()> {
         return Ok(());
     }
     cmd!(sh, "python3 -m venv {dir}").run()?;
+    // GuideLLM needs torch, and pip would fetch the multi-GB CUDA build: with `cargo xtask vllm`
+    // done, its venv's CPU torch is seen through a `.pth` (appended to the path: the venv's own
+    // packages still come first).
+    let vllm_site = sh.current_dir().join("target/vllm/lib/python3.11/site-packages");
+    if peer == "guidellm" && vllm_site.is_dir() {
+        let site = dir.join("lib/python3.11/site-packages");
+        if site.is_dir() {
+            std::fs::write(site.join("zz-cpu-torch-from-vllm-venv.pth"), format!("{}\n", vllm_site.canonicalize()?.display()))?;
+        }
+    }
     let pip = dir.join("bin/pip");
     cmd!(sh, "{pip} install -q {spec}").run().with_context(|| format!("pip install {spec}"))?;
     std::fs::write(marker, "")?;
@@ -470,9 +491,15 @@ fn render(agree: &[Row], ceiling: &[Row], rss_mb: f64) -> (String, bool) {
         md.push_str(&format!("- {word}: {what}\n"));
     };
     let tok_ratio = ours.and_then(|r| ratio(r.tok_s, best_tok));
-    verdict(tok_ratio.map(|x| x >= TARGET_RATIO), format!("ceiling chunks/s: sparkctl {}× the best Python client (target ≥ {TARGET_RATIO}×)", cell(tok_ratio, 1)));
+    verdict(
+        tok_ratio.map(|x| x >= TARGET_RATIO),
+        format!("ceiling chunks/s: sparkctl {}× the best Python client (target ≥ {TARGET_RATIO}×)", cell(tok_ratio, 1)),
+    );
     let req_ratio = ours.and_then(|r| ratio(r.req_s, best_req));
-    verdict(req_ratio.map(|x| x >= TARGET_RATIO), format!("ceiling requests/s: sparkctl {}× the best Python client (target ≥ {TARGET_RATIO}×)", cell(req_ratio, 1)));
+    verdict(
+        req_ratio.map(|x| x >= TARGET_RATIO),
+        format!("ceiling requests/s: sparkctl {}× the best Python client (target ≥ {TARGET_RATIO}×)", cell(req_ratio, 1)),
+    );
     verdict(Some(rss_mb <= TARGET_RSS_MB), format!("peak RSS at {RSS_STREAMS} concurrent streams: {rss_mb:.1} MB (target ≤ {TARGET_RSS_MB} MB)"));
     (md, pass)
 }

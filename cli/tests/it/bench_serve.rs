@@ -214,7 +214,13 @@ impl RealVllm {
             .args(["--served-model-name", "tiny", "--max-model-len", "256", "--enforce-eager", "--host", "127.0.0.1", "--port", &port.to_string()])
             // 1 GiB of KV cache (the default takes a share of the RAM), no thread pinning (the
             // cores are shared), nothing sent out, nothing looked up on a model hub.
-            .envs([("VLLM_CPU_KVCACHE_SPACE", "1"), ("VLLM_CPU_OMP_THREADS_BIND", "nobind"), ("VLLM_NO_USAGE_STATS", "1"), ("DO_NOT_TRACK", "1"), ("HF_HUB_OFFLINE", "1")])
+            .envs([
+                ("VLLM_CPU_KVCACHE_SPACE", "1"),
+                ("VLLM_CPU_OMP_THREADS_BIND", "nobind"),
+                ("VLLM_NO_USAGE_STATS", "1"),
+                ("DO_NOT_TRACK", "1"),
+                ("HF_HUB_OFFLINE", "1"),
+            ])
             .env("VLLM_CACHE_ROOT", &cache)
             .stdout(out.try_clone().unwrap())
             .stderr(out)
@@ -424,8 +430,11 @@ fn bench_serve_sends_an_image_part_that_decodes_and_the_standin_takes_it() {
     use base64::Engine as _;
     let p = Project::new();
     let (url, rx) = capture();
-    sparkctl(&p.store(), &["bench", "serve", "--url", &url, "--model", "m", "--image", "16x8", "--prompt-tokens", "5", "--max-tokens", "4", "--requests", "2", "-q"])
-        .ok();
+    sparkctl(
+        &p.store(),
+        &["bench", "serve", "--url", &url, "--model", "m", "--image", "16x8", "--prompt-tokens", "5", "--max-tokens", "4", "--requests", "2", "-q"],
+    )
+    .ok();
     let bodies = received(&rx, 2);
     let content = &bodies[0]["messages"][0]["content"];
     assert_eq!(bodies[0]["messages"].as_array().unwrap().len(), 1, "{}", bodies[0]);
@@ -447,7 +456,11 @@ fn bench_serve_sends_an_image_part_that_decodes_and_the_standin_takes_it() {
     // The stand-in takes it (and a file), and the run file names the image.
     let s = server(0);
     for image in ["32x32", &p.s("sent.png")] {
-        sparkctl(&p.store(), &["bench", "serve", "--url", &s.url(), "--image", image, "--max-tokens", "2", "--requests", "3", "-q", "--output", &p.s("run.json")]).ok();
+        sparkctl(
+            &p.store(),
+            &["bench", "serve", "--url", &s.url(), "--image", image, "--max-tokens", "2", "--requests", "3", "-q", "--output", &p.s("run.json")],
+        )
+        .ok();
         let j = json(&std::fs::read_to_string(p.path("run.json")).unwrap());
         assert_eq!(j["points"][0]["summary"]["ok"], 3, "{image}");
         let label = j["points"][0]["workload"]["image"].as_str().unwrap();
@@ -490,7 +503,8 @@ fn bench_serve_shared_prefix_is_exactly_shared_then_every_prompt_differs() {
     let mut full = vec!["bench", "serve", "--url", &url, "--model", "m"];
     full.extend(["--prompt-tokens", "12", "--requests", "6", "--api", "completions", "--max-tokens", "4", "-q"]);
     sparkctl(&p.store(), &full).ok();
-    let firsts: std::collections::BTreeSet<String> = received(&rx, 6).iter().map(|b| b["prompt"].as_str().unwrap().split(' ').next().unwrap().to_owned()).collect();
+    let firsts: std::collections::BTreeSet<String> =
+        received(&rx, 6).iter().map(|b| b["prompt"].as_str().unwrap().split(' ').next().unwrap().to_owned()).collect();
     assert_eq!(firsts.len(), 6, "{firsts:?}");
 }
 
@@ -563,7 +577,23 @@ fn bench_serve_ramp_up_starts_the_workers_spread_over_it() {
 fn bench_serve_rate_sweep_runs_each_rate_open_loop() {
     let p = Project::new();
     let s = server(1);
-    let args = ["bench", "serve", "--url", &s.url(), "--rate", "10,25", "--arrival", "constant", "--max-tokens", "3", "--requests", "6", "-q", "--output", &p.s("run.json")];
+    let args = [
+        "bench",
+        "serve",
+        "--url",
+        &s.url(),
+        "--rate",
+        "10,25",
+        "--arrival",
+        "constant",
+        "--max-tokens",
+        "3",
+        "--requests",
+        "6",
+        "-q",
+        "--output",
+        &p.s("run.json"),
+    ];
     let out = sparkctl(&p.store(), &args).ok();
     assert!(out.stdout.contains("r=10/s constant") && out.stdout.contains("r=25/s constant"), "{}", out.stdout);
     let j = json(&std::fs::read_to_string(p.path("run.json")).unwrap());

@@ -2,9 +2,9 @@
 //! aside), compared with the recorded streams, in the usage modes the benchmark meets.
 
 use crate::fixture_body;
+use serde_json::Value;
 use servebench::http::{parse_response_head, BodyDecoder};
 use servebench::standin::{self, Config, UsageMode};
-use serde_json::Value;
 use std::io::{Read, Write};
 
 /// What a client meets in an event: the keys at each level, sorted (`[DONE]` as itself).
@@ -18,8 +18,7 @@ fn shape(data: &str) -> String {
         k.sort_unstable();
         k.join(",")
     };
-    let choices: Vec<String> =
-        v["choices"].as_array().unwrap().iter().map(|c| format!("choice{{{}}} delta{{{}}}", keys(c), keys(&c["delta"]))).collect();
+    let choices: Vec<String> = v["choices"].as_array().unwrap().iter().map(|c| format!("choice{{{}}} delta{{{}}}", keys(c), keys(&c["delta"]))).collect();
     format!("top{{{}}} [{}] usage{{{}}}", keys(&v), choices.join(" "), keys(&v["usage"]))
 }
 
