@@ -65,6 +65,11 @@ pub struct ServeArgs {
     /// synthetic ones
     #[arg(long, conflicts_with_all = ["prompt_tokens", "shared_prefix"])]
     dataset: Option<PathBuf>,
+    /// Send an image with every prompt (vision-language models such as Qwen3-VL): an image
+    /// file (PNG, JPEG, GIF, WebP) or a synthetic `WxH` PNG (`448x448`), as a chat `image_url`
+    /// part holding a base64 `data:` URL
+    #[arg(long, value_name = "PATH|WxH")]
+    image: Option<String>,
     /// Output tokens per request (a dataset line's `max_tokens` wins)
     #[arg(long, default_value_t = 128)]
     max_tokens: u64,
@@ -178,6 +183,19 @@ fn points(args: &ServeArgs) -> anyhow::Result<Vec<(Load, u64)>> {
     Ok(prompts.iter().flat_map(|&p| loads.iter().map(move |&l| (l, p))).collect())
 }
 
+/// `--image`: a synthetic `WxH` PNG, else an image file.
+fn load_image(spec: &str) -> anyhow::Result<servebench::image::Image> {
+    if let Some((w, h)) = servebench::image::parse_size(spec) {
+        return Ok(servebench::image::synthetic(w, h));
+    }
+    let path = Path::new(spec);
+    if !path.exists() && spec.split_once(['x', 'X']).is_some_and(|(w, h)| w.parse::<u64>().is_ok() && h.parse::<u64>().is_ok()) {
+        bail!("`--image` size `{spec}`: width and height must be 1 to 8192");
+    }
+    let bytes = std::fs::read(path).with_context(|| format!("`--image`: reading `{spec}` (give an image file or a size such as `448x448`)"))?;
+    servebench::image::from_file(spec, &bytes).map_err(|e| anyhow::anyhow!("`--image` `{spec}`: {e}"))
+}
+
 fn unix_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
@@ -201,6 +219,11 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             Some(Arc::new(entries))
         }
         None => None,
+    };
+    let image = match &args.image {
+        None => None,
+        Some(_) if matches!(args.api, ApiArg::Completions) => bail!("`--image` needs `--api chat`: images go in chat messages"),
+        Some(spec) => Some(Arc::new(load_image(spec)?)),
     };
 
     let calibration = if args.calibrate {
@@ -257,6 +280,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             ignore_eos: !args.allow_eos,
             seed: args.seed,
             dataset: dataset.clone(),
+            image: image.clone(),
         };
         let spec = RunSpec { load, duration, requests: args.requests, warmup, ramp_up, stall_timeout, seed: args.seed.wrapping_add(i as u64) };
         let live = Arc::new(Live::default());

@@ -430,7 +430,13 @@ fn on_event(data: &str, now: Instant, clock: &mut Clock, bad: &mut bool) {
     if chunk.finish_reason.is_some() {
         clock.finished = true;
     }
-    if !chunk.has_output() {
+    // A choice whose running usage grew carries a token even with empty text: vLLM sends `""`
+    // for a token that ends inside a multi-byte character (byte fallback) and puts its bytes
+    // in a later chunk. Only running usage says so: a server that puts its one final usage on
+    // the last choice after counted content chunks has not generated anything new there.
+    let running = before.is_some() || clock.first_token.is_none();
+    let grew = running && chunk.has_choice && chunk.usage.is_some_and(|u| u.completion_tokens > before.unwrap_or(0));
+    if !chunk.has_output() && !grew {
         return;
     }
     let n = match (chunk.token_ids, before, chunk.usage) {

@@ -1,7 +1,8 @@
 //! An OpenAI-compatible serving benchmark that knows its own limits.
 //!
 //! - [`sse`], [`http`]: sans-IO parsing of what the server sends.
-//! - [`workload`], [`schedule`]: what each request asks for and when it is meant to leave.
+//! - [`workload`], [`schedule`]: what each request asks for and when it is meant to leave;
+//!   [`image`]: the image a vision-language model is sent with each prompt.
 //! - [`client`]: the load generator (closed and open loop) on one current-thread runtime.
 //! - [`metrics`]: per-request records and their aggregates (TTFT three ways, ITL, TPOT, E2E,
 //!   queue delay, goodput).
@@ -12,6 +13,7 @@
 pub mod client;
 pub mod compare;
 pub mod http;
+pub mod image;
 pub mod metrics;
 pub mod plot;
 pub mod report;
@@ -68,6 +70,7 @@ pub fn calibrate(duration: Duration) -> Result<report::Calibration, Error> {
         ignore_eos: true,
         seed: 1,
         dataset: None,
+        image: None,
     };
     let short = client::run(&target, &workload, &spec, Arc::default())?;
     workload.max_tokens = 256;

@@ -147,6 +147,8 @@ pub struct Chunk {
     pub content: bool,
     /// Non-empty reasoning text (`delta.reasoning` or `delta.reasoning_content`).
     pub reasoning: bool,
+    /// Whether the chunk has any choice (the final usage-only chunk has `choices: []`).
+    pub has_choice: bool,
     /// Tokens in this chunk when the server lists them (`token_ids`), else `None`.
     pub token_ids: Option<u64>,
     /// `finish_reason` of any choice (`stop`, `length`, …).
@@ -224,7 +226,7 @@ pub fn parse_data(data: &str) -> Result<Event, ParseError> {
         return Ok(Event::Done);
     }
     let raw: RawChunk<'_> = serde_json::from_str(trimmed).map_err(|e| ParseError { reason: e.to_string(), head: trimmed.chars().take(40).collect() })?;
-    let mut chunk = Chunk { usage: raw.usage, ..Chunk::default() };
+    let mut chunk = Chunk { usage: raw.usage, has_choice: !raw.choices.is_empty(), ..Chunk::default() };
     for choice in &raw.choices {
         if let Some(d) = &choice.delta {
             chunk.content |= non_empty(&d.content);

@@ -6,6 +6,9 @@
 //! `start + ttft + k × itl`, measured from when the request was read, on absolute deadlines so
 //! that timer lateness never accumulates. Events due at the same instant go out in one write.
 //!
+//! Chunks carry the keys real vLLM 0.32 sends (`fixtures/openai_sse/sparkctl-vllm-0.32-cpu-*`),
+//! nulls included, so a client parsing them meets what it will meet in production.
+//!
 //! Prompt tokens are counted as whitespace-separated words of the prompt (the stand-in has no
 //! tokenizer); real servers report their tokenizer's count.
 
@@ -101,6 +104,11 @@ pub struct Lateness {
 }
 
 impl Lateness {
+    /// Streamed requests that got their first token.
+    pub fn first_tokens(&self) -> u64 {
+        self.first_tokens.load(Ordering::Relaxed)
+    }
+
     /// Mean lateness of first-token writes, in milliseconds.
     pub fn first_token_ms(&self) -> f64 {
         let n = self.first_tokens.load(Ordering::Relaxed).max(1);
@@ -257,6 +265,22 @@ fn words(v: &Value) -> u64 {
     }
 }
 
+/// Every `image_url` part of the chat messages must be an image: a `data:` URL whose bytes are
+/// the image type it names (a remote URL is taken as is; the stand-in fetches nothing), or a 400
+/// as vLLM answers an image it cannot load.
+fn check_images(messages: &Value) -> Result<(), String> {
+    let parts = messages.as_array().into_iter().flatten().filter_map(|m| m.get("content")?.as_array()).flatten();
+    for part in parts.filter(|p| p.get("type").and_then(Value::as_str) == Some("image_url")) {
+        let url = part.get("image_url").and_then(|u| u.get("url").or(Some(u))).and_then(Value::as_str).ok_or("an `image_url` part without a URL")?;
+        if url.starts_with("data:") {
+            crate::image::decode_data_url(url).map_err(|e| format!("image_url: {e}"))?;
+        } else if !url.starts_with("http://") && !url.starts_with("https://") {
+            return Err(format!("image_url `{}`: neither a data: URL nor http(s)", url.chars().take(40).collect::<String>()));
+        }
+    }
+    Ok(())
+}
+
 struct Plan {
     chat: bool,
     id: String,
@@ -276,6 +300,11 @@ async fn generate(stream: &mut TcpStream, server: &Server, head: &RequestHead, b
         Ok(v) => v,
         Err(e) => return respond(stream, 400, &error_body(&format!("request body is not JSON: {e}"), "BadRequestError", 400), head.keep_alive).await,
     };
+    if chat {
+        if let Err(e) = check_images(req.get("messages").unwrap_or(&Value::Null)) {
+            return respond(stream, 400, &error_body(&e, "BadRequestError", 400), head.keep_alive).await;
+        }
+    }
     if cfg.error_every > 0 && n.is_multiple_of(cfg.error_every) {
         let msg = "EngineCore encountered an issue. See stack trace (above) for the root cause.";
         return respond(stream, 500, &error_body(msg, "InternalServerError", 500), head.keep_alive).await;
@@ -378,10 +407,24 @@ impl std::fmt::Write for StrOut<'_> {
     }
 }
 
+/// The running usage of a continuous-usage chat chunk (vLLM 0.32 adds a null
+/// `completion_tokens_details` there, not on completions' chunks nor on the final usage chunk).
+fn running_usage(plan: &Plan, completion: u64) -> String {
+    if !plan.usage_continuous {
+        return String::new();
+    }
+    let u = usage(plan.prompt, completion);
+    if plan.chat {
+        format!(r#","usage":{},"completion_tokens_details":null}}"#, &u[..u.len() - 1])
+    } else {
+        format!(r#","usage":{u}"#)
+    }
+}
+
 fn role_chunk(server: &Server, plan: &Plan) -> String {
-    let usage_part = if plan.usage_continuous { format!(r#","usage":{}"#, usage(plan.prompt, 0)) } else { String::new() };
+    let usage_part = running_usage(plan, 0);
     format!(
-        r#"{{"id":"{}","object":"chat.completion.chunk","created":{CREATED},"model":{},"choices":[{{"index":0,"delta":{{"role":"assistant","content":""}},"logprobs":null,"finish_reason":null}}]{usage_part}}}"#,
+        r#"{{"id":"{}","object":"chat.completion.chunk","created":{CREATED},"model":{},"choices":[{{"index":0,"delta":{{"role":"assistant","content":""}},"logprobs":null,"finish_reason":null}}]{usage_part},"prompt_token_ids":null,"prompt_text":null}}"#,
         plan.id, server.model_json
     )
 }
@@ -400,17 +443,18 @@ fn token_text(plan: &Plan, k: u64) -> &'static str {
 fn token_chunk(server: &Server, plan: &Plan, k: u64) -> String {
     let last = k + 1 == plan.total;
     let finish = if last { r#""length","stop_reason":null"# } else { "null" };
-    let usage_part = if plan.usage_continuous { format!(r#","usage":{}"#, usage(plan.prompt, k + 1)) } else { String::new() };
+    let usage_part = running_usage(plan, k + 1);
     let text = token_text(plan, k);
     if plan.chat {
         let field = if k < plan.reasoning { server.config.reasoning_field.as_str() } else { "content" };
         format!(
-            r#"{{"id":"{}","object":"chat.completion.chunk","created":{CREATED},"model":{},"choices":[{{"index":0,"delta":{{"{field}":"{text}"}},"logprobs":null,"finish_reason":{finish}}}]{usage_part}}}"#,
+            r#"{{"id":"{}","object":"chat.completion.chunk","created":{CREATED},"model":{},"choices":[{{"index":0,"delta":{{"{field}":"{text}"}},"logprobs":null,"finish_reason":{finish},"token_ids":null}}]{usage_part}}}"#,
             plan.id, server.model_json
         )
     } else {
+        let finish = if last { finish } else { r#"null,"stop_reason":null"# };
         format!(
-            r#"{{"id":"{}","object":"text_completion","created":{CREATED},"model":{},"choices":[{{"index":0,"text":"{text}","logprobs":null,"finish_reason":{finish}}}]{usage_part}}}"#,
+            r#"{{"id":"{}","object":"text_completion","created":{CREATED},"model":{},"choices":[{{"index":0,"text":"{text}","logprobs":null,"finish_reason":{finish},"prompt_token_ids":null,"token_ids":null}}]{usage_part}}}"#,
             plan.id, server.model_json
         )
     }

@@ -43,7 +43,8 @@ pub struct Workload {
     /// Prompt length in (approximate) tokens.
     pub prompt_tokens: u64,
     /// The first `shared_prefix` words are the same in every request (prefix-cache hits); the
-    /// rest starts with words unique to the request, so nothing after the prefix is cached.
+    /// rest starts with words that spell the request's number, so nothing after the prefix is
+    /// cached.
     pub shared_prefix: u64,
     pub max_tokens: u64,
     /// Ask the server to generate exactly `max_tokens` (vLLM's `ignore_eos` and `min_tokens`).
@@ -53,6 +54,28 @@ pub struct Workload {
     /// `id mod len`); `prompt_tokens` is then unused.
     #[serde(skip)]
     pub dataset: Option<Arc<Vec<Entry>>>,
+    /// An image sent with every chat prompt (vision-language models); the run file keeps its
+    /// label.
+    #[serde(default, with = "image_label", skip_serializing_if = "Option::is_none")]
+    pub image: Option<Arc<crate::image::Image>>,
+}
+
+/// A run file records the image's label, not its bytes; one read back has no bytes to send.
+mod image_label {
+    use crate::image::Image;
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::sync::Arc;
+
+    pub fn serialize<S: Serializer>(image: &Option<Arc<Image>>, s: S) -> Result<S::Ok, S::Error> {
+        match image {
+            Some(i) => s.serialize_str(&i.label),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Arc<Image>>, D::Error> {
+        Ok(Option::<String>::deserialize(d)?.map(|label| Arc::new(Image { label, data_url: String::new() })))
+    }
 }
 
 /// One line of a JSONL dataset: `{"prompt": "…"}`, optionally with `"max_tokens": N`.
@@ -89,7 +112,14 @@ impl Workload {
         let mut shared = Rng::new(self.seed ^ 0x5eed);
         let mut own = Rng::new(self.seed.wrapping_mul(0x9E37_79B9).wrapping_add(id.wrapping_mul(0x2545_F491_4F6C_DD1D)));
         for i in 0..self.prompt_tokens {
-            let r = if i < self.shared_prefix { shared.next_u64() } else { own.next_u64() };
+            let r = match i.checked_sub(self.shared_prefix) {
+                None => shared.next_u64(),
+                // Right after the prefix, the request's number in base 64: two requests fewer
+                // than 64 apart differ in the first word after it, any two below 64³ in the
+                // first three; random words follow.
+                Some(k @ 0..3) => id >> (6 * k),
+                Some(_) => own.next_u64(),
+            };
             if i > 0 {
                 out.push(' ');
             }
@@ -115,9 +145,13 @@ impl Workload {
     pub fn body(&self, id: u64) -> String {
         let max_tokens = self.max_tokens(id);
         let prompt = serde_json::Value::String(self.prompt(id));
-        let input = match self.api {
-            Api::Chat => serde_json::json!([{"role": "user", "content": prompt}]),
-            Api::Completions => prompt,
+        let input = match (self.api, &self.image) {
+            (Api::Chat, Some(image)) => serde_json::json!([{"role": "user", "content": [
+                {"type": "text", "text": prompt},
+                {"type": "image_url", "image_url": {"url": image.data_url}},
+            ]}]),
+            (Api::Chat, None) => serde_json::json!([{"role": "user", "content": prompt}]),
+            (Api::Completions, _) => prompt,
         };
         let mut body = serde_json::json!({
             "model": self.model,

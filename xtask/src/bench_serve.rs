@@ -5,12 +5,16 @@
 //! 1. agreement: the same closed-loop workload against a stand-in with known delays (clients
 //!    unpinned); each client's mean TTFT and output tok/s beside what the stand-in was told;
 //! 2. ceiling: each client pinned to core 0 (`taskset`), the zero-latency stand-in on core 1,
-//!    64 streams of 256-token answers: output tok/s (= chunks/s) and requests/s;
+//!    64 streams: 256-token answers for chunks/s (one token per chunk: = output tok/s), then
+//!    1-token answers for requests/s; the stand-in's own CPU use beside each (near 100%, the
+//!    figure is the stand-in's, not the client's);
 //! 3. sparkctl's peak RSS (`/usr/bin/time`) holding 2000 concurrent streams.
 //!
-//! Results print as Markdown (copied into BENCHMARKS.md) and land in target/bench/serve/.
+//! It ends with PASS or FAIL against the two targets: sparkctl's ceiling ≥ 5× the best Python
+//! client's (chunks/s and requests/s), and ≤ 100 MB RSS at 2000 streams; the exit code is 1 on
+//! a FAIL. Results print as Markdown (copied into BENCHMARKS.md) and land in target/bench/serve/.
 //! `cargo xtask bench serve sparkctl` runs sparkctl's rows only (no Python); naming peers
-//! (`… sparkctl aiperf`) runs those only.
+//! (`… sparkctl aiperf`) runs those only; `--prebuilt` skips the release build.
 
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
@@ -30,14 +34,30 @@ const OUT_TOKENS: u64 = 64;
 const PROMPT: u64 = 128;
 const CONC: u64 = 8;
 const REQUESTS: u64 = 64;
-/// The ceiling workload.
+/// The ceiling workloads: long answers (chunks/s), then 1-token answers (requests/s).
 const CEIL_CONC: u64 = 64;
 const CEIL_TOKENS: u64 = 256;
 const CEIL_SECS: u64 = 15;
+/// The targets.
+const TARGET_RATIO: f64 = 5.0;
+const TARGET_RSS_MB: f64 = 100.0;
+const RSS_STREAMS: u64 = 2000;
 
 struct Standin {
     child: Child,
     url: String,
+}
+
+impl Standin {
+    /// CPU seconds the stand-in used so far (user + system, from `/proc/PID/stat`).
+    fn cpu_s(&self) -> Option<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).ok()?;
+        // Fields after the `(comm)`: state is field 3, utime 14 and stime 15 (1-based).
+        let rest = stat.rsplit_once(')')?.1;
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+        Some(ticks / 100.0)
+    }
 }
 
 impl Drop for Standin {
@@ -83,13 +103,22 @@ struct Row {
     server_late_ms: Option<f64>,
     ttft_ms: Option<f64>,
     tok_s: Option<f64>,
+    /// Requests/s (the ceiling's 1-token run).
+    req_s: Option<f64>,
+    /// The stand-in's CPU use during the run, in % of one core (ceiling only).
+    server_cpu: Option<f64>,
     note: String,
 }
 
 pub fn run(sh: &Shell, args: &[String]) -> Result<()> {
+    // `--prebuilt`: take target/release/{sparkctl,openai-standin} as they are (no cargo build).
+    let prebuilt = args.iter().any(|a| a == "--prebuilt");
+    let args: Vec<String> = args.iter().filter(|a| *a != "--prebuilt").cloned().collect();
     let only_sparkctl = args.iter().all(|a| a == "sparkctl") && !args.is_empty();
     let root = sh.current_dir();
-    cmd!(sh, "cargo build --release --locked -p cli -p openai-standin").run()?;
+    if !prebuilt {
+        cmd!(sh, "cargo build --release --locked -p cli -p openai-standin").run()?;
+    }
     let out = root.join("target/bench/serve");
     std::fs::create_dir_all(&out)?;
     let sparkctl = root.join("target/release/sparkctl");
@@ -121,24 +150,50 @@ pub fn run(sh: &Shell, args: &[String]) -> Result<()> {
             agree.push(row);
         }
     }
-    // 2. Ceiling on one core.
+    // 2. Ceiling on one core: long answers (chunks/s), then 1-token answers (requests/s).
     let mut ceiling = Vec::new();
     {
         let s = standin(&root, "1", &[])?;
         let n_req = 100_000;
-        ceiling.push(sparkctl_row(&sparkctl, &s.url, &out.join("ceiling-sparkctl.json"), CEIL_CONC, 16, CEIL_TOKENS, None, Some(CEIL_SECS))?);
-        for peer in &peers {
-            ceiling.push(peer_row(&out, peer, &s.url, tokenizer.as_deref().unwrap_or(Path::new("")), CEIL_CONC, 16, CEIL_TOKENS, n_req, Some(CEIL_SECS))?);
+        let tok = tokenizer.as_deref().unwrap_or(Path::new(""));
+        let mut clients: Vec<Option<&str>> = vec![None];
+        clients.extend(peers.iter().map(|p| Some(*p)));
+        for client in clients {
+            let mut rows = Vec::new();
+            for (tokens, tag) in [(CEIL_TOKENS, "ceiling"), (1, "ceiling-req")] {
+                let cpu0 = s.cpu_s();
+                let t = Instant::now();
+                let mut row = match client {
+                    None => sparkctl_row(&sparkctl, &s.url, &out.join(format!("{tag}-sparkctl.json")), CEIL_CONC, 16, tokens, None, Some(CEIL_SECS))?,
+                    Some(peer) => peer_row(&out, peer, &s.url, tok, CEIL_CONC, 16, tokens, n_req, Some(CEIL_SECS))?,
+                };
+                // The stand-in's share of one core over the client's whole run (start-up included:
+                // a lower bound of its load while requests flowed).
+                row.server_cpu = cpu0.zip(s.cpu_s()).map(|(a, b)| (b - a) / secs(t.elapsed()) * 100.0);
+                rows.push(row);
+            }
+            let req = rows.pop().context("the requests/s run")?;
+            let mut row = rows.pop().context("the chunks/s run")?;
+            row.req_s = req.req_s;
+            row.note = format!(
+                "chunks/s run: {}, stand-in {} % CPU; req/s run: {}, stand-in {} % CPU",
+                row.note,
+                cell(row.server_cpu, 0),
+                req.note,
+                cell(req.server_cpu, 0)
+            );
+            ceiling.push(row);
         }
     }
     // 3. RSS at 2000 streams: each stream lasts ~10 s (100 tokens, 100 ms apart).
     let rss_mb = {
         let s = standin(&root, "1", &["--itl", "100ms", "--output-tokens", "100"])?;
+        let streams = RSS_STREAMS.to_string();
         let json = out.join("rss-sparkctl.json");
         let o = Command::new("/usr/bin/time")
             .args(["-f", "%M"])
             .arg(&sparkctl)
-            .args(["bench", "serve", "--url", &s.url, "--model", "standin", "--concurrency", "2000", "--prompt-tokens", "16", "--max-tokens", "100"])
+            .args(["bench", "serve", "--url", &s.url, "--model", "standin", "--concurrency", &streams, "--prompt-tokens", "16", "--max-tokens", "100"])
             .args(["--duration", "8s", "-q", "--output"])
             .arg(&json)
             .output()?;
@@ -146,14 +201,17 @@ pub fn run(sh: &Shell, args: &[String]) -> Result<()> {
         let kb: f64 = stderr.lines().last().and_then(|l| l.trim().parse().ok()).context("no peak RSS from /usr/bin/time")?;
         let run: Value = serde_json::from_str(&std::fs::read_to_string(&json)?)?;
         let ok = run["points"][0]["summary"]["ok"].as_u64().unwrap_or(0);
-        if ok < 2000 {
-            bail!("only {ok} streams completed at concurrency 2000");
+        if ok < RSS_STREAMS {
+            bail!("only {ok} streams completed at concurrency {RSS_STREAMS}");
         }
         kb / 1024.0
     };
-    let md = render(&agree, &ceiling, rss_mb);
+    let (md, pass) = render(&agree, &ceiling, rss_mb);
     println!("{md}");
     std::fs::write(out.join("results.md"), &md)?;
+    if !pass {
+        bail!("a target was missed (FAIL above)");
+    }
     Ok(())
 }
 
@@ -185,6 +243,8 @@ fn sparkctl_row(bin: &Path, url: &str, json: &Path, conc: u64, prompt: u64, toke
         server_late_ms: None,
         ttft_ms: s["ttft_ms"]["mean"].as_f64(),
         tok_s: s["output_tok_per_s"].as_f64(),
+        req_s: s["req_per_s"].as_f64(),
+        server_cpu: None,
         note: if duration.is_some() {
             format!("{:.0} req/s, {} ok; {:.0} s", s["req_per_s"].as_f64().unwrap_or(0.0), s["ok"], secs(t.elapsed()))
         } else {
@@ -207,6 +267,16 @@ fn venv(sh: &Shell, out: &Path, peer: &str) -> Result<()> {
         return Ok(());
     }
     cmd!(sh, "python3 -m venv {dir}").run()?;
+    // GuideLLM needs torch, and pip would fetch the multi-GB CUDA build: with `cargo xtask vllm`
+    // done, its venv's CPU torch is seen through a `.pth` (appended to the path: the venv's own
+    // packages still come first).
+    let vllm_site = sh.current_dir().join("target/vllm/lib/python3.11/site-packages");
+    if peer == "guidellm" && vllm_site.is_dir() {
+        let site = dir.join("lib/python3.11/site-packages");
+        if site.is_dir() {
+            std::fs::write(site.join("zz-cpu-torch-from-vllm-venv.pth"), format!("{}\n", vllm_site.canonicalize()?.display()))?;
+        }
+    }
     let pip = dir.join("bin/pip");
     cmd!(sh, "{pip} install -q {spec}").run().with_context(|| format!("pip install {spec}"))?;
     std::fs::write(marker, "")?;
@@ -255,7 +325,7 @@ open(os.path.join(cache, hashlib.md5(b"local:corpus").hexdigest() + ".txt"), "w"
 #[allow(clippy::too_many_arguments)]
 fn peer_row(out: &Path, peer: &str, url: &str, tok: &Path, conc: u64, prompt: u64, tokens: u64, requests: u64, duration: Option<u64>) -> Result<Row> {
     let bin = out.join("venv").join(peer).join("bin");
-    let work = out.join(format!("{peer}-{}", if duration.is_some() { "ceiling" } else { "agree" }));
+    let work = out.join(if duration.is_some() { format!("{peer}-ceiling-{tokens}") } else { format!("{peer}-agree") });
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work)?;
     let tok_s = tok.display().to_string();
@@ -304,16 +374,18 @@ fn peer_row(out: &Path, peer: &str, url: &str, tok: &Path, conc: u64, prompt: u6
             server_late_ms: None,
             ttft_ms: None,
             tok_s: None,
+            req_s: None,
+            server_cpu: None,
             note: format!("failed (exit {:?}), see {}", o.status.code(), work.display()),
         });
     }
-    let (ttft_ms, tok) = parse_peer(peer, &work).unwrap_or((None, None));
+    let (ttft_ms, tok, req) = parse_peer(peer, &work).unwrap_or((None, None, None));
     let note = if peer == "llama-benchy" { format!("decode-phase tok/s (its definition); {elapsed:.0} s") } else { format!("{elapsed:.0} s") };
-    Ok(Row { client: name, server_late_ms: None, ttft_ms, tok_s: tok, note })
+    Ok(Row { client: name, server_late_ms: None, ttft_ms, tok_s: tok, req_s: req, server_cpu: None, note })
 }
 
-/// Finds a peer's mean TTFT (ms) and output tok/s in its result files.
-fn parse_peer(peer: &str, work: &Path) -> Option<(Option<f64>, Option<f64>)> {
+/// Finds a peer's mean TTFT (ms), output tok/s and requests/s in its result files.
+fn parse_peer(peer: &str, work: &Path) -> Option<(Option<f64>, Option<f64>, Option<f64>)> {
     let read = |name: &str| -> Option<Value> {
         let path = walk(work).into_iter().find(|p| p.file_name().is_some_and(|n| n == name))?;
         serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
@@ -321,19 +393,28 @@ fn parse_peer(peer: &str, work: &Path) -> Option<(Option<f64>, Option<f64>)> {
     match peer {
         "aiperf" => {
             let v = read("profile_export_aiperf.json")?;
-            Some((v["time_to_first_token"]["avg"].as_f64(), v["output_token_throughput"]["avg"].as_f64()))
+            Some((v["time_to_first_token"]["avg"].as_f64(), v["output_token_throughput"]["avg"].as_f64(), v["request_throughput"]["avg"].as_f64()))
         }
         "guidellm" => {
             let v = read("out.json")?;
             let m = &v["benchmarks"][0]["metrics"];
-            Some((m["time_to_first_token_ms"]["successful"]["mean"].as_f64(), m["output_tokens_per_second"]["successful"]["mean"].as_f64()))
+            let mean = |k: &str| m[k]["successful"]["mean"].as_f64();
+            Some((mean("time_to_first_token_ms"), mean("output_tokens_per_second"), mean("requests_per_second")))
         }
         _ => {
             let v = read("result.json")?;
             let b = &v["benchmarks"][0];
-            Some((b["e2e_ttft"]["mean"].as_f64(), b["tg_throughput"]["mean"].as_f64()))
+            Some((b["e2e_ttft"]["mean"].as_f64(), b["tg_throughput"]["mean"].as_f64(), llama_benchy_req_s(b)))
         }
     }
+}
+
+/// llama-benchy reports no requests/s: its requests (concurrency × runs) over the summed mean
+/// end-to-end time of its runs, when its result has them.
+fn llama_benchy_req_s(b: &Value) -> Option<f64> {
+    let conc = b["concurrency"].as_f64()?;
+    let e2e_ms = b["e2e_latency"]["mean"].as_f64().or_else(|| b["e2e"]["mean"].as_f64())?;
+    (e2e_ms > 0.0).then(|| conc / (e2e_ms / 1000.0))
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {
@@ -356,7 +437,8 @@ fn cell(v: Option<f64>, digits: usize) -> String {
     v.map_or_else(|| "–".to_owned(), |v| format!("{v:.digits$}"))
 }
 
-fn render(agree: &[Row], ceiling: &[Row], rss_mb: f64) -> String {
+/// The tables, and the verdicts against the targets; true when every target is met.
+fn render(agree: &[Row], ceiling: &[Row], rss_mb: f64) -> (String, bool) {
     let mut md = String::new();
     let e2e = TTFT_MS + (OUT_TOKENS - 1) * ITL_MS;
     let told_tok_s = (CONC * OUT_TOKENS) as f64 / (e2e as f64 / 1000.0);
@@ -378,12 +460,46 @@ fn render(agree: &[Row], ceiling: &[Row], rss_mb: f64) -> String {
             r.note
         );
     }
-    let best_peer = ceiling.iter().skip(1).filter_map(|r| r.tok_s).fold(0.0, f64::max);
-    md += &format!("\nCeiling on one core (client `taskset -c 0`, zero-latency stand-in on core 1): concurrency {CEIL_CONC}, {CEIL_TOKENS}-token answers, {CEIL_SECS} s.\n\n");
-    md += "| client | output tok/s (= chunks/s) | ÷ best Python client | notes |\n|---|---|---|---|\n";
+    let best = |f: fn(&Row) -> Option<f64>| ceiling.iter().skip(1).filter_map(f).fold(0.0, f64::max);
+    let (best_tok, best_req) = (best(|r| r.tok_s), best(|r| r.req_s));
+    let ratio = |v: Option<f64>, best: f64| v.filter(|_| best > 0.0).map(|v| v / best);
+    md += &format!(
+        "\nCeiling on one core (client `taskset -c 0`, zero-latency stand-in on core 1), concurrency {CEIL_CONC}, {CEIL_SECS} s each: {CEIL_TOKENS}-token answers (chunks/s; one token per chunk), then 1-token answers (requests/s).\n\n"
+    );
+    md += "| client | chunks/s (= output tok/s) | ÷ best Python client | requests/s | ÷ best Python client | notes |\n|---|---|---|---|---|---|\n";
     for r in ceiling {
-        md += &format!("| {} | {} | {} | {} |\n", r.client, cell(r.tok_s, 0), cell(r.tok_s.filter(|_| best_peer > 0.0).map(|t| t / best_peer), 2), r.note);
+        md += &format!(
+            "| {} | {} | {} | {} | {} | {} |\n",
+            r.client,
+            cell(r.tok_s, 0),
+            cell(ratio(r.tok_s, best_tok), 2),
+            cell(r.req_s, 0),
+            cell(ratio(r.req_s, best_req), 2),
+            r.note
+        );
     }
-    md += &format!("\nsparkctl peak RSS holding 2000 concurrent streams: {rss_mb:.1} MB (target ≤ 100 MB)\n");
-    md
+    md += &format!("\nsparkctl peak RSS holding {RSS_STREAMS} concurrent streams: {rss_mb:.1} MB\n\n");
+    let ours = ceiling.first();
+    let mut pass = true;
+    let mut verdict = |ok: Option<bool>, what: String| {
+        let word = match ok {
+            Some(true) => "PASS",
+            Some(false) => "FAIL",
+            None => "FAIL (no figure)",
+        };
+        pass &= ok == Some(true);
+        md.push_str(&format!("- {word}: {what}\n"));
+    };
+    let tok_ratio = ours.and_then(|r| ratio(r.tok_s, best_tok));
+    verdict(
+        tok_ratio.map(|x| x >= TARGET_RATIO),
+        format!("ceiling chunks/s: sparkctl {}× the best Python client (target ≥ {TARGET_RATIO}×)", cell(tok_ratio, 1)),
+    );
+    let req_ratio = ours.and_then(|r| ratio(r.req_s, best_req));
+    verdict(
+        req_ratio.map(|x| x >= TARGET_RATIO),
+        format!("ceiling requests/s: sparkctl {}× the best Python client (target ≥ {TARGET_RATIO}×)", cell(req_ratio, 1)),
+    );
+    verdict(Some(rss_mb <= TARGET_RSS_MB), format!("peak RSS at {RSS_STREAMS} concurrent streams: {rss_mb:.1} MB (target ≤ {TARGET_RSS_MB} MB)"));
+    (md, pass)
 }

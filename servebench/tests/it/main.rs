@@ -3,6 +3,7 @@
 
 mod load;
 mod replay;
+mod shapes;
 mod sse;
 
 use std::path::PathBuf;

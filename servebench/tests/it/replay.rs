@@ -1,5 +1,5 @@
-//! The client against recorded streams replayed byte for byte by a raw TCP server: streams
-//! without `[DONE]`, close-delimited and chunked bodies, garbage.
+//! The client against recorded streams replayed byte for byte by a raw TCP server: real vLLM's
+//! streams, streams without `[DONE]`, close-delimited and chunked bodies, garbage.
 
 use crate::fixture_body;
 use servebench::client::{run, Live, Load, RunSpec, Target};
@@ -46,7 +46,12 @@ const CLOSE: &str = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconne
 const CHUNKED: &str = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n";
 
 fn one_request(url: &str) -> servebench::metrics::Record {
-    let w = Workload { api: Api::Chat, model: "m".into(), prompt_tokens: 4, shared_prefix: 0, max_tokens: 3, ignore_eos: false, seed: 0, dataset: None };
+    one_request_to(url, Api::Chat).0
+}
+
+/// One request; its record and its inter-token gaps.
+fn one_request_to(url: &str, api: Api) -> (servebench::metrics::Record, Vec<f32>) {
+    let w = Workload { api, model: "m".into(), prompt_tokens: 4, shared_prefix: 0, max_tokens: 3, ignore_eos: false, seed: 0, dataset: None, image: None };
     let spec = RunSpec {
         load: Load::Closed { concurrency: 1 },
         duration: None,
@@ -59,7 +64,7 @@ fn one_request(url: &str) -> servebench::metrics::Record {
     let o = run(&Target::from_url(url).unwrap(), &w, &spec, Arc::new(Live::default())).unwrap();
     let s = summarize(&o.records, &o.itls, o.window_s, &Slo::default());
     assert_eq!(s.requests, 1);
-    o.records.into_iter().next().unwrap()
+    (o.records.into_iter().next().unwrap(), o.itls)
 }
 
 /// The captured OpenAI stream (JSON lines) framed as SSE, without its `[DONE]`: the finish
@@ -103,4 +108,26 @@ fn garbage_body_is_a_protocol_error() {
     let (url, t) = replay("SSH-2.0-OpenSSH\r\n\r\n", Vec::new(), false);
     assert_eq!(one_request(&url).error, Some(ErrorKind::Protocol));
     t.join().unwrap();
+}
+
+#[test]
+fn real_vllm_streams_replayed_give_usage_tokens_prompt_tokens_and_every_token() {
+    for (name, api, tokens, prompt, chunks) in [
+        // role chunk, 4 token chunks, the usage-only chunk
+        ("sparkctl-vllm-0.32-cpu-chat-stream-continuous-usage.txt", Api::Chat, 4, 8, 6),
+        // 3 token chunks, the usage-only chunk
+        ("sparkctl-vllm-0.32-cpu-completion-stream-continuous-usage.txt", Api::Completions, 3, 1, 4),
+    ] {
+        for (head, chunked) in [(CHUNKED, true), (CLOSE, false)] {
+            let (url, t) = replay(head, fixture_body(name).into_bytes(), chunked);
+            let (r, itls) = one_request_to(&url, api);
+            t.join().unwrap();
+            assert_eq!(r.error, None, "{name} chunked {chunked}");
+            assert_eq!((r.output_tokens, r.output_tokens_from_usage, r.prompt_tokens, r.chunks), (tokens, true, Some(prompt), chunks), "{name}");
+            assert!(r.first_token_s.is_some() && r.first_content_s.is_some() && r.last_token_s.is_some(), "{name}");
+            // A token with empty text (its running usage grew) is still a token: one gap
+            // between each two of them.
+            assert_eq!(itls.len() as u64, tokens - 1, "{name}");
+        }
+    }
 }

@@ -109,3 +109,70 @@ fn garbage_is_an_error_never_a_panic() {
         }
     }
 }
+
+const REAL_CHAT: &str = "sparkctl-vllm-0.32-cpu-chat-stream-continuous-usage.txt";
+const REAL_COMPLETION: &str = "sparkctl-vllm-0.32-cpu-completion-stream-continuous-usage.txt";
+
+/// Every event of a recording, `[DONE]` included.
+fn all_events(name: &str) -> Vec<Event> {
+    events(fixture_body(name).as_bytes(), 4096).iter().map(|d| parse_data(d).unwrap_or_else(|e| panic!("{name}: {e}"))).collect()
+}
+
+fn chunk(e: &Event) -> &Chunk {
+    match e {
+        Event::Chunk(c) => c,
+        Event::Done => panic!("[DONE] where a chunk was expected"),
+    }
+}
+
+#[test]
+fn real_vllm_chat_stream_role_chunk_continuous_usage_final_usage_chunk_and_done() {
+    let ev = all_events(REAL_CHAT);
+    assert_eq!(ev.len(), 7, "role, 4 tokens, usage-only, [DONE]");
+    assert_eq!(ev[6], Event::Done);
+    let c: Vec<&Chunk> = ev[..6].iter().map(chunk).collect();
+    // The role chunk (`content: ""`) is no output, but it already carries usage (0 generated).
+    assert!(!c[0].has_output() && c[0].has_choice, "{:?}", c[0]);
+    assert_eq!(c[0].usage, Some(Usage { prompt_tokens: 8, completion_tokens: 0 }));
+    // Running usage on every token chunk, one more each; two of the four tokens have empty text
+    // (byte fallback: the bytes come with the next one), so only the usage shows them.
+    let running: Vec<u64> = c[1..5].iter().map(|c| c.usage.unwrap().completion_tokens).collect();
+    assert_eq!(running, [1, 2, 3, 4]);
+    assert_eq!(c[1..5].iter().map(|c| c.content).collect::<Vec<_>>(), [true, false, true, false]);
+    assert!(c[1..5].iter().all(|c| c.has_choice && c.token_ids.is_none() && !c.reasoning && c.usage.unwrap().prompt_tokens == 8));
+    assert_eq!(c[4].finish_reason.as_deref(), Some("length"));
+    assert!(c[..4].iter().all(|c| c.finish_reason.is_none()));
+    // The last chunk: `choices: []`, the totals, vLLM's `system_fingerprint` (ignored).
+    assert!(!c[5].has_choice && !c[5].has_output() && c[5].finish_reason.is_none());
+    assert_eq!(c[5].usage, Some(Usage { prompt_tokens: 8, completion_tokens: 4 }));
+}
+
+#[test]
+fn real_vllm_completion_stream_continuous_usage_final_usage_chunk_and_done() {
+    let ev = all_events(REAL_COMPLETION);
+    assert_eq!(ev.len(), 5, "3 tokens, usage-only, [DONE]");
+    assert_eq!(ev[4], Event::Done);
+    let c: Vec<&Chunk> = ev[..4].iter().map(chunk).collect();
+    // No role chunk on completions: the first chunk is the first token.
+    assert_eq!(c[..3].iter().map(|c| (c.content, c.usage.unwrap().completion_tokens)).collect::<Vec<_>>(), [(true, 1), (false, 2), (false, 3)]);
+    assert_eq!(c[2].finish_reason.as_deref(), Some("length"));
+    assert!(!c[3].has_choice && !c[3].has_output());
+    assert_eq!(c[3].usage, Some(Usage { prompt_tokens: 1, completion_tokens: 3 }));
+}
+
+#[test]
+fn an_event_of_one_megabyte_passes_the_framer_whole() {
+    // 1 MB of text in one chunk (a long answer flushed at once, or a long `logprobs` list): no
+    // line limit, any split of the bytes.
+    let text = "x".repeat(1 << 20);
+    let data = format!(r#"{{"choices":[{{"index":0,"delta":{{"content":"{text}"}},"finish_reason":null}}]}}"#);
+    let stream = format!("data: {data}\n\ndata: [DONE]\n\n");
+    for step in [1 << 20, 65_536, 4096, 1000] {
+        let got = events(stream.as_bytes(), step);
+        assert_eq!(got.len(), 2, "fed {step} bytes at a time");
+        assert_eq!(got[0].len(), data.len(), "fed {step} bytes at a time");
+        let Ok(Event::Chunk(c)) = parse_data(&got[0]) else { panic!("not a chunk") };
+        assert!(c.content);
+        assert_eq!(got[1], "[DONE]");
+    }
+}
