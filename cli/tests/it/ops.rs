@@ -200,8 +200,14 @@ impl Ops {
     fn run(&self, cmd: &str, extra: &[&str]) -> crate::fabric::Run {
         let (cluster, cfg, model) = (self.n.s("cluster.toml"), self.n.s("ssh_config"), self.n.s("model"));
         let mut args = vec![cmd, "--cluster", &cluster, "--ssh-config", &cfg];
+        // `up`'s defaults for these tests, unless the test gives its own (clap refuses a
+        // repeated option).
         if cmd == "up" {
-            args.extend(["--model-dir", &model, "--timeout", "90"]);
+            for (opt, value) in [("--model-dir", model.as_str()), ("--timeout", "90")] {
+                if !extra.contains(&opt) {
+                    args.extend([opt, value]);
+                }
+            }
         }
         args.extend(extra);
         let r = self.n.sparkctl(&args);
