@@ -105,7 +105,7 @@ impl Node<'_> {
             Decision::Spent { used, last, retry_at } => {
                 self.restarts_used = used;
                 let msg = format!(
-                    "restart budget spent: {used} failures within {window} (budget: {} restarts); last: exit {}: {}; staying down instead of looping: fix the cause, then restart the unit (`sparkctl up`) after removing `{}` (or wait {} min, until the oldest failure leaves the window)",
+                    "restart budget spent: {used} failures within {window} (budget: {} restarts); last: exit {}: {}; staying down instead of looping: fix the cause, then `sparkctl up --reset-budget` from the control machine (or remove `{}` and restart the unit; or wait {} min, until the oldest failure leaves the window)",
                     cfg.budget.restarts,
                     last.code,
                     last.why,

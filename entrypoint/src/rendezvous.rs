@@ -235,8 +235,11 @@ impl Head {
     pub fn release(&mut self, head_ip: Ipv4Addr) -> Result<BTreeMap<String, u32>, Stop> {
         let ranks: BTreeMap<String, u32> = self.expected.iter().enumerate().map(|(i, n)| (n.clone(), i as u32)).collect();
         for (node, s) in &self.sessions {
-            s.send(&Msg::Release { ranks: ranks.clone(), head_ip: head_ip.to_string() })
-                .map_err(|e| Stop::PeerLost { node: node.clone(), why: format!("sending the release: {e}"), requested: false })?;
+            s.send(&Msg::Release { ranks: ranks.clone(), head_ip: head_ip.to_string() }).map_err(|e| Stop::PeerLost {
+                node: node.clone(),
+                why: format!("sending the release: {e}"),
+                requested: false,
+            })?;
         }
         log::info(&format!("rendezvous: all {} nodes joined; released", self.expected.len()));
         Ok(ranks)
