@@ -175,7 +175,9 @@ impl Ops {
             .join("\n");
         let args = cluster.find("args = [").unwrap();
         let end = args + cluster[args..].find("]\n").unwrap() + 2;
-        let cluster = format!("{}args = [\"--tensor-parallel-size\", \"2\"]\n{}", &cluster[..args], &cluster[end..]);
+        // The memory fraction explicit: without it the head's launch plan refuses the serve command
+        // (unified memory; `SPARK_PLAN=enforce`), as it would on a Spark.
+        let cluster = format!("{}args = [\"--tensor-parallel-size\", \"2\", \"--gpu-memory-utilization\", \"0.75\"]\n{}", &cluster[..args], &cluster[end..]);
         fs::write(n.path("cluster.toml"), cluster).unwrap();
         let m = n.path("model");
         fs::create_dir_all(&m).unwrap();
@@ -243,16 +245,21 @@ fn follow_shows_new_lines(o: &Ops) {
         }
     });
     let mut want = vec![format!("spark-a | follow-marker-a-{}", std::process::id()), format!("spark-b | follow-marker-b-{}", std::process::id())];
-    // Written once `tail -F` runs on both nodes (it starts at the end of the file: `-n 0`).
-    std::thread::sleep(Duration::from_secs(3));
-    for (node, line) in [("a", &want[0]), ("b", &want[1])] {
-        let mut f = fs::OpenOptions::new().append(true).open(o.root(node, "/var/log/spark-cluster.log")).unwrap();
-        std::io::Write::write_all(&mut f, format!("{}\n", &line[10..]).as_bytes()).unwrap();
-    }
+    // Written again each second until seen: `-n 0` shows only what comes after the follower
+    // started on the node (after the login), and when that is is not known here.
     let t0 = Instant::now();
     let mut seen = Vec::new();
-    while !want.is_empty() && t0.elapsed() < Duration::from_secs(20) {
-        if let Ok(l) = rx.recv_timeout(Duration::from_millis(500)) {
+    let mut last_write = None::<Instant>;
+    while !want.is_empty() && t0.elapsed() < Duration::from_secs(30) {
+        if last_write.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+            for line in &want {
+                let node = if line.starts_with("spark-a") { "a" } else { "b" };
+                let mut f = fs::OpenOptions::new().append(true).open(o.root(node, "/var/log/spark-cluster.log")).unwrap();
+                std::io::Write::write_all(&mut f, format!("{}\n", &line["spark-a | ".len()..]).as_bytes()).unwrap();
+            }
+            last_write = Some(Instant::now());
+        }
+        if let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
             want.retain(|w| *w != l);
             seen.push(l);
         }
@@ -569,9 +576,10 @@ fn up_runs_real_vllm_across_the_nodes_and_a_stopped_worker_restarts_the_group() 
         exe(&p, &format!("#!/bin/sh\nexec {} \"$@\"\n", vllm.canonicalize().unwrap().display()));
     }
     let toml = fs::read_to_string(o.n.path("cluster.toml")).unwrap().replace("test-org/tiny-model", "test-org/tiny-llama").replace(
-        "args = [\"--tensor-parallel-size\", \"2\"]",
-        "args = [\"--tensor-parallel-size\", \"2\", \"--served-model-name\", \"tiny\", \"--max-model-len\", \"256\", \"--enforce-eager\", \"--gpu-memory-utilization\", \"0.75\"]",
+        "args = [\"--tensor-parallel-size\", \"2\", \"--gpu-memory-utilization\", \"0.75\"]",
+        "args = [\"--tensor-parallel-size\", \"2\", \"--gpu-memory-utilization\", \"0.75\", \"--served-model-name\", \"tiny\", \"--max-model-len\", \"256\", \"--enforce-eager\"]",
     );
+    assert!(toml.contains("\"--served-model-name\", \"tiny\"") && toml.contains("test-org/tiny-llama"), "{toml}");
     fs::write(o.n.path("cluster.toml"), toml).unwrap();
     o.n.start_sshd();
     let tiny_s = tiny.display().to_string();
