@@ -168,7 +168,9 @@ impl Ops {
             .replace("backend = \"ray\"", "backend = \"native\"")
             .replace("spark-registry.lan:5000/sparkctl/vllm-spark:25.11", &ops.image)
             .replace("QuantTrio/Qwen3-VL-235B-A22B-Instruct-AWQ", "test-org/tiny-model")
-            .replace("env = { HF_HUB_OFFLINE = \"1\" }", "env = { HF_HUB_OFFLINE = \"1\", STANDIN_RECORD = \"/dev/null\" }")
+            // The stand-in's record goes to the test's folder (never a host path such as
+            // `/dev/null`: it writes beside the path and renames over it).
+            .replace("env = { HF_HUB_OFFLINE = \"1\" }", &format!("env = {{ HF_HUB_OFFLINE = \"1\", STANDIN_RECORD = \"{}\" }}", n.s("standin-record.json")))
             .lines()
             .filter(|l| !l.starts_with("management = "))
             .collect::<Vec<_>>()
