@@ -100,7 +100,8 @@ pub fn check(node: &str, what: &str, out: Output) -> anyhow::Result<Output> {
         "; free space on the node (`df -h`)"
     } else if all.contains("cannot connect to the docker daemon") {
         "; start Docker on the node (`systemctl start docker`)"
-    } else if all.contains("denied") || all.contains("unauthorized") || all.contains("manifest unknown") || all.contains("not found") && what.contains("pull") {
+    } else if what.contains("pull") && ["denied", "unauthorized", "manifest unknown", "not found"].iter().any(|w| all.contains(w)) {
+        // Only a pull: "permission denied" from anything else (a file, sudo) is not a login matter.
         "; check the image name and that the node may pull it (`docker login` on the node)"
     } else {
         ""
@@ -134,5 +135,39 @@ pub fn all<T>(results: Vec<anyhow::Result<T>>) -> anyhow::Result<Vec<T>> {
             }
             Err(last)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::ExitStatusExt;
+
+    fn failed(stderr: &str) -> Output {
+        Output { status: std::process::ExitStatus::from_raw(1 << 8), stdout: String::new(), stderr: stderr.into() }
+    }
+
+    fn err(what: &str, stderr: &str) -> String {
+        check("spark-b", what, failed(stderr)).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn the_docker_login_hint_is_for_the_pull_only() {
+        let pull =
+            err("`docker pull r/i:1`", "Error response from daemon: pull access denied for r/i, repository does not exist or may require 'docker login'");
+        assert!(pull.starts_with("node `spark-b`: `docker pull r/i:1` failed (exit 1): Error response"), "{pull}");
+        assert!(pull.ends_with("(`docker login` on the node)"), "{pull}");
+        for what in ["writing the token", "installing the files", "copying `config.json`"] {
+            let e = err(what, "sh: 1: cannot create /etc/spark-cluster/token: Permission denied");
+            assert!(!e.contains("docker login"), "{e}");
+            assert!(e.ends_with("Permission denied"), "{e}");
+        }
+        assert!(!err("`docker load`", "open /var/lib/docker/tmp: no such file or directory (not found)").contains("docker login"));
+    }
+
+    #[test]
+    fn a_full_disk_and_a_stopped_daemon_get_their_hints() {
+        assert!(err("copying `a`", "write error: No space left on device").ends_with("free space on the node (`df -h`)"));
+        assert!(err("`docker load`", "Cannot connect to the Docker daemon at unix:///var/run/docker.sock").ends_with("(`systemctl start docker`)"));
     }
 }

@@ -7,6 +7,12 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{ExitCode, Stdio};
 use std::sync::Mutex;
 
+/// `-f` on a node: the journal follows in the background while the session's stdin stays open.
+/// A command without a terminal is not told when ssh goes away (no SIGHUP), and `journalctl -f`
+/// would only notice at its next line; this machine holds stdin open instead, so when `logs -f`
+/// ends (or is killed) the node reads end-of-file and stops the journal at once.
+const FOLLOW: &str = r#""$@" & j=$!; cat >/dev/null; kill "$j" 2>/dev/null; wait "$j" 2>/dev/null; exit 0"#;
+
 #[derive(clap::Args)]
 pub struct LogsArgs {
     #[command(flatten)]
@@ -31,11 +37,17 @@ pub fn run(args: LogsArgs) -> anyhow::Result<ExitCode> {
     }
     let results = fleet::each(&nodes, |n| {
         let t = Target::connect(&ssh, &n.name)?;
-        let mut argv = journal.clone();
+        let mut argv = if args.follow { cluster::ops::node::sh(FOLLOW, &journal) } else { journal.clone() };
         if t.sudo {
             argv.splice(0..0, ["sudo".to_owned(), "-n".into(), "--".into()]);
         }
-        let mut child = ssh.command(&n.name, &argv).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().map_err(crate::remote::RemoteError::Spawn)?;
+        let mut cmd = ssh.command(&n.name, &argv);
+        if args.follow {
+            // Held open, never written: its end is the node's signal to stop (`FOLLOW`).
+            cmd.stdin(Stdio::piped());
+        }
+        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().map_err(crate::remote::RemoteError::Spawn)?;
+        let _stdin = child.stdin.take();
         let stdout = child.stdout.take().expect("piped");
         let mut buffered = Vec::new();
         for line in BufReader::new(stdout).lines() {

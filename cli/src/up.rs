@@ -8,7 +8,7 @@ use anyhow::{anyhow, bail, Context};
 use cluster::ops::files::{self, Action, Apply, Wanted};
 use cluster::ops::model::{self as msync, LocalFile};
 use cluster::ops::node::{self, b64, Facts};
-use cluster::ops::{sha256_hex, MANIFEST, UNIT};
+use cluster::ops::{sha256_hex, MANIFEST, RESTARTS_FILE, UNIT};
 use cluster::{Cluster, Node};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -35,6 +35,10 @@ pub struct UpArgs {
     /// Seconds to wait for every node to be ready (0: do not wait)
     #[arg(long, default_value_t = 3600)]
     timeout: u64,
+    /// Clear each node's restart history (a spent restart budget) and restart the group; for
+    /// after the cause of the failures is fixed
+    #[arg(long)]
+    reset_budget: bool,
 }
 
 /// What `up` will do on one node.
@@ -74,11 +78,18 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     let local_image = local_image_id(&c.container.image);
     // Look at every node at once; a node that cannot be reached stops `up` before any change.
     let plans = fleet::all(fleet::each(&nodes, |n| look(&c, n, &ssh, local_model.as_ref(), local_image.as_deref())))?;
-    let token = token_plan(&c, &plans, args.force)?;
-    let mut changed_any = token.is_some();
+    // `--node` chose some nodes: the others may already hold the group's token.
+    let others: Vec<&Node> = c.nodes.iter().filter(|n| !nodes.iter().any(|m| m.name == n.name)).collect();
+    let token = token_plan(&c, &plans, &others, &ssh, args.force)?;
+    // A node whose budget is spent stays `down` with its unit running: clearing the history
+    // restarts the group, or it would wait in `down` until a signal.
+    let mut changed_any = token.is_some() || args.reset_budget;
     let mut refused = Vec::new();
     for p in &plans {
         changed_any |= show(&c, p, token.as_ref(), local_model.as_ref());
+        if args.reset_budget {
+            println!("{}: restart history `{RESTARTS_FILE}`: clear", p.node.name);
+        }
         for (w, a) in &p.files {
             if matches!(a, Action::HandEdited { .. }) && !args.force {
                 refused.push(format!("`{}` on `{}`", w.path, p.node.name));
@@ -100,6 +111,15 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     if !refused.is_empty() {
         bail!("{} changed on the node since sparkctl installed it (diff above); put the change into cluster.toml, or run `up --force` to replace it (the old file is kept as `.sparkctl-bak`)", refused.join(", "));
     }
+    // The model is on every node from here: without HF_HUB_OFFLINE=1 vLLM still asks the hub
+    // for it at each start (slow, and on a node without internet a failed start). Said, not
+    // set: the rendered files stay exactly what `cluster.toml` says (as `sparkctl render` shows).
+    if local_model.is_some() && c.container.env.get("HF_HUB_OFFLINE").map(String::as_str) != Some("1") {
+        eprintln!(
+            "warning: `{}`: `container.env` has no `HF_HUB_OFFLINE = \"1\"`: the model is copied to every node, but vLLM there will still contact the Hugging Face hub at each start (and fail on a node without internet); add it to `[container] env`",
+            args.fleet.cluster.display()
+        );
+    }
     let running = plans.iter().all(|p| p.facts.unit == "active");
     if args.dry_run {
         println!("dry run: nothing was changed");
@@ -110,6 +130,10 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     } else {
         for p in &plans {
             apply(&c, p, token.as_ref(), local_model.as_ref(), args.force)?;
+            if args.reset_budget {
+                p.target.must("clearing the restart history", node::CLEAR_RESTARTS, &[RESTARTS_FILE.to_owned()], SHORT)?;
+                println!("{}: restart history cleared", p.node.name);
+            }
         }
         // One group: a change on any node restarts every node together (the rendezvous
         // fingerprint covers the serve command, the image and the node list).
@@ -181,12 +205,18 @@ fn local_image_id(image: &str) -> Option<String> {
 /// The token: kept where every node has the same one; copied from a node that has it to those
 /// that lack it; made once when no node has one. Nodes that disagree are an error unless forced
 /// (then the head's wins). `Some((token, nodes to write))` when something is written.
-fn token_plan(c: &Cluster, plans: &[NodePlan], force: bool) -> anyhow::Result<Option<(String, Vec<String>)>> {
+///
+/// `others` are the nodes `--node` left out: when no chosen node has a token, one of them may
+/// (the group's, from an earlier `up`), so it is read from there; a new one would split the
+/// group. One that cannot be asked stops `up` before any change.
+fn token_plan(c: &Cluster, plans: &[NodePlan], others: &[&Node], ssh: &crate::remote::Ssh, force: bool) -> anyhow::Result<Option<(String, Vec<String>)>> {
     let have: Vec<&NodePlan> = plans.iter().filter(|p| p.facts.token.is_some()).collect();
     let mut hashes: Vec<&str> = have.iter().filter_map(|p| p.facts.token.as_deref()).collect();
     hashes.sort_unstable();
     hashes.dedup();
+    let elsewhere = if have.is_empty() { token_elsewhere(c, others, ssh)? } else { None };
     let token = match have.first() {
+        None if elsewhere.is_some() => elsewhere.expect("checked"),
         None => {
             let mut bytes = [0u8; 32];
             std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes)).context("reading `/dev/urandom` for the cluster token")?;
@@ -204,6 +234,24 @@ fn token_plan(c: &Cluster, plans: &[NodePlan], force: bool) -> anyhow::Result<Op
     let hash = sha256_hex(token.as_bytes());
     let to: Vec<String> = plans.iter().filter(|p| p.facts.token.as_deref() != Some(hash.as_str())).map(|p| p.node.name.clone()).collect();
     Ok((!to.is_empty()).then_some((token, to)))
+}
+
+/// The token of the first node in `others` that has one (`None`: none has).
+fn token_elsewhere(c: &Cluster, others: &[&Node], ssh: &crate::remote::Ssh) -> anyhow::Result<Option<String>> {
+    let path = c.container.token_file.display().to_string();
+    for n in others {
+        let read = Target::connect(ssh, &n.name).and_then(|t| t.must("reading the token", node::READ_TOKEN_IF_ANY, std::slice::from_ref(&path), SHORT));
+        match read {
+            Ok(out) if !out.stdout.trim().is_empty() => return Ok(Some(out.stdout)),
+            Ok(_) => {}
+            Err(e) => bail!(
+                "no chosen node has the cluster token `{path}` and `{}`, left out by `--node`, cannot be asked for its own ({}); reach it, or run `up` with every node so one token is made for all",
+                n.name,
+                crate::one_line(&e)
+            ),
+        }
+    }
+    Ok(None)
 }
 
 /// Prints what will happen on one node; `true` when something changes there.

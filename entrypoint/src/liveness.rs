@@ -63,7 +63,7 @@ pub fn generated_tokens(metrics: &str) -> Option<f64> {
 
 /// One look: progress since `last_tokens`, else a 1-token completion for `model`.
 pub fn look(api: SocketAddr, model: &str, timeout: Duration, last_tokens: &mut Option<f64>) -> Look {
-    let now = http::get(api, "/metrics", Duration::from_secs(5)).ok().filter(|r| r.status == 200).and_then(|r| generated_tokens(&r.body));
+    let now = tokens(api);
     let moved = matches!((*last_tokens, now), (Some(before), Some(n)) if n > before);
     if now.is_some() {
         *last_tokens = now;
@@ -73,9 +73,22 @@ pub fn look(api: SocketAddr, model: &str, timeout: Duration, last_tokens: &mut O
     }
     let start = std::time::Instant::now();
     match crate::readiness::one_token(api, model, timeout) {
-        Ok(()) => Look::Answered { millis: start.elapsed().as_millis() },
+        Ok(()) => {
+            let millis = start.elapsed().as_millis();
+            // The probe's own token is no sign of other work: the next look compares with the
+            // counter after it (else an idle engine would be probed every other look only).
+            if let Some(after) = tokens(api) {
+                *last_tokens = Some(after);
+            }
+            Look::Answered { millis }
+        }
         Err(e) => Look::Failed(e),
     }
+}
+
+/// vLLM's generated-token counter now (`None`: no `/metrics`, or no such counter).
+fn tokens(api: SocketAddr) -> Option<f64> {
+    http::get(api, "/metrics", Duration::from_secs(5)).ok().filter(|r| r.status == 200).and_then(|r| generated_tokens(&r.body))
 }
 
 #[cfg(test)]

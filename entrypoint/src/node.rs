@@ -106,7 +106,7 @@ impl Node<'_> {
             Decision::Spent { used, last, retry_at } => {
                 self.restarts_used = used;
                 let msg = format!(
-                    "restart budget spent: {used} failures within {window} (budget: {} restarts); last: exit {}: {}; staying down instead of looping: fix the cause, then restart the unit (`sparkctl up`) after removing `{}` (or wait {} min, until the oldest failure leaves the window)",
+                    "restart budget spent: {used} failures within {window} (budget: {} restarts); last: exit {}: {}; staying down instead of looping: fix the cause, then `sparkctl up --reset-budget` from the control machine (or remove `{}` and restart the unit; or wait {} min, until the oldest failure leaves the window)",
                     cfg.budget.restarts,
                     last.code,
                     last.why,
@@ -386,9 +386,12 @@ impl Node<'_> {
 
     fn on_event(&mut self, ev: Option<Event>) -> Result<(), Stop> {
         match ev {
-            Some(Event::Peer(PeerEvent::Lost { node, conn, why })) if self.sup.released && self.is_member(conn) => Err(Stop::PeerLost { node, why }),
-            Some(Event::Peer(PeerEvent::Msg { node, conn, msg: Msg::Shutdown { reason } })) if self.sup.released && self.is_member(conn) => {
-                Err(Stop::PeerLost { node, why: format!("it is stopping: {reason}") })
+            Some(Event::Peer(PeerEvent::Lost { node, conn, why })) if self.sup.released && self.is_member(conn) => {
+                Err(Stop::PeerLost { node, why, requested: false })
+            }
+            Some(Event::Peer(PeerEvent::Msg { node, conn, msg: Msg::Shutdown { reason, requested } })) if self.sup.released && self.is_member(conn) => {
+                let how = if requested { "it is stopping on request" } else { "it is stopping" };
+                Err(Stop::PeerLost { node, why: format!("{how}: {reason}"), requested })
             }
             Some(Event::Peer(ev)) => {
                 if let Peers::Head(h) = &mut self.peers {
@@ -502,7 +505,7 @@ impl Node<'_> {
                 log::info(if ok { "nccl benchmark finished" } else { "nccl benchmark finished; its verdict failed" });
                 self.status("stopping", "nccl benchmark finished");
                 if let Peers::Head(h) = &self.peers {
-                    h.shutdown(&format!("head `{}`: nccl benchmark finished", self.cfg.node));
+                    h.shutdown(&format!("head `{}`: nccl benchmark finished", self.cfg.node), false);
                 }
                 self.sup.stop_all(Signal::SIGTERM, FAILURE_GRACE);
                 let code = i32::from(!ok);
@@ -513,21 +516,25 @@ impl Node<'_> {
         let why = match &stop {
             Stop::Signal(s) => format!("received {s}"),
             Stop::Child { name, code } => format!("{name} exited with code {code}"),
-            Stop::PeerLost { node, why } => format!("lost node `{node}`: {why}; stopping so the group restarts together"),
+            Stop::PeerLost { node, why, requested: false } => format!("lost node `{node}`: {why}; stopping so the group restarts together"),
+            Stop::PeerLost { node, why, requested: true } => format!("node `{node}` stopped: {why}; stopping with it"),
             Stop::Timeout(m) | Stop::Fatal(m) | Stop::Wedged(m) => m.clone(),
         };
         if self.looks != (0, 0) {
             log::info(&format!("liveness looks: {} found progress, {} sent a 1-token completion", self.looks.0, self.looks.1));
         }
-        match &stop {
-            Stop::Signal(_) => log::info(&format!("stopping: {why}")),
-            _ => log::info(&format!("error: {why}")),
+        // A stop asked for on this node (a signal) or on a peer is no failure: passed on as
+        // requested, so no node of the group spends its restart budget on it.
+        let requested = matches!(stop, Stop::Signal(_) | Stop::PeerLost { requested: true, .. });
+        match requested {
+            true => log::info(&format!("stopping: {why}")),
+            false => log::info(&format!("error: {why}")),
         }
         self.status("stopping", &why);
         match &self.peers {
-            Peers::Head(h) => h.shutdown(&format!("head `{}` stopping: {why}", self.cfg.node)),
+            Peers::Head(h) => h.shutdown(&format!("head `{}` stopping: {why}", self.cfg.node), requested),
             Peers::Worker(s) => {
-                let _ = s.send(&Msg::Shutdown { reason: format!("worker `{}` stopping: {why}", self.cfg.node) });
+                let _ = s.send(&Msg::Shutdown { reason: format!("worker `{}` stopping: {why}", self.cfg.node), requested });
             }
             Peers::None => {}
         }
@@ -543,14 +550,15 @@ impl Node<'_> {
             (Stop::Signal(_), Some(c)) => c,
             _ => stop.code(),
         };
-        if !matches!(stop, Stop::Signal(_)) && self.cfg.mode == Mode::Serve {
+        if !requested && self.cfg.mode == Mode::Serve {
             self.record_failure(code, &why);
         }
         log::info(&format!("exit {code}"));
         code
     }
 
-    /// A failed stop counts against the restart budget; a requested one (a signal) does not.
+    /// A failed stop counts against the restart budget; a requested one (a signal here or on a
+    /// peer) does not.
     fn record_failure(&self, code: i32, why: &str) {
         let path = &self.cfg.state_file;
         let mut h = budget::load(path).unwrap_or_default();

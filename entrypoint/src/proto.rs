@@ -60,9 +60,14 @@ pub enum Msg {
         head_ip: String,
     },
     Heartbeat,
-    /// The sender is stopping (why), so the receiver stops too.
+    /// The sender is stopping (why), so the receiver stops too. `requested`: the stop was asked
+    /// for (a signal: `systemctl stop`, `sparkctl down`, a group restart by `sparkctl up`) or
+    /// passed on from one that was, so no node counts it against its restart budget. Absent in
+    /// frames of older entrypoints: a failure.
     Shutdown {
         reason: String,
+        #[serde(default)]
+        requested: bool,
     },
 }
 
@@ -200,7 +205,7 @@ mod tests {
         assert!(!rec.verified(&keys, Dir::ToWorker, 7), "reflected");
         assert!(!rec.verified(&Keys::new("other", "hn", "wn"), Dir::ToHead, 7), "wrong token");
         assert!(!rec.verified(&Keys::new("secret", "hn2", "wn"), Dir::ToHead, 7), "other session");
-        let body = serde_json::to_string(&Msg::Shutdown { reason: "x".into() }).unwrap();
+        let body = serde_json::to_string(&Msg::Shutdown { reason: "x".into(), requested: false }).unwrap();
         let forged = format!("{}\n", serde_json::json!({ "b": body, "m": rec.mac }));
         let f = read(&mut std::io::Cursor::new(forged)).unwrap();
         assert!(!f.verified(&keys, Dir::ToHead, 7), "a body swapped under a valid MAC");

@@ -168,7 +168,7 @@ impl Head {
                     log::info(&format!("rendezvous: `{node}` left before the release ({why}); waiting for it again"));
                 }
             }
-            PeerEvent::Msg { node, msg: Msg::Shutdown { reason }, conn } => {
+            PeerEvent::Msg { node, msg: Msg::Shutdown { reason, .. }, conn } => {
                 if let Some(s) = self.sessions.get(&node).filter(|s| s.conn == conn) {
                     s.close();
                     self.sessions.remove(&node);
@@ -239,17 +239,20 @@ impl Head {
     pub fn release(&mut self, head_ip: Ipv4Addr) -> Result<BTreeMap<String, u32>, Stop> {
         let ranks: BTreeMap<String, u32> = self.expected.iter().enumerate().map(|(i, n)| (n.clone(), i as u32)).collect();
         for (node, s) in &self.sessions {
-            s.send(&Msg::Release { ranks: ranks.clone(), head_ip: head_ip.to_string() })
-                .map_err(|e| Stop::PeerLost { node: node.clone(), why: format!("sending the release: {e}") })?;
+            s.send(&Msg::Release { ranks: ranks.clone(), head_ip: head_ip.to_string() }).map_err(|e| Stop::PeerLost {
+                node: node.clone(),
+                why: format!("sending the release: {e}"),
+                requested: false,
+            })?;
         }
         log::info(&format!("rendezvous: all {} nodes joined; released", self.expected.len()));
         Ok(ranks)
     }
 
-    /// Tells every worker the head is stopping.
-    pub fn shutdown(&self, reason: &str) {
+    /// Tells every worker the head is stopping (`requested`: on request, not a failure).
+    pub fn shutdown(&self, reason: &str, requested: bool) {
         for s in self.sessions.values() {
-            let _ = s.send(&Msg::Shutdown { reason: reason.to_owned() });
+            let _ = s.send(&Msg::Shutdown { reason: reason.to_owned(), requested });
         }
     }
 }
@@ -358,7 +361,7 @@ pub fn join(
                     log::info(&format!("rendezvous: released by the head (rank {})", ranks.get(node).copied().unwrap_or(0)));
                     return Ok(Join { session, ranks, head_ip });
                 }
-                Some(Event::Peer(PeerEvent::Msg { conn, msg: Msg::Shutdown { reason }, .. })) if conn == session.conn => {
+                Some(Event::Peer(PeerEvent::Msg { conn, msg: Msg::Shutdown { reason, .. }, .. })) if conn == session.conn => {
                     log::info(&format!("rendezvous: the head is stopping ({reason}); joining again"));
                     session.close();
                     break;

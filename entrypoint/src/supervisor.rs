@@ -38,6 +38,8 @@ pub enum Stop {
     PeerLost {
         node: String,
         why: String,
+        /// The peer stopped on request (its `shutdown` said so): no failure of this group.
+        requested: bool,
     },
     /// A wait ran out of time; the message names what is missing.
     Timeout(String),
@@ -445,7 +447,7 @@ mod tests {
         tx.send(Event::Sys(SysEvent::Signal(Signal::SIGTERM))).unwrap();
         assert_eq!(s.next(d).err(), Some(Stop::Signal(Signal::SIGTERM)));
         assert_eq!(Stop::Signal(Signal::SIGTERM).code(), 143);
-        assert_eq!(Stop::PeerLost { node: "b".into(), why: String::new() }.code(), 3);
+        assert_eq!(Stop::PeerLost { node: "b".into(), why: String::new(), requested: false }.code(), 3);
         assert_eq!(Stop::Timeout(String::new()).code(), 4);
     }
 

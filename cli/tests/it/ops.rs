@@ -14,8 +14,8 @@
 //!   real `spark-entrypoint` with that container's env file, `--env`s and results folder (no
 //!   container, as for the unit) and `docker rm -f` ends it; every other `docker` call goes to
 //!   the host's real Docker engine (image presence);
-//! - `vllm` is the entrypoint tests' stand-in (`standin_vllm.py`): real vLLM is not in this
-//!   branch yet.
+//! - `vllm` is the entrypoint tests' stand-in (`standin_vllm.py`), except in
+//!   `up_runs_real_vllm_…`, where it is real vLLM on CPU (`cargo xtask vllm`).
 //!
 //! The namespaces share one file system: each node's files live under its `SPARKCTL_ROOT`, which
 //! its sshd sets (sparkctl's node scripts prefix every path with it; it is unset on real nodes).
@@ -215,14 +215,18 @@ impl Ops {
             .replace("backend = \"ray\"", "backend = \"native\"")
             .replace("spark-registry.lan:5000/sparkctl/vllm-spark:25.11", &ops.image)
             .replace("QuantTrio/Qwen3-VL-235B-A22B-Instruct-AWQ", "test-org/tiny-model")
-            .replace("env = { HF_HUB_OFFLINE = \"1\" }", "env = { HF_HUB_OFFLINE = \"1\", STANDIN_RECORD = \"/dev/null\" }")
+            // The stand-in's record goes to the test's folder (never a host path such as
+            // `/dev/null`: it writes beside the path and renames over it).
+            .replace("env = { HF_HUB_OFFLINE = \"1\" }", &format!("env = {{ HF_HUB_OFFLINE = \"1\", STANDIN_RECORD = \"{}\" }}", n.s("standin-record.json")))
             .lines()
             .filter(|l| !l.starts_with("management = "))
             .collect::<Vec<_>>()
             .join("\n");
         let args = cluster.find("args = [").unwrap();
         let end = args + cluster[args..].find("]\n").unwrap() + 2;
-        let cluster = format!("{}args = [\"--tensor-parallel-size\", \"2\"]\n{}", &cluster[..args], &cluster[end..]);
+        // The memory fraction explicit: without it the head's launch plan refuses the serve command
+        // (unified memory; `SPARK_PLAN=enforce`), as it would on a Spark.
+        let cluster = format!("{}args = [\"--tensor-parallel-size\", \"2\", \"--gpu-memory-utilization\", \"0.75\"]\n{}", &cluster[..args], &cluster[end..]);
         fs::write(n.path("cluster.toml"), cluster).unwrap();
         let m = n.path("model");
         fs::create_dir_all(&m).unwrap();
@@ -247,8 +251,14 @@ impl Ops {
     fn run(&self, cmd: &str, extra: &[&str]) -> crate::fabric::Run {
         let (cluster, cfg, model) = (self.n.s("cluster.toml"), self.n.s("ssh_config"), self.n.s("model"));
         let mut args = vec![cmd, "--cluster", &cluster, "--ssh-config", &cfg];
+        // `up`'s defaults for these tests, unless the test gives its own (clap refuses a
+        // repeated option).
         if cmd == "up" {
-            args.extend(["--model-dir", &model, "--timeout", "90"]);
+            for (opt, value) in [("--model-dir", model.as_str()), ("--timeout", "90")] {
+                if !extra.contains(&opt) {
+                    args.extend([opt, value]);
+                }
+            }
         }
         args.extend(extra);
         let r = self.n.sparkctl(&args);
@@ -265,8 +275,69 @@ impl Ops {
     }
 }
 
+/// `logs -f` keeps going and shows a line written on each node after it started, prefixed.
+fn follow_shows_new_lines(o: &Ops) {
+    use std::io::BufRead;
+    use std::os::unix::process::CommandExt;
+    let (cluster, cfg) = (o.n.s("cluster.toml"), o.n.s("ssh_config"));
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", &o.n.a, env!("CARGO_BIN_EXE_sparkctl"), "logs", "-f", "-n", "0", "--cluster", &cluster, "--ssh-config", &cfg])
+        .stdout(std::process::Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    let mut want = vec![format!("spark-a | follow-marker-a-{}", std::process::id()), format!("spark-b | follow-marker-b-{}", std::process::id())];
+    // Written again each second until seen: `-n 0` shows only what comes after the follower
+    // started on the node (after the login), and when that is is not known here.
+    let t0 = Instant::now();
+    let mut seen = Vec::new();
+    let mut last_write = None::<Instant>;
+    while !want.is_empty() && t0.elapsed() < Duration::from_secs(30) {
+        if last_write.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+            for line in &want {
+                let node = if line.starts_with("spark-a") { "a" } else { "b" };
+                let mut f = fs::OpenOptions::new().append(true).open(o.root(node, "/var/log/spark-cluster.log")).unwrap();
+                std::io::Write::write_all(&mut f, format!("{}\n", &line["spark-a | ".len()..]).as_bytes()).unwrap();
+            }
+            last_write = Some(Instant::now());
+        }
+        if let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
+            want.retain(|w| *w != l);
+            seen.push(l);
+        }
+    }
+    assert!(child.try_wait().unwrap().is_none(), "`logs -f` ended by itself");
+    let pgid = child.id().to_string();
+    let _ = Command::new("kill").args(["-TERM", "--", &format!("-{pgid}")]).status();
+    let _ = child.wait();
+    assert!(want.is_empty(), "`logs -f` did not show {want:?}; it showed: {seen:?}");
+    // Nothing of it stays on the nodes (a command without a terminal gets no SIGHUP).
+    let t0 = Instant::now();
+    while o.n.leftovers_now().iter().any(|p| p.contains("tail -n 0 -F")) {
+        assert!(t0.elapsed() < Duration::from_secs(10), "`logs -f` left its followers running: {:?}", o.n.leftovers_now());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 fn assert_ok(r: &crate::fabric::Run) {
     assert_eq!(r.code, 0, "stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
+}
+
+/// No node has a failure in its restart history (a requested stop is none).
+fn assert_no_failures(o: &Ops) {
+    for node in ["a", "b"] {
+        let p = o.root(node, "/var/lib/spark-cluster/state/restarts.json");
+        let text = fs::read_to_string(&p).unwrap_or_else(|_| r#"{"failures":[]}"#.into());
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["failures"].as_array().map(Vec::len), Some(0), "node {node}: {text}");
+    }
 }
 
 #[test]
@@ -336,6 +407,7 @@ fn up_from_zero_to_ready_then_again_changes_nothing_then_only_what_changed_then_
     assert!(logs.stdout.lines().any(|l| l.starts_with("spark-b | [spark-b entrypoint]")), "{}", logs.stdout);
     let one = o.run("logs", &["--node", "spark-b"]);
     assert!(one.stdout.lines().all(|l| l.starts_with("spark-b | ")), "{}", one.stdout);
+    follow_shows_new_lines(&o);
 
     // Again: nothing changes, not even a restart.
     let (calls_b, pid_b) = (o.calls("b"), o.pid("b"));
@@ -377,6 +449,8 @@ fn up_from_zero_to_ready_then_again_changes_nothing_then_only_what_changed_then_
     assert!(changed.stdout.contains("+EXTRA_SETTING=on"), "the diff is shown: {}", changed.stdout);
     assert!(changed.stdout.contains("group restarted on 2 node(s)"), "{}", changed.stdout);
     assert_eq!(o.calls("b").matches("netplan apply").count(), netplans, "netplan was applied again");
+    // The group restart that `up` asked for spent no restart budget on either node.
+    assert_no_failures(&o);
     assert!(fs::read_to_string(o.root("b", "/etc/spark-cluster/spark.env.sparkctl-bak")).unwrap().contains("HF_HUB_OFFLINE=1"));
 
     // A hand-edited file: shown as a diff, refused, left alone; replaced with --force (backup kept).
@@ -491,7 +565,16 @@ fn a_wedged_engine_restarts_the_group_and_a_spent_budget_stays_down() {
     assert!(st.stdout.contains("spark-a (head): unit active, down"), "{}", st.stdout);
     assert!(st.stdout.contains("restarts used: 2 (budget 1)"), "{}", st.stdout);
     fs::remove_file(&wedge).unwrap();
+    // The cause fixed, `up --reset-budget` clears the histories and restarts the group; that
+    // restart (a requested stop of both nodes) is recorded on neither.
+    let reset = o.run("up", &["--reset-budget"]);
+    assert_ok(&reset);
+    assert!(reset.stdout.contains("spark-b: restart history cleared") && reset.stdout.contains("group restarted on 2 node(s)"), "{}", reset.stdout);
+    let v = state(&o);
+    assert_eq!((v[0]["state"].as_str(), v[0]["restarts_used"].as_u64()), (Some("ready"), Some(0)), "{v}");
+    assert_no_failures(&o);
     assert_ok(&o.run("down", &[]));
+    assert_no_failures(&o);
     assert!(o.n.leftovers().is_empty(), "left running: {:?}", o.n.leftovers());
 }
 
@@ -542,9 +625,10 @@ fn up_runs_real_vllm_across_the_nodes_and_a_stopped_worker_restarts_the_group() 
         exe(&p, &format!("#!/bin/sh\nexec {} \"$@\"\n", vllm.canonicalize().unwrap().display()));
     }
     let toml = fs::read_to_string(o.n.path("cluster.toml")).unwrap().replace("test-org/tiny-model", "test-org/tiny-llama").replace(
-        "args = [\"--tensor-parallel-size\", \"2\"]",
-        "args = [\"--tensor-parallel-size\", \"2\", \"--served-model-name\", \"tiny\", \"--max-model-len\", \"256\", \"--enforce-eager\"]",
+        "args = [\"--tensor-parallel-size\", \"2\", \"--gpu-memory-utilization\", \"0.75\"]",
+        "args = [\"--tensor-parallel-size\", \"2\", \"--gpu-memory-utilization\", \"0.75\", \"--served-model-name\", \"tiny\", \"--max-model-len\", \"256\", \"--enforce-eager\"]",
     );
+    assert!(toml.contains("\"--served-model-name\", \"tiny\"") && toml.contains("test-org/tiny-llama"), "{toml}");
     fs::write(o.n.path("cluster.toml"), toml).unwrap();
     o.n.start_sshd();
     let tiny_s = tiny.display().to_string();
@@ -559,18 +643,25 @@ fn up_runs_real_vllm_across_the_nodes_and_a_stopped_worker_restarts_the_group() 
 
     let state = |o: &Ops| -> serde_json::Value { serde_json::from_str(&o.run("status", &["--json"]).stdout).unwrap_or_default() };
     // The worker's vLLM processes (not its entrypoint, its restart loop or sshd).
+    // vLLM renames its engine and worker processes (`VLLM::Worker_TP1…`, setproctitle): those
+    // carry the work; the launcher's command line still says python.
     let stop_worker = |o: &Ops| {
         let keep = |cmd: &str| cmd.contains("sshd") || cmd.contains("spark-entrypoint") || cmd.starts_with("sh -c") || cmd.is_empty();
         let out = Command::new("ip").args(["netns", "pids", &o.n.b]).output().unwrap();
-        let mut n = 0;
+        let mut stopped = Vec::new();
         for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
             let cmd = fs::read(format!("/proc/{pid}/cmdline")).map(|b| String::from_utf8_lossy(&b).replace('\0', " ")).unwrap_or_default();
-            if !keep(&cmd) && cmd.contains("python") {
+            if !keep(&cmd) && (cmd.contains("python") || cmd.starts_with("VLLM")) {
                 let _ = Command::new("kill").args(["-STOP", pid]).status();
-                n += 1;
+                stopped.push(format!("{pid} {}", cmd.trim()));
             }
         }
-        assert!(n > 0, "no vLLM process in the worker's namespace");
+        eprintln!("SIGSTOP to the worker's vLLM: {stopped:?}");
+        assert!(stopped.iter().any(|c| c.contains("VLLM::Worker")), "no vLLM worker process in the worker's namespace: {stopped:?}");
+    };
+    let head_log = |o: &Ops| {
+        let log = fs::read_to_string(o.root("a", "/var/log/spark-cluster.log")).unwrap_or_default();
+        log.lines().filter(|l| l.contains(" entrypoint]")).rev().take(15).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
     };
     stop_worker(&o);
     let t1 = Instant::now();
@@ -580,7 +671,7 @@ fn up_runs_real_vllm_across_the_nodes_and_a_stopped_worker_restarts_the_group() 
         if v[0]["restarts_used"] == 1 {
             break;
         }
-        assert!(t1.elapsed() < Duration::from_secs(60), "the stopped worker did not restart the group: {v}");
+        assert!(t1.elapsed() < Duration::from_secs(60), "the stopped worker did not restart the group: {v}\nhead:\n{}", head_log(&o));
         std::thread::sleep(Duration::from_secs(1));
     }
     eprintln!("measured: SIGSTOP of the worker's vLLM to group stop in {:.1} s", t1.elapsed().as_secs_f64());
@@ -589,9 +680,10 @@ fn up_runs_real_vllm_across_the_nodes_and_a_stopped_worker_restarts_the_group() 
         if v[0]["state"] == "ready" && v[1]["state"] == "ready" {
             break;
         }
-        assert!(t1.elapsed() < Duration::from_secs(900), "not ready after the restart: {v}");
+        assert!(t1.elapsed() < Duration::from_secs(900), "not ready after the restart: {v}\nhead:\n{}", head_log(&o));
         std::thread::sleep(Duration::from_secs(2));
     }
+    eprintln!("measured: SIGSTOP of the worker's vLLM to ready again (real vLLM) in {:.1} s", t1.elapsed().as_secs_f64());
     // Stopped again: the budget (1) is spent, the group stays down and says why.
     stop_worker(&o);
     let t2 = Instant::now();
@@ -602,7 +694,7 @@ fn up_runs_real_vllm_across_the_nodes_and_a_stopped_worker_restarts_the_group() 
             assert!(v[0]["last_error"].as_str().unwrap().contains("wedged"), "{v}");
             break;
         }
-        assert!(t2.elapsed() < Duration::from_secs(120), "never down: {v}");
+        assert!(t2.elapsed() < Duration::from_secs(120), "never down: {v}\nhead:\n{}", head_log(&o));
         std::thread::sleep(Duration::from_secs(1));
     }
     assert_ok(&o.run("down", &[]));
@@ -703,4 +795,106 @@ fn bench_nccl_run_stops_serving_runs_the_entrypoint_benchmark_on_both_nodes_and_
     assert!(ib.stderr.contains("the benchmark on `spark-") && ib.stderr.contains("error: preflight failed"), "{}", ib.stderr);
     assert!(ib.stderr.contains("it was stopped on every node"), "{}", ib.stderr);
     assert!(o.n.leftovers().is_empty(), "left running: {:?}", o.n.leftovers());
+}
+
+/// `up --node` with some nodes: the token is the group's. A node left out that already has one
+/// gives it to the chosen ones (a new token would split the group); one that cannot be asked
+/// stops `up` before any change.
+#[test]
+fn up_for_some_nodes_takes_the_token_a_left_out_node_has() {
+    let mut o = Ops::new("");
+    o.n.start_sshd();
+    // A cluster.toml without HF_HUB_OFFLINE=1: the copied model would not keep vLLM off the hub.
+    let toml = fs::read_to_string(o.n.path("cluster.toml")).unwrap();
+    fs::write(o.n.path("cluster.toml"), toml.replace("HF_HUB_OFFLINE = \"1\", ", "")).unwrap();
+    let dry = o.run("up", &["--dry-run"]);
+    assert_ok(&dry);
+    assert!(dry.stderr.contains("`container.env` has no `HF_HUB_OFFLINE = \"1\"`") && dry.stderr.contains("add it to `[container] env`"), "{}", dry.stderr);
+    fs::write(o.n.path("cluster.toml"), &toml).unwrap();
+    assert!(!o.run("up", &["--dry-run"]).stderr.contains("HF_HUB_OFFLINE"), "warned although it is set");
+    // Only the worker first (no node has a token yet): it gets a new one.
+    assert_ok(&o.run("up", &["--node", "spark-b", "--timeout", "0"]));
+    let (ta, tb) = (o.root("a", "/etc/spark-cluster/token"), o.root("b", "/etc/spark-cluster/token"));
+    let token = fs::read_to_string(&tb).unwrap();
+    assert_eq!(token.trim().len(), 64);
+    assert!(!ta.exists(), "a node left out was changed");
+    // Then only the head: it gets the worker's token, not a new one.
+    let head = o.run("up", &["--node", "spark-a", "--timeout", "0"]);
+    assert_ok(&head);
+    assert!(head.stdout.contains("spark-a: token `/etc/spark-cluster/token`: write"), "{}", head.stdout);
+    assert!(!head.stdout.contains(token.trim()) && !head.stderr.contains(token.trim()), "the token was printed");
+    assert_eq!(fs::read_to_string(&ta).unwrap(), token, "the head got a token of its own: the group is split");
+    assert_eq!(fs::read_to_string(&tb).unwrap(), token);
+    // The head loses its token and the worker cannot be asked: refused, the head unchanged.
+    fs::remove_file(&ta).unwrap();
+    let env_a = fs::read_to_string(o.root("a", "/etc/spark-cluster/spark.env")).unwrap();
+    o.n.ssh_config("ssh_config", "10.88.0.99", "id");
+    let refused = o.run("up", &["--node", "spark-a", "--timeout", "0"]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert_eq!(refused.stderr.lines().count(), 1, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("no chosen node has the cluster token `/etc/spark-cluster/token` and `spark-b`, left out by `--node`, cannot be asked")
+            && refused.stderr.contains("cannot reach `spark-b`"),
+        "{}",
+        refused.stderr
+    );
+    assert!(!ta.exists(), "a token was made while another node may hold the group's");
+    assert_eq!(fs::read_to_string(o.root("a", "/etc/spark-cluster/spark.env")).unwrap(), env_a);
+    o.n.ssh_config("ssh_config", "10.88.0.2", "id");
+    assert_ok(&o.run("down", &[]));
+    assert!(o.n.leftovers().is_empty(), "left running: {:?}", o.n.leftovers());
+}
+
+/// A login that is neither root nor allowed `sudo -n` (a real `sudo` asking for a password is
+/// what `sudo -n` meets: the stand-ins answer as it does), then a node without Docker on its
+/// `PATH` (a `PATH` of the host's tools without `docker`): each named, nothing changed.
+#[test]
+fn a_node_without_root_or_sudo_and_a_node_without_docker_are_named_before_anything_changes() {
+    let mut o = Ops::new("");
+    let bin = o.n.path("node-b/bin");
+    exe(&bin.join("id"), "#!/bin/sh\nif [ \"$1\" = -u ]; then echo 1000; else exec /usr/bin/id \"$@\"; fi\n");
+    exe(&bin.join("sudo"), "#!/bin/sh\necho 'sudo: a password is required' >&2\nexit 1\n");
+    o.n.start_sshd();
+    let up = o.run("up", &[]);
+    assert_eq!(up.code, 2, "{}", up.stderr);
+    assert!(
+        up.stderr.contains("node `spark-b`: the ssh user is not root and `sudo -n true` fails; log in as root") && up.stderr.contains("passwordless sudo"),
+        "{}",
+        up.stderr
+    );
+    assert!(!o.root("a", "/etc").exists() && !o.root("b", "/etc").exists(), "a node was changed");
+    fs::remove_file(bin.join("id")).unwrap();
+    fs::remove_file(bin.join("sudo")).unwrap();
+
+    // Node b's PATH: its stand-ins but `docker`, then every tool of the host but `docker`.
+    fs::remove_file(bin.join("docker")).unwrap();
+    let tools = o.n.path("node-b/host-tools");
+    fs::create_dir_all(&tools).unwrap();
+    for dir in ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin"] {
+        for e in fs::read_dir(dir).unwrap().flatten() {
+            let name = e.file_name();
+            if !name.to_string_lossy().starts_with("docker") && !tools.join(&name).exists() {
+                std::os::unix::fs::symlink(e.path(), tools.join(&name)).unwrap();
+            }
+        }
+    }
+    let conf = o.n.path("sshd-b.conf");
+    let text = fs::read_to_string(&conf).unwrap();
+    let path_line = text.lines().find(|l| l.starts_with("SetEnv PATH=")).unwrap().to_owned();
+    let root = path_line.split_whitespace().find(|w| w.starts_with("SPARKCTL_ROOT=")).unwrap();
+    fs::write(&conf, text.replace(&path_line, &format!("SetEnv PATH={}:{} {root}", bin.display(), tools.display()))).unwrap();
+    // sshd re-reads its configuration on SIGHUP (it re-executes itself).
+    let sshd = fs::read_to_string(o.n.path("sshd-b.pid")).unwrap().trim().to_owned();
+    assert!(Command::new("kill").args(["-HUP", &sshd]).status().unwrap().success());
+    let t0 = Instant::now();
+    let missing = loop {
+        let r = o.run("up", &[]);
+        if !r.stderr.contains("cannot reach") && !r.stderr.contains("cannot log in") || t0.elapsed() > Duration::from_secs(20) {
+            break r;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert_eq!(missing.code, 2, "{}", missing.stderr);
+    assert!(missing.stderr.contains("node `spark-b`: Docker is missing (`docker` is not on root's PATH); install Docker on the node"), "{}", missing.stderr);
+    assert!(!o.root("a", "/etc").exists() && !o.root("b", "/etc").exists(), "a node was changed");
 }

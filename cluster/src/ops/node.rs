@@ -193,6 +193,12 @@ mkdir -p "$(dirname "$p")" && cat > "$p.sparkctl-tmp" && chmod 600 "$p.sparkctl-
 /// Prints the token file `$1` (to copy it to a node that lacks it; never shown to anyone).
 pub const READ_TOKEN: &str = r#"cat "${SPARKCTL_ROOT:-}$1""#;
 
+/// The same, printing nothing when the node has no token file (a node outside `up --node`).
+pub const READ_TOKEN_IF_ANY: &str = r#"p="${SPARKCTL_ROOT:-}$1"; if [ -e "$p" ]; then cat "$p"; fi"#;
+
+/// Removes the restart history `$1` (`up --reset-budget`).
+pub const CLEAR_RESTARTS: &str = r#"rm -f "${SPARKCTL_ROOT:-}$1""#;
+
 /// Enables and (re)starts the unit `$1`; `$2` = `restart` or `start`.
 pub const START: &str = r#"systemctl enable "$1" >/dev/null 2>&1; systemctl "$2" "$1""#;
 

@@ -15,6 +15,15 @@ fn failures(path: &std::path::Path) -> Vec<(i64, String)> {
     v["failures"].as_array().unwrap().iter().map(|f| (f["code"].as_i64().unwrap(), f["why"].as_str().unwrap().to_owned())).collect()
 }
 
+/// Failures recorded in a state file (none when the node never wrote one).
+fn recorded(path: &std::path::Path) -> usize {
+    if path.exists() {
+        failures(path).len()
+    } else {
+        0
+    }
+}
+
 fn history(path: &std::path::Path, ages_s: &[u64], why: &str) {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     let f: Vec<_> = ages_s.iter().map(|a| serde_json::json!({ "at": now - a, "code": 5, "why": why })).collect();
@@ -80,11 +89,49 @@ fn a_restart_waits_a_delay_that_doubles_with_recent_failures() {
     worker.wait_for("headless rank 1", T);
     let st = read_json(&pair.path("status-a.json"));
     assert_eq!((st["restarts_used"].as_u64(), st["restart_budget"].as_u64()), (Some(2), Some(3)), "{st}");
-    // A requested stop is not a failure: the history is unchanged.
+    // A requested stop is not a failure, on the node asked nor on the one it tells: both
+    // histories are unchanged.
     head.signal(Signal::SIGTERM);
     head.wait_exit(T);
-    worker.wait_exit(T);
+    let (wcode, _) = worker.wait_exit(T);
     assert_eq!(failures(&pair.path("restarts-a.json")).len(), 3);
+    let wlog = worker.text();
+    assert_eq!(recorded(&pair.path("restarts-b.json")), 0, "the worker counted the head's requested stop: {wlog}");
+    // Still exit 3: the worker's unit restarts it, so the group forms again when the head does.
+    assert_eq!(wcode, 3, "{wlog}");
+    assert!(wlog.contains("stopped: it is stopping on request: head `a` stopping: received SIGTERM"), "{wlog}");
+}
+
+/// The other way round: a signal to the worker (`systemctl stop` there) stops the head without a
+/// failure on either node; a lost worker (killed) still counts.
+#[test]
+fn a_requested_stop_of_the_worker_spends_no_budget_and_a_lost_worker_does() {
+    let pair = Pair::new();
+    let e = [("SPARK_BACKEND", "native")];
+    let mut head = Node::start(&pair.head, "a", pair.path("a.log"), &env(&pair, "head", "t", &e), &serve("m", &[]));
+    let mut worker = Node::start(&pair.worker, "b", pair.path("b.log"), &env(&pair, "worker", "t", &e), &serve("m", &[]));
+    head.wait_for("READY", T);
+    worker.wait_for("headless rank 1", T);
+    worker.signal(Signal::SIGTERM);
+    let (wcode, _) = worker.wait_exit(T);
+    let (hcode, _) = head.wait_exit(T);
+    let hlog = head.text();
+    assert_eq!((wcode, hcode), (143, 3), "{hlog}");
+    assert!(hlog.contains("node `b` stopped: it is stopping on request: worker `b` stopping: received SIGTERM"), "{hlog}");
+    assert!(!hlog.contains("error:"), "a requested stop is logged as no error: {hlog}");
+    assert_eq!((recorded(&pair.path("restarts-a.json")), recorded(&pair.path("restarts-b.json"))), (0, 0), "{hlog}");
+
+    let mut head = Node::start(&pair.head, "a", pair.path("a2.log"), &env(&pair, "head", "t", &e), &serve("m", &[]));
+    let mut worker = Node::start(&pair.worker, "b", pair.path("b2.log"), &env(&pair, "worker", "t", &e), &serve("m", &[]));
+    head.wait_for("READY", T);
+    worker.wait_for("headless rank 1", T);
+    Pair::kill_all(&pair.worker);
+    let _ = worker.wait_exit(T);
+    let (hcode, _) = head.wait_exit(T);
+    assert_eq!(hcode, 3, "{}", head.text());
+    let hf = failures(&pair.path("restarts-a.json"));
+    assert_eq!(hf.len(), 1, "{hf:?}");
+    assert!(hf[0].1.contains("lost node `b`"), "{hf:?}");
 }
 
 #[test]

@@ -112,6 +112,10 @@ fn ray_sigterm_to_head_stops_both_nodes_within_the_grace_period() {
     assert_eq!(wcode, 3, "{wlog}");
     assert!(wtook < Duration::from_secs(10), "{wlog}");
     assert!(wlog.contains("head `a` stopping"), "{wlog}");
+    // Exit 3 lets the worker's unit restart it (the group forms again with the head), but the
+    // head was asked to stop: no failure is recorded on either node.
+    assert!(wlog.contains("it is stopping on request"), "{wlog}");
+    assert!(!pair.path("restarts-a.json").exists() && !pair.path("restarts-b.json").exists(), "a requested stop was recorded as a failure:\n{wlog}");
     assert!(Pair::pids(&pair.worker).is_empty(), "left on the worker: {:?}", Pair::pids(&pair.worker).iter().map(|p| cmdline(*p)).collect::<Vec<_>>());
 }
 

@@ -4,7 +4,8 @@
 //! multi-node flag names (vLLM rejects unknown flags with exit 2), the readiness sequence
 //! (`/health`, `/v1/models`, a 1-token completion), the SSE shapes of streamed chat and
 //! completions (compared with the recorded `fixtures/openai_sse/sparkctl-vllm-0.32-cpu-*`), the
-//! group failure when a node's vLLM dies, and the head's own exit after it lost its worker.
+//! group failure when a node's vLLM dies, the head's own exit after it lost its worker, and the
+//! liveness look reading real vLLM's `/metrics` (no probe while the engine is busy).
 
 use crate::harness::*;
 use nix::sys::signal::{kill, Signal};
@@ -61,6 +62,16 @@ fn curl(ns: &str, path: &str, body: Option<&Value>, timeout: Duration) -> (u16, 
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
     (code.trim().parse().unwrap_or(0), body.to_owned())
+}
+
+/// A counter of real vLLM's `/metrics` on the head, summed over its label sets.
+fn counter(ns: &str, name: &str) -> f64 {
+    let (code, body) = curl(ns, "/metrics", None, Duration::from_secs(30));
+    assert_eq!(code, 200, "{body}");
+    body.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+        .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
+        .sum()
 }
 
 /// The `data:` events of an SSE body: JSON values, and whether `[DONE]` closed it.
@@ -135,7 +146,8 @@ fn check_stream(body: &str, fixture_name: &str, max_tokens: u64) -> Vec<Value> {
 fn real_vllm_native_tp2_across_two_nodes_answers_streams_and_fails_as_a_group() {
     let _heavy = heavy_lock();
     let pair = Pair::new();
-    let (mut head, mut worker, took) = start_group(&pair, &[]);
+    // Liveness looks every second, to see them skip the probe while the engine is busy.
+    let (mut head, mut worker, took) = start_group(&pair, &[("SPARK_LIVENESS_INTERVAL", "1")]);
     std::fs::write(pair.path("startup-seconds"), format!("{:.1}\n", took.as_secs_f64())).unwrap();
 
     // Native multi-node flags as vLLM took them (it exits 2 on a flag it does not know).
@@ -175,6 +187,26 @@ fn real_vllm_native_tp2_across_two_nodes_answers_streams_and_fails_as_a_group() 
     assert_eq!(code, 200, "{body}");
     check_stream(&body, "sparkctl-vllm-0.32-cpu-completion-stream-continuous-usage.txt", 3);
 
+    // Liveness on a busy engine: completions back to back for 6 s (1 s looks). The looks find
+    // vLLM's generated-token counter moving and send nothing: the requests vLLM finished in that
+    // window are ours, and at most one probe that began before it. Idle, a probe goes out per look.
+    let idle0 = counter(&pair.head, "vllm:request_success_total");
+    std::thread::sleep(Duration::from_secs(6));
+    let idle_probes = counter(&pair.head, "vllm:request_success_total") - idle0;
+    assert!(idle_probes >= 3.0, "an idle engine gets a 1-token probe per look (1 s + the probe's time): {idle_probes} in 6 s");
+    let done0 = counter(&pair.head, "vllm:request_success_total");
+    let busy = Instant::now();
+    let mut ours = 0.0;
+    while busy.elapsed() < Duration::from_secs(6) {
+        let req = serde_json::json!({"model": "tiny", "prompt": "ping", "max_tokens": 32, "ignore_eos": true});
+        let (code, body) = curl(&pair.head, "/v1/completions", Some(&req), Duration::from_secs(120));
+        assert_eq!(code, 200, "{body}");
+        ours += 1.0;
+    }
+    let probes = counter(&pair.head, "vllm:request_success_total") - done0 - ours;
+    eprintln!("liveness probes: {idle_probes} in 6 s idle, {probes} in {:.1} s busy ({ours} requests of ours)", busy.elapsed().as_secs_f64());
+    assert!(probes <= 1.0, "{probes} liveness probes reached a busy engine in {:.1} s", busy.elapsed().as_secs_f64());
+
     // The worker's vLLM dies (every process but the entrypoint): its node stops with it, and
     // the head stops the group, non-zero, within 10 s; nothing is left on either node.
     for p in vllm_pids(&pair.worker, worker.pid()) {
@@ -189,6 +221,9 @@ fn real_vllm_native_tp2_across_two_nodes_answers_streams_and_fails_as_a_group() 
     assert_eq!(hcode, 3, "{hlog}");
     assert!(htook < Duration::from_secs(10), "head took {htook:?}:\n{hlog}");
     assert!(hlog.contains("lost node `b`"), "{hlog}");
+    let looks = hlog.lines().find_map(|l| l.split_once("liveness looks: ")).map(|(_, r)| r.to_owned()).unwrap_or_default();
+    let progress: u32 = looks.split(' ').next().and_then(|n| n.parse().ok()).unwrap_or(0);
+    assert!(progress >= 3, "the busy window's looks found progress: `{looks}`\n{hlog}");
     for ns in [&pair.head, &pair.worker] {
         assert!(Pair::pids(ns).is_empty(), "left in `{ns}`: {:?}", Pair::pids(ns).iter().map(|p| cmdline(*p)).collect::<Vec<_>>());
     }
