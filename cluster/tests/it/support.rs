@@ -20,8 +20,8 @@ pub fn vectors() -> Vec<Vector> {
     let dir = root.join("cluster/tests/vectors");
     vec![
         Vector { name: "two-sparks", toml: root.join("examples/cluster.toml"), expected: dir.join("two-sparks.json") },
-        Vector { name: "two-sparks-ray", toml: dir.join("two-sparks-ray.toml"), expected: dir.join("two-sparks-ray.json") },
         Vector { name: "three-nodes-native", toml: dir.join("three-nodes-native.toml"), expected: dir.join("three-nodes-native.json") },
+        Vector { name: "two-sparks-ray", toml: dir.join("two-sparks-ray.toml"), expected: dir.join("two-sparks-ray.json") },
     ]
 }
 
