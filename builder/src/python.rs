@@ -414,11 +414,19 @@ fn install(spec: &PythonSpec, overlay_file: &str, platform: &Platform, tag: &str
         return Ok(());
     }
     let stderr = String::from_utf8_lossy(&out.stderr);
-    Err(uv_error(spec, platform, tag, &stderr))
+    Err(uv_error(spec, overlay_file, platform, tag, &stderr))
+}
+
+fn pure_sdist_not_pure(file: &str, dist: &str, built: &str) -> Error {
+    Error::input(
+        file,
+        format!("`{dist}` is listed in python.pure_sdists but its sdist built a platform wheel ({built})"),
+        Some("pin a version with wheels for every platform; only pure-Python sdists are built".into()),
+    )
 }
 
 /// One line from uv's explanation: which locked package has no wheel for the platform.
-fn uv_error(spec: &PythonSpec, platform: &Platform, tag: &str, stderr: &str) -> Error {
+fn uv_error(spec: &PythonSpec, overlay_file: &str, platform: &Platform, tag: &str, stderr: &str) -> Error {
     let lock = spec.lock_path.display().to_string();
     let flat = stderr.split_whitespace().collect::<Vec<_>>().join(" ");
     let culprit = spec
@@ -426,6 +434,13 @@ fn uv_error(spec: &PythonSpec, platform: &Platform, tag: &str, stderr: &str) -> 
         .iter()
         .find(|p| flat.contains(&format!("{}=={}", p.name, p.version)))
         .or_else(|| spec.lock.iter().find(|p| flat.contains(&format!("`{}`", p.name))));
+    // A package declared pure whose sdist built a platform wheel for another interpreter: uv
+    // refuses to install it ("The built wheel `x-1.0-cp311-cp311-linux_x86_64.whl` is not
+    // compatible with the target …"); built for the target's own, the layer check refuses it.
+    let built = flat.split("The built wheel `").nth(1).and_then(|r| r.split('`').next()).filter(|_| flat.contains("is not compatible"));
+    if let (Some(wheel), Some(p)) = (built, culprit.filter(|p| spec.pure_sdists.contains(&normalise(&p.name)))) {
+        return pure_sdist_not_pure(overlay_file, &normalise(&p.name), wheel);
+    }
     let no_wheel = flat.contains("no wheels")
         || flat.contains("no usable wheels")
         || flat.contains("matching platform tag")
@@ -513,11 +528,7 @@ fn arrange(spec: &PythonSpec, overlay_file: &str, platform: &Platform, sp: &str,
             }
         }
         if spec.pure_sdists.contains(&dist) && !tags.iter().all(|t| t.ends_with("-none-any")) {
-            return Err(Error::input(
-                overlay_file,
-                format!("`{dist}` is listed in python.pure_sdists but its sdist built a platform wheel ({})", tags.join(", ")),
-                Some("pin a version with wheels for every platform; only pure-Python sdists are built".into()),
-            ));
+            return Err(pure_sdist_not_pure(overlay_file, &dist, &tags.join(", ")));
         }
         let record = e.path().join("RECORD");
         if let Ok(text) = fs::read_to_string(&record) {

@@ -272,6 +272,66 @@ fn a_rebuild_on_the_same_store_needs_no_uv_and_writes_no_new_blob() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("Python layers need `uv` on PATH"), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
+/// A local sdist (`cext-fixture`, served to uv through `UV_FIND_LINKS`) whose build gives a
+/// platform wheel (`linux_x86_64`, as a C extension would), with its lock.
+fn platform_sdist_fixture(dir: &Path) -> PathBuf {
+    let src = [
+        ("pyproject.toml", "[build-system]\nrequires = [\"setuptools\"]\nbuild-backend = \"setuptools.build_meta\"\n"),
+        (
+            "setup.py",
+            "from setuptools import setup\nfrom setuptools.dist import Distribution\n\n\nclass Platform(Distribution):\n    def has_ext_modules(self):\n        return True\n\n\nsetup(name=\"cext-fixture\", version=\"1.0\", packages=[\"cext_fixture\"], distclass=Platform)\n",
+        ),
+        ("PKG-INFO", "Metadata-Version: 2.1\nName: cext-fixture\nVersion: 1.0\n"),
+        ("cext_fixture/__init__.py", ""),
+    ];
+    let links = dir.join("links");
+    std::fs::create_dir_all(&links).unwrap();
+    let sdist = links.join("cext_fixture-1.0.tar.gz");
+    let mut t = tar::Builder::new(flate2::write::GzEncoder::new(std::fs::File::create(&sdist).unwrap(), flate2::Compression::default()));
+    for (name, body) in src {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(body.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        t.append_data(&mut h, format!("cext_fixture-1.0/{name}"), body.as_bytes()).unwrap();
+    }
+    t.into_inner().unwrap().finish().unwrap();
+    let hash = hex::encode(Sha256::digest(std::fs::read(&sdist).unwrap()));
+    let fix = dir.join("fixture");
+    std::fs::create_dir_all(&fix).unwrap();
+    std::fs::write(fix.join("requirements.in"), "cext-fixture==1.0\n").unwrap();
+    std::fs::write(fix.join("requirements.lock"), format!("cext-fixture==1.0 \\\n    --hash=sha256:{hash}\n")).unwrap();
+    links
+}
+
+/// `pure_sdists` names a package whose sdist builds a platform wheel: refused with one line
+/// naming the package and the wheel, nothing written. uv builds with the host's Python: for the
+/// target's own version the wheel installs and the layer check refuses its tag; for another
+/// version uv refuses the wheel and its message is recognised. Both are tried.
+#[test]
+fn a_pure_sdist_that_builds_a_platform_wheel_is_refused() {
+    let host = Command::new("python3").args(["-c", "import sys; print('%d.%d' % sys.version_info[:2])"]).output().unwrap();
+    let host = String::from_utf8(host.stdout).unwrap().trim().to_owned();
+    let other = if host == "3.12" { "3.11" } else { "3.12" };
+    let scratch = tempfile::tempdir().unwrap();
+    let links = platform_sdist_fixture(scratch.path());
+    for version in [host.as_str(), other] {
+        let p = python_project(&scratch.path().join("fixture"), version, "pure_sdists = [\"cext-fixture\"]\n", &[("linux", "amd64")]);
+        let out = Command::new(env!("CARGO_BIN_EXE_sparkctl"))
+            .args(["image", "build", &p.s("images/test.toml"), "-o", &format!("oci:{}:x", p.s("out"))])
+            .env("UV_FIND_LINKS", &links)
+            .env("SPARKCTL_STORE", p.store())
+            .env_remove("SOURCE_DATE_EPOCH")
+            .output()
+            .unwrap();
+        let e = refused(Run { code: out.status.code().unwrap_or(-1), stdout: String::from_utf8_lossy(&out.stdout).into(), stderr: String::from_utf8_lossy(&out.stderr).into() });
+        assert!(e.contains("overlays/py/overlay.toml"), "Python {version}: {e}");
+        assert!(e.contains("`cext-fixture` is listed in python.pure_sdists but its sdist built a platform wheel") && e.contains("linux_x86_64"), "Python {version}: {e}");
+        assert!(e.contains("pin a version with wheels for every platform"), "{e}");
+        assert!(!p.path("out").exists(), "nothing written");
+    }
+}
+
 #[test]
 fn the_real_ray_overlay_gives_an_arm64_tree_of_aarch64_wheels() {
     uv_present();
