@@ -192,9 +192,9 @@ mod tests {
 
     #[test]
     fn the_image_env_and_vllm_version_come_from_the_recipe() {
-        // The shipped recipe: NGC 25.11 → vLLM 0.11.0; the spark-env overlay's variables.
+        // The shipped recipe: NGC 26.09 → vLLM 0.29.0; the spark-env overlay's variables.
         let (env, vllm) = from_recipe(&repo("images/vllm-spark.toml"), None).unwrap();
-        assert_eq!(vllm, Some(Version(0, 11, 0)));
+        assert_eq!(vllm, Some(Version(0, 29, 0)));
         assert_eq!(env.get("VLLM_ATTENTION_BACKEND").map(String::as_str), Some("TRITON_ATTN"));
         assert_eq!(env.get("RAY_memory_monitor_refresh_ms").map(String::as_str), Some("0"));
         // A label wins over the base tag; an NGC tag the table knows gives its version.
