@@ -634,7 +634,10 @@ mod tests {
         // NGC's vLLM images set no PYTHON_VERSION: the tag table or the recipe's base.python says it.
         let ngc = "docker://nvcr.io/nvidia/vllm:26.09-py3@sha256:557747337846eecf34486866f3d992383c6f8af869fdb0e365b5093fcaee02c2";
         assert!(s.check_base("o", ngc, b"{}", None).is_ok());
-        assert_eq!((ngc_python(ngc), ngc_python("nvcr.io/nvidia/vllm:25.11-py3"), ngc_python("nvcr.io/nvidia/vllm:26.091-py3")), (Some("3.12"), Some("3.12"), None));
+        assert_eq!(
+            (ngc_python(ngc), ngc_python("nvcr.io/nvidia/vllm:25.11-py3"), ngc_python("nvcr.io/nvidia/vllm:26.091-py3")),
+            (Some("3.12"), Some("3.12"), None)
+        );
         let mut s311 = s.clone();
         s311.version = "3.11".into();
         let e = s311.check_base("o", ngc, b"{}", None).unwrap_err().to_string();

@@ -100,7 +100,11 @@ impl Recipe {
             Some(v) => {
                 let p: String = keys::typed(&file, "base.python must be a string like \"3.12\"", v.clone())?;
                 if !crate::python::is_x_y(&p) {
-                    return Err(Error::input(&file, format!("base.python `{p}` is not X.Y"), Some("the base's Python as major.minor, e.g. `python = \"3.12\"`".into())));
+                    return Err(Error::input(
+                        &file,
+                        format!("base.python `{p}` is not X.Y"),
+                        Some("the base's Python as major.minor, e.g. `python = \"3.12\"`".into()),
+                    ));
                 }
                 Some(p)
             }

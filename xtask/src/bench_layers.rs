@@ -45,10 +45,8 @@ const MAX_REBUILD_MS: f64 = 50.0;
 fn verdicts(threads: usize, ratio_200: f64, rebuilds: &[(&str, f64)]) -> String {
     let word = |ok: bool| if ok { "PASS" } else { "FAIL" };
     let cores = if threads == 2 { String::new() } else { format!(" (measured on {threads} cores; the target is for 2)") };
-    let mut lines = vec![format!(
-        "{}: 200 MB layer build ÷ `gzip -6` = {ratio_200:.2} (target ≤ {MAX_BUILD_PER_GZIP}){cores}",
-        word(ratio_200 <= MAX_BUILD_PER_GZIP)
-    )];
+    let mut lines =
+        vec![format!("{}: 200 MB layer build ÷ `gzip -6` = {ratio_200:.2} (target ≤ {MAX_BUILD_PER_GZIP}){cores}", word(ratio_200 <= MAX_BUILD_PER_GZIP))];
     for (name, ms) in rebuilds {
         lines.push(format!("{}: no-change rebuild of images/{name}.toml = {ms:.1} ms (target ≤ {MAX_REBUILD_MS} ms)", word(*ms <= MAX_REBUILD_MS)));
     }

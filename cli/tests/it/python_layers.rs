@@ -324,9 +324,16 @@ fn a_pure_sdist_that_builds_a_platform_wheel_is_refused() {
             .env_remove("SOURCE_DATE_EPOCH")
             .output()
             .unwrap();
-        let e = refused(Run { code: out.status.code().unwrap_or(-1), stdout: String::from_utf8_lossy(&out.stdout).into(), stderr: String::from_utf8_lossy(&out.stderr).into() });
+        let e = refused(Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into(),
+            stderr: String::from_utf8_lossy(&out.stderr).into(),
+        });
         assert!(e.contains("overlays/py/overlay.toml"), "Python {version}: {e}");
-        assert!(e.contains("`cext-fixture` is listed in python.pure_sdists but its sdist built a platform wheel") && e.contains("linux_x86_64"), "Python {version}: {e}");
+        assert!(
+            e.contains("`cext-fixture` is listed in python.pure_sdists but its sdist built a platform wheel") && e.contains("linux_x86_64"),
+            "Python {version}: {e}"
+        );
         assert!(e.contains("pin a version with wheels for every platform"), "{e}");
         assert!(!p.path("out").exists(), "nothing written");
     }

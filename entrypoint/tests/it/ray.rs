@@ -23,7 +23,8 @@ fn ray_worker_first_survives_a_head_restart_forms_the_cluster_serves_and_head_fa
     let pair = Pair::new();
     let nccl = format!("{}/../fixtures/nccl_debug/ib-disabled-by-env-using-network-socket-mpi-noise.txt", env!("CARGO_MANIFEST_DIR"));
     // Worker first: it must wait for the head, whatever the start order.
-    let mut worker = Node::start(&pair.worker, "b", pair.path("b.log"), &ray_env(&pair, "worker", "s3cret", &[]), &serve("m1", &["--tensor-parallel-size", "2"]));
+    let mut worker =
+        Node::start(&pair.worker, "b", pair.path("b.log"), &ray_env(&pair, "worker", "s3cret", &[]), &serve("m1", &["--tensor-parallel-size", "2"]));
     worker.wait_for("not reachable yet", Duration::from_secs(20));
     // A first head dies while it waits (for a third node): the worker joins the next one.
     let mut head1 = Node::start(
@@ -222,7 +223,14 @@ fn backend_ray_without_a_ray_command_is_refused_before_the_rendezvous() {
         let out = std::process::Command::new(BIN)
             .env_clear()
             .env("PATH", &bin)
-            .envs([("SPARK_ROLE", role), ("SPARK_NODE_NAME", "a"), ("SPARK_RAILS", "rail0"), ("SPARK_TOKEN", "t"), ("SPARK_NODES", "a,b"), ("SPARK_HEAD_ADDR", HEAD_IP)])
+            .envs([
+                ("SPARK_ROLE", role),
+                ("SPARK_NODE_NAME", "a"),
+                ("SPARK_RAILS", "rail0"),
+                ("SPARK_TOKEN", "t"),
+                ("SPARK_NODES", "a,b"),
+                ("SPARK_HEAD_ADDR", HEAD_IP),
+            ])
             .env("SPARK_BACKEND", "ray")
             .env("SPARK_STATUS_FILE", &status)
             .env("SPARK_STATE_FILE", dir.path().join("restarts.json"))
