@@ -215,7 +215,8 @@ pub fn build(opts: &BuildOptions, base: BaseImage, store: BlobStore) -> Result<B
                         Some(py) => {
                             // `base.python` speaks for the recipe's own base, not a `--base` stand-in.
                             let declared = opts.recipe.base_python.as_deref().filter(|_| opts.base_name == opts.recipe.base);
-                            crate::python::overlay_layer(py, overlay, &store, platform, &bm.config_raw, &opts.base_name, declared, opts.epoch)?
+                            let facts = crate::python::BaseFacts { name: &opts.base_name, config: &bm.config_raw, python: declared };
+                            crate::python::overlay_layer(py, overlay, &store, platform, &facts, opts.epoch)?
                         }
                         None => crate::layer_cache::write(&store, &overlay_entries(overlay, &arts)?, opts.epoch)?,
                     };

@@ -348,19 +348,27 @@ fn check_uv(overlay_file: &str) -> Result<()> {
     Ok(())
 }
 
-/// The layer of a `[python]` overlay for one platform of the base (checked against its config).
+/// What is known of the base a `[python]` overlay goes on.
+pub struct BaseFacts<'a> {
+    /// The base's name as given (`docker://…`, `oci:…`).
+    pub name: &'a str,
+    /// The platform's image config, raw.
+    pub config: &'a [u8],
+    /// The recipe's `base.python`, when it speaks for this base.
+    pub python: Option<&'a str>,
+}
+
+/// The layer of a `[python]` overlay for one platform of the base (checked against it first).
 pub fn overlay_layer(
     spec: &PythonSpec,
     overlay: &crate::overlay::Overlay,
     store: &BlobStore,
     platform: &Platform,
-    base_config: &[u8],
-    base_name: &str,
-    declared_python: Option<&str>,
+    base: &BaseFacts,
     epoch: u64,
 ) -> Result<LayerBlob> {
     let file = overlay.dir.join("overlay.toml").display().to_string();
-    spec.check_base(&file, base_name, base_config, declared_python)?;
+    spec.check_base(&file, base.name, base.config, base.python)?;
     layer(store, spec, &file, platform, epoch)
 }
 

@@ -123,9 +123,15 @@ def main():
     if record:
         keep = ["NCCL_SOCKET_IFNAME", "GLOO_SOCKET_IFNAME", "VLLM_HOST_IP", "NCCL_IB_HCA", "NCCL_IB_DISABLE",
                 "UCX_NET_DEVICES", "RAY_ADDRESS", "RAY_memory_monitor_refresh_ms", "SPARK_TOKEN", "RAY_AUTH_MODE"]
-        with open(record + ".tmp", "w") as f:
-            json.dump({"argv": sys.argv[1:], "env": {k: os.environ.get(k) for k in keep}}, f)
-        os.rename(record + ".tmp", record)
+        data = {"argv": sys.argv[1:], "env": {k: os.environ.get(k) for k in keep}}
+        if os.path.exists(record) and not os.path.isfile(record):
+            # A device or FIFO (`/dev/null`): written to, never renamed over.
+            with open(record, "w") as f:
+                json.dump(data, f)
+        else:
+            with open(record + ".tmp", "w") as f:
+                json.dump(data, f)
+            os.rename(record + ".tmp", record)
     if opts["backend"] == "ray":
         have = ray_nodes()
         if have < opts["tp"]:
