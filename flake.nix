@@ -32,6 +32,7 @@
       # The shared test vectors, evaluated at `nix flake check` time as well as in CI.
       vectors = [
         { toml = ./examples/cluster.toml; json = ./cluster/tests/vectors/two-sparks.json; }
+        { toml = ./cluster/tests/vectors/two-sparks-ray.toml; json = ./cluster/tests/vectors/two-sparks-ray.json; }
         { toml = ./cluster/tests/vectors/three-nodes-native.toml; json = ./cluster/tests/vectors/three-nodes-native.json; }
       ];
     in

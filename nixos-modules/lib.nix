@@ -26,7 +26,7 @@ let
     mtu = 9000;
     disable_ipv6 = true;
     rendezvous_port = 29450;
-    backend = "ray";
+    backend = "native";
     port = 8000;
     hf_cache = "/var/lib/spark-cluster/huggingface";
     env_file = "/etc/spark-cluster/spark.env";

@@ -64,11 +64,33 @@ class Decision(unittest.TestCase):
 
     def test_auto_keeps_cudnn_on_gb10_when_vllm_and_torch_bypass_it(self):
         gb10 = lambda: [(12, 1)]
-        # 26.x bases: vLLM >= 0.13 on torch >= 2.9 computes the patch-embed Conv3d as F.linear.
-        self.assertFalse(hook.should_disable("auto", gb10, lambda: ("2.10.0a0+git1234", "0.29.0+nv26.09")))
-        self.assertFalse(hook.should_disable("auto", gb10, lambda: ("2.9.0", "0.13.0")))
-        # 25.11 (vLLM 0.11) or an older torch, or unknown versions: cuDNN off as before.
-        for versions in [("2.9.0a0", "0.11.1"), ("2.8.0", "0.20.1"), (None, "0.20.1"), ("2.10.0", None), ("junk", "x.y")]:
+        # vLLM >= 0.19 computes the patch-embed Conv3d as F.linear on any torch >= 2.9.0 (26.04+
+        # bases); 0.13 to 0.18 only on torch == 2.9.0 exactly (`is_torch_equal("2.9.0")`).
+        for versions in [
+            ("2.10.0a0+git1234", "0.29.0+nv26.09"),
+            ("2.9.1", "0.19.0"),
+            ("2.11.0+cu130", "0.19.0rc1"),
+            ("2.9.0", "0.13.0"),
+            ("2.9.0+cu128", "0.17.1"),
+            ("2.9.0.post1", "0.18.1"),
+        ]:
+            self.assertFalse(hook.should_disable("auto", gb10, lambda v=versions: v), versions)
+        # 25.11 (vLLM 0.11), an older torch, a newer torch under vLLM 0.13-0.18 (the exact-2.9.0
+        # test fails), a 2.9.0 pre-release (older than 2.9.0, as NGC's `2.9.0a0` builds are), or
+        # unknown versions: cuDNN off as before.
+        for versions in [
+            ("2.9.0a0", "0.11.1"),
+            ("2.8.0", "0.20.1"),
+            ("2.10.0", "0.15.1"),
+            ("2.9.1", "0.18.1"),
+            ("2.10.0a0+nv26.02", "0.17.1"),
+            ("2.9.0a0+nv25.10", "0.17.1"),
+            ("2.9.0a0+nv25.10", "0.19.0"),
+            ("2.9.0.dev20250901", "0.29.0"),
+            (None, "0.20.1"),
+            ("2.10.0", None),
+            ("junk", "x.y"),
+        ]:
             self.assertTrue(hook.should_disable("auto", gb10, lambda v=versions: v), versions)
         # Not a GB10: versions are not even asked.
         def boom():
@@ -78,6 +100,14 @@ class Decision(unittest.TestCase):
         self.assertTrue(hook.should_disable("off", gb10, lambda: ("2.10.0", "0.31.0")))
 
     def test_version_parsing(self):
+        self.assertEqual(hook.parse_release("2.9.0a0+git"), ((2, 9, 0), True))
+        self.assertEqual(hook.parse_release("2.9.0+cu130"), ((2, 9, 0), False))
+        self.assertEqual(hook.parse_release("2.10rc1"), ((2, 10, 0), True))
+        self.assertEqual(hook.parse_release("2.9.0.dev20250901"), ((2, 9, 0), True))
+        self.assertEqual(hook.parse_release("2.9.0.post1"), ((2, 9, 0), False))
+        self.assertIsNone(hook.parse_release("junk"))
+        self.assertEqual((hook.torch_at_least("2.9.0a0", (2, 9, 0)), hook.torch_at_least("2.10.0a0", (2, 9, 0))), (False, True))
+        self.assertEqual((hook.torch_exactly("2.9.0+cu128", (2, 9, 0)), hook.torch_exactly("2.9.1", (2, 9, 0))), (True, False))
         self.assertEqual(hook.parse_version("2.9.0a0+git"), (2, 9))
         self.assertEqual(hook.parse_version("0.31.0+nv26.10"), (0, 31))
         self.assertEqual(hook.parse_version("2.10rc1"), (2, 10))

@@ -212,7 +212,12 @@ pub fn build(opts: &BuildOptions, base: BaseImage, store: BlobStore) -> Result<B
                 Some(b) => b.clone(),
                 None => {
                     let b = match &overlay.python {
-                        Some(py) => crate::python::overlay_layer(py, overlay, &store, platform, &bm.config_raw, base.name(), opts.epoch)?,
+                        Some(py) => {
+                            // `base.python` speaks for the recipe's own base, not a `--base` stand-in.
+                            let declared = opts.recipe.base_python.as_deref().filter(|_| opts.base_name == opts.recipe.base);
+                            let facts = crate::python::BaseFacts { name: &opts.base_name, config: &bm.config_raw, python: declared };
+                            crate::python::overlay_layer(py, overlay, &store, platform, &facts, opts.epoch)?
+                        }
                         None => crate::layer_cache::write(&store, &overlay_entries(overlay, &arts)?, opts.epoch)?,
                     };
                     layer_cache.insert(key, b.clone());

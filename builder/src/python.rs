@@ -186,8 +186,7 @@ impl PythonSpec {
             string(key)?.ok_or_else(|| Error::input(file, format!("python.{key} is missing"), Some(format!("add `{key} = \"{example}\"`"))))
         };
         let version = need("version", "3.12")?;
-        let ok_version = version.split('.').count() == 2 && version.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
-        if !ok_version {
+        if !is_x_y(&version) {
             return Err(Error::input(file, format!("python.version `{version}` is not X.Y"), Some("e.g. `version = \"3.12\"`".into())));
         }
         let site_packages = image_path(file, "python.site_packages", &need("site_packages", "/usr/local/lib/python3.12/dist-packages")?)?;
@@ -274,24 +273,52 @@ impl PythonSpec {
         self.platforms.iter().find(|(k, _)| Platform::parse(k).is_some_and(|k| k.satisfied_by(p))).map(|(_, v)| v)
     }
 
-    /// Refuses a base whose config names another Python (`PYTHON_VERSION` in its env).
-    pub fn check_base(&self, overlay_file: &str, base_name: &str, config_raw: &[u8]) -> Result<()> {
-        let Ok(v) = serde_json::from_slice::<serde_json::Value>(config_raw) else { return Ok(()) };
+    /// Refuses a base that has another Python, by what says so: `PYTHON_VERSION` in its config
+    /// env, the recipe's `base.python` (`declared`, for the recipe's own base), or the NGC tag
+    /// table (NGC's vLLM images set no `PYTHON_VERSION`).
+    pub fn check_base(&self, overlay_file: &str, base_name: &str, config_raw: &[u8], declared: Option<&str>) -> Result<()> {
+        let mut facts: Vec<(String, &str)> = Vec::new();
+        let v = serde_json::from_slice::<serde_json::Value>(config_raw).unwrap_or_default();
         let env = v.pointer("/config/Env").and_then(|e| e.as_array()).cloned().unwrap_or_default();
-        for e in env.iter().filter_map(|e| e.as_str()) {
-            if let Some(found) = e.strip_prefix("PYTHON_VERSION=") {
-                let same = found == self.version || found.strip_prefix(&self.version).is_some_and(|r| r.starts_with('.'));
-                if !same {
-                    return Err(Error::input(
-                        overlay_file,
-                        format!("python.version is {} but the base `{base_name}` has Python {found} (its PYTHON_VERSION)", self.version),
-                        Some("set python.version and site_packages to the base's Python and compile the lock again".into()),
-                    ));
-                }
+        let from_env: Vec<String> = env.iter().filter_map(|e| e.as_str()?.strip_prefix("PYTHON_VERSION=").map(str::to_owned)).collect();
+        for found in &from_env {
+            facts.push((found.clone(), "its PYTHON_VERSION"));
+        }
+        if let Some(d) = declared {
+            facts.push((d.to_owned(), "base.python in the recipe"));
+        }
+        if let Some(n) = ngc_python(base_name) {
+            facts.push((n.to_owned(), "NGC's vLLM image of that tag"));
+        }
+        for (found, source) in facts {
+            let same = found == self.version || found.strip_prefix(&self.version).is_some_and(|r| r.starts_with('.'));
+            if !same {
+                return Err(Error::input(
+                    overlay_file,
+                    format!("python.version is {} but the base `{base_name}` has Python {found} ({source})", self.version),
+                    Some("set python.version and site_packages to the base's Python and compile the lock again".into()),
+                ));
             }
         }
         Ok(())
     }
+}
+
+/// `3.12`: two dot-separated numbers.
+pub fn is_x_y(v: &str) -> bool {
+    v.split('.').count() == 2 && v.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// The Python of NGC's `nvcr.io/nvidia/vllm:<YY.MM>-py3` images, which set no `PYTHON_VERSION`
+/// (their Python is Ubuntu's `/usr/bin/python3`): the tags whose Python is documented (NVIDIA's
+/// release notes, the validated bases of docs/image.md), beside cluster/src/known_bad.rs' tag →
+/// vLLM table. Add a row when validating a base; an unlisted tag is not checked.
+const NGC_VLLM_PYTHON: &[(&str, &str)] = &[("25.11", "3.12"), ("26.09", "3.12")];
+
+/// The Python of an NGC vLLM base named by `base_name` (`docker://nvcr.io/nvidia/vllm:26.09-py3@sha256:…`).
+pub fn ngc_python(base_name: &str) -> Option<&'static str> {
+    let (_, tag) = base_name.split_once("nvidia/vllm:")?;
+    NGC_VLLM_PYTHON.iter().find(|(t, _)| tag.strip_prefix(t).is_some_and(|r| r.is_empty() || r.starts_with(['-', '@']))).map(|(_, v)| *v)
 }
 
 /// A `pythonX.Y` folder in site-packages must be the target version.
@@ -321,18 +348,27 @@ fn check_uv(overlay_file: &str) -> Result<()> {
     Ok(())
 }
 
-/// The layer of a `[python]` overlay for one platform of the base (checked against its config).
+/// What is known of the base a `[python]` overlay goes on.
+pub struct BaseFacts<'a> {
+    /// The base's name as given (`docker://…`, `oci:…`).
+    pub name: &'a str,
+    /// The platform's image config, raw.
+    pub config: &'a [u8],
+    /// The recipe's `base.python`, when it speaks for this base.
+    pub python: Option<&'a str>,
+}
+
+/// The layer of a `[python]` overlay for one platform of the base (checked against it first).
 pub fn overlay_layer(
     spec: &PythonSpec,
     overlay: &crate::overlay::Overlay,
     store: &BlobStore,
     platform: &Platform,
-    base_config: &[u8],
-    base_name: &str,
+    base: &BaseFacts,
     epoch: u64,
 ) -> Result<LayerBlob> {
     let file = overlay.dir.join("overlay.toml").display().to_string();
-    spec.check_base(&file, base_name, base_config)?;
+    spec.check_base(&file, base.name, base.config, base.python)?;
     layer(store, spec, &file, platform, epoch)
 }
 
@@ -386,11 +422,19 @@ fn install(spec: &PythonSpec, overlay_file: &str, platform: &Platform, tag: &str
         return Ok(());
     }
     let stderr = String::from_utf8_lossy(&out.stderr);
-    Err(uv_error(spec, platform, tag, &stderr))
+    Err(uv_error(spec, overlay_file, platform, tag, &stderr))
+}
+
+fn pure_sdist_not_pure(file: &str, dist: &str, built: &str) -> Error {
+    Error::input(
+        file,
+        format!("`{dist}` is listed in python.pure_sdists but its sdist built a platform wheel ({built})"),
+        Some("pin a version with wheels for every platform; only pure-Python sdists are built".into()),
+    )
 }
 
 /// One line from uv's explanation: which locked package has no wheel for the platform.
-fn uv_error(spec: &PythonSpec, platform: &Platform, tag: &str, stderr: &str) -> Error {
+fn uv_error(spec: &PythonSpec, overlay_file: &str, platform: &Platform, tag: &str, stderr: &str) -> Error {
     let lock = spec.lock_path.display().to_string();
     let flat = stderr.split_whitespace().collect::<Vec<_>>().join(" ");
     let culprit = spec
@@ -398,6 +442,13 @@ fn uv_error(spec: &PythonSpec, platform: &Platform, tag: &str, stderr: &str) -> 
         .iter()
         .find(|p| flat.contains(&format!("{}=={}", p.name, p.version)))
         .or_else(|| spec.lock.iter().find(|p| flat.contains(&format!("`{}`", p.name))));
+    // A package declared pure whose sdist built a platform wheel for another interpreter: uv
+    // refuses to install it ("The built wheel `x-1.0-cp311-cp311-linux_x86_64.whl` is not
+    // compatible with the target …"); built for the target's own, the layer check refuses it.
+    let built = flat.split("The built wheel `").nth(1).and_then(|r| r.split('`').next()).filter(|_| flat.contains("is not compatible"));
+    if let (Some(wheel), Some(p)) = (built, culprit.filter(|p| spec.pure_sdists.contains(&normalise(&p.name)))) {
+        return pure_sdist_not_pure(overlay_file, &normalise(&p.name), wheel);
+    }
     let no_wheel = flat.contains("no wheels")
         || flat.contains("no usable wheels")
         || flat.contains("matching platform tag")
@@ -485,11 +536,7 @@ fn arrange(spec: &PythonSpec, overlay_file: &str, platform: &Platform, sp: &str,
             }
         }
         if spec.pure_sdists.contains(&dist) && !tags.iter().all(|t| t.ends_with("-none-any")) {
-            return Err(Error::input(
-                overlay_file,
-                format!("`{dist}` is listed in python.pure_sdists but its sdist built a platform wheel ({})", tags.join(", ")),
-                Some("pin a version with wheels for every platform; only pure-Python sdists are built".into()),
-            ));
+            return Err(pure_sdist_not_pure(overlay_file, &dist, &tags.join(", ")));
         }
         let record = e.path().join("RECORD");
         if let Ok(text) = fs::read_to_string(&record) {
@@ -592,9 +639,24 @@ mod tests {
         assert!(parse(d.path(), "pure_sdist = []\n").unwrap_err().to_string().contains("did you mean `pure_sdists`?"));
         let s = parse(d.path(), "").unwrap();
         let cfg = br#"{"config":{"Env":["PATH=/usr/bin","PYTHON_VERSION=3.11.9"]}}"#;
-        let e = s.check_base("o", "oci:b", cfg).unwrap_err().to_string();
+        // NGC's vLLM images set no PYTHON_VERSION: the tag table or the recipe's base.python says it.
+        let ngc = "docker://nvcr.io/nvidia/vllm:26.09-py3@sha256:557747337846eecf34486866f3d992383c6f8af869fdb0e365b5093fcaee02c2";
+        assert!(s.check_base("o", ngc, b"{}", None).is_ok());
+        assert_eq!(
+            (ngc_python(ngc), ngc_python("nvcr.io/nvidia/vllm:25.11-py3"), ngc_python("nvcr.io/nvidia/vllm:26.091-py3")),
+            (Some("3.12"), Some("3.12"), None)
+        );
+        let mut s311 = s.clone();
+        s311.version = "3.11".into();
+        let e = s311.check_base("o", ngc, b"{}", None).unwrap_err().to_string();
+        assert!(e.contains("python.version is 3.11 but the base") && e.contains("has Python 3.12 (NGC's vLLM image of that tag)"), "{e}");
+        let e = s.check_base("o", "oci:b", b"{}", Some("3.10")).unwrap_err().to_string();
+        assert!(e.contains("has Python 3.10 (base.python in the recipe)"), "{e}");
+        assert!(s.check_base("o", "oci:b", b"{}", Some("3.12")).is_ok());
+        assert!(s.check_base("o", "docker://nvcr.io/nvidia/vllm:27.01-py3@sha256:00", b"{}", None).is_ok(), "an unlisted tag is not checked");
+        let e = s.check_base("o", "oci:b", cfg, None).unwrap_err().to_string();
         assert!(e.contains("python.version is 3.12 but the base `oci:b` has Python 3.11.9"), "{e}");
-        assert!(s.check_base("o", "oci:b", br#"{"config":{"Env":["PYTHON_VERSION=3.12.3"]}}"#).is_ok());
+        assert!(s.check_base("o", "oci:b", br#"{"config":{"Env":["PYTHON_VERSION=3.12.3"]}}"#, None).is_ok());
     }
 
     #[test]

@@ -16,6 +16,9 @@ pub struct Recipe {
     pub keep_other_platforms: bool,
     pub overlays: Vec<String>,
     pub config: ConfigEdits,
+    /// `base.python`: the `X.Y` of the base's Python, for bases that do not say it in their config
+    /// (NGC's set no `PYTHON_VERSION`); `[python]` overlays must target it.
+    pub base_python: Option<String>,
 }
 
 /// Edits to the image config, applied after the overlays' env.
@@ -45,7 +48,7 @@ pub struct Healthcheck {
 }
 
 const TOP_KEYS: &[&str] = &["overlays", "base", "config"];
-const BASE_KEYS: &[&str] = &["ref", "platforms", "keep_other_platforms"];
+const BASE_KEYS: &[&str] = &["ref", "platforms", "keep_other_platforms", "python"];
 const CONFIG_KEYS: &[&str] = &["env", "entrypoint", "cmd", "working_dir", "user", "labels", "stop_signal", "healthcheck"];
 const HEALTHCHECK_KEYS: &[&str] = &["cmd", "interval_s", "timeout_s", "start_period_s", "retries"];
 
@@ -92,6 +95,21 @@ impl Recipe {
             None => false,
         };
 
+        let base_python = match base.get("python") {
+            None => None,
+            Some(v) => {
+                let p: String = keys::typed(&file, "base.python must be a string like \"3.12\"", v.clone())?;
+                if !crate::python::is_x_y(&p) {
+                    return Err(Error::input(
+                        &file,
+                        format!("base.python `{p}` is not X.Y"),
+                        Some("the base's Python as major.minor, e.g. `python = \"3.12\"`".into()),
+                    ));
+                }
+                Some(p)
+            }
+        };
+
         let config = match table.get("config") {
             None => ConfigEdits::default(),
             Some(v) => {
@@ -100,7 +118,7 @@ impl Recipe {
                 parse_config(&file, t)?
             }
         };
-        Ok(Recipe { file: path.to_owned(), base: base_ref, platforms, keep_other_platforms, overlays, config })
+        Ok(Recipe { file: path.to_owned(), base: base_ref, platforms, keep_other_platforms, overlays, config, base_python })
     }
 
     /// `overlays/` next to the recipe's `images/` folder.
@@ -253,6 +271,8 @@ mod tests {
         let e = err(&format!("{OK}[config]\nentrypiont = [\"/x\"]\n"));
         assert!(e.contains("`entrypiont`") && e.contains("`entrypoint`"), "{e}");
         assert!(err("[base]\nref = \"docker://nvcr.io/nvidia/vllm:25.11-py3\"\nplatforms = [\"linux/arm64\"]\n").contains("not pinned by digest"));
+        assert!(err("[base]\nref = \"oci:b:b\"\nplatforms = [\"linux/arm64\"]\npython = \"3\"\n").contains("base.python `3` is not X.Y"));
+        assert!(err("[base]\nref = \"oci:b:b\"\nplatforms = [\"linux/arm64\"]\npython = 3.12\n").contains("base.python must be a string"));
         assert!(err("[base]\nref = \"oci:b\"\nplatforms = [\"linux-arm64\"]\n").contains("`linux-arm64` is not a platform"));
         assert!(err("[base]\nref = \"oci:b\"\nplatforms = []\n").contains("base.platforms is empty"));
         assert!(err(&format!("{OK}[config]\nenv = {{ \"1X\" = \"a\" }}\n")).contains("`1X` is not a valid variable name"));

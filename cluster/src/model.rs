@@ -47,7 +47,9 @@ impl Role {
     }
 }
 
-/// How the nodes form one vLLM instance: Ray cluster or vLLM's native multi-node mode.
+/// How the nodes form one vLLM instance: Ray cluster or vLLM's native multi-node mode. Native is
+/// the default (`cluster.backend` unset): NGC vLLM bases ship without Ray since 26.05, and Ray
+/// comes only with the image that adds it as a Python layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {

@@ -51,7 +51,7 @@ impl Walker {
         self.known_keys(s, "serve", SERVE_KEYS)?;
 
         let backend = match self.opt_str(c, "cluster", "backend")? {
-            None => Backend::Ray,
+            None => Backend::Native,
             Some(v) => self.variant(&key("cluster", "backend"), v, &[("ray", Backend::Ray), ("native", Backend::Native)], "`ray` or `native`")?,
         };
         let transport = match self.opt_str(c, "cluster", "transport")? {

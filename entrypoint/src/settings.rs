@@ -52,7 +52,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         env: "SPARK_BACKEND",
         flag: "--backend",
-        default: Some("ray"),
+        default: Some("native"),
         help: "`ray` (Ray cluster, serve on the head) or `native` (vLLM `--nnodes/--node-rank/--master-addr`, `--headless` workers)",
     },
     Setting {
@@ -380,7 +380,7 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Co
     }
     let transport_s = v.get("--transport").or(setting("--transport").default).unwrap_or("auto");
     let transport = Transport::parse(transport_s).ok_or_else(|| invalid("--transport", transport_s, &format!("one of {}", Transport::ALLOWED)))?;
-    let backend = match v.get("--backend").unwrap_or("ray") {
+    let backend = match v.get("--backend").or(setting("--backend").default).unwrap_or("native") {
         "ray" => Backend::Ray,
         "native" => Backend::Native,
         other => return Err(invalid("--backend", other, "`ray` or `native`")),
@@ -592,7 +592,8 @@ mod tests {
         assert_eq!(c.model, "Qwen/Qwen3");
         assert_eq!(c.rails, ["r0", "r1"]);
         assert_eq!(c.grace, Duration::from_secs(20));
-        assert_eq!(c.backend, Backend::Ray);
+        // Native is the default: the NGC bases ship without Ray.
+        assert_eq!(c.backend, Backend::Native);
     }
 
     #[test]
@@ -632,11 +633,12 @@ mod tests {
         assert!(err(&["--api-port", "65536", "--", "x"], HEAD_ENV).contains("`65536` is not a TCP port"));
         let e = err(&["--api-port", "29450", "--", "vllm", "serve", "m", "--port", "29450"], HEAD_ENV);
         assert!(e.contains("`SPARK_RENDEZVOUS_PORT` (`--rendezvous-port`) and `SPARK_API_PORT` (`--api-port`) are both 29450"), "{e}");
-        let e = err(&["--ray-port", "29450", "--", "vllm", "serve", "m"], HEAD_ENV);
+        let e = err(&["--backend", "ray", "--ray-port", "29450", "--", "vllm", "serve", "m"], HEAD_ENV);
         assert!(e.contains("`--rendezvous-port`") && e.contains("`--ray-port`"), "{e}");
         // The master port only matters with the native backend (and the Ray port only with Ray).
-        parse_with(&["--master-port", "29450", "--", "vllm", "serve", "m"], HEAD_ENV).unwrap();
-        let e = err(&["--backend", "native", "--master-port", "8000", "--", "vllm", "serve", "m"], HEAD_ENV);
+        parse_with(&["--backend", "ray", "--master-port", "29450", "--", "vllm", "serve", "m"], HEAD_ENV).unwrap();
+        parse_with(&["--ray-port", "29450", "--", "vllm", "serve", "m"], HEAD_ENV).unwrap();
+        let e = err(&["--master-port", "8000", "--", "vllm", "serve", "m"], HEAD_ENV);
         assert!(e.contains("`--api-port`") && e.contains("`--master-port`") && e.contains("8000"), "{e}");
     }
 
@@ -688,8 +690,10 @@ mod tests {
     #[test]
     fn ray_worker_needs_no_serve_command_but_native_does() {
         let worker = [("SPARK_ROLE", "worker"), ("SPARK_RAILS", "r0"), ("SPARK_TOKEN", "t"), ("SPARK_HEAD_ADDR", "10.0.0.1")];
-        assert!(parse_with(&[], &worker).is_ok());
+        assert!(parse_with(&["--backend", "ray"], &worker).is_ok());
         assert!(parse_with(&["--backend", "native"], &worker).is_err());
+        let e = parse_with(&[], &worker).unwrap_err().to_string();
+        assert!(e.contains("SPARK_SERVE"), "the default backend is native, whose workers need the serve command: {e}");
         let c = parse_with(&[], &[&worker[..], &[("SPARK_SERVE", "[\"vllm\",\"serve\",\"m\"]"), ("SPARK_BACKEND", "native")]].concat()).unwrap();
         assert_eq!(c.serve, ["vllm", "serve", "m"]);
     }

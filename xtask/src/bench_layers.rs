@@ -1,6 +1,7 @@
 //! The layer tables of `cargo xtask bench image`: build time of a 10 MB and a 200 MB layer against
 //! the compression floor (`gzip -6` and `pigz -6` of the same layer tar, in the same run), and a
-//! no-change rebuild of the real recipe (images/vllm-spark.toml) through the layer cache.
+//! no-change rebuild of both real recipes (images/vllm-spark{,-ray}.toml) through the layer cache,
+//! each checked against its target (PASS/FAIL lines).
 
 use crate::bench::base;
 use anyhow::{bail, Context, Result};
@@ -22,12 +23,37 @@ pub fn run(sh: &Shell, sparkctl: &Path, root: &Path) -> Result<String> {
     let mut s = format!(
         "| layer (tar) | sparkctl build, fresh store | `gzip -6` of the layer tar | `pigz -6 -p {threads}` | build ÷ gzip | build ÷ pigz | layer gz vs `gzip -6` size |\n|---|---|---|---|---|---|---|\n"
     );
+    let mut ratios = Vec::new();
     for mb in [10usize, 200] {
-        s += &floor_row(sparkctl, &dir, &base_ref, mb, threads)?;
+        let (row, ratio) = floor_row(sparkctl, &dir, &base_ref, mb, threads)?;
+        s += &row;
+        ratios.push(ratio);
     }
     s += &format!("\n({threads} cores; medians of 3.)\n\n");
-    s += &no_change_rebuild(sh, sparkctl, &dir, &base_ref)?;
+    let (table, rebuilds) = no_change_rebuild(sh, sparkctl, &dir, &base_ref)?;
+    s += &table;
+    s += "\n";
+    s += &verdicts(threads, ratios[1], &rebuilds);
     Ok(s)
+}
+
+/// The two targets: a 200 MB layer builds in ≤ 0.6× the time of `gzip -6` of its tar (on 2
+/// cores), and a no-change rebuild of each real recipe takes ≤ 50 ms.
+const MAX_BUILD_PER_GZIP: f64 = 0.6;
+const MAX_REBUILD_MS: f64 = 50.0;
+
+fn verdicts(threads: usize, ratio_200: f64, rebuilds: &[(&str, f64)]) -> String {
+    let word = |ok: bool| if ok { "PASS" } else { "FAIL" };
+    let cores = if threads == 2 { String::new() } else { format!(" (measured on {threads} cores; the target is for 2)") };
+    let mut lines =
+        vec![format!("{}: 200 MB layer build ÷ `gzip -6` = {ratio_200:.2} (target ≤ {MAX_BUILD_PER_GZIP}){cores}", word(ratio_200 <= MAX_BUILD_PER_GZIP))];
+    for (name, ms) in rebuilds {
+        lines.push(format!("{}: no-change rebuild of images/{name}.toml = {ms:.1} ms (target ≤ {MAX_REBUILD_MS} ms)", word(*ms <= MAX_REBUILD_MS)));
+    }
+    for l in &lines {
+        eprintln!("   {l}");
+    }
+    lines.iter().map(|l| format!("- {l}\n")).collect()
 }
 
 /// Compressible text lines from a fixed vocabulary (Python sources and metadata compress ~4×),
@@ -76,7 +102,8 @@ fn build_cmd(sparkctl: &Path, recipe: &Path, base_ref: &str, store: &Path, out: 
     c
 }
 
-fn floor_row(sparkctl: &Path, dir: &Path, base_ref: &str, mb: usize, threads: usize) -> Result<String> {
+/// One row, and build ÷ `gzip -6`.
+fn floor_row(sparkctl: &Path, dir: &Path, base_ref: &str, mb: usize, threads: usize) -> Result<(String, f64)> {
     let proj = dir.join(format!("floor-{mb}"));
     let files = proj.join("overlays/payload/rootfs/opt/payload");
     std::fs::create_dir_all(&files)?;
@@ -110,12 +137,13 @@ fn floor_row(sparkctl: &Path, dir: &Path, base_ref: &str, mb: usize, threads: us
     let tar_mb = std::fs::metadata(&tar)?.len() as f64 / 1e6;
     let _ = std::fs::remove_dir_all(&proj);
     eprintln!("   layer {tar_mb:.0} MB: build {build:.3}s gzip -6 {gzip:.3}s pigz -6 {pigz:.3}s");
-    Ok(format!(
+    let row = format!(
         "| {tar_mb:.0} MB | {build:.3} s | {gzip:.3} s | {pigz:.3} s | **{:.2}** | {:.2} | {:+.2} % |\n",
         build / gzip,
         build / pigz,
         (ours as f64 / gzip_size as f64 - 1.0) * 100.0
-    ))
+    );
+    Ok((row, build / gzip))
 }
 
 /// A fake aarch64 executable header (e_machine 183): the builder checks only the ELF header.
@@ -133,13 +161,15 @@ fn aarch64_elf(path: &Path) -> Result<()> {
 /// The real recipes and overlays on a small two-platform base: one cold build, then rebuilds into
 /// new outputs with the same store (nothing changed: every layer comes from the cache). The `-ray`
 /// recipe adds the Ray Python layer (uv on PATH; its cold build installs both platforms' wheels).
-fn no_change_rebuild(sh: &Shell, sparkctl: &Path, dir: &Path, base_ref: &str) -> Result<String> {
+/// The table, and each recipe's median no-change rebuild in ms.
+fn no_change_rebuild(sh: &Shell, sparkctl: &Path, dir: &Path, base_ref: &str) -> Result<(String, Vec<(&'static str, f64)>)> {
     let arm = dir.join("entry-arm64");
     aarch64_elf(&arm)?;
     let mut s = format!(
         "| real recipe (2 platforms, entrypoint {:.1} MB) | first build, empty store | no-change rebuild, median of 9 | max of 9 |\n|---|---|---|---|\n",
         std::fs::metadata(sparkctl)?.len() as f64 / 1e6
     );
+    let mut medians = Vec::new();
     for name in ["vllm-spark", "vllm-spark-ray"] {
         let recipe = sh.current_dir().join(format!("images/{name}.toml"));
         let store = dir.join(format!("store-{name}"));
@@ -160,6 +190,7 @@ fn no_change_rebuild(sh: &Shell, sparkctl: &Path, dir: &Path, base_ref: &str) ->
         let max = warm.iter().copied().fold(0.0, f64::max);
         eprintln!("   {name}: cold {cold_s:.3}s, no-change rebuild median {warm_s:.3}s (max {max:.3}s)");
         s += &format!("| images/{name}.toml | {cold_s:.3} s | **{:.1} ms** | {:.1} ms |\n", warm_s * 1e3, max * 1e3);
+        medians.push((name, warm_s * 1e3));
     }
-    Ok(s)
+    Ok((s, medians))
 }

@@ -205,6 +205,140 @@ fn bad_python_input_is_one_line_and_writes_nothing() {
     assert!(e.contains("the lock was compiled for Python 3.12, the overlay targets 3.11"), "{e}");
 }
 
+/// Bases that do not say their Python in their config (NGC's vLLM images set no
+/// `PYTHON_VERSION`): the recipe's `base.python` says it, and an overlay for another Python is
+/// refused before anything is installed or written.
+#[test]
+fn a_recipe_base_python_other_than_the_overlays_is_refused() {
+    let p = python_project(&fixture("python-pure"), "3.12", "", &[("linux", "amd64")]);
+    let recipe = std::fs::read_to_string(p.path("images/test.toml")).unwrap();
+    p.write("images/test.toml", &recipe.replace("[base]\n", "[base]\npython = \"3.11\"\n"));
+    let out = format!("oci:{}:x", p.s("out"));
+    let e = refused(p.run(&["image", "build", &p.s("images/test.toml"), "-o", &out]));
+    assert!(e.contains("overlays/py/overlay.toml") && e.contains("python.version is 3.12 but the base"), "{e}");
+    assert!(e.contains("has Python 3.11 (base.python in the recipe)") && e.contains("compile the lock again"), "{e}");
+    assert!(!p.path("out").exists(), "nothing written");
+    let blobs = p.store().join("blobs/sha256");
+    assert!(!blobs.exists() || std::fs::read_dir(&blobs).unwrap().next().is_none(), "no layer made before the refusal");
+    // The same statement, right: it builds.
+    p.write("images/test.toml", &recipe.replace("[base]\n", "[base]\npython = \"3.12\"\n"));
+    p.run(&["image", "build", &p.s("images/test.toml"), "-o", &out]).ok();
+    assert_eq!(last_layers(&p.path("out"))[0].1, GOLDEN_PURE_LAYER);
+}
+
+/// The layer cache: a second build on the same store takes the Python layer from the cache,
+/// keyed by the lock, without uv (not on its PATH), and writes no blob the first did not.
+#[test]
+fn a_rebuild_on_the_same_store_needs_no_uv_and_writes_no_new_blob() {
+    let p = python_project(&fixture("python-pure"), "3.12", "", &[("linux", "amd64"), ("linux", "arm64")]);
+    let recipe = p.s("images/test.toml");
+    p.run(&["image", "build", &recipe, "-o", &format!("oci:{}:x", p.s("out1"))]).ok();
+    let blobs = |dir: &Path| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        v.sort();
+        v
+    };
+    let store_blobs = p.store().join("blobs/sha256");
+    let before = blobs(&store_blobs);
+    // A PATH with the tools a build may use but no uv (checked: the test would prove nothing if it had one).
+    let bin = p.path("bin-without-uv");
+    std::fs::create_dir_all(&bin).unwrap();
+    for t in ["sh", "gzip"] {
+        if let Some(found) = ["/usr/bin", "/bin"].iter().map(|d| Path::new(d).join(t)).find(|f| f.exists()) {
+            std::os::unix::fs::symlink(found, bin.join(t)).unwrap();
+        }
+    }
+    assert!(Command::new("uv").env("PATH", &bin).arg("--version").output().is_err(), "uv is still reachable");
+    let out = Command::new(env!("CARGO_BIN_EXE_sparkctl"))
+        .args(["image", "build", &recipe, "-o", &format!("oci:{}:x", p.s("out2"))])
+        .env("PATH", &bin)
+        .env("SPARKCTL_STORE", p.store())
+        .env_remove("SOURCE_DATE_EPOCH")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "rebuild without uv failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(last_layers(&p.path("out2")), last_layers(&p.path("out1")), "same layers");
+    assert_eq!(std::fs::read(p.path("out2/index.json")).unwrap(), std::fs::read(p.path("out1/index.json")).unwrap(), "same image");
+    assert_eq!(blobs(&store_blobs), before, "the rebuild wrote a new blob to the store");
+    // And the cache is what made it work: an empty store without uv cannot build the layer.
+    let out = Command::new(env!("CARGO_BIN_EXE_sparkctl"))
+        .args(["image", "build", &recipe, "-o", &format!("oci:{}:x", p.s("out3"))])
+        .env("PATH", &bin)
+        .env("SPARKCTL_STORE", p.path("store-empty"))
+        .env_remove("SOURCE_DATE_EPOCH")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Python layers need `uv` on PATH"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A local sdist (`cext-fixture`, served to uv through `UV_FIND_LINKS`) whose build gives a
+/// platform wheel (`linux_x86_64`, as a C extension would), with its lock.
+fn platform_sdist_fixture(dir: &Path) -> PathBuf {
+    let src = [
+        ("pyproject.toml", "[build-system]\nrequires = [\"setuptools\"]\nbuild-backend = \"setuptools.build_meta\"\n"),
+        (
+            "setup.py",
+            "from setuptools import setup\nfrom setuptools.dist import Distribution\n\n\nclass Platform(Distribution):\n    def has_ext_modules(self):\n        return True\n\n\nsetup(name=\"cext-fixture\", version=\"1.0\", packages=[\"cext_fixture\"], distclass=Platform)\n",
+        ),
+        ("PKG-INFO", "Metadata-Version: 2.1\nName: cext-fixture\nVersion: 1.0\n"),
+        ("cext_fixture/__init__.py", ""),
+    ];
+    let links = dir.join("links");
+    std::fs::create_dir_all(&links).unwrap();
+    let sdist = links.join("cext_fixture-1.0.tar.gz");
+    let mut t = tar::Builder::new(flate2::write::GzEncoder::new(std::fs::File::create(&sdist).unwrap(), flate2::Compression::default()));
+    for (name, body) in src {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(body.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        t.append_data(&mut h, format!("cext_fixture-1.0/{name}"), body.as_bytes()).unwrap();
+    }
+    t.into_inner().unwrap().finish().unwrap();
+    let hash = hex::encode(Sha256::digest(std::fs::read(&sdist).unwrap()));
+    let fix = dir.join("fixture");
+    std::fs::create_dir_all(&fix).unwrap();
+    std::fs::write(fix.join("requirements.in"), "cext-fixture==1.0\n").unwrap();
+    std::fs::write(fix.join("requirements.lock"), format!("cext-fixture==1.0 \\\n    --hash=sha256:{hash}\n")).unwrap();
+    links
+}
+
+/// `pure_sdists` names a package whose sdist builds a platform wheel: refused with one line
+/// naming the package and the wheel, nothing written. uv builds with the host's Python: for the
+/// target's own version the wheel installs and the layer check refuses its tag; for another
+/// version uv refuses the wheel and its message is recognised. Both are tried.
+#[test]
+fn a_pure_sdist_that_builds_a_platform_wheel_is_refused() {
+    let host = Command::new("python3").args(["-c", "import sys; print('%d.%d' % sys.version_info[:2])"]).output().unwrap();
+    let host = String::from_utf8(host.stdout).unwrap().trim().to_owned();
+    let other = if host == "3.12" { "3.11" } else { "3.12" };
+    let scratch = tempfile::tempdir().unwrap();
+    let links = platform_sdist_fixture(scratch.path());
+    for version in [host.as_str(), other] {
+        let p = python_project(&scratch.path().join("fixture"), version, "pure_sdists = [\"cext-fixture\"]\n", &[("linux", "amd64")]);
+        let out = Command::new(env!("CARGO_BIN_EXE_sparkctl"))
+            .args(["image", "build", &p.s("images/test.toml"), "-o", &format!("oci:{}:x", p.s("out"))])
+            .env("UV_FIND_LINKS", &links)
+            .env("SPARKCTL_STORE", p.store())
+            .env_remove("SOURCE_DATE_EPOCH")
+            .output()
+            .unwrap();
+        let e = refused(Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into(),
+            stderr: String::from_utf8_lossy(&out.stderr).into(),
+        });
+        assert!(e.contains("overlays/py/overlay.toml"), "Python {version}: {e}");
+        assert!(
+            e.contains("`cext-fixture` is listed in python.pure_sdists but its sdist built a platform wheel") && e.contains("linux_x86_64"),
+            "Python {version}: {e}"
+        );
+        assert!(e.contains("pin a version with wheels for every platform"), "{e}");
+        assert!(!p.path("out").exists(), "nothing written");
+    }
+}
+
 #[test]
 fn the_real_ray_overlay_gives_an_arm64_tree_of_aarch64_wheels() {
     uv_present();

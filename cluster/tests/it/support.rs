@@ -21,6 +21,7 @@ pub fn vectors() -> Vec<Vector> {
     vec![
         Vector { name: "two-sparks", toml: root.join("examples/cluster.toml"), expected: dir.join("two-sparks.json") },
         Vector { name: "three-nodes-native", toml: dir.join("three-nodes-native.toml"), expected: dir.join("three-nodes-native.json") },
+        Vector { name: "two-sparks-ray", toml: dir.join("two-sparks-ray.toml"), expected: dir.join("two-sparks-ray.json") },
     ]
 }
 

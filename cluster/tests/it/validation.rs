@@ -100,7 +100,7 @@ fn mtu_out_of_range_is_refused() {
 #[test]
 fn misspelt_values_get_suggestions() {
     check(&edit(&example(), "role = \"worker\"", "role = \"wroker\"", 0), &["`node[1].role = \"wroker\"`", "did you mean `worker`"]);
-    check(&edit(&example(), "backend = \"ray\"", "backend = \"nativ\"", 0), &["`cluster.backend", "did you mean `native`"]);
+    check(&edit(&example(), "backend = \"native\"", "backend = \"nativ\"", 0), &["`cluster.backend", "did you mean `native`"]);
 }
 
 #[test]

@@ -12,20 +12,26 @@ use std::time::Duration;
 
 const FORM: Duration = Duration::from_secs(120);
 
+/// The harness env with `SPARK_BACKEND=ray` (the default is native).
+fn ray_env(pair: &Pair, role: &str, token: &str, extra: &[(&str, &str)]) -> Vec<(&'static str, String)> {
+    env(pair, role, token, &[&[("SPARK_BACKEND", "ray")], extra].concat())
+}
+
 #[test]
 fn ray_worker_first_survives_a_head_restart_forms_the_cluster_serves_and_head_fails_when_worker_dies() {
     let _heavy = heavy_lock();
     let pair = Pair::new();
     let nccl = format!("{}/../fixtures/nccl_debug/ib-disabled-by-env-using-network-socket-mpi-noise.txt", env!("CARGO_MANIFEST_DIR"));
     // Worker first: it must wait for the head, whatever the start order.
-    let mut worker = Node::start(&pair.worker, "b", pair.path("b.log"), &env(&pair, "worker", "s3cret", &[]), &serve("m1", &["--tensor-parallel-size", "2"]));
+    let mut worker =
+        Node::start(&pair.worker, "b", pair.path("b.log"), &ray_env(&pair, "worker", "s3cret", &[]), &serve("m1", &["--tensor-parallel-size", "2"]));
     worker.wait_for("not reachable yet", Duration::from_secs(20));
     // A first head dies while it waits (for a third node): the worker joins the next one.
     let mut head1 = Node::start(
         &pair.head,
         "a",
         pair.path("a1.log"),
-        &env(&pair, "head", "s3cret", &[("SPARK_NODES", "a,b,c")]),
+        &ray_env(&pair, "head", "s3cret", &[("SPARK_NODES", "a,b,c")]),
         &serve("m1", &["--tensor-parallel-size", "2"]),
     );
     head1.wait_for("`b` joined from 10.77.0.2 (2/3 nodes)", Duration::from_secs(30));
@@ -36,7 +42,7 @@ fn ray_worker_first_survives_a_head_restart_forms_the_cluster_serves_and_head_fa
         &pair.head,
         "a",
         pair.path("a.log"),
-        &env(&pair, "head", "s3cret", &[("STANDIN_NCCL_LOG", &nccl)]),
+        &ray_env(&pair, "head", "s3cret", &[("STANDIN_NCCL_LOG", &nccl)]),
         &serve("m1", &["--tensor-parallel-size", "2"]),
     );
     let log = head.wait_for("READY: `m1` answers", FORM);
@@ -94,8 +100,8 @@ fn ray_sigterm_to_head_stops_both_nodes_within_the_grace_period() {
     let _heavy = heavy_lock();
     let pair = Pair::new();
     let mut head =
-        Node::start(&pair.head, "a", pair.path("a.log"), &env(&pair, "head", "t", &[("SPARK_GRACE", "8")]), &serve("m2", &["--tensor-parallel-size", "2"]));
-    let mut worker = Node::start(&pair.worker, "b", pair.path("b.log"), &env(&pair, "worker", "t", &[]), &serve("m2", &["--tensor-parallel-size", "2"]));
+        Node::start(&pair.head, "a", pair.path("a.log"), &ray_env(&pair, "head", "t", &[("SPARK_GRACE", "8")]), &serve("m2", &["--tensor-parallel-size", "2"]));
+    let mut worker = Node::start(&pair.worker, "b", pair.path("b.log"), &ray_env(&pair, "worker", "t", &[]), &serve("m2", &["--tensor-parallel-size", "2"]));
     head.wait_for("READY: `m2` answers", FORM);
     assert!(Pair::pids(&pair.head).len() > 3, "Ray and serve run on the head");
 
@@ -153,8 +159,8 @@ fn ray_token_auth_comes_from_the_cluster_token_whatever_the_token_files_say() {
     }
     let cluster_token = "cluster-s3cret";
     let serve_args = serve("m4", &["--tensor-parallel-size", "2"]);
-    let mut head = Node::start(&pair.head, "a", pair.path("a.log"), &env(&pair, "head", cluster_token, &[]), &serve_args);
-    let mut worker = Node::start(&pair.worker, "b", pair.path("b.log"), &env(&pair, "worker", cluster_token, &[]), &serve_args);
+    let mut head = Node::start(&pair.head, "a", pair.path("a.log"), &ray_env(&pair, "head", cluster_token, &[]), &serve_args);
+    let mut worker = Node::start(&pair.worker, "b", pair.path("b.log"), &ray_env(&pair, "worker", cluster_token, &[]), &serve_args);
     head.wait_for("READY: `m4` answers", FORM);
 
     let derived = entrypoint::launch::ray_auth_env(cluster_token);
@@ -193,8 +199,8 @@ fn ray_worker_with_another_cluster_token_is_refused_before_ray_starts() {
     let _heavy = heavy_lock();
     let pair = Pair::new();
     let serve_args = serve("m5", &["--tensor-parallel-size", "2"]);
-    let mut head = Node::start(&pair.head, "a", pair.path("a.log"), &env(&pair, "head", "right", &[("SPARK_JOIN_TIMEOUT", "20")]), &serve_args);
-    let mut worker = Node::start(&pair.worker, "b", pair.path("b.log"), &env(&pair, "worker", "wrong", &[]), &serve_args);
+    let mut head = Node::start(&pair.head, "a", pair.path("a.log"), &ray_env(&pair, "head", "right", &[("SPARK_JOIN_TIMEOUT", "20")]), &serve_args);
+    let mut worker = Node::start(&pair.worker, "b", pair.path("b.log"), &ray_env(&pair, "worker", "wrong", &[]), &serve_args);
     let (code, _) = worker.wait_exit(Duration::from_secs(30));
     let wlog = worker.text();
     assert_ne!(code, 0, "{wlog}");
@@ -204,4 +210,47 @@ fn ray_worker_with_another_cluster_token_is_refused_before_ray_starts() {
     assert!(Pair::pids(&pair.worker).iter().all(|p| !cmdline(*p).contains("raylet")));
     head.signal(Signal::SIGTERM);
     head.wait_exit(Duration::from_secs(20));
+}
+
+/// `backend = ray` on an image without Ray (the NGC bases since 26.05): the real binary stops at
+/// start with exit 2 and one `error:` line naming both fixes, before it listens for or dials
+/// any peer, and leaves `stopping` with that reason in the status file.
+#[test]
+fn backend_ray_without_a_ray_command_is_refused_before_the_rendezvous() {
+    let dir = tempfile::tempdir().unwrap();
+    // A PATH with executables, none of them `ray` (what the plain vllm-spark image has).
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    std::os::unix::fs::symlink("/bin/sh", bin.join("python3")).unwrap();
+    let status = dir.path().join("status.json");
+    for role in ["head", "worker"] {
+        let out = std::process::Command::new(BIN)
+            .env_clear()
+            .env("PATH", &bin)
+            .envs([
+                ("SPARK_ROLE", role),
+                ("SPARK_NODE_NAME", "a"),
+                ("SPARK_RAILS", "rail0"),
+                ("SPARK_TOKEN", "t"),
+                ("SPARK_NODES", "a,b"),
+                ("SPARK_HEAD_ADDR", HEAD_IP),
+            ])
+            .env("SPARK_BACKEND", "ray")
+            .env("SPARK_STATUS_FILE", &status)
+            .env("SPARK_STATE_FILE", dir.path().join("restarts.json"))
+            .args(["--", "vllm", "serve", "m"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{role}: {err}");
+        let errors: Vec<&str> = err.lines().filter(|l| l.contains("error:")).collect();
+        assert_eq!(errors.len(), 1, "{role}: one error line expected:\n{err}");
+        let line = errors[0];
+        assert!(line.contains("has no `ray` command"), "{line}");
+        assert!(line.contains("backend = \"native\"") && line.contains("images/vllm-spark-ray.toml"), "both fixes named: {line}");
+        assert!(!err.contains("rendezvous") && !err.contains("preflight pass") && !err.contains("listening"), "{role}: it went on after the refusal:\n{err}");
+        let st = read_json(&status);
+        assert_eq!(st["state"], "stopping", "{st}");
+        assert!(st["detail"].as_str().unwrap().contains("no `ray` command"), "{st}");
+    }
 }

@@ -31,6 +31,7 @@ let
 
   clusters = [
     ../../../examples/cluster.toml
+    ../../../cluster/tests/vectors/two-sparks-ray.toml
     ../../../cluster/tests/vectors/three-nodes-native.toml
     ../../../vm-tests/cluster.toml
   ];

@@ -13,10 +13,12 @@ The switch is `SPARK_CUDNN`, read when torch is imported:
   off   cuDNN disabled
   on    cuDNN left as torch has it (the hook does nothing)
   auto  (default) disabled only when a GPU of the machine is one whose cuDNN needs it (sm_121)
-        and the stack still sends the Qwen-VL patch-embed Conv3d to cuDNN: vLLM >= 0.13 on
-        torch >= 2.9 routes it to F.linear (vllm/model_executor/layers/conv.py), so there cuDNN
-        stays on (Conv2d keeps its cuDNN kernels). `--model-impl transformers` can still reach
-        the Conv3d: set SPARK_CUDNN=off for it. docs/image.md records the decision per base.
+        and the stack still sends the Qwen-VL patch-embed Conv3d to cuDNN. vLLM's Conv3dLayer
+        (vllm/model_executor/layers/conv.py) routes it to F.linear on torch >= 2.9.0 from vLLM
+        0.19 on, and on torch == 2.9.0 exactly from 0.13 to 0.18 (the same version test as
+        vLLM's: a pre-release such as NGC's `2.9.0a0` is older than 2.9.0). There cuDNN stays on
+        (Conv2d keeps its cuDNN kernels). `--model-impl transformers` can still reach the Conv3d:
+        set SPARK_CUDNN=off for it. docs/image.md records the decision per base.
 
 `auto` asks NVML (libnvidia-ml, the driver's management library) for the compute capabilities,
 as vLLM's own NVML platform does, because NVML does not create a CUDA context: asking torch
@@ -42,10 +44,13 @@ MODES = ("off", "on", "auto")
 DEFAULT_MODE = "auto"
 # Compute capabilities whose cuDNN lacks kernels that vLLM's models need: GB10 (DGX Spark).
 NEEDS_OFF = frozenset([(12, 1)])
-# From these versions on, vLLM's Conv3dLayer computes the degenerate patch-embed Conv3d (kernel
-# == stride) as F.linear, so it never reaches cuDNN.
-FIXED_TORCH = (2, 9)
+# vLLM's Conv3dLayer computes the degenerate patch-embed Conv3d (kernel == stride) as F.linear,
+# so it never reaches cuDNN: from FIXED_VLLM on only when torch is exactly FIXED_TORCH
+# (`is_torch_equal("2.9.0")`), from ANY_TORCH_VLLM on when torch is FIXED_TORCH or newer
+# (`is_torch_equal_or_newer("2.9.0")`, vLLM pull request 38487, first released in 0.19.0).
+FIXED_TORCH = (2, 9, 0)
 FIXED_VLLM = (0, 13)
+ANY_TORCH_VLLM = (0, 19)
 
 # What the hook decided in this process, for `python -m sparkctl_cudnn` and for tests.
 state = {"installed": False, "torch_seen": False, "mode": None, "gpus": None, "versions": None, "disabled": None, "error": None, "apply_ms": None}
@@ -142,10 +147,59 @@ def parse_version(text):
         return None
 
 
+def parse_release(text):
+    """PEP 440 enough for torch's versions: `2.9.0a0+git` → ((2, 9, 0), True), `2.9.0+cu130` →
+    ((2, 9, 0), False), `2.10` → ((2, 10, 0), False); the flag says pre-release (a, b, rc, dev),
+    which sorts before the release itself. Anything unreadable → None."""
+    try:
+        public = str(text).split("+")[0].strip().lower()
+        release, i = [], 0
+        while True:
+            j = i
+            while j < len(public) and public[j].isdigit():
+                j += 1
+            if j == i:
+                break
+            release.append(int(public[i:j]))
+            i = j
+            if i + 1 < len(public) and public[i] == "." and public[i + 1].isdigit():
+                i += 1
+            else:
+                break
+        if not release:
+            return None
+        rest = public[i:].lstrip(".-_")
+        pre = rest.startswith(("a", "b", "c", "rc", "pre", "dev"))
+        return tuple((release + [0, 0, 0])[: max(3, len(release))]), pre
+    except Exception:
+        return None
+
+
+def torch_at_least(torch_version, target):
+    """`version.parse(torch) >= version.parse(target)` as vLLM checks it, target a release."""
+    t = parse_release(torch_version)
+    if t is None:
+        return None
+    (release, pre), want = t, tuple(target) + (0,) * (len(t[0]) - len(target))
+    return release > want or (release == want and not pre)
+
+
+def torch_exactly(torch_version, target):
+    """vLLM's `is_torch_equal(target)`: target <= torch < target + ".1" (local labels ignored)."""
+    t = parse_release(torch_version)
+    if t is None:
+        return None
+    (release, pre) = t
+    return not pre and release[: len(target)] == tuple(target) and not any(release[len(target) :])
+
+
 def stack_fixed(torch_version, vllm_version):
     """True when this torch + vLLM never send the patch-embed Conv3d to cuDNN."""
-    t, v = parse_version(torch_version), parse_version(vllm_version)
-    return t is not None and v is not None and t >= FIXED_TORCH and v >= FIXED_VLLM
+    v = parse_version(vllm_version)
+    if v is None or v < FIXED_VLLM:
+        return False
+    fixed = torch_at_least(torch_version, FIXED_TORCH) if v >= ANY_TORCH_VLLM else torch_exactly(torch_version, FIXED_TORCH)
+    return bool(fixed)
 
 
 def should_disable(mode, capabilities, versions=None):
