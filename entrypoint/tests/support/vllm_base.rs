@@ -55,12 +55,24 @@ pub fn archive(cache: &Path, venv: &Path) -> PathBuf {
     sh(&format!("chmod 0755 {}", launcher.display()));
     let tag = format!("sparkctl-vllm-base:{key}-{}", std::process::id());
     let tmp = cache.join(format!("vllm-base-{key}.tar.tmp{}", std::process::id()));
-    sh(&format!(
-        "set -e; tar --numeric-owner -C {stage} -c . | docker import - {tag} >/dev/null; docker save -o {tmp} {tag}; docker rmi {tag} >/dev/null",
-        stage = stage.display(),
-        tmp = tmp.display(),
-    ));
+    // ~6 GB three times over at the peak (the staged tree's blocks, Docker's copy, the archive):
+    // whatever happens, only the finished archive stays.
+    let made = Command::new("bash")
+        .args([
+            "-c",
+            &format!(
+                "set -e; trap 'docker rmi -f {tag} >/dev/null 2>&1 || true' EXIT; tar --numeric-owner -C {stage} -c . | docker import - {tag} >/dev/null; docker save -o {tmp} {tag}",
+                stage = stage.display(),
+                tmp = tmp.display(),
+            ),
+        ])
+        .output()
+        .expect("bash runs");
     let _ = std::fs::remove_dir_all(&stage);
+    if !made.status.success() {
+        let _ = std::fs::remove_file(&tmp);
+        panic!("making the vLLM base archive failed (disk space: ~18 GB free needed at the peak):\n{}", String::from_utf8_lossy(&made.stderr));
+    }
     std::fs::rename(&tmp, &path).unwrap();
     path
 }
