@@ -102,7 +102,7 @@ pub fn run(sh: &Shell) -> Result<()> {
             "HF_HUB_OFFLINE=1".into(),
         ];
         let env_args: Vec<String> = env.iter().flat_map(|e| ["-e".to_owned(), e.clone()]).collect();
-        cmd!(sh, "docker create -q --name {c} --network {net0} --ip {ip0} --sysctl net.ipv6.conf.all.disable_ipv6=1 --shm-size 256m -v {model}:/models/tiny:ro {env_args...} {IMAGE} -- vllm serve /models/tiny --served-model-name tiny --max-model-len 256 --enforce-eager --tensor-parallel-size 2").quiet().ignore_stdout().run()?;
+        cmd!(sh, "docker create -q --name {c} --network {net0} --ip {ip0} --sysctl net.ipv6.conf.all.disable_ipv6=1 --shm-size 256m -v {model}:/models/tiny:ro {env_args...} {IMAGE} -- vllm serve /models/tiny --served-model-name tiny --max-model-len 256 --gpu-memory-utilization 0.75 --enforce-eager --tensor-parallel-size 2").quiet().ignore_stdout().run()?;
         group.containers.push(c.clone());
         cmd!(sh, "docker network connect --ip {ip1} {net1} {c}").run()?;
         cmd!(sh, "docker start {c}").quiet().ignore_stdout().run()?;
