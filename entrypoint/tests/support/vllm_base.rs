@@ -11,8 +11,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// `vllm` for Debian's python3: vLLM's own CLI entry point (the venv's launcher names the venv's
-/// python, which is not in the image).
-pub const VLLM_LAUNCHER: &str = "#!/usr/bin/python3\nfrom vllm.entrypoints.cli.main import main\nmain()\n";
+/// python, which is not in the image). The `__main__` guard is what pip's launchers have: vLLM
+/// starts its engine with multiprocessing's `spawn`, whose children import this file again.
+pub const VLLM_LAUNCHER: &str =
+    "#!/usr/bin/python3\nimport sys\nfrom vllm.entrypoints.cli.main import main\n\nif __name__ == \"__main__\":\n    sys.exit(main())\n";
 
 /// The venv's site-packages (`target/vllm`, a link to the venv keyed by its lock).
 pub fn site_packages(venv: &Path) -> PathBuf {
