@@ -209,7 +209,12 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     };
     // 0: the head's verdict passed, 1: it failed; anything else is the run failing.
     if !matches!(code, Some(0 | 1)) {
-        bail!("the benchmark on the head `{head}` failed ({}): {} (logs in `{}`)", outcome(head_i), last_words(&outputs[head_i]), a.out.display());
+        bail!(
+            "the benchmark on the head `{head}` failed ({}): {}; it was stopped on every node (logs in `{}`)",
+            outcome(head_i),
+            last_words(&outputs[head_i]),
+            a.out.display()
+        );
     }
     let t = &targets[head_i].0;
     let mut files = Vec::new();
