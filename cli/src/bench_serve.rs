@@ -264,17 +264,25 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         cluster_config_sha256: cluster_hash,
         started_unix: unix_now(),
         calibration,
+        prompt_tokens_exact: None,
+        prompt_tokens_note: None,
         points: Vec::new(),
     };
+    // Synthetic prompts are made exactly as long as asked by the server's own tokenizer when it
+    // has `/tokenize`; else one word per token, said once here and in the run file.
+    let mut sizer = dataset.is_none().then(|| servebench::tokens::Sizer::new(&target, &model, Duration::from_secs(30)));
     let total = plan.len();
     for (i, (load, prompt_tokens)) in plan.into_iter().enumerate() {
-        let workload = Workload {
+        let mut workload = Workload {
             api: match args.api {
                 ApiArg::Chat => Api::Chat,
                 ApiArg::Completions => Api::Completions,
             },
             model: model.clone(),
             prompt_tokens,
+            prompt_words: None,
+            prompt_tokens_exact: false,
+            vocabulary: None,
             shared_prefix: args.shared_prefix.min(prompt_tokens),
             max_tokens: args.max_tokens,
             ignore_eos: !args.allow_eos,
@@ -282,6 +290,20 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             dataset: dataset.clone(),
             image: image.clone(),
         };
+        if let Some(sizer) = &mut sizer {
+            match sizer.size(&mut workload) {
+                Ok(()) => {
+                    run.prompt_tokens_exact.get_or_insert(true);
+                }
+                Err(why) => {
+                    if run.prompt_tokens_note.is_none() {
+                        eprintln!("prompt lengths are approximate (about one token per word): {why}");
+                        run.prompt_tokens_note = Some(why.to_string());
+                    }
+                    run.prompt_tokens_exact = Some(false);
+                }
+            }
+        }
         let spec = RunSpec { load, duration, requests: args.requests, warmup, ramp_up, stall_timeout, seed: args.seed.wrapping_add(i as u64) };
         let live = Arc::new(Live::default());
         let progress = (!args.quiet && std::io::stderr().is_terminal()).then(|| progress_line(live.clone(), format!("[{}/{total}]", i + 1)));
@@ -307,6 +329,10 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             );
         }
         run.points.push(point);
+    }
+    if let (Some(sizer), Some(true), false) = (&sizer, run.prompt_tokens_exact, args.quiet) {
+        let image = if image.is_some() { " (the text and chat template; the image's tokens come on top)" } else { "" };
+        eprintln!("prompt lengths are exact{image}: counted by the server's /tokenize ({} requests)", sizer.requests);
     }
     print!("{}", report::table(&run));
     if let Some(path) = &args.output {

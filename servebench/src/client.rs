@@ -460,24 +460,10 @@ fn on_event(data: &str, now: Instant, clock: &mut Clock, bad: &mut bool) {
 /// `GET /v1/models`: the model ids the server serves (the first is what a run asks for when the
 /// caller names none). Blocking, one short request over plain `std` TCP.
 pub fn models(target: &Target, timeout: Duration) -> Result<Vec<String>, Error> {
-    use std::io::{Read, Write};
     let fail = |why: String| Error::Models { url: target.url(), why };
-    let addr = std::net::ToSocketAddrs::to_socket_addrs(&(target.host.as_str(), target.port))
-        .map_err(|e| fail(e.to_string()))?
-        .next()
-        .ok_or_else(|| fail("no address".into()))?;
-    let mut s = std::net::TcpStream::connect_timeout(&addr, timeout).map_err(|e| fail(e.to_string()))?;
-    s.set_read_timeout(Some(timeout)).map_err(|e| fail(e.to_string()))?;
-    let auth = target.api_key.as_ref().map(|k| format!("authorization: Bearer {k}\r\n")).unwrap_or_default();
-    let req = format!("GET /v1/models HTTP/1.1\r\nhost: {}:{}\r\n{auth}connection: close\r\n\r\n", target.host, target.port);
-    s.write_all(req.as_bytes()).map_err(|e| fail(e.to_string()))?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).map_err(|e| fail(e.to_string()))?;
-    let (head, used) = parse_response_head(&raw).map_err(|e| fail(e.to_string()))?.ok_or_else(|| fail("response ended inside its headers".into()))?;
-    let mut body = Vec::new();
-    BodyDecoder::new(head.framing).decode(&raw[used..], &mut |b| body.extend_from_slice(b)).map_err(|e| fail(e.to_string()))?;
-    if head.status != 200 {
-        return Err(fail(format!("HTTP {}: {}", head.status, String::from_utf8_lossy(&body).chars().take(200).collect::<String>())));
+    let (status, body) = request(target, "GET", "/v1/models", None, timeout).map_err(fail)?;
+    if status != 200 {
+        return Err(fail(format!("HTTP {status}: {}", String::from_utf8_lossy(&body).chars().take(200).collect::<String>())));
     }
     #[derive(Deserialize)]
     struct List {
@@ -489,4 +475,26 @@ pub fn models(target: &Target, timeout: Duration) -> Result<Vec<String>, Error> 
     }
     let list: List = serde_json::from_slice(&body).map_err(|e| fail(format!("not a model list: {e}")))?;
     Ok(list.data.into_iter().map(|m| m.id).collect())
+}
+
+/// One short request over plain `std` TCP (a fresh connection, closed after it): the status and
+/// the decoded body.
+pub(crate) fn request(target: &Target, method: &str, path: &str, body: Option<&str>, timeout: Duration) -> Result<(u16, Vec<u8>), String> {
+    use std::io::{Read, Write};
+    let addr = std::net::ToSocketAddrs::to_socket_addrs(&(target.host.as_str(), target.port))
+        .map_err(|e| e.to_string())?
+        .next()
+        .ok_or_else(|| "no address".to_owned())?;
+    let mut s = std::net::TcpStream::connect_timeout(&addr, timeout).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+    let auth = target.api_key.as_ref().map(|k| format!("authorization: Bearer {k}\r\n")).unwrap_or_default();
+    let content = body.map(|b| format!("content-type: application/json\r\ncontent-length: {}\r\n", b.len())).unwrap_or_default();
+    let req = format!("{method} {path} HTTP/1.1\r\nhost: {}:{}\r\n{auth}{content}connection: close\r\n\r\n{}", target.host, target.port, body.unwrap_or(""));
+    s.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).map_err(|e| e.to_string())?;
+    let (head, used) = parse_response_head(&raw).map_err(|e| e.to_string())?.ok_or_else(|| "response ended inside its headers".to_owned())?;
+    let mut out = Vec::new();
+    BodyDecoder::new(head.framing).decode(&raw[used..], &mut |b| out.extend_from_slice(b)).map_err(|e| e.to_string())?;
+    Ok((head.status, out))
 }

@@ -7,6 +7,7 @@
 //! - [`metrics`]: per-request records and their aggregates (TTFT three ways, ITL, TPOT, E2E,
 //!   queue delay, goodput).
 //! - [`report`], [`plot`], [`compare`]: `run.json`, CSV, the summary table, SVG sweeps, A/B.
+//! - [`tokens`]: exact prompt lengths counted by the server's own tokenizer (`/tokenize`).
 //! - [`standin`]: a small server streaming vLLM's chunk shapes with delays it is told.
 //! - [`calibrate`]: the client's own ceiling against a zero-latency stand-in.
 
@@ -20,6 +21,7 @@ pub mod report;
 pub mod schedule;
 pub mod sse;
 pub mod standin;
+pub mod tokens;
 pub mod workload;
 
 use std::sync::Arc;
@@ -65,6 +67,9 @@ pub fn calibrate(duration: Duration) -> Result<report::Calibration, Error> {
         api: workload::Api::Chat,
         model: "standin".into(),
         prompt_tokens: 16,
+        prompt_words: None,
+        prompt_tokens_exact: false,
+        vocabulary: None,
         shared_prefix: 0,
         max_tokens: 1,
         ignore_eos: true,

@@ -96,6 +96,13 @@ pub struct RunFile {
     pub started_unix: u64,
     #[serde(default)]
     pub calibration: Option<Calibration>,
+    /// Every synthetic prompt was exactly its requested length to the server's own tokenizer
+    /// (`/tokenize`); `false`: about one token per word. Absent for dataset prompts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_tokens_exact: Option<bool>,
+    /// Why lengths are not exact, when they are not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_tokens_note: Option<String>,
     pub points: Vec<Point>,
 }
 

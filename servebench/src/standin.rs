@@ -10,7 +10,9 @@
 //! nulls included, so a client parsing them meets what it will meet in production.
 //!
 //! Prompt tokens are counted as whitespace-separated words of the prompt (the stand-in has no
-//! tokenizer); real servers report their tokenizer's count.
+//! tokenizer), plus `chat_template_tokens` for a chat; `POST /tokenize` answers the same count
+//! in vLLM's shape (or 404, as a server without it does). Real servers report their
+//! tokenizer's count.
 
 use crate::http::{parse_request_head, RequestHead};
 use serde_json::Value;
@@ -64,6 +66,10 @@ pub struct Config {
     pub stall: Duration,
     /// Required `Authorization: Bearer …` value, if any.
     pub api_key: Option<String>,
+    /// Answer `POST /tokenize` (else 404).
+    pub tokenize: bool,
+    /// Tokens a chat prompt has on top of its words (what a chat template adds).
+    pub chat_template_tokens: u64,
 }
 
 impl Default for Config {
@@ -81,6 +87,8 @@ impl Default for Config {
             stall_every: 0,
             stall: Duration::ZERO,
             api_key: None,
+            tokenize: true,
+            chat_template_tokens: 0,
         }
     }
 }
@@ -250,6 +258,16 @@ async fn handle(stream: &mut TcpStream, server: &Server, head: &RequestHead, bod
             );
             respond(stream, 200, &body, head.keep_alive).await
         }
+        ("POST", "/tokenize") if cfg.tokenize => {
+            let req: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+            let count = match (req.get("messages"), req.get("prompt")) {
+                (Some(m), _) => words(m) + cfg.chat_template_tokens,
+                (None, Some(p)) => words(p),
+                (None, None) => return respond(stream, 400, &error_body("need `prompt` or `messages`", "BadRequestError", 400), head.keep_alive).await,
+            };
+            let body = format!(r#"{{"count":{count},"max_model_len":131072,"tokens":[{}],"token_strs":null}}"#, vec!["1"; count as usize].join(","));
+            respond(stream, 200, &body, head.keep_alive).await
+        }
         ("POST", "/v1/chat/completions") => generate(stream, server, head, body, true).await,
         ("POST", "/v1/completions") => generate(stream, server, head, body, false).await,
         _ => respond(stream, 404, &error_body(&format!("no route {} {path}", head.method), "NotFoundError", 404), head.keep_alive).await,
@@ -322,7 +340,7 @@ async fn generate(stream: &mut TcpStream, server: &Server, head: &RequestHead, b
     let plan = Plan {
         chat,
         id: format!("{}-standin{n:08}", if chat { "chatcmpl" } else { "cmpl" }),
-        prompt: words(req.get(if chat { "messages" } else { "prompt" }).unwrap_or(&Value::Null)),
+        prompt: words(req.get(if chat { "messages" } else { "prompt" }).unwrap_or(&Value::Null)) + if chat { cfg.chat_template_tokens } else { 0 },
         reasoning: if chat { cfg.reasoning_tokens } else { 0 },
         total: total + if chat { cfg.reasoning_tokens } else { 0 },
         usage_final,

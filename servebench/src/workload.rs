@@ -1,17 +1,20 @@
 //! What each request asks for: a synthetic prompt of a given length, an output length, and the
 //! request body (chat or completions) built from them.
 //!
-//! Prompt length without a tokenizer: the prompt is made of common English words that byte-level
-//! BPE vocabularies (Llama 3, Qwen 2/3, GPT-style) hold as one token each with their leading
-//! space, so `N` words are about `N` tokens (the chat template adds a few more). The server's
-//! `usage.prompt_tokens` is what results report when the server sends it; the requested length
-//! is kept beside it, so a drift shows.
+//! Prompt length: a synthetic prompt is made of common English words. When the server can count
+//! tokens ([`crate::tokens`]), the words are only those its tokenizer holds as one token each
+//! after a space, every word (the first too) goes out with its leading space, and the number of
+//! words is set so that the server counts exactly the requested length (chat template included).
+//! Otherwise (the approximation) all the words below are used, which byte-level BPE
+//! vocabularies (Llama 3, Qwen 2/3, GPT-style) hold as one token each with their leading space,
+//! so `N` words are about `N` tokens. Either way the server's `usage.prompt_tokens` is what
+//! results report when the server sends it, beside the requested length, so a drift shows.
 
 use crate::schedule::Rng;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
-const WORDS: [&str; 64] = [
+pub const WORDS: [&str; 64] = [
     "the", "of", "and", "to", "in", "is", "that", "for", "it", "as", "was", "with", "be", "by", "on", "not", "he", "this", "are", "or", "his", "from", "at",
     "which", "but", "have", "an", "had", "they", "you", "were", "their", "one", "all", "we", "can", "her", "has", "there", "been", "if", "more", "when",
     "will", "would", "who", "so", "no", "time", "people", "year", "way", "day", "man", "thing", "world", "life", "hand", "part", "place", "case", "week",
@@ -19,7 +22,7 @@ const WORDS: [&str; 64] = [
 ];
 
 /// Chat (`/v1/chat/completions`) or text completions (`/v1/completions`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Api {
     Chat,
@@ -40,8 +43,18 @@ impl Api {
 pub struct Workload {
     pub api: Api,
     pub model: String,
-    /// Prompt length in (approximate) tokens.
+    /// Prompt length in tokens (exact when `prompt_tokens_exact`, else about one per word).
     pub prompt_tokens: u64,
+    /// Words sent to make `prompt_tokens` exactly (`None`: one word per token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_words: Option<u64>,
+    /// The server's own tokenizer counted `prompt_tokens` for this prompt shape.
+    #[serde(default)]
+    pub prompt_tokens_exact: bool,
+    /// The words prompts are made of when their length is exact (each one token after a space);
+    /// `None`: all of [`WORDS`], no leading space.
+    #[serde(skip)]
+    pub vocabulary: Option<Arc<Vec<&'static str>>>,
     /// The first `shared_prefix` words are the same in every request (prefix-cache hits); the
     /// rest starts with words that spell the request's number, so nothing after the prefix is
     /// cached.
@@ -108,22 +121,34 @@ impl Workload {
         if let Some(d) = &self.dataset {
             return d[(id % d.len() as u64) as usize].prompt.clone();
         }
-        let mut out = String::with_capacity(self.prompt_tokens as usize * 6);
+        let words: &[&str] = self.vocabulary.as_deref().map_or(&WORDS, |v| v.as_slice());
+        let base = words.len().max(1) as u64;
+        // Digits of the request's number: as many as 64³ distinct requests need.
+        let digits = (1..).find(|&d| base.saturating_pow(d) >= 1 << 18).unwrap_or(1) as u64;
+        let n = self.prompt_words.unwrap_or(self.prompt_tokens);
+        let mut out = String::with_capacity(n as usize * 6);
         let mut shared = Rng::new(self.seed ^ 0x5eed);
         let mut own = Rng::new(self.seed.wrapping_mul(0x9E37_79B9).wrapping_add(id.wrapping_mul(0x2545_F491_4F6C_DD1D)));
-        for i in 0..self.prompt_tokens {
+        let mut digit = id;
+        for i in 0..n {
             let r = match i.checked_sub(self.shared_prefix) {
                 None => shared.next_u64(),
-                // Right after the prefix, the request's number in base 64: two requests fewer
-                // than 64 apart differ in the first word after it, any two below 64³ in the
-                // first three; random words follow.
-                Some(k @ 0..3) => id >> (6 * k),
+                // Right after the prefix, the request's number in base `words.len()`: two
+                // requests fewer than that apart differ in the first word after it, any two
+                // below 64³ within the first few; random words follow.
+                Some(k) if k < digits => {
+                    let d = digit % base;
+                    digit /= base;
+                    d
+                }
                 Some(_) => own.next_u64(),
             };
-            if i > 0 {
+            // Exact lengths: every word after a space, the first too, so that each costs the
+            // one token it was measured at wherever it stands.
+            if i > 0 || self.vocabulary.is_some() {
                 out.push(' ');
             }
-            out.push_str(WORDS[(r % WORDS.len() as u64) as usize]);
+            out.push_str(words[(r % base) as usize]);
         }
         out
     }

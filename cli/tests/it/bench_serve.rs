@@ -61,6 +61,79 @@ fn bench_serve_sweep_writes_json_csv_and_a_plot_that_renders() {
     assert!(bytes.starts_with(b"\x89PNG") && bytes.len() > 10_000, "{} bytes", bytes.len());
 }
 
+/// Exact prompt lengths through the server's `/tokenize` (the stand-in's chat "template" adds 5
+/// tokens, so one word per token would be 5 off), and the one-word-per-token fallback, said so,
+/// when the server answers `/tokenize` with 404.
+#[test]
+fn bench_serve_prompt_lengths_are_exact_by_tokenize_else_approximate_and_said() {
+    let p = Project::new();
+    for tokenize in [true, false] {
+        let s = standin::spawn(Config { chat_template_tokens: 5, tokenize, output_tokens: Some(2), ..Config::default() }).unwrap();
+        let out = p.s(&format!("run-{tokenize}.json"));
+        let run = sparkctl(
+            &p.store(),
+            &[
+                "bench",
+                "serve",
+                "--url",
+                &s.url(),
+                "--concurrency",
+                "1,2",
+                "--prompt-tokens",
+                "8,40",
+                "--shared-prefix",
+                "2",
+                "--requests",
+                "3",
+                "--output",
+                &out,
+            ],
+        );
+        assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+        let j = json(&std::fs::read_to_string(&out).unwrap());
+        assert_eq!(j["prompt_tokens_exact"], tokenize, "{j}");
+        let said = run.stderr.matches("prompt lengths are").count();
+        assert_eq!(said, 1, "said once: {}", run.stderr);
+        if tokenize {
+            assert!(run.stderr.contains("prompt lengths are exact: counted by the server's /tokenize"), "{}", run.stderr);
+            assert_eq!(j.get("prompt_tokens_note"), None);
+        } else {
+            assert!(run.stderr.contains("prompt lengths are approximate (about one token per word): the server has no /tokenize (HTTP 404)"), "{}", run.stderr);
+            assert_eq!(j["prompt_tokens_note"], "the server has no /tokenize (HTTP 404)");
+        }
+        let points = j["points"].as_array().unwrap();
+        assert_eq!(points.len(), 4);
+        for pt in points {
+            let w = &pt["workload"];
+            let wanted = w["prompt_tokens"].as_u64().unwrap();
+            assert_eq!(w["prompt_tokens_exact"], tokenize, "{w}");
+            let expect = if tokenize {
+                assert_eq!(w["prompt_words"].as_u64(), Some(wanted - 5), "{w}");
+                wanted
+            } else {
+                assert_eq!(w.get("prompt_words"), None, "{w}");
+                wanted + 5
+            };
+            let got: Vec<u64> = pt["requests"].as_array().unwrap().iter().map(|r| r["prompt_tokens"].as_u64().unwrap()).collect();
+            assert_eq!(got, [expect; 3], "tokenize {tokenize}, prompt {wanted}");
+        }
+    }
+    // A length shorter than the template cannot be exact: that point is approximate, and said.
+    let s = standin::spawn(Config { chat_template_tokens: 5, ..Config::default() }).unwrap();
+    let out = p.s("short.json");
+    let run = sparkctl(&p.store(), &["bench", "serve", "--url", &s.url(), "--prompt-tokens", "3,16", "--requests", "1", "--max-tokens", "1", "--output", &out]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("prompt lengths are approximate (about one token per word): prompt length 3: 3 tokens is shorter than the shortest prompt"),
+        "{}",
+        run.stderr
+    );
+    let j = json(&std::fs::read_to_string(&out).unwrap());
+    assert_eq!(j["prompt_tokens_exact"], false);
+    let exact: Vec<bool> = j["points"].as_array().unwrap().iter().map(|pt| pt["workload"]["prompt_tokens_exact"].as_bool().unwrap()).collect();
+    assert_eq!(exact, [false, true]);
+}
+
 #[test]
 fn bench_compare_shows_the_slower_server() {
     let p = Project::new();
@@ -348,6 +421,7 @@ fn bench_serve_sweeps_real_vllm_with_token_counts_from_its_usage() {
         assert_eq!(run.code, 0, "{api}: {}\n{}\nvLLM:\n{}", run.stdout, run.stderr, vllm.log_tail());
         let j = json(&std::fs::read_to_string(&json_path).unwrap());
         assert_eq!(j["model"], "tiny", "model from /v1/models");
+        assert_eq!(j["prompt_tokens_exact"], true, "{api}: {}", j["prompt_tokens_note"]);
         let points = j["points"].as_array().unwrap();
         assert_eq!(points.len(), 4, "2 concurrencies × 2 prompt lengths");
         for pt in points {
@@ -371,9 +445,11 @@ fn bench_serve_sweeps_real_vllm_with_token_counts_from_its_usage() {
                     r["prompt_tokens"].as_u64().unwrap_or_else(|| panic!("no prompt tokens from usage: {r}"))
                 })
                 .collect();
-            // vLLM's tokenizer count of the synthetic words (the tiny model's small vocabulary
-            // splits words): at least one token per word.
-            assert!(prompts.iter().all(|&n| n >= wanted), "{api} prompt {wanted}: {prompts:?}");
+            // Exactly the length asked for, by vLLM's own count of what it was sent (its
+            // `usage`), chat template included: the tiny model's tokenizer splits most words, so
+            // one word per token would be far off.
+            assert!(prompts.iter().all(|&n| n == wanted), "{api} prompt {wanted}: {prompts:?}");
+            assert!(pt["workload"]["prompt_tokens_exact"].as_bool().unwrap(), "{api}: {}", pt["workload"]);
             points_seen.push((api, wanted, prompts.iter().sum::<u64>() as f64 / prompts.len() as f64));
         }
     }
@@ -415,6 +491,11 @@ fn capture() -> (String, std::sync::mpsc::Receiver<serde_json::Value>) {
                 }
             };
             let Some(body) = body else { continue };
+            // Like a server without vLLM's `/tokenize`: prompt lengths stay one word per token.
+            if buf.starts_with(b"POST /tokenize ") {
+                let _ = write!(s, "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+                continue;
+            }
             if tx.send(serde_json::from_slice(&body).unwrap()).is_err() {
                 return;
             }

@@ -49,7 +49,20 @@ fn close_rate(what: &str, measured: f64, work: f64, told_secs: f64, requests_in_
 }
 
 fn workload(api: Api, max_tokens: u64) -> Workload {
-    Workload { api, model: "standin".into(), prompt_tokens: 32, shared_prefix: 0, max_tokens, ignore_eos: true, seed: 1, dataset: None, image: None }
+    Workload {
+        api,
+        model: "standin".into(),
+        prompt_tokens: 32,
+        prompt_words: None,
+        prompt_tokens_exact: false,
+        vocabulary: None,
+        shared_prefix: 0,
+        max_tokens,
+        ignore_eos: true,
+        seed: 1,
+        dataset: None,
+        image: None,
+    }
 }
 
 fn spec(load: Load, requests: u64) -> RunSpec {

@@ -51,7 +51,20 @@ fn one_request(url: &str) -> servebench::metrics::Record {
 
 /// One request; its record and its inter-token gaps.
 fn one_request_to(url: &str, api: Api) -> (servebench::metrics::Record, Vec<f32>) {
-    let w = Workload { api, model: "m".into(), prompt_tokens: 4, shared_prefix: 0, max_tokens: 3, ignore_eos: false, seed: 0, dataset: None, image: None };
+    let w = Workload {
+        api,
+        model: "m".into(),
+        prompt_tokens: 4,
+        prompt_words: None,
+        prompt_tokens_exact: false,
+        vocabulary: None,
+        shared_prefix: 0,
+        max_tokens: 3,
+        ignore_eos: false,
+        seed: 0,
+        dataset: None,
+        image: None,
+    };
     let spec = RunSpec {
         load: Load::Closed { concurrency: 1 },
         duration: None,
