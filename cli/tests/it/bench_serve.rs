@@ -430,9 +430,11 @@ fn bench_serve_sweeps_real_vllm_with_token_counts_from_its_usage() {
             // Every output token count is vLLM's own `usage` (exactly `max_tokens`: `ignore_eos`
             // and `min_tokens` were honoured); the counted fallback was never needed.
             assert_eq!((s["output_tokens_usage"].as_u64(), s["output_tokens_counted"].as_u64()), (Some(16), Some(0)), "{api}: {s}");
-            // Every one of the 4 tokens was seen as it came, empty-text byte-fallback tokens
-            // included (vLLM's running usage grew): 3 gaps per request.
-            assert_eq!(s["itl_ms"]["n"].as_u64(), Some(4 * 3), "{api}: {s}");
+            // The tokens were seen as they came, empty-text byte-fallback tokens included (vLLM's
+            // running usage grew): up to 3 gaps per request. vLLM's API server puts two tokens in
+            // one chunk when it falls behind (seen under load: 11 of 12), so most, not all.
+            let gaps = s["itl_ms"]["n"].as_u64().unwrap_or(0);
+            assert!((4 * 3 - 4..=4 * 3).contains(&gaps), "{api}: {gaps} gaps: {s}");
             let wanted = pt["workload"]["prompt_tokens"].as_u64().unwrap();
             let prompts: Vec<u64> = pt["requests"]
                 .as_array()
