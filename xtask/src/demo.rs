@@ -100,6 +100,9 @@ pub fn run(sh: &Shell) -> Result<()> {
             "VLLM_NO_USAGE_STATS=1".into(),
             "DO_NOT_TRACK=1".into(),
             "HF_HUB_OFFLINE=1".into(),
+            // vLLM's CPU worker compiles a kernel with torch's inductor even under
+            // `--enforce-eager`; the stand-in base has no C++ compiler (NVIDIA's base has one).
+            "TORCH_COMPILE_DISABLE=1".into(),
         ];
         let env_args: Vec<String> = env.iter().flat_map(|e| ["-e".to_owned(), e.clone()]).collect();
         cmd!(sh, "docker create -q --name {c} --network {net0} --ip {ip0} --sysctl net.ipv6.conf.all.disable_ipv6=1 --shm-size 256m -v {model}:/models/tiny:ro {env_args...} {IMAGE} -- vllm serve /models/tiny --served-model-name tiny --max-model-len 256 --gpu-memory-utilization 0.75 --enforce-eager --tensor-parallel-size 2").quiet().ignore_stdout().run()?;

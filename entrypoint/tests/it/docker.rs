@@ -383,6 +383,9 @@ fn docker_image_on_a_real_vllm_base_serves_the_tiny_model_and_fails_as_a_group()
     let subnets = rail_networks(&mut d, 0);
     let mut env: Vec<(&'static str, String)> = vec![("SPARK_BACKEND", "native".into())];
     env.extend(REAL_VLLM_ENV.iter().map(|(k, v)| (*k, v.to_string())));
+    // vLLM's CPU worker compiles a kernel with torch's inductor even under `--enforce-eager`; the
+    // stand-in base has no C++ compiler for it (NVIDIA's base has one): eager torch instead.
+    env.push(("TORCH_COMPILE_DISABLE", "1".into()));
     let serve = vec![
         "vllm",
         "serve",
