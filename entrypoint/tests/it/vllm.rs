@@ -256,6 +256,8 @@ fn real_vllm_head_fails_requests_and_exits_by_itself_after_losing_its_worker() {
 
     worker.signal(Signal::SIGCONT);
     let (wcode, _) = worker.wait_exit(Duration::from_secs(30));
-    assert_eq!(wcode, 3, "{}", worker.text());
+    // Resumed, it has two true reasons to stop at once: the head is gone (3) and its own vLLM
+    // was killed (137, the serve command's status); whichever it reads first is its exit.
+    assert!(wcode == 3 || wcode == 137, "exit {wcode}: {}", worker.text());
     assert!(Pair::pids(&pair.worker).is_empty(), "left on the worker: {:?}", Pair::pids(&pair.worker).iter().map(|p| cmdline(*p)).collect::<Vec<_>>());
 }
