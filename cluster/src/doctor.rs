@@ -403,19 +403,8 @@ pub fn worst(checks: &[Check]) -> Status {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::{fixture, write};
     use std::fs;
-    use std::path::Path;
-
-    fn fixture(rel: &str) -> String {
-        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures").join(rel);
-        fs::read_to_string(&p).unwrap_or_else(|e| panic!("reading fixture {}: {e}", p.display()))
-    }
-
-    fn write(root: &Path, rel: &str, content: &str) {
-        let p = root.join(rel);
-        fs::create_dir_all(p.parent().unwrap()).unwrap();
-        fs::write(p, content).unwrap();
-    }
 
     /// What differs from a healthy Spark in a test tree.
     struct Knobs {

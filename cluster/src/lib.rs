@@ -23,4 +23,6 @@ pub mod ops;
 pub mod preflight;
 pub mod rdma_bench;
 pub mod sysfs;
+#[cfg(test)]
+mod test_util;
 pub mod tools;

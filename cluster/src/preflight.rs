@@ -435,20 +435,9 @@ fn rdma_behind(root: &Root, netdev: &str, ip: Option<std::net::Ipv4Addr>) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::{fixture, write};
     use crate::tools::ibdev2netdev;
     use std::fs;
-    use std::path::Path;
-
-    fn fixture(rel: &str) -> String {
-        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures").join(rel);
-        fs::read_to_string(&p).unwrap_or_else(|e| panic!("reading fixture {}: {e}", p.display()))
-    }
-
-    fn write(root: &Path, rel: &str, content: &str) {
-        let p = root.join(rel);
-        fs::create_dir_all(p.parent().unwrap()).unwrap();
-        fs::write(p, content).unwrap();
-    }
 
     /// A node tree built from a real `ibdev2netdev` output: every (Up) link gets an address on its
     /// own /24 (index-based), an ACTIVE port with the fixture's rate and a RoCE v2 GID at index 3.

@@ -141,11 +141,8 @@ pub fn judge(gbps: f64, rate_gbps: Option<f64>, expected: Option<f64>) -> Measur
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::fixture;
     use crate::tools::perftest;
-
-    fn fixture(rel: &str) -> String {
-        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures").join(rel)).unwrap()
-    }
 
     fn spark_rails() -> Vec<RailFacts> {
         vec![

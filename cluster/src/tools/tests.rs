@@ -2,12 +2,8 @@
 //! fixture; synthetic inputs (where no real output was found) say so.
 
 use super::*;
+use crate::test_util::fixture;
 use std::net::Ipv4Addr;
-
-fn fixture(rel: &str) -> String {
-    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures").join(rel);
-    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("reading fixture {}: {e}", p.display()))
-}
 
 // ---- ethtool ----
 
