@@ -36,22 +36,24 @@ fn spark_root(dir: &Path) -> String {
     root.display().to_string()
 }
 
+/// A head planning with `SPARK_PLAN=enforce` on a Spark's root, `model` from
+/// `fixtures/plan/<folder>`, TP 2 at `max_model_len`; then a worker. Both started, in that order.
+fn start_pair(pair: &Pair, model: &str, folder: &str, max_model_len: &str) -> (Node, Node) {
+    let home = hf_home(pair.dir.path(), model, folder);
+    let (root, home) = (spark_root(pair.dir.path()), home.display().to_string());
+    let args = ["--tensor-parallel-size", "2", "--gpu-memory-utilization", "0.75", "--max-model-len", max_model_len];
+    let head_env =
+        env(pair, "head", "t", &[("SPARK_BACKEND", "native"), ("SPARK_PLAN", "enforce"), ("SPARK_ROOT", &root), ("SPARK_TRANSPORT", "ib"), ("HF_HOME", &home)]);
+    let mut head = Node::start(&pair.head, "a", pair.path("a.log"), &head_env, &serve(model, &args));
+    head.wait_for("rendezvous: listening", T);
+    let worker = Node::start(&pair.worker, "b", pair.path("b.log"), &env(pair, "worker", "t", &[("SPARK_BACKEND", "native")]), &serve(model, &args));
+    (head, worker)
+}
+
 #[test]
 fn a_head_refuses_a_configuration_that_does_not_fit_with_the_table_in_its_log() {
     let pair = Pair::new();
-    let model = "Qwen/Qwen3-VL-235B-A22B-Instruct";
-    let home = hf_home(pair.dir.path(), model, "qwen3-vl-235b-a22b-bf16");
-    let (root, home) = (spark_root(pair.dir.path()), home.display().to_string());
-    let args = ["--tensor-parallel-size", "2", "--gpu-memory-utilization", "0.75", "--max-model-len", "4096"];
-    let head_env = env(
-        &pair,
-        "head",
-        "t",
-        &[("SPARK_BACKEND", "native"), ("SPARK_PLAN", "enforce"), ("SPARK_ROOT", &root), ("SPARK_TRANSPORT", "ib"), ("HF_HOME", &home)],
-    );
-    let mut head = Node::start(&pair.head, "a", pair.path("a.log"), &head_env, &serve(model, &args));
-    head.wait_for("rendezvous: listening", T);
-    let mut worker = Node::start(&pair.worker, "b", pair.path("b.log"), &env(&pair, "worker", "t", &[("SPARK_BACKEND", "native")]), &serve(model, &args));
+    let (mut head, mut worker) = start_pair(&pair, "Qwen/Qwen3-VL-235B-A22B-Instruct", "qwen3-vl-235b-a22b-bf16", "4096");
     let (code, _) = head.wait_exit(T);
     let log = head.text();
     assert_eq!(code, 2, "{log}");
@@ -105,19 +107,7 @@ fn a_warning_of_a_fitting_launch_is_logged_once() {
     // The AWQ model on two Sparks at 8192 tokens fits (one sequence needs 0.75 GiB of KV cache)
     // but is longer than the 4096 validated for it: the `context-above-validated` warning.
     let pair = Pair::new();
-    let model = "QuantTrio/Qwen3-VL-235B-A22B-Instruct-AWQ";
-    let home = hf_home(pair.dir.path(), model, "qwen3-vl-235b-a22b-awq");
-    let (root, home) = (spark_root(pair.dir.path()), home.display().to_string());
-    let args = ["--tensor-parallel-size", "2", "--gpu-memory-utilization", "0.75", "--max-model-len", "8192"];
-    let head_env = env(
-        &pair,
-        "head",
-        "t",
-        &[("SPARK_BACKEND", "native"), ("SPARK_PLAN", "enforce"), ("SPARK_ROOT", &root), ("SPARK_TRANSPORT", "ib"), ("HF_HOME", &home)],
-    );
-    let mut head = Node::start(&pair.head, "a", pair.path("a.log"), &head_env, &serve(model, &args));
-    head.wait_for("rendezvous: listening", T);
-    let mut worker = Node::start(&pair.worker, "b", pair.path("b.log"), &env(&pair, "worker", "t", &[("SPARK_BACKEND", "native")]), &serve(model, &args));
+    let (mut head, mut worker) = start_pair(&pair, "QuantTrio/Qwen3-VL-235B-A22B-Instruct-AWQ", "qwen3-vl-235b-a22b-awq", "8192");
     let log = head.wait_for("READY", T);
     assert!(log.contains("plan | verdict: fits"), "{log}");
     // Serving for a while (the worker released, the health checks running) adds no second copy.
