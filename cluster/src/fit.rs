@@ -511,8 +511,9 @@ impl ServeArgs {
                     i += 1;
                     Some(next.clone())
                 });
-                spelled.push((normalise_flag(name), name.to_owned()));
-                flags.push((normalise_flag(name), value));
+                let flag = normalise_flag(name);
+                spelled.push((flag.clone(), name.to_owned()));
+                flags.push((flag, value));
             }
             i += 1;
         }
