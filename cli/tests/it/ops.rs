@@ -705,14 +705,14 @@ fn up_runs_real_vllm_across_the_nodes_and_a_stopped_worker_restarts_the_group() 
 /// node's files; after `up` (serving ready): serving is stopped on both nodes, the benchmark
 /// container (the stand-in `docker run` above) runs the real `spark-entrypoint` in
 /// `SPARK_MODE=nccl-bench` on both, whose rendezvous starts the real `nccl_bench.py` on gloo with
-/// torch from `target/torch` (the node's `python3` for that one script); the head's results come
+/// torch from the vLLM venv, `target/vllm` (the node's `python3` for that one script); the head's results come
 /// back, the verdict is printed, nothing is left running. Then `--transport ib` on nodes without
 /// RDMA: the entrypoints refuse, and the run ends on both nodes with the cause named.
 #[test]
 fn bench_nccl_run_stops_serving_runs_the_entrypoint_benchmark_on_both_nodes_and_leaves_nothing() {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().unwrap();
-    let torch = repo.join("target/torch/bin/python3");
-    assert!(repo.join("target/torch/lib/python3.11/site-packages/torch/__init__.py").exists(), "no torch in `target/torch`: `cargo xtask deps` installs it");
+    let torch = repo.join("target/vllm/bin/python3");
+    assert!(repo.join("target/vllm/lib/python3.11/site-packages/torch/__init__.py").exists(), "no torch in `target/vllm`: `cargo xtask vllm` installs it");
     let script = repo.join("overlays/nccl-bench/rootfs/usr/local/lib/sparkctl/nccl_bench.py");
     let py = Command::new("python3").args(["-c", "import sys; print(sys.executable)"]).output().unwrap();
     let py = String::from_utf8_lossy(&py.stdout).trim().to_owned();

@@ -81,6 +81,7 @@ impl Drop for Docker {
         }
         for f in &self.files {
             let _ = std::fs::remove_file(f);
+            let _ = std::fs::remove_dir_all(f);
         }
         let _ = &self.id;
     }
@@ -211,19 +212,44 @@ fn recipe_with_ray(dir: &Path) -> PathBuf {
 
 /// Builds the image with `sparkctl image build` (this spark-entrypoint as the artifact) on the
 /// Debian test base and loads it into Docker; returns its tag and digest.
-pub(crate) fn build_image(d: &mut Docker, recipe: &Path, overlays: Option<&Path>, base: &Path) -> (String, String) {
+/// How a built image reaches Docker.
+#[derive(Clone, Copy)]
+pub(crate) enum Load {
+    /// `--output docker-archive:FILE`, then `docker load -i FILE`: what users do.
+    Archive,
+    /// `--output oci:DIR` (the base's layers are hard links, no copy), then the layout with a
+    /// `manifest.json` beside its `index.json` (the two-in-one format of `docker save` and of the
+    /// builder's docker-archive) tarred straight into `docker load`: no archive file. For the
+    /// 6 GB real-vLLM image, whose archive would be one more 3 GB copy at the disk peak.
+    Streamed,
+}
+
+/// Builds `recipe` onto `base` (a source reference: `docker-archive:…`, `oci:…`) for linux/amd64
+/// and loads it into Docker; returns the tag and the image digest.
+pub(crate) fn build_image(d: &mut Docker, recipe: &Path, overlays: Option<&Path>, base: &str, load: Load) -> (String, String) {
     let sparkctl = Path::new(BIN).with_file_name("sparkctl");
     assert!(sparkctl.exists(), "`{}` is missing: build it first (`cargo build -p cli`; `cargo xtask test` builds the workspace)", sparkctl.display());
     let id = d.id.clone();
-    let out = cache().join(format!("image-{id}.tar"));
-    d.files.push(out.clone());
     let tag = format!("sparkctl-e2e/vllm-spark:{id}");
+    let (out, output) = match load {
+        Load::Archive => {
+            let out = cache().join(format!("image-{id}.tar"));
+            let output = format!("docker-archive:{}:{tag}", out.display());
+            (out, output)
+        }
+        Load::Streamed => {
+            let out = cache().join(format!("image-{id}"));
+            let output = format!("oci:{}", out.display());
+            (out, output)
+        }
+    };
+    d.files.push(out.clone());
     let mut build = Command::new(&sparkctl);
     build
         .args(["image", "build", &recipe.display().to_string()])
-        .args(["--base", &format!("docker-archive:{}", base.display()), "--platform", "linux/amd64"])
+        .args(["--base", base, "--platform", "linux/amd64"])
         .args(["--artifact", &format!("/usr/local/bin/spark-entrypoint@linux/amd64={BIN}")])
-        .args(["--output", &format!("docker-archive:{}:{tag}", out.display())])
+        .args(["--output", &output])
         .env("SPARKCTL_STORE", cache().join("store"));
     if let Some(o) = overlays {
         build.arg("--overlays").arg(o);
@@ -232,11 +258,31 @@ pub(crate) fn build_image(d: &mut Docker, recipe: &Path, overlays: Option<&Path>
     assert!(build.status.success(), "sparkctl image build failed:\n{}", String::from_utf8_lossy(&build.stderr));
     let digest = String::from_utf8_lossy(&build.stdout).lines().last().unwrap_or("").to_owned();
     assert!(digest.starts_with("sha256:"), "{digest}");
-    ok("docker", &["load", "-q", "-i", &out.display().to_string()]);
+    match load {
+        Load::Archive => {
+            ok("docker", &["load", "-q", "-i", &out.display().to_string()]);
+            let _ = std::fs::remove_file(&out);
+        }
+        Load::Streamed => {
+            write_docker_manifest(&out, &tag);
+            ok("bash", &["-c", &format!("set -o pipefail; tar -C {} -c . | docker load -q", out.display())]);
+            let _ = std::fs::remove_dir_all(&out);
+        }
+    }
     d.image = Some(tag.clone());
-    let _ = std::fs::remove_file(&out);
     assert_eq!(ok("docker", &["inspect", "-f", "{{json .Config.Entrypoint}}", &tag]).trim(), "[\"/usr/local/bin/spark-entrypoint\"]");
     (tag, digest)
+}
+
+/// `manifest.json` for the one image of an OCI layout: its config and layers by layout path.
+fn write_docker_manifest(layout: &Path, tag: &str) {
+    let read = |p: &Path| -> serde_json::Value { serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap() };
+    let blob = |digest: &serde_json::Value| format!("blobs/sha256/{}", digest.as_str().unwrap().trim_start_matches("sha256:"));
+    let index = read(&layout.join("index.json"));
+    let manifest = read(&layout.join(blob(&index["manifests"][0]["digest"])));
+    let layers: Vec<String> = manifest["layers"].as_array().unwrap().iter().map(|l| blob(&l["digest"])).collect();
+    let docker = serde_json::json!([{ "Config": blob(&manifest["config"]["digest"]), "RepoTags": [tag], "Layers": layers }]);
+    std::fs::write(layout.join("manifest.json"), docker.to_string()).unwrap();
 }
 
 /// Two rails: two networks, MTU 9000, on /24s derived from the pid; the next ones when the
@@ -378,8 +424,8 @@ fn docker_image_on_a_real_vllm_base_serves_the_tiny_model_and_fails_as_a_group()
     // Two vLLM nodes take the 2 CI cores and GBs of memory while they start: one group at a time.
     let _heavy = heavy_lock();
     let mut d = new_docker("n");
-    let base = crate::vllm_base::archive(&cache(), &repo().join("target/vllm"));
-    let (tag, digest) = build_image(&mut d, &repo().join("images/vllm-spark.toml"), None, &base);
+    let base = crate::vllm_base::layout(&cache(), &repo().join("target/vllm"));
+    let (tag, digest) = build_image(&mut d, &repo().join("images/vllm-spark.toml"), None, &format!("oci:{}", base.display()), Load::Streamed);
     let subnets = rail_networks(&mut d, 0);
     let mut env: Vec<(&'static str, String)> = vec![("SPARK_BACKEND", "native".into())];
     env.extend(REAL_VLLM_ENV.iter().map(|(k, v)| (*k, v.to_string())));
@@ -450,7 +496,8 @@ fn docker_image_with_ray_forms_the_ray_cluster_before_serving_and_fails_as_a_gro
     let dir = tempfile::tempdir().unwrap();
     let base = base_archive(&d.id);
     d.files.push(base.clone());
-    let (tag, digest) = build_image(&mut d, &recipe_with_ray(dir.path()), Some(&overlays_with_ray()), &base);
+    let (tag, digest) =
+        build_image(&mut d, &recipe_with_ray(dir.path()), Some(&overlays_with_ray()), &format!("docker-archive:{}", base.display()), Load::Archive);
     let subnets = rail_networks(&mut d, 1);
     // One CPU per node (Ray sees no GPU: the head waits for both nodes' CPUs) and Ray's smallest
     // object store (75 MiB), which fits the containers' /dev/shm.

@@ -1,29 +1,31 @@
 //! `SPARK_MODE=nccl-bench` end to end in the Docker engine: the real recipe (with the
 //! `nccl-bench` overlay) built by `sparkctl image build` on the Debian test base, two containers
 //! on two Docker networks (the rails), the real rendezvous, then `nccl_bench.py` on both nodes
-//! with vLLM's native multi-node arguments, on gloo (no GPU here). torch comes from PyPI (the
-//! `target/torch` venv of `cargo xtask deps`, CPython 3.11 like the base), mounted read-only
-//! where the base's python3 finds it (a 4 GB tree: mounted, not baked into a test layer).
+//! with vLLM's native multi-node arguments, on gloo (no GPU here). torch comes from PyPI: the
+//! vLLM venv of `cargo xtask vllm` (`target/vllm`, torch 2.13.0 on CPython 3.11 like the base),
+//! mounted read-only where the base's python3 finds it (a 6 GB tree: mounted, not baked into a
+//! test layer, and not installed a second time).
 //! - the run completes on both nodes (exit 0), the head reads its results back with the
 //!   analyser and prints the per-size table and the verdict; `sparkctl bench nccl report` reads
 //!   the same folder;
 //! - a worker killed mid-run stops the head, non-zero, within 10 s.
 
-use crate::docker::{base_archive, build_image, logs, new_docker, ok, rail_networks, repo, wait_exit, wait_log, ClusterSpec};
+use crate::docker::{base_archive, build_image, logs, new_docker, ok, rail_networks, repo, wait_exit, wait_log, ClusterSpec, Load};
 use crate::harness::BIN;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-/// torch from PyPI, as `cargo xtask deps` installs it.
+/// torch from PyPI, in the vLLM venv `cargo xtask vllm` makes (resolved: Docker mounts the
+/// venv, not the `target/vllm` link).
 fn torch_site() -> PathBuf {
-    let site = repo().join("target/torch/lib/python3.11/site-packages");
+    let site = repo().join("target/vllm/lib/python3.11/site-packages");
     assert!(
         site.join("torch/__init__.py").exists(),
-        "no torch in `{}`: `cargo xtask deps` installs it (a CPython 3.11 venv with torch from PyPI)",
+        "no torch in `{}`: `cargo xtask vllm` installs it (the vLLM venv, CPython 3.11, torch from PyPI)",
         site.display()
     );
-    site
+    site.canonicalize().unwrap()
 }
 
 fn spec(tag: &str, digest: &str, subnets: [String; 2], results: &Path, bench: &[(&'static str, &str)]) -> ClusterSpec {
@@ -44,7 +46,7 @@ fn docker_nccl_bench_runs_on_both_nodes_gives_the_verdict_and_fails_as_a_group()
     let mut d = new_docker("b");
     let base = base_archive(&d.id);
     d.files.push(base.clone());
-    let (tag, digest) = build_image(&mut d, &repo().join("images/vllm-spark.toml"), None, &base);
+    let (tag, digest) = build_image(&mut d, &repo().join("images/vllm-spark.toml"), None, &format!("docker-archive:{}", base.display()), Load::Archive);
     let subnets = rail_networks(&mut d, 2);
     let results = tempfile::tempdir().unwrap();
 
