@@ -51,9 +51,19 @@ pub fn run(sh: &Shell) -> Result<()> {
     let start = Instant::now();
     // debootstrap for the base, curl for the request; then real vLLM and the tiny model.
     crate::deps::install(sh)?;
-    let v = crate::vllm::install(sh)?;
-    cmd!(sh, "cargo build --release --locked -p cli").run()?;
-    let entrypoint = build_entrypoint(sh)?;
+    // On a fresh machine vLLM's 3 GB download (network) and the two release builds (CPU) take
+    // minutes each: side by side, not one after the other.
+    let (v, entrypoint) = std::thread::scope(|s| -> Result<_> {
+        let root = sh.current_dir();
+        let vllm = s.spawn(move || -> Result<crate::vllm::Vllm> {
+            let sh = Shell::new()?;
+            sh.change_dir(root);
+            crate::vllm::install(&sh)
+        });
+        let built = cmd!(sh, "cargo build --release --locked -p cli").run().map_err(anyhow::Error::from).and_then(|()| build_entrypoint(sh));
+        let v = vllm.join().map_err(|_| anyhow::anyhow!("installing vLLM panicked"))??;
+        Ok((v, built?))
+    })?;
     let sparkctl = sh.current_dir().join("target/release/sparkctl");
     let dir = sh.current_dir().join("target/demo");
     sh.create_dir(&dir)?;
