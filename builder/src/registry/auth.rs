@@ -171,6 +171,7 @@ fn helper_get(name: &str, registry: &str) -> Result<Credential> {
     let fail = |status: Option<u16>, m: String| Error::Registry {
         reference: registry.to_owned(),
         status,
+        code: None,
         message: m,
         hint: Some(format!("check `{program}` (named in the Docker config)")),
     };
