@@ -3,13 +3,15 @@
 //! upload per blob (POST, then one PUT with `Content-Length`: no 4 MiB chunking), several blobs
 //! in flight; then the manifests (children before parents), then the top under the tag.
 //!
-//! An upload that fails is restarted from a fresh upload session (a half-written session cannot
-//! be trusted); blobs that finished before a crash are found by HEAD on the rerun.
+//! An upload that fails for a reason worth retrying ([`RetryPolicy::retryable_error`]) is
+//! restarted from a fresh upload session (a half-written session cannot be trusted); blobs that
+//! finished before a crash are found by HEAD on the rerun.
 
 use super::client::{Body, Client, Scope, Step};
 use super::name::RegistryRef;
 use super::parallel;
 use super::progress::{CountingReader, Progress};
+use super::retry::RetryPolicy;
 use crate::build::{BuiltImage, Origin};
 use crate::descriptor::Descriptor;
 use crate::digest::{Digest, VerifyingReader};
@@ -191,7 +193,7 @@ impl Pusher<'_> {
             match result {
                 Ok(n) => return Ok(Outcome::Uploaded(n)),
                 // The session may hold part of the bytes: start a fresh one.
-                Err(Error::Registry { status: None, .. }) if attempt < policy.attempts => std::thread::sleep(policy.delay(attempt, None)),
+                Err(e) if attempt < policy.attempts && RetryPolicy::retryable_error(&e) => std::thread::sleep(policy.delay(attempt, None)),
                 Err(e) => return Err(e),
             }
         }
