@@ -1,6 +1,7 @@
 //! The builder's one error type. Variants carry the operand (file, reference, digest) so the CLI
 //! prints one line that names what was wrong and, where there is one, the fix.
 
+use crate::registry::code::ErrorCode;
 use std::path::PathBuf;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -36,10 +37,11 @@ pub enum Error {
     #[error("{context} `{}`: {source}", path.display())]
     Io { context: &'static str, path: PathBuf, source: std::io::Error },
 
-    /// A registry refused or could not be reached; `status` is the HTTP status when there was one.
+    /// A registry refused or could not be reached; `status` is the HTTP status when the failure
+    /// was one, `code` the registry's error code when its error body gave one.
     /// Never carries a credential: messages are built from status codes and the registry's error codes.
     #[error("{reference}: {message}{}", hint.as_ref().map(|h| format!(" (hint: {h})")).unwrap_or_default())]
-    Registry { reference: String, status: Option<u16>, message: String, hint: Option<String> },
+    Registry { reference: String, status: Option<u16>, code: Option<ErrorCode>, message: String, hint: Option<String> },
 }
 
 impl Error {

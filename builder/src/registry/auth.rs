@@ -129,11 +129,7 @@ fn from_config(config: &Value, registry: &str, path: &Path) -> Result<Option<Cre
     let helper_for =
         config.get("credHelpers").and_then(Value::as_object).and_then(|h| h.iter().find(|(k, _)| key_matches(k, registry))).and_then(|(_, v)| v.as_str());
     if let Some(helper) = helper_for {
-        return match helper_get(helper, registry) {
-            Ok(c) => Ok(Some(c)),
-            Err(Error::Registry { status: Some(404), .. }) => Ok(None),
-            Err(e) => Err(e),
-        };
+        return helper_get(helper, registry);
     }
     let entry = config.get("auths").and_then(Value::as_object).and_then(|a| a.iter().find(|(k, _)| key_matches(k, registry)));
     if let Some((key, entry)) = entry {
@@ -154,56 +150,60 @@ fn from_config(config: &Value, registry: &str, path: &Path) -> Result<Option<Cre
     }
     if let Some(store) = config.get("credsStore").and_then(Value::as_str).filter(|s| !s.is_empty()) {
         // A store answers "not found" for registries it has nothing for: anonymous then.
-        return match helper_get(store, registry) {
-            Ok(c) => Ok(Some(c)),
-            Err(Error::Registry { status: Some(404), .. }) => Ok(None),
-            Err(e) => Err(e),
-        };
+        return helper_get(store, registry);
     }
     Ok(None)
 }
 
 /// `docker-credential-NAME get`: the server URL on stdin, `{"Username","Secret"}` on stdout.
-/// A `Username` of `<token>` marks an identity token. The helper's output is never echoed.
-fn helper_get(name: &str, registry: &str) -> Result<Credential> {
-    let program = format!("docker-credential-{name}");
+/// `Ok(None)`: the helper has nothing for this registry (anonymous then).
+fn helper_get(name: &str, registry: &str) -> Result<Option<Credential>> {
+    run_helper(&format!("docker-credential-{name}"), registry)
+}
+
+/// [`helper_get`] with the program named (a path in the tests).
+fn run_helper(program: &str, registry: &str) -> Result<Option<Credential>> {
     let server = if registry == super::name::DOCKER_HUB { "https://index.docker.io/v1/".to_owned() } else { registry.to_owned() };
-    let fail = |status: Option<u16>, m: String| Error::Registry {
-        reference: registry.to_owned(),
-        status,
-        message: m,
-        hint: Some(format!("check `{program}` (named in the Docker config)")),
-    };
-    let mut child = Command::new(&program)
+    let fail = |m: String| helper_error(program, registry, m);
+    let mut child = Command::new(program)
         .arg("get")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .map_err(|e| fail(None, format!("cannot run the credential helper `{program}`: {e}")))?;
-    child.stdin.take().expect("piped").write_all(server.as_bytes()).map_err(|e| fail(None, format!("writing to `{program}`: {e}")))?;
-    let out = child.wait_with_output().map_err(|e| fail(None, format!("waiting for `{program}`: {e}")))?;
-    if !out.status.success() {
-        let text = String::from_utf8_lossy(&out.stdout);
-        // The protocol's answer for an unknown server; anything else is a failure (text not shown: it may hold a secret).
-        if text.contains("credentials not found") {
-            return Err(fail(Some(404), format!("`{program}` has no credentials for {server}")));
+        .map_err(|e| fail(format!("cannot run the credential helper `{program}`: {e}")))?;
+    child.stdin.take().expect("piped").write_all(server.as_bytes()).map_err(|e| fail(format!("writing to `{program}`: {e}")))?;
+    let out = child.wait_with_output().map_err(|e| fail(format!("waiting for `{program}`: {e}")))?;
+    helper_answer(program, registry, &out.status, &out.stdout)
+}
+
+/// What a helper's exit status and stdout say. A `Username` of `<token>` marks an identity
+/// token. The helper's output is never echoed (it may hold a secret).
+fn helper_answer(program: &str, registry: &str, status: &std::process::ExitStatus, stdout: &[u8]) -> Result<Option<Credential>> {
+    let fail = |m: String| helper_error(program, registry, m);
+    if !status.success() {
+        // The protocol's answer for an unknown server; anything else is a failure.
+        if String::from_utf8_lossy(stdout).contains("credentials not found") {
+            return Ok(None);
         }
-        return Err(fail(None, format!("`{program} get` failed ({})", out.status)));
+        return Err(fail(format!("`{program} get` failed ({status})")));
     }
-    let v: Value =
-        serde_json::from_slice(&out.stdout).map_err(|_| fail(None, format!("`{program} get` did not print the JSON the helper protocol specifies")))?;
+    let v: Value = serde_json::from_slice(stdout).map_err(|_| fail(format!("`{program} get` did not print the JSON the helper protocol specifies")))?;
     let user = v.get("Username").and_then(Value::as_str).unwrap_or_default();
-    let secret = v.get("Secret").and_then(Value::as_str).ok_or_else(|| fail(None, format!("`{program} get` printed no `Secret`")))?;
+    let secret = v.get("Secret").and_then(Value::as_str).ok_or_else(|| fail(format!("`{program} get` printed no `Secret`")))?;
     if user.is_empty() && secret.is_empty() {
         // Some helpers (docker-credential-pass 0.6) answer an unknown server with empty fields.
-        return Err(fail(Some(404), format!("`{program}` has no credentials for {server}")));
+        return Ok(None);
     }
-    Ok(if user == "<token>" {
+    Ok(Some(if user == "<token>" {
         Credential::IdentityToken(Secret::new(secret))
     } else {
         Credential::Basic { username: user.to_owned(), password: Secret::new(secret) }
-    })
+    }))
+}
+
+fn helper_error(program: &str, registry: &str, message: String) -> Error {
+    Error::Registry { reference: registry.to_owned(), status: None, code: None, message, hint: Some(format!("check `{program}` (named in the Docker config)")) }
 }
 
 /// A parsed `WWW-Authenticate` header.
@@ -317,6 +317,43 @@ mod tests {
         let only = CredentialStore { explicit: Some(cred.clone()), explicit_for: Some("ghcr.io".into()), config_file: Some(dir.path().join("c.json")) };
         assert_eq!(only.lookup("ghcr.io").unwrap(), Some(cred));
         assert_eq!(only.lookup("nvcr.io").unwrap(), None, "the base's registry gets no push credentials");
+    }
+
+    #[test]
+    fn a_helper_with_nothing_for_the_registry_means_no_credentials() {
+        use std::os::unix::process::ExitStatusExt;
+        let (ok, failed) = (std::process::ExitStatus::from_raw(0), std::process::ExitStatus::from_raw(1 << 8));
+        let answer = |status, out: &str| helper_answer("docker-credential-x", "r.io", status, out.as_bytes());
+        // The protocol's "not found" (exit 1), and docker-credential-pass 0.6's empty fields.
+        assert_eq!(answer(&failed, "credentials not found in native keychain\n").unwrap(), None);
+        assert_eq!(answer(&ok, r#"{"ServerURL":"r.io","Username":"","Secret":""}"#).unwrap(), None);
+        assert_eq!(
+            answer(&ok, r#"{"ServerURL":"r.io","Username":"ci","Secret":"s3cret"}"#).unwrap(),
+            Some(Credential::Basic { username: "ci".into(), password: Secret::new("s3cret") })
+        );
+        assert_eq!(answer(&ok, r#"{"Username":"<token>","Secret":"idt"}"#).unwrap(), Some(Credential::IdentityToken(Secret::new("idt"))));
+        // Any other failure is an error that shows none of the helper's output.
+        let e = answer(&failed, "gpg: decryption failed: s3cret-ish").unwrap_err().to_string();
+        assert!(e.contains("`docker-credential-x get` failed") && !e.contains("s3cret"), "{e}");
+        assert!(answer(&ok, "not json").unwrap_err().to_string().contains("did not print the JSON"));
+    }
+
+    #[test]
+    fn a_helper_program_is_asked_for_the_server_on_stdin() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let script = |name: &str, body: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, format!("#!/bin/sh\n[ \"$1\" = get ] || exit 9\nread server\n{body}\n")).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+            path.display().to_string()
+        };
+        let none = script("none", r#"echo "credentials not found in native keychain"; exit 1"#);
+        let some = script("some", r#"[ "$server" = https://index.docker.io/v1/ ] && echo '{"Username":"alice","Secret":"pw"}'"#);
+        assert_eq!(run_helper(&none, "r.io:5000").unwrap(), None);
+        assert_eq!(run_helper(&some, "docker.io").unwrap(), Some(Credential::Basic { username: "alice".into(), password: Secret::new("pw") }));
+        let missing = dir.path().join("absent").display().to_string();
+        assert!(run_helper(&missing, "r.io").unwrap_err().to_string().contains("cannot run the credential helper"));
     }
 
     #[test]

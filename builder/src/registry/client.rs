@@ -6,8 +6,10 @@
 //! upload can be re-opened for a retry.
 
 use super::auth::{Challenge, Credential, CredentialStore, Secret};
+use super::code::{ErrorBody, ErrorCode};
 use super::retry::{parse_retry_after, RetryPolicy};
 use super::tls;
+use crate::digest::Digest;
 use crate::error::{Error, Result};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -169,6 +171,7 @@ impl Client {
         Error::Registry {
             reference: self.registry.clone(),
             status: None,
+            code: None,
             message: format!("no answer within {} s: {} accepted the connection and said nothing", PROBE_TIMEOUT.as_secs(), self.registry),
             hint: Some("check that the port is the registry's (not another service's) and that the registry is not hung".into()),
         }
@@ -190,6 +193,7 @@ impl Client {
         Error::Registry {
             reference: self.registry.clone(),
             status: None,
+            code: None,
             message: format!("cannot reach the registry: {detail}"),
             hint: Some(if is_loopback(&self.registry) {
                 format!("check that a registry listens on {} (a private CA needs `--ca-file`)", self.registry)
@@ -302,6 +306,7 @@ impl Client {
         let fail = |status: Option<u16>, m: String| Error::Registry {
             reference: self.registry.clone(),
             status,
+            code: None,
             message: m,
             hint: Some(format!("check the credentials for {} (`docker login {}`)", self.registry, self.registry)),
         };
@@ -348,28 +353,36 @@ impl Client {
         Ok(Token { value: Secret::new(value), expires: Instant::now() + Duration::from_secs(lifetime - 5) })
     }
 
+    /// The response when its status is one `step` expects; otherwise the error for it.
+    pub fn expect(&self, reference: &str, step: Step<'_>, resp: ureq::Response) -> Result<ureq::Response> {
+        if step.answers().contains(&resp.status()) {
+            Ok(resp)
+        } else {
+            Err(self.status_error(reference, step, resp))
+        }
+    }
+
     /// An error for an unexpected status, naming the reference and the registry's error code.
-    pub fn status_error(&self, reference: &str, what: &str, resp: ureq::Response) -> Error {
+    fn status_error(&self, reference: &str, step: Step<'_>, resp: ureq::Response) -> Error {
         let status = resp.status();
         let mut body = String::new();
         let _ = resp.into_reader().take(64 << 10).read_to_string(&mut body);
-        let first = serde_json::from_str::<Value>(&body).ok().and_then(|v| v.get("errors")?.as_array()?.first().cloned());
-        let code = first.as_ref().and_then(|e| e.get("code")?.as_str().map(str::to_owned)).unwrap_or_default();
-        let detail = first.as_ref().and_then(|e| e.get("message")?.as_str().map(|m| m.chars().take(200).collect::<String>())).unwrap_or_default();
+        let ErrorBody { code, message: detail } = ErrorBody::parse(&body);
         let registry = &self.registry;
         // A registry's errors carry a code; without one, an odd status may be another kind of
         // server on that port (a web server's 404, a proxy's 501): ask /v2/ before guessing.
-        if code.is_empty() && matches!(status, 400 | 404 | 405 | 501) {
+        if code.is_none() && matches!(status, 400 | 404 | 405 | 501) {
             if let Some(v2) = self.not_a_registry() {
                 return Error::Registry {
                     reference: reference.to_owned(),
                     status: Some(status),
-                    message: format!("{what}: {registry} is not a container registry (`GET /v2/` answered HTTP {v2}, a registry answers 200 or 401)"),
+                    code: None,
+                    message: format!("{step}: {registry} is not a container registry (`GET /v2/` answered HTTP {v2}, a registry answers 200 or 401)"),
                     hint: Some("check the host and port of the reference".into()),
                 };
             }
         }
-        let (message, hint) = match (status, code.as_str()) {
+        let (message, hint) = match (status, &code) {
             (401, _) if self.credential.is_some() => {
                 ("the registry rejected the credentials".to_owned(), format!("check the credentials for {registry} (`docker login {registry}`)"))
             }
@@ -378,22 +391,74 @@ impl Client {
                 format!("log in with `docker login {registry}`, or give `--authfile`, or set SPARKCTL_REGISTRY_USER and SPARKCTL_REGISTRY_PASSWORD"),
             ),
             (403, _) => ("access denied".to_owned(), "the credentials lack permission for this repository (a push needs write access)".to_owned()),
-            (404, "MANIFEST_UNKNOWN") | (404, "") if what.contains("manifest") => ("manifest unknown".to_owned(), "check the tag or digest".to_owned()),
-            (404, "NAME_UNKNOWN") => ("repository not found".to_owned(), "check the repository name".to_owned()),
-            (_, "NAME_INVALID") => ("invalid repository name".to_owned(), "lowercase letters, digits and separators".to_owned()),
-            (_, "BLOB_UNKNOWN") => ("blob unknown".to_owned(), "the registry does not have this blob".to_owned()),
-            (_, "DIGEST_INVALID") => {
+            (404, Some(ErrorCode::ManifestUnknown) | None) if step.names_a_manifest() => ("manifest unknown".to_owned(), "check the tag or digest".to_owned()),
+            (404, Some(ErrorCode::NameUnknown)) => ("repository not found".to_owned(), "check the repository name".to_owned()),
+            (_, Some(ErrorCode::NameInvalid)) => ("invalid repository name".to_owned(), "lowercase letters, digits and separators".to_owned()),
+            (_, Some(ErrorCode::BlobUnknown)) => ("blob unknown".to_owned(), "the registry does not have this blob".to_owned()),
+            (_, Some(ErrorCode::DigestInvalid)) => {
                 ("the registry computed a different digest for the upload".to_owned(), "the local blob is corrupt; rebuild the image".to_owned())
             }
             _ => (format!("unexpected HTTP {status}"), "retry later, or check the registry's logs".to_owned()),
         };
-        let code = if code.is_empty() { String::new() } else { format!(", {code}") };
-        let detail = if detail.is_empty() || message.eq_ignore_ascii_case(&detail) { String::new() } else { format!(": {detail}") };
+        let shown_code = code.as_ref().map(|c| format!(", {c}")).unwrap_or_default();
+        let detail = detail.filter(|d| !message.eq_ignore_ascii_case(d)).map(|d| format!(": {d}")).unwrap_or_default();
         Error::Registry {
             reference: reference.to_owned(),
             status: Some(status),
-            message: format!("{what}: {message} (HTTP {status}{code}){detail}"),
+            code,
+            message: format!("{step}: {message} (HTTP {status}{shown_code}){detail}"),
             hint: Some(hint),
+        }
+    }
+}
+
+/// One request of the distribution API as a step of a pull or push: what it does (for messages)
+/// and the statuses that answer it. Any other status is an error built from the registry's
+/// error body ([`Client::expect`]); the caller gives meaning to the expected ones.
+#[derive(Debug, Clone, Copy)]
+pub enum Step<'a> {
+    /// `GET /manifests/<tag or digest>`: 200.
+    ReadManifest(&'a str),
+    /// `GET /blobs/<digest>`: 200 the whole blob, 206 from the offset a `Range` asked for.
+    ReadBlob(&'a Digest),
+    /// `HEAD /blobs/<digest>` before an upload: 200 the registry has it, 404 it does not.
+    CheckBlob(&'a Digest),
+    /// `POST /blobs/uploads/`: 202 an upload session; with `mount`, also 201 mounted.
+    StartUpload { digest: &'a Digest, mount: bool },
+    /// `PUT` of the whole blob into its session: 201.
+    UploadBlob(&'a Digest),
+    /// `PUT /manifests/<reference>`: 201.
+    PushManifest(&'a Digest),
+}
+
+impl Step<'_> {
+    /// The statuses this step expects.
+    pub fn answers(&self) -> &'static [u16] {
+        match self {
+            Step::ReadManifest(_) => &[200],
+            Step::ReadBlob(_) => &[200, 206],
+            Step::CheckBlob(_) => &[200, 404],
+            Step::StartUpload { mount: true, .. } => &[201, 202],
+            Step::StartUpload { mount: false, .. } => &[202],
+            Step::UploadBlob(_) | Step::PushManifest(_) => &[201],
+        }
+    }
+
+    /// Whether the request names a manifest: its 404 without a code is "manifest unknown".
+    fn names_a_manifest(&self) -> bool {
+        matches!(self, Step::ReadManifest(_) | Step::PushManifest(_))
+    }
+}
+
+impl std::fmt::Display for Step<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Step::ReadManifest(reference) => write!(f, "reading manifest `{reference}`"),
+            Step::ReadBlob(digest) => write!(f, "reading blob {digest}"),
+            Step::CheckBlob(digest) => write!(f, "checking blob {digest}"),
+            Step::StartUpload { digest, .. } => write!(f, "starting the upload of {digest}"),
+            Step::UploadBlob(digest) => write!(f, "uploading blob {digest}"),
+            Step::PushManifest(digest) => write!(f, "pushing manifest {digest}"),
         }
     }
 }
@@ -451,6 +516,71 @@ mod tests {
         for h in ["10.0.0.1:5000", "registry.example:5000", "nvcr.io"] {
             assert!(!is_loopback(h), "{h}");
         }
+    }
+
+    /// A client whose `/v2/` cannot be asked (nothing listens on port 1).
+    fn offline_client() -> Client {
+        Client {
+            agent: ureq::AgentBuilder::new().timeout_connect(Duration::from_secs(1)).build(),
+            registry: "127.0.0.1:1".into(),
+            base: "http://127.0.0.1:1".into(),
+            credential: None,
+            challenge: Mutex::new(None),
+            tokens: Mutex::new(HashMap::new()),
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    #[test]
+    fn statuses_and_codes_become_the_same_messages() {
+        let client = offline_client();
+        let digest = Digest::of(b"x");
+        let fail = |step: Step<'_>, status: u16, body: &str| match client.expect("ref", step, ureq::Response::new(status, "X", body).unwrap()) {
+            Err(Error::Registry { status, code, message, hint, .. }) => (status, code, message, hint.unwrap_or_default()),
+            other => panic!("{other:?}"),
+        };
+        let unknown = r#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown","detail":{"Tag":"nope"}}]}"#;
+        let (status, code, message, hint) = fail(Step::ReadManifest("nope"), 404, unknown);
+        assert_eq!((status, code), (Some(404), Some(ErrorCode::ManifestUnknown)));
+        assert_eq!((message.as_str(), hint.as_str()), ("reading manifest `nope`: manifest unknown (HTTP 404, MANIFEST_UNKNOWN)", "check the tag or digest"));
+        // The same code on a blob step is not "manifest unknown".
+        let (_, _, message, _) = fail(Step::ReadBlob(&digest), 404, unknown);
+        assert_eq!(message, format!("reading blob {digest}: unexpected HTTP 404 (HTTP 404, MANIFEST_UNKNOWN): manifest unknown"));
+        let (_, _, message, hint) =
+            fail(Step::ReadManifest("v1"), 404, r#"{"errors":[{"code":"NAME_UNKNOWN","message":"repository name not known to registry"}]}"#);
+        assert_eq!(message, "reading manifest `v1`: repository not found (HTTP 404, NAME_UNKNOWN): repository name not known to registry");
+        assert_eq!(hint, "check the repository name");
+        let (_, code, message, _) =
+            fail(Step::UploadBlob(&digest), 400, r#"{"errors":[{"code":"DIGEST_INVALID","message":"provided digest did not match uploaded content"}]}"#);
+        assert_eq!(code, Some(ErrorCode::DigestInvalid));
+        assert!(
+            message.starts_with(&format!("uploading blob {digest}: the registry computed a different digest for the upload (HTTP 400, DIGEST_INVALID): ")),
+            "{message}"
+        );
+        let (_, code, message, _) = fail(Step::PushManifest(&digest), 402, r#"{"errors":[{"code":"PAYMENT_REQUIRED"}]}"#);
+        assert_eq!(code, Some(ErrorCode::Other("PAYMENT_REQUIRED".into())));
+        assert_eq!(message, format!("pushing manifest {digest}: unexpected HTTP 402 (HTTP 402, PAYMENT_REQUIRED)"));
+        // No body, or one that is not the registry's: no code, the status alone.
+        let (_, code, message, _) = fail(Step::ReadManifest("v1"), 404, "");
+        assert_eq!((code, message.as_str()), (None, "reading manifest `v1`: manifest unknown (HTTP 404)"));
+        let (_, code, message, hint) = fail(Step::CheckBlob(&digest), 503, "<html>busy</html>");
+        assert_eq!((code, message), (None, format!("checking blob {digest}: unexpected HTTP 503 (HTTP 503)")));
+        assert_eq!(hint, "retry later, or check the registry's logs");
+        let (_, _, message, _) = fail(Step::ReadManifest("v1"), 401, r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#);
+        assert_eq!(message, "reading manifest `v1`: authentication required (HTTP 401, UNAUTHORIZED)");
+    }
+
+    #[test]
+    fn each_step_expects_its_own_statuses() {
+        let client = offline_client();
+        let digest = Digest::of(b"x");
+        let passes = |step: Step<'_>, status: u16| client.expect("ref", step, ureq::Response::new(status, "X", "").unwrap()).is_ok();
+        assert!(passes(Step::CheckBlob(&digest), 200) && passes(Step::CheckBlob(&digest), 404), "present or absent");
+        assert!(!passes(Step::ReadBlob(&digest), 404) && passes(Step::ReadBlob(&digest), 206));
+        assert!(passes(Step::StartUpload { digest: &digest, mount: true }, 201), "mounted");
+        assert!(!passes(Step::StartUpload { digest: &digest, mount: false }, 201), "a 201 without a mount asked is not an upload session");
+        assert!(passes(Step::StartUpload { digest: &digest, mount: false }, 202));
+        assert!(!passes(Step::UploadBlob(&digest), 202) && passes(Step::PushManifest(&digest), 201));
     }
 
     #[test]

@@ -6,12 +6,14 @@
 //! upload per blob, resumable verified downloads. docs/registry.md explains the choice.
 //!
 //! Map: [`name`] parses references (Docker's rules); [`auth`] holds credentials and challenges;
-//! [`client`] sends requests (scheme, auth, retries); [`source`] is the shallow base and the
+//! [`client`] sends requests (scheme, auth, retries) and names each [`client::Step`]'s expected
+//! statuses; [`code`] reads a registry's error body into typed error codes; [`source`] is the shallow base and the
 //! layer fetcher; [`push`] uploads a [`crate::build::BuiltImage`]; [`lock`] pins a base's
 //! metadata next to a recipe; [`progress`] draws transfers; [`retry`] is the backoff policy.
 
 pub mod auth;
 pub mod client;
+pub mod code;
 pub mod lock;
 pub mod name;
 mod parallel;

@@ -3,13 +3,15 @@
 //! upload per blob (POST, then one PUT with `Content-Length`: no 4 MiB chunking), several blobs
 //! in flight; then the manifests (children before parents), then the top under the tag.
 //!
-//! An upload that fails is restarted from a fresh upload session (a half-written session cannot
-//! be trusted); blobs that finished before a crash are found by HEAD on the rerun.
+//! An upload that fails for a reason worth retrying ([`RetryPolicy::retryable_error`]) is
+//! restarted from a fresh upload session (a half-written session cannot be trusted); blobs that
+//! finished before a crash are found by HEAD on the rerun.
 
-use super::client::{Body, Client, Scope};
+use super::client::{Body, Client, Scope, Step};
 use super::name::RegistryRef;
 use super::parallel;
 use super::progress::{CountingReader, Progress};
+use super::retry::RetryPolicy;
 use crate::build::{BuiltImage, Origin};
 use crate::descriptor::Descriptor;
 use crate::digest::{Digest, VerifyingReader};
@@ -158,11 +160,9 @@ impl Pusher<'_> {
     fn head_blob(&self, digest: &Digest) -> Result<bool> {
         let url = self.client.url(&format!("/v2/{}/blobs/{digest}", self.repo()));
         let resp = self.client.send("HEAD", &url, &[], &self.scope(), &mut || Ok(Body::Empty))?;
-        match resp.status() {
-            200 => Ok(true),
-            404 => Ok(false),
-            _ => Err(self.client.status_error(&self.name, &format!("checking blob {digest}"), resp)),
-        }
+        let resp = self.client.expect(&self.name, Step::CheckBlob(digest), resp)?;
+        // The step's two answers: 200 the registry has the blob, 404 it does not.
+        Ok(resp.status() == 200)
     }
 
     /// The repository to mount from: the image's base is a repository of this same registry.
@@ -193,7 +193,7 @@ impl Pusher<'_> {
             match result {
                 Ok(n) => return Ok(Outcome::Uploaded(n)),
                 // The session may hold part of the bytes: start a fresh one.
-                Err(Error::Registry { status: None, .. }) if attempt < policy.attempts => std::thread::sleep(policy.delay(attempt, None)),
+                Err(e) if attempt < policy.attempts && RetryPolicy::retryable_error(&e) => std::thread::sleep(policy.delay(attempt, None)),
                 Err(e) => return Err(e),
             }
         }
@@ -207,17 +207,16 @@ impl Pusher<'_> {
         };
         let url = self.client.url(&path);
         let resp = self.client.send("POST", &url, &[("Content-Length", "0")], &scope, &mut || Ok(Body::Empty))?;
-        match resp.status() {
-            201 if mount_from.is_some() => Ok(None),
-            202 => {
-                let location = resp.header("Location").ok_or_else(|| Error::malformed(&self.name, "upload session without a Location"))?;
-                let base = url::Url::parse(&url).map_err(|e| Error::malformed(&self.name, format!("bad URL: {e}")))?;
-                let mut put = base.join(location).map_err(|_| Error::malformed(&self.name, "upload Location is not a URL"))?;
-                put.query_pairs_mut().append_pair("digest", digest.as_str());
-                Ok(Some(put.to_string()))
-            }
-            _ => Err(self.client.status_error(&self.name, &format!("starting the upload of {digest}"), resp)),
+        let resp = self.client.expect(&self.name, Step::StartUpload { digest, mount: mount_from.is_some() }, resp)?;
+        // 201 (expected only for a mount): mounted. 202: the session to upload into.
+        if resp.status() == 201 {
+            return Ok(None);
         }
+        let location = resp.header("Location").ok_or_else(|| Error::malformed(&self.name, "upload session without a Location"))?;
+        let base = url::Url::parse(&url).map_err(|e| Error::malformed(&self.name, format!("bad URL: {e}")))?;
+        let mut put = base.join(location).map_err(|_| Error::malformed(&self.name, "upload Location is not a URL"))?;
+        put.query_pairs_mut().append_pair("digest", digest.as_str());
+        Ok(Some(put.to_string()))
     }
 
     /// One PUT with the whole blob streamed; returns the bytes sent.
@@ -240,11 +239,8 @@ impl Pusher<'_> {
         if let Some(e) = verify_error.lock().expect("lock").take() {
             return Err(e);
         }
-        let resp = resp?;
-        match resp.status() {
-            201 => Ok(desc.size),
-            _ => Err(self.client.status_error(&self.name, &format!("uploading blob {}", desc.digest), resp)),
-        }
+        self.client.expect(&self.name, Step::UploadBlob(&desc.digest), resp?)?;
+        Ok(desc.size)
     }
 
     /// PUT a manifest unless the registry has it under `reference` already. `Some(bytes)` when sent.
@@ -256,14 +252,14 @@ impl Pusher<'_> {
             BlobData::Source(src) => src.read_verified(desc)?,
         };
         let url = self.client.url(&format!("/v2/{}/manifests/{reference}", self.repo()));
+        // Only a 200 naming our digest skips the PUT; any other answer (404, another digest, a
+        // registry that refuses HEAD) leaves the decision to the PUT and its expected 201.
         let head = self.client.send("HEAD", &url, &[("Accept", desc.media_type.as_str())], &self.scope(), &mut || Ok(Body::Empty))?;
         if head.status() == 200 && head.header("Docker-Content-Digest") == Some(desc.digest.as_str()) {
             return Ok(None);
         }
         let resp = self.client.send("PUT", &url, &[("Content-Type", desc.media_type.as_str())], &self.scope(), &mut || Ok(Body::Bytes(raw.clone())))?;
-        if resp.status() != 201 {
-            return Err(self.client.status_error(&self.name, &format!("pushing manifest {}", desc.digest), resp));
-        }
+        let resp = self.client.expect(&self.name, Step::PushManifest(&desc.digest), resp)?;
         if let Some(d) = resp.header("Docker-Content-Digest") {
             if d != desc.digest.as_str() {
                 return Err(Error::DigestMismatch { source_name: self.name.clone(), digest: desc.digest.to_string(), found: d.to_owned() });

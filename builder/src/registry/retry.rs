@@ -1,5 +1,7 @@
 //! Backoff for transient failures: connection errors, 429 (honouring `Retry-After`) and 5xx.
 
+use super::code::ErrorCode;
+use crate::error::Error;
 use std::hash::BuildHasher;
 use std::time::Duration;
 
@@ -28,9 +30,20 @@ impl RetryPolicy {
         retry_after.map_or(jittered, |ra| ra.min(self.max).max(jittered))
     }
 
-    /// Whether an HTTP status is worth retrying.
+    /// Whether an HTTP status is worth retrying (decided before the body is read).
     pub fn retryable(status: u16) -> bool {
         matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
+    }
+
+    /// Whether a step that failed is worth starting again: the registry gave no status (the
+    /// connection failed or broke), a status worth retrying, or `TOOMANYREQUESTS` whatever
+    /// status it came with. Anything else (a refusal, a wrong digest, a local error) stays failed.
+    pub fn retryable_error(e: &Error) -> bool {
+        match e {
+            Error::Registry { status: None, .. } => true,
+            Error::Registry { status: Some(status), code, .. } => Self::retryable(*status) || *code == Some(ErrorCode::TooManyRequests),
+            _ => false,
+        }
     }
 }
 
@@ -60,5 +73,21 @@ mod tests {
         assert_eq!(parse_retry_after(Some(" 3 ")), Some(Duration::from_secs(3)));
         assert_eq!(parse_retry_after(Some("Wed, 21 Oct 2015 07:28:00 GMT")), None);
         assert!(RetryPolicy::retryable(429) && RetryPolicy::retryable(503) && !RetryPolicy::retryable(404));
+    }
+
+    #[test]
+    fn failed_steps_are_retried_on_typed_status_and_code() {
+        let err = |status, code| Error::Registry { reference: "r".into(), status, code, message: "m".into(), hint: None };
+        assert!(RetryPolicy::retryable_error(&err(None, None)), "no answer");
+        assert!(RetryPolicy::retryable_error(&err(Some(503), None)));
+        assert!(RetryPolicy::retryable_error(&err(Some(429), Some(ErrorCode::TooManyRequests))));
+        assert!(RetryPolicy::retryable_error(&err(Some(400), Some(ErrorCode::TooManyRequests))), "the code alone says slow down");
+        assert!(!RetryPolicy::retryable_error(&err(Some(400), Some(ErrorCode::DigestInvalid))));
+        assert!(!RetryPolicy::retryable_error(&err(Some(404), Some(ErrorCode::BlobUploadUnknown))));
+        assert!(!RetryPolicy::retryable_error(&err(Some(401), None)));
+        // The words of a message decide nothing.
+        let worded = Error::Registry { reference: "r".into(), status: Some(400), code: None, message: "too many requests, try again".into(), hint: None };
+        assert!(!RetryPolicy::retryable_error(&worded));
+        assert!(!RetryPolicy::retryable_error(&Error::malformed("x", "connection reset")));
     }
 }

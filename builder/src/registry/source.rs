@@ -3,7 +3,7 @@
 //! an output asks for them, into the blob store, verified, resuming a partial download with a
 //! `Range` request, several in parallel.
 
-use super::client::{Body, Client, ClientOptions, Scope};
+use super::client::{Body, Client, ClientOptions, Scope, Step};
 use super::name::RegistryRef;
 use super::progress::{CountingReader, Progress};
 use crate::descriptor::Descriptor;
@@ -91,9 +91,7 @@ impl RegistrySource {
     fn get_manifest(&self, reference: &str) -> Result<(Vec<u8>, String)> {
         let url = self.client.url(&format!("/v2/{}/manifests/{reference}", self.reference.repository));
         let resp = self.client.send("GET", &url, &[("Accept", MANIFEST_ACCEPT)], &self.scope(), &mut || Ok(Body::Empty))?;
-        if resp.status() != 200 {
-            return Err(self.client.status_error(&self.name, &format!("reading manifest `{reference}`"), resp));
-        }
+        let resp = self.client.expect(&self.name, Step::ReadManifest(reference), resp)?;
         let header_type = resp.content_type().to_owned();
         let mut raw = Vec::new();
         resp.into_reader().take(MANIFEST_LIMIT + 1).read_to_end(&mut raw).map_err(|e| self.io_error("reading a manifest", e))?;
@@ -127,10 +125,7 @@ impl RegistrySource {
         let range = format!("bytes={offset}-");
         let headers: Vec<(&str, &str)> = if offset > 0 { vec![("Range", &range)] } else { vec![] };
         let resp = self.client.send("GET", &url, &headers, &self.scope(), &mut || Ok(Body::Empty))?;
-        match resp.status() {
-            200 | 206 => Ok(resp),
-            _ => Err(self.client.status_error(&self.name, &format!("reading blob {digest}"), resp)),
-        }
+        self.client.expect(&self.name, Step::ReadBlob(digest), resp)
     }
 
     /// Makes sure a blob is in the store: downloads it (resuming a partial file left by an
@@ -222,6 +217,7 @@ impl RegistrySource {
                     return Err(Error::Registry {
                         reference: self.name.clone(),
                         status: None,
+                        code: None,
                         message: format!("blob {} ended after {} of {} bytes", desc.digest, have + n, desc.size),
                         hint: Some("run the command again: the download resumes".into()),
                     })

@@ -29,7 +29,7 @@ pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| Error::Registry { reference: "TLS".into(), status: None, message: format!("TLS setup failed: {e}"), hint: None })?
+        .map_err(|e| Error::Registry { reference: "TLS".into(), status: None, code: None, message: format!("TLS setup failed: {e}"), hint: None })?
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(Arc::new(config))

@@ -1,5 +1,5 @@
 //! Bounded mutation fuzzing of everything the builder parses from users and from files it did
-//! not write: references, recipes, overlays, registry headers, and base archives (whose tar
+//! not write: references, recipes, overlays, registry headers and error bodies, and base archives (whose tar
 //! headers announce sizes and offsets). See `builder/tests/support/fuzz.rs`.
 
 use crate::base::{write_layout, BaseSpec};
@@ -9,6 +9,7 @@ use builder::platform::Platform;
 use builder::recipe::Recipe;
 use builder::reference::{check_transport, ImageRef};
 use builder::registry::auth::Challenge;
+use builder::registry::code::ErrorBody;
 use builder::registry::retry::parse_retry_after;
 use builder::registry::RegistryRef;
 use builder::source::open_local;
@@ -32,11 +33,12 @@ fn fuzz_references_platforms_and_registry_headers() {
         "Bearer realm=\"https://auth.example/token\",service=\"registry\",scope=\"repository:a/b:pull,push\"",
         "Basic realm=\"x\"",
         "120",
+        r#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown","detail":{"Tag":"nope"}}]}"#,
     ]
     .iter()
     .map(|s| s.as_bytes().to_vec())
     .collect();
-    let n = run("references", &seeds, &["docker://", "oci:", "@sha256:", ":", "/", "//", "realm=", ",", "\""], |b| {
+    let n = run("references", &seeds, &["docker://", "oci:", "@sha256:", ":", "/", "//", "realm=", ",", "\"", "{\"errors\":[", "\"code\":"], |b| {
         let s = String::from_utf8_lossy(b);
         let _ = ImageRef::parse(&s).map(|r| r.to_string());
         if check_transport(&s).is_ok() {
@@ -45,6 +47,7 @@ fn fuzz_references_platforms_and_registry_headers() {
         let _ = Platform::parse(&s).map(|p| p.to_string());
         let _ = Challenge::parse(&s);
         let _ = parse_retry_after(Some(&s));
+        let _ = ErrorBody::parse(&s).code.map(|c| c.to_string());
     });
     assert!(n > 100);
 }
