@@ -104,11 +104,8 @@ fn build_cmd(args: BuildArgs) -> Result<ExitCode> {
             builder::output::check_output_file(file).with_context(|| format!("--output `{out}`"))?;
         }
     }
-    if outputs.iter().any(|o| matches!(o, ImageRef::DockerArchive { .. })) && platforms.len() != 1 {
-        bail!(
-            "--output docker-archive: a docker-archive holds one platform, this build keeps {} (hint: add --platform linux/arm64 or linux/amd64)",
-            platforms.len()
-        );
+    for out in outputs.iter().filter(|o| matches!(o, ImageRef::DockerArchive { .. })) {
+        builder::output::check_one_platform(&format!("--output {out}"), "this build", &platforms)?;
     }
     let base_ref = args.base.clone().unwrap_or_else(|| recipe.base.clone());
     let store = BlobStore::open(args.store.clone().unwrap_or_else(BlobStore::default_root))?;

@@ -258,15 +258,8 @@ pub fn pull(args: PullArgs) -> Result<ExitCode> {
         None => base,
     };
     // Before any layer is downloaded: a docker-archive takes one platform.
-    let platforms = base.index_platforms();
-    if matches!(dest, ImageRef::DockerArchive { .. }) && platforms.len() > 1 {
-        let list = platforms.iter().map(ToString::to_string).collect::<Vec<_>>();
-        bail!(
-            "`{src}` has {} platforms ({}); a docker-archive holds one (hint: add `--platform {}`, or write an oci-archive)",
-            list.len(),
-            list.join(", "),
-            list.iter().find(|p| p.starts_with("linux/arm64")).unwrap_or(&list[0])
-        );
+    if matches!(dest, ImageRef::DockerArchive { .. }) {
+        builder::output::check_one_platform(&dest.to_string(), &format!("`{src}`"), &base.index_platforms())?;
     }
     let progress = Progress::new(&format!("pull {src}"), !args.registry.quiet);
     handle.set_progress(std::sync::Arc::clone(&progress));

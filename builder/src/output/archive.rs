@@ -11,6 +11,7 @@ use crate::digest::{unwrap_io, VerifyingReader};
 use crate::error::{Error, IoContext, Result};
 use crate::json::canonical;
 use crate::media;
+use crate::platform::Platform;
 use serde_json::json;
 use std::io::{self, Read};
 use std::path::Path;
@@ -28,12 +29,7 @@ pub fn write_docker_archive(image: &BuiltImage, file: &Path, name: Option<&str>)
     if image.manifests.len() != 1 || !image.verbatim.iter().all(|d| d.is_attestation()) {
         // A copied index (pull, push) keeps its manifests verbatim: list the base's platforms.
         let platforms = if image.manifests.is_empty() { image.base.index_platforms() } else { image.platforms() };
-        let list = platforms.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
-        return Err(Error::input(
-            format!("docker-archive:{}", file.display()),
-            format!("a docker-archive holds one platform; this image has {} ({list})", platforms.len()),
-            Some("pick one with --platform (build and pull take it), or write an oci-archive".into()),
-        ));
+        check_one_platform(&format!("docker-archive:{}", file.display()), "the image", &platforms)?;
     }
     let m = &image.manifests[0];
     let blob = |d: &crate::descriptor::Descriptor, origin: Origin| Blob { desc: d.clone(), origin };
@@ -52,6 +48,22 @@ pub fn write_docker_archive(image: &BuiltImage, file: &Path, name: Option<&str>)
     let layers: Vec<String> = m.base_layers.iter().chain(&m.new_layers).map(|d| d.digest.layout_path()).collect();
     let manifest_json = json!([{ "Config": m.config.digest.layout_path(), "RepoTags": repo_tags, "Layers": layers }]);
     write_archive(image, file, &canonical(&index), Some(&canonical(&manifest_json)), blobs)
+}
+
+/// A docker-archive holds one platform (its `manifest.json` names one config). The one statement
+/// of the rule: `build` and `pull` check it before any work, the writer again when it writes.
+/// `output` names the destination, `source` what has the `platforms`.
+pub fn check_one_platform(output: &str, source: &str, platforms: &[Platform]) -> Result<()> {
+    if platforms.len() <= 1 {
+        return Ok(());
+    }
+    let list: Vec<String> = platforms.iter().map(ToString::to_string).collect();
+    let pick = list.iter().find(|p| p.starts_with("linux/arm64")).unwrap_or(&list[0]);
+    Err(Error::input(
+        output,
+        format!("a docker-archive holds one platform; {source} has {} platforms ({})", list.len(), list.join(", ")),
+        Some(format!("add `--platform {pick}` (build and pull take it), or write an oci-archive")),
+    ))
 }
 
 /// `busybox:1` → `docker.io/library/busybox:1`, `localhost:5000/x:1` unchanged (Docker's rules).

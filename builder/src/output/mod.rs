@@ -4,7 +4,7 @@
 mod archive;
 mod layout;
 
-pub use archive::{write_docker_archive, write_oci_archive};
+pub use archive::{check_one_platform, write_docker_archive, write_oci_archive};
 pub use layout::write_layout;
 
 use crate::build::{Blob, BuiltImage, Origin};
