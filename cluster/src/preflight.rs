@@ -188,7 +188,7 @@ pub fn run(root: &Root, spec: &Spec) -> Report {
     let mut rails = Vec::new();
     // RDMA findings per rail, used only if the transport ends up IB.
     let mut rdma: Vec<Option<(String, u8)>> = Vec::new();
-    let mut rdma_problems: Vec<(&'static str, String, String, &'static str)> = Vec::new();
+    let mut rdma_problems: Vec<(&'static str, String, String, Option<&'static str>)> = Vec::new();
 
     if spec.rails.is_empty() {
         t.add("rails", "node", Status::Fail, "no rail interfaces configured", Some("name the rail netdevs, e.g. `enp1s0f1np1,enP2p1s0f1np1`"));
@@ -257,11 +257,11 @@ pub fn run(root: &Root, spec: &Spec) -> Report {
         let found = rdma_behind(root, name, ip);
         match found {
             Ok((dev, port, detail)) => {
-                rdma_problems.push(("rdma", name.clone(), detail, ""));
+                rdma_problems.push(("rdma", name.clone(), detail, None));
                 rdma.push(Some((dev, port)));
             }
             Err((detail, hint)) => {
-                rdma_problems.push(("rdma", name.clone(), detail, hint));
+                rdma_problems.push(("rdma", name.clone(), detail, Some(hint)));
                 rdma.push(None);
             }
         }
@@ -290,9 +290,11 @@ pub fn run(root: &Root, spec: &Spec) -> Report {
     if spec.transport != Policy::Socket {
         // Missing RDMA is a failure when IB is demanded, a warning when it is optional.
         let miss = if spec.transport == Policy::Ib { Status::Fail } else { Status::Warn };
-        for ((name, subject, detail, hint), found) in rdma_problems.into_iter().zip(&rdma) {
-            let status = if found.is_some() { Status::Pass } else { miss };
-            t.add(name, &subject, status, detail, Some(hint));
+        // Each finding carries its own outcome: `rdma` also has entries for rails that do not
+        // exist, so pairing the two lists by position would shift them.
+        for (name, subject, detail, hint) in rdma_problems {
+            let status = if hint.is_none() { Status::Pass } else { miss };
+            t.add(name, &subject, status, detail, hint);
         }
         match devnode {
             Ok(d) => t.add("dev-infiniband", "node", Status::Pass, d, None),
@@ -620,6 +622,17 @@ mod tests {
         let c = status_of(&rep, "exists", "eth9");
         assert_eq!(c.status, Status::Fail);
         assert!(c.detail.contains("enp1s0f1np1"));
+    }
+
+    /// Each rail's RDMA line speaks for that rail, also when an earlier rail does not exist.
+    #[test]
+    fn a_missing_rail_does_not_shift_the_rdma_lines_of_the_others() {
+        let (dir, up) = node_from_ibdev2netdev(&fixture("ibdev2netdev/dgx-spark-single-cable-2up-2down.txt"), 9000, "unlimited");
+        let rep = run(&Root::new(dir.path()), &spec(&["eth9".to_owned(), up[0].clone()], Policy::Auto));
+        assert_eq!(status_of(&rep, "exists", "eth9").status, Status::Fail);
+        let rdma = status_of(&rep, "rdma", &up[0]);
+        assert_eq!((rdma.status, rdma.hint.as_deref()), (Status::Pass, None), "{rdma:?}");
+        assert_eq!(rep.transport, Transport::Socket);
     }
 
     #[test]
