@@ -11,7 +11,7 @@ use crate::media::{self, Family};
 use crate::overlay::Overlay;
 use crate::platform::Platform;
 use crate::recipe::Recipe;
-use crate::source::{BaseImage, BaseTop};
+use crate::source::{BaseImage, BaseManifest, BaseTop};
 use crate::store::BlobStore;
 use crate::tree::{self, Entry, Kind};
 use serde_json::{json, Value};
@@ -187,108 +187,159 @@ type LayerKey = (usize, Vec<(String, PathBuf)>, Option<String>);
 pub fn build(opts: &BuildOptions, base: BaseImage, store: BlobStore) -> Result<BuiltImage> {
     let kept = select_platforms(&base, &opts.platforms, &opts.recipe)?;
     let artifacts = resolve_artifacts(opts, &kept)?;
-
-    // Layers: one per (overlay, platform-specific content). Overlays without artifacts give the
-    // same blob for every platform, written once.
-    let mut layer_cache: BTreeMap<LayerKey, LayerBlob> = BTreeMap::new();
+    let mut layers = Layers { opts, store: &store, artifacts: &artifacts, written: BTreeMap::new() };
     let mut manifests = Vec::new();
     let mut rewritten: BTreeMap<Digest, usize> = BTreeMap::new();
     for (entry_idx, platform) in &kept {
         let bm = base.entries[*entry_idx].1.as_ref().expect("kept entries are runnable manifests");
-        let family = Family::of_manifest(&bm.desc.media_type).expect("read_manifest checked the type");
-        let mut new_layers = Vec::new();
-        let mut records = Vec::new();
-        let mut env = Vec::new();
-        for (oi, overlay) in opts.overlays.iter().enumerate() {
+        let manifest = rewrite_manifest(opts, &base, bm, platform, &mut layers)?;
+        rewritten.insert(bm.desc.digest.clone(), manifests.len());
+        manifests.push(manifest);
+    }
+    let (top, top_raw, verbatim) = match &base.top {
+        BaseTop::Manifest => (manifests[0].desc.clone(), manifests[0].raw.clone(), Vec::new()),
+        BaseTop::Index { desc, json, .. } => rewrite_index(opts, &base, desc, json, &rewritten, &mut manifests),
+    };
+    Ok(BuiltImage { base, store, top, top_raw, manifests, verbatim })
+}
+
+/// The overlays' layers, written into the store as the platforms ask for them. Overlays without
+/// artifacts give the same blob for every platform, written once.
+struct Layers<'a> {
+    opts: &'a BuildOptions,
+    store: &'a BlobStore,
+    artifacts: &'a BTreeMap<(String, Platform), PathBuf>,
+    written: BTreeMap<LayerKey, LayerBlob>,
+}
+
+/// What the overlays add to one platform's image.
+struct Added {
+    layers: Vec<Descriptor>,
+    /// (diff_id, created_by, comment) of each layer, for the config's history.
+    records: Vec<(Digest, String, String)>,
+    env: Vec<(String, String)>,
+}
+
+impl Layers<'_> {
+    /// The layers of every overlay that applies to `platform`, in overlay order.
+    fn for_platform(&mut self, bm: &BaseManifest, platform: &Platform, family: Family) -> Result<Added> {
+        let mut added = Added { layers: Vec::new(), records: Vec::new(), env: Vec::new() };
+        for (oi, overlay) in self.opts.overlays.iter().enumerate() {
             if !overlay.applies_to(platform) {
                 continue;
             }
-            env.extend(overlay.env.iter().cloned());
-            let arts: Vec<(String, PathBuf)> =
-                overlay.artifacts.iter().map(|a| (a.path.clone(), artifacts[&(a.path.clone(), platform.clone())].clone())).collect();
-            // A Python layer differs per platform (wheels); others only by their artifacts.
-            let key = (oi, arts.clone(), overlay.python.as_ref().map(|_| platform.to_string()));
-            let blob = match layer_cache.get(&key) {
-                Some(b) => b.clone(),
-                None => {
-                    let b = match &overlay.python {
-                        Some(py) => {
-                            // `base.python` speaks for the recipe's own base, not a `--base` stand-in.
-                            let declared = opts.recipe.base_python.as_deref().filter(|_| opts.base_name == opts.recipe.base);
-                            let facts = crate::python::BaseFacts { name: &opts.base_name, config: &bm.config_raw, python: declared };
-                            crate::python::overlay_layer(py, overlay, &store, platform, &facts, opts.epoch)?
-                        }
-                        None => crate::layer_cache::write(&store, &overlay_entries(overlay, &arts)?, opts.epoch)?,
-                    };
-                    layer_cache.insert(key, b.clone());
-                    b
-                }
-            };
+            added.env.extend(overlay.env.iter().cloned());
+            let blob = self.layer(oi, overlay, bm, platform)?;
             let mut desc = Descriptor::new(family.layer_gzip(), blob.digest.clone(), blob.size);
             if family == Family::Oci {
                 desc = desc.with_annotations(&[("dev.sparkctl.overlay".into(), overlay.name.clone())]);
             }
-            new_layers.push(desc);
-            records.push((blob.diff_id.clone(), format!("sparkctl: overlay {}", overlay.name), overlay.description.clone()));
+            added.layers.push(desc);
+            added.records.push((blob.diff_id.clone(), format!("sparkctl: overlay {}", overlay.name), overlay.description.clone()));
         }
-        let layer_records: Vec<LayerRecord<'_>> =
-            records.iter().map(|(d, by, c)| LayerRecord { diff_id: d, created_by: by.clone(), comment: c.clone() }).collect();
-        let labels = image_labels(opts, &base);
-        let edit = config::Edit {
-            layers: layer_records,
-            env,
-            recipe: &opts.recipe.config,
-            extra_labels: &labels,
-            epoch: opts.epoch,
-            recipe_name: recipe_name(&opts.recipe),
-        };
-        let config_json = config::apply(&bm.config_raw, &edit, base.name())?;
-        let config_raw = canonical(&config_json);
-        let config_desc = Descriptor::new(family.config(), Digest::of(&config_raw), config_raw.len() as u64);
-
-        let mut manifest = bm.json.clone();
-        manifest["config"] = config_desc.raw.clone();
-        let layers = manifest["layers"].as_array_mut().expect("read_manifest checked layers");
-        layers.extend(new_layers.iter().map(|d| d.raw.clone()));
-        if family == Family::Oci {
-            set_annotations(&mut manifest, &image_annotations(opts, &base));
-        }
-        let raw = canonical(&manifest);
-        let mut desc = Descriptor::new(&bm.desc.media_type, Digest::of(&raw), raw.len() as u64);
-        desc.platform = Some(platform.clone());
-        rewritten.insert(bm.desc.digest.clone(), manifests.len());
-        manifests.push(BuiltManifest { platform: platform.clone(), desc, raw, config: config_desc, config_raw, base_layers: bm.layers.clone(), new_layers });
+        Ok(added)
     }
 
-    let (top, top_raw, verbatim) = match &base.top {
-        BaseTop::Manifest => (manifests[0].desc.clone(), manifests[0].raw.clone(), Vec::new()),
-        BaseTop::Index { desc, json, .. } => {
-            let family = Family::of_index(&desc.media_type).expect("read checked the type");
-            let mut entries = Vec::new();
-            let mut verbatim = Vec::new();
-            for (d, _) in &base.entries {
-                if let Some(&i) = rewritten.get(&d.digest) {
-                    // Same entry object, new digest/size: platform and annotations stay.
-                    let mut e = d.raw.clone();
-                    e["digest"] = json!(manifests[i].desc.digest.as_str());
-                    e["size"] = json!(manifests[i].desc.size);
-                    manifests[i].desc.raw = e.clone();
-                    entries.push(e);
-                } else if keep_verbatim(d, &base, &rewritten, opts.recipe.keep_other_platforms) {
-                    verbatim.push(d.clone());
-                    entries.push(d.raw.clone());
-                }
-            }
-            let mut index = json.clone();
-            index["manifests"] = Value::Array(entries);
-            if family == Family::Oci {
-                set_annotations(&mut index, &image_annotations(opts, &base));
-            }
-            let raw = canonical(&index);
-            (Descriptor::new(&desc.media_type, Digest::of(&raw), raw.len() as u64), raw, verbatim)
+    /// Overlay `oi`'s layer for `platform`: written on first use, then the same blob.
+    fn layer(&mut self, oi: usize, overlay: &Overlay, bm: &BaseManifest, platform: &Platform) -> Result<LayerBlob> {
+        let opts = self.opts;
+        let arts: Vec<(String, PathBuf)> =
+            overlay.artifacts.iter().map(|a| (a.path.clone(), self.artifacts[&(a.path.clone(), platform.clone())].clone())).collect();
+        // A Python layer differs per platform (wheels); others only by their artifacts.
+        let key = (oi, arts.clone(), overlay.python.as_ref().map(|_| platform.to_string()));
+        if let Some(b) = self.written.get(&key) {
+            return Ok(b.clone());
         }
+        let b = match &overlay.python {
+            Some(py) => {
+                // `base.python` speaks for the recipe's own base, not a `--base` stand-in.
+                let declared = opts.recipe.base_python.as_deref().filter(|_| opts.base_name == opts.recipe.base);
+                let facts = crate::python::BaseFacts { name: &opts.base_name, config: &bm.config_raw, python: declared };
+                crate::python::overlay_layer(py, overlay, self.store, platform, &facts, opts.epoch)?
+            }
+            None => crate::layer_cache::write(self.store, &overlay_entries(overlay, &arts)?, opts.epoch)?,
+        };
+        self.written.insert(key, b.clone());
+        Ok(b)
+    }
+}
+
+/// One platform's image: the base manifest with the overlays' layers appended and its config
+/// edited to match.
+fn rewrite_manifest(opts: &BuildOptions, base: &BaseImage, bm: &BaseManifest, platform: &Platform, layers: &mut Layers<'_>) -> Result<BuiltManifest> {
+    let family = Family::of_manifest(&bm.desc.media_type).expect("read_manifest checked the type");
+    let Added { layers: new_layers, records, env } = layers.for_platform(bm, platform, family)?;
+    let (config, config_raw) = edit_config(opts, base, bm, family, &records, env)?;
+    let mut manifest = bm.json.clone();
+    manifest["config"] = config.raw.clone();
+    let manifest_layers = manifest["layers"].as_array_mut().expect("read_manifest checked layers");
+    manifest_layers.extend(new_layers.iter().map(|d| d.raw.clone()));
+    if family == Family::Oci {
+        set_annotations(&mut manifest, &image_annotations(opts, base));
+    }
+    let raw = canonical(&manifest);
+    let mut desc = Descriptor::new(&bm.desc.media_type, Digest::of(&raw), raw.len() as u64);
+    desc.platform = Some(platform.clone());
+    Ok(BuiltManifest { platform: platform.clone(), desc, raw, config, config_raw, base_layers: bm.layers.clone(), new_layers })
+}
+
+/// The base config with the new layers' diff_ids and history, the overlays' env and the labels.
+fn edit_config(
+    opts: &BuildOptions,
+    base: &BaseImage,
+    bm: &BaseManifest,
+    family: Family,
+    records: &[(Digest, String, String)],
+    env: Vec<(String, String)>,
+) -> Result<(Descriptor, Vec<u8>)> {
+    let layer_records: Vec<LayerRecord<'_>> = records.iter().map(|(d, by, c)| LayerRecord { diff_id: d, created_by: by.clone(), comment: c.clone() }).collect();
+    let labels = image_labels(opts, base);
+    let edit = config::Edit {
+        layers: layer_records,
+        env,
+        recipe: &opts.recipe.config,
+        extra_labels: &labels,
+        epoch: opts.epoch,
+        recipe_name: recipe_name(&opts.recipe),
     };
-    Ok(BuiltImage { base, store, top, top_raw, manifests, verbatim })
+    let config_json = config::apply(&bm.config_raw, &edit, base.name())?;
+    let config_raw = canonical(&config_json);
+    Ok((Descriptor::new(family.config(), Digest::of(&config_raw), config_raw.len() as u64), config_raw))
+}
+
+/// The new index: the base's entries in their order, rewritten ones pointing at the new
+/// manifests (whose descriptors become those entries), kept ones verbatim, the rest dropped.
+fn rewrite_index(
+    opts: &BuildOptions,
+    base: &BaseImage,
+    desc: &Descriptor,
+    json: &Value,
+    rewritten: &BTreeMap<Digest, usize>,
+    manifests: &mut [BuiltManifest],
+) -> (Descriptor, Vec<u8>, Vec<Descriptor>) {
+    let family = Family::of_index(&desc.media_type).expect("read checked the type");
+    let mut entries = Vec::new();
+    let mut verbatim = Vec::new();
+    for (d, _) in &base.entries {
+        if let Some(&i) = rewritten.get(&d.digest) {
+            // Same entry object, new digest/size: platform and annotations stay.
+            let mut e = d.raw.clone();
+            e["digest"] = json!(manifests[i].desc.digest.as_str());
+            e["size"] = json!(manifests[i].desc.size);
+            manifests[i].desc.raw = e.clone();
+            entries.push(e);
+        } else if keep_verbatim(d, base, rewritten, opts.recipe.keep_other_platforms) {
+            verbatim.push(d.clone());
+            entries.push(d.raw.clone());
+        }
+    }
+    let mut index = json.clone();
+    index["manifests"] = Value::Array(entries);
+    if family == Family::Oci {
+        set_annotations(&mut index, &image_annotations(opts, base));
+    }
+    let raw = canonical(&index);
+    (Descriptor::new(&desc.media_type, Digest::of(&raw), raw.len() as u64), raw, verbatim)
 }
 
 /// Attestations stay when the manifest they describe is kept (their `vnd.docker.reference.digest`

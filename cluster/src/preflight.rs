@@ -185,103 +185,12 @@ impl Table {
 /// Runs every check on the node under `root`.
 pub fn run(root: &Root, spec: &Spec) -> Report {
     let mut t = Table(Vec::new());
-    let mut rails = Vec::new();
-    // RDMA findings per rail, used only if the transport ends up IB.
-    let mut rdma: Vec<Option<(String, u8)>> = Vec::new();
-    let mut rdma_problems: Vec<(&'static str, String, String, &'static str)> = Vec::new();
-
     if spec.rails.is_empty() {
         t.add("rails", "node", Status::Fail, "no rail interfaces configured", Some("name the rail netdevs, e.g. `enp1s0f1np1,enP2p1s0f1np1`"));
     }
-    for name in &spec.rails {
-        // A name like `../../../etc` would read another directory as if it were a netdev.
-        if let Err(e) = sysfs::validate_netdev_name(name) {
-            t.add("exists", name, Status::Fail, e.to_string(), Some("name the rail as `ip -br link` shows it"));
-            rdma.push(None);
-            continue;
-        }
-        let Some(nd) = sysfs::read_netdev(root, name) else {
-            let present = root.list("/sys/class/net").join(", ");
-            t.add(
-                "exists",
-                name,
-                Status::Fail,
-                format!("no such interface (present: {present})"),
-                Some("check the rail names (`ip -br link`) and that the container uses the host network"),
-            );
-            rdma.push(None);
-            continue;
-        };
-        t.add("exists", name, Status::Pass, "present", None);
-        let up = nd.operstate == "up";
-        t.add(
-            "up",
-            name,
-            if up { Status::Pass } else { Status::Fail },
-            format!("operstate {}", nd.operstate),
-            Some("bring the link up (`ip link set dev IF up`) and check the cable"),
-        );
-        let addrs = sysfs::read_ipv4(root, name);
-        match addrs.first() {
-            Some((ip, len)) => {
-                t.add("ipv4", name, Status::Pass, format!("{ip}/{len}"), None);
-                rails.push(Rail { netdev: name.clone(), rdma_device: None, ipv4: *ip, port: 1 });
-            }
-            None => t.add(
-                "ipv4",
-                name,
-                Status::Fail,
-                "no IPv4 address",
-                Some("give each rail its own address on its own subnet (netplan or `sparkctl render netplan`)"),
-            ),
-        }
-        match nd.mtu {
-            Some(m) if m == spec.mtu => t.add("mtu", name, Status::Pass, m.to_string(), None),
-            m => t.add(
-                "mtu",
-                name,
-                Status::Fail,
-                format!("{} (expected {})", m.map_or("unknown".into(), |m| m.to_string()), spec.mtu),
-                Some(&mtu_hint(name, spec.mtu)),
-            ),
-        }
-        t.with(spec.mtu.to_string(), Some(Fix::Mtu { netdev: name.clone(), mtu: spec.mtu }));
-        match nd.ipv6_disabled {
-            Some(false) => t.add("ipv6-off", name, Status::Fail, "IPv6 enabled", Some("set `net.ipv6.conf.IF.disable_ipv6=1` so RoCE GID indexes stay stable")),
-            Some(true) => t.add("ipv6-off", name, Status::Pass, "disabled", None),
-            None => t.add("ipv6-off", name, Status::Pass, "no IPv6 in kernel", None),
-        }
-        t.with("disabled", Some(Fix::netdev_sysctl("ipv6", name, "disable_ipv6", "1")));
-        // RDMA behind the rail.
-        let ip = addrs.first().map(|(ip, _)| *ip);
-        let found = rdma_behind(root, name, ip);
-        match found {
-            Ok((dev, port, detail)) => {
-                rdma_problems.push(("rdma", name.clone(), detail, ""));
-                rdma.push(Some((dev, port)));
-            }
-            Err((detail, hint)) => {
-                rdma_problems.push(("rdma", name.clone(), detail, hint));
-                rdma.push(None);
-            }
-        }
-    }
-
-    // Node-wide RDMA prerequisites.
-    let uverbs: Vec<String> = root.list("/dev/infiniband").into_iter().filter(|n| n.starts_with("uverbs")).collect();
-    let devnode = if uverbs.is_empty() {
-        Err(("`/dev/infiniband` has no uverbs device".to_owned(), "run the container with `--device=/dev/infiniband`"))
-    } else {
-        Ok(uverbs.join(","))
-    };
-    let memlock = match root.read("/proc/self/limits").and_then(|l| sysfs::parse_memlock(&l)) {
-        Some(Limit::Unlimited) => Ok("unlimited".to_owned()),
-        Some(Limit::Bytes(b)) => Err((format!("{b} bytes"), "run with `--ulimit memlock=-1` (`LimitMEMLOCK=infinity` for units)")),
-        None => Err(("unknown".to_owned(), "run with `--ulimit memlock=-1`")),
-    };
-
-    let rails_rdma_ok = !spec.rails.is_empty() && rdma.iter().all(Option::is_some) && rdma.len() == spec.rails.len();
-    let rdma_ok = rails_rdma_ok && devnode.is_ok() && memlock.is_ok();
+    let mut found: Vec<RailFinding> = spec.rails.iter().map(|name| check_rail(&mut t, root, name, spec.mtu)).collect();
+    let node = [dev_infiniband(root), memlock(root)];
+    let rdma_ok = !found.is_empty() && found.iter().all(|f| f.device.is_some()) && node.iter().all(|c| c.outcome.is_ok());
     let transport = match spec.transport {
         Policy::Socket => Transport::Socket,
         _ if rdma_ok => Transport::Ib,
@@ -290,19 +199,162 @@ pub fn run(root: &Root, spec: &Spec) -> Report {
     if spec.transport != Policy::Socket {
         // Missing RDMA is a failure when IB is demanded, a warning when it is optional.
         let miss = if spec.transport == Policy::Ib { Status::Fail } else { Status::Warn };
-        for ((name, subject, detail, hint), found) in rdma_problems.into_iter().zip(&rdma) {
-            let status = if found.is_some() { Status::Pass } else { miss };
-            t.add(name, &subject, status, detail, Some(hint));
-        }
-        match devnode {
-            Ok(d) => t.add("dev-infiniband", "node", Status::Pass, d, None),
-            Err((d, h)) => t.add("dev-infiniband", "node", miss, d, Some(h)),
-        }
-        match memlock {
-            Ok(d) => t.add("memlock", "node", Status::Pass, d, None),
-            Err((d, h)) => t.add("memlock", "node", miss, d, Some(h)),
+        for check in found.iter_mut().filter_map(|f| f.rdma.take()).chain(node) {
+            check.report(&mut t, miss);
         }
     }
+    check_nccl_conf(&mut t, root);
+    report_transport(&mut t, spec.transport, transport);
+    let rails = found.into_iter().filter_map(|f| f.into_rail(transport == Transport::Ib)).collect();
+    Report { checks: t.0, rails, transport }
+}
+
+/// An RDMA prerequisite as found; how much a miss matters waits for the transport decision.
+struct RdmaCheck<'a> {
+    name: &'static str,
+    subject: &'a str,
+    /// What was found: the detail, or the detail and the fix.
+    outcome: Result<String, (String, &'static str)>,
+}
+
+impl RdmaCheck<'_> {
+    fn report(self, t: &mut Table, miss: Status) {
+        match self.outcome {
+            Ok(detail) => t.add(self.name, self.subject, Status::Pass, detail, None),
+            Err((detail, hint)) => t.add(self.name, self.subject, miss, detail, Some(hint)),
+        }
+    }
+}
+
+/// What the checks of one configured rail found.
+#[derive(Default)]
+struct RailFinding<'a> {
+    /// The rail with its address; `None` when it does not exist or has no IPv4 address.
+    rail: Option<Rail>,
+    /// The RDMA device and port behind the rail, when RDMA can use them.
+    device: Option<(String, u8)>,
+    /// The RDMA check, reported once the transport is known; `None` when the rail does not exist.
+    rdma: Option<RdmaCheck<'a>>,
+}
+
+impl RailFinding<'_> {
+    /// The rail for the report; with IB, the RDMA device and port behind it.
+    fn into_rail(self, ib: bool) -> Option<Rail> {
+        let mut rail = self.rail?;
+        if let (true, Some((dev, port))) = (ib, self.device) {
+            rail.rdma_device = Some(dev);
+            rail.port = port;
+        }
+        Some(rail)
+    }
+}
+
+/// The network checks of one rail (exists, up, ipv4, mtu, ipv6-off) and what is behind it for RDMA.
+fn check_rail<'a>(t: &mut Table, root: &Root, name: &'a str, mtu: u32) -> RailFinding<'a> {
+    let Some(nd) = find_netdev(t, root, name) else { return RailFinding::default() };
+    let up = nd.operstate == "up";
+    t.add(
+        "up",
+        name,
+        if up { Status::Pass } else { Status::Fail },
+        format!("operstate {}", nd.operstate),
+        Some("bring the link up (`ip link set dev IF up`) and check the cable"),
+    );
+    let ip = check_ipv4(t, root, name);
+    check_mtu(t, name, nd.mtu, mtu);
+    check_ipv6_off(t, name, nd.ipv6_disabled);
+    let (device, outcome) = match rdma_behind(root, name, ip) {
+        Ok((dev, port, detail)) => (Some((dev, port)), Ok(detail)),
+        Err(e) => (None, Err(e)),
+    };
+    RailFinding {
+        rail: ip.map(|ipv4| Rail { netdev: name.to_owned(), rdma_device: None, ipv4, port: 1 }),
+        device,
+        rdma: Some(RdmaCheck { name: "rdma", subject: name, outcome }),
+    }
+}
+
+/// The `exists` check: the rail's netdev, when its name is one and it is present.
+fn find_netdev(t: &mut Table, root: &Root, name: &str) -> Option<sysfs::Netdev> {
+    // A name like `../../../etc` would read another directory as if it were a netdev.
+    if let Err(e) = sysfs::validate_netdev_name(name) {
+        t.add("exists", name, Status::Fail, e.to_string(), Some("name the rail as `ip -br link` shows it"));
+        return None;
+    }
+    let Some(nd) = sysfs::read_netdev(root, name) else {
+        let present = root.list("/sys/class/net").join(", ");
+        t.add(
+            "exists",
+            name,
+            Status::Fail,
+            format!("no such interface (present: {present})"),
+            Some("check the rail names (`ip -br link`) and that the container uses the host network"),
+        );
+        return None;
+    };
+    t.add("exists", name, Status::Pass, "present", None);
+    Some(nd)
+}
+
+/// The `ipv4` check; returns the rail's first address.
+fn check_ipv4(t: &mut Table, root: &Root, name: &str) -> Option<std::net::Ipv4Addr> {
+    match sysfs::read_ipv4(root, name).first() {
+        Some((ip, len)) => {
+            t.add("ipv4", name, Status::Pass, format!("{ip}/{len}"), None);
+            Some(*ip)
+        }
+        None => {
+            t.add(
+                "ipv4",
+                name,
+                Status::Fail,
+                "no IPv4 address",
+                Some("give each rail its own address on its own subnet (netplan or `sparkctl render netplan`)"),
+            );
+            None
+        }
+    }
+}
+
+fn check_mtu(t: &mut Table, name: &str, found: Option<u32>, mtu: u32) {
+    match found {
+        Some(m) if m == mtu => t.add("mtu", name, Status::Pass, m.to_string(), None),
+        m => t.add("mtu", name, Status::Fail, format!("{} (expected {})", m.map_or("unknown".into(), |m| m.to_string()), mtu), Some(&mtu_hint(name, mtu))),
+    }
+    t.with(mtu.to_string(), Some(Fix::Mtu { netdev: name.to_owned(), mtu }));
+}
+
+fn check_ipv6_off(t: &mut Table, name: &str, disabled: Option<bool>) {
+    match disabled {
+        Some(false) => t.add("ipv6-off", name, Status::Fail, "IPv6 enabled", Some("set `net.ipv6.conf.IF.disable_ipv6=1` so RoCE GID indexes stay stable")),
+        Some(true) => t.add("ipv6-off", name, Status::Pass, "disabled", None),
+        None => t.add("ipv6-off", name, Status::Pass, "no IPv6 in kernel", None),
+    }
+    t.with("disabled", Some(Fix::netdev_sysctl("ipv6", name, "disable_ipv6", "1")));
+}
+
+/// Node-wide RDMA prerequisite: a uverbs device in `/dev/infiniband`.
+fn dev_infiniband(root: &Root) -> RdmaCheck<'static> {
+    let uverbs: Vec<String> = root.list("/dev/infiniband").into_iter().filter(|n| n.starts_with("uverbs")).collect();
+    let outcome = if uverbs.is_empty() {
+        Err(("`/dev/infiniband` has no uverbs device".to_owned(), "run the container with `--device=/dev/infiniband`"))
+    } else {
+        Ok(uverbs.join(","))
+    };
+    RdmaCheck { name: "dev-infiniband", subject: "node", outcome }
+}
+
+/// Node-wide RDMA prerequisite: no limit on locked memory.
+fn memlock(root: &Root) -> RdmaCheck<'static> {
+    let outcome = match root.read("/proc/self/limits").and_then(|l| sysfs::parse_memlock(&l)) {
+        Some(Limit::Unlimited) => Ok("unlimited".to_owned()),
+        Some(Limit::Bytes(b)) => Err((format!("{b} bytes"), "run with `--ulimit memlock=-1` (`LimitMEMLOCK=infinity` for units)")),
+        None => Err(("unknown".to_owned(), "run with `--ulimit memlock=-1`")),
+    };
+    RdmaCheck { name: "memlock", subject: "node", outcome }
+}
+
+fn check_nccl_conf(t: &mut Table, root: &Root) {
     match root.read("/etc/nccl.conf") {
         Some(_) => t.add(
             "nccl-conf",
@@ -313,19 +365,21 @@ pub fn run(root: &Root, spec: &Spec) -> Report {
         ),
         None => t.add("nccl-conf", "node", Status::Pass, "absent", None),
     }
+}
+
+/// The `transport` line: what NCCL will use, given what the operator asked for.
+fn report_transport(t: &mut Table, policy: Policy, transport: Transport) {
     match transport {
         Transport::Ib => t.add("transport", "node", Status::Pass, "NET/IB (RoCE) on every rail", None),
         // With `transport = "ib"` the entrypoint refuses to start: there is no Socket to speak of.
-        Transport::Socket if spec.transport == Policy::Ib => t.add(
+        Transport::Socket if policy == Policy::Ib => t.add(
             "transport",
             "node",
             Status::Fail,
             "none: the RDMA checks failed and `transport = \"ib\"` makes spark-entrypoint refuse to start",
             Some("fix the RDMA checks above, or set `transport = \"auto\"` to accept NET/Socket"),
         ),
-        Transport::Socket if spec.transport == Policy::Socket => {
-            t.add("transport", "node", Status::Pass, "NET/Socket, as configured (`transport = \"socket\"`)", None)
-        }
+        Transport::Socket if policy == Policy::Socket => t.add("transport", "node", Status::Pass, "NET/Socket, as configured (`transport = \"socket\"`)", None),
         Transport::Socket => t.add(
             "transport",
             "node",
@@ -334,13 +388,6 @@ pub fn run(root: &Root, spec: &Spec) -> Report {
             Some("fix the RDMA checks above to get NET/IB"),
         ),
     }
-    if transport == Transport::Ib {
-        for (rail, (dev, port)) in rails.iter_mut().zip(rdma.iter().flatten()) {
-            rail.rdma_device = Some(dev.clone());
-            rail.port = *port;
-        }
-    }
-    Report { checks: t.0, rails, transport }
 }
 
 /// The fix for a rail MTU that is not `mtu`. The RDMA note is only true of a jumbo target: RoCE's
@@ -620,6 +667,17 @@ mod tests {
         let c = status_of(&rep, "exists", "eth9");
         assert_eq!(c.status, Status::Fail);
         assert!(c.detail.contains("enp1s0f1np1"));
+    }
+
+    /// Each rail's RDMA line speaks for that rail, also when an earlier rail does not exist.
+    #[test]
+    fn a_missing_rail_does_not_shift_the_rdma_lines_of_the_others() {
+        let (dir, up) = node_from_ibdev2netdev(&fixture("ibdev2netdev/dgx-spark-single-cable-2up-2down.txt"), 9000, "unlimited");
+        let rep = run(&Root::new(dir.path()), &spec(&["eth9".to_owned(), up[0].clone()], Policy::Auto));
+        assert_eq!(status_of(&rep, "exists", "eth9").status, Status::Fail);
+        let rdma = status_of(&rep, "rdma", &up[0]);
+        assert_eq!((rdma.status, rdma.hint.as_deref()), (Status::Pass, None), "{rdma:?}");
+        assert_eq!(rep.transport, Transport::Socket);
     }
 
     #[test]

@@ -252,7 +252,16 @@ impl Node<'_> {
     fn worker(&mut self, mut env: BTreeMap<String, String>, my_ip: Ipv4Addr, fp: Fingerprint) -> Result<Never, Stop> {
         let cfg = self.cfg;
         let head = cfg.head_addr.expect("settings require SPARK_HEAD_ADDR on workers");
-        let j = rendezvous::join(&mut self.sup, head, cfg.rendezvous_port, &cfg.token, &cfg.node, my_ip, &fp, cfg.join_timeout, cfg.heartbeat_timeout)?;
+        let req = rendezvous::JoinRequest {
+            head: SocketAddrV4::new(head, cfg.rendezvous_port),
+            token: &cfg.token,
+            node: &cfg.node,
+            ip: my_ip,
+            fingerprint: &fp,
+            timeout: cfg.join_timeout,
+            silence: cfg.heartbeat_timeout,
+        };
+        let j = rendezvous::join(&mut self.sup, &req)?;
         self.peers = Peers::Worker(j.session);
         self.sup.released = true;
         if cfg.mode == Mode::NcclBench {

@@ -304,91 +304,104 @@ pub struct Join {
     pub head_ip: Ipv4Addr,
 }
 
-#[allow(clippy::too_many_arguments)]
-pub fn join(
-    sup: &mut Supervisor,
-    head: Ipv4Addr,
-    port: u16,
-    token: &str,
-    node: &str,
-    my_ip: Ipv4Addr,
-    fingerprint: &Fingerprint,
-    timeout: Duration,
-    silence: Duration,
-) -> Result<Join, Stop> {
-    let addr = SocketAddr::V4(SocketAddrV4::new(head, port));
-    let deadline = Instant::now() + timeout;
-    let mut attempt: u32 = 0;
-    let mut last_log = Instant::now() - Duration::from_secs(60);
+/// What a worker brings to the rendezvous: where the head listens, who this node is, and how
+/// long to wait.
+pub struct JoinRequest<'a> {
+    /// The head's rendezvous address: its first rail address and `SPARK_RENDEZVOUS_PORT`.
+    pub head: SocketAddrV4,
+    /// The cluster token the handshake is authenticated with.
+    pub token: &'a str,
+    /// This node's name, as the head's `SPARK_NODES` lists it.
+    pub node: &'a str,
+    /// This node's rail address, announced in the hello.
+    pub ip: Ipv4Addr,
+    pub fingerprint: &'a Fingerprint,
+    /// How long to wait for the release (`SPARK_JOIN_TIMEOUT`).
+    pub timeout: Duration,
+    /// Silence after which the head counts as gone (`SPARK_HEARTBEAT_TIMEOUT`).
+    pub silence: Duration,
+}
+
+pub fn join(sup: &mut Supervisor, req: &JoinRequest<'_>) -> Result<Join, Stop> {
+    let (addr, node) = (SocketAddr::V4(req.head), req.node);
+    let deadline = Instant::now() + req.timeout;
+    let mut retry = Retry { attempt: 0, last_log: Instant::now() - Duration::from_secs(60) };
     loop {
         if Instant::now() >= deadline {
             return Err(Stop::Timeout(format!(
                 "rendezvous: the head at {addr} did not release `{node}` within {:.0?}; is the head running, with `{node}` in its SPARK_NODES?",
-                timeout
+                req.timeout
             )));
         }
-        let session = match connect(addr, token, node, my_ip, fingerprint, silence, sup.sender(), proto::nonce) {
-            Ok(Some(s)) => s,
-            Ok(None) => {
-                // Not reachable yet: back off with jitter so nodes started together spread out.
-                attempt += 1;
-                if last_log.elapsed() >= Duration::from_secs(10) {
-                    log::info(&format!("rendezvous: head {addr} not reachable yet (attempt {attempt}); retrying"));
-                    last_log = Instant::now();
-                }
-                let wait = backoff(attempt);
-                let until = Instant::now() + wait;
-                while Instant::now() < until {
-                    sup.next(until.saturating_duration_since(Instant::now()))?;
-                }
-                continue;
-            }
-            Err(stop) => return Err(stop),
+        let Some(session) = connect(req, sup.sender(), proto::nonce)? else {
+            retry.wait(sup, addr)?;
+            continue;
         };
-        attempt = 0;
-        // Joined: wait for the release, or for the head to go away (then start over).
-        loop {
-            if Instant::now() >= deadline {
+        retry.attempt = 0;
+        if let Some(joined) = await_release(sup, req, session, deadline)? {
+            return Ok(joined);
+        }
+    }
+}
+
+/// Connection attempts to a head that is not reachable yet.
+struct Retry {
+    attempt: u32,
+    last_log: Instant,
+}
+
+impl Retry {
+    /// Backs off with jitter so nodes started together spread out; says so every 10 s.
+    fn wait(&mut self, sup: &mut Supervisor, addr: SocketAddr) -> Result<(), Stop> {
+        self.attempt += 1;
+        if self.last_log.elapsed() >= Duration::from_secs(10) {
+            log::info(&format!("rendezvous: head {addr} not reachable yet (attempt {}); retrying", self.attempt));
+            self.last_log = Instant::now();
+        }
+        let wait = backoff(self.attempt);
+        let until = Instant::now() + wait;
+        while Instant::now() < until {
+            sup.next(until.saturating_duration_since(Instant::now()))?;
+        }
+        Ok(())
+    }
+}
+
+/// Joined: waits for the release. `None`: the head went away or is stopping (join again).
+fn await_release(sup: &mut Supervisor, req: &JoinRequest<'_>, session: Session, deadline: Instant) -> Result<Option<Join>, Stop> {
+    let addr = SocketAddr::V4(req.head);
+    loop {
+        if Instant::now() >= deadline {
+            session.close();
+            return Err(Stop::Timeout(format!(
+                "rendezvous: joined the head at {addr} but it did not release the group within {:.0?}; another node is missing (see the head's log)",
+                req.timeout
+            )));
+        }
+        match sup.next(Duration::from_millis(200))? {
+            Some(Event::Peer(PeerEvent::Msg { conn, msg: Msg::Release { ranks, head_ip }, .. })) if conn == session.conn => {
+                let head_ip = head_ip.parse().unwrap_or(*req.head.ip());
+                log::info(&format!("rendezvous: released by the head (rank {})", ranks.get(req.node).copied().unwrap_or(0)));
+                return Ok(Some(Join { session, ranks, head_ip }));
+            }
+            Some(Event::Peer(PeerEvent::Msg { conn, msg: Msg::Shutdown { reason, .. }, .. })) if conn == session.conn => {
+                log::info(&format!("rendezvous: the head is stopping ({reason}); joining again"));
                 session.close();
-                return Err(Stop::Timeout(format!(
-                    "rendezvous: joined the head at {addr} but it did not release the group within {:.0?}; another node is missing (see the head's log)",
-                    timeout
-                )));
+                return Ok(None);
             }
-            match sup.next(Duration::from_millis(200))? {
-                Some(Event::Peer(PeerEvent::Msg { conn, msg: Msg::Release { ranks, head_ip }, .. })) if conn == session.conn => {
-                    let head_ip = head_ip.parse().unwrap_or(head);
-                    log::info(&format!("rendezvous: released by the head (rank {})", ranks.get(node).copied().unwrap_or(0)));
-                    return Ok(Join { session, ranks, head_ip });
-                }
-                Some(Event::Peer(PeerEvent::Msg { conn, msg: Msg::Shutdown { reason, .. }, .. })) if conn == session.conn => {
-                    log::info(&format!("rendezvous: the head is stopping ({reason}); joining again"));
-                    session.close();
-                    break;
-                }
-                Some(Event::Peer(PeerEvent::Lost { conn, why, .. })) if conn == session.conn => {
-                    log::info(&format!("rendezvous: lost the head while waiting ({why}); joining again"));
-                    break;
-                }
-                _ => {}
+            Some(Event::Peer(PeerEvent::Lost { conn, why, .. })) if conn == session.conn => {
+                log::info(&format!("rendezvous: lost the head while waiting ({why}); joining again"));
+                return Ok(None);
             }
+            _ => {}
         }
     }
 }
 
 /// One connection attempt. `Ok(None)`: nobody answered (retry); `Err`: refused, or no nonce
 /// could be drawn (do not retry).
-#[allow(clippy::too_many_arguments)]
-fn connect(
-    addr: SocketAddr,
-    token: &str,
-    node: &str,
-    my_ip: Ipv4Addr,
-    fp: &Fingerprint,
-    silence: Duration,
-    tx: Sender<Event>,
-    nonce: NonceSource,
-) -> Result<Option<Session>, Stop> {
+fn connect(req: &JoinRequest<'_>, tx: Sender<Event>, nonce: NonceSource) -> Result<Option<Session>, Stop> {
+    let (addr, node) = (SocketAddr::V4(req.head), req.node);
     let Ok(stream) = TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else { return Ok(None) };
     let _ = stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT));
     let Ok(mut w) = stream.try_clone() else { return Ok(None) };
@@ -396,8 +409,8 @@ fn connect(
     let Ok(rec) = proto::read(&mut r) else { return Ok(None) };
     let Msg::Challenge { nonce: head_nonce } = rec.msg else { return Ok(None) };
     let my_nonce = nonce().map_err(|e| Stop::Fatal(format!("rendezvous: cannot draw a nonce: {e}")))?;
-    let keys = Keys::new(token, &head_nonce, &my_nonce);
-    let hello = Msg::Hello { node: node.to_owned(), nonce: my_nonce, ip: my_ip.to_string(), fingerprint: fp.clone() };
+    let keys = Keys::new(req.token, &head_nonce, &my_nonce);
+    let hello = Msg::Hello { node: node.to_owned(), nonce: my_nonce, ip: req.ip.to_string(), fingerprint: req.fingerprint.clone() };
     if proto::write(&mut w, &hello, Some((&keys, Dir::ToHead, 0))).is_err() {
         return Ok(None);
     }
@@ -407,7 +420,7 @@ fn connect(
         (Msg::Welcome { joined, expected }, true) => {
             log::info(&format!("rendezvous: joined the head at {addr} ({joined}/{expected} nodes); waiting for the release"));
             let session = Session::new("head", w, keys, Dir::ToHead, 1);
-            session.start_reader(r, Dir::ToWorker, 1, silence, tx);
+            session.start_reader(r, Dir::ToWorker, 1, req.silence, tx);
             session.start_heartbeat();
             Ok(Some(session))
         }
@@ -502,11 +515,69 @@ mod tests {
             rest
         });
         let (tx, _rx) = std::sync::mpsc::channel();
-        let r = connect(addr, "secret", "spark-2", Ipv4Addr::LOCALHOST, &fp(), Duration::from_secs(5), tx, no_entropy);
+        let fingerprint = fp();
+        let req = JoinRequest {
+            head: SocketAddrV4::new(Ipv4Addr::LOCALHOST, addr.port()),
+            token: "secret",
+            node: "spark-2",
+            ip: Ipv4Addr::LOCALHOST,
+            fingerprint: &fingerprint,
+            timeout: Duration::from_secs(5),
+            silence: Duration::from_secs(5),
+        };
+        let r = connect(&req, tx, no_entropy);
         match r {
             Err(Stop::Fatal(m)) => assert!(m.contains("cannot draw a nonce") && m.contains("random number generator failed"), "{m}"),
             other => panic!("expected Fatal, got {other:?}"),
         }
         assert!(head.join().unwrap().is_empty(), "the worker sent a hello without a nonce of its own");
+    }
+
+    fn free_port() -> u16 {
+        TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    }
+
+    fn request(port: u16, fingerprint: &Fingerprint, timeout: Duration) -> JoinRequest<'_> {
+        JoinRequest {
+            head: SocketAddrV4::new(Ipv4Addr::LOCALHOST, port),
+            token: "secret",
+            node: "b",
+            ip: Ipv4Addr::LOCALHOST,
+            fingerprint,
+            timeout,
+            silence: Duration::from_secs(5),
+        }
+    }
+
+    /// A worker started before its head retries until the head listens, joins, and is released
+    /// with the ranks of the head's node list.
+    #[test]
+    fn a_worker_started_before_its_head_is_released_with_its_rank() {
+        let port = free_port();
+        let head = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(700));
+            let mut sup = Supervisor::detached();
+            let nodes = vec!["a".to_owned(), "b".to_owned()];
+            let mut head =
+                Head::listen(Ipv4Addr::LOCALHOST, port, "secret", fp(), nodes, Duration::from_secs(5), sup.sender()).unwrap_or_else(|_| panic!("listen"));
+            head.wait_all(&mut sup, Duration::from_secs(20)).unwrap_or_else(|_| panic!("the worker did not join"));
+            head.release(Ipv4Addr::LOCALHOST).unwrap_or_else(|_| panic!("release"));
+            head
+        });
+        let fingerprint = fp();
+        let Ok(joined) = join(&mut Supervisor::detached(), &request(port, &fingerprint, Duration::from_secs(20))) else { panic!("join failed") };
+        assert_eq!(joined.ranks, BTreeMap::from([("a".to_owned(), 0), ("b".to_owned(), 1)]));
+        assert_eq!(joined.head_ip, Ipv4Addr::LOCALHOST);
+        head.join().unwrap();
+    }
+
+    #[test]
+    fn a_worker_whose_head_never_listens_times_out_naming_itself() {
+        let port = free_port();
+        let fingerprint = fp();
+        let Err(Stop::Timeout(m)) = join(&mut Supervisor::detached(), &request(port, &fingerprint, Duration::from_secs(1))) else {
+            panic!("expected a timeout")
+        };
+        assert!(m.starts_with(&format!("rendezvous: the head at 127.0.0.1:{port} did not release `b` within 1s;")), "{m}");
     }
 }

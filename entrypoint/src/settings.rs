@@ -248,8 +248,56 @@ struct Values {
 }
 
 impl Values {
+    /// The flags up to `--`, then the environment for every setting no flag gave; also the
+    /// arguments after `--` (the serve command), when there is a `--`.
+    fn read(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<(Values, Option<Vec<String>>), Error> {
+        let mut map = BTreeMap::new();
+        let mut serve_args: Option<Vec<String>> = None;
+        let mut i = 0;
+        while i < args.len() {
+            let a = &args[i];
+            if a == "--" {
+                serve_args = Some(args[i + 1..].to_vec());
+                break;
+            }
+            let (flag, inline) = match a.split_once('=') {
+                Some((f, v)) => (f, Some(v.to_owned())),
+                None => (a.as_str(), None),
+            };
+            let Some(s) = SETTINGS.iter().find(|s| s.flag == flag) else {
+                return Err(Error::UnknownArgument { arg: a.clone() });
+            };
+            let value = match inline {
+                Some(v) => v,
+                None => {
+                    i += 1;
+                    args.get(i).cloned().ok_or_else(|| Error::MissingValue { flag: flag.to_owned() })?
+                }
+            };
+            map.insert(s.flag, value);
+            i += 1;
+        }
+        for s in SETTINGS {
+            if !map.contains_key(s.flag) {
+                if let Some(v) = env(s.env) {
+                    map.insert(s.flag, v);
+                }
+            }
+        }
+        Ok((Values { map }, serve_args))
+    }
+
     fn get(&self, flag: &str) -> Option<&str> {
         self.map.get(flag).map(String::as_str).filter(|s| !s.is_empty())
+    }
+
+    /// The value, or the table's default (`""` for a setting without one).
+    fn value(&self, flag: &str) -> &str {
+        self.get(flag).or(setting(flag).default).unwrap_or("")
+    }
+
+    fn path(&self, flag: &str) -> PathBuf {
+        PathBuf::from(self.value(flag))
     }
 
     fn required(&self, flag: &str, fix: &str) -> Result<&str, Error> {
@@ -258,8 +306,7 @@ impl Values {
     }
 
     fn parse<T: std::str::FromStr>(&self, flag: &str, what: &str) -> Result<T, Error> {
-        let s = setting(flag);
-        let v = self.get(flag).or(s.default).unwrap_or("");
+        let v = self.value(flag);
         v.parse().map_err(|_| invalid(flag, v, what))
     }
 
@@ -300,67 +347,77 @@ fn list(s: &str) -> Vec<String> {
     s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
 }
 
-/// Parses the arguments (without the program name) and the environment.
+/// Parses the arguments (without the program name) and the environment. The settings are read
+/// in a fixed order, so bad input with several mistakes is always refused for the same one.
 pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Config, Error> {
-    let mut map = BTreeMap::new();
-    let mut serve_args: Option<Vec<String>> = None;
-    let mut i = 0;
-    while i < args.len() {
-        let a = &args[i];
-        if a == "--" {
-            serve_args = Some(args[i + 1..].to_vec());
-            break;
-        }
-        let (flag, inline) = match a.split_once('=') {
-            Some((f, v)) => (f, Some(v.to_owned())),
-            None => (a.as_str(), None),
-        };
-        let Some(s) = SETTINGS.iter().find(|s| s.flag == flag) else {
-            return Err(Error::UnknownArgument { arg: a.clone() });
-        };
-        let value = match inline {
-            Some(v) => v,
-            None => {
-                i += 1;
-                args.get(i).cloned().ok_or_else(|| Error::MissingValue { flag: flag.to_owned() })?
-            }
-        };
-        map.insert(s.flag, value);
-        i += 1;
-    }
-    for s in SETTINGS {
-        if !map.contains_key(s.flag) {
-            if let Some(v) = env(s.env) {
-                map.insert(s.flag, v);
-            }
-        }
-    }
-    let v = Values { map };
+    let (v, serve_args) = Values::read(args, env)?;
+    let who = identity(&v)?;
+    let rails = rails(&v)?;
+    let transport = transport(&v)?;
+    let backend = backend(&v)?;
+    let token = token(&v)?;
+    let mode = mode(&v)?;
+    let serve = serve_command(&v, serve_args, mode, who.role, backend)?;
+    let model = v.get("--model").map_or_else(|| served_model(&serve), str::to_owned);
+    let plan = plan_mode(&v)?;
+    let cfg = Config {
+        role: who.role,
+        node: who.node,
+        nodes: who.nodes,
+        head_addr: who.head_addr,
+        rendezvous_port: v.port("--rendezvous-port")?,
+        rails,
+        mtu: mtu(&v)?,
+        transport,
+        backend,
+        token,
+        image_digest: v.value("--image-digest").to_owned(),
+        model,
+        serve,
+        ray_port: v.port("--ray-port")?,
+        ray_args: v.value("--ray-args").split_whitespace().map(str::to_owned).collect(),
+        gpus_per_node: v.parse("--gpus-per-node", "a GPU count")?,
+        master_port: v.port("--master-port")?,
+        api_port: v.port("--api-port")?,
+        join_timeout: v.seconds("--join-timeout")?,
+        cluster_timeout: v.seconds("--cluster-timeout")?,
+        ready_timeout: v.seconds("--ready-timeout")?,
+        heartbeat_timeout: v.seconds("--heartbeat-timeout")?,
+        grace: v.seconds("--grace")?,
+        status_file: v.path("--status-file"),
+        root: v.path("--root"),
+        liveness: liveness_policy(&v)?,
+        budget: restart_budget(&v)?,
+        state_file: v.path("--state-file"),
+        plan,
+        mode,
+        bench_out: v.path("--bench-out"),
+        bench_min_busbw: bench_min_busbw(&v)?,
+    };
+    check_ports(&cfg)?;
+    Ok(cfg)
+}
 
+/// Who this node is in the group.
+struct Identity {
+    role: Role,
+    node: String,
+    nodes: Vec<String>,
+    head_addr: Option<Ipv4Addr>,
+}
+
+/// The role, the node's name, the node list (required on the head) and the head's address
+/// (required on workers).
+fn identity(v: &Values) -> Result<Identity, Error> {
     let role = match v.required("--role", "set it to `head` on one node and `worker` on the others")? {
         "head" => Role::Head,
         "worker" => Role::Worker,
         other => return Err(invalid("--role", other, "`head` or `worker`")),
     };
-    let node = match v.get("--node-name") {
-        Some(n) => n.to_owned(),
-        None => hostname(),
-    };
+    let node = v.get("--node-name").map_or_else(hostname, str::to_owned);
     let nodes = v.get("--nodes").map(list).unwrap_or_default();
     if role == Role::Head {
-        if nodes.is_empty() {
-            return Err(Error::Missing {
-                env: "SPARK_NODES",
-                flag: "--nodes",
-                fix: "on the head, list every node's name, head first, e.g. `spark-a,spark-b`".into(),
-            });
-        }
-        if nodes[0] != node {
-            return Err(Error::HeadNotFirst { nodes: nodes.join(","), head: node });
-        }
-        if let Some(dup) = nodes.iter().enumerate().find(|(i, n)| nodes[..*i].contains(n)).map(|(_, n)| n) {
-            return Err(Error::DuplicateNode { name: dup.clone() });
-        }
+        check_node_list(&nodes, &node)?;
     }
     let head_addr = match v.get("--head-addr") {
         Some(a) => Some(a.parse().map_err(|_| invalid("--head-addr", a, "an IPv4 address; give the head's first rail address"))?),
@@ -369,6 +426,28 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Co
         }
         None => None,
     };
+    Ok(Identity { role, node, nodes, head_addr })
+}
+
+/// The head's node list: given, the head's own name first, no name twice.
+fn check_node_list(nodes: &[String], head: &str) -> Result<(), Error> {
+    if nodes.is_empty() {
+        return Err(Error::Missing {
+            env: "SPARK_NODES",
+            flag: "--nodes",
+            fix: "on the head, list every node's name, head first, e.g. `spark-a,spark-b`".into(),
+        });
+    }
+    if nodes[0] != head {
+        return Err(Error::HeadNotFirst { nodes: nodes.join(","), head: head.to_owned() });
+    }
+    if let Some(dup) = nodes.iter().enumerate().find(|(i, n)| nodes[..*i].contains(n)).map(|(_, n)| n) {
+        return Err(Error::DuplicateNode { name: dup.clone() });
+    }
+    Ok(())
+}
+
+fn rails(v: &Values) -> Result<Vec<String>, Error> {
     let rails_s = v.required("--rails", "name the rail netdevs, e.g. `enp1s0f1np1,enP2p1s0f1np1`")?;
     let rails = list(rails_s);
     // The names become paths under /sys and /proc: `,,` or `../../../etc` must not get that far.
@@ -378,13 +457,24 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Co
     if let Some(e) = rails.iter().find_map(|r| cluster::sysfs::validate_netdev_name(r).err()) {
         return Err(invalid("--rails", rails_s, &format!("netdev names ({e})")));
     }
-    let transport_s = v.get("--transport").or(setting("--transport").default).unwrap_or("auto");
-    let transport = Transport::parse(transport_s).ok_or_else(|| invalid("--transport", transport_s, &format!("one of {}", Transport::ALLOWED)))?;
-    let backend = match v.get("--backend").or(setting("--backend").default).unwrap_or("native") {
-        "ray" => Backend::Ray,
-        "native" => Backend::Native,
-        other => return Err(invalid("--backend", other, "`ray` or `native`")),
-    };
+    Ok(rails)
+}
+
+fn transport(v: &Values) -> Result<Transport, Error> {
+    let s = v.value("--transport");
+    Transport::parse(s).ok_or_else(|| invalid("--transport", s, &format!("one of {}", Transport::ALLOWED)))
+}
+
+fn backend(v: &Values) -> Result<Backend, Error> {
+    match v.value("--backend") {
+        "ray" => Ok(Backend::Ray),
+        "native" => Ok(Backend::Native),
+        other => Err(invalid("--backend", other, "`ray` or `native`")),
+    }
+}
+
+/// The cluster token: given, or the first line of the token file.
+fn token(v: &Values) -> Result<String, Error> {
     let token = match (v.get("--token"), v.get("--token-file")) {
         (Some(t), _) => t.to_owned(),
         (None, Some(f)) => {
@@ -404,11 +494,20 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Co
             fix: "set it (or `SPARK_TOKEN_FILE`) to the same secret on every node, e.g. from `openssl rand -hex 32`".into(),
         });
     }
-    let mode = match v.get("--mode").unwrap_or("serve") {
-        "serve" => Mode::Serve,
-        cluster::nccl::bench::MODE => Mode::NcclBench,
-        other => return Err(invalid("--mode", other, "`serve` or `nccl-bench`")),
-    };
+    Ok(token)
+}
+
+fn mode(v: &Values) -> Result<Mode, Error> {
+    match v.value("--mode") {
+        "serve" => Ok(Mode::Serve),
+        cluster::nccl::bench::MODE => Ok(Mode::NcclBench),
+        other => Err(invalid("--mode", other, "`serve` or `nccl-bench`")),
+    }
+}
+
+/// The command to run: the arguments after `--`, else the benchmark's own in `nccl-bench` mode,
+/// else `--serve`. The head and `native` workers must have one.
+fn serve_command(v: &Values, serve_args: Option<Vec<String>>, mode: Mode, role: Role, backend: Backend) -> Result<Vec<String>, Error> {
     let serve = match (serve_args, v.get("--serve")) {
         (Some(a), _) if !a.is_empty() => a,
         // Every node's env file carries serving's command (`SPARK_SERVE`): the benchmark runs
@@ -421,60 +520,36 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Co
     if serve.is_empty() && (role == Role::Head || backend == Backend::Native) {
         return Err(Error::MissingServe);
     }
-    let model = match v.get("--model") {
-        Some(m) => m.to_owned(),
-        None => serve.iter().position(|a| a == "serve").and_then(|i| serve.get(i + 1)).cloned().unwrap_or_default(),
-    };
-    let plan = match v.get("--plan").unwrap_or("enforce") {
-        "enforce" => PlanMode::Enforce,
-        "warn" => PlanMode::Warn,
-        "off" => PlanMode::Off,
-        other => return Err(invalid("--plan", other, "`enforce`, `warn` or `off`")),
-    };
-    let ray_args = v.get("--ray-args").unwrap_or("").split_whitespace().map(str::to_owned).collect();
-    let cfg = Config {
-        role,
-        node,
-        nodes,
-        head_addr,
-        rendezvous_port: v.port("--rendezvous-port")?,
-        rails,
-        mtu: mtu(&v)?,
-        transport,
-        backend,
-        token,
-        image_digest: v.get("--image-digest").unwrap_or("unknown").to_owned(),
-        model,
-        serve,
-        ray_port: v.port("--ray-port")?,
-        ray_args,
-        gpus_per_node: v.parse("--gpus-per-node", "a GPU count")?,
-        master_port: v.port("--master-port")?,
-        api_port: v.port("--api-port")?,
-        join_timeout: v.seconds("--join-timeout")?,
-        cluster_timeout: v.seconds("--cluster-timeout")?,
-        ready_timeout: v.seconds("--ready-timeout")?,
-        heartbeat_timeout: v.seconds("--heartbeat-timeout")?,
-        grace: v.seconds("--grace")?,
-        status_file: PathBuf::from(v.get("--status-file").or(setting("--status-file").default).unwrap_or_default()),
-        root: PathBuf::from(v.get("--root").unwrap_or("/")),
-        liveness: liveness_policy(&v)?,
-        budget: crate::budget::Budget {
-            restarts: v.parse("--restart-budget", "a count of restarts")?,
-            window: v.seconds("--restart-window")?,
-            delay: v.seconds("--restart-delay")?,
-        },
-        state_file: PathBuf::from(v.get("--state-file").or(setting("--state-file").default).unwrap_or_default()),
-        plan,
-        mode,
-        bench_out: PathBuf::from(v.get("--bench-out").or(setting("--bench-out").default).unwrap_or_default()),
-        bench_min_busbw: match v.parse::<f64>("--bench-min-busbw", "a bandwidth in GB/s")? {
-            b if b.is_finite() && b >= 0.0 => b,
-            b => return Err(invalid("--bench-min-busbw", &b.to_string(), "a bandwidth in GB/s, 0 or more")),
-        },
-    };
-    check_ports(&cfg)?;
-    Ok(cfg)
+    Ok(serve)
+}
+
+/// The argument after `serve` in the serve command, if any.
+fn served_model(serve: &[String]) -> String {
+    serve.iter().position(|a| a == "serve").and_then(|i| serve.get(i + 1)).cloned().unwrap_or_default()
+}
+
+fn plan_mode(v: &Values) -> Result<PlanMode, Error> {
+    match v.value("--plan") {
+        "enforce" => Ok(PlanMode::Enforce),
+        "warn" => Ok(PlanMode::Warn),
+        "off" => Ok(PlanMode::Off),
+        other => Err(invalid("--plan", other, "`enforce`, `warn` or `off`")),
+    }
+}
+
+fn restart_budget(v: &Values) -> Result<crate::budget::Budget, Error> {
+    Ok(crate::budget::Budget {
+        restarts: v.parse("--restart-budget", "a count of restarts")?,
+        window: v.seconds("--restart-window")?,
+        delay: v.seconds("--restart-delay")?,
+    })
+}
+
+fn bench_min_busbw(v: &Values) -> Result<f64, Error> {
+    match v.parse::<f64>("--bench-min-busbw", "a bandwidth in GB/s")? {
+        b if b.is_finite() && b >= 0.0 => Ok(b),
+        b => Err(invalid("--bench-min-busbw", &b.to_string(), "a bandwidth in GB/s, 0 or more")),
+    }
 }
 
 /// vLLM's API port when the serve command gives none.

@@ -119,6 +119,14 @@ impl Supervisor {
         }
     }
 
+    /// A supervisor fed only through its own sender: no signal thread, no children (for tests of
+    /// the rendezvous over loopback).
+    #[cfg(test)]
+    pub(crate) fn detached() -> Supervisor {
+        let (tx, rx) = channel();
+        Supervisor::with(Box::new(pid1::System), tx, rx)
+    }
+
     pub fn sender(&self) -> Sender<Event> {
         self.tx.clone()
     }
