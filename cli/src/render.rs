@@ -127,6 +127,8 @@ mod tests {
         assert!(msg.contains("no cluster description at `/nonexistent/cluster.toml`") && msg.contains("--cluster PATH"), "{msg}");
     }
 
+    /// A system test: making the block device node needs root.
+    #[cfg(feature = "system-tests")]
     #[test]
     fn output_refuses_device_nodes_fifos_and_symlinks() {
         use std::os::unix::fs::FileTypeExt;

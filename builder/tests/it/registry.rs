@@ -1,5 +1,9 @@
 //! The registry client against a real registry (Debian `docker-registry`), read back by
-//! independent tools: skopeo and the Docker engine.
+//! independent tools: skopeo and the Docker engine (system tests). Its errors for servers that
+//! are no registry, against fake servers on loopback, are hermetic.
+
+// The harness and most helpers serve the system tests only: unused when they are compiled out.
+#![cfg_attr(not(feature = "system-tests"), allow(dead_code, unused_imports))]
 
 #[path = "registry_harness.rs"]
 mod harness;
@@ -59,6 +63,7 @@ fn skopeo_raw_digest(args: &[&str], reference: &str) -> String {
     harness::sha(raw.as_bytes())
 }
 
+#[cfg(feature = "system-tests")]
 #[test]
 fn push_then_skopeo_and_docker_read_it_back() {
     let reg = Registry::plain();
@@ -99,6 +104,7 @@ fn push_then_skopeo_and_docker_read_it_back() {
     assert_eq!((again.blobs_existing, again.blobs_uploaded, again.bytes_uploaded, again.manifests_pushed), (5, 0, 0, 0), "{again:?}");
 }
 
+#[cfg(feature = "system-tests")]
 #[test]
 fn tls_and_htpasswd_with_docker_config_credentials() {
     let password = "s3cret-Pa55word-never-shown";
@@ -189,6 +195,7 @@ fn base64_encode(s: &str) -> String {
     out
 }
 
+#[cfg(feature = "system-tests")]
 #[test]
 fn repush_after_one_overlay_change_sends_only_that_layer() {
     let reg = Registry::plain();
@@ -210,6 +217,7 @@ fn repush_after_one_overlay_change_sends_only_that_layer() {
     assert!(first.bytes_uploaded > 40 * changed);
 }
 
+#[cfg(feature = "system-tests")]
 #[test]
 fn registry_killed_mid_push_then_rerun_skips_finished_blobs() {
     let mut reg = Registry::plain();
@@ -246,6 +254,7 @@ fn registry_pid(port: u16) -> u32 {
     pid.parse().unwrap()
 }
 
+#[cfg(feature = "system-tests")]
 #[test]
 fn corrupt_blob_from_registry_is_a_digest_error_and_nothing_is_written() {
     let reg = Registry::plain();
@@ -272,6 +281,7 @@ fn corrupt_blob_from_registry_is_a_digest_error_and_nothing_is_written() {
     assert!(leftovers.is_empty(), "no partial file kept for a corrupt blob: {leftovers:?}");
 }
 
+#[cfg(feature = "system-tests")]
 #[test]
 fn interrupted_download_resumes_with_a_range_request() {
     let reg = Registry::plain();
@@ -295,6 +305,7 @@ fn interrupted_download_resumes_with_a_range_request() {
     assert!(downloaded < size - (3 << 20) + (16 << 10), "only the missing part was downloaded: {downloaded} of {size}");
 }
 
+#[cfg(feature = "system-tests")]
 #[test]
 fn shallow_base_reads_metadata_only_and_lock_needs_no_network() {
     let mut reg = Registry::plain();
@@ -341,6 +352,7 @@ fn shallow_base_reads_metadata_only_and_lock_needs_no_network() {
     assert!(err.contains("app.lock.json") && err.contains("edited"), "{err}");
 }
 
+#[cfg(feature = "system-tests")]
 #[test]
 fn missing_tag_and_repository_errors_name_the_reference() {
     let reg = Registry::plain();
@@ -409,6 +421,7 @@ fn a_silent_server_is_a_timeout_not_a_tls_error() {
 
 /// A remote (non-loopback, not `--insecure-registry`) host is spoken to over HTTPS only; silent,
 /// it is named the same way within the probe timeout, not after a read timeout per retry.
+#[cfg(feature = "system-tests")]
 #[test]
 fn a_silent_remote_registry_is_a_timeout_named_at_once() {
     let ip = Registry::non_loopback_ip();
@@ -439,6 +452,7 @@ fn a_silent_remote_registry_is_a_timeout_named_at_once() {
     assert!(!err.contains("said nothing"), "{err}");
 }
 
+#[cfg(feature = "system-tests")]
 #[test]
 fn retries_503_429_and_resets_then_gives_a_clear_error() {
     let reg = Registry::plain();
@@ -466,6 +480,7 @@ fn retries_503_429_and_resets_then_gives_a_clear_error() {
     assert_eq!(proxy.faults_served.load(std::sync::atomic::Ordering::SeqCst), 2, "exactly the allowed tries");
 }
 
+#[cfg(feature = "system-tests")]
 #[test]
 fn bearer_token_flow_anonymous_pull_authenticated_push_and_scope_changes() {
     let tmp = tempfile::tempdir().unwrap();
@@ -511,6 +526,7 @@ fn bearer_token_flow_anonymous_pull_authenticated_push_and_scope_changes() {
     assert!(err.contains("authentication required") && err.contains("team/anon"), "{err}");
 }
 
+#[cfg(feature = "system-tests")]
 #[test]
 fn bearer_tokens_are_cached_per_scope_and_fetched_again_on_expiry() {
     let tmp = tempfile::tempdir().unwrap();
@@ -545,6 +561,7 @@ fn bearer_tokens_are_cached_per_scope_and_fetched_again_on_expiry() {
     assert_eq!(fetched(), first + 1, "an expired token is fetched again");
 }
 
+#[cfg(feature = "system-tests")]
 #[test]
 fn plain_http_off_loopback_only_with_insecure_registry() {
     let reg = Registry::plain_on(&Registry::non_loopback_ip());
@@ -560,6 +577,7 @@ fn plain_http_off_loopback_only_with_insecure_registry() {
     assert_eq!(push_local(&img, &dest, &opts, 8).unwrap().digest, img.index.0);
 }
 
+#[cfg(feature = "system-tests")]
 #[test]
 fn push_keeps_eight_blobs_in_flight_with_one_put_each() {
     let reg = Registry::plain();
@@ -579,6 +597,7 @@ fn push_keeps_eight_blobs_in_flight_with_one_put_each() {
     assert_eq!(count("\"POST /v2/app/parallel/blobs/uploads/"), 15);
 }
 
+#[cfg(feature = "system-tests")]
 #[test]
 fn identity_token_from_docker_config_uses_the_refresh_token_grant() {
     let tmp = tempfile::tempdir().unwrap();
@@ -604,6 +623,7 @@ fn identity_token_from_docker_config_uses_the_refresh_token_grant() {
     assert!(err.contains("rejected the credentials") && !err.contains("wrong-idt"), "{err}");
 }
 
+#[cfg(feature = "system-tests")]
 #[test]
 fn copy_between_registries_fetches_each_layer_once_into_the_store() {
     let a = Registry::plain();

@@ -1,4 +1,5 @@
-//! `sparkctl bench serve` and `bench compare` end to end against the stand-in server.
+//! `sparkctl bench serve` and `bench compare` end to end against the stand-in server (hermetic),
+//! and against real vLLM and with its plot rendered by `rsvg-convert` (system tests).
 
 use crate::support::{json, sparkctl, tool, Project};
 use servebench::standin::{self, Config};
@@ -8,6 +9,7 @@ fn server(itl_ms: u64) -> standin::Handle {
     standin::spawn(Config { ttft: Duration::from_millis(20), itl: Duration::from_millis(itl_ms), reasoning_tokens: 1, ..Config::default() }).unwrap()
 }
 
+#[cfg(feature = "system-tests")]
 #[test]
 fn bench_serve_sweep_writes_json_csv_and_a_plot_that_renders() {
     let p = Project::new();
@@ -264,6 +266,7 @@ fn bench_serve_takes_prompts_from_a_jsonl_dataset() {
 
 /// Real vLLM 0.32 (CPU build, `cargo xtask vllm`) serving the tiny Llama on one node, in its own
 /// process group so that dropping it ends the API server and its engine core together.
+#[cfg(feature = "system-tests")]
 struct RealVllm {
     child: std::process::Child,
     log: std::path::PathBuf,
@@ -271,6 +274,7 @@ struct RealVllm {
     port: u16,
 }
 
+#[cfg(feature = "system-tests")]
 impl RealVllm {
     fn start(dir: &std::path::Path) -> RealVllm {
         use std::os::unix::process::CommandExt;
@@ -380,12 +384,14 @@ impl RealVllm {
     }
 }
 
+#[cfg(feature = "system-tests")]
 impl Drop for RealVllm {
     fn drop(&mut self) {
         self.stop();
     }
 }
 
+#[cfg(feature = "system-tests")]
 #[test]
 fn bench_serve_sweeps_real_vllm_with_token_counts_from_its_usage() {
     let p = Project::new();

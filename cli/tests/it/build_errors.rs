@@ -274,6 +274,7 @@ fn modes_must_name_paths_of_the_tree_in_octal() {
 }
 
 /// Archive outputs (and `render --output`, in its own tests) replace only regular files.
+#[cfg(feature = "system-tests")]
 #[test]
 fn archive_outputs_refuse_what_is_not_a_regular_file() {
     let p = Project::new();

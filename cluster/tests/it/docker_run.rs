@@ -58,6 +58,7 @@ fn docker_run_has_what_roce_in_a_container_needs() {
 /// The Docker engine reads the rendered env file into exactly the plan's environment (values
 /// with spaces, quotes and `=` included): a container is created, never started, from an image
 /// imported from an empty tarball.
+#[cfg(feature = "system-tests")]
 #[test]
 fn docker_reads_the_env_file_as_the_plan_says() {
     let image = "sparkctl-test/envfile:1";

@@ -1,5 +1,11 @@
 //! Integration tests of the `cluster` crate: one binary, one module per concern.
-//! Real tools only: `nix-instantiate`, `netplan`, `systemd-analyze`, `sh`. A missing tool fails
+//!
+//! Hermetic, run by a plain `cargo test`: `fuzz`, `golden`, `plan`, `validation`, the Rust side of
+//! `vectors`, `sh` reading the rendered `docker run` command (`docker_run`), the unit's
+//! `ExecStart=` (`systemd`) and the VM tests' cluster file (`module`).
+//! System tests, compiled only with `--features system-tests`: the real tools `nix-instantiate`
+//! (`module`, `nix_files`, `netplan`, the Nix side of `vectors`), `netplan generate`,
+//! `systemd-analyze verify` and the Docker engine (`docker_run`, `module`). A missing tool fails
 //! the test (`cargo xtask deps` installs them).
 
 mod docker_run;
@@ -8,7 +14,9 @@ mod fuzz;
 mod fuzz_harness;
 mod golden;
 mod module;
+#[cfg(feature = "system-tests")]
 mod netplan;
+#[cfg(feature = "system-tests")]
 mod nix_files;
 mod plan;
 mod support;

@@ -4,6 +4,10 @@
 //! into the right options, its container gets the same flags and environment as `sparkctl render
 //! docker-run` / `env`, and the example machines pass nixpkgs' assertions as well as ours.
 
+// The helpers serve the `nix-instantiate` and Docker tests (system tests): unused when those are
+// compiled out.
+#![cfg_attr(not(feature = "system-tests"), allow(dead_code))]
+
 use crate::support::{parse, repo_root, run, vectors};
 use serde_json::{json, Value};
 use std::path::Path;
@@ -83,6 +87,7 @@ fn renderer_extra_options(c: &cluster::Cluster) -> (Vec<String>, Vec<String>) {
     (options, volumes)
 }
 
+#[cfg(feature = "system-tests")]
 #[test]
 fn module_sets_the_plan_and_the_renderers_container() {
     for v in vectors() {
@@ -114,6 +119,7 @@ fn module_sets_the_plan_and_the_renderers_container() {
     }
 }
 
+#[cfg(feature = "system-tests")]
 #[test]
 fn module_switches_turn_their_parts_off() {
     let v = &vectors()[0];
@@ -143,6 +149,7 @@ fn module_switches_turn_their_parts_off() {
     assert!(bare.get("services").and_then(|s| s.get("udev")).is_none(), "no RDMA: no naming rule");
 }
 
+#[cfg(feature = "system-tests")]
 #[test]
 fn module_assertions_refuse_an_unknown_node_and_a_token_in_the_store() {
     let v = &vectors()[0];
@@ -155,6 +162,7 @@ fn module_assertions_refuse_an_unknown_node_and_a_token_in_the_store() {
 /// nixpkgs asserts that the container toolkit has a driver: the example machines, evaluated with
 /// their hardware part, satisfy it and nixpkgs' `hardware.nvidia.open` assertion, with the open
 /// kernel module and the unfree driver allowed.
+#[cfg(feature = "system-tests")]
 #[test]
 fn example_machines_pass_nixpkgs_driver_assertions() {
     let v = &vectors()[0];
@@ -173,6 +181,7 @@ fn example_machines_pass_nixpkgs_driver_assertions() {
 
 /// Without the example's hardware part, the GPU container and no driver: our own assertion says
 /// exactly what to set, beside nixpkgs' (which only names the driver switch).
+#[cfg(feature = "system-tests")]
 #[test]
 fn gpu_container_without_a_driver_is_refused_with_the_options_to_set() {
     let v = &vectors()[0];
@@ -202,6 +211,7 @@ fn gpu_container_without_a_driver_is_refused_with_the_options_to_set() {
 
 /// oci-containers sets `TimeoutStopSec = 120` at normal priority: the module's 90 s (the
 /// container's 60 s `--stop-timeout` plus a margin) must outrank it, not lose to it as a default.
+#[cfg(feature = "system-tests")]
 #[test]
 fn stop_timeout_outranks_oci_containers() {
     let v = &vectors()[0];
@@ -217,6 +227,7 @@ fn stop_timeout_outranks_oci_containers() {
 }
 
 /// The container toolkit turns on Docker's CDI feature itself; the module does not set it again.
+#[cfg(feature = "system-tests")]
 #[test]
 fn docker_cdi_is_left_to_the_toolkit() {
     let v = &vectors()[0];
@@ -228,6 +239,7 @@ fn docker_cdi_is_left_to_the_toolkit() {
 
 /// `nixosModules.default` imported into another flake, without our overlay: perftest comes from
 /// the module's own package file, not from a `pkgs.perftest` that is not there.
+#[cfg(feature = "system-tests")]
 #[test]
 fn module_works_without_the_overlay() {
     let v = &vectors()[0];
@@ -239,6 +251,7 @@ fn module_works_without_the_overlay() {
 /// The token: one required host file (a secrets tool's), mounted with `--mount` (which refuses a
 /// missing source instead of creating a directory there), and the unit refuses to start on a
 /// missing or empty file.
+#[cfg(feature = "system-tests")]
 #[test]
 fn token_file_is_required_and_never_created() {
     let v = &vectors()[0];
@@ -259,6 +272,7 @@ fn token_file_is_required_and_never_created() {
 
 /// RDMA devices get DGX OS' names on NixOS too: rdma-core's `rdma_rename` (by PCI location), from
 /// an absolute store path since NixOS' udev looks relative programs up in systemd's own directory.
+#[cfg(feature = "system-tests")]
 #[test]
 fn rdma_devices_are_named_as_on_dgx_os() {
     let v = &vectors()[0];
@@ -284,6 +298,7 @@ fn rdma_devices_are_named_as_on_dgx_os() {
 
 /// The container's unit starts after the units that make its devices: soft-RoCE (the VM
 /// container test) and the CDI spec of the GPU (real nodes).
+#[cfg(feature = "system-tests")]
 #[test]
 fn container_starts_after_its_devices() {
     let v = &vectors()[0];
@@ -303,6 +318,7 @@ fn container_starts_after_its_devices() {
 
 /// `packages/image.nix` names the archive's image after `container.image`: a registry with a port
 /// (the example's own image) is a name, not a tag; a digest cannot name an archive.
+#[cfg(feature = "system-tests")]
 #[test]
 fn image_package_accepts_a_registry_with_a_port() {
     let image = |name: &str| -> Command {
@@ -327,6 +343,7 @@ fn image_package_accepts_a_registry_with_a_port() {
 /// The module's token option, given to the real Docker engine: a missing token file is refused
 /// and nothing is created in its place (where `-v` makes a directory), a present one is mounted
 /// read-only at the path the entrypoint reads.
+#[cfg(feature = "system-tests")]
 #[test]
 fn docker_refuses_a_missing_token_instead_of_creating_a_directory() {
     let tmp = tempfile::tempdir().unwrap();

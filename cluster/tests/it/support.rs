@@ -1,4 +1,5 @@
-//! Paths of the shared test vectors and a runner for the real tools.
+//! Paths of the shared test vectors and a runner for the real tools (the Nix ones for the
+//! system tests only).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -48,12 +49,14 @@ pub fn run(cmd: &mut Command) -> Output {
 }
 
 /// Every node's plan as `nixos-modules/lib.nix` computes it, through the real `nix-instantiate`.
+#[cfg(feature = "system-tests")]
 pub fn nix_plans(toml: &Path) -> serde_json::Value {
     nix_eval("l.clusterPlans cfg", toml)
 }
 
 /// Evaluates `expr` with `l` = `nixos-modules/lib.nix` and `cfg` = the parsed `toml`, strictly,
 /// as JSON, with the real `nix-instantiate`.
+#[cfg(feature = "system-tests")]
 pub fn nix_eval(expr: &str, toml: &Path) -> serde_json::Value {
     let lib = repo_root().join("nixos-modules/lib.nix");
     let out = run(Command::new("nix-instantiate")

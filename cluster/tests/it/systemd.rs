@@ -3,8 +3,10 @@
 
 use crate::support::{parse, vectors};
 use cluster::render::{docker_args, render, Format};
+#[cfg(feature = "system-tests")]
 use std::process::Command;
 
+#[cfg(feature = "system-tests")]
 fn verify(unit: &str) -> std::process::Output {
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("spark-cluster.service");
@@ -12,6 +14,7 @@ fn verify(unit: &str) -> std::process::Output {
     Command::new("systemd-analyze").arg("verify").arg(&path).output().expect("systemd-analyze is installed (systemd)")
 }
 
+#[cfg(feature = "system-tests")]
 #[test]
 fn rendered_units_pass_systemd_analyze_verify() {
     for v in vectors() {
@@ -26,6 +29,7 @@ fn rendered_units_pass_systemd_analyze_verify() {
 
 /// `systemd-analyze verify` is a real check here: it reports a bad directive, and fails on a
 /// command that does not exist.
+#[cfg(feature = "system-tests")]
 #[test]
 fn systemd_analyze_rejects_a_broken_unit() {
     let c = parse(&vectors()[0]);

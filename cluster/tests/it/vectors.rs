@@ -1,6 +1,8 @@
 //! The shared vectors hold Rust and Nix to one answer (DESIGN invariant 7).
 
-use crate::support::{bless, nix_eval, nix_plans, parse, rust_plans, vectors};
+use crate::support::{bless, parse, rust_plans, vectors};
+#[cfg(feature = "system-tests")]
+use crate::support::{nix_eval, nix_plans};
 
 fn expected(v: &crate::support::Vector) -> serde_json::Value {
     let text = std::fs::read_to_string(&v.expected).unwrap_or_else(|e| panic!("{}: {e}", v.expected.display()));
@@ -18,6 +20,7 @@ fn rust_plans_match_the_vectors() {
     }
 }
 
+#[cfg(feature = "system-tests")]
 #[test]
 fn nix_helpers_evaluate_to_the_vectors() {
     for v in vectors() {
@@ -83,6 +86,7 @@ fn serve_command_and_fingerprint_inputs() {
 
 /// The module's assertions (lib.nix `problems`) catch a node name that is not in the file, with
 /// the list of nodes, and are empty for a good one.
+#[cfg(feature = "system-tests")]
 #[test]
 fn nix_module_assertions_name_unknown_nodes() {
     let v = &vectors()[0];
@@ -99,6 +103,7 @@ fn nix_module_assertions_name_unknown_nodes() {
 
 /// lib.nix's `escapeShellArg` (nixpkgs' rule) and Rust's `shell::quote` agree on every vector
 /// argument, so the module's command lines and `sparkctl render docker-run` quote alike.
+#[cfg(feature = "system-tests")]
 #[test]
 fn nix_and_rust_quote_shell_arguments_alike() {
     for v in vectors() {

@@ -3,6 +3,9 @@
 //! Names are unique per test so tests run in parallel; `Drop` kills whatever is left in the
 //! namespaces and deletes them, also when a test fails.
 
+// Most of it serves the system tests: unused when they are compiled out.
+#![cfg_attr(not(feature = "system-tests"), allow(dead_code))]
+
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use std::fs;
@@ -31,7 +34,7 @@ pub fn standin() -> String {
     format!("{}/tests/standin_vllm.py", env!("CARGO_MANIFEST_DIR"))
 }
 
-fn repo() -> PathBuf {
+pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the entrypoint crate is in the workspace").to_owned()
 }
 

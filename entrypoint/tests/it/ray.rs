@@ -6,6 +6,10 @@
 //! cannot run here with this backend. The stand-in asks Ray for its nodes as vLLM does and
 //! records its argv and environment. Real vLLM runs the native backend in `vllm.rs`.
 
+// All but `backend_ray_without_a_ray_command_is_refused_before_the_rendezvous` (the binary alone,
+// no namespace, no Ray) are system tests; their helpers are unused when they are compiled out.
+#![cfg_attr(not(feature = "system-tests"), allow(dead_code, unused_imports))]
+
 use crate::harness::*;
 use nix::sys::signal::Signal;
 use std::time::Duration;
@@ -17,6 +21,7 @@ fn ray_env(pair: &Pair, role: &str, token: &str, extra: &[(&str, &str)]) -> Vec<
     env(pair, role, token, &[&[("SPARK_BACKEND", "ray")], extra].concat())
 }
 
+#[cfg(feature = "system-tests")]
 #[test]
 fn ray_worker_first_survives_a_head_restart_forms_the_cluster_serves_and_head_fails_when_worker_dies() {
     let _heavy = heavy_lock();
@@ -95,6 +100,7 @@ fn ray_worker_first_survives_a_head_restart_forms_the_cluster_serves_and_head_fa
     drop(worker);
 }
 
+#[cfg(feature = "system-tests")]
 #[test]
 fn ray_sigterm_to_head_stops_both_nodes_within_the_grace_period() {
     let _heavy = heavy_lock();
@@ -147,6 +153,7 @@ fn ray_status_as(pair: &Pair, ns: &str, home: &str, auth: &[(&str, &str)]) -> (b
 /// leaves) do not lock the worker out; a client without the token, or with one derived from
 /// another cluster token, is refused by the head's Ray; the token is in no log, the cluster
 /// token in no child's environment, and the real home gets no `~/.ray`.
+#[cfg(feature = "system-tests")]
 #[test]
 fn ray_token_auth_comes_from_the_cluster_token_whatever_the_token_files_say() {
     let _heavy = heavy_lock();
@@ -194,6 +201,7 @@ fn ray_token_auth_comes_from_the_cluster_token_whatever_the_token_files_say() {
 }
 
 /// A worker holding another cluster token never reaches Ray: the rendezvous refuses it.
+#[cfg(feature = "system-tests")]
 #[test]
 fn ray_worker_with_another_cluster_token_is_refused_before_ray_starts() {
     let _heavy = heavy_lock();

@@ -6,12 +6,17 @@
 //! command ready in a second (instead of real vLLM's minute on 2 cores) and its recorded argv and
 //! environment are what is needed. Real vLLM with the same native arguments: `vllm.rs`.
 
+// All but `bad_configuration_is_one_error_line_and_exit_2` (the binary alone, no namespace) are
+// system tests; their helpers are unused when they are compiled out.
+#![cfg_attr(not(feature = "system-tests"), allow(dead_code, unused_imports))]
+
 use crate::harness::*;
 use nix::sys::signal::Signal;
 use std::time::Duration;
 
 const T: Duration = Duration::from_secs(30);
 
+#[cfg(feature = "system-tests")]
 #[test]
 fn head_restart_during_the_wait_is_survived_and_native_ranks_reach_the_serve_command() {
     let pair = Pair::new();
@@ -51,6 +56,7 @@ fn head_restart_during_the_wait_is_survived_and_native_ranks_reach_the_serve_com
     assert_eq!(read_json(&pair.path("status-b.json"))["state"], "ready");
 }
 
+#[cfg(feature = "system-tests")]
 #[test]
 fn wrong_token_is_refused_with_a_clear_error() {
     let pair = Pair::new();
@@ -66,6 +72,7 @@ fn wrong_token_is_refused_with_a_clear_error() {
     assert!(head.child.try_wait().unwrap().is_none(), "the head keeps waiting for a correct worker");
 }
 
+#[cfg(feature = "system-tests")]
 #[test]
 fn fingerprint_mismatch_is_refused_naming_both_values() {
     let pair = Pair::new();
@@ -93,6 +100,7 @@ fn fingerprint_mismatch_is_refused_naming_both_values() {
     assert!(w2.text().contains("image digest is `unknown` on the head `a` but `sha256:bbb` on `b`"), "{}", w2.text());
 }
 
+#[cfg(feature = "system-tests")]
 #[test]
 fn join_timeout_names_the_missing_nodes() {
     let pair = Pair::new();
@@ -105,6 +113,7 @@ fn join_timeout_names_the_missing_nodes() {
     assert_eq!(read_json(&pair.path("status-a.json"))["state"], "stopping");
 }
 
+#[cfg(feature = "system-tests")]
 #[test]
 fn ib_demanded_on_rails_without_rdma_is_refused_by_preflight() {
     let pair = Pair::new();
@@ -126,6 +135,7 @@ fn bad_configuration_is_one_error_line_and_exit_2() {
     assert!(err.starts_with("error: missing `SPARK_NODES` (`--nodes`): on the head, list every node's name"), "{err}");
 }
 
+#[cfg(feature = "system-tests")]
 #[test]
 fn a_pulled_cable_is_detected_by_heartbeat_silence_on_both_nodes() {
     let pair = Pair::new();
@@ -147,6 +157,7 @@ fn a_pulled_cable_is_detected_by_heartbeat_silence_on_both_nodes() {
     assert!(Pair::pids(&pair.head).is_empty() && Pair::pids(&pair.worker).is_empty());
 }
 
+#[cfg(feature = "system-tests")]
 #[test]
 fn head_power_cut_after_release_stops_the_worker() {
     let pair = Pair::new();
