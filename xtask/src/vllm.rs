@@ -185,7 +185,7 @@ impl Drop for DirLock {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "system-tests"))]
 mod tests {
     use super::*;
 
