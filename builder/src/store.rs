@@ -24,15 +24,6 @@ impl BlobStore {
         Ok(BlobStore { root })
     }
 
-    /// `$SPARKCTL_STORE`, else `$XDG_CACHE_HOME/sparkctl`, else `~/.cache/sparkctl`.
-    pub fn default_root() -> PathBuf {
-        if let Some(p) = std::env::var_os("SPARKCTL_STORE") {
-            return PathBuf::from(p);
-        }
-        let cache = std::env::var_os("XDG_CACHE_HOME").map(PathBuf::from).or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")));
-        cache.unwrap_or_else(|| PathBuf::from("/tmp")).join("sparkctl")
-    }
-
     pub fn root(&self) -> &Path {
         &self.root
     }

@@ -80,7 +80,7 @@ pub fn run(cmd: ImageCommand) -> Result<ExitCode> {
 pub fn open_image(reference: &str, flags: &crate::image_registry::RegistryFlags) -> Result<BaseImage> {
     match crate::image_registry::parse_any(reference)? {
         crate::image_registry::AnyRef::Local(local) => Ok(source::open_local(&local)?),
-        r => crate::image_registry::open_any(&r, flags, &BlobStore::open(BlobStore::default_root())?),
+        r => crate::image_registry::open_any(&r, flags, &BlobStore::open(crate::environment::store_root())?),
     }
 }
 
@@ -108,7 +108,7 @@ fn build_cmd(args: BuildArgs) -> Result<ExitCode> {
         builder::output::check_one_platform(&format!("--output {out}"), "this build", &platforms)?;
     }
     let base_ref = args.base.clone().unwrap_or_else(|| recipe.base.clone());
-    let store = BlobStore::open(args.store.clone().unwrap_or_else(BlobStore::default_root))?;
+    let store = BlobStore::open(args.store.clone().unwrap_or_else(crate::environment::store_root))?;
     let base = crate::image_registry::open_build_base(&base_ref, &args.recipe, args.lock, &args.registry, &store)
         .with_context(|| format!("opening base `{base_ref}`"))?;
     let opts = BuildOptions { recipe, overlays, platforms, labels, artifacts, epoch, base_name: base_ref.clone() };

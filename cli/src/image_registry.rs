@@ -1,11 +1,13 @@
 //! `sparkctl image push|pull`, and the registry flags and helpers `image build` shares
 //! (`docker://` bases and outputs).
 
+use crate::progress::Lines;
 use anyhow::{bail, Context, Result};
 use builder::build::BuiltImage;
 use builder::reference::ImageRef;
+use builder::registry::progress::Progress;
 use builder::registry::retry::RetryPolicy;
-use builder::registry::{self, lock, progress::Progress, Client, ClientOptions, Credential, CredentialStore, PushOptions, PushSummary, RegistryRef, Secret};
+use builder::registry::{self, lock, Client, ClientOptions, Credential, PushOptions, PushSummary, RegistryRef, Secret};
 use builder::source::{self, BaseImage};
 use builder::store::BlobStore;
 use std::io::Read;
@@ -46,6 +48,9 @@ pub struct RegistryFlags {
     /// The options once worked out: stdin holds the password only once.
     #[arg(skip)]
     resolved: std::sync::OnceLock<ClientOptions>,
+    /// The command's progress lines (the fetches' and a push's share the terminal).
+    #[arg(skip)]
+    lines: std::sync::OnceLock<Lines>,
 }
 
 /// The flags' defaults, for callers without a command line (`image inspect docker://…`).
@@ -62,6 +67,7 @@ impl Default for RegistryFlags {
             parallel: 8,
             quiet: false,
             resolved: std::sync::OnceLock::new(),
+            lines: std::sync::OnceLock::new(),
         }
     }
 }
@@ -79,11 +85,24 @@ pub struct TransferFlags {
 
 impl TransferFlags {
     pub fn blob_store(&self) -> Result<BlobStore> {
-        Ok(BlobStore::open(self.store.clone().unwrap_or_else(BlobStore::default_root))?)
+        Ok(BlobStore::open(self.store.clone().unwrap_or_else(crate::environment::store_root))?)
     }
 }
 
 impl RegistryFlags {
+    fn lines(&self) -> &Lines {
+        self.lines.get_or_init(|| Lines::new(!self.quiet))
+    }
+
+    /// Ends the line of the registry bases' fetches (they happen on demand: the library cannot
+    /// tell when the last one was).
+    fn fetches_done(&self) -> Result<()> {
+        if let Some(p) = &self.client_options()?.progress {
+            p.finished();
+        }
+        Ok(())
+    }
+
     /// Credentials: `--username` + stdin, else the environment (CI), else the Docker config.
     pub fn client_options(&self) -> Result<ClientOptions> {
         if let Some(o) = self.resolved.get() {
@@ -94,7 +113,7 @@ impl RegistryFlags {
     }
 
     fn resolve(&self) -> Result<ClientOptions> {
-        let mut credentials = CredentialStore::from_env();
+        let mut credentials = crate::environment::credentials();
         credentials.config_file = self.authfile.clone();
         if self.creds_host.is_some() {
             credentials.explicit_for = self.creds_host.clone();
@@ -113,7 +132,7 @@ impl RegistryFlags {
             bail!("--retries 0: give at least 1 (tries in all, the first included)");
         }
         retry.attempts = self.retries;
-        let progress = Some(Progress::new("fetch", !self.quiet));
+        let progress = Some(self.lines().line("fetch") as std::sync::Arc<dyn Progress>);
         Ok(ClientOptions { credentials, ca_file: self.ca_file.clone(), insecure: self.insecure.clone(), retry, progress })
     }
 }
@@ -211,9 +230,7 @@ pub fn write_any(image: &BuiltImage, dest: &str, flags: &RegistryFlags) -> Resul
         AnyRef::Local(local) => {
             // A registry base's layers, all at once into the store; the writer links them from there.
             registry::prefetch_layers(&image.base, flags.parallel)?;
-            if let Some(p) = &flags.client_options()?.progress {
-                p.finish();
-            }
+            flags.fetches_done()?;
             builder::output::write(image, &local)?;
             Ok(None)
         }
@@ -221,11 +238,14 @@ pub fn write_any(image: &BuiltImage, dest: &str, flags: &RegistryFlags) -> Resul
     }
 }
 
-/// Pushes an image (built or copied) to `dest`.
+/// Pushes an image (built or copied) to `dest`. A registry base's layers are fetched as they are
+/// pushed: the fetches and the push each have their line, and both end here.
 pub fn push_to(image: &BuiltImage, dest: &RegistryRef, flags: &RegistryFlags) -> Result<PushSummary> {
     let client = Client::connect(&dest.registry, dest.api_host(), &flags.client_options()?)?;
-    let progress = Progress::new(&format!("push {dest}"), !flags.quiet);
-    Ok(registry::push_image(&client, dest, image, &PushOptions { parallel: flags.parallel, progress })?)
+    let progress = flags.lines().line(format!("push {dest}"));
+    let pushed = registry::push_image(&client, dest, image, &PushOptions { parallel: flags.parallel, progress });
+    flags.fetches_done()?;
+    Ok(pushed?)
 }
 
 pub fn push(args: PushArgs) -> Result<ExitCode> {
@@ -261,11 +281,11 @@ pub fn pull(args: PullArgs) -> Result<ExitCode> {
     if matches!(dest, ImageRef::DockerArchive { .. }) {
         builder::output::check_one_platform(&dest.to_string(), &format!("`{src}`"), &base.index_platforms())?;
     }
-    let progress = Progress::new(&format!("pull {src}"), !args.registry.quiet);
-    handle.set_progress(std::sync::Arc::clone(&progress));
+    let progress = args.registry.lines().line(format!("pull {src}"));
+    handle.set_progress(progress.clone());
     // All layers in parallel first; the writer then links them from the store.
     handle.fetch_all(&registry::base_layers(&base), args.registry.parallel)?;
-    progress.finish();
+    progress.finished();
     let image = BuiltImage::unchanged(base, store)?;
     builder::output::write(&image, &dest)?;
     let summary = serde_json::json!({
@@ -290,7 +310,7 @@ fn print_summary(summary: &PushSummary, json: bool) -> Result<ExitCode> {
         eprintln!(
             "pushed {}: sent {} ({} blobs uploaded, {} mounted, {} already there; {} manifests)",
             summary.reference,
-            registry::progress::human(summary.bytes_uploaded),
+            crate::progress::human(summary.bytes_uploaded),
             summary.blobs_uploaded,
             summary.blobs_mounted,
             summary.blobs_existing,

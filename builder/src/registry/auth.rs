@@ -1,6 +1,7 @@
 //! Credentials and the registry auth handshake: `WWW-Authenticate` challenges (Basic, Bearer
 //! with realm/service/scope), Docker's `config.json` (`auths`, `credsStore`, `credHelpers` via the
-//! `docker-credential-*` protocol) and explicit credentials from flags or the environment.
+//! `docker-credential-*` protocol) and explicit credentials the caller passes (the CLI takes them
+//! from its flags or the environment; this module reads neither).
 //!
 //! Secrets live in [`Secret`], whose `Debug`/`Display` print `***`: nothing that formats a
 //! credential can leak it into a log, an error or `--json` output.
@@ -57,41 +58,26 @@ impl Credential {
     }
 }
 
-/// Where credentials come from, in order: an explicit credential (flags, environment), then a
-/// Docker `config.json`.
+/// Where credentials come from, in order: an explicit credential, then a Docker `config.json`.
 #[derive(Clone, Debug, Default)]
 pub struct CredentialStore {
-    /// From `--username`/`--password-stdin` or `SPARKCTL_REGISTRY_USER`/`_PASSWORD`/`_TOKEN`.
+    /// The CLI's `--username`/`--password-stdin` or `SPARKCTL_REGISTRY_USER`/`_PASSWORD`/`_TOKEN`.
     pub explicit: Option<Credential>,
-    /// The one registry the explicit credential is for (`--creds-host`, `SPARKCTL_REGISTRY_HOST`);
+    /// The one registry the explicit credential is for (the CLI's `--creds-host`, `SPARKCTL_REGISTRY_HOST`);
     /// `None`: every registry. A build reading a public base from one registry and pushing to
     /// another must not send the push credentials to the base's registry.
     pub explicit_for: Option<String>,
-    /// `config.json` to read; `None` means `$DOCKER_CONFIG/config.json` or `~/.docker/config.json`.
+    /// A `config.json` named by the user (`--authfile`): it must exist.
     pub config_file: Option<PathBuf>,
+    /// The `config.json` read when `config_file` is `None`, where a missing file means no
+    /// credentials (the CLI passes `$DOCKER_CONFIG/config.json` or `~/.docker/config.json`);
+    /// `None`: no config at all.
+    pub default_config_file: Option<PathBuf>,
 }
 
 impl CredentialStore {
-    /// Explicit credentials from the environment (for CI): `SPARKCTL_REGISTRY_TOKEN`, or
-    /// `SPARKCTL_REGISTRY_USER` with `SPARKCTL_REGISTRY_PASSWORD`.
-    pub fn from_env() -> CredentialStore {
-        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        let explicit = match (var("SPARKCTL_REGISTRY_TOKEN"), var("SPARKCTL_REGISTRY_USER"), var("SPARKCTL_REGISTRY_PASSWORD")) {
-            (Some(t), _, _) => Some(Credential::Bearer(Secret::new(t))),
-            (None, Some(u), Some(p)) => Some(Credential::Basic { username: u, password: Secret::new(p) }),
-            _ => None,
-        };
-        CredentialStore { explicit, explicit_for: var("SPARKCTL_REGISTRY_HOST"), config_file: None }
-    }
-
     fn config_path(&self) -> Option<PathBuf> {
-        if let Some(p) = &self.config_file {
-            return Some(p.clone());
-        }
-        if let Some(d) = std::env::var_os("DOCKER_CONFIG") {
-            return Some(PathBuf::from(d).join("config.json"));
-        }
-        std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker/config.json"))
+        self.config_file.clone().or_else(|| self.default_config_file.clone())
     }
 
     /// The credential for `registry` (`host[:port]`, `docker.io` for Docker Hub), if any.
@@ -301,7 +287,7 @@ mod tests {
         let auth = base64::engine::general_purpose::STANDARD.encode("alice:pa:ss");
         std::fs::write(&path, format!(r#"{{"auths":{{"https://index.docker.io/v1/":{{"auth":"{auth}"}},"127.0.0.1:5000":{{"identitytoken":"idt"}}}}}}"#))
             .unwrap();
-        let store = CredentialStore { explicit: None, explicit_for: None, config_file: Some(path) };
+        let store = CredentialStore { explicit: None, explicit_for: None, config_file: Some(path), default_config_file: None };
         assert_eq!(store.lookup("docker.io").unwrap(), Some(Credential::Basic { username: "alice".into(), password: Secret::new("pa:ss") }));
         assert_eq!(store.lookup("127.0.0.1:5000").unwrap(), Some(Credential::IdentityToken(Secret::new("idt"))));
         assert_eq!(store.lookup("ghcr.io").unwrap(), None);
@@ -310,11 +296,17 @@ mod tests {
     #[test]
     fn explicit_credentials_can_be_kept_to_one_registry() {
         let cred = Credential::Basic { username: "ci".into(), password: Secret::new("x") };
-        let everywhere = CredentialStore { explicit: Some(cred.clone()), explicit_for: None, config_file: Some("/nonexistent-ok".into()) };
+        let everywhere =
+            CredentialStore { explicit: Some(cred.clone()), explicit_for: None, config_file: Some("/nonexistent-ok".into()), default_config_file: None };
         assert_eq!(everywhere.lookup("nvcr.io").unwrap(), Some(cred.clone()));
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("c.json"), "{}").unwrap();
-        let only = CredentialStore { explicit: Some(cred.clone()), explicit_for: Some("ghcr.io".into()), config_file: Some(dir.path().join("c.json")) };
+        let only = CredentialStore {
+            explicit: Some(cred.clone()),
+            explicit_for: Some("ghcr.io".into()),
+            config_file: Some(dir.path().join("c.json")),
+            default_config_file: None,
+        };
         assert_eq!(only.lookup("ghcr.io").unwrap(), Some(cred));
         assert_eq!(only.lookup("nvcr.io").unwrap(), None, "the base's registry gets no push credentials");
     }
@@ -358,7 +350,7 @@ mod tests {
 
     #[test]
     fn a_named_config_file_must_exist() {
-        let store = CredentialStore { explicit: None, explicit_for: None, config_file: Some("/nonexistent/config.json".into()) };
+        let store = CredentialStore { explicit: None, explicit_for: None, config_file: Some("/nonexistent/config.json".into()), default_config_file: None };
         let e = store.lookup("x.io").unwrap_err().to_string();
         assert!(e.contains("/nonexistent/config.json"), "{e}");
     }

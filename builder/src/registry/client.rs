@@ -27,8 +27,8 @@ pub struct ClientOptions {
     /// Hosts (`host[:port]`) allowed over plain HTTP besides loopback (`--insecure-registry`).
     pub insecure: Vec<String>,
     pub retry: RetryPolicy,
-    /// Where layer downloads report their bytes (a command's progress line), if anywhere.
-    pub progress: Option<std::sync::Arc<super::progress::Progress>>,
+    /// Where layer downloads report their progress (events; the caller shows them), if anywhere.
+    pub progress: Option<std::sync::Arc<dyn super::progress::Progress>>,
 }
 
 /// The permissions a request needs, as token scopes (`repository:NAME:pull,push`).

@@ -1,129 +1,50 @@
-//! Transfer progress: per-blob and total bytes with the rate, redrawn on stderr a few times a
-//! second when stderr is a terminal and `--quiet` was not given; counters are kept either way for
-//! the `--json` summary and the tests.
+//! Transfer progress as events. The library only reports what happens (bytes to transfer, blobs
+//! started, bytes moved, blobs done, the end of a phase) to a [`Progress`] the caller passes in;
+//! whether and how that is shown (a terminal line, nothing with `--quiet`) is the caller's
+//! business, as are counters for a summary.
 
-use std::collections::BTreeMap;
-use std::io::{IsTerminal, Read, Write};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::io::Read;
+use std::sync::Arc;
 
-pub struct Progress {
-    label: String,
-    draw: bool,
-    done: AtomicU64,
-    total: AtomicU64,
-    /// Short digest → (bytes done, size) for blobs in flight.
-    active: Mutex<BTreeMap<String, (u64, u64)>>,
-    start: Instant,
-    stop: AtomicBool,
+/// What a transfer reports as it goes; every method defaults to doing nothing. One value is
+/// one phase (a push, a pull, the fetches of a base), so a caller that shows phases gives each
+/// its own. Called from several threads at once (blobs move in parallel).
+pub trait Progress: Send + Sync {
+    /// `bytes` more to transfer: a push announces all its blobs at once, a fetch each blob as it
+    /// starts (less what an interrupted run had downloaded).
+    fn add_total(&self, _bytes: u64) {}
+    /// A blob of `size` bytes starts moving (again, when an upload is retried).
+    fn blob_started(&self, _digest: &str, _size: u64) {}
+    /// `bytes` more of the blob `digest` went by.
+    fn advanced(&self, _digest: &str, _bytes: u64) {}
+    /// The blob stopped moving: done, or failed.
+    fn blob_done(&self, _digest: &str) {}
+    /// The phase is over (a push sends it once its manifests are there; for fetches, which
+    /// happen on demand, the caller knows when it is done with them).
+    fn finished(&self) {}
 }
 
-impl std::fmt::Debug for Progress {
+impl std::fmt::Debug for dyn Progress {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Progress").field("label", &self.label).field("done", &self.bytes_done()).finish_non_exhaustive()
+        f.write_str("Progress")
     }
 }
 
-impl Progress {
-    /// `show`: the caller's wish (false with `--quiet`); drawing also needs a terminal.
-    pub fn new(label: &str, show: bool) -> Arc<Progress> {
-        let p = Arc::new(Progress {
-            label: label.to_owned(),
-            draw: show && std::io::stderr().is_terminal(),
-            done: AtomicU64::new(0),
-            total: AtomicU64::new(0),
-            active: Mutex::new(BTreeMap::new()),
-            start: Instant::now(),
-            stop: AtomicBool::new(false),
-        });
-        if p.draw {
-            let q = Arc::clone(&p);
-            std::thread::spawn(move || {
-                while !q.stop.load(Ordering::Relaxed) {
-                    q.render(false);
-                    std::thread::sleep(Duration::from_millis(250));
-                }
-            });
-        }
-        p
-    }
+/// Reports nothing (tests, callers that show nothing and count nothing).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoProgress;
 
-    pub fn add_total(&self, bytes: u64) {
-        self.total.fetch_add(bytes, Ordering::Relaxed);
-    }
-    pub fn bytes_done(&self) -> u64 {
-        self.done.load(Ordering::Relaxed)
-    }
-    pub fn elapsed(&self) -> Duration {
-        self.start.elapsed()
-    }
+impl Progress for NoProgress {}
 
-    pub fn blob_started(&self, digest: &str, size: u64) {
-        self.active.lock().expect("lock").insert(short(digest), (0, size));
-    }
-    pub fn blob_finished(&self, digest: &str) {
-        self.active.lock().expect("lock").remove(&short(digest));
-    }
-    fn advance(&self, digest: &str, n: u64) {
-        self.done.fetch_add(n, Ordering::Relaxed);
-        if let Some(e) = self.active.lock().expect("lock").get_mut(&short(digest)) {
-            e.0 += n;
-        }
-    }
-
-    /// Stops redrawing and prints the final line (when drawing).
-    pub fn finish(&self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if self.draw {
-            self.render(true);
-        }
-    }
-
-    fn render(&self, last: bool) {
-        let done = self.bytes_done();
-        if self.total.load(Ordering::Relaxed) == 0 && done == 0 {
-            return; // nothing to transfer (yet): no line at all
-        }
-        let secs = self.start.elapsed().as_secs_f64().max(0.001);
-        let mut line = format!("{}: {} / {} at {}/s", self.label, human(done), human(self.total.load(Ordering::Relaxed)), human((done as f64 / secs) as u64));
-        for (d, (n, size)) in self.active.lock().expect("lock").iter().take(4) {
-            line.push_str(&format!("  {d} {}%", if *size == 0 { 100 } else { n * 100 / size }));
-        }
-        let mut err = std::io::stderr().lock();
-        let _ = write!(err, "\r\x1b[2K{line}{}", if last { "\n" } else { "" });
-        let _ = err.flush();
-    }
-}
-
-fn short(digest: &str) -> String {
-    digest.trim_start_matches("sha256:").chars().take(12).collect()
-}
-
-pub fn human(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = bytes as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
-
-/// Counts what passes into the progress of one blob.
+/// Reports what passes through it as progress of one blob.
 pub struct CountingReader<R> {
     inner: R,
-    progress: Arc<Progress>,
+    progress: Arc<dyn Progress>,
     digest: String,
 }
 
 impl<R> CountingReader<R> {
-    pub fn new(inner: R, progress: Arc<Progress>, digest: &str) -> Self {
+    pub fn new(inner: R, progress: Arc<dyn Progress>, digest: &str) -> Self {
         CountingReader { inner, progress, digest: digest.to_owned() }
     }
 }
@@ -131,7 +52,9 @@ impl<R> CountingReader<R> {
 impl<R: Read> Read for CountingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.progress.advance(&self.digest, n as u64);
+        if n > 0 {
+            self.progress.advanced(&self.digest, n as u64);
+        }
         Ok(n)
     }
 }
@@ -139,19 +62,22 @@ impl<R: Read> Read for CountingReader<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicU64, Ordering};
 
-    #[test]
-    fn human_sizes() {
-        assert_eq!(human(512), "512 B");
-        assert_eq!(human(1536), "1.5 KiB");
-        assert_eq!(human(3 << 30), "3.0 GiB");
+    #[derive(Default)]
+    struct Count(AtomicU64);
+    impl Progress for Count {
+        fn advanced(&self, digest: &str, bytes: u64) {
+            assert_eq!(digest, "sha256:abc");
+            self.0.fetch_add(bytes, Ordering::Relaxed);
+        }
     }
 
     #[test]
     fn counts_through_a_reader() {
-        let p = Progress::new("t", false);
-        let mut r = CountingReader::new(&b"hello world"[..], Arc::clone(&p), "sha256:abc");
+        let p = Arc::new(Count::default());
+        let mut r = CountingReader::new(&b"hello world"[..], p.clone(), "sha256:abc");
         std::io::copy(&mut r, &mut std::io::sink()).unwrap();
-        assert_eq!(p.bytes_done(), 11);
+        assert_eq!(p.0.load(Ordering::Relaxed), 11);
     }
 }

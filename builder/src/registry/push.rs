@@ -23,6 +23,7 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 /// Where the bytes of one blob come from.
 #[derive(Clone)]
@@ -58,7 +59,8 @@ pub struct PushSummary {
 pub struct PushOptions {
     /// Blobs in flight at once (at least 1; the default is 8).
     pub parallel: usize,
-    pub progress: Arc<Progress>,
+    /// Where the blob uploads report their progress; `finished` comes after the manifests.
+    pub progress: Arc<dyn Progress>,
 }
 
 enum Outcome {
@@ -73,7 +75,7 @@ struct Pusher<'c> {
     base_name: Option<String>,
     dest: RegistryRef,
     name: String,
-    progress: Arc<Progress>,
+    progress: Arc<dyn Progress>,
 }
 
 /// Pushes a built (or copied) image: its blobs in the order [`BuiltImage::blobs`] gives.
@@ -95,6 +97,7 @@ pub fn push_image(client: &Client, dest: &RegistryRef, image: &BuiltImage, opts:
 
 /// Pushes `items` (every blob of the image, children before parents, the top last) to `dest`.
 pub fn push(client: &Client, dest: &RegistryRef, items: &[PushItem<'_>], opts: &PushOptions) -> Result<PushSummary> {
+    let start = Instant::now();
     let top = items.last().ok_or_else(|| Error::malformed(dest.to_string(), "nothing to push"))?;
     if !(media::is_index(&top.desc.media_type) || media::is_manifest(&top.desc.media_type)) {
         return Err(Error::malformed(dest.to_string(), "the last item of a push must be the index or manifest"));
@@ -143,8 +146,8 @@ pub fn push(client: &Client, dest: &RegistryRef, items: &[PushItem<'_>], opts: &
             None => summary.manifests_existing += 1,
         }
     }
-    summary.seconds = p.progress.elapsed().as_secs_f64();
-    p.progress.finish();
+    summary.seconds = start.elapsed().as_secs_f64();
+    p.progress.finished();
     Ok(summary)
 }
 
@@ -189,7 +192,7 @@ impl Pusher<'_> {
             };
             self.progress.blob_started(digest.as_str(), item.desc.size);
             let result = self.upload(item, &location);
-            self.progress.blob_finished(digest.as_str());
+            self.progress.blob_done(digest.as_str());
             match result {
                 Ok(n) => return Ok(Outcome::Uploaded(n)),
                 // The session may hold part of the bytes: start a fresh one.

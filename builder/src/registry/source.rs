@@ -32,7 +32,7 @@ pub struct RegistrySource {
     store: Option<BlobStore>,
     /// Manifests already fetched (the resolved top), by digest.
     cache: Mutex<HashMap<Digest, Vec<u8>>>,
-    progress: Mutex<Option<Arc<Progress>>>,
+    progress: Mutex<Option<Arc<dyn Progress>>>,
 }
 
 impl RegistrySource {
@@ -62,8 +62,8 @@ impl RegistrySource {
     pub fn client(&self) -> &Arc<Client> {
         &self.client
     }
-    /// Fetches report their bytes here (the pull command's progress line).
-    pub fn set_progress(&self, p: Arc<Progress>) {
+    /// Fetches report here from now on (the pull command's own phase).
+    pub fn set_progress(&self, p: Arc<dyn Progress>) {
         *self.progress.lock().expect("lock") = Some(p);
     }
 
@@ -145,7 +145,7 @@ impl RegistrySource {
         }
         let result = self.download(desc, &partial, progress.as_ref());
         if let Some(p) = &progress {
-            p.blob_finished(desc.digest.as_str());
+            p.blob_done(desc.digest.as_str());
         }
         let hasher = result?;
         let found = Digest::from_hasher(hasher);
@@ -178,7 +178,7 @@ impl RegistrySource {
     }
 
     /// Appends to `partial` until it holds `desc.size` bytes; returns the hash of the whole file.
-    fn download(&self, desc: &Descriptor, partial: &Path, progress: Option<&Arc<Progress>>) -> Result<Sha256> {
+    fn download(&self, desc: &Descriptor, partial: &Path, progress: Option<&Arc<dyn Progress>>) -> Result<Sha256> {
         let mut interrupted = 0;
         loop {
             let mut have = fs::metadata(partial).map(|m| m.len()).unwrap_or(0);

@@ -17,12 +17,13 @@ mod token;
 use builder::build::BuiltImage;
 use builder::reference::ImageRef;
 use builder::registry::retry::RetryPolicy;
-use builder::registry::{self, lock, progress::Progress, Client, ClientOptions, CredentialStore, PushOptions, PushSummary, RegistryRef};
+use builder::registry::{self, lock, progress::NoProgress, Client, ClientOptions, CredentialStore, PushOptions, PushSummary, RegistryRef};
 use builder::source;
 use builder::store::BlobStore;
 use harness::{make_image, run, Registry, TestImage};
 use proxy::{Fault, Proxy};
 use std::process::Command;
+use std::sync::Arc;
 use std::time::Duration;
 
 fn quick_retries() -> RetryPolicy {
@@ -34,7 +35,7 @@ fn plain_opts() -> ClientOptions {
     let dir = tempfile::tempdir().unwrap().keep();
     std::fs::write(dir.join("config.json"), "{}").unwrap();
     ClientOptions {
-        credentials: CredentialStore { explicit: None, explicit_for: None, config_file: Some(dir.join("config.json")) },
+        credentials: CredentialStore { explicit: None, explicit_for: None, config_file: Some(dir.join("config.json")), default_config_file: None },
         retry: quick_retries(),
         ..Default::default()
     }
@@ -46,7 +47,7 @@ fn push_local(img: &TestImage, dest: &str, opts: &ClientOptions, parallel: usize
     let image = BuiltImage::unchanged(base, store)?;
     let dest = RegistryRef::parse(dest)?;
     let client = Client::connect(&dest.registry, dest.api_host(), opts)?;
-    registry::push_image(&client, &dest, &image, &PushOptions { parallel, progress: Progress::new("push", false) })
+    registry::push_image(&client, &dest, &image, &PushOptions { parallel, progress: Arc::new(NoProgress) })
 }
 
 /// Pulls through the library into an OCI layout; returns the top digest.
@@ -124,6 +125,7 @@ fn tls_and_htpasswd_with_docker_config_credentials() {
             explicit: None,
             explicit_for: None,
             config_file: Some(pw.map(config).unwrap_or_else(|| config("").with_file_name("none.json"))),
+            default_config_file: None,
         },
         ca_file: ca.then(|| tls.ca.clone()),
         retry: quick_retries(),
@@ -227,7 +229,7 @@ fn registry_killed_mid_push_then_rerun_skips_finished_blobs() {
     let dest = format!("{}/app/killed:v1", proxy.host());
     // One blob at a time, so "finished" is well defined: kill after busybox and two pads.
     let kill_at = img.layers[0].1 + img.layers[1].1 + img.layers[2].1 + (2 << 20);
-    let pid = std::sync::Arc::new(std::sync::Mutex::new(Some(reg.port)));
+    let pid = Arc::new(std::sync::Mutex::new(Some(reg.port)));
     let registry_pid = registry_pid(reg.port);
     proxy.when_sent_exceeds(kill_at, move || {
         pid.lock().unwrap().take();
@@ -330,7 +332,7 @@ fn shallow_base_reads_metadata_only_and_lock_needs_no_network() {
     let other = RegistryRef::parse(&format!("{}/other/img:v1", proxy.host())).unwrap();
     let client = Client::connect(&other.registry, other.api_host(), &plain_opts()).unwrap();
     proxy.reset();
-    let s = registry::push_image(&client, &other, &copy, &PushOptions { parallel: 8, progress: Progress::new("p", false) }).unwrap();
+    let s = registry::push_image(&client, &other, &copy, &PushOptions { parallel: 8, progress: Arc::new(NoProgress) }).unwrap();
     assert_eq!((s.blobs_mounted, s.blobs_uploaded), (5, 0), "{s:?}");
     assert!(proxy.sent.load(std::sync::atomic::Ordering::SeqCst) < 32 << 10);
 
@@ -491,7 +493,7 @@ fn bearer_token_flow_anonymous_pull_authenticated_push_and_scope_changes() {
     let auth = token::b64(b"ci-user:tok3n-Pa55word-never-shown", false);
     std::fs::write(&config, format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, reg.host())).unwrap();
     let creds = ClientOptions {
-        credentials: CredentialStore { explicit: None, explicit_for: None, config_file: Some(config) },
+        credentials: CredentialStore { explicit: None, explicit_for: None, config_file: Some(config), default_config_file: None },
         retry: quick_retries(),
         ..Default::default()
     };
@@ -516,7 +518,7 @@ fn bearer_token_flow_anonymous_pull_authenticated_push_and_scope_changes() {
     let copy = BuiltImage::unchanged(base, store.clone()).unwrap();
     let other = RegistryRef::parse(&format!("{}/team/copy:v1", reg.host())).unwrap();
     let client = Client::connect(&other.registry, other.api_host(), &creds).unwrap();
-    let s = registry::push_image(&client, &other, &copy, &PushOptions { parallel: 8, progress: Progress::new("p", false) }).unwrap();
+    let s = registry::push_image(&client, &other, &copy, &PushOptions { parallel: 8, progress: Arc::new(NoProgress) }).unwrap();
     assert_eq!((s.blobs_mounted, s.blobs_uploaded), (4, 0), "{s:?}");
     let issued = tokens.issued.lock().unwrap().clone();
     assert!(issued.iter().any(|i| i.scopes == ["repository:team/copy:pull,push", "repository:team/app:pull"]), "{issued:?}");
@@ -537,7 +539,7 @@ fn bearer_tokens_are_cached_per_scope_and_fetched_again_on_expiry() {
     let auth = token::b64(b"u:p", false);
     std::fs::write(tmp.path().join("config.json"), format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, reg.host())).unwrap();
     let creds = ClientOptions {
-        credentials: CredentialStore { explicit: None, explicit_for: None, config_file: Some(tmp.path().join("config.json")) },
+        credentials: CredentialStore { explicit: None, explicit_for: None, config_file: Some(tmp.path().join("config.json")), default_config_file: None },
         retry: quick_retries(),
         ..Default::default()
     };
@@ -608,7 +610,7 @@ fn identity_token_from_docker_config_uses_the_refresh_token_grant() {
     let config = tmp.path().join("config.json");
     std::fs::write(&config, format!(r#"{{"auths":{{"{}":{{"auth":"","identitytoken":"{}"}}}}}}"#, reg.host(), token::identity_token(password))).unwrap();
     let opts = ClientOptions {
-        credentials: CredentialStore { explicit: None, explicit_for: None, config_file: Some(config) },
+        credentials: CredentialStore { explicit: None, explicit_for: None, config_file: Some(config), default_config_file: None },
         retry: quick_retries(),
         ..Default::default()
     };
@@ -618,7 +620,10 @@ fn identity_token_from_docker_config_uses_the_refresh_token_grant() {
     assert!(issued.iter().any(|i| i.scopes == ["repository:team/idt:pull,push"]), "{issued:?}");
     // A wrong identity token gets a pull-only token: the push is refused with a clear error.
     std::fs::write(tmp.path().join("bad.json"), format!(r#"{{"auths":{{"{}":{{"identitytoken":"wrong-idt"}}}}}}"#, reg.host())).unwrap();
-    let bad = ClientOptions { credentials: CredentialStore { explicit: None, explicit_for: None, config_file: Some(tmp.path().join("bad.json")) }, ..opts };
+    let bad = ClientOptions {
+        credentials: CredentialStore { explicit: None, explicit_for: None, config_file: Some(tmp.path().join("bad.json")), default_config_file: None },
+        ..opts
+    };
     let err = push_local(&img, &format!("{}/team/idt:v2", reg.host()), &bad, 8).unwrap_err().to_string();
     assert!(err.contains("rejected the credentials") && !err.contains("wrong-idt"), "{err}");
 }
@@ -637,7 +642,7 @@ fn copy_between_registries_fetches_each_layer_once_into_the_store() {
     let copy = BuiltImage::unchanged(base, store.clone()).unwrap();
     let dest = RegistryRef::parse(&format!("{}/dst/img:v1", b.host())).unwrap();
     let client = Client::connect(&dest.registry, dest.api_host(), &plain_opts()).unwrap();
-    let s = registry::push_image(&client, &dest, &copy, &PushOptions { parallel: 8, progress: Progress::new("copy", false) }).unwrap();
+    let s = registry::push_image(&client, &dest, &copy, &PushOptions { parallel: 8, progress: Arc::new(NoProgress) }).unwrap();
     // Another registry: nothing to mount from, every blob is uploaded, each layer fetched once.
     assert_eq!((s.blobs_uploaded, s.blobs_mounted, s.digest.as_str()), (6, 0, img.index.0.as_str()), "{s:?}");
     for (layer, size) in &img.layers {

@@ -302,6 +302,18 @@ fn progress_is_drawn_on_a_terminal_and_not_with_quiet_or_without_one() {
     assert!(!quiet.contains("\x1b[2K"), "--quiet draws nothing: {quiet:?}");
     let piped = p.run(&["image", "push", &src, &format!("docker://{}/app/progress:v3", reg.host())]).ok();
     assert!(!piped.stderr.contains("\x1b[2K"), "no terminal, no drawing: {:?}", piped.stderr);
+    // A copy between registries fetches and pushes at once: each phase on its own line, both
+    // ending at the full size.
+    let other = Registry::plain();
+    let copied = on_a_terminal(&p, &["image", "push", &format!("docker://{}/app/progress:v1", reg.host()), &format!("docker://{}/app/copy:v1", other.host())]);
+    let last = copied.rsplit("\x1b[2K").next().unwrap_or_default();
+    let fetch = last.find("fetch: 160.0 MiB / 160.0 MiB at ").unwrap_or_else(|| panic!("the fetches' line, finished: {copied:?}"));
+    let push =
+        last.find(&format!("push {}/app/copy:v1: 160.0 MiB / 160.0 MiB at ", other.host())).unwrap_or_else(|| panic!("the push's line, finished: {copied:?}"));
+    let summary = last.find("pushed ").unwrap_or_else(|| panic!("the summary: {copied:?}"));
+    // Each line fills its row (padded to the terminal's width), so the next starts a row of its own.
+    let (first, second) = (fetch.min(push), fetch.max(push));
+    assert_eq!(second - first, summary - second, "one row each: {last:?}");
 }
 
 /// `image inspect` takes the flags push and pull take (a private CA, credentials) and a bare
