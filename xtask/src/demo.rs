@@ -49,10 +49,13 @@ impl Drop for Group<'_> {
 
 pub fn run(sh: &Shell) -> Result<()> {
     let start = Instant::now();
-    // debootstrap for the base, curl for the request; then real vLLM and the tiny model.
-    crate::deps::install(sh)?;
-    // On a fresh machine vLLM's 3 GB download (network) and the two release builds (CPU) take
-    // minutes each: side by side, not one after the other.
+    // debootstrap for the base, pigz for its layer, curl for the request (Debian packages; the
+    // tests' Python tools are not needed here); then real vLLM and the tiny model.
+    crate::deps::install_debian(sh)?;
+    // The Docker end-to-end test's cache (`CARGO_TARGET_TMPDIR`): one base for both.
+    let cache = sh.current_dir().join("target/tmp/entrypoint-e2e");
+    // On a fresh machine vLLM's 3 GB download and install, the base's Debian tree (debootstrap)
+    // and the two release builds take minutes each: side by side, not one after the other.
     let (v, entrypoint) = std::thread::scope(|s| -> Result<_> {
         let root = sh.current_dir();
         let vllm = s.spawn(move || -> Result<crate::vllm::Vllm> {
@@ -60,8 +63,10 @@ pub fn run(sh: &Shell) -> Result<()> {
             sh.change_dir(root);
             crate::vllm::install(&sh)
         });
+        let tree = s.spawn(|| debian::rootfs(&cache, vllm_base::DEBIAN_PACKAGES));
         let built = cmd!(sh, "cargo build --release --locked -p cli").run().map_err(anyhow::Error::from).and_then(|()| build_entrypoint(sh));
         let v = vllm.join().map_err(|_| anyhow::anyhow!("installing vLLM panicked"))??;
+        tree.join().map_err(|_| anyhow::anyhow!("debootstrap of the base's Debian tree failed (its message is above)"))?;
         Ok((v, built?))
     })?;
     let sparkctl = sh.current_dir().join("target/release/sparkctl");
@@ -69,8 +74,7 @@ pub fn run(sh: &Shell) -> Result<()> {
     sh.create_dir(&dir)?;
 
     eprintln!("demo: the stand-in base with real vLLM (made once, ~3 GB)");
-    // The Docker end-to-end test's cache (`CARGO_TARGET_TMPDIR`): one base for both.
-    let base = vllm_base::layout(&sh.current_dir().join("target/tmp/entrypoint-e2e"), &v.venv);
+    let base = vllm_base::layout(&cache, &v.venv);
     let revision = cmd!(sh, "git rev-parse HEAD").read().unwrap_or_else(|_| "unknown".into());
     let art = format!("/usr/local/bin/spark-entrypoint@linux/amd64={}", entrypoint.display());
     let layout = format!("oci:{}/vllm-spark:demo", dir.display());

