@@ -136,36 +136,31 @@ fn write_layer(stage: &Path, out: &Path) -> Result<(String, String, u64), String
         .spawn()
         .map_err(|e| format!("pigz (`cargo xtask deps` installs it): {e}"))?;
     let (mut tar_out, mut gz_in, mut gz_out) = (tar.stdout.take().unwrap(), gz.stdin.take().unwrap(), gz.stdout.take().unwrap());
-    let pump = std::thread::spawn(move || -> std::io::Result<String> {
-        let (mut h, mut buf) = (Sha256::new(), vec![0u8; 1 << 20]);
-        loop {
-            let n = tar_out.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            h.update(&buf[..n]);
-            gz_in.write_all(&buf[..n])?;
-        }
-        Ok(hex::encode(h.finalize()))
-    });
+    let pump = std::thread::spawn(move || copy_hashing(&mut tar_out, &mut gz_in));
     let mut file = std::io::BufWriter::new(std::fs::File::create(out).map_err(|e| format!("{}: {e}", out.display()))?);
-    let (mut h, mut buf, mut size) = (Sha256::new(), vec![0u8; 1 << 20], 0u64);
-    loop {
-        let n = gz_out.read(&mut buf).map_err(|e| format!("reading pigz: {e}"))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-        file.write_all(&buf[..n]).map_err(|e| format!("write {}: {e}", out.display()))?;
-        size += n as u64;
-    }
+    let (layer, size) = copy_hashing(&mut gz_out, &mut file).map_err(|e| format!("pigz → {}: {e}", out.display()))?;
     file.flush().map_err(|e| format!("write {}: {e}", out.display()))?;
-    let diff_id = pump.join().map_err(|_| "the tar pump panicked".to_owned())?.map_err(|e| format!("tar → pigz: {e}"))?;
+    let (diff_id, _) = pump.join().map_err(|_| "the tar pump panicked".to_owned())?.map_err(|e| format!("tar → pigz: {e}"))?;
     if !tar.wait().map_err(|e| format!("tar: {e}"))?.success() {
         return Err("tar failed (its message is above)".into());
     }
     if !gz.wait().map_err(|e| format!("pigz: {e}"))?.success() {
         return Err("pigz failed".into());
     }
-    Ok((diff_id, hex::encode(h.finalize()), size))
+    Ok((diff_id, layer, size))
+}
+
+/// Copies `r` to `w` until `r` ends; returns the bytes' sha256 and their count. (The pump
+/// thread owns pigz's stdin, so it closes when the copy is done and pigz sees the end.)
+fn copy_hashing(r: &mut impl Read, w: &mut impl Write) -> std::io::Result<(String, u64)> {
+    let (mut h, mut buf, mut size) = (Sha256::new(), vec![0u8; 1 << 20], 0u64);
+    loop {
+        let n = r.read(&mut buf)?;
+        if n == 0 {
+            return Ok((hex::encode(h.finalize()), size));
+        }
+        h.update(&buf[..n]);
+        w.write_all(&buf[..n])?;
+        size += n as u64;
+    }
 }
