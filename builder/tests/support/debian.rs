@@ -65,6 +65,7 @@ pub fn rootfs(cache: &Path, include: &str) -> PathBuf {
     static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     if root.exists() {
+        unmount_below(&root);
         return root;
     }
     std::fs::create_dir_all(&dir).unwrap();
@@ -79,15 +80,36 @@ pub fn rootfs(cache: &Path, include: &str) -> PathBuf {
             .output()
             .unwrap_or_else(|e| panic!("debootstrap could not run ({e}); `cargo xtask deps` installs it"));
         if out.status.success() {
+            unmount_below(&tmp);
             // Another test process may have won the race; either tree is good.
             if std::fs::rename(&tmp, &root).is_err() {
                 let _ = std::fs::remove_dir_all(&tmp);
             }
             return root;
         }
+        unmount_below(&tmp);
         last = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
         std::thread::sleep(std::time::Duration::from_secs(5 * attempt));
     }
+    unmount_below(&tmp);
     let _ = std::fs::remove_dir_all(&tmp);
     panic!("debootstrap {args:?} {mirror} failed four times:\n{last}");
+}
+
+/// Unmounts everything mounted at or below `dir`, deepest first. debootstrap mounts `/proc` (and
+/// `/dev/pts`) in its target and unmounts them from an exit trap; when that `umount` fails (seen
+/// on a loaded machine) the tree keeps a live procfs, which then cannot be hard-linked, tarred
+/// or removed, and moves with the tree when it is renamed.
+pub fn unmount_below(dir: &Path) {
+    let Ok(dir) = dir.canonicalize() else { return };
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    // The fifth field is the mount point, with space, tab, newline and backslash octal-escaped.
+    let unescape = |p: &str| p.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\");
+    let mut points: Vec<PathBuf> =
+        mountinfo.lines().filter_map(|l| l.split(' ').nth(4)).map(|p| PathBuf::from(unescape(p))).filter(|p| p.starts_with(&dir)).collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    for p in points {
+        let status = Command::new("umount").arg("--lazy").arg(&p).status();
+        assert!(status.is_ok_and(|s| s.success()), "could not unmount `{}` (left mounted in a debootstrap tree)", p.display());
+    }
 }
