@@ -19,7 +19,7 @@ pub fn write(image: &BuiltImage, dest: &LocalRef) -> Result<()> {
     match dest {
         LocalRef::Oci { dir, tag } => write_layout(image, dir, tag.as_deref()),
         LocalRef::OciArchive { file, tag } => write_oci_archive(image, file, tag.as_deref()),
-        LocalRef::DockerArchive { file, name } => write_docker_archive(image, file, name.as_deref()),
+        LocalRef::DockerArchive { file, name } => write_docker_archive(image, file, name.as_ref()),
     }
 }
 

@@ -1,7 +1,7 @@
 //! Image references, one type for every command: skopeo's local transports (`oci:DIR[:TAG]`,
 //! `oci-archive:FILE[:TAG]`, `docker-archive:FILE[:NAME:TAG]`) and registry references
 //! (`docker://REF`, or a bare `REGISTRY/REPO[:TAG][@DIGEST]` where a command takes one). Docker's
-//! name and tag grammar ([`name`]) serves every transport: one tag rule, one name rule.
+//! name and tag grammar (`reference::name`) serves every transport: one tag rule, one name rule.
 
 mod name;
 
@@ -24,19 +24,29 @@ pub enum ImageRef {
 /// A local image: an OCI layout folder or an archive file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LocalRef {
-    Oci {
-        dir: PathBuf,
-        tag: Option<String>,
-    },
-    OciArchive {
-        file: PathBuf,
-        tag: Option<String>,
-    },
-    /// `name` is `NAME:TAG` (the RepoTags entry) as given, checked by Docker's grammar.
-    DockerArchive {
-        file: PathBuf,
-        name: Option<String>,
-    },
+    Oci { dir: PathBuf, tag: Option<String> },
+    OciArchive { file: PathBuf, tag: Option<String> },
+    DockerArchive { file: PathBuf, name: Option<ArchiveName> },
+}
+
+/// A docker-archive's `NAME:TAG`: as written (its `RepoTags` entry, what `docker load` shows)
+/// and as Docker reads it (`busybox:1` is `docker.io/library/busybox:1`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchiveName {
+    pub written: String,
+    pub reference: RegistryRef,
+}
+
+impl ArchiveName {
+    /// A registry name with an explicit tag and no digest.
+    pub fn parse(n: &str) -> Result<ArchiveName> {
+        archive_name(n).map_err(|message| Error::Reference { reference: n.to_owned(), message })
+    }
+
+    /// The tag (the name has one: it was parsed with it).
+    pub fn tag(&self) -> &str {
+        self.reference.tag.as_deref().unwrap_or("latest")
+    }
 }
 
 const TRANSPORTS: &str = "`oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`, `docker-archive:FILE[:NAME:TAG]` or `docker://REGISTRY/REPO[:TAG][@DIGEST]`";
@@ -118,19 +128,18 @@ fn parse_local(transport: &str, rest: &str) -> std::result::Result<LocalRef, Str
     Ok(match transport {
         "oci" => LocalRef::Oci { dir: path.into(), tag: tag(suffix)? },
         "oci-archive" => LocalRef::OciArchive { file: path.into(), tag: tag(suffix)? },
-        _ => LocalRef::DockerArchive { file: path.into(), name: suffix.map(docker_archive_name).transpose()? },
+        _ => LocalRef::DockerArchive { file: path.into(), name: suffix.map(archive_name).transpose()? },
     })
 }
 
-/// A docker-archive's `NAME:TAG`: a registry name with an explicit tag and no digest, kept as
-/// written (it is the RepoTags entry).
-fn docker_archive_name(n: &str) -> std::result::Result<String, String> {
+fn archive_name(n: &str) -> std::result::Result<ArchiveName, String> {
     let usage = || "docker-archive names are `NAME:TAG`".to_owned();
     n.rsplit_once(':').filter(|(_, t)| !t.contains('/')).ok_or_else(usage)?;
-    if name::parse(n)?.digest.is_some() {
+    let reference = name::parse(n)?;
+    if reference.digest.is_some() {
         return Err(usage());
     }
-    Ok(n.to_owned())
+    Ok(ArchiveName { written: n.to_owned(), reference })
 }
 
 /// Refuses what looks like a mistyped transport before anything would read it as a registry
@@ -185,11 +194,11 @@ impl fmt::Display for ImageRef {
 
 impl fmt::Display for LocalRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let opt = |t: &Option<String>| t.as_ref().map(|t| format!(":{t}")).unwrap_or_default();
+        let opt = |t: Option<&str>| t.map(|t| format!(":{t}")).unwrap_or_default();
         match self {
-            LocalRef::Oci { dir, tag } => write!(f, "oci:{}{}", dir.display(), opt(tag)),
-            LocalRef::OciArchive { file, tag } => write!(f, "oci-archive:{}{}", file.display(), opt(tag)),
-            LocalRef::DockerArchive { file, name } => write!(f, "docker-archive:{}{}", file.display(), opt(name)),
+            LocalRef::Oci { dir, tag } => write!(f, "oci:{}{}", dir.display(), opt(tag.as_deref())),
+            LocalRef::OciArchive { file, tag } => write!(f, "oci-archive:{}{}", file.display(), opt(tag.as_deref())),
+            LocalRef::DockerArchive { file, name } => write!(f, "docker-archive:{}{}", file.display(), opt(name.as_ref().map(|n| n.written.as_str()))),
         }
     }
 }
@@ -216,11 +225,16 @@ mod tests {
         assert_eq!(local("oci:out/img:v1"), LocalRef::Oci { dir: "out/img".into(), tag: Some("v1".into()) });
         assert_eq!(local("oci:out/img"), LocalRef::Oci { dir: "out/img".into(), tag: None });
         assert_eq!(local("oci-archive:a.tar"), LocalRef::OciArchive { file: "a.tar".into(), tag: None });
-        assert_eq!(
-            local("docker-archive:a.tar:localhost:5000/x/y:v2"),
-            LocalRef::DockerArchive { file: "a.tar".into(), name: Some("localhost:5000/x/y:v2".into()) }
-        );
-        assert_eq!(local("docker-archive:a.tar:ubuntu:22.04"), LocalRef::DockerArchive { file: "a.tar".into(), name: Some("ubuntu:22.04".into()) });
+        let archive = |name: &str| LocalRef::DockerArchive { file: "a.tar".into(), name: Some(ArchiveName::parse(name).unwrap()) };
+        assert_eq!(local("docker-archive:a.tar:localhost:5000/x/y:v2"), archive("localhost:5000/x/y:v2"));
+        let LocalRef::DockerArchive { name: Some(n), .. } = local("docker-archive:a.tar:ubuntu:22.04") else { panic!("not a docker-archive") };
+        assert_eq!((n.written.as_str(), n.reference.to_string().as_str(), n.tag()), ("ubuntu:22.04", "docker.io/library/ubuntu:22.04", "22.04"));
+        let n = ArchiveName::parse("index.docker.io/me/app:v").unwrap();
+        assert_eq!((n.written.as_str(), n.reference.to_string().as_str()), ("index.docker.io/me/app:v", "docker.io/me/app:v"));
+        for (written, full) in [("busybox:1", "docker.io/library/busybox:1"), ("me/app:v", "docker.io/me/app:v"), ("localhost:5000/x:1", "localhost:5000/x:1")]
+        {
+            assert_eq!(ArchiveName::parse(written).unwrap().reference.to_string(), full);
+        }
         let r = ImageRef::parse_explicit("docker://nvcr.io/nvidia/vllm:25.11-py3").unwrap();
         assert_eq!(r, ImageRef::Registry(RegistryRef::parse("nvcr.io/nvidia/vllm:25.11-py3").unwrap()));
         assert_eq!(r.to_string(), "docker://nvcr.io/nvidia/vllm:25.11-py3");

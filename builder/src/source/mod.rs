@@ -209,7 +209,7 @@ pub fn open_local(r: &LocalRef) -> Result<BaseImage> {
         }
         LocalRef::DockerArchive { file, name } => {
             let src = ArchiveSource::open(file, r.to_string())?;
-            let top = src.resolve_docker(name.as_deref())?;
+            let top = src.resolve_docker(name.as_ref().map(|n| n.written.as_str()))?;
             BaseImage::read(Box::new(src), top)
         }
     }

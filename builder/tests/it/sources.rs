@@ -175,7 +175,7 @@ fn truncated_compressed_and_misnamed_archives_are_named_as_such() {
     write_layout(&d.path().join("base"), &BaseSpec::default());
     let img = build_from(&format!("oci:{}:base", d.path().join("base").display()), d.path(), &["linux/amd64"]);
     let full = d.path().join("full.tar");
-    builder::output::write(&img, &LocalRef::DockerArchive { file: full.clone(), name: Some("sparkctl/x:1".into()) }).unwrap();
+    builder::output::write(&img, &LocalRef::parse(&format!("docker-archive:{}:sparkctl/x:1", full.display())).unwrap()).unwrap();
     let bytes = std::fs::read(&full).unwrap();
     // Where each entry's header starts, to cut exactly between entries.
     let mut headers = Vec::new();
