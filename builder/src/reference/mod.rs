@@ -51,7 +51,8 @@ impl ArchiveName {
 
 const TRANSPORTS: &str = "`oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`, `docker-archive:FILE[:NAME:TAG]` or `docker://REGISTRY/REPO[:TAG][@DIGEST]`";
 
-/// Transport names, for did-you-mean hints on a mistyped prefix.
+/// The local transports, and all transport names (for did-you-mean hints on a mistyped prefix).
+const LOCAL_TRANSPORTS: [&str; 3] = ["oci", "oci-archive", "docker-archive"];
 const TRANSPORT_NAMES: [&str; 4] = ["oci", "oci-archive", "docker-archive", "docker"];
 
 /// What a reference without a transport is.
@@ -101,7 +102,7 @@ fn parse(s: &str, bare: Bare) -> Result<ImageRef> {
         }
         return name::parse(rest).map(ImageRef::Registry).map_err(err);
     }
-    if let Some((transport, rest)) = s.split_once(':').filter(|(t, _)| TRANSPORT_NAMES[..3].contains(t)) {
+    if let Some((transport, rest)) = s.split_once(':').filter(|(t, _)| LOCAL_TRANSPORTS.contains(t)) {
         return parse_local(transport, rest).map(ImageRef::Local).map_err(err);
     }
     check_transport(s).map_err(err)?;
