@@ -5,6 +5,9 @@
 //! overlay (`tree` → `layer`) into the blob store (`store`), edits each kept platform's config as
 //! raw JSON (`config`), and yields a [`build::BuiltImage`] that the writers in `output` turn into
 //! an OCI layout, an oci-archive or a docker-archive (the registry module pushes the same value).
+//!
+//! The image commands' flows, one module each: `open` (any image; a build's base and its lock
+//! file), `write` (a built image to any destination, pushes included) and `pull`.
 
 pub mod build;
 pub mod compress;
@@ -20,9 +23,11 @@ pub mod keys;
 pub mod layer;
 pub mod layer_cache;
 pub mod media;
+pub mod open;
 pub mod output;
 pub mod overlay;
 pub mod platform;
+pub mod pull;
 pub mod python;
 pub mod recipe;
 pub mod reference;
@@ -30,5 +35,6 @@ pub mod registry;
 pub mod source;
 pub mod store;
 pub mod tree;
+pub mod write;
 
 pub use error::{Error, Result};

@@ -129,10 +129,9 @@ impl Recipe {
 }
 
 fn check_base_ref(file: &str, r: &str) -> Result<()> {
-    let parsed = ImageRef::parse(r).map_err(|e| Error::input(file, format!("base.ref: {e}"), None))?;
-    if let ImageRef::Docker { reference } = parsed {
-        // A malformed reference or digest is named as such, not as "not pinned".
-        let parsed = crate::registry::RegistryRef::parse(&reference).map_err(|e| Error::input(file, format!("base.ref: {e}"), None))?;
+    // A malformed reference or digest is named as such, not as "not pinned".
+    let parsed = ImageRef::parse_explicit(r).map_err(|e| Error::input(file, format!("base.ref: {e}"), None))?;
+    if let ImageRef::Registry(parsed) = parsed {
         if parsed.digest.is_none() {
             return Err(Error::input(
                 file,
@@ -285,7 +284,7 @@ mod tests {
         let bad_digest = err("[base]\nref = \"docker://nvcr.io/nvidia/vllm:25.11-py3@sha256:abc\"\nplatforms = [\"linux/arm64\"]\n");
         assert!(bad_digest.contains("invalid digest `sha256:abc`") && !bad_digest.contains("not pinned"), "{bad_digest}");
         let e = err("[base]\nref = \"oci-archve:base.tar\"\nplatforms = [\"linux/arm64\"]\n");
-        assert!(e.contains("did you mean `oci-archive:`?"), "{e}");
+        assert!(e.contains("did you mean `oci-archive:base.tar`?"), "{e}");
         assert!(err(&format!("{OK}[config.healthcheck]\ncmd = [\"x\"]\ninterval = 3\n")).contains("did you mean `interval_s`?"));
         assert!(err(&format!("{OK}[config.healthcheck]\ncmd = []\n")).contains("healthcheck.cmd is empty"));
         assert!(err("overlays = []\n").contains("missing [base]"));

@@ -1,12 +1,15 @@
-//! `sparkctl image build|inspect` (push/pull: `image_registry`).
+//! `sparkctl image build|inspect|push|pull`: each parses its arguments, makes one call to the
+//! builder (`build`, `open`, `write`, `pull`) and prints what it returns.
 
+use crate::registry_flags::{RegistryFlags, TransferFlags};
 use anyhow::{bail, Context, Result};
 use builder::build::{build, BuildOptions};
+use builder::open::LockFile;
 use builder::overlay::Overlay;
 use builder::platform::Platform;
 use builder::recipe::Recipe;
-use builder::reference::ImageRef;
-use builder::source::{self, BaseImage};
+use builder::reference::{ImageRef, LocalRef};
+use builder::registry::PushSummary;
 use builder::store::BlobStore;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,9 +21,9 @@ pub enum ImageCommand {
     /// Show an image's index, manifests, config and layers
     Inspect(InspectArgs),
     /// Push an image to a registry (only the blobs it lacks); prints the digest
-    Push(crate::image_registry::PushArgs),
+    Push(PushArgs),
     /// Pull an image from a registry into a local layout or archive; prints the digest
-    Pull(crate::image_registry::PullArgs),
+    Pull(PullArgs),
 }
 
 #[derive(clap::Args)]
@@ -52,7 +55,7 @@ pub struct BuildArgs {
     #[arg(long)]
     pub lock: bool,
     #[command(flatten)]
-    pub registry: crate::image_registry::RegistryFlags,
+    pub registry: RegistryFlags,
 }
 
 #[derive(clap::Args)]
@@ -63,31 +66,49 @@ pub struct InspectArgs {
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
-    pub registry: crate::image_registry::RegistryFlags,
+    pub registry: RegistryFlags,
+}
+
+#[derive(clap::Args)]
+pub struct PushArgs {
+    /// Image to push: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG] or docker://REF
+    pub source: String,
+    /// Destination: docker://REGISTRY/REPO[:TAG] (or bare REGISTRY/REPO[:TAG])
+    pub destination: String,
+    #[command(flatten)]
+    pub registry: RegistryFlags,
+    #[command(flatten)]
+    pub transfer: TransferFlags,
+}
+
+#[derive(clap::Args)]
+pub struct PullArgs {
+    /// Image to pull: docker://REGISTRY/REPO[:TAG][@DIGEST] (or bare)
+    pub source: String,
+    /// Where to write it: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG]
+    pub destination: String,
+    /// Pull only this platform of a multi-platform image (a docker-archive holds one)
+    #[arg(long, value_name = "OS/ARCH")]
+    pub platform: Option<String>,
+    #[command(flatten)]
+    pub registry: RegistryFlags,
+    #[command(flatten)]
+    pub transfer: TransferFlags,
 }
 
 pub fn run(cmd: ImageCommand) -> Result<ExitCode> {
     match cmd {
         ImageCommand::Build(args) => build_cmd(args),
         ImageCommand::Inspect(args) => inspect_cmd(args),
-        ImageCommand::Push(args) => crate::image_registry::push(args),
-        ImageCommand::Pull(args) => crate::image_registry::pull(args),
-    }
-}
-
-/// Opens any image reference, local or registry (`docker://` or bare `REGISTRY/REPO:TAG`, read
-/// shallowly with the registry flags push and pull take).
-pub fn open_image(reference: &str, flags: &crate::image_registry::RegistryFlags) -> Result<BaseImage> {
-    match crate::image_registry::parse_any(reference)? {
-        crate::image_registry::AnyRef::Local(local) => Ok(source::open_local(&local)?),
-        r => crate::image_registry::open_any(&r, flags, &BlobStore::open(crate::environment::store_root())?),
+        ImageCommand::Push(args) => push_cmd(args),
+        ImageCommand::Pull(args) => pull_cmd(args),
     }
 }
 
 fn build_cmd(args: BuildArgs) -> Result<ExitCode> {
     let recipe = Recipe::load(&args.recipe)?;
     let recipe_file = args.recipe.display().to_string();
-    let outputs = args.outputs.iter().map(|o| ImageRef::parse(o)).collect::<builder::Result<Vec<_>>>()?;
+    let outputs = args.outputs.iter().map(|o| ImageRef::parse_explicit(o)).collect::<builder::Result<Vec<_>>>()?;
     let platforms =
         if args.platforms.is_empty() { recipe.platforms.clone() } else { builder::recipe::parse_platforms("--platform", "--platform", &args.platforms)? };
     let overlays_dir = args.overlays.clone().unwrap_or_else(|| recipe.default_overlay_dir());
@@ -100,33 +121,95 @@ fn build_cmd(args: BuildArgs) -> Result<ExitCode> {
     let epoch = source_date_epoch()?;
     // An unusable output fails before the build does any work.
     for out in &outputs {
-        if let ImageRef::OciArchive { file, .. } | ImageRef::DockerArchive { file, .. } = out {
+        if let ImageRef::Local(out @ (LocalRef::OciArchive { file, .. } | LocalRef::DockerArchive { file, .. })) = out {
             builder::output::check_output_file(file).with_context(|| format!("--output `{out}`"))?;
         }
     }
-    for out in outputs.iter().filter(|o| matches!(o, ImageRef::DockerArchive { .. })) {
-        builder::output::check_one_platform(&format!("--output {out}"), "this build", &platforms)?;
+    for out in &outputs {
+        if let ImageRef::Local(out @ LocalRef::DockerArchive { .. }) = out {
+            builder::output::check_one_platform(&format!("--output {out}"), "this build", &platforms)?;
+        }
     }
     let base_ref = args.base.clone().unwrap_or_else(|| recipe.base.clone());
     let store = BlobStore::open(args.store.clone().unwrap_or_else(crate::environment::store_root))?;
-    let base = crate::image_registry::open_build_base(&base_ref, &args.recipe, args.lock, &args.registry, &store)
+    let remote = args.registry.remote(store.clone())?;
+    let lock_file = if args.lock { LockFile::Write } else { LockFile::Read };
+    let base = ImageRef::parse(&base_ref)
+        .and_then(|r| builder::open::build_base(&r, &args.recipe, lock_file, &remote))
         .with_context(|| format!("opening base `{base_ref}`"))?;
+    if let Some(l) = &base.locked {
+        eprintln!("locked {} at {} in {}", l.reference, l.digest, l.path.display());
+    }
     let opts = BuildOptions { recipe, overlays, platforms, labels, artifacts, epoch, base_name: base_ref.clone() };
-    let image = build(&opts, base, store)?;
-    for out in &outputs {
-        crate::image_registry::write_any(&image, &out.to_string(), &args.registry).with_context(|| format!("writing `{out}`"))?;
+    let image = build(&opts, base.image, store)?;
+    for (out, given) in outputs.iter().zip(&args.outputs) {
+        builder::write::to(&image, out, &remote).with_context(|| format!("writing `{given}`"))?;
     }
     println!("{}", image.top.digest);
     Ok(ExitCode::SUCCESS)
 }
 
 fn inspect_cmd(args: InspectArgs) -> Result<ExitCode> {
-    let image = open_image(&args.reference, &args.registry)?;
+    // A local image needs neither the registry flags nor the blob store.
+    let image = match ImageRef::parse(&args.reference)? {
+        ImageRef::Local(local) => builder::source::open_local(&local)?,
+        r => builder::open::image(&r, &args.registry.remote(BlobStore::open(crate::environment::store_root())?)?)?,
+    };
     let summary = builder::inspect::summary(&image);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
         print!("{}", builder::inspect::table(&summary));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn push_cmd(args: PushArgs) -> Result<ExitCode> {
+    let ImageRef::Registry(dest) = ImageRef::parse(&args.destination)? else {
+        bail!("`{}`: push writes to a registry (docker://REGISTRY/REPO:TAG); for a local copy use `sparkctl image pull` or `build --output`", args.destination);
+    };
+    let src = ImageRef::parse(&args.source)?;
+    let remote = args.registry.remote(args.transfer.blob_store()?)?;
+    let summary = builder::write::copy(&src, &dest, &remote)?;
+    print_summary(&summary, args.transfer.json)
+}
+
+fn pull_cmd(args: PullArgs) -> Result<ExitCode> {
+    let ImageRef::Registry(src) = ImageRef::parse(&args.source)? else {
+        bail!("`{}`: pull reads from a registry (docker://REGISTRY/REPO[:TAG]); a local image needs no pull", args.source);
+    };
+    let ImageRef::Local(dest) = ImageRef::parse(&args.destination)? else {
+        bail!("`{}`: pull writes a local image (oci:DIR[:TAG], oci-archive:FILE, docker-archive:FILE); to copy between registries use `sparkctl image push docker://SRC docker://DEST`", args.destination);
+    };
+    let platform = args
+        .platform
+        .as_deref()
+        .map(|p| Platform::parse(p).with_context(|| format!("--platform `{p}`: write OS/ARCH[/VARIANT], e.g. linux/arm64")))
+        .transpose()?;
+    let remote = args.registry.remote(args.transfer.blob_store()?)?;
+    let summary = builder::pull::pull(&src, &dest, platform.as_ref(), &remote)?;
+    if args.transfer.json {
+        println!("{}", serde_json::to_string(&summary)?);
+    } else {
+        println!("{}", summary.digest);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_summary(summary: &PushSummary, json: bool) -> Result<ExitCode> {
+    if json {
+        println!("{}", serde_json::to_string(summary)?);
+    } else {
+        eprintln!(
+            "pushed {}: sent {} ({} blobs uploaded, {} mounted, {} already there; {} manifests)",
+            summary.reference,
+            crate::progress::human(summary.bytes_uploaded),
+            summary.blobs_uploaded,
+            summary.blobs_mounted,
+            summary.blobs_existing,
+            summary.manifests_pushed
+        );
+        println!("{}", summary.digest);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -5,7 +5,7 @@
 //! Nothing is drawn with `--quiet` or when stderr is not a terminal; the counters are kept either
 //! way (the `--json` summaries).
 
-use builder::registry::progress::Progress;
+use builder::registry::progress::{Phase, Phases, Progress};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -44,6 +44,16 @@ impl Lines {
     }
 }
 
+/// Each push and pull gets its line, labelled with its reference.
+impl Phases for Lines {
+    fn start(&self, phase: Phase<'_>) -> Arc<dyn Progress> {
+        match phase {
+            Phase::Push(r) => self.line(format!("push {r}")),
+            Phase::Pull(r) => self.line(format!("pull {r}")),
+        }
+    }
+}
+
 /// One phase: counts the events and draws them.
 pub struct Line {
     multi: Option<MultiProgress>,
@@ -79,13 +89,6 @@ impl Counts {
 }
 
 impl Line {
-    pub fn bytes_done(&self) -> u64 {
-        self.counts.done.load(Ordering::Relaxed)
-    }
-    pub fn elapsed(&self) -> Duration {
-        self.counts.start.elapsed()
-    }
-
     /// The drawn line, made on the first bytes to show (a phase with nothing to transfer draws
     /// no line at all).
     fn bar(&self) -> Option<&ProgressBar> {
@@ -179,7 +182,7 @@ mod tests {
         line.add_total(20);
         line.blob_started("sha256:0123456789abcdef", 20);
         line.advanced("sha256:0123456789abcdef", 5);
-        assert_eq!(line.bytes_done(), 5);
+        assert_eq!(line.counts.done.load(Ordering::Relaxed), 5);
         assert!(line.counts.render().starts_with("push x: 5 B / 20 B at "), "{}", line.counts.render());
         assert!(line.counts.render().ends_with("  0123456789ab 25%"), "{}", line.counts.render());
         line.blob_done("sha256:0123456789abcdef");

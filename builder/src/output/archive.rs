@@ -12,6 +12,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::json::canonical;
 use crate::media;
 use crate::platform::Platform;
+use crate::reference::ArchiveName;
 use serde_json::json;
 use std::io::{self, Read};
 use std::path::Path;
@@ -25,7 +26,7 @@ pub fn write_oci_archive(image: &BuiltImage, file: &Path, tag: Option<&str>) -> 
     write_archive(image, file, &canonical(&index), None, image.blobs()?)
 }
 
-pub fn write_docker_archive(image: &BuiltImage, file: &Path, name: Option<&str>) -> Result<()> {
+pub fn write_docker_archive(image: &BuiltImage, file: &Path, name: Option<&ArchiveName>) -> Result<()> {
     if image.manifests.len() != 1 || !image.verbatim.iter().all(|d| d.is_attestation()) {
         // A copied index (pull, push) keeps its manifests verbatim: list the base's platforms.
         let platforms = if image.manifests.is_empty() { image.base.index_platforms() } else { image.platforms() };
@@ -40,9 +41,8 @@ pub fn write_docker_archive(image: &BuiltImage, file: &Path, name: Option<&str>)
     let mut entry = json!({ "mediaType": m.desc.media_type, "digest": m.desc.digest.as_str(), "size": m.desc.size });
     let mut repo_tags = Vec::new();
     if let Some(n) = name {
-        let tag = n.rsplit_once(':').map(|(_, t)| t).unwrap_or("latest");
-        entry["annotations"] = json!({ "io.containerd.image.name": docker_full_name(n), "org.opencontainers.image.ref.name": tag });
-        repo_tags.push(n.to_owned());
+        entry["annotations"] = json!({ "io.containerd.image.name": n.reference.to_string(), "org.opencontainers.image.ref.name": n.tag() });
+        repo_tags.push(n.written.clone());
     }
     let index = json!({ "schemaVersion": 2, "mediaType": media::OCI_INDEX, "manifests": [entry] });
     let layers: Vec<String> = m.base_layers.iter().chain(&m.new_layers).map(|d| d.digest.layout_path()).collect();
@@ -64,15 +64,6 @@ pub fn check_one_platform(output: &str, source: &str, platforms: &[Platform]) ->
         format!("a docker-archive holds one platform; {source} has {} platforms ({})", list.len(), list.join(", ")),
         Some(format!("add `--platform {pick}` (build and pull take it), or write an oci-archive")),
     ))
-}
-
-/// `busybox:1` → `docker.io/library/busybox:1`, `localhost:5000/x:1` unchanged (Docker's rules).
-fn docker_full_name(n: &str) -> String {
-    match n.split_once('/') {
-        None => format!("docker.io/library/{n}"),
-        Some((first, _)) if first.contains(['.', ':']) || first == "localhost" => n.to_owned(),
-        Some(_) => format!("docker.io/{n}"),
-    }
 }
 
 fn write_archive(image: &BuiltImage, file: &Path, index: &[u8], manifest_json: Option<&[u8]>, mut blobs: Vec<Blob>) -> Result<()> {
@@ -123,15 +114,4 @@ fn header(size: u64, epoch: u64, kind: tar::EntryType) -> tar::Header {
     h.set_gid(0);
     h.set_mtime(epoch);
     h
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn docker_names_are_normalised_like_docker() {
-        assert_eq!(super::docker_full_name("busybox:1"), "docker.io/library/busybox:1");
-        assert_eq!(super::docker_full_name("me/app:v"), "docker.io/me/app:v");
-        assert_eq!(super::docker_full_name("localhost:5000/x:1"), "localhost:5000/x:1");
-        assert_eq!(super::docker_full_name("nvcr.io/nvidia/vllm:25.11-py3"), "nvcr.io/nvidia/vllm:25.11-py3");
-    }
 }

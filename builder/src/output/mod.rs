@@ -10,17 +10,16 @@ pub use layout::write_layout;
 use crate::build::{Blob, BuiltImage, Origin};
 use crate::digest::{unwrap_io, VerifyingReader};
 use crate::error::{Error, IoContext, Result};
-use crate::reference::ImageRef;
+use crate::reference::LocalRef;
 use std::io::{self, Write};
 use std::path::Path;
 
-/// Writes `image` to a local reference. `docker://` outputs belong to the registry module.
-pub fn write(image: &BuiltImage, dest: &ImageRef) -> Result<()> {
+/// Writes `image` to a local reference (registry outputs are pushed: [`crate::write`]).
+pub fn write(image: &BuiltImage, dest: &LocalRef) -> Result<()> {
     match dest {
-        ImageRef::Oci { dir, tag } => write_layout(image, dir, tag.as_deref()),
-        ImageRef::OciArchive { file, tag } => write_oci_archive(image, file, tag.as_deref()),
-        ImageRef::DockerArchive { file, name } => write_docker_archive(image, file, name.as_deref()),
-        ImageRef::Docker { .. } => Err(Error::Reference { reference: dest.to_string(), message: "registry outputs are written by the registry module".into() }),
+        LocalRef::Oci { dir, tag } => write_layout(image, dir, tag.as_deref()),
+        LocalRef::OciArchive { file, tag } => write_oci_archive(image, file, tag.as_deref()),
+        LocalRef::DockerArchive { file, name } => write_docker_archive(image, file, name.as_ref()),
     }
 }
 

@@ -107,7 +107,7 @@ impl CredentialStore {
 fn key_matches(key: &str, registry: &str) -> bool {
     let host = key.trim_start_matches("https://").trim_start_matches("http://");
     let host = host.split('/').next().unwrap_or(host);
-    host == registry || (registry == super::name::DOCKER_HUB && matches!(host, "index.docker.io" | "registry-1.docker.io"))
+    host == registry || (registry == crate::reference::DOCKER_HUB && matches!(host, "index.docker.io" | "registry-1.docker.io"))
 }
 
 fn from_config(config: &Value, registry: &str, path: &Path) -> Result<Option<Credential>> {
@@ -149,7 +149,7 @@ fn helper_get(name: &str, registry: &str) -> Result<Option<Credential>> {
 
 /// [`helper_get`] with the program named (a path in the tests).
 fn run_helper(program: &str, registry: &str) -> Result<Option<Credential>> {
-    let server = if registry == super::name::DOCKER_HUB { "https://index.docker.io/v1/".to_owned() } else { registry.to_owned() };
+    let server = if registry == crate::reference::DOCKER_HUB { "https://index.docker.io/v1/".to_owned() } else { registry.to_owned() };
     let fail = |m: String| helper_error(program, registry, m);
     let mut child = Command::new(program)
         .arg("get")

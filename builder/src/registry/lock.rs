@@ -4,11 +4,11 @@
 //! registry, and only when an output needs them. The format is in docs/registry.md.
 
 use super::client::ClientOptions;
-use super::name::RegistryRef;
 use super::source::RegistrySource;
 use crate::descriptor::Descriptor;
 use crate::digest::{verify_bytes, Digest};
 use crate::error::{Error, IoContext, Result};
+use crate::reference::RegistryRef;
 use crate::source::{BaseImage, BaseTop, BlobSource};
 use crate::store::BlobStore;
 use serde_json::{json, Value};

@@ -5,17 +5,18 @@
 //! library defaults get wrong: HEAD before every upload, cross-repository mounts, one streamed
 //! upload per blob, resumable verified downloads. docs/registry.md explains the choice.
 //!
-//! Map: [`name`] parses references (Docker's rules); [`auth`] holds credentials and challenges;
-//! [`client`] sends requests (scheme, auth, retries) and names each [`client::Step`]'s expected
-//! statuses; [`code`] reads a registry's error body into typed error codes; [`source`] is the shallow base and the
-//! layer fetcher; [`push`] uploads a [`crate::build::BuiltImage`]; [`lock`] pins a base's
-//! metadata next to a recipe; [`progress`] draws transfers; [`retry`] is the backoff policy.
+//! Map: references (Docker's rules) are parsed by [`crate::reference`]; [`auth`] holds
+//! credentials and challenges; [`client`] sends requests (scheme, auth, retries) and names each
+//! [`client::Step`]'s expected statuses; [`code`] reads a registry's error body into typed error
+//! codes; [`source`] is the shallow base and the layer fetcher; [`push`] uploads a
+//! [`crate::build::BuiltImage`]; [`lock`] pins a base's metadata next to a recipe; [`progress`]
+//! reports transfers as events; [`retry`] is the backoff policy. [`Remote`] is what the image
+//! commands' flows (`crate::open`, `crate::write`, `crate::pull`) take to reach registries.
 
 pub mod auth;
 pub mod client;
 pub mod code;
 pub mod lock;
-pub mod name;
 mod parallel;
 pub mod progress;
 pub mod push;
@@ -23,15 +24,38 @@ pub mod retry;
 pub mod source;
 mod tls;
 
+pub use crate::reference::RegistryRef;
 pub use auth::{Credential, CredentialStore, Secret};
 pub use client::{Client, ClientOptions};
-pub use name::RegistryRef;
 pub use push::{push, push_image, BlobData, PushItem, PushOptions, PushSummary};
 pub use source::{RegistrySource, SharedSource};
 
 use crate::source::BaseImage;
 use crate::store::BlobStore;
+use progress::Phases;
 use std::sync::Arc;
+
+/// What the image commands need to reach registries: the client's options (credentials, TLS,
+/// retries, where a registry base's fetches report), the blob store that registry blobs land
+/// in, how many blobs move at once, and what gives each push or pull its progress.
+#[derive(Clone)]
+pub struct Remote {
+    pub options: ClientOptions,
+    pub store: BlobStore,
+    /// Blobs in flight at once (at least 1).
+    pub parallel: usize,
+    pub phases: Arc<dyn Phases>,
+}
+
+impl Remote {
+    /// Ends the phase of the registry bases' fetches: they happen on demand, so only the caller
+    /// of the last read knows when they are over.
+    pub(crate) fn fetches_done(&self) {
+        if let Some(p) = &self.options.progress {
+            p.finished();
+        }
+    }
+}
 
 /// Opens a `docker://` base shallowly: resolves the tag, reads index, manifests and configs.
 /// Layer blobs are fetched into `store` only when an output reads them. The returned handle is

@@ -3,7 +3,9 @@
 //! whether and how that is shown (a terminal line, nothing with `--quiet`) is the caller's
 //! business, as are counters for a summary.
 
+use crate::reference::RegistryRef;
 use std::io::Read;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// What a transfer reports as it goes; every method defaults to doing nothing. One value is
@@ -36,6 +38,60 @@ pub struct NoProgress;
 
 impl Progress for NoProgress {}
 
+impl Phases for NoProgress {
+    fn start(&self, _phase: Phase<'_>) -> Arc<dyn Progress> {
+        Arc::new(NoProgress)
+    }
+}
+
+/// A phase with its own [`Progress`]: a push to, or a pull from, a registry. (The fetches of a
+/// registry base report to [`super::ClientOptions::progress`].)
+#[derive(Debug, Clone, Copy)]
+pub enum Phase<'a> {
+    Push(&'a RegistryRef),
+    Pull(&'a RegistryRef),
+}
+
+/// Gives each phase its [`Progress`] as the phase starts: whether and how phases are shown
+/// (one line each on a terminal) is the caller's business.
+pub trait Phases: Send + Sync {
+    fn start(&self, phase: Phase<'_>) -> Arc<dyn Progress>;
+}
+
+/// Passes every event on and counts the bytes moved (what a summary reports).
+pub(crate) struct Tally {
+    inner: Arc<dyn Progress>,
+    bytes: AtomicU64,
+}
+
+impl Tally {
+    pub(crate) fn new(inner: Arc<dyn Progress>) -> Arc<Tally> {
+        Arc::new(Tally { inner, bytes: AtomicU64::new(0) })
+    }
+    pub(crate) fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+}
+
+impl Progress for Tally {
+    fn add_total(&self, bytes: u64) {
+        self.inner.add_total(bytes)
+    }
+    fn blob_started(&self, digest: &str, size: u64) {
+        self.inner.blob_started(digest, size)
+    }
+    fn advanced(&self, digest: &str, bytes: u64) {
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.inner.advanced(digest, bytes)
+    }
+    fn blob_done(&self, digest: &str) {
+        self.inner.blob_done(digest)
+    }
+    fn finished(&self) {
+        self.inner.finished()
+    }
+}
+
 /// Reports what passes through it as progress of one blob.
 pub struct CountingReader<R> {
     inner: R,
@@ -62,7 +118,6 @@ impl<R: Read> Read for CountingReader<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicU64, Ordering};
 
     #[derive(Default)]
     struct Count(AtomicU64);
@@ -79,5 +134,14 @@ mod tests {
         let mut r = CountingReader::new(&b"hello world"[..], p.clone(), "sha256:abc");
         std::io::copy(&mut r, &mut std::io::sink()).unwrap();
         assert_eq!(p.0.load(Ordering::Relaxed), 11);
+    }
+
+    #[test]
+    fn a_tally_counts_and_passes_every_event_on() {
+        let p = Arc::new(Count::default());
+        let tally = Tally::new(p.clone());
+        let mut r = CountingReader::new(&b"hello"[..], tally.clone(), "sha256:abc");
+        std::io::copy(&mut r, &mut std::io::sink()).unwrap();
+        assert_eq!((tally.bytes(), p.0.load(Ordering::Relaxed)), (5, 5));
     }
 }

@@ -8,7 +8,6 @@
 //! finished before a crash are found by HEAD on the rerun.
 
 use super::client::{Body, Client, Scope, Step};
-use super::name::RegistryRef;
 use super::parallel;
 use super::progress::{CountingReader, Progress};
 use super::retry::RetryPolicy;
@@ -17,6 +16,7 @@ use crate::descriptor::Descriptor;
 use crate::digest::{Digest, VerifyingReader};
 use crate::error::{Error, IoContext, Result};
 use crate::media;
+use crate::reference::RegistryRef;
 use crate::source::BlobSource;
 use serde::Serialize;
 use std::io::Read;

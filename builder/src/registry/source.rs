@@ -4,12 +4,12 @@
 //! `Range` request, several in parallel.
 
 use super::client::{Body, Client, ClientOptions, Scope, Step};
-use super::name::RegistryRef;
 use super::progress::{CountingReader, Progress};
 use crate::descriptor::Descriptor;
 use crate::digest::{Digest, VerifyingReader};
 use crate::error::{Error, IoContext, Result};
 use crate::media;
+use crate::reference::RegistryRef;
 use crate::source::BlobSource;
 use crate::store::BlobStore;
 use sha2::{Digest as _, Sha256};

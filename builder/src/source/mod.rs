@@ -11,7 +11,7 @@ use crate::descriptor::Descriptor;
 use crate::digest::{verify_bytes, Digest};
 use crate::error::{Error, Result};
 use crate::media;
-use crate::reference::ImageRef;
+use crate::reference::LocalRef;
 use serde_json::Value;
 use std::io::Read;
 use std::path::Path;
@@ -193,26 +193,25 @@ pub fn read_manifest(source: &dyn BlobSource, desc: &Descriptor) -> Result<BaseM
     Ok(BaseManifest { desc: desc.clone(), raw, json, config_desc, config_raw, layers })
 }
 
-/// Opens a base from a local reference (`oci:`, `oci-archive:`, `docker-archive:`).
-/// `docker://` bases are opened by the registry module.
-pub fn open_local(r: &ImageRef) -> Result<BaseImage> {
+/// Opens a base from a local reference (`oci:`, `oci-archive:`, `docker-archive:`); registry
+/// bases are opened by the registry module ([`crate::open`] opens either).
+pub fn open_local(r: &LocalRef) -> Result<BaseImage> {
     match r {
-        ImageRef::Oci { dir, tag } => {
+        LocalRef::Oci { dir, tag } => {
             let src = LayoutSource::open(dir, r.to_string())?;
             let top = src.resolve(tag.as_deref())?;
             BaseImage::read(Box::new(src), top)
         }
-        ImageRef::OciArchive { file, tag } => {
+        LocalRef::OciArchive { file, tag } => {
             let src = ArchiveSource::open(file, r.to_string())?;
             let top = src.resolve_oci(tag.as_deref())?;
             BaseImage::read(Box::new(src), top)
         }
-        ImageRef::DockerArchive { file, name } => {
+        LocalRef::DockerArchive { file, name } => {
             let src = ArchiveSource::open(file, r.to_string())?;
-            let top = src.resolve_docker(name.as_deref())?;
+            let top = src.resolve_docker(name.as_ref().map(|n| n.written.as_str()))?;
             BaseImage::read(Box::new(src), top)
         }
-        ImageRef::Docker { .. } => Err(Error::Reference { reference: r.to_string(), message: "registry bases are not opened here".into() }),
     }
 }
 

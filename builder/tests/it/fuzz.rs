@@ -7,7 +7,7 @@ use crate::fuzz_harness::{run, seeds_from};
 use builder::overlay::Overlay;
 use builder::platform::Platform;
 use builder::recipe::Recipe;
-use builder::reference::{check_transport, ImageRef};
+use builder::reference::{ImageRef, LocalRef};
 use builder::registry::auth::Challenge;
 use builder::registry::code::ErrorBody;
 use builder::registry::retry::parse_retry_after;
@@ -40,10 +40,11 @@ fn fuzz_references_platforms_and_registry_headers() {
     .collect();
     let n = run("references", &seeds, &["docker://", "oci:", "@sha256:", ":", "/", "//", "realm=", ",", "\"", "{\"errors\":[", "\"code\":"], |b| {
         let s = String::from_utf8_lossy(b);
-        let _ = ImageRef::parse(&s).map(|r| r.to_string());
-        if check_transport(&s).is_ok() {
-            let _ = RegistryRef::parse(&s).map(|r| (r.to_string(), r.api_host().to_owned(), r.manifest_reference()));
+        let _ = ImageRef::parse_explicit(&s).map(|r| r.to_string());
+        if let Ok(ImageRef::Registry(r)) = ImageRef::parse(&s) {
+            let _ = (r.to_string(), r.api_host().to_owned(), r.manifest_reference());
         }
+        let _ = RegistryRef::parse(&s).map(|r| r.to_string());
         let _ = Platform::parse(&s).map(|p| p.to_string());
         let _ = Challenge::parse(&s);
         let _ = parse_retry_after(Some(&s));
@@ -100,7 +101,7 @@ fn fuzz_base_archives() {
     let n = run("archive sources", &seeds, &["00000000000", "77777777777", "ustar", "oci-layout", "index.json", "manifest.json", "blobs/sha256/"], |b| {
         std::fs::write(&file, b).unwrap();
         for reference in [format!("oci-archive:{}", file.display()), format!("docker-archive:{}", file.display())] {
-            let Ok(img) = open_local(&ImageRef::parse(&reference).unwrap()) else { continue };
+            let Ok(img) = open_local(&LocalRef::parse(&reference).unwrap()) else { continue };
             let _ = builder::inspect::table(&builder::inspect::summary(&img));
             for (_, m) in &img.entries {
                 for l in m.iter().flat_map(|m| &m.layers) {

@@ -15,7 +15,7 @@ mod release;
 mod token;
 
 use builder::build::BuiltImage;
-use builder::reference::ImageRef;
+use builder::reference::LocalRef;
 use builder::registry::retry::RetryPolicy;
 use builder::registry::{self, lock, progress::NoProgress, Client, ClientOptions, CredentialStore, PushOptions, PushSummary, RegistryRef};
 use builder::source;
@@ -43,7 +43,7 @@ fn plain_opts() -> ClientOptions {
 
 fn push_local(img: &TestImage, dest: &str, opts: &ClientOptions, parallel: usize) -> builder::Result<PushSummary> {
     let store = BlobStore::open(tempfile::tempdir().unwrap().keep())?;
-    let base = source::open_local(&ImageRef::parse(&img.reference())?)?;
+    let base = source::open_local(&LocalRef::parse(&img.reference())?)?;
     let image = BuiltImage::unchanged(base, store)?;
     let dest = RegistryRef::parse(dest)?;
     let client = Client::connect(&dest.registry, dest.api_host(), opts)?;
@@ -52,11 +52,9 @@ fn push_local(img: &TestImage, dest: &str, opts: &ClientOptions, parallel: usize
 
 /// Pulls through the library into an OCI layout; returns the top digest.
 fn pull_to_layout(src: &str, opts: &ClientOptions, store: &BlobStore, dest: &std::path::Path) -> builder::Result<String> {
-    let (base, handle) = registry::open_base(&RegistryRef::parse(src)?, opts, Some(store.clone()))?;
-    handle.fetch_all(&registry::base_layers(&base), 8)?;
-    let image = BuiltImage::unchanged(base, store.clone())?;
-    builder::output::write(&image, &ImageRef::parse(&format!("oci:{}:pulled", dest.display()))?)?;
-    Ok(image.top.digest.to_string())
+    let remote = registry::Remote { options: opts.clone(), store: store.clone(), parallel: 8, phases: Arc::new(NoProgress) };
+    let dest = LocalRef::parse(&format!("oci:{}:pulled", dest.display()))?;
+    Ok(builder::pull::pull(&RegistryRef::parse(src)?, &dest, None, &remote)?.digest)
 }
 
 fn skopeo_raw_digest(args: &[&str], reference: &str) -> String {

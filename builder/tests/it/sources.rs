@@ -6,7 +6,7 @@ use builder::build::{build, BuildOptions, BuiltImage, Origin};
 use builder::overlay::Overlay;
 use builder::platform::Platform;
 use builder::recipe::Recipe;
-use builder::reference::ImageRef;
+use builder::reference::LocalRef;
 use builder::source::{open_local, BaseTop};
 use builder::store::BlobStore;
 use serde_json::{json, Value};
@@ -23,7 +23,7 @@ fn options(dir: &Path, platforms: &[&str]) -> BuildOptions {
 }
 
 fn build_from(reference: &str, dir: &Path, platforms: &[&str]) -> BuiltImage {
-    let base = open_local(&ImageRef::parse(reference).unwrap()).unwrap();
+    let base = open_local(&LocalRef::parse(reference).unwrap()).unwrap();
     build(&options(dir, platforms), base, BlobStore::open(dir.join("store")).unwrap()).unwrap()
 }
 
@@ -96,14 +96,14 @@ fn legacy_docker_save_archive_is_read_and_hashed() {
     drop(t);
 
     let r = format!("docker-archive:{}:legacy/app:1", d.path().join("legacy.tar").display());
-    let base = open_local(&ImageRef::parse(&r).unwrap()).unwrap();
+    let base = open_local(&LocalRef::parse(&r).unwrap()).unwrap();
     assert!(matches!(base.top, BaseTop::Manifest));
     let m = base.entries[0].1.as_ref().unwrap();
     assert_eq!(m.layers[0].digest.as_str(), diff_id, "an uncompressed layer's digest is its diff_id");
     assert_eq!(m.layers[0].media_type, "application/vnd.docker.image.rootfs.diff.tar");
     let img = build(&options(d.path(), &["linux/amd64"]), base, BlobStore::open(d.path().join("store")).unwrap()).unwrap();
     let out = d.path().join("out");
-    builder::output::write(&img, &ImageRef::Oci { dir: out.clone(), tag: Some("x".into()) }).unwrap();
+    builder::output::write(&img, &LocalRef::Oci { dir: out.clone(), tag: Some("x".into()) }).unwrap();
     let man: Value = serde_json::from_slice(&std::fs::read(out.join(img.top.digest.layout_path())).unwrap()).unwrap();
     assert_eq!(man["layers"][0]["digest"], diff_id.as_str());
     assert_eq!(man["layers"][1]["mediaType"], "application/vnd.docker.image.rootfs.diff.tar.gzip");
@@ -126,7 +126,7 @@ fn single_manifest_layout_base_and_platform_check() {
     let img = build_from(&r, d.path(), &["linux/arm64"]);
     assert!(!img.is_index());
     assert_eq!(img.manifests[0].new_layers.len(), 1);
-    let base = open_local(&ImageRef::parse(&r).unwrap()).unwrap();
+    let base = open_local(&LocalRef::parse(&r).unwrap()).unwrap();
     let err = build(&options(d.path(), &["linux/amd64"]), base, BlobStore::open(d.path().join("store")).unwrap()).err().unwrap().to_string();
     assert!(err.contains("platform linux/amd64 is not in") && err.contains("linux/arm64"), "{err}");
 }
@@ -138,7 +138,7 @@ fn keep_other_platforms_copies_their_entries_byte_for_byte() {
     let base_index: Value = serde_json::from_slice(&std::fs::read(d.path().join("base/blobs/sha256").join(&index_digest[7..])).unwrap()).unwrap();
     let mut opts = options(d.path(), &["linux/amd64"]);
     opts.recipe.keep_other_platforms = true;
-    let base = open_local(&ImageRef::parse(&format!("oci:{}:base", d.path().join("base").display())).unwrap()).unwrap();
+    let base = open_local(&LocalRef::parse(&format!("oci:{}:base", d.path().join("base").display())).unwrap()).unwrap();
     let img = build(&opts, base, BlobStore::open(d.path().join("store")).unwrap()).unwrap();
     let index: Value = serde_json::from_slice(&img.top_raw).unwrap();
     let entries = index["manifests"].as_array().unwrap();
@@ -148,12 +148,12 @@ fn keep_other_platforms_copies_their_entries_byte_for_byte() {
     assert_eq!(entries[2], base_index["manifests"][2], "the attestation is kept as it was");
     // The kept manifest's blob is the base's own bytes (pretty-printed there), not a re-serialisation.
     let out = d.path().join("out");
-    builder::output::write(&img, &ImageRef::Oci { dir: out.clone(), tag: None }).unwrap();
+    builder::output::write(&img, &LocalRef::Oci { dir: out.clone(), tag: None }).unwrap();
     let arm = entries[1]["digest"].as_str().unwrap();
     assert_eq!(std::fs::read(out.join("blobs/sha256").join(&arm[7..])).unwrap(), std::fs::read(d.path().join("base/blobs/sha256").join(&arm[7..])).unwrap());
 
     // Without the switch, arm64 is dropped and the attestation of amd64 stays.
-    let base = open_local(&ImageRef::parse(&format!("oci:{}:base", d.path().join("base").display())).unwrap()).unwrap();
+    let base = open_local(&LocalRef::parse(&format!("oci:{}:base", d.path().join("base").display())).unwrap()).unwrap();
     let img = build(&options(d.path(), &["linux/amd64"]), base, BlobStore::open(d.path().join("store")).unwrap()).unwrap();
     let index: Value = serde_json::from_slice(&img.top_raw).unwrap();
     let kinds: Vec<&str> = index["manifests"].as_array().unwrap().iter().map(|m| m["platform"]["architecture"].as_str().unwrap()).collect();
@@ -161,7 +161,7 @@ fn keep_other_platforms_copies_their_entries_byte_for_byte() {
 }
 
 fn open_err(reference: &str) -> String {
-    match open_local(&ImageRef::parse(reference).unwrap()) {
+    match open_local(&LocalRef::parse(reference).unwrap()) {
         Ok(_) => panic!("{reference} opened"),
         Err(e) => e.to_string(),
     }
@@ -175,7 +175,7 @@ fn truncated_compressed_and_misnamed_archives_are_named_as_such() {
     write_layout(&d.path().join("base"), &BaseSpec::default());
     let img = build_from(&format!("oci:{}:base", d.path().join("base").display()), d.path(), &["linux/amd64"]);
     let full = d.path().join("full.tar");
-    builder::output::write(&img, &ImageRef::DockerArchive { file: full.clone(), name: Some("sparkctl/x:1".into()) }).unwrap();
+    builder::output::write(&img, &LocalRef::parse(&format!("docker-archive:{}:sparkctl/x:1", full.display())).unwrap()).unwrap();
     let bytes = std::fs::read(&full).unwrap();
     // Where each entry's header starts, to cut exactly between entries.
     let mut headers = Vec::new();
@@ -207,7 +207,7 @@ fn truncated_compressed_and_misnamed_archives_are_named_as_such() {
 
     let e = open_err(&format!("docker-archive:{}:sparkctl/y:1", full.display()));
     assert!(e.contains("no image named `sparkctl/y:1`") && e.contains("names: sparkctl/x:1"), "{e}");
-    open_local(&ImageRef::parse(&format!("docker-archive:{}:sparkctl/x:1", full.display())).unwrap()).unwrap();
+    open_local(&LocalRef::parse(&format!("docker-archive:{}:sparkctl/x:1", full.display())).unwrap()).unwrap();
 
     // The other transport's archive: named, with the transport to use.
     let legacy = d.path().join("legacy.tar");

@@ -348,6 +348,18 @@ fn unknown_base_transports_never_touch_the_network() {
     }
 }
 
+/// An output without a transport is a forgotten `oci:`, never read as a Docker Hub name; a bad
+/// tag is refused by the same rule on every transport, before the build starts.
+#[test]
+fn outputs_name_their_transport_and_their_tags_follow_one_rule() {
+    let p = Project::new();
+    base(&p);
+    let out = p.path("out");
+    fails(build(&p, &["-o", &p.s("out")]), &["no transport", "oci:DIR", "docker://REGISTRY"], &out);
+    fails(build(&p, &["-o", &format!("oci:{}:bad!", p.s("out"))]), &["invalid tag `bad!`"], &out);
+    fails(build(&p, &["-o", &format!("docker-archive:{}:x/Bad:1", p.s("out"))]), &["invalid repository component `Bad`"], &out);
+}
+
 /// clap's usage errors come out as the one `error:` line the README promises, exit code 2.
 #[test]
 fn usage_errors_are_one_line() {

@@ -374,3 +374,25 @@ fn password_stdin_without_username_is_refused() {
         assert!(run.stderr.starts_with("error: ") && run.stderr.contains("--username"), "{}", run.stderr);
     }
 }
+
+/// A reference of the wrong kind (or a mistyped transport) is refused before any file or
+/// network is touched, in one line naming it.
+#[test]
+fn references_of_the_wrong_kind_are_refused_naming_the_right_one() {
+    let p = Project::new();
+    for (cmd, needle) in [
+        (&["image", "push", "oci:x", "oci:y"][..], "`oci:y`: push writes to a registry"),
+        (&["image", "pull", "oci:x", "oci:y"][..], "`oci:x`: pull reads from a registry"),
+        (&["image", "pull", "localhost:1/x:1", "localhost:1/y:1"][..], "`localhost:1/y:1`: pull writes a local image"),
+        (&["image", "pull", "docker://localhost:1/x:1", "oci-archve:y.tar"][..], "did you mean `oci-archive:y.tar`?"),
+        (&["image", "inspect", "dockr://localhost:1/x:1"][..], "did you mean `docker://localhost:1/x:1`?"),
+        (&["image", "push", "oci:x", "docker://localhost:1/x:bad!"][..], "invalid tag `bad!`"),
+    ] {
+        let start = std::time::Instant::now();
+        let run = p.run(cmd);
+        assert_eq!(run.code, 2, "{cmd:?}: {}", run.stderr);
+        assert_eq!(run.stderr.lines().count(), 1, "{cmd:?}: {}", run.stderr);
+        assert!(run.stderr.starts_with("error: ") && run.stderr.contains(needle), "{cmd:?}: {}", run.stderr);
+        assert!(start.elapsed() < std::time::Duration::from_secs(5), "{cmd:?}: took {:?}", start.elapsed());
+    }
+}

@@ -1,6 +1,7 @@
-//! Registry references with Docker's normalisation rules: `ubuntu` is
+//! Docker's name grammar, the one every reference uses: registry references (`ubuntu` is
 //! `docker.io/library/ubuntu:latest`, `index.docker.io` is `docker.io`, the first path component
-//! is a registry host only when it has a `.` or `:` or is `localhost`.
+//! is a registry host only when it has a `.` or `:` or is `localhost`), the `NAME:TAG` of a
+//! docker-archive, and the tags of every transport.
 
 use crate::digest::Digest;
 use crate::error::{Error, Result};
@@ -24,51 +25,7 @@ impl RegistryRef {
     /// Parses `[REGISTRY/]REPO[:TAG][@DIGEST]` (with or without a `docker://` prefix). A reference
     /// with neither tag nor digest gets `latest`, as with `docker pull`.
     pub fn parse(input: &str) -> Result<RegistryRef> {
-        let s = input.strip_prefix("docker://").unwrap_or(input);
-        let err = |m: String| Error::Reference { reference: input.to_owned(), message: m };
-        if s.is_empty() {
-            return Err(err("empty reference".into()));
-        }
-        let (rest, digest) = match s.split_once('@') {
-            Some((r, d)) => (r, Some(Digest::parse(d).ok_or_else(|| err(format!("invalid digest `{d}`: write `sha256:` and 64 lowercase hex digits")))?)),
-            None => (s, None),
-        };
-        // A tag follows the last ':' after the last '/', so `localhost:5000/x` has no tag.
-        let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
-        let (name, tag) = match rest[last_slash..].rfind(':') {
-            Some(i) => (&rest[..last_slash + i], Some(&rest[last_slash + i + 1..])),
-            None => (rest, None),
-        };
-        if let Some(t) = tag {
-            let valid = !t.is_empty() && t.len() <= 128 && !t.starts_with(['.', '-']) && t.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
-            if !valid {
-                return Err(err(format!("invalid tag `{t}`: use letters, digits, `_`, `.`, `-` (at most 128, not starting with `.` or `-`)")));
-            }
-        }
-        let (registry, path) = match name.split_once('/') {
-            Some((first, path)) if first.contains(['.', ':']) || first == "localhost" || first.bytes().any(|b| b.is_ascii_uppercase()) => {
-                (first.to_owned(), path.to_owned())
-            }
-            _ => (DOCKER_HUB.to_owned(), name.to_owned()),
-        };
-        let registry = if registry == "index.docker.io" { DOCKER_HUB.to_owned() } else { registry };
-        if registry.is_empty() || !registry.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b)) {
-            return Err(err(format!("invalid registry host `{registry}`")));
-        }
-        let repository = if registry == DOCKER_HUB && !path.contains('/') { format!("library/{path}") } else { path };
-        for component in repository.split('/') {
-            if !valid_component(component) {
-                return Err(err(format!("invalid repository component `{component}`: lowercase letters and digits, separated by `.`, `_`, `__` or `-`")));
-            }
-        }
-        if repository.len() > 255 {
-            return Err(err("repository name longer than 255 characters".into()));
-        }
-        let tag = match (tag, &digest) {
-            (None, None) => Some("latest".to_owned()),
-            (t, _) => t.map(str::to_owned),
-        };
-        Ok(RegistryRef { registry, repository, tag, digest })
+        parse(input.strip_prefix("docker://").unwrap_or(input)).map_err(|message| Error::Reference { reference: input.to_owned(), message })
     }
 
     /// Host (and port) the HTTP API is on.
@@ -97,6 +54,61 @@ impl RegistryRef {
     /// `registry/repository`, the name without tag or digest.
     pub fn name(&self) -> String {
         format!("{}/{}", self.registry, self.repository)
+    }
+}
+
+/// `[REGISTRY/]REPO[:TAG][@DIGEST]` without a transport; the error is the message alone (the
+/// caller names the reference).
+pub(super) fn parse(s: &str) -> std::result::Result<RegistryRef, String> {
+    if s.is_empty() {
+        return Err("empty reference".into());
+    }
+    let (rest, digest) = match s.split_once('@') {
+        Some((r, d)) => (r, Some(Digest::parse(d).ok_or_else(|| format!("invalid digest `{d}`: write `sha256:` and 64 lowercase hex digits"))?)),
+        None => (s, None),
+    };
+    // A tag follows the last ':' after the last '/', so `localhost:5000/x` has no tag.
+    let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
+    let (name, tag) = match rest[last_slash..].rfind(':') {
+        Some(i) => (&rest[..last_slash + i], Some(&rest[last_slash + i + 1..])),
+        None => (rest, None),
+    };
+    if let Some(t) = tag {
+        check_tag(t)?;
+    }
+    let (registry, path) = match name.split_once('/') {
+        Some((first, path)) if first.contains(['.', ':']) || first == "localhost" || first.bytes().any(|b| b.is_ascii_uppercase()) => {
+            (first.to_owned(), path.to_owned())
+        }
+        _ => (DOCKER_HUB.to_owned(), name.to_owned()),
+    };
+    let registry = if registry == "index.docker.io" { DOCKER_HUB.to_owned() } else { registry };
+    if registry.is_empty() || !registry.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b)) {
+        return Err(format!("invalid registry host `{registry}`"));
+    }
+    let repository = if registry == DOCKER_HUB && !path.contains('/') { format!("library/{path}") } else { path };
+    for component in repository.split('/') {
+        if !valid_component(component) {
+            return Err(format!("invalid repository component `{component}`: lowercase letters and digits, separated by `.`, `_`, `__` or `-`"));
+        }
+    }
+    if repository.len() > 255 {
+        return Err("repository name longer than 255 characters".into());
+    }
+    let tag = match (tag, &digest) {
+        (None, None) => Some("latest".to_owned()),
+        (t, _) => t.map(str::to_owned),
+    };
+    Ok(RegistryRef { registry, repository, tag, digest })
+}
+
+/// The tag grammar of every transport: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
+pub(super) fn check_tag(t: &str) -> std::result::Result<(), String> {
+    let valid = !t.is_empty() && t.len() <= 128 && !t.starts_with(['.', '-']) && t.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    if valid {
+        Ok(())
+    } else {
+        Err(format!("invalid tag `{t}`: use letters, digits, `_`, `.`, `-` (at most 128, not starting with `.` or `-`)"))
     }
 }
 
