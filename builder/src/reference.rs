@@ -2,7 +2,6 @@
 //! `docker-archive:FILE[:NAME:TAG]`, `docker://REF`.
 
 use crate::error::{Error, Result};
-use crate::keys;
 use std::fmt;
 use std::path::PathBuf;
 
@@ -78,7 +77,7 @@ impl ImageRef {
             }
             // A typo of `docker://` or a URL scheme gets the registry spelling.
             _ if check_transport(s).is_err() && (rest.starts_with("//") || transport == "docker") => Err(check_transport(s).expect_err("checked")),
-            other => Err(err(&match keys::closest(other, &TRANSPORT_NAMES) {
+            other => Err(err(&match toml_schema::closest(other, TRANSPORT_NAMES) {
                 Some(t) => format!("unknown transport `{other}`; did you mean `{t}:`? ({TRANSPORTS})"),
                 None => format!("unknown transport `{other}`; write {TRANSPORTS}"),
             })),
@@ -107,7 +106,7 @@ pub fn check_transport(s: &str) -> Result<()> {
     if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) {
         return Ok(());
     }
-    let suggestion = keys::closest(prefix, &TRANSPORT_NAMES);
+    let suggestion = toml_schema::closest(prefix, TRANSPORT_NAMES);
     if let Some(scheme_rest) = rest.strip_prefix("//") {
         let hint = match prefix {
             "http" | "https" => {
