@@ -97,6 +97,11 @@ impl Document {
         self.root().entries().iter().find_map(|(_, v)| find(v, path))
     }
 
+    /// The 1-based line of a byte offset of the text (for spans from other parsers of it).
+    pub fn line_at(&self, offset: usize) -> usize {
+        line_of_offset(&self.line_starts, offset)
+    }
+
     fn line(&self, span: Option<Range<usize>>) -> Option<usize> {
         span.map(|s| line_of_offset(&self.line_starts, s.start))
     }
