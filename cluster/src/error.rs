@@ -83,10 +83,10 @@ impl Error {
             | Error::MissingKey { line, key, .. }
             | Error::WrongType { line, key, .. }
             | Error::InvalidValue { line, key, .. }
-            | Error::UnknownVariant { line, key, .. } => {
-                if line.is_none() {
-                    *line = line_of(key);
-                }
+            | Error::UnknownVariant { line, key, .. }
+                if line.is_none() =>
+            {
+                *line = line_of(key);
             }
             _ => {}
         }

@@ -20,7 +20,7 @@ pub struct Backoff {
 impl Backoff {
     /// The un-jittered wait before step `n` (1-based).
     pub fn ceiling(&self, n: u32) -> Duration {
-        self.first.saturating_mul(1 << n.clamp(1, 17) - 1).min(self.max)
+        self.first.saturating_mul(1 << (n.clamp(1, 17) - 1)).min(self.max)
     }
 
     /// The wait before step `n` (1-based), with a fresh jitter.

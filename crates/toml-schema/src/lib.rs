@@ -18,7 +18,7 @@ pub enum Error {
 
     /// `key` is not one of `allowed` in the table at `table` (empty for the top level).
     #[error("line {line}: unknown key `{path}`")]
-    UnknownKey { path: String, key: String, table: String, line: usize, suggestion: Option<String>, allowed: Vec<String> },
+    UnknownKey { path: String, key: String, table: String, line: usize, suggestion: Option<String>, allowed: Box<[String]> },
 
     /// The value at `path` has another type; `found` describes it (`string "9000"`, `a table`).
     #[error("line {line}: `{path}` must be {expected}, found {found}")]
