@@ -9,9 +9,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// A recipe, overlay or flag value is wrong; `hint` says how to fix it.
-    #[error("{file}: {message}{}", hint.as_ref().map(|h| format!(" (hint: {h})")).unwrap_or_default())]
-    Input { file: String, message: String, hint: Option<String> },
+    /// A recipe, overlay or flag value is wrong; `line` is where in `file`, `hint` says how to fix it.
+    #[error("{file}{}: {message}{}", line.map(|l| format!(" line {l}")).unwrap_or_default(), hint.as_ref().map(|h| format!(" (hint: {h})")).unwrap_or_default())]
+    Input { file: String, line: Option<usize>, message: String, hint: Option<String> },
 
     #[error("invalid image reference `{reference}`: {message}")]
     Reference { reference: String, message: String },
@@ -46,7 +46,49 @@ pub enum Error {
 
 impl Error {
     pub fn input(file: impl Into<String>, message: impl Into<String>, hint: Option<String>) -> Self {
-        Error::Input { file: file.into(), message: message.into(), hint }
+        Error::Input { file: file.into(), line: None, message: message.into(), hint }
+    }
+    /// An input error at `line` of `file`.
+    pub fn input_at(file: impl Into<String>, line: impl Into<Option<usize>>, message: impl Into<String>, hint: Option<String>) -> Self {
+        Error::Input { file: file.into(), line: line.into(), message: message.into(), hint }
+    }
+    /// Places an input error without a line at `line`.
+    pub fn at(self, line: usize) -> Self {
+        match self {
+            Error::Input { file, line: None, message, hint } => Error::Input { file, line: Some(line), message, hint },
+            other => other,
+        }
+    }
+    /// A recipe or overlay that is not TOML, has an unknown key or a value of the wrong type.
+    pub fn toml(file: &str, e: toml_schema::Error) -> Self {
+        let line = e.line();
+        match e {
+            toml_schema::Error::Syntax { column, message, .. } => Error::input_at(file, line, format!("not valid TOML at column {column}: {message}"), None),
+            toml_schema::Error::UnknownKey { key, table, suggestion, allowed, .. } => {
+                // `[artifact]`, not `[artifact[0]]`: the line says which one.
+                let table: String =
+                    table.split('[').enumerate().map(|(i, part)| if i == 0 { part } else { part.split_once(']').map_or(part, |(_, rest)| rest) }).collect();
+                let place = if table.is_empty() { format!("unknown key `{key}`") } else { format!("unknown key `{key}` in [{table}]") };
+                let hint = match suggestion {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None => format!("valid keys: {}", allowed.join(", ")),
+                };
+                Error::input_at(file, line, place, Some(hint))
+            }
+            toml_schema::Error::WrongType { path, expected, found, .. } => {
+                Error::input_at(file, line, format!("{path} must be {expected}, found {found}"), None)
+            }
+            toml_schema::Error::Deserialize { path, message, .. } => Error::input_at(file, line, format!("{path}: {message}"), None),
+            other => Error::input_at(file, line, other.to_string(), None),
+        }
+    }
+    /// Deserialises `v` into `T`; a value that does not fit is reported as `what` (which says
+    /// what would), at the line of the offending part.
+    pub fn typed<T: serde::de::DeserializeOwned>(file: &str, what: &str, v: &toml_schema::Value<'_>) -> Result<T> {
+        v.typed().map_err(|e| match e {
+            toml_schema::Error::Deserialize { line, message, .. } => Error::input_at(file, line, format!("{what}: {message}"), None),
+            other => Error::toml(file, other),
+        })
     }
     pub fn malformed(source_name: impl Into<String>, message: impl Into<String>) -> Self {
         Error::Malformed { source_name: source_name.into(), message: message.into() }

@@ -19,7 +19,6 @@ pub mod error;
 mod fsutil;
 pub mod inspect;
 pub mod json;
-pub mod keys;
 pub mod layer;
 pub mod layer_cache;
 pub mod media;

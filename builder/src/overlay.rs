@@ -2,12 +2,12 @@
 //! documented in `docs/recipes.md`.
 
 use crate::error::{Error, IoContext, Result};
-use crate::keys;
 use crate::platform::Platform;
-use crate::recipe::{parse_env, parse_platforms};
+use crate::recipe::{parse_env, parse_platform, parse_platforms_at};
 use crate::tree;
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
+use toml_schema::Value;
 
 #[derive(Debug, Clone)]
 pub struct Overlay {
@@ -56,7 +56,7 @@ impl Overlay {
                 .unwrap_or_default();
             names.sort();
             let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-            let hint = match keys::closest(name, &refs) {
+            let hint = match toml_schema::closest(name, refs.iter().copied()) {
                 Some(c) => format!("did you mean `{c}`?"),
                 None if !overlays_dir.is_dir() => format!(
                     "the overlays folder `{}` does not exist; pass `--overlays DIR` naming the folder that holds `{name}/overlay.toml` (default: overlays/ beside the recipe's folder)",
@@ -73,59 +73,60 @@ impl Overlay {
 
     pub fn parse(name: &str, dir: &Path, text: &str) -> Result<Overlay> {
         let file = dir.join("overlay.toml").display().to_string();
-        let t: toml::Table = text.parse().map_err(|e: toml::de::Error| keys::syntax_error(&file, text, &e))?;
-        keys::check(&file, "", &t, KEYS)?;
-        refuse_decimal_modes(&file, text)?;
-        let description = t.get("description").map(|v| keys::typed(&file, "description must be a string", v.clone())).transpose()?.unwrap_or_default();
-        let platforms = match t.get("platforms") {
-            None => None,
-            Some(v) => {
-                let list: Vec<String> = keys::typed(&file, "platforms must be a list like [\"linux/arm64\"]", v.clone())?;
-                Some(parse_platforms(&file, "platforms", &list)?)
+        let toml = |e| Error::toml(&file, e);
+        let doc = toml_schema::parse(text).map_err(toml)?;
+        let t = doc.root();
+        t.check_keys(KEYS).map_err(toml)?;
+        let description = t.get("description").map(|v| Error::typed(&file, "description must be a string", &v)).transpose()?.unwrap_or_default();
+        let platforms = t.get("platforms").map(|v| parse_platforms_at(&file, "platforms", &v)).transpose()?;
+        let mut delete = Vec::new();
+        if let Some(v) = t.get("delete") {
+            let list: Vec<String> = Error::typed(&file, "delete must be a list of absolute image paths", &v)?;
+            for (p, item) in list.iter().zip(v.as_array().unwrap_or_default()) {
+                delete.push(image_path(&file, "delete", p).map_err(|e| e.at(item.line()))?);
             }
-        };
-        let delete: Vec<String> =
-            t.get("delete").map(|v| keys::typed(&file, "delete must be a list of absolute image paths", v.clone())).transpose()?.unwrap_or_default();
-        let delete = delete.iter().map(|p| image_path(&file, "delete", p)).collect::<Result<Vec<_>>>()?;
-        let parents = t.get("parents").map(|v| keys::typed(&file, "parents must be true or false", v.clone())).transpose()?.unwrap_or(false);
-        let env = t.get("env").map(|v| parse_env(&file, "env", v)).transpose()?.unwrap_or_default();
+        }
+        let parents = t.get("parents").map(|v| Error::typed(&file, "parents must be true or false", &v)).transpose()?.unwrap_or(false);
+        let env = t.get("env").map(|v| parse_env(&file, "env", &v)).transpose()?.unwrap_or_default();
         let mut modes = BTreeMap::new();
         if let Some(v) = t.get("modes") {
-            let mt = v.as_table().ok_or_else(|| Error::input(&file, "modes must be a table of \"/image/path\" = 0o755", None))?;
-            for (p, m) in mt {
-                modes.insert(image_path(&file, "modes", p)?, mode(&file, &format!("modes.\"{p}\""), m)?);
+            let mt = v.as_table().ok_or_else(|| Error::input_at(&file, v.line(), "modes must be a table of \"/image/path\" = 0o755", None))?;
+            for (p, m) in mt.entries() {
+                modes.insert(image_path(&file, "modes", p).map_err(|e| e.at(m.line()))?, mode(&file, &format!("modes.\"{p}\""), &m)?);
             }
         }
         let mut artifacts = Vec::new();
         if let Some(v) = t.get("artifact") {
-            let list = v.as_array().ok_or_else(|| Error::input(&file, "use [[artifact]] tables for artifacts", None))?;
+            let list = v.as_array().ok_or_else(|| Error::input_at(&file, v.line(), "use [[artifact]] tables for artifacts", None))?;
             for a in list {
-                let at = a.as_table().ok_or_else(|| Error::input(&file, "use [[artifact]] tables for artifacts", None))?;
-                keys::check(&file, "artifact", at, ARTIFACT_KEYS)?;
-                let path: String = at
+                let at = a.as_table().ok_or_else(|| Error::input_at(&file, a.line(), "use [[artifact]] tables for artifacts", None))?;
+                at.check_keys(ARTIFACT_KEYS).map_err(toml)?;
+                let path = at
                     .get("path")
-                    .map(|v| keys::typed(&file, "artifact.path must be a string", v.clone()))
-                    .transpose()?
-                    .ok_or_else(|| Error::input(&file, "artifact without `path`", Some("add `path = \"/usr/local/bin/NAME\"`".into())))?;
-                let path = image_path(&file, "artifact.path", &path)?;
-                let mode = at.get("mode").map(|m| mode(&file, "artifact.mode", m)).transpose()?.unwrap_or(0o755);
-                let elf = at.get("elf").map(|v| keys::typed(&file, "artifact.elf must be true or false", v.clone())).transpose()?.unwrap_or(false);
+                    .ok_or_else(|| Error::input_at(&file, at.line(), "artifact without `path`", Some("add `path = \"/usr/local/bin/NAME\"`".into())))?;
+                let path = image_path(&file, "artifact.path", &Error::typed::<String>(&file, "artifact.path must be a string", &path)?)
+                    .map_err(|e| e.at(path.line()))?;
+                let mode = at.get("mode").map(|m| mode(&file, "artifact.mode", &m)).transpose()?.unwrap_or(0o755);
+                let elf = at.get("elf").map(|v| Error::typed(&file, "artifact.elf must be true or false", &v)).transpose()?.unwrap_or(false);
                 let mut sources = BTreeMap::new();
                 if let Some(s) = at.get("sources") {
-                    let st = s.as_table().ok_or_else(|| Error::input(&file, "artifact.sources must be a table of \"linux/amd64\" = \"path\"", None))?;
-                    for (p, src) in st {
-                        parse_platforms(&file, "artifact.sources", std::slice::from_ref(p))?;
-                        let src = src.as_str().ok_or_else(|| Error::input(&file, format!("artifact.sources.\"{p}\" must be a path string"), None))?;
-                        sources.insert(p.clone(), dir.join(src));
+                    let st =
+                        s.as_table().ok_or_else(|| Error::input_at(&file, s.line(), "artifact.sources must be a table of \"linux/amd64\" = \"path\"", None))?;
+                    for (p, src) in st.entries() {
+                        parse_platform(&file, "artifact.sources", p, Some(src.line()))?;
+                        let src =
+                            src.as_str().ok_or_else(|| Error::input_at(&file, src.line(), format!("artifact.sources.\"{p}\" must be a path string"), None))?;
+                        sources.insert(p.to_owned(), dir.join(src));
                     }
                 }
                 artifacts.push(Artifact { path, mode, elf, sources });
             }
         }
-        let python = t.get("python").map(|v| crate::python::PythonSpec::parse(&file, dir, v)).transpose()?;
+        let python = t.get("python").map(|v| crate::python::PythonSpec::parse(&file, dir, &v)).transpose()?;
         if python.is_some() && (!artifacts.is_empty() || !delete.is_empty() || dir.join("rootfs").exists()) {
-            return Err(Error::input(
+            return Err(Error::input_at(
                 &file,
+                t.get("python").map(|v| v.line()),
                 "a [python] overlay holds only the locked packages",
                 Some("put files, deletions and artifacts in another overlay".into()),
             ));
@@ -142,46 +143,21 @@ impl Overlay {
     }
 }
 
-fn mode(file: &str, key: &str, v: &toml::Value) -> Result<u32> {
+/// A mode written in octal: `"/etc/x" = 755` is a TOML decimal (mode 0o1363, with the sticky
+/// bit), which the parsed integer cannot tell from 0o1363 but the text can.
+fn mode(file: &str, key: &str, v: &Value<'_>) -> Result<u32> {
+    let written = v.text();
+    let digits = written.trim_start_matches(['+', '-']);
     match v.as_integer() {
+        Some(m) if m > 7 && !digits.starts_with("0o") && !digits.starts_with("0x") && !digits.starts_with("0b") => Err(Error::input_at(
+            file,
+            v.line(),
+            format!("{key} = {written} is a decimal number (mode {m:#o}); modes are octal"),
+            Some(format!("write `0o{}`", digits.replace('_', ""))),
+        )),
         Some(m) if (0..=0o7777).contains(&m) => Ok(m as u32),
-        _ => Err(Error::input(file, format!("{key} must be a mode like 0o755"), Some("TOML octal integers start with 0o".into()))),
+        _ => Err(Error::input_at(file, v.line(), format!("{key} must be a mode like 0o755"), Some("TOML octal integers start with 0o".into()))),
     }
-}
-
-/// `"/etc/x" = 755` is a TOML decimal (mode 0o1363, with the sticky bit): the parsed integer
-/// cannot tell 755 from 0o1363, the text can. Shape errors are left to the typed parse.
-fn refuse_decimal_modes(file: &str, text: &str) -> Result<()> {
-    #[derive(serde::Deserialize)]
-    struct Raw {
-        #[serde(default)]
-        modes: BTreeMap<String, toml::Spanned<toml::Value>>,
-        #[serde(default)]
-        artifact: Vec<RawArtifact>,
-    }
-    #[derive(serde::Deserialize)]
-    struct RawArtifact {
-        mode: Option<toml::Spanned<toml::Value>>,
-    }
-    let Ok(raw) = toml::from_str::<Raw>(text) else { return Ok(()) };
-    let named = raw
-        .modes
-        .iter()
-        .map(|(p, v)| (format!("modes.\"{p}\""), v))
-        .chain(raw.artifact.iter().filter_map(|a| a.mode.as_ref()).map(|v| ("artifact.mode".to_owned(), v)));
-    for (key, v) in named {
-        let Some(n) = v.get_ref().as_integer() else { continue };
-        let written = text.get(v.span()).unwrap_or("").trim();
-        let digits = written.trim_start_matches(['+', '-']);
-        if n > 7 && !digits.starts_with("0o") && !digits.starts_with("0x") && !digits.starts_with("0b") {
-            return Err(Error::input(
-                file,
-                format!("{key} = {written} is a decimal number (mode {n:#o}); modes are octal"),
-                Some(format!("write `0o{}`", digits.replace('_', ""))),
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// Normalises an absolute image path to its relative form (`/etc/nccl.conf` → `etc/nccl.conf`),
@@ -274,7 +250,7 @@ mod tests {
     fn bad_values_are_named() {
         assert!(err("delet = []").contains("did you mean `delete`?"));
         assert!(
-            err("description = \"x\"\n[env]\nA = 1 2\n").contains("not valid TOML at line 3, column 7"),
+            err("description = \"x\"\n[env]\nA = 1 2\n").contains("overlay.toml line 3: not valid TOML at column 7"),
             "{}",
             err("description = \"x\"\n[env]\nA = 1 2\n")
         );
@@ -293,5 +269,20 @@ mod tests {
         assert!(err("[modes]\n\"/x\" = 0o77777").contains("mode like 0o755"));
         assert!(err("[[artifact]]\nmode = 0o755").contains("artifact without `path`"));
         assert!(err("[[artifact]]\npath = \"/x\"\n[artifact.sources]\n\"arm64\" = \"y\"").contains("not a platform"));
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        for (text, want) in [
+            ("description = \"d\"\n\ndelet = []\n", "overlay.toml line 3: unknown key `delet` (hint: did you mean `delete`?)"),
+            ("description = \"d\"\nparents = 1\n", "overlay.toml line 2: parents must be true or false"),
+            ("[modes]\n\"/a\" = 0o644\n\"/b\" = 755\n", "overlay.toml line 3: modes.\"/b\" = 755 is a decimal number"),
+            ("delete = [\n  \"/a\",\n  \"b\",\n]\n", "overlay.toml line 3: delete: `b` is not an absolute image path"),
+            ("[[artifact]]\npath = \"/x\"\n[[artifact]]\npath = \"/y\"\nelf = \"no\"\n", "overlay.toml line 5: artifact.elf must be true or false"),
+            ("[[artifact]]\npath = \"/x\"\n[[artifact]]\npth = \"/y\"\n", "overlay.toml line 4: unknown key `pth` in [artifact]"),
+        ] {
+            let e = err(text);
+            assert!(e.starts_with("overlays/x/") && e.contains(want), "{text}: {e}");
+        }
     }
 }

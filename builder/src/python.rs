@@ -7,7 +7,6 @@
 //! version, so a lock is installed once. Format and errors: docs/recipes.md.
 
 use crate::error::{Error, IoContext, Result};
-use crate::keys;
 use crate::layer::LayerBlob;
 use crate::layer_cache::{self, KeyBuilder};
 use crate::overlay::image_path;
@@ -177,42 +176,55 @@ pub fn check_lock_current(req_file: &str, req_text: &str, lock_file: &str, lock:
 
 impl PythonSpec {
     /// Parses the `[python]` table of `dir/overlay.toml` and reads the files it names.
-    pub fn parse(file: &str, dir: &Path, v: &toml::Value) -> Result<PythonSpec> {
-        let t = v.as_table().ok_or_else(|| Error::input(file, "python must be a table", Some("write `[python]`".into())))?;
-        keys::check(file, "python", t, KEYS)?;
+    pub fn parse(file: &str, dir: &Path, v: &toml_schema::Value<'_>) -> Result<PythonSpec> {
+        let t = v.as_table().ok_or_else(|| Error::input_at(file, v.line(), "python must be a table", Some("write `[python]`".into())))?;
+        t.check_keys(KEYS).map_err(|e| Error::toml(file, e))?;
+        let line = |key: &str| t.get(key).map_or(t.line(), |v| v.line());
         let string =
-            |key: &str| -> Result<Option<String>> { t.get(key).map(|v| keys::typed(file, &format!("python.{key} must be a string"), v.clone())).transpose() };
+            |key: &str| -> Result<Option<String>> { t.get(key).map(|v| Error::typed(file, &format!("python.{key} must be a string"), &v)).transpose() };
         let need = |key: &str, example: &str| -> Result<String> {
-            string(key)?.ok_or_else(|| Error::input(file, format!("python.{key} is missing"), Some(format!("add `{key} = \"{example}\"`"))))
+            string(key)?.ok_or_else(|| Error::input_at(file, t.line(), format!("python.{key} is missing"), Some(format!("add `{key} = \"{example}\"`"))))
         };
         let version = need("version", "3.12")?;
         if !is_x_y(&version) {
-            return Err(Error::input(file, format!("python.version `{version}` is not X.Y"), Some("e.g. `version = \"3.12\"`".into())));
+            return Err(Error::input_at(file, line("version"), format!("python.version `{version}` is not X.Y"), Some("e.g. `version = \"3.12\"`".into())));
         }
-        let site_packages = image_path(file, "python.site_packages", &need("site_packages", "/usr/local/lib/python3.12/dist-packages")?)?;
-        check_site_packages_version(file, "python.site_packages", &site_packages, &version)?;
-        let bin = image_path(file, "python.bin", &string("bin")?.unwrap_or_else(|| "/usr/local/bin".into()))?;
+        let site_packages = image_path(file, "python.site_packages", &need("site_packages", "/usr/local/lib/python3.12/dist-packages")?)
+            .and_then(|sp| check_site_packages_version(file, "python.site_packages", &sp, &version).map(|()| sp))
+            .map_err(|e| e.at(line("site_packages")))?;
+        let bin = image_path(file, "python.bin", &string("bin")?.unwrap_or_else(|| "/usr/local/bin".into())).map_err(|e| e.at(line("bin")))?;
         let interpreter = string("interpreter")?.unwrap_or_else(|| "/usr/bin/python3".into());
         if !interpreter.starts_with('/') || interpreter.contains(char::is_whitespace) {
-            return Err(Error::input(file, format!("python.interpreter `{interpreter}` is not an absolute path"), Some("e.g. `/usr/bin/python3`".into())));
+            return Err(Error::input_at(
+                file,
+                line("interpreter"),
+                format!("python.interpreter `{interpreter}` is not an absolute path"),
+                Some("e.g. `/usr/bin/python3`".into()),
+            ));
         }
         let pure: Vec<String> =
-            t.get("pure_sdists").map(|v| keys::typed(file, "python.pure_sdists must be a list of names", v.clone())).transpose()?.unwrap_or_default();
+            t.get("pure_sdists").map(|v| Error::typed(file, "python.pure_sdists must be a list of names", &v)).transpose()?.unwrap_or_default();
         let mut platforms = BTreeMap::new();
         if let Some(pt) = t.get("platform") {
-            let pt = pt.as_table().ok_or_else(|| Error::input(file, "python.platform must be a table of `[python.platform.\"linux/arm64\"]`", None))?;
-            for (p, v) in pt {
-                crate::recipe::parse_platforms(file, "python.platform", std::slice::from_ref(p))?;
-                let vt = v.as_table().ok_or_else(|| Error::input(file, format!("python.platform.\"{p}\" must be a table"), None))?;
-                keys::check(file, &format!("python.platform.\"{p}\""), vt, PLATFORM_KEYS)?;
+            let pt = pt
+                .as_table()
+                .ok_or_else(|| Error::input_at(file, pt.line(), "python.platform must be a table of `[python.platform.\"linux/arm64\"]`", None))?;
+            for (p, v) in pt.entries() {
+                crate::recipe::parse_platform(file, "python.platform", p, Some(v.line()))?;
+                let vt = v.as_table().ok_or_else(|| Error::input_at(file, v.line(), format!("python.platform.\"{p}\" must be a table"), None))?;
+                vt.check_keys(PLATFORM_KEYS).map_err(|e| Error::toml(file, e))?;
                 let get = |k: &str| -> Result<Option<String>> {
-                    vt.get(k).map(|v| keys::typed(file, &format!("python.platform.\"{p}\".{k} must be a string"), v.clone())).transpose()
+                    vt.get(k).map(|v| Error::typed(file, &format!("python.platform.\"{p}\".{k} must be a string"), &v)).transpose()
                 };
-                let sp = get("site_packages")?.map(|s| image_path(file, "python.platform.site_packages", &s)).transpose()?;
-                if let Some(sp) = &sp {
-                    check_site_packages_version(file, "python.platform.site_packages", sp, &version)?;
-                }
-                platforms.insert(p.clone(), (get("tag")?, sp));
+                let sp_line = vt.get("site_packages").map_or(vt.line(), |v| v.line());
+                let sp = get("site_packages")?
+                    .map(|s| {
+                        image_path(file, "python.platform.site_packages", &s)
+                            .and_then(|sp| check_site_packages_version(file, "python.platform.site_packages", &sp, &version).map(|()| sp))
+                            .map_err(|e| e.at(sp_line))
+                    })
+                    .transpose()?;
+                platforms.insert(p.to_owned(), (get("tag")?, sp));
             }
         }
         let req_path = dir.join(need("requirements", "requirements.in")?);
@@ -594,8 +606,8 @@ mod tests {
         let text = format!(
             "[python]\nrequirements = \"requirements.in\"\nlock = \"requirements.lock\"\nversion = \"3.12\"\nsite_packages = \"/usr/local/lib/python3.12/dist-packages\"\n{extra}"
         );
-        let t: toml::Table = text.parse().unwrap();
-        PythonSpec::parse("overlay.toml", d, &t["python"])
+        let doc = toml_schema::parse(&text).unwrap();
+        PythonSpec::parse("overlay.toml", d, &doc.root().get("python").unwrap())
     }
 
     #[test]
@@ -634,8 +646,8 @@ mod tests {
         assert!(parse(d.path(), "").unwrap_err().to_string().contains("compiled for Python 3.11, the overlay targets 3.12"));
         let d = spec_dir("six\n", LOCK);
         let text = "[python]\nrequirements = \"requirements.in\"\nlock = \"requirements.lock\"\nversion = \"3.12\"\nsite_packages = \"/usr/lib/python3.11/site-packages\"\n";
-        let t: toml::Table = text.parse().unwrap();
-        assert!(PythonSpec::parse("o", d.path(), &t["python"]).unwrap_err().to_string().contains("is for Python 3.11"));
+        let doc = toml_schema::parse(text).unwrap();
+        assert!(PythonSpec::parse("o", d.path(), &doc.root().get("python").unwrap()).unwrap_err().to_string().contains("is for Python 3.11"));
         assert!(parse(d.path(), "pure_sdist = []\n").unwrap_err().to_string().contains("did you mean `pure_sdists`?"));
         let s = parse(d.path(), "").unwrap();
         let cfg = br#"{"config":{"Env":["PATH=/usr/bin","PYTHON_VERSION=3.11.9"]}}"#;
@@ -664,8 +676,8 @@ mod tests {
         let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/recipes.md")).unwrap();
         let block = doc.split("```toml\n").nth(3).unwrap().split("```").next().unwrap();
         let d = spec_dir("six\n", LOCK);
-        let t: toml::Table = block.parse().unwrap();
-        let s = PythonSpec::parse("overlay.toml", d.path(), &t["python"]).unwrap();
+        let doc = toml_schema::parse(block).unwrap();
+        let s = PythonSpec::parse("overlay.toml", d.path(), &doc.root().get("python").unwrap()).unwrap();
         assert_eq!(s.site_packages, "usr/local/lib/python3.12/dist-packages");
         assert_eq!(s.tag(&Platform::parse("linux/arm64").unwrap()).unwrap(), "aarch64-manylinux_2_28");
     }

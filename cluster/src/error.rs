@@ -4,6 +4,14 @@
 use crate::model::Ipv4Net;
 use std::path::PathBuf;
 
+/// `` `file` line N`` (or `` `file` `` where the line is not known).
+fn place(file: &std::path::Path, line: &Option<usize>) -> String {
+    match line {
+        Some(l) => format!("`{}` line {l}", file.display()),
+        None => format!("`{}`", file.display()),
+    }
+}
+
 /// Renders an optional did-you-mean suggestion as a message suffix.
 fn hint(suggestion: &Option<String>) -> String {
     suggestion.as_ref().map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default()
@@ -18,24 +26,25 @@ pub enum Error {
     #[error("`{}` line {line}: {message}", file.display())]
     Syntax { file: PathBuf, line: usize, message: String },
 
-    #[error("`{}`: unknown key `{key}`{}; remove it or fix its spelling", file.display(), hint(suggestion))]
-    UnknownKey { file: PathBuf, key: String, suggestion: Option<String> },
+    #[error("{}: unknown key `{key}`{}; remove it or fix its spelling", place(file, line), hint(suggestion))]
+    UnknownKey { file: PathBuf, line: Option<usize>, key: String, suggestion: Option<String> },
 
-    #[error("`{}`: missing key `{key}`; add it ({what})", file.display())]
-    MissingKey { file: PathBuf, key: String, what: &'static str },
+    /// `line` is that of the table the key is missing from.
+    #[error("{}: missing key `{key}`; add it ({what})", place(file, line))]
+    MissingKey { file: PathBuf, line: Option<usize>, key: String, what: &'static str },
 
-    #[error("`{}`: `{key}` must be {expected}, found {found}", file.display())]
-    WrongType { file: PathBuf, key: String, expected: &'static str, found: String },
+    #[error("{}: `{key}` must be {expected}, found {found}", place(file, line))]
+    WrongType { file: PathBuf, line: Option<usize>, key: String, expected: &'static str, found: String },
 
     /// A value that has the right type but is not acceptable; `fix` says what would be.
-    #[error("`{}`: `{key} = {value}` is invalid: {problem}; {fix}", file.display())]
-    InvalidValue { file: PathBuf, key: String, value: String, problem: String, fix: String },
+    #[error("{}: `{key} = {value}` is invalid: {problem}; {fix}", place(file, line))]
+    InvalidValue { file: PathBuf, line: Option<usize>, key: String, value: String, problem: String, fix: String },
 
-    #[error("`{}`: `{key} = {value}` is not one of {allowed}{}", file.display(), hint(suggestion))]
-    UnknownVariant { file: PathBuf, key: String, value: String, allowed: &'static str, suggestion: Option<String> },
+    #[error("{}: `{key} = {value}` is not one of {allowed}{}", place(file, line), hint(suggestion))]
+    UnknownVariant { file: PathBuf, line: Option<usize>, key: String, value: String, allowed: &'static str, suggestion: Option<String> },
 
-    #[error("`{}`: mtu = {mtu} is out of range {min}..={max}; use 9000 on RoCE rails (1500 halves RDMA active_mtu)", file.display())]
-    MtuOutOfRange { file: PathBuf, mtu: i64, min: u16, max: u16 },
+    #[error("{}: mtu = {mtu} is out of range {min}..={max}; use 9000 on RoCE rails (1500 halves RDMA active_mtu)", place(file, line))]
+    MtuOutOfRange { file: PathBuf, line: Option<usize>, mtu: i64, min: u16, max: u16 },
 
     #[error("`{}`: no node has `role = \"head\"`; mark exactly one node as the head", file.display())]
     NoHead { file: PathBuf },
@@ -63,6 +72,26 @@ pub enum Error {
 
     #[error("`{}`: {parallel} = {product} does not match the {nodes} node(s) (one GPU per Spark); change `serve.args` or the nodes", file.display())]
     ParallelismMismatch { file: PathBuf, parallel: String, product: u64, nodes: usize },
+}
+
+impl Error {
+    /// Fills in the line of an error about a key that has none, from the key's path (for checks
+    /// made after the walk, on the model).
+    pub(crate) fn locate(mut self, line_of: impl Fn(&str) -> Option<usize>) -> Self {
+        match &mut self {
+            Error::UnknownKey { line, key, .. }
+            | Error::MissingKey { line, key, .. }
+            | Error::WrongType { line, key, .. }
+            | Error::InvalidValue { line, key, .. }
+            | Error::UnknownVariant { line, key, .. }
+                if line.is_none() =>
+            {
+                *line = line_of(key);
+            }
+            _ => {}
+        }
+        self
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -135,6 +135,7 @@ impl Json<'_> {
                 // only overflow the arithmetic.
                 Some(u) if u > MAX_CONFIG_VALUE => Err(Error::InvalidValue {
                     file: self.file.to_owned(),
+                    line: None,
                     key: path(at, key),
                     value: u.to_string(),
                     problem: "it is implausibly large".into(),
@@ -151,13 +152,14 @@ impl Json<'_> {
         match self.uint(obj, at, key)? {
             Some(0) => Err(Error::InvalidValue {
                 file: self.file.to_owned(),
+                line: None,
                 key: path(at, key),
                 value: "0".into(),
                 problem: "it is zero".into(),
                 fix: "give the model's real config.json".into(),
             }),
             Some(v) => Ok(v),
-            None => Err(Error::MissingKey { file: self.file.to_owned(), key: path(at, key), what }),
+            None => Err(Error::MissingKey { file: self.file.to_owned(), line: None, key: path(at, key), what }),
         }
     }
 
@@ -166,7 +168,7 @@ impl Json<'_> {
     }
 
     fn wrong(&self, at: &str, key: &str, expected: &'static str, found: &str) -> Error {
-        Error::WrongType { file: self.file.to_owned(), key: path(at, key), expected, found: found.chars().take(60).collect() }
+        Error::WrongType { file: self.file.to_owned(), line: None, key: path(at, key), expected, found: found.chars().take(60).collect() }
     }
 }
 
@@ -214,6 +216,7 @@ impl ModelShape {
         if n_layers > 10_000 || kv_heads == 0 {
             return Err(Error::InvalidValue {
                 file: file.to_owned(),
+                line: None,
                 key: path(at, "num_hidden_layers"),
                 value: n_layers.to_string(),
                 problem: "the layer or head counts are implausible".into(),
@@ -223,6 +226,7 @@ impl ModelShape {
         let dtype = either("torch_dtype").or_else(|| either("dtype")).and_then(Value::as_str).unwrap_or("bfloat16").to_owned();
         let dtype_bytes = dtype_bytes(&dtype).ok_or_else(|| Error::InvalidValue {
             file: file.to_owned(),
+            line: None,
             key: "torch_dtype".into(),
             value: dtype.clone(),
             problem: "it is not a dtype sparkctl knows".into(),
@@ -249,6 +253,7 @@ impl ModelShape {
                 if types.len() as u64 != n_layers {
                     return Err(Error::InvalidValue {
                         file: file.to_owned(),
+                        line: None,
                         key: path(at, "layer_types"),
                         value: format!("{} entries", types.len()),
                         problem: format!("it does not list the {n_layers} layers"),
@@ -264,6 +269,7 @@ impl ModelShape {
                             _ => {
                                 return Err(Error::MissingKey {
                                     file: file.to_owned(),
+                                    line: None,
                                     key: path(at, "sliding_window"),
                                     what: "the window of the sliding layers",
                                 })
@@ -273,6 +279,7 @@ impl ModelShape {
                         _ => {
                             return Err(Error::InvalidValue {
                                 file: file.to_owned(),
+                                line: None,
                                 key: format!("{}[{i}]", path(at, "layer_types")),
                                 value: t.to_string(),
                                 problem: "it is not a layer type sparkctl can size".into(),
@@ -374,15 +381,20 @@ pub fn index_total_size(text: &str, file: &Path) -> Result<u64> {
     match doc.pointer("/metadata/total_size") {
         Some(Value::Number(n)) => n.as_u64().or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64)).ok_or_else(|| Error::WrongType {
             file: file.to_owned(),
+            line: None,
             key: "metadata.total_size".into(),
             expected: "a byte count",
             found: n.to_string(),
         }),
         // Some exporters write it as a string.
-        Some(Value::String(s)) => {
-            s.parse().map_err(|_| Error::WrongType { file: file.to_owned(), key: "metadata.total_size".into(), expected: "a byte count", found: s.clone() })
-        }
-        _ => Err(Error::MissingKey { file: file.to_owned(), key: "metadata.total_size".into(), what: "the weights' byte count" }),
+        Some(Value::String(s)) => s.parse().map_err(|_| Error::WrongType {
+            file: file.to_owned(),
+            line: None,
+            key: "metadata.total_size".into(),
+            expected: "a byte count",
+            found: s.clone(),
+        }),
+        _ => Err(Error::MissingKey { file: file.to_owned(), line: None, key: "metadata.total_size".into(), what: "the weights' byte count" }),
     }
 }
 
@@ -520,6 +532,7 @@ impl ServeArgs {
         let mut s = ServeArgs { flags, tp: 1, pp: 1, kv_cache_dtype: "auto".into(), ..ServeArgs::default() };
         let bad = |flag: &str, value: &str, problem: &str, fix: &str| Error::InvalidValue {
             file: file.to_owned(),
+            line: None,
             key: key.to_owned(),
             value: format!("{} {value:?}", spelled.iter().rev().find(|(n, _)| n == flag).map_or(flag, |(_, w)| w.as_str())),
             problem: problem.to_owned(),

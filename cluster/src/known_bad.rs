@@ -262,11 +262,14 @@ impl Rules {
 
     /// Parses a rules file; `file` names it in errors.
     pub fn parse(text: &str, file: &Path) -> Result<Rules> {
-        let rules: Rules = toml::from_str(text).map_err(|e| {
-            let line = e.span().map(|s| text[..s.start].lines().count().max(1)).unwrap_or(1);
-            Error::Syntax { file: file.to_owned(), line, message: e.message().trim().replace('\n', "; ") }
+        let syntax = |line, message| Error::Syntax { file: file.to_owned(), line, message };
+        let doc = toml_schema::parse(text).map_err(|e| match e {
+            toml_schema::Error::Syntax { line, message, .. } => syntax(line, message),
+            other => syntax(other.line(), other.to_string()),
         })?;
-        rules.check(file)?;
+        // The schema is serde's (unknown keys included); its errors carry the span.
+        let rules: Rules = toml::from_str(text).map_err(|e| syntax(e.span().map_or(1, |s| doc.line_at(s.start)), e.message().trim().replace('\n', "; ")))?;
+        rules.check(file).map_err(|e| e.locate(|key| doc.line_of(key)))?;
         Ok(rules)
     }
 
@@ -279,6 +282,7 @@ impl Rules {
             if source_kind(source).is_none() {
                 return Err(Error::InvalidValue {
                     file: file.to_owned(),
+                    line: None,
                     key,
                     value: source.clone(),
                     problem: "it is neither an https:// link nor a path in the sparkctl repository".into(),
@@ -289,6 +293,7 @@ impl Rules {
         for (i, r) in rules.rule.iter().enumerate() {
             let bad = |key: &str, value: &str, problem: &str, fix: &str| Error::InvalidValue {
                 file: file.to_owned(),
+                line: None,
                 key: format!("rule[{i}].{key}"),
                 value: value.to_owned(),
                 problem: problem.to_owned(),
@@ -440,12 +445,14 @@ mod tests {
         let bad =
             "[[rule]]\nid = \"x\"\nseverity = \"error\"\nmessage = \"m\"\nfix = \"f\"\nsource = \"https://example.org/r\"\n[rule.when]\nvllm = \"newer\"\n";
         let e = Rules::parse(bad, Path::new("r.toml")).unwrap_err().to_string();
-        assert!(e.contains("rule[0].when.vllm") && e.contains(">=0.11.1"), "{e}");
+        assert!(e.starts_with("`r.toml` line 8: `rule[0].when.vllm") && e.contains(">=0.11.1"), "{e}");
         let e = Rules::parse(&bad.replace("vllm = \"newer\"", "colour = \"red\""), Path::new("r.toml")).unwrap_err().to_string();
-        assert!(e.contains("colour"), "{e}");
+        assert!(e.starts_with("`r.toml` line 8: ") && e.contains("colour"), "{e}");
+        let e = Rules::parse(&bad.replace("severity = \"error\"", "severity = 3"), Path::new("r.toml")).unwrap_err().to_string();
+        assert!(e.starts_with("`r.toml` line 3: "), "{e}");
         // A source in prose is refused, naming the key.
         let e =
             Rules::parse(&bad.replace("https://example.org/r", "a field report").replace("vllm = \"newer\"", ""), Path::new("r.toml")).unwrap_err().to_string();
-        assert!(e.contains("rule[0].source") && e.contains("https://"), "{e}");
+        assert!(e.starts_with("`r.toml` line 6: `rule[0].source") && e.contains("https://"), "{e}");
     }
 }

@@ -12,7 +12,6 @@ pub mod parse;
 pub mod plan;
 pub mod render;
 pub mod shell;
-mod suggest;
 mod validate;
 
 pub use error::Error;

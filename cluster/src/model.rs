@@ -232,7 +232,7 @@ impl Cluster {
         Err(Error::UnknownNode {
             file: self.source.clone(),
             name: name.to_owned(),
-            suggestion: crate::suggest::closest(name, names.iter().copied()),
+            suggestion: toml_schema::closest(name, names.iter().copied()).map(str::to_owned),
             known: names.join(", "),
         })
     }

@@ -18,7 +18,7 @@ pub fn validate(c: &Cluster) -> Result<()> {
 }
 
 fn invalid(c: &Cluster, key: &str, value: &str, problem: &str, fix: &str) -> Error {
-    Error::InvalidValue { file: c.source.clone(), key: key.into(), value: value.into(), problem: problem.into(), fix: fix.into() }
+    Error::InvalidValue { file: c.source.clone(), line: None, key: key.into(), value: value.into(), problem: problem.into(), fix: fix.into() }
 }
 
 /// Node names become host names, NixOS configuration names and file names.

@@ -437,10 +437,8 @@ fn connect(req: &JoinRequest<'_>, tx: Sender<Event>, nonce: NonceSource) -> Resu
 
 /// 0.5 s doubling to 5 s, times a jitter in [0.5, 1.5).
 fn backoff(attempt: u32) -> Duration {
-    let base = (0.5 * 2f64.powi(attempt.min(4) as i32 - 1)).min(5.0);
-    // Jitter needs no secrecy: without randomness, the midpoint.
-    let r = proto::nonce().ok().and_then(|n| u64::from_str_radix(&n[..8], 16).ok()).map_or(0.5, |v| v as f64 / f64::from(u32::MAX));
-    Duration::from_secs_f64(base * (0.5 + r))
+    const BACKOFF: backoff::Backoff = backoff::Backoff { first: Duration::from_millis(500), max: Duration::from_secs(5), jitter: 0.5..1.5 };
+    BACKOFF.delay(attempt)
 }
 
 #[cfg(test)]

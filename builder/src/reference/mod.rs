@@ -8,7 +8,6 @@ mod name;
 pub use name::{RegistryRef, DOCKER_HUB, DOCKER_HUB_API};
 
 use crate::error::{Error, Result};
-use crate::keys;
 use std::fmt;
 use std::path::PathBuf;
 
@@ -156,7 +155,7 @@ fn check_transport(s: &str) -> std::result::Result<(), String> {
     if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) {
         return Ok(());
     }
-    let suggestion = keys::closest(prefix, &TRANSPORT_NAMES);
+    let suggestion = toml_schema::closest(prefix, TRANSPORT_NAMES);
     if let Some(scheme_rest) = rest.strip_prefix("//") {
         let hint = match prefix {
             "http" | "https" => {

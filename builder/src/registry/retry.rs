@@ -2,7 +2,6 @@
 
 use super::code::ErrorCode;
 use crate::error::Error;
-use std::hash::BuildHasher;
 use std::time::Duration;
 
 #[derive(Debug, Clone)]
@@ -20,13 +19,11 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// Wait before retry number `retry` (1-based): exponential with full jitter, at least what
+    /// Wait before retry number `retry` (1-based): `base · 2^retry` capped at `max`, times a jitter in [0.5, 1), at least what
     /// the server asked for with `Retry-After` (capped at `max`).
     pub fn delay(&self, retry: u32, retry_after: Option<Duration>) -> Duration {
-        let ceiling = self.base.saturating_mul(1 << retry.min(16)).min(self.max);
-        // Jitter spreads parallel transfers that failed together; RandomState is seeded per process.
-        let r = std::collections::hash_map::RandomState::new().hash_one(retry);
-        let jittered = ceiling.mul_f64(0.5 + (r % 1000) as f64 / 2000.0);
+        // Jitter spreads parallel transfers that failed together.
+        let jittered = backoff::Backoff { first: self.base.saturating_mul(2), max: self.max, jitter: 0.5..1.0 }.delay(retry);
         retry_after.map_or(jittered, |ra| ra.min(self.max).max(jittered))
     }
 

@@ -57,7 +57,8 @@ fn recipe_and_overlay_mistakes() {
     p.write("images/test.toml", &recipe.replace("\"amd64-only\"", "\"amd64-onyl\""));
     fails(build(&p, &["-o", &o]), &["unknown overlay `amd64-onyl`", "did you mean `amd64-only`?", "test.toml"], &out);
     p.write("images/test.toml", &recipe.replace("working_dir", "workdir"));
-    fails(build(&p, &["-o", &o]), &["unknown key `workdir` in [config]", "did you mean `working_dir`?"], &out);
+    let line = recipe.lines().position(|l| l.starts_with("working_dir")).expect("the test recipe sets working_dir") + 1;
+    fails(build(&p, &["-o", &o]), &[&format!("test.toml line {line}: unknown key `workdir` in [config]"), "did you mean `working_dir`?"], &out);
     p.write("images/test.toml", &recipe);
     fails(build(&p, &["-o", &o, "--platform", "linux/s390x"]), &["platform linux/s390x is not in", "linux/amd64, linux/arm64"], &out);
     fails(build(&p, &["-o", &format!("oci:{}", p.s("missing/dir"))]), &["output folder", "does not exist"], &p.path("missing/dir"));
@@ -239,7 +240,11 @@ fn whiteout_names_as_image_paths_are_refused() {
     let recipe = std::fs::read_to_string(p.path("images/test.toml")).unwrap();
     p.write("images/test.toml", &recipe.replace("\"amd64-only\"]", "\"amd64-only\", \"bin\"]"));
     p.write("overlays/bin/overlay.toml", "delete = [\"/etc/.wh.hostname\"]\n");
-    fails(build(&p, &["-o", &o]), &["overlay.toml: delete: `/etc/.wh.hostname` has a part starting with `.wh.`", "write `delete = [\"/etc/hostname\"]`"], &out);
+    fails(
+        build(&p, &["-o", &o]),
+        &["overlay.toml line 1: delete: `/etc/.wh.hostname` has a part starting with `.wh.`", "write `delete = [\"/etc/hostname\"]`"],
+        &out,
+    );
     p.write("overlays/bin/overlay.toml", "delete = [\"/.wh..wh..opq\"]\n");
     fails(build(&p, &["-o", &o]), &["delete: `/.wh..wh..opq`", "OCI whiteout"], &out);
     p.write("overlays/bin/overlay.toml", "[[artifact]]\npath = \"/usr/.wh.bin\"\n");

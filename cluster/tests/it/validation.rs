@@ -240,3 +240,33 @@ fn unreadable_files_name_the_path() {
     let msg = cluster::parse_file(Path::new("/nonexistent/cluster.toml")).unwrap_err().to_string();
     assert!(msg.contains("cannot read `/nonexistent/cluster.toml`"), "{msg}");
 }
+
+/// The 1-based line of the `nth` occurrence of `needle` in `text`.
+fn line_of(text: &str, needle: &str, nth: usize) -> usize {
+    let (at, _) = text.match_indices(needle).nth(nth).unwrap_or_else(|| panic!("`{needle}` #{nth} not in the text"));
+    text[..at].matches('\n').count() + 1
+}
+
+#[test]
+fn key_and_value_errors_name_their_line() {
+    let cases: [(&str, &str, &str, &str); 6] = [
+        // (from, to, the key the error names, what it says)
+        ("address = \"192.168.101.11/24\"", "adress = \"192.168.101.11/24\"", "unknown key `node[1].rail[1].adress`", "did you mean `address`"),
+        ("mtu = 9000", "mtu = \"9000\"", "`cluster.mtu` must be an integer", "found string `\"9000\"`"),
+        ("role = \"worker\"", "role = \"wroker\"", "`node[1].role = \"wroker\"` is not one of", "did you mean `worker`"),
+        ("mtu = 9000", "mtu = 100", "mtu = 100 is out of range", "9000"),
+        ("interface = \"enp1s0f1np1\"", "interface = \"enp1s0f1np1.100\"", "`node[0].rail[0].interface", "not a netdev name"),
+        // Checked after the walk, on the model: the line comes from the key's path.
+        ("name = \"spark-3\"", "name = \"Spark_3\"", "`node[1].name", "lowercase"),
+    ];
+    for (from, to, key, says) in cases {
+        let text = edit(&example(), from, to, 0);
+        let at = format!("`conf/cluster.toml` line {}: ", line_of(&text, to, 0));
+        let msg = check(&text, &[key, says]).to_string();
+        assert!(msg.starts_with(&at), "`{at}` does not start: {msg}");
+    }
+    // A missing key is named at its table's line.
+    let text = edit(&example(), "image = \"spark-registry.lan:5000/sparkctl/vllm-spark:25.11\"", "", 0);
+    let msg = check(&text, &["missing key `container.image`"]).to_string();
+    assert!(msg.starts_with(&format!("`conf/cluster.toml` line {}: ", line_of(&text, "[container]", 0))), "{msg}");
+}
