@@ -5,10 +5,11 @@
 // tests are compiled out.
 #![cfg_attr(not(feature = "system-tests"), allow(dead_code, unused_imports))]
 
-use crate::base::{sha, write_layout, BaseSpec};
 use crate::support::{json, layer_entries, tool, Project};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+use test_support::base::{write_layout, BaseSpec};
+use test_support::oci::sha;
 
 fn base_ref(p: &Project) -> String {
     format!("oci:{}:base", p.s("base"))

@@ -14,6 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+use test_support::netns;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_spark-entrypoint");
 pub const HEAD_IP: &str = "10.77.0.1";
@@ -67,11 +68,6 @@ pub fn real_serve(extra: &[&str]) -> Vec<String> {
 pub const REAL_VLLM_ENV: &[(&str, &str)] =
     &[("VLLM_CPU_KVCACHE_SPACE", "1"), ("VLLM_CPU_OMP_THREADS_BIND", "nobind"), ("VLLM_NO_USAGE_STATS", "1"), ("DO_NOT_TRACK", "1"), ("HF_HUB_OFFLINE", "1")];
 
-fn sh(args: &[&str]) {
-    let out = Command::new(args[0]).args(&args[1..]).output().unwrap_or_else(|e| panic!("running `{}`: {e} (is iproute2 installed?)", args.join(" ")));
-    assert!(out.status.success(), "`{}` failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
-}
-
 /// Two namespaces `<id>a` (head) and `<id>b` (worker), rails `rail0`/`rail1` in each.
 pub struct Pair {
     pub head: String,
@@ -82,28 +78,9 @@ pub struct Pair {
 impl Pair {
     pub fn new() -> Pair {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let id = format!("ep{}x{n}", std::process::id() % 100_000);
-        let (a, b) = (format!("{id}a"), format!("{id}b"));
-        let pair = Pair { head: a.clone(), worker: b.clone(), dir: tempfile::tempdir().unwrap() };
-        sh(&["ip", "netns", "add", &a]);
-        sh(&["ip", "netns", "add", &b]);
-        for (i, subnet) in [(0, "10.77.0"), (1, "10.77.1")] {
-            let (va, vb) = (format!("{id}r{i}a"), format!("{id}r{i}b"));
-            sh(&["ip", "link", "add", &va, "type", "veth", "peer", "name", &vb]);
-            sh(&["ip", "link", "set", &va, "netns", &a]);
-            sh(&["ip", "link", "set", &vb, "netns", &b]);
-            for (ns, v, host) in [(&a, &va, 1), (&b, &vb, 2)] {
-                let rail = format!("rail{i}");
-                sh(&["ip", "-n", ns, "link", "set", v, "name", &rail]);
-                sh(&["ip", "netns", "exec", ns, "sh", "-c", &format!("echo 1 > /proc/sys/net/ipv6/conf/{rail}/disable_ipv6")]);
-                sh(&["ip", "-n", ns, "link", "set", &rail, "mtu", "9000", "up"]);
-                sh(&["ip", "-n", ns, "addr", "add", &format!("{subnet}.{host}/24"), "dev", &rail]);
-            }
-        }
-        for ns in [&a, &b] {
-            sh(&["ip", "-n", ns, "link", "set", "lo", "up"]);
-        }
-        pair
+        let dir = tempfile::tempdir().unwrap();
+        let (head, worker) = netns::make_pair(&format!("ep{}x{n}", std::process::id() % 100_000), ["10.77.0", "10.77.1"]);
+        Pair { head, worker, dir }
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -112,8 +89,7 @@ impl Pair {
 
     /// Every pid in namespace `ns`.
     pub fn pids(ns: &str) -> Vec<u32> {
-        let out = Command::new("ip").args(["netns", "pids", ns]).output().expect("ip netns pids");
-        String::from_utf8_lossy(&out.stdout).split_whitespace().filter_map(|s| s.parse().ok()).collect()
+        netns::pids(ns)
     }
 
     /// Kills every process of `ns` (a node's power cut).
@@ -126,13 +102,7 @@ impl Pair {
 
 impl Drop for Pair {
     fn drop(&mut self) {
-        for ns in [&self.head, &self.worker] {
-            Pair::kill_all(ns);
-        }
-        std::thread::sleep(Duration::from_millis(200));
-        for ns in [&self.head, &self.worker] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
+        netns::remove(&[&self.head, &self.worker]);
     }
 }
 
