@@ -10,6 +10,7 @@
 //! - `fuzz` — the mutation fuzzer (seeds, edits, time budget) and deterministic noise bytes.
 //! - `netns` — two network-namespace nodes joined by two veth rails (root).
 //! - `oci` — digests, and reading an OCI layout's one image (index → manifest).
+//! - `sysfs` — a root prefix with healthy RoCE rails, for the checks that read through one.
 //! - `registry` — a real `docker-registry` (plain, TLS + htpasswd, token auth), a byte-counting
 //!   fault proxy in front of it, a token service, and small runnable images.
 //!
@@ -21,4 +22,5 @@ pub mod fuzz;
 pub mod netns;
 pub mod oci;
 pub mod registry;
+pub mod sysfs;
 pub mod vllm_base;

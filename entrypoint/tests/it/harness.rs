@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use test_support::netns;
+use test_support::sysfs::RoceRoot;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_spark-entrypoint");
 pub const HEAD_IP: &str = "10.77.0.1";
@@ -253,37 +254,11 @@ pub fn cmdline(pid: u32) -> String {
 /// (the CX-7 twins' RDMA names, ACTIVE ports, RoCE v2 GIDs for the real addresses, memlock
 /// unlimited): the RDMA that veth pairs cannot have, so the IB branch runs on real processes.
 pub fn rdma_root(dir: &Path, host: u8) -> PathBuf {
-    let root = dir.join(format!("rdma-root-{host}"));
-    let w = |rel: &str, content: &str| {
-        let p = root.join(rel);
-        fs::create_dir_all(p.parent().unwrap()).unwrap();
-        fs::write(p, content).unwrap();
-    };
-    let mut fib = String::from("Main:\n");
-    let mut route = String::from("Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n");
+    let mut root = RoceRoot::new(&dir.join(format!("rdma-root-{host}")));
     for (i, dev) in ["rocep1s0f1", "roceP2p1s0f1"].iter().enumerate() {
-        let rail = format!("rail{i}");
-        w(&format!("sys/class/net/{rail}/operstate"), "up\n");
-        w(&format!("sys/class/net/{rail}/mtu"), "9000\n");
-        fs::create_dir_all(root.join(format!("sys/class/net/{rail}/device/infiniband/{dev}"))).unwrap();
-        w(&format!("proc/sys/net/ipv6/conf/{rail}/disable_ipv6"), "1\n");
-        let port = format!("sys/class/infiniband/{dev}/ports/1");
-        w(&format!("{port}/state"), "4: ACTIVE\n");
-        w(&format!("{port}/link_layer"), "Ethernet\n");
-        w(&format!("{port}/rate"), "200 Gb/sec (4X HDR)\n");
-        w(&format!("{port}/gids/3"), &format!("0000:0000:0000:0000:0000:ffff:0a4d:{i:02x}{host:02x}\n"));
-        w(&format!("{port}/gid_attrs/types/3"), "RoCE v2\n");
-        fib.push_str(&format!("     |-- 10.77.{i}.{host}\n        /32 host LOCAL\n"));
-        route.push_str(&format!(
-            "{rail}\t{:08X}\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n",
-            u32::from(std::net::Ipv4Addr::new(10, 77, i as u8, 0)).swap_bytes()
-        ));
+        root.rail(&format!("rail{i}"), dev, 9000, std::net::Ipv4Addr::new(10, 77, i as u8, host));
     }
-    w("proc/net/fib_trie", &fib);
-    w("proc/net/route", &route);
-    w("proc/self/limits", "Max locked memory         unlimited            unlimited            bytes\n");
-    w("dev/infiniband/uverbs0", "");
-    root
+    root.finish()
 }
 
 pub fn fixture(rel: &str) -> String {
