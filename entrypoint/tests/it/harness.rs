@@ -21,6 +21,9 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_spark-entrypoint");
 pub const HEAD_IP: &str = "10.77.0.1";
 pub const WORKER_IP: &str = "10.77.0.2";
 
+/// How long a node may take to reach a line of its log or to exit (stand-in serve).
+pub const T: Duration = Duration::from_secs(30);
+
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 static HEAVY: Mutex<()> = Mutex::new(());
 
@@ -230,6 +233,22 @@ pub fn serve(model: &str, extra: &[&str]) -> Vec<String> {
     let mut v = vec!["--".to_owned(), "python3".into(), standin(), "serve".into(), model.into()];
     v.extend(extra.iter().map(|s| s.to_string()));
     v
+}
+
+/// A head and a worker of `pair` serving the stand-in `m` with token `t` and `extra` on both
+/// (logs `a{run}.log`, `b{run}.log`), started, not waited for.
+pub fn start_group(pair: &Pair, extra: &[(&str, &str)], run: &str) -> (Node, Node) {
+    let head = Node::start(&pair.head, "a", pair.path(&format!("a{run}.log")), &env(pair, "head", "t", extra), &serve("m", &[]));
+    let worker = Node::start(&pair.worker, "b", pair.path(&format!("b{run}.log")), &env(pair, "worker", "t", extra), &serve("m", &[]));
+    (head, worker)
+}
+
+/// [`start_group`], then waits until the head is READY and the worker serves headless rank 1.
+pub fn formed_group(pair: &Pair, extra: &[(&str, &str)], run: &str) -> (Node, Node) {
+    let (mut head, mut worker) = start_group(pair, extra, run);
+    head.wait_for("READY", T);
+    worker.wait_for("headless rank 1", T);
+    (head, worker)
 }
 
 pub fn read_json(p: &Path) -> serde_json::Value {
