@@ -250,8 +250,9 @@ fn same_inputs_give_the_same_bytes_and_the_pinned_digest() {
     assert_eq!(da, GOLDEN_EPOCH_0, "golden digest moved");
     // What `image inspect` says of the golden image, as a table and as JSON.
     let archive = format!("oci-archive:{}", a.s("a.tar"));
-    insta::assert_snapshot!("inspect_table", a.run(&["image", "inspect", &archive]).ok().stdout.replace(&archive, "[ARCHIVE]"));
-    insta::assert_snapshot!("inspect_json", a.run(&["image", "inspect", "--json", &archive]).ok().stdout);
+    let inspect = |json: &[&str]| a.run(&[&["image", "inspect", &archive][..], json].concat()).ok().stdout.replace(&archive, "[ARCHIVE]");
+    insta::assert_snapshot!("inspect_table", inspect(&[]));
+    insta::assert_snapshot!("inspect_json", inspect(&["--json"]));
 
     let run = std::process::Command::new(env!("CARGO_BIN_EXE_sparkctl"))
         .args(["image", "build", &a.s("images/test.toml"), "-o", &format!("oci:{}", a.s("epoch"))])
