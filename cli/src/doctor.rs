@@ -313,8 +313,8 @@ fn print_json(out: &mut impl Write, report: &Report, applied: &[Applied], worst:
 mod tests {
     use super::*;
     use clap::Parser;
-    use std::fs;
     use std::path::Path;
+    use test_support::sysfs::{write, RoceRoot};
 
     #[derive(clap::Parser)]
     struct Cli {
@@ -326,37 +326,14 @@ mod tests {
         Cli::try_parse_from(std::iter::once("doctor").chain(cmd.iter().copied())).map(|c| c.args)
     }
 
-    fn write(root: &Path, rel: &str, content: &str) {
-        let p = root.join(rel);
-        fs::create_dir_all(p.parent().unwrap()).unwrap();
-        fs::write(p, content).unwrap();
-    }
-
     /// spark-2 of examples/cluster.toml as the preflight sees it (no fabric extras).
     fn spark2(mtu: u32) -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
-        let r = dir.path();
-        let mut fib = String::from("Main:\n");
-        let mut route = String::from("Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n");
+        let mut root = RoceRoot::new(dir.path());
         for (netdev, dev, third) in [("enp1s0f1np1", "rocep1s0f1", 100u8), ("enP2p1s0f1np1", "roceP2p1s0f1", 101)] {
-            write(r, &format!("sys/class/net/{netdev}/operstate"), "up\n");
-            write(r, &format!("sys/class/net/{netdev}/mtu"), &format!("{mtu}\n"));
-            fs::create_dir_all(r.join(format!("sys/class/net/{netdev}/device/infiniband/{dev}"))).unwrap();
-            write(r, &format!("proc/sys/net/ipv6/conf/{netdev}/disable_ipv6"), "1\n");
-            let port = format!("sys/class/infiniband/{dev}/ports/1");
-            write(r, &format!("{port}/state"), "4: ACTIVE\n");
-            write(r, &format!("{port}/rate"), "200 Gb/sec (4X HDR)\n");
-            write(r, &format!("{port}/link_layer"), "Ethernet\n");
-            write(r, &format!("{port}/gids/3"), &format!("0000:0000:0000:0000:0000:ffff:c0a8:{third:02x}0a\n"));
-            write(r, &format!("{port}/gid_attrs/types/3"), "RoCE v2\n");
-            fib.push_str(&format!("     |-- 192.168.{third}.10\n        /32 host LOCAL\n"));
-            let dest = u32::from(std::net::Ipv4Addr::new(192, 168, third, 0)).swap_bytes();
-            route.push_str(&format!("{netdev}\t{dest:08X}\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n"));
+            root.rail(netdev, dev, mtu, std::net::Ipv4Addr::new(192, 168, third, 10));
         }
-        write(r, "proc/net/fib_trie", &fib);
-        write(r, "proc/net/route", &route);
-        write(r, "proc/self/limits", "Max locked memory         unlimited            unlimited            bytes\n");
-        write(r, "dev/infiniband/uverbs0", "");
+        root.finish();
         dir
     }
 

@@ -4,13 +4,11 @@
 //! layer, and a no-change rebuild of the real recipe (the layer cache).
 //! Results print as Markdown tables (copied into BENCHMARKS.md) and land in target/bench/.
 
-#[path = "../../builder/tests/support/base.rs"]
-#[allow(clippy::all)]
-pub(crate) mod base;
-
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 use std::time::Instant;
+use test_support::base;
+use test_support::fuzz::noise;
 use xshell::{cmd, Shell};
 
 pub fn run(sh: &Shell, args: &[String]) -> Result<()> {
@@ -77,7 +75,7 @@ fn write_recipe(root: &Path) -> Result<()> {
     let o = root.join("overlays/payload/rootfs/opt/payload");
     std::fs::create_dir_all(&o)?;
     for i in 0..50 {
-        std::fs::write(o.join(format!("f{i:02}.bin")), base::noise(200 * 1024, 1000 + i))?;
+        std::fs::write(o.join(format!("f{i:02}.bin")), noise(200 * 1024, 1000 + i))?;
     }
     std::fs::write(root.join("overlays/payload/overlay.toml"), "description = \"10 MB of files\"\n[env]\nPAYLOAD = \"1\"\n")?;
     let c = root.join("overlays/conf/rootfs/etc/spark");

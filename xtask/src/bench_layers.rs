@@ -3,11 +3,12 @@
 //! no-change rebuild of both real recipes (images/vllm-spark{,-ray}.toml) through the layer cache,
 //! each checked against its target (PASS/FAIL lines).
 
-use crate::bench::base;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
+use test_support::base;
+use test_support::fuzz::{noise, XorShift};
 use xshell::Shell;
 
 /// Both tables as Markdown.
@@ -60,18 +61,16 @@ fn verdicts(threads: usize, ratio_200: f64, rebuilds: &[(&str, f64)]) -> String 
 /// with one file in three incompressible (shared objects, wheels' data).
 fn payload(len: usize, seed: u64) -> Vec<u8> {
     if seed.is_multiple_of(3) {
-        return base::noise(len, seed);
+        return noise(len, seed);
     }
     const WORDS: &[&str] = &[
         "def", "return", "self", "import", "from", "class", "None", "True", "if", "else", "for", "in", "raise", "value", "name", "path", "config", "ray",
         "torch", "tensor", "node", "worker", "  ", "\n", "(", ")", ":", "=", "_", ".", "0", "1", "args", "kwargs",
     ];
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut rng = XorShift::new(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
     let mut v = Vec::with_capacity(len + 16);
     while v.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
+        let x = rng.next().unwrap_or_default();
         v.extend_from_slice(WORDS[(x % WORDS.len() as u64) as usize].as_bytes());
         v.push(if x & 0x30 == 0 { b'\n' } else { b' ' });
     }

@@ -6,18 +6,14 @@
 //! skopeo runs with `--preserve-digests`: without it, it gzips the uncompressed layers on the
 //! way to a registry, so it would neither move the same bytes nor produce the same image.
 
-#[path = "../../builder/tests/support/base.rs"]
-#[allow(clippy::all, dead_code)]
-mod base;
-
 use anyhow::{bail, Context, Result};
-use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+use test_support::base;
+use test_support::fuzz::noise;
+use test_support::registry::proxy::Proxy;
+use test_support::registry::Registry;
 use xshell::{cmd, Shell};
 
 pub fn run(sh: &Shell, args: &[String]) -> Result<()> {
@@ -62,7 +58,7 @@ pub fn run(sh: &Shell, args: &[String]) -> Result<()> {
     let image_bytes = layout_bytes(&root.join("img-v1"))?;
     cmd!(sh, "sync").run()?;
 
-    let registry = Registry::start(&root)?;
+    let registry = Registry::plain_in(&root);
     let host = registry.host();
     let q = "--quiet";
     let v1 = &images[0];
@@ -80,14 +76,15 @@ pub fn run(sh: &Shell, args: &[String]) -> Result<()> {
     let pull_skopeo = timed(|| cmd!(sh, "skopeo copy {q} --preserve-digests --src-tls-verify=false docker://{host}/bench/skopeo:v1 {k_out}").run())?;
 
     eprintln!("== re-push after one overlay change, through a byte-counting proxy");
-    let proxy = CountingProxy::start(registry.port)?;
+    let proxy = Proxy::start(registry.port);
+    let take = || proxy.sent.swap(0, Ordering::SeqCst);
     let via = proxy.host();
     let json = cmd!(sh, "{sparkctl} image push {q} --json {v2} docker://{via}/bench/sparkctl:v2").read()?;
-    let repush_sparkctl_wire = proxy.take();
+    let repush_sparkctl_wire = take();
     let summary: serde_json::Value = serde_json::from_str(json.lines().last().unwrap_or("{}")).context("push --json output")?;
     let repush_sparkctl_body = summary["bytes_uploaded"].as_u64().unwrap_or(0);
     cmd!(sh, "skopeo copy {q} --preserve-digests --dest-tls-verify=false {v2} docker://{via}/bench/skopeo:v2").run()?;
-    let repush_skopeo_wire = proxy.take();
+    let repush_skopeo_wire = take();
     let changed = changed_bytes(&root.join("img-v1"), &root.join("img-v2"))?;
 
     let gb = image_bytes as f64 / 1e9;
@@ -102,7 +99,7 @@ pub fn run(sh: &Shell, args: &[String]) -> Result<()> {
     println!("{table}");
     std::fs::write(root.join("results.md"), &table)?;
     drop(registry);
-    for d in ["base", "img-v1", "img-v2", "store", "pull-store", "pulled-sparkctl", "pulled-skopeo", "storage"] {
+    for d in ["base", "img-v1", "img-v2", "store", "pull-store", "pulled-sparkctl", "pulled-skopeo"] {
         let _ = std::fs::remove_dir_all(root.join(d));
     }
     Ok(())
@@ -118,7 +115,7 @@ fn write_recipe(root: &Path, version: &str) -> Result<()> {
     let o = root.join("overlays/payload/rootfs/opt/payload");
     std::fs::create_dir_all(&o)?;
     std::fs::write(o.join("version.txt"), format!("{version}\n"))?;
-    std::fs::write(o.join("data.bin"), base::noise(4 << 20, if version == "v1" { 7 } else { 8 }))?;
+    std::fs::write(o.join("data.bin"), noise(4 << 20, if version == "v1" { 7 } else { 8 }))?;
     std::fs::write(root.join("overlays/payload/overlay.toml"), "description = \"4 MB that change between v1 and v2\"\n")?;
     std::fs::create_dir_all(root.join("images"))?;
     std::fs::write(root.join("images/bench.toml"), "overlays = [\"payload\"]\n[base]\nref = \"oci:unused\"\nplatforms = [\"linux/amd64\"]\n")?;
@@ -142,93 +139,4 @@ fn layout_bytes(layout: &Path) -> Result<u64> {
 fn changed_bytes(v1: &Path, v2: &Path) -> Result<u64> {
     let old = blob_set(v1)?;
     Ok(blob_set(v2)?.iter().filter(|b| !old.iter().any(|o| o.0 == b.0)).map(|b| b.1).sum())
-}
-
-struct Registry {
-    child: Child,
-    port: u16,
-}
-
-impl Registry {
-    fn start(root: &Path) -> Result<Registry> {
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let config: PathBuf = root.join("registry.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-                root.join("storage").display()
-            ),
-        )?;
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting docker-registry (cargo xtask deps installs it)")?;
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if Instant::now() > deadline {
-                bail!("docker-registry did not start on port {port}");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Ok(Registry { child, port })
-    }
-    fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Forwards loopback TCP to the registry and counts the client → registry bytes.
-struct CountingProxy {
-    port: u16,
-    sent: Arc<AtomicU64>,
-}
-
-impl CountingProxy {
-    fn start(upstream: u16) -> Result<CountingProxy> {
-        let listener = TcpListener::bind("127.0.0.1:0")?;
-        let port = listener.local_addr()?.port();
-        let sent = Arc::new(AtomicU64::new(0));
-        let counter = Arc::clone(&sent);
-        std::thread::spawn(move || {
-            for client in listener.incoming().flatten() {
-                let Ok(up) = TcpStream::connect(("127.0.0.1", upstream)) else { continue };
-                let (c2, u2) = (client.try_clone().expect("clone"), up.try_clone().expect("clone"));
-                let counted = Arc::clone(&counter);
-                std::thread::spawn(move || pump(client, up, Some(counted)));
-                std::thread::spawn(move || pump(u2, c2, None));
-            }
-        });
-        Ok(CountingProxy { port, sent })
-    }
-    fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-    /// The count so far, and restart from zero.
-    fn take(&self) -> u64 {
-        self.sent.swap(0, Ordering::SeqCst)
-    }
-}
-
-fn pump(mut from: TcpStream, mut to: TcpStream, counter: Option<Arc<AtomicU64>>) {
-    let mut buf = vec![0u8; 256 << 10];
-    while let Ok(n) = from.read(&mut buf) {
-        if n == 0 || to.write_all(&buf[..n]).is_err() {
-            break;
-        }
-        if let Some(c) = &counter {
-            c.fetch_add(n as u64, Ordering::Relaxed);
-        }
-    }
-    let _ = to.shutdown(Shutdown::Write);
 }

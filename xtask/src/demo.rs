@@ -1,21 +1,15 @@
 //! `cargo xtask demo`: the product doing its job on a machine with no GPU and no registry.
 //! Builds sparkctl and a static spark-entrypoint, makes a stand-in base that carries real vLLM
 //! (Debian + python3 + the CPU build from `cargo xtask vllm`, an OCI layout with one gzip layer; see
-//! `entrypoint/tests/support/vllm_base.rs`), builds `images/vllm-spark.toml` onto it for
+//! `test_support::vllm_base`), builds `images/vllm-spark.toml` onto it for
 //! linux/amd64, loads it into Docker, then runs a two-node group of it: head and worker
 //! containers on two Docker networks (the two rails), `vllm serve` of the tiny model with
 //! tensor parallelism 2 across them, and answers a chat completion through the head. The
 //! containers and networks are removed at the end (also on failure); the image stays loaded.
 
-#[path = "../../builder/tests/support/debian.rs"]
-#[allow(clippy::all)]
-mod debian;
-#[path = "../../entrypoint/tests/support/vllm_base.rs"]
-#[allow(clippy::all)]
-mod vllm_base;
-
 use anyhow::{bail, Context, Result};
 use std::time::{Duration, Instant};
+use test_support::{debian, oci, vllm_base};
 use xshell::{cmd, Shell};
 
 pub const ENTRYPOINT_TARGET: &str = "x86_64-unknown-linux-gnu";
@@ -217,11 +211,6 @@ fn rail_networks(sh: &Shell, id: &str, group: &mut Group) -> Result<[String; 2]>
 
 /// The config digest of the one image in an OCI layout (Docker's image id once it is loaded).
 fn config_digest(layout: &std::path::Path) -> Result<String> {
-    let blob = |digest: &str| -> Result<serde_json::Value> {
-        let hex = digest.strip_prefix("sha256:").context("a sha256 digest")?;
-        Ok(serde_json::from_slice(&std::fs::read(layout.join("blobs/sha256").join(hex))?)?)
-    };
-    let index: serde_json::Value = serde_json::from_slice(&std::fs::read(layout.join("index.json"))?)?;
-    let manifest = blob(index["manifests"][0]["digest"].as_str().context("the layout's index names no manifest")?)?;
+    let manifest = oci::one_manifest(layout).map_err(anyhow::Error::msg)?;
     Ok(manifest["config"]["digest"].as_str().context("the manifest names no config")?.to_owned())
 }

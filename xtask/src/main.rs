@@ -48,8 +48,12 @@ fn test(sh: &Shell, extra: &[String]) -> Result<()> {
     // Real vLLM on CPU and its tiny model, for the entrypoint's end-to-end tests.
     vllm::run(sh)?;
     let _path = sh.push_env("PATH", deps::path_with_venv(sh)?);
-    // The mutation fuzzers (`fuzz_*` tests, builder/tests/support/fuzz.rs) run 2 s per target in
+    // The mutation fuzzers (`fuzz_*` tests, test-support/src/fuzz.rs) run 2 s per target in
     // CI, ten targets on parallel test threads; set the variable higher for a longer hunt.
+    // Snapshot tests (insta) fail on a missing or changed snapshot and write nothing: the
+    // committed `snapshots/` are the expectation. `INSTA_UPDATE=always cargo test` rewrites them
+    // (then review the diff).
+    let _insta = sh.push_env("INSTA_UPDATE", "no");
     let _fuzz = sh.push_env("SPARKCTL_FUZZ_SECONDS", std::env::var("SPARKCTL_FUZZ_SECONDS").unwrap_or_else(|_| "2".into()));
     // Tests must not write into the real home: Ray keeps `~/.ray/auth_token` there (which turns
     // token authentication on for every later Ray cluster on the machine), vLLM and sparkctl keep

@@ -1,9 +1,7 @@
 //! Bounded mutation fuzzing of everything the builder parses from users and from files it did
 //! not write: references, recipes, overlays, registry headers and error bodies, and base archives (whose tar
-//! headers announce sizes and offsets). See `builder/tests/support/fuzz.rs`.
+//! headers announce sizes and offsets). See `test-support/src/fuzz.rs`.
 
-use crate::base::{write_layout, BaseSpec};
-use crate::fuzz_harness::{run, seeds_from};
 use builder::overlay::Overlay;
 use builder::platform::Platform;
 use builder::recipe::Recipe;
@@ -15,6 +13,8 @@ use builder::registry::RegistryRef;
 use builder::source::open_local;
 use std::io::Read;
 use std::path::Path;
+use test_support::base::{write_layout, BaseSpec};
+use test_support::fuzz::{run, seeds_from};
 
 fn root() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))

@@ -6,10 +6,7 @@
 //! `docker-registry`, skopeo, the Docker engine, openssl, htpasswd, actionlint, a static busybox
 //! and the machine's non-loopback IPv4 address.
 
-#[path = "../support/base.rs"]
-mod base;
 mod fuzz;
-#[path = "../support/fuzz.rs"]
-mod fuzz_harness;
 mod registry;
+mod release;
 mod sources;

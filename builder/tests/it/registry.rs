@@ -5,26 +5,17 @@
 // The harness and most helpers serve the system tests only: unused when they are compiled out.
 #![cfg_attr(not(feature = "system-tests"), allow(dead_code, unused_imports))]
 
-#[path = "registry_harness.rs"]
-mod harness;
-#[path = "registry_proxy.rs"]
-mod proxy;
-#[path = "registry_release.rs"]
-mod release;
-#[path = "registry_token.rs"]
-mod token;
-
 use builder::build::BuiltImage;
 use builder::reference::LocalRef;
 use builder::registry::retry::RetryPolicy;
 use builder::registry::{self, lock, progress::NoProgress, Client, ClientOptions, CredentialStore, PushOptions, PushSummary, RegistryRef};
 use builder::source;
 use builder::store::BlobStore;
-use harness::{make_image, run, Registry, TestImage};
-use proxy::{Fault, Proxy};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
+use test_support::registry::proxy::{Fault, Proxy};
+use test_support::registry::{free_port, make_image, run, token, Registry, TestImage};
 
 fn quick_retries() -> RetryPolicy {
     RetryPolicy { attempts: 2, base: Duration::from_millis(50), max: Duration::from_millis(200) }
@@ -59,7 +50,7 @@ fn pull_to_layout(src: &str, opts: &ClientOptions, store: &BlobStore, dest: &std
 
 fn skopeo_raw_digest(args: &[&str], reference: &str) -> String {
     let raw = run(Command::new("skopeo").arg("inspect").args(args).arg("--raw").arg(reference));
-    harness::sha(raw.as_bytes())
+    test_support::oci::sha(raw.as_bytes())
 }
 
 #[cfg(feature = "system-tests")]
@@ -364,7 +355,7 @@ fn missing_tag_and_repository_errors_name_the_reference() {
     let err = registry::open_base(&RegistryRef::parse(&format!("{}/app/unknown:v1", reg.host())).unwrap(), &plain_opts(), None).err().unwrap().to_string();
     assert!(err.contains("app/unknown:v1") && err.contains("HTTP 404"), "{err}");
     // Nothing listens here: a clear error after the retries.
-    let port = harness::free_port();
+    let port = free_port();
     let err = registry::open_base(&RegistryRef::parse(&format!("127.0.0.1:{port}/a:b")).unwrap(), &plain_opts(), None).err().unwrap().to_string();
     assert!(err.contains("cannot reach") && err.contains(&port.to_string()), "{err}");
 }

@@ -1,7 +1,6 @@
 //! Reading bases from every local transport, including the ones `sparkctl` never writes itself
 //! (a legacy `docker save` archive, a layout whose top is a single manifest).
 
-use crate::base::{sha, write_layout, BaseSpec};
 use builder::build::{build, BuildOptions, BuiltImage, Origin};
 use builder::overlay::Overlay;
 use builder::platform::Platform;
@@ -11,6 +10,8 @@ use builder::source::{open_local, BaseTop};
 use builder::store::BlobStore;
 use serde_json::{json, Value};
 use std::path::Path;
+use test_support::base::{write_layout, BaseSpec};
+use test_support::oci::sha;
 
 fn options(dir: &Path, platforms: &[&str]) -> BuildOptions {
     std::fs::create_dir_all(dir.join("overlays/o/rootfs/etc")).unwrap();

@@ -1,12 +1,17 @@
 //! `sparkctl bench serve` and `bench compare` end to end against the stand-in server (hermetic),
 //! and against real vLLM and with its plot rendered by `rsvg-convert` (system tests).
 
-use crate::support::{json, sparkctl, tool, Project};
+use crate::support::{json, sparkctl, tool, Project, Run};
 use servebench::standin::{self, Config};
 use std::time::Duration;
 
 fn server(itl_ms: u64) -> standin::Handle {
     standin::spawn(Config { ttft: Duration::from_millis(20), itl: Duration::from_millis(itl_ms), reasoning_tokens: 1, ..Config::default() }).unwrap()
+}
+
+/// `sparkctl bench serve --url URL ARGS…` in `p`.
+fn bench_serve(p: &Project, url: &str, args: &[&str]) -> Run {
+    sparkctl(&p.store(), &[&["bench", "serve", "--url", url], args].concat())
 }
 
 #[cfg(feature = "system-tests")]
@@ -72,25 +77,7 @@ fn bench_serve_prompt_lengths_are_exact_by_tokenize_else_approximate_and_said() 
     for tokenize in [true, false] {
         let s = standin::spawn(Config { chat_template_tokens: 5, tokenize, output_tokens: Some(2), ..Config::default() }).unwrap();
         let out = p.s(&format!("run-{tokenize}.json"));
-        let run = sparkctl(
-            &p.store(),
-            &[
-                "bench",
-                "serve",
-                "--url",
-                &s.url(),
-                "--concurrency",
-                "1,2",
-                "--prompt-tokens",
-                "8,40",
-                "--shared-prefix",
-                "2",
-                "--requests",
-                "3",
-                "--output",
-                &out,
-            ],
-        );
+        let run = bench_serve(&p, &s.url(), &["--concurrency", "1,2", "--prompt-tokens", "8,40", "--shared-prefix", "2", "--requests", "3", "--output", &out]);
         assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
         let j = json(&std::fs::read_to_string(&out).unwrap());
         assert_eq!(j["prompt_tokens_exact"], tokenize, "{j}");
@@ -123,7 +110,7 @@ fn bench_serve_prompt_lengths_are_exact_by_tokenize_else_approximate_and_said() 
     // A length shorter than the template cannot be exact: that point is approximate, and said.
     let s = standin::spawn(Config { chat_template_tokens: 5, ..Config::default() }).unwrap();
     let out = p.s("short.json");
-    let run = sparkctl(&p.store(), &["bench", "serve", "--url", &s.url(), "--prompt-tokens", "3,16", "--requests", "1", "--max-tokens", "1", "--output", &out]);
+    let run = bench_serve(&p, &s.url(), &["--prompt-tokens", "3,16", "--requests", "1", "--max-tokens", "1", "--output", &out]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
         run.stderr.contains("prompt lengths are approximate (about one token per word): prompt length 3: 3 tokens is shorter than the shortest prompt"),
@@ -141,27 +128,7 @@ fn bench_compare_shows_the_slower_server() {
     let p = Project::new();
     for (name, itl) in [("a.json", 5), ("b.json", 15)] {
         let s = server(itl);
-        sparkctl(
-            &p.store(),
-            &[
-                "bench",
-                "serve",
-                "--url",
-                &s.url(),
-                "--concurrency",
-                "2",
-                "--prompt-tokens",
-                "8",
-                "--max-tokens",
-                "12",
-                "--requests",
-                "20",
-                "-q",
-                "--output",
-                &p.s(name),
-            ],
-        )
-        .ok();
+        bench_serve(&p, &s.url(), &["--concurrency", "2", "--prompt-tokens", "8", "--max-tokens", "12", "--requests", "20", "-q", "--output", &p.s(name)]).ok();
     }
     let out = sparkctl(&p.store(), &["bench", "compare", &p.s("a.json"), &p.s("b.json"), "--json"]).ok();
     let deltas = json(&out.stdout);
@@ -189,16 +156,11 @@ fn bench_warns_when_a_run_measures_the_client() {
     // The same zero-latency load as the calibration: the run is at its own ceiling.
     let p = Project::new();
     let s = standin::spawn(Config::default()).unwrap();
-    let out = sparkctl(
-        &p.store(),
-        &["bench", "serve", "--url", &s.url(), "--calibrate", "-q", "--concurrency", "64", "--max-tokens", "256", "--prompt-tokens", "16", "--duration", "3s"],
-    )
-    .ok();
+    let out = bench_serve(&p, &s.url(), &["--calibrate", "-q", "--concurrency", "64", "--max-tokens", "256", "--prompt-tokens", "16", "--duration", "3s"]).ok();
     assert!(out.stdout.contains("warning: c=64: the client ran at") && out.stdout.contains("of its own ceiling"), "{}", out.stdout);
     // A slow server is far from it.
     let slow = server(5);
-    let out =
-        sparkctl(&p.store(), &["bench", "serve", "--url", &slow.url(), "--calibrate", "-q", "--concurrency", "2", "--max-tokens", "8", "--requests", "4"]).ok();
+    let out = bench_serve(&p, &slow.url(), &["--calibrate", "-q", "--concurrency", "2", "--max-tokens", "8", "--requests", "4"]).ok();
     assert!(!out.stdout.contains("warning:") && out.stdout.contains("client ceiling (calibrated here)"), "{}", out.stdout);
 }
 
@@ -248,18 +210,14 @@ fn bench_serve_takes_prompts_from_a_jsonl_dataset() {
     let p = Project::new();
     let s = server(0);
     p.write("prompts.jsonl", "{\"prompt\": \"one two three\", \"max_tokens\": 2}\n\n{\"prompt\": \"a b c d e f g\"}\n");
-    sparkctl(
-        &p.store(),
-        &["bench", "serve", "--url", &s.url(), "--dataset", &p.s("prompts.jsonl"), "--max-tokens", "5", "--requests", "4", "-q", "--output", &p.s("run.json")],
-    )
-    .ok();
+    bench_serve(&p, &s.url(), &["--dataset", &p.s("prompts.jsonl"), "--max-tokens", "5", "--requests", "4", "-q", "--output", &p.s("run.json")]).ok();
     let j = json(&std::fs::read_to_string(p.path("run.json")).unwrap());
     let reqs = j["points"][0]["requests"].as_array().unwrap();
     let seen: Vec<(u64, u64)> = reqs.iter().map(|r| (r["prompt_tokens"].as_u64().unwrap(), r["output_tokens"].as_u64().unwrap())).collect();
     // Line 1: 3 words, 2 tokens asked (+1 reasoning); line 2: 7 words, `--max-tokens` 5 (+1).
     assert_eq!(seen, [(3, 3), (7, 6), (3, 3), (7, 6)]);
     p.write("bad.jsonl", "{\"prompt\": \"x\"}\n{\"text\": 1}\n");
-    let out = sparkctl(&p.store(), &["bench", "serve", "--url", &s.url(), "--dataset", &p.s("bad.jsonl"), "--requests", "1"]);
+    let out = bench_serve(&p, &s.url(), &["--dataset", &p.s("bad.jsonl"), "--requests", "1"]);
     assert_eq!(out.code, 2);
     assert!(out.stderr.contains("bad.jsonl") && out.stderr.contains("line 2"), "{}", out.stderr);
 }
@@ -522,11 +480,7 @@ fn bench_serve_sends_an_image_part_that_decodes_and_the_standin_takes_it() {
     use base64::Engine as _;
     let p = Project::new();
     let (url, rx) = capture();
-    sparkctl(
-        &p.store(),
-        &["bench", "serve", "--url", &url, "--model", "m", "--image", "16x8", "--prompt-tokens", "5", "--max-tokens", "4", "--requests", "2", "-q"],
-    )
-    .ok();
+    bench_serve(&p, &url, &["--model", "m", "--image", "16x8", "--prompt-tokens", "5", "--max-tokens", "4", "--requests", "2", "-q"]).ok();
     let bodies = received(&rx, 2);
     let content = &bodies[0]["messages"][0]["content"];
     assert_eq!(bodies[0]["messages"].as_array().unwrap().len(), 1, "{}", bodies[0]);
@@ -548,11 +502,7 @@ fn bench_serve_sends_an_image_part_that_decodes_and_the_standin_takes_it() {
     // The stand-in takes it (and a file), and the run file names the image.
     let s = server(0);
     for image in ["32x32", &p.s("sent.png")] {
-        sparkctl(
-            &p.store(),
-            &["bench", "serve", "--url", &s.url(), "--image", image, "--max-tokens", "2", "--requests", "3", "-q", "--output", &p.s("run.json")],
-        )
-        .ok();
+        bench_serve(&p, &s.url(), &["--image", image, "--max-tokens", "2", "--requests", "3", "-q", "--output", &p.s("run.json")]).ok();
         let j = json(&std::fs::read_to_string(p.path("run.json")).unwrap());
         assert_eq!(j["points"][0]["summary"]["ok"], 3, "{image}");
         let label = j["points"][0]["workload"]["image"].as_str().unwrap();

@@ -5,10 +5,11 @@
 // tests are compiled out.
 #![cfg_attr(not(feature = "system-tests"), allow(dead_code, unused_imports))]
 
-use crate::base::{sha, write_layout, BaseSpec};
 use crate::support::{json, layer_entries, tool, Project};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+use test_support::base::{write_layout, BaseSpec};
+use test_support::oci::sha;
 
 fn base_ref(p: &Project) -> String {
     format!("oci:{}:base", p.s("base"))
@@ -247,6 +248,11 @@ fn same_inputs_give_the_same_bytes_and_the_pinned_digest() {
     assert_eq!(da, db);
     assert_eq!(std::fs::read(a.path("a.tar")).unwrap(), std::fs::read(b.path("b.tar")).unwrap(), "archives must be byte-identical");
     assert_eq!(da, GOLDEN_EPOCH_0, "golden digest moved");
+    // What `image inspect` says of the golden image, as a table and as JSON.
+    let archive = format!("oci-archive:{}", a.s("a.tar"));
+    let inspect = |json: &[&str]| a.run(&[&["image", "inspect", &archive][..], json].concat()).ok().stdout.replace(&archive, "[ARCHIVE]");
+    insta::assert_snapshot!("inspect_table", inspect(&[]));
+    insta::assert_snapshot!("inspect_json", inspect(&["--json"]));
 
     let run = std::process::Command::new(env!("CARGO_BIN_EXE_sparkctl"))
         .args(["image", "build", &a.s("images/test.toml"), "-o", &format!("oci:{}", a.s("epoch"))])

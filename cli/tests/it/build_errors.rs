@@ -1,9 +1,9 @@
 //! Bad inputs to `sparkctl image build`: one `error:` line that names the operand, exit code 2,
 //! and no output left behind.
 
-use crate::base::{write_layout, BaseSpec};
 use crate::support::{Project, Run};
 use std::path::Path;
+use test_support::base::{write_layout, BaseSpec};
 
 fn base(p: &Project) -> String {
     write_layout(&p.path("base"), &BaseSpec::default());

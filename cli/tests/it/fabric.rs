@@ -8,18 +8,13 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
+use test_support::netns::{self, sh};
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 const SPARKCTL: &str = env!("CARGO_BIN_EXE_sparkctl");
-
-fn sh(args: &[&str]) -> Output {
-    let out = Command::new(args[0]).args(&args[1..]).output().unwrap_or_else(|e| panic!("running `{}`: {e} (`cargo xtask deps` installs it)", args.join(" ")));
-    assert!(out.status.success(), "`{}` failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
-    out
-}
 
 fn write(p: &Path, content: &str) {
     fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -44,27 +39,9 @@ pub struct Nodes {
 impl Nodes {
     pub fn new() -> Nodes {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let id = format!("fb{}x{n}", std::process::id() % 100_000);
-        let (a, b) = (format!("{id}a"), format!("{id}b"));
-        let mut nodes = Nodes { a: a.clone(), b: b.clone(), dir: tempfile::tempdir().unwrap(), sshd: Vec::new() };
-        sh(&["ip", "netns", "add", &a]);
-        sh(&["ip", "netns", "add", &b]);
-        for i in 0..2 {
-            let (va, vb) = (format!("{id}r{i}a"), format!("{id}r{i}b"));
-            sh(&["ip", "link", "add", &va, "type", "veth", "peer", "name", &vb]);
-            sh(&["ip", "link", "set", &va, "netns", &a]);
-            sh(&["ip", "link", "set", &vb, "netns", &b]);
-            for (ns, v, host) in [(&a, &va, 1), (&b, &vb, 2)] {
-                let rail = format!("rail{i}");
-                sh(&["ip", "-n", ns, "link", "set", v, "name", &rail]);
-                sh(&["ip", "netns", "exec", ns, "sh", "-c", &format!("echo 1 > /proc/sys/net/ipv6/conf/{rail}/disable_ipv6")]);
-                sh(&["ip", "-n", ns, "link", "set", &rail, "mtu", "9000", "up"]);
-                sh(&["ip", "-n", ns, "addr", "add", &format!("10.88.{i}.{host}/24"), "dev", &rail]);
-            }
-        }
-        for ns in [&a, &b] {
-            sh(&["ip", "-n", ns, "link", "set", "lo", "up"]);
-        }
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = netns::make_pair(&format!("fb{}x{n}", std::process::id() % 100_000), ["10.88.0", "10.88.1"]);
+        let mut nodes = Nodes { a, b, dir, sshd: Vec::new() };
         nodes.keys_and_config();
         nodes
     }
@@ -222,16 +199,7 @@ impl Drop for Nodes {
             let _ = c.kill();
             let _ = c.wait();
         }
-        for ns in [&self.a, &self.b] {
-            let out = Command::new("ip").args(["netns", "pids", ns]).output();
-            for pid in out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default().split_whitespace() {
-                let _ = Command::new("kill").args(["-9", pid]).status();
-            }
-        }
-        std::thread::sleep(Duration::from_millis(200));
-        for ns in [&self.a, &self.b] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
+        netns::remove(&[&self.a, &self.b]);
     }
 }
 

@@ -9,12 +9,12 @@
 // helpers are unused when those system tests are compiled out.
 #![cfg_attr(not(feature = "system-tests"), allow(dead_code, unused_imports))]
 
-use crate::base::{write_layout, BaseSpec};
 use crate::support::{json, layer_entries, sparkctl, tool, Project, Run};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
+use test_support::base::{write_layout, BaseSpec};
 
 /// What the overlays bake into the config, in image order (cudnn-hook, then spark-env).
 const BAKED_ENV: &[&str] = &[
@@ -60,6 +60,12 @@ fn recipe() -> String {
     repo().join("images/vllm-spark.toml").display().to_string()
 }
 
+/// `image build` of the real recipe on `p`'s `base` layout for `platform` with `artifact`, into `p`'s `out`.
+fn build_with_artifact(p: &Project, platform: &str, artifact: &str) -> Run {
+    let (base, out) = (format!("oci:{}:base", p.s("base")), format!("oci:{}:v", p.s("out")));
+    p.run(&["image", "build", &recipe(), "--base", &base, "--platform", platform, "--artifact", artifact, "--output", &out])
+}
+
 fn cache_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("image-vllm-spark")
 }
@@ -95,7 +101,7 @@ fn files_under(root: &Path, rel: &str, out: &mut Vec<String>) {
 fn test_base() -> &'static TestBase {
     static BASE: OnceLock<TestBase> = OnceLock::new();
     BASE.get_or_init(|| {
-        let rootfs = crate::debian::rootfs(&cache_dir(), "python3-minimal");
+        let rootfs = test_support::debian::rootfs(&cache_dir(), "python3-minimal");
         let ti = repo().join("tests-image");
         let mut extra = Vec::new(); // (path in image, source)
         let mut rels = Vec::new();
@@ -114,7 +120,7 @@ fn test_base() -> &'static TestBase {
             parts.push(p.clone().into_bytes());
             parts.push(std::fs::read(src).unwrap());
         }
-        let k = crate::debian::key(&parts.iter().map(Vec::as_slice).collect::<Vec<_>>());
+        let k = test_support::debian::key(&parts.iter().map(Vec::as_slice).collect::<Vec<_>>());
         let archive = cache_dir().join(format!("base-{k}.tar"));
         let tag = format!("sparkctl-test/debian-python-base:{k}");
         if !archive.exists() {
@@ -430,19 +436,7 @@ fn an_x86_64_entrypoint_in_the_arm64_image_is_refused_before_anything_is_written
     // amd64 image, aarch64 binary; then arm64 image, x86-64 binary.
     for (plat, file, found) in [("linux/amd64", p.s("entry-arm64"), "aarch64"), ("linux/arm64", AMD64_ENTRYPOINT.to_owned(), "x86-64")] {
         let art = format!("/usr/local/bin/spark-entrypoint@{plat}={file}");
-        let r = p.run(&[
-            "image",
-            "build",
-            &recipe(),
-            "--base",
-            &format!("oci:{}:base", p.s("base")),
-            "--platform",
-            plat,
-            "--artifact",
-            &art,
-            "--output",
-            &format!("oci:{}:v", out.display()),
-        ]);
+        let r = build_with_artifact(&p, plat, &art);
         assert_eq!(r.code, 2, "{}", r.stderr);
         let first = r.stderr.lines().next().unwrap();
         assert!(first.starts_with("error: ") && first.contains(&file) && first.contains(found) && first.contains(plat), "{}", r.stderr);
@@ -450,19 +444,7 @@ fn an_x86_64_entrypoint_in_the_arm64_image_is_refused_before_anything_is_written
     }
     // A 32-bit or non-ELF file is named as such.
     std::fs::write(p.path("script"), "#!/bin/sh\nexec true\n").unwrap();
-    let r = p.run(&[
-        "image",
-        "build",
-        &recipe(),
-        "--base",
-        &format!("oci:{}:base", p.s("base")),
-        "--platform",
-        "linux/amd64",
-        "--artifact",
-        &format!("/usr/local/bin/spark-entrypoint@linux/amd64={}", p.s("script")),
-        "--output",
-        &format!("oci:{}:v", out.display()),
-    ]);
+    let r = build_with_artifact(&p, "linux/amd64", &format!("/usr/local/bin/spark-entrypoint@linux/amd64={}", p.s("script")));
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("not an ELF"), "{}", r.stderr);
     assert!(!out.exists());

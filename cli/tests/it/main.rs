@@ -11,13 +11,9 @@
 //! `docker-registry`, openssl, htpasswd, `docker-credential-pass`), of `bench_serve`
 //! (`rsvg-convert`, real vLLM in `target/vllm`) and the block device of `build_errors` (root).
 
-#[path = "../../../builder/tests/support/base.rs"]
-mod base;
 mod bench_serve;
 mod build;
 mod build_errors;
-#[path = "../../../builder/tests/support/debian.rs"]
-mod debian;
 #[cfg(feature = "system-tests")]
 mod fabric;
 mod image_vllm_spark;

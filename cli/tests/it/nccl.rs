@@ -31,8 +31,7 @@ fn piped(args: &[&str], input: &[u8]) -> (i32, String) {
 fn nccl_check_passes_the_spark_pair_against_the_example_cluster_and_fails_sockets() {
     let cluster = repo().join("examples/cluster.toml").display().to_string();
     let ok = run(&["nccl", "check", &fixture("nccl_debug/dgx-spark-nccl-2.30.7-ib-hca-set-to-roce-two-rails.txt"), "--cluster", &cluster]).ok();
-    assert!(ok.stdout.contains("ok    spark-9f8f:315                   NET/IB over rocep1s0f1:1, roceP2p1s0f1:1, GID index 3"), "{}", ok.stdout);
-    assert!(ok.stdout.ends_with("VERDICT: PASS (0 failed, 1 warning(s))\n"), "{}", ok.stdout);
+    insta::assert_snapshot!("nccl_check_spark_pair", ok.stdout);
 
     let bad = run(&["nccl", "check", &fixture("nccl_debug/ib-disabled-by-env-using-network-socket-mpi-noise.txt"), "--cluster", &cluster]);
     assert_eq!(bad.code, 1, "{}", bad.stdout);
@@ -67,7 +66,7 @@ fn nccl_tests_verdict_at_nvidias_bar_and_a_given_one() {
     let dell = fixture("nccl_tests/all_gather_perf-dell-gb10-2node-16G-nccl-tests-2.18.5.txt");
     let mtu = fixture("nccl_tests/all_gather_perf-gb10-2node-before-mtu9000-FRAGMENT.txt");
     let pass = run(&["nccl", "tests", &dell]).ok();
-    assert!(pass.stdout.contains("all_gather       16 GiB     374425.0     45.88     22.94     22.98"), "{}", pass.stdout);
+    insta::assert_snapshot!("nccl_tests_dell", pass.stdout);
     assert_eq!(run(&["nccl", "tests", &mtu]).code, 1);
     run(&["nccl", "tests", &mtu, "--min-busbw", "18"]).ok();
     let (code, out) = piped(&["nccl", "tests", "--json", "-"], &std::fs::read(&dell).unwrap());
@@ -107,8 +106,7 @@ fn bad_input_is_one_error_line_and_exit_2() {
 fn bench_nccl_commands_and_report_of_our_h200_run() {
     let cluster = repo().join("examples/cluster.toml").display().to_string();
     let c = run(&["bench", "nccl", "commands", "--cluster", &cluster, "--transport", "socket", "--max-bytes", "256M"]).ok();
-    assert_eq!(c.stdout.matches("docker run --rm --name spark-nccl-bench").count(), 2, "{}", c.stdout);
-    assert!(c.stdout.contains("--env 'SPARK_MODE=nccl-bench' --env 'SPARK_TRANSPORT=socket'"), "{}", c.stdout);
+    insta::assert_snapshot!("bench_nccl_commands", c.stdout.replace(&cluster, "[CLUSTER]"));
 
     // The H200 run's files, as rank 0 wrote them (less the `# source:` line of the fixtures).
     let dir = tempfile::tempdir().unwrap();
@@ -116,9 +114,7 @@ fn bench_nccl_commands_and_report_of_our_h200_run() {
     std::fs::write(dir.path().join("table.txt"), body("nccl_tests/own-h200-nccl-bench-ws1-nccl-2.28.9.txt")).unwrap();
     std::fs::write(dir.path().join("nccl-debug.log"), body("nccl_debug/own-h200-nccl-bench-ws1-nccl-2.28.9-default.txt")).unwrap();
     let r = run(&["bench", "nccl", "report", &dir.path().display().to_string(), "--min-busbw", "0"]).ok();
-    assert!(r.stdout.contains("all_gather        1 GiB        517.9   2073.16      0.00"), "{}", r.stdout);
-    assert!(r.stdout.contains("vm:458"), "{}", r.stdout);
-    assert!(r.stdout.contains("`NET/IB : No device found.`"), "{}", r.stdout);
+    insta::assert_snapshot!("bench_nccl_report_h200", r.stdout);
     // One rank moves nothing between ranks: NVIDIA's bar fails it.
     assert_eq!(run(&["bench", "nccl", "report", &dir.path().display().to_string()]).code, 1);
 }

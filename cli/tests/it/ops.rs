@@ -326,6 +326,33 @@ fn follow_shows_new_lines(o: &Ops) {
     }
 }
 
+/// `sparkctl status --json` (null while it cannot say).
+fn state(o: &Ops) -> serde_json::Value {
+    serde_json::from_str(&o.run("status", &["--json"]).stdout).unwrap_or_default()
+}
+
+/// Waits until the head is down because a wedge spent the restart budget; fails at `deadline`
+/// with `context()` added.
+fn wait_down_with_the_budget_spent(o: &Ops, deadline: Instant, context: impl Fn() -> String) {
+    loop {
+        let v = state(o);
+        if v[0]["state"] == "down" {
+            assert!(v[0]["detail"].as_str().unwrap().contains("budget"), "{v}");
+            assert!(v[0]["last_error"].as_str().unwrap().contains("wedged"), "{v}");
+            return;
+        }
+        assert!(Instant::now() < deadline, "never down: {v}{}", context());
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// `text` contains every one of `parts`.
+fn assert_contains(text: &str, parts: &[&str]) {
+    for part in parts {
+        assert!(text.contains(part), "no {part:?} in:\n{text}");
+    }
+}
+
 fn assert_ok(r: &crate::fabric::Run) {
     assert_eq!(r.code, 0, "stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
 }
@@ -459,12 +486,8 @@ fn up_from_zero_to_ready_then_again_changes_nothing_then_only_what_changed_then_
     fs::write(&sysctl, &edited).unwrap();
     let refused = o.run("up", &[]);
     assert_eq!(refused.code, 2, "{}", refused.stderr);
-    assert!(
-        refused.stdout.contains("spark-b: /etc/sysctl.d/90-spark-cx7.conf: hand-edited") && refused.stdout.contains("-net.core.rmem_max = 1"),
-        "{}",
-        refused.stdout
-    );
-    assert!(refused.stderr.contains("`/etc/sysctl.d/90-spark-cx7.conf` on `spark-b`") && refused.stderr.contains("--force"), "{}", refused.stderr);
+    assert_contains(&refused.stdout, &["spark-b: /etc/sysctl.d/90-spark-cx7.conf: hand-edited", "-net.core.rmem_max = 1"]);
+    assert_contains(&refused.stderr, &["`/etc/sysctl.d/90-spark-cx7.conf` on `spark-b`", "--force"]);
     assert_eq!(fs::read_to_string(&sysctl).unwrap(), edited);
     let forced = o.run("up", &["--force"]);
     assert_ok(&forced);
@@ -479,11 +502,7 @@ fn up_from_zero_to_ready_then_again_changes_nothing_then_only_what_changed_then_
     fs::write(o.n.path("cluster.toml"), toml.replace("10.88.1.2/24", "10.88.1.3/24")).unwrap();
     let failed = o.run("up", &[]);
     assert_eq!(failed.code, 2, "{}", failed.stderr);
-    assert!(
-        failed.stderr.contains("node `spark-b`: installing the files failed") && failed.stderr.contains("the previous files are back in place"),
-        "{}",
-        failed.stderr
-    );
+    assert_contains(&failed.stderr, &["node `spark-b`: installing the files failed", "the previous files are back in place"]);
     assert_eq!(fs::read_to_string(&netplan).unwrap(), before);
     fs::write(o.n.path("cluster.toml"), toml).unwrap();
     fs::remove_file(o.root("b", "/standin/netplan-fails")).unwrap();
@@ -529,7 +548,6 @@ fn a_wedged_engine_restarts_the_group_and_a_spent_budget_stays_down() {
     // restart it (restart 1 of 1), and it is ready again.
     fs::write(&wedge, "").unwrap();
     let t0 = Instant::now();
-    let state = |o: &Ops| -> serde_json::Value { serde_json::from_str(&o.run("status", &["--json"]).stdout).unwrap_or_default() };
     loop {
         let v = state(&o);
         if v[0]["restarts_used"] == 1 {
@@ -551,16 +569,7 @@ fn a_wedged_engine_restarts_the_group_and_a_spent_budget_stays_down() {
     assert_eq!(o.pid("a"), ready_pid, "the unit (not sparkctl) restarted the entrypoint");
     // Wedged again: the budget (1) is spent, the head stays down and says why.
     fs::write(&wedge, "").unwrap();
-    loop {
-        let v = state(&o);
-        if v[0]["state"] == "down" {
-            assert!(v[0]["detail"].as_str().unwrap().contains("budget"), "{v}");
-            assert!(v[0]["last_error"].as_str().unwrap().contains("wedged"), "{v}");
-            break;
-        }
-        assert!(t0.elapsed() < T * 2, "never down: {v}");
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    wait_down_with_the_budget_spent(&o, t0 + T * 2, String::new);
     let st = o.run("status", &[]);
     assert!(st.stdout.contains("spark-a (head): unit active, down"), "{}", st.stdout);
     assert!(st.stdout.contains("restarts used: 2 (budget 1)"), "{}", st.stdout);
@@ -641,7 +650,6 @@ fn up_runs_real_vllm_across_the_nodes_and_a_stopped_worker_restarts_the_group() 
     let snap = o.root("b", "/var/lib/spark-cluster/huggingface/hub/models--test-org--tiny-llama/snapshots/sparkctl");
     assert_eq!(sha(&snap.join("config.json")), sha(&tiny.join("config.json")));
 
-    let state = |o: &Ops| -> serde_json::Value { serde_json::from_str(&o.run("status", &["--json"]).stdout).unwrap_or_default() };
     // The worker's vLLM processes (not its entrypoint, its restart loop or sshd).
     // vLLM renames its engine and worker processes (`VLLM::Worker_TP1…`, setproctitle): those
     // carry the work; the launcher's command line still says python.
@@ -686,17 +694,7 @@ fn up_runs_real_vllm_across_the_nodes_and_a_stopped_worker_restarts_the_group() 
     eprintln!("measured: SIGSTOP of the worker's vLLM to ready again (real vLLM) in {:.1} s", t1.elapsed().as_secs_f64());
     // Stopped again: the budget (1) is spent, the group stays down and says why.
     stop_worker(&o);
-    let t2 = Instant::now();
-    loop {
-        let v = state(&o);
-        if v[0]["state"] == "down" {
-            assert!(v[0]["detail"].as_str().unwrap().contains("budget"), "{v}");
-            assert!(v[0]["last_error"].as_str().unwrap().contains("wedged"), "{v}");
-            break;
-        }
-        assert!(t2.elapsed() < Duration::from_secs(120), "never down: {v}\nhead:\n{}", head_log(&o));
-        std::thread::sleep(Duration::from_secs(1));
-    }
+    wait_down_with_the_budget_spent(&o, Instant::now() + Duration::from_secs(120), || format!("\nhead:\n{}", head_log(&o)));
     assert_ok(&o.run("down", &[]));
     assert!(o.n.leftovers().is_empty(), "left running: {:?}", o.n.leftovers());
 }

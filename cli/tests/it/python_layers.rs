@@ -3,7 +3,6 @@
 //! engine (Ray on linux/amd64), rebuilt offline, and refused with one line when they cannot be.
 //! uv, the network to PyPI (first run; later runs use uv's wheel cache) and Docker are required.
 
-use crate::base::{write_layout, BaseSpec};
 use crate::support::{tool, Project, Run};
 use base64::Engine as _;
 use sha2::{Digest as _, Sha256};
@@ -11,6 +10,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use test_support::base::{write_layout, BaseSpec};
 
 /// The layer of `cli/tests/fixtures/python-pure` (six + wheel, pure Python) at epoch 0: the same
 /// for both platforms and on any machine. Moves only with the compressor, uv's layout or the lock.
@@ -374,8 +374,8 @@ fn the_real_ray_overlay_gives_an_arm64_tree_of_aarch64_wheels() {
 fn debian_python_base() -> (PathBuf, String) {
     let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("python-layers");
     std::fs::create_dir_all(&cache).unwrap();
-    let rootfs = crate::debian::rootfs(&cache, "python3");
-    let k = crate::debian::key(&[rootfs.display().to_string().as_bytes()]);
+    let rootfs = test_support::debian::rootfs(&cache, "python3");
+    let k = test_support::debian::key(&[rootfs.display().to_string().as_bytes()]);
     let layout = cache.join(format!("base-{k}-oci"));
     if !layout.join("index.json").exists() {
         let tmp = cache.join(format!("base-{k}.tmp-{}", std::process::id()));

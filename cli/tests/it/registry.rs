@@ -6,14 +6,12 @@
 // when those system tests are compiled out.
 #![cfg_attr(not(feature = "system-tests"), allow(dead_code, unused_imports))]
 
-#[path = "../../../builder/tests/it/registry_harness.rs"]
-mod harness;
-
-use super::base;
 use super::support::{json, tool, Project};
-use harness::Registry;
 use std::io::Write;
 use std::process::{Command, Stdio};
+use test_support::base;
+use test_support::oci::sha;
+use test_support::registry::Registry;
 
 /// A runnable two-platform base (busybox) pushed to `reg` as `nvidia/base:1`; returns its pinned reference.
 fn push_base(p: &Project, reg: &Registry) -> String {
@@ -53,7 +51,7 @@ fn build_on_a_registry_base_locks_it_pushes_and_docker_runs_the_result() {
     assert_eq!(lock["resolved"], format!("{}/nvidia/base@{}", reg.host(), base_ref.rsplit('@').next().unwrap()).as_str());
 
     let raw = tool("skopeo", &["inspect", "--tls-verify=false", "--raw", &format!("docker://{dest}")]).ok().stdout;
-    assert_eq!(base::sha(raw.as_bytes()), digest);
+    assert_eq!(sha(raw.as_bytes()), digest);
     let inspected = p.run(&["image", "inspect", "--json", &format!("docker://{dest}")]).ok();
     assert!(inspected.stdout.contains(&digest), "inspect reads the pushed image from the registry: {}", inspected.stdout);
     tool("docker", &["pull", "-q", &dest]).ok();
@@ -130,7 +128,7 @@ fn push_and_pull_with_tls_credentials_and_no_secret_in_any_output() {
     let pulled = p.run(&["image", "pull", "--json", "--quiet", "--authfile", &authfile, "--ca-file", &ca, &dest, &format!("oci:{}:v1", p.s("pulled"))]).ok();
     assert_eq!(json(pulled.last_line())["digest"], summary["digest"]);
     let raw = tool("skopeo", &["inspect", "--raw", &format!("oci:{}:v1", p.s("pulled"))]).ok().stdout;
-    assert_eq!(base::sha(raw.as_bytes()), summary["digest"].as_str().unwrap());
+    assert_eq!(sha(raw.as_bytes()), summary["digest"].as_str().unwrap());
     for out in [&pushed.stdout, &pushed.stderr, &pulled.stdout, &pulled.stderr] {
         assert!(!out.contains(password), "password printed: {out}");
     }

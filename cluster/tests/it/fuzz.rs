@@ -1,12 +1,12 @@
 //! Bounded mutation fuzzing of what `cluster` parses: `cluster.toml` (then planned and rendered
 //! for every node), NCCL logs, and the text of `/proc` and command outputs the node checks read.
-//! See `builder/tests/support/fuzz.rs`.
+//! See `test-support/src/fuzz.rs`.
 
-use crate::fuzz_harness::{run, seeds_from};
 use crate::support::repo_root;
 use cluster::render::{render, Format};
 use cluster::{nccl, sysfs, tools};
 use std::path::Path;
+use test_support::fuzz::{run, seeds_from};
 
 #[test]
 fn fuzz_cluster_toml_then_plan_and_render() {

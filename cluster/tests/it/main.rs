@@ -10,8 +10,6 @@
 
 mod docker_run;
 mod fuzz;
-#[path = "../../../builder/tests/support/fuzz.rs"]
-mod fuzz_harness;
 mod golden;
 mod module;
 #[cfg(feature = "system-tests")]

@@ -6,10 +6,11 @@
 
 // The helpers serve the `nix-instantiate` and Docker tests (system tests): unused when those are
 // compiled out.
-#![cfg_attr(not(feature = "system-tests"), allow(dead_code))]
+#![cfg_attr(not(feature = "system-tests"), allow(dead_code, unused_imports))]
 
-use crate::support::{parse, repo_root, run, vectors};
+use crate::support::{nix_instantiate, parse, repo_root, run, vectors};
 use serde_json::{json, Value};
+use std::ffi::OsStr;
 use std::path::Path;
 use std::process::Command;
 
@@ -22,17 +23,11 @@ const TOKEN: &str = "/run/secrets/spark-cluster-token";
 /// the repository root.
 fn eval(toml: &Path, node: &str, args: &str, select: &str) -> Value {
     let root = repo_root();
-    let out = run(Command::new("nix-instantiate")
-        .args(["--eval", "--strict", "--json", "--argstr", "repo"])
-        .arg(&root)
-        .arg("--argstr")
-        .arg("file")
-        .arg(toml)
-        .args(["--argstr", "node", node, "-E"])
-        .arg(format!(
-            "{{ repo, file, node }}: let repo' = /. + repo; example = repo' + \"/nixos-modules/examples/spark-node.nix\"; in \
-             (import (repo' + \"/nixos-modules/tests/eval-module.nix\") ({{ clusterFile = file; inherit node; }} // {args})){select}"
-        )));
+    let expr = format!(
+        "{{ repo, file, node }}: let repo' = /. + repo; example = repo' + \"/nixos-modules/examples/spark-node.nix\"; in \
+         (import (repo' + \"/nixos-modules/tests/eval-module.nix\") ({{ clusterFile = file; inherit node; }} // {args})){select}"
+    );
+    let out = run(&mut nix_instantiate(&[("repo", root.as_os_str()), ("file", toml.as_os_str()), ("node", OsStr::new(node))], &expr));
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -321,12 +316,10 @@ fn container_starts_after_its_devices() {
 #[cfg(feature = "system-tests")]
 #[test]
 fn image_package_accepts_a_registry_with_a_port() {
+    let root = repo_root();
     let image = |name: &str| -> Command {
-        let mut cmd = Command::new("nix-instantiate");
-        cmd.args(["--eval", "--strict", "--json", "--argstr", "name", name, "--argstr", "repo"])
-            .arg(repo_root())
-            .args(["-E", "{ name, repo }: (import (/. + repo + \"/nixos-modules/tests/eval-image.nix\") { imageName = name; }).script"]);
-        cmd
+        let expr = "{ name, repo }: (import (/. + repo + \"/nixos-modules/tests/eval-image.nix\") { imageName = name; }).script";
+        nix_instantiate(&[("name", OsStr::new(name)), ("repo", root.as_os_str())], expr)
     };
     let c = parse(&vectors()[0]);
     for name in [c.container.image.as_str(), "sparkctl/vllm-spark:latest", "vllm:1"] {

@@ -1,6 +1,7 @@
 //! Paths of the shared test vectors and a runner for the real tools (the Nix ones for the
 //! system tests only).
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -59,15 +60,21 @@ pub fn nix_plans(toml: &Path) -> serde_json::Value {
 #[cfg(feature = "system-tests")]
 pub fn nix_eval(expr: &str, toml: &Path) -> serde_json::Value {
     let lib = repo_root().join("nixos-modules/lib.nix");
-    let out = run(Command::new("nix-instantiate")
-        .args(["--eval", "--strict", "--json", "--argstr", "lib"])
-        .arg(&lib)
-        .arg("--argstr")
-        .arg("file")
-        .arg(toml)
-        .arg("-E")
-        .arg(format!("{{ lib, file }}: let l = import lib; cfg = l.readCluster file; in {expr}")));
+    let args = [("lib", lib.as_os_str()), ("file", toml.as_os_str())];
+    let out = run(&mut nix_instantiate(&args, &format!("{{ lib, file }}: let l = import lib; cfg = l.readCluster file; in {expr}")));
     serde_json::from_slice(&out.stdout).expect("nix-instantiate --json prints JSON")
+}
+
+/// `nix-instantiate --eval --strict --json` of the function `expr`, called with `args` as strings
+/// (`--argstr NAME VALUE`).
+pub fn nix_instantiate(args: &[(&str, &OsStr)], expr: &str) -> Command {
+    let mut cmd = Command::new("nix-instantiate");
+    cmd.args(["--eval", "--strict", "--json"]);
+    for (name, value) in args {
+        cmd.arg("--argstr").arg(name).arg(value);
+    }
+    cmd.arg("-E").arg(expr);
+    cmd
 }
 
 pub fn rust_plans(c: &cluster::Cluster) -> serde_json::Value {

@@ -3,7 +3,7 @@
 //! spark-entrypoint as the artifact. Head and worker containers run it on two Docker networks
 //! (the two rails, MTU 9000), once per backend:
 //! - `native`, with **real vLLM**: the base carries the CPU build from `cargo xtask vllm`
-//!   (`tests/support/vllm_base.rs`), the tiny model is mounted as a user mounts theirs, and
+//!   (`test_support::vllm_base`), the tiny model is mounted as a user mounts theirs, and
 //!   `vllm serve` runs with tensor parallelism 2 across the two containers. The group forms, the
 //!   model answers a chat completion through the head, Docker's health check turns healthy;
 //!   killing the worker container makes the head exit 3 within 10 s, and after a restart of both
@@ -41,7 +41,7 @@ pub(crate) fn cache() -> PathBuf {
 
 /// The Ray test's base as a `docker save` archive: the rootfs plus the stand-in as `vllm`.
 pub(crate) fn base_archive(id: &str) -> PathBuf {
-    let root = crate::debian::rootfs(&cache(), "python3");
+    let root = test_support::debian::rootfs(&cache(), "python3");
     let stage = tempfile::tempdir().unwrap();
     let vllm = stage.path().join("usr/local/bin/vllm");
     std::fs::create_dir_all(vllm.parent().unwrap()).unwrap();
@@ -169,7 +169,7 @@ fn overlays_with_ray() -> PathBuf {
     let record = std::fs::read(site.join(&dist_info).join("RECORD")).unwrap();
     let toml = "description = \"Ray from PyPI (the test host's target/py venv, CPython 3.11) for the Debian stand-in base\"\n";
     let left_out = NOT_IN_RAY_OVERLAY.join(" ");
-    let dir = cache().join(format!("overlays-ray-{}", crate::debian::key(&[&record, RAY_LAUNCHER.as_bytes(), toml.as_bytes(), left_out.as_bytes()])));
+    let dir = cache().join(format!("overlays-ray-{}", test_support::debian::key(&[&record, RAY_LAUNCHER.as_bytes(), toml.as_bytes(), left_out.as_bytes()])));
     if dir.join("ray-pypi/overlay.toml").exists() {
         return dir;
     }
@@ -276,10 +276,8 @@ pub(crate) fn build_image(d: &mut Docker, recipe: &Path, overlays: Option<&Path>
 
 /// `manifest.json` for the one image of an OCI layout: its config and layers by layout path.
 fn write_docker_manifest(layout: &Path, tag: &str) {
-    let read = |p: &Path| -> serde_json::Value { serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap() };
-    let blob = |digest: &serde_json::Value| format!("blobs/sha256/{}", digest.as_str().unwrap().trim_start_matches("sha256:"));
-    let index = read(&layout.join("index.json"));
-    let manifest = read(&layout.join(blob(&index["manifests"][0]["digest"])));
+    let blob = |digest: &serde_json::Value| test_support::oci::blob_path(digest.as_str().unwrap());
+    let manifest = test_support::oci::one_manifest(layout).unwrap();
     let layers: Vec<String> = manifest["layers"].as_array().unwrap().iter().map(|l| blob(&l["digest"])).collect();
     let docker = serde_json::json!([{ "Config": blob(&manifest["config"]["digest"]), "RepoTags": [tag], "Layers": layers }]);
     std::fs::write(layout.join("manifest.json"), docker.to_string()).unwrap();
@@ -424,7 +422,7 @@ fn docker_image_on_a_real_vllm_base_serves_the_tiny_model_and_fails_as_a_group()
     // Two vLLM nodes take the 2 CI cores and GBs of memory while they start: one group at a time.
     let _heavy = heavy_lock();
     let mut d = new_docker("n");
-    let base = crate::vllm_base::layout(&cache(), &repo().join("target/vllm"));
+    let base = test_support::vllm_base::layout(&cache(), &repo().join("target/vllm"));
     let (tag, digest) = build_image(&mut d, &repo().join("images/vllm-spark.toml"), None, &format!("oci:{}", base.display()), Load::Streamed);
     let subnets = rail_networks(&mut d, 0);
     let mut env: Vec<(&'static str, String)> = vec![("SPARK_BACKEND", "native".into())];

@@ -1,10 +1,10 @@
 //! Bounded mutation fuzzing of what the entrypoint reads from peers and processes: HTTP
 //! responses (PID 1 must never abort on an announced size), rendezvous frames, `ray status`,
-//! `/proc/*/stat`, and its own settings. See `builder/tests/support/fuzz.rs`.
+//! `/proc/*/stat`, and its own settings. See `test-support/src/fuzz.rs`.
 
-use crate::fuzz_harness::run;
 use entrypoint::{http, pid1, proto, settings};
 use std::collections::BTreeMap;
+use test_support::fuzz::run;
 
 #[test]
 fn fuzz_http_responses() {

@@ -14,10 +14,15 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+use test_support::netns;
+use test_support::sysfs::RoceRoot;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_spark-entrypoint");
 pub const HEAD_IP: &str = "10.77.0.1";
 pub const WORKER_IP: &str = "10.77.0.2";
+
+/// How long a node may take to reach a line of its log or to exit (stand-in serve).
+pub const T: Duration = Duration::from_secs(30);
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 static HEAVY: Mutex<()> = Mutex::new(());
@@ -67,11 +72,6 @@ pub fn real_serve(extra: &[&str]) -> Vec<String> {
 pub const REAL_VLLM_ENV: &[(&str, &str)] =
     &[("VLLM_CPU_KVCACHE_SPACE", "1"), ("VLLM_CPU_OMP_THREADS_BIND", "nobind"), ("VLLM_NO_USAGE_STATS", "1"), ("DO_NOT_TRACK", "1"), ("HF_HUB_OFFLINE", "1")];
 
-fn sh(args: &[&str]) {
-    let out = Command::new(args[0]).args(&args[1..]).output().unwrap_or_else(|e| panic!("running `{}`: {e} (is iproute2 installed?)", args.join(" ")));
-    assert!(out.status.success(), "`{}` failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
-}
-
 /// Two namespaces `<id>a` (head) and `<id>b` (worker), rails `rail0`/`rail1` in each.
 pub struct Pair {
     pub head: String,
@@ -82,28 +82,9 @@ pub struct Pair {
 impl Pair {
     pub fn new() -> Pair {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let id = format!("ep{}x{n}", std::process::id() % 100_000);
-        let (a, b) = (format!("{id}a"), format!("{id}b"));
-        let pair = Pair { head: a.clone(), worker: b.clone(), dir: tempfile::tempdir().unwrap() };
-        sh(&["ip", "netns", "add", &a]);
-        sh(&["ip", "netns", "add", &b]);
-        for (i, subnet) in [(0, "10.77.0"), (1, "10.77.1")] {
-            let (va, vb) = (format!("{id}r{i}a"), format!("{id}r{i}b"));
-            sh(&["ip", "link", "add", &va, "type", "veth", "peer", "name", &vb]);
-            sh(&["ip", "link", "set", &va, "netns", &a]);
-            sh(&["ip", "link", "set", &vb, "netns", &b]);
-            for (ns, v, host) in [(&a, &va, 1), (&b, &vb, 2)] {
-                let rail = format!("rail{i}");
-                sh(&["ip", "-n", ns, "link", "set", v, "name", &rail]);
-                sh(&["ip", "netns", "exec", ns, "sh", "-c", &format!("echo 1 > /proc/sys/net/ipv6/conf/{rail}/disable_ipv6")]);
-                sh(&["ip", "-n", ns, "link", "set", &rail, "mtu", "9000", "up"]);
-                sh(&["ip", "-n", ns, "addr", "add", &format!("{subnet}.{host}/24"), "dev", &rail]);
-            }
-        }
-        for ns in [&a, &b] {
-            sh(&["ip", "-n", ns, "link", "set", "lo", "up"]);
-        }
-        pair
+        let dir = tempfile::tempdir().unwrap();
+        let (head, worker) = netns::make_pair(&format!("ep{}x{n}", std::process::id() % 100_000), ["10.77.0", "10.77.1"]);
+        Pair { head, worker, dir }
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -112,8 +93,7 @@ impl Pair {
 
     /// Every pid in namespace `ns`.
     pub fn pids(ns: &str) -> Vec<u32> {
-        let out = Command::new("ip").args(["netns", "pids", ns]).output().expect("ip netns pids");
-        String::from_utf8_lossy(&out.stdout).split_whitespace().filter_map(|s| s.parse().ok()).collect()
+        netns::pids(ns)
     }
 
     /// Kills every process of `ns` (a node's power cut).
@@ -126,13 +106,7 @@ impl Pair {
 
 impl Drop for Pair {
     fn drop(&mut self) {
-        for ns in [&self.head, &self.worker] {
-            Pair::kill_all(ns);
-        }
-        std::thread::sleep(Duration::from_millis(200));
-        for ns in [&self.head, &self.worker] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
+        netns::remove(&[&self.head, &self.worker]);
     }
 }
 
@@ -261,6 +235,22 @@ pub fn serve(model: &str, extra: &[&str]) -> Vec<String> {
     v
 }
 
+/// A head and a worker of `pair` serving the stand-in `m` with token `t` and `extra` on both
+/// (logs `a{run}.log`, `b{run}.log`), started, not waited for.
+pub fn start_group(pair: &Pair, extra: &[(&str, &str)], run: &str) -> (Node, Node) {
+    let head = Node::start(&pair.head, "a", pair.path(&format!("a{run}.log")), &env(pair, "head", "t", extra), &serve("m", &[]));
+    let worker = Node::start(&pair.worker, "b", pair.path(&format!("b{run}.log")), &env(pair, "worker", "t", extra), &serve("m", &[]));
+    (head, worker)
+}
+
+/// [`start_group`], then waits until the head is READY and the worker serves headless rank 1.
+pub fn formed_group(pair: &Pair, extra: &[(&str, &str)], run: &str) -> (Node, Node) {
+    let (mut head, mut worker) = start_group(pair, extra, run);
+    head.wait_for("READY", T);
+    worker.wait_for("headless rank 1", T);
+    (head, worker)
+}
+
 pub fn read_json(p: &Path) -> serde_json::Value {
     let s = fs::read_to_string(p).unwrap_or_else(|e| panic!("reading {}: {e}", p.display()));
     serde_json::from_str(&s).unwrap()
@@ -283,37 +273,11 @@ pub fn cmdline(pid: u32) -> String {
 /// (the CX-7 twins' RDMA names, ACTIVE ports, RoCE v2 GIDs for the real addresses, memlock
 /// unlimited): the RDMA that veth pairs cannot have, so the IB branch runs on real processes.
 pub fn rdma_root(dir: &Path, host: u8) -> PathBuf {
-    let root = dir.join(format!("rdma-root-{host}"));
-    let w = |rel: &str, content: &str| {
-        let p = root.join(rel);
-        fs::create_dir_all(p.parent().unwrap()).unwrap();
-        fs::write(p, content).unwrap();
-    };
-    let mut fib = String::from("Main:\n");
-    let mut route = String::from("Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n");
+    let mut root = RoceRoot::new(&dir.join(format!("rdma-root-{host}")));
     for (i, dev) in ["rocep1s0f1", "roceP2p1s0f1"].iter().enumerate() {
-        let rail = format!("rail{i}");
-        w(&format!("sys/class/net/{rail}/operstate"), "up\n");
-        w(&format!("sys/class/net/{rail}/mtu"), "9000\n");
-        fs::create_dir_all(root.join(format!("sys/class/net/{rail}/device/infiniband/{dev}"))).unwrap();
-        w(&format!("proc/sys/net/ipv6/conf/{rail}/disable_ipv6"), "1\n");
-        let port = format!("sys/class/infiniband/{dev}/ports/1");
-        w(&format!("{port}/state"), "4: ACTIVE\n");
-        w(&format!("{port}/link_layer"), "Ethernet\n");
-        w(&format!("{port}/rate"), "200 Gb/sec (4X HDR)\n");
-        w(&format!("{port}/gids/3"), &format!("0000:0000:0000:0000:0000:ffff:0a4d:{i:02x}{host:02x}\n"));
-        w(&format!("{port}/gid_attrs/types/3"), "RoCE v2\n");
-        fib.push_str(&format!("     |-- 10.77.{i}.{host}\n        /32 host LOCAL\n"));
-        route.push_str(&format!(
-            "{rail}\t{:08X}\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n",
-            u32::from(std::net::Ipv4Addr::new(10, 77, i as u8, 0)).swap_bytes()
-        ));
+        root.rail(&format!("rail{i}"), dev, 9000, std::net::Ipv4Addr::new(10, 77, i as u8, host));
     }
-    w("proc/net/fib_trie", &fib);
-    w("proc/net/route", &route);
-    w("proc/self/limits", "Max locked memory         unlimited            unlimited            bytes\n");
-    w("dev/infiniband/uverbs0", "");
-    root
+    root.finish()
 }
 
 pub fn fixture(rel: &str) -> String {

@@ -8,8 +8,6 @@ use crate::harness::*;
 use nix::sys::signal::Signal;
 use std::time::Duration;
 
-const T: Duration = Duration::from_secs(30);
-
 fn failures(path: &std::path::Path) -> Vec<(i64, String)> {
     let v = read_json(path);
     v["failures"].as_array().unwrap().iter().map(|f| (f["code"].as_i64().unwrap(), f["why"].as_str().unwrap().to_owned())).collect()
@@ -41,10 +39,7 @@ fn a_wedged_engine_with_a_healthy_health_endpoint_stops_the_group_and_is_recorde
         ("SPARK_LIVENESS_FAILURES", "2"),
         ("STANDIN_WEDGE_FILE", wedge.to_str().unwrap()),
     ];
-    let mut head = Node::start(&pair.head, "a", pair.path("a.log"), &env(&pair, "head", "t", &e), &serve("m", &[]));
-    let mut worker = Node::start(&pair.worker, "b", pair.path("b.log"), &env(&pair, "worker", "t", &e), &serve("m", &[]));
-    head.wait_for("READY", T);
-    worker.wait_for("headless rank 1", T);
+    let (mut head, mut worker) = formed_group(&pair, &e, "");
     // Healthy looks first: no failure, the group keeps running.
     std::thread::sleep(Duration::from_secs(3));
     assert!(!head.text().contains("look 1 of 2 failed"), "{}", head.text());
@@ -80,8 +75,7 @@ fn a_restart_waits_a_delay_that_doubles_with_recent_failures() {
     // Two failures in the window (one older than it is ignored): restart 2 of 3, 2 × 1 s.
     history(&pair.path("restarts-a.json"), &[7200, 600, 60], "lost node `b`");
     let e = [("SPARK_BACKEND", "native"), ("SPARK_RESTART_DELAY", "1")];
-    let mut head = Node::start(&pair.head, "a", pair.path("a.log"), &env(&pair, "head", "t", &e), &serve("m", &[]));
-    let mut worker = Node::start(&pair.worker, "b", pair.path("b.log"), &env(&pair, "worker", "t", &e), &serve("m", &[]));
+    let (mut head, mut worker) = start_group(&pair, &e, "");
     let log = head.wait_for("restart 2 of 3 within 3600s", T);
     assert!(log.contains("waiting 2s first"), "{log}");
     assert_eq!(read_json(&pair.path("status-a.json"))["state"], "backoff");
@@ -108,10 +102,7 @@ fn a_restart_waits_a_delay_that_doubles_with_recent_failures() {
 fn a_requested_stop_of_the_worker_spends_no_budget_and_a_lost_worker_does() {
     let pair = Pair::new();
     let e = [("SPARK_BACKEND", "native")];
-    let mut head = Node::start(&pair.head, "a", pair.path("a.log"), &env(&pair, "head", "t", &e), &serve("m", &[]));
-    let mut worker = Node::start(&pair.worker, "b", pair.path("b.log"), &env(&pair, "worker", "t", &e), &serve("m", &[]));
-    head.wait_for("READY", T);
-    worker.wait_for("headless rank 1", T);
+    let (mut head, mut worker) = formed_group(&pair, &e, "");
     worker.signal(Signal::SIGTERM);
     let (wcode, _) = worker.wait_exit(T);
     let (hcode, _) = head.wait_exit(T);
@@ -121,10 +112,7 @@ fn a_requested_stop_of_the_worker_spends_no_budget_and_a_lost_worker_does() {
     assert!(!hlog.contains("error:"), "a requested stop is logged as no error: {hlog}");
     assert_eq!((recorded(&pair.path("restarts-a.json")), recorded(&pair.path("restarts-b.json"))), (0, 0), "{hlog}");
 
-    let mut head = Node::start(&pair.head, "a", pair.path("a2.log"), &env(&pair, "head", "t", &e), &serve("m", &[]));
-    let mut worker = Node::start(&pair.worker, "b", pair.path("b2.log"), &env(&pair, "worker", "t", &e), &serve("m", &[]));
-    head.wait_for("READY", T);
-    worker.wait_for("headless rank 1", T);
+    let (mut head, mut worker) = formed_group(&pair, &e, "2");
     Pair::kill_all(&pair.worker);
     let _ = worker.wait_exit(T);
     let (hcode, _) = head.wait_exit(T);

@@ -14,13 +14,8 @@
 //! test.
 
 #[cfg(feature = "system-tests")]
-#[path = "../../../builder/tests/support/debian.rs"]
-mod debian;
-#[cfg(feature = "system-tests")]
 mod docker;
 mod fuzz;
-#[path = "../../../builder/tests/support/fuzz.rs"]
-mod fuzz_harness;
 mod harness;
 #[cfg(feature = "system-tests")]
 mod heal;
@@ -35,6 +30,3 @@ mod ray;
 mod rendezvous;
 #[cfg(feature = "system-tests")]
 mod vllm;
-#[cfg(feature = "system-tests")]
-#[path = "../support/vllm_base.rs"]
-mod vllm_base;

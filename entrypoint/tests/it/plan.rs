@@ -11,8 +11,6 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-const T: Duration = Duration::from_secs(30);
-
 /// `HF_HOME` holding `model` as the snapshot of `fixtures/plan/<folder>`.
 fn hf_home(dir: &Path, model: &str, folder: &str) -> PathBuf {
     let home = dir.join(format!("hf-{folder}"));

@@ -14,8 +14,6 @@ use crate::harness::*;
 use nix::sys::signal::Signal;
 use std::time::Duration;
 
-const T: Duration = Duration::from_secs(30);
-
 #[cfg(feature = "system-tests")]
 #[test]
 fn head_restart_during_the_wait_is_survived_and_native_ranks_reach_the_serve_command() {
@@ -140,10 +138,7 @@ fn bad_configuration_is_one_error_line_and_exit_2() {
 fn a_pulled_cable_is_detected_by_heartbeat_silence_on_both_nodes() {
     let pair = Pair::new();
     let e = [("SPARK_BACKEND", "native"), ("SPARK_HEARTBEAT_TIMEOUT", "2")];
-    let mut head = Node::start(&pair.head, "a", pair.path("a.log"), &env(&pair, "head", "t", &e), &serve("m", &[]));
-    let mut worker = Node::start(&pair.worker, "b", pair.path("b.log"), &env(&pair, "worker", "t", &e), &serve("m", &[]));
-    head.wait_for("READY", T);
-    worker.wait_for("headless rank 1", T);
+    let (mut head, mut worker) = formed_group(&pair, &e, "");
     // No FIN, no RST: the rail just goes dark (the rendezvous runs over rail0).
     let st = std::process::Command::new("ip").args(["-n", &pair.worker, "link", "set", "rail0", "down"]).status().unwrap();
     assert!(st.success());
@@ -162,10 +157,7 @@ fn a_pulled_cable_is_detected_by_heartbeat_silence_on_both_nodes() {
 fn head_power_cut_after_release_stops_the_worker() {
     let pair = Pair::new();
     let native = [("SPARK_BACKEND", "native")];
-    let mut head = Node::start(&pair.head, "a", pair.path("a.log"), &env(&pair, "head", "t", &native), &serve("m", &[]));
-    let mut worker = Node::start(&pair.worker, "b", pair.path("b.log"), &env(&pair, "worker", "t", &native), &serve("m", &[]));
-    head.wait_for("READY", T);
-    worker.wait_for("headless rank 1", T);
+    let (_head, mut worker) = formed_group(&pair, &native, "");
     Pair::kill_all(&pair.head);
     let (code, took) = worker.wait_exit(Duration::from_secs(15));
     let wlog = worker.text();

@@ -3,7 +3,7 @@
 //! `openssl` and carry the signing certificate in `x5c`; the registry trusts that certificate
 //! (`rootcertbundle`). Anonymous requests get pull access only; push needs the test's user.
 
-use super::harness::run;
+use super::run;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

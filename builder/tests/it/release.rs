@@ -2,6 +2,9 @@
 //! dependencies, action inputs) in every system-test run. `cargo xtask test` installs
 //! actionlint. The recipes' pins are checked by every test run.
 
+// actionlint runs in the system tests only: unused when they are compiled out.
+#![cfg_attr(not(feature = "system-tests"), allow(dead_code))]
+
 use std::path::Path;
 use std::process::Command;
 

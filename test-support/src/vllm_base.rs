@@ -3,14 +3,12 @@
 //! `/usr/local/lib/python3.11/dist-packages` (which Debian's python3 reads) and a `vllm`
 //! launcher. NVIDIA's real base has vLLM for CUDA instead; everything above the base (the
 //! recipe's layers, spark-entrypoint, the serve command) is what users run. Used by the Docker
-//! end-to-end test and by `cargo xtask demo`, which include this file with `#[path]` next to
-//! `builder/tests/support/debian.rs` (as `debian`).
+//! end-to-end test and by `cargo xtask demo`.
 //!
 //! The base is an OCI layout written here directly, its one layer a gzip-compressed tar: no
 //! `docker import` and `docker save` (each a full 6 GB copy), and half the bytes on disk for the
 //! layout, the built image's archive and `docker load`'s own temporary copy of it. Peak disk is
 //! what CI machines run out of first.
-#![allow(dead_code)]
 
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
@@ -49,8 +47,8 @@ fn sh(script: &str) {
 pub fn layout(cache: &Path, venv: &Path) -> PathBuf {
     let site = site_packages(venv);
     let real = std::fs::canonicalize(venv).expect("the venv resolves");
-    let root = super::debian::rootfs(cache, DEBIAN_PACKAGES);
-    let key = super::debian::key(&[
+    let root = crate::debian::rootfs(cache, DEBIAN_PACKAGES);
+    let key = crate::debian::key(&[
         real.to_string_lossy().as_bytes(),
         root.to_string_lossy().as_bytes(),
         VLLM_LAUNCHER.as_bytes(),

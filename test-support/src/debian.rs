@@ -1,7 +1,6 @@
 //! Debian rootfs trees for test base images: `debootstrap --variant=minbase` of the host's own
 //! release from the mirror in the host's apt sources (never a hard-coded host), cached by its
 //! inputs and shared by every test that asks for the same packages.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -3,11 +3,13 @@
 //! `openssl` for this run; and small OCI layouts (busybox that runs, incompressible padding
 //! layers, one "overlay" layer whose content the test picks) written without the builder.
 
-#![allow(dead_code)] // shared by the builder and cli test binaries, each uses a part
+pub mod proxy;
+pub mod token;
 
+use crate::fuzz::noise;
+use crate::oci::sha;
 use flate2::{write::GzEncoder, Compression};
 use serde_json::json;
-use sha2::{Digest as _, Sha256};
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -78,8 +80,16 @@ impl Registry {
         Self::start(Some((user, password)))
     }
 
+    /// Plain HTTP, its config and storage in a temp folder under `parent` (a benchmark's disk).
+    pub fn plain_in(parent: &Path) -> Registry {
+        Self::start_in(tempfile::tempdir_in(parent).unwrap(), None)
+    }
+
     fn start(auth: Option<(&str, &str)>) -> Registry {
-        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(tempfile::tempdir().unwrap(), auth)
+    }
+
+    fn start_in(dir: tempfile::TempDir, auth: Option<(&str, &str)>) -> Registry {
         let port = free_port();
         let root = dir.path();
         let mut http = format!("  addr: 127.0.0.1:{port}\n  secret: sparkctl-test\n");
@@ -207,24 +217,6 @@ fn make_certs(dir: &Path) {
     ]));
 }
 
-pub fn sha(b: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(b)))
-}
-
-/// Incompressible bytes, deterministic per seed (xorshift).
-pub fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
 fn tar_gz(files: &[(&str, u32, Vec<u8>)], links: &[(&str, &str)]) -> (Vec<u8>, String) {
     let mut t = tar::Builder::new(Vec::new());
     for (path, mode, data) in files {
@@ -280,7 +272,7 @@ pub fn make_image(dir: &Path, pads: usize, pad_size: usize, overlay: &str) -> Te
     let busybox = std::fs::read("/bin/busybox").expect("busybox-static is installed (cargo xtask deps)");
     let mut layer_tars = vec![tar_gz(&[("bin/busybox", 0o755, busybox)], &[("bin/sh", "busybox")])];
     for i in 0..pads {
-        layer_tars.push(tar_gz(&[(&format!("pad/{i}.bin"), 0o644, noise(i as u64 + 1, pad_size))], &[]));
+        layer_tars.push(tar_gz(&[(&format!("pad/{i}.bin"), 0o644, noise(pad_size, (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)))], &[]));
     }
     layer_tars.push(tar_gz(&[("etc/overlay.txt", 0o644, overlay.as_bytes().to_vec())], &[]));
     let layers: Vec<(String, u64)> = layer_tars.iter().map(|(gz, _)| put(gz)).collect();

@@ -2,11 +2,10 @@
 //! headers and real-looking owners and mtimes, like a base made elsewhere would have), as OCI
 //! layouts with a multi-platform index, optionally an attestation entry, in OCI or Docker v2 media
 //! types. Deterministic for a given spec, so golden digests can be pinned on top of them.
-#![allow(dead_code)]
-
+use crate::fuzz::noise;
+use crate::oci::sha;
 use flate2::{write::GzEncoder, Compression};
 use serde_json::json;
-use sha2::{Digest as _, Sha256};
 use std::path::Path;
 
 pub struct BaseSpec {
@@ -34,10 +33,6 @@ impl Default for BaseSpec {
             pad_uncompressed: false,
         }
     }
-}
-
-pub fn sha(b: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(b)))
 }
 
 fn put(dir: &Path, bytes: &[u8]) -> (String, u64) {
@@ -89,20 +84,6 @@ fn tar_plain(items: &[Item<'_>]) -> (Vec<u8>, String) {
     let tar = t.into_inner().unwrap();
     let diff_id = sha(&tar);
     (tar, diff_id)
-}
-
-/// Deterministic incompressible bytes (xorshift), so padding layers cost real I/O.
-pub fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut v = Vec::with_capacity(len + 8);
-    while v.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        v.extend_from_slice(&x.to_le_bytes());
-    }
-    v.truncate(len);
-    v
 }
 
 /// Writes the layout at `dir` (tag `base`) and returns the index digest.

@@ -6,8 +6,8 @@
 //! truncation, and numbers swapped for overflow points. A target must neither panic nor take
 //! long on any input. `SPARKCTL_FUZZ_SECONDS` sets the time per target (default 2),
 //! `SPARKCTL_FUZZ_SEED` replays a run (the seed is printed when a target fails).
-
-#![allow(dead_code)]
+//!
+//! Also the deterministic noise the fixtures pad images with ([`noise`], [`XorShift`]).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
@@ -168,4 +168,32 @@ pub fn seeds_from(dir: &std::path::Path) -> Vec<Vec<u8>> {
     }
     out.sort();
     out
+}
+
+/// xorshift64: deterministic, fast, not random enough for anything but test bytes.
+pub struct XorShift(u64);
+
+impl XorShift {
+    /// Starts from `seed` (made odd: zero would stay zero).
+    pub fn new(seed: u64) -> XorShift {
+        XorShift(seed | 1)
+    }
+}
+
+impl Iterator for XorShift {
+    type Item = u64;
+    fn next(&mut self) -> Option<u64> {
+        let x = &mut self.0;
+        *x ^= *x << 13;
+        *x ^= *x >> 7;
+        *x ^= *x << 17;
+        Some(*x)
+    }
+}
+
+/// `len` incompressible bytes, the same for the same `seed`, so padding layers cost real I/O.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut v: Vec<u8> = XorShift::new(seed).take(len.div_ceil(8)).flat_map(u64::to_le_bytes).collect();
+    v.truncate(len);
+    v
 }
