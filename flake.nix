@@ -12,7 +12,7 @@
       pkgsFor = system: import nixpkgs { inherit system; overlays = [ self.overlays.default ]; };
       forAllSystems = f: lib.genAttrs systems (system: f (pkgsFor system));
 
-      sparkLib = import ./nixos-modules/lib.nix;
+      sparkLib = import ./nix/lib.nix;
       exampleFile = ./examples/cluster.toml;
 
       # The Cargo workspace without build outputs.
@@ -22,25 +22,25 @@
       };
       epoch = self.lastModified or 1;
       # The image needs its base pinned (digest + NAR hash) first: until then its packages are
-      # left out, so `nix flake check` stays green (nixos-modules/packages/image-pins.nix says how).
+      # left out, so `nix flake check` stays green (nix/packages/image-pins.nix says how).
       # The base reference is the recipe's own `base.ref` (one source of truth), unless overridden.
       recipeRef = (builtins.fromTOML (builtins.readFile ./images/vllm-spark.toml)).base.ref;
-      pins = let p = import ./nixos-modules/packages/image-pins.nix; in p // { ref = if p.ref != null then p.ref else recipeRef; };
+      pins = let p = import ./nix/packages/image-pins.nix; in p // { ref = if p.ref != null then p.ref else recipeRef; };
       imagePinned = pins.narHash != null && !(lib.hasSuffix "@sha256:${lib.fixedWidthString 64 "0" ""}" pins.ref);
       platformOf = system: { x86_64-linux = "linux/amd64"; aarch64-linux = "linux/arm64"; }.${system};
 
       # The shared test vectors, evaluated at `nix flake check` time as well as in CI.
       vectors = [
-        { toml = ./examples/cluster.toml; json = ./cluster/tests/vectors/two-sparks.json; }
-        { toml = ./cluster/tests/vectors/two-sparks-ray.toml; json = ./cluster/tests/vectors/two-sparks-ray.json; }
-        { toml = ./cluster/tests/vectors/three-nodes-native.toml; json = ./cluster/tests/vectors/three-nodes-native.json; }
+        { toml = ./examples/cluster.toml; json = ./crates/cluster/tests/vectors/two-sparks.json; }
+        { toml = ./crates/cluster/tests/vectors/two-sparks-ray.toml; json = ./crates/cluster/tests/vectors/two-sparks-ray.json; }
+        { toml = ./crates/cluster/tests/vectors/three-nodes-native.toml; json = ./crates/cluster/tests/vectors/three-nodes-native.json; }
       ];
     in
     {
       overlays.default = final: prev: {
-        perftest = final.callPackage ./nixos-modules/packages/perftest.nix { };
-        sparkctl = final.callPackage ./nixos-modules/packages/sparkctl.nix { inherit src; };
-        spark-entrypoint = final.callPackage ./nixos-modules/packages/sparkctl.nix {
+        perftest = final.callPackage ./nix/packages/perftest.nix { };
+        sparkctl = final.callPackage ./nix/packages/sparkctl.nix { inherit src; };
+        spark-entrypoint = final.callPackage ./nix/packages/sparkctl.nix {
           inherit src;
           crate = "entrypoint";
           binary = "spark-entrypoint";
@@ -60,8 +60,8 @@
           spark-entrypoint-aarch64 = pkgs.pkgsCross.aarch64-multiplatform-musl.pkgsStatic.spark-entrypoint;
         }
         // lib.optionalAttrs imagePinned {
-          vllm-spark-base = pkgs.callPackage ./nixos-modules/packages/base.nix { inherit pins; };
-          vllm-spark-image = pkgs.callPackage ./nixos-modules/packages/image.nix {
+          vllm-spark-base = pkgs.callPackage ./nix/packages/base.nix { inherit pins; };
+          vllm-spark-image = pkgs.callPackage ./nix/packages/image.nix {
             inherit src epoch;
             # Named as the example's nodes run it, so `container.imageFile` loads what `image` names.
             imageName = (sparkLib.readCluster exampleFile).container.image;
@@ -71,16 +71,16 @@
           };
         });
 
-      nixosModules.default = ./nixos-modules/default.nix;
+      nixosModules.default = ./nix/default.nix;
 
       # One example machine per node of examples/cluster.toml: `nixos-rebuild switch --flake .#spark-2`.
       # Its hardware part (the NVIDIA driver, open kernel module, unfree driver allowed by name)
-      # and the token's path are in nixos-modules/examples/spark-node.nix.
+      # and the token's path are in nix/examples/spark-node.nix.
       nixosConfigurations = lib.genAttrs (sparkLib.nodeNames (sparkLib.readCluster exampleFile)) (name:
         lib.nixosSystem {
           modules = [
             self.nixosModules.default
-            ./nixos-modules/examples/spark-node.nix
+            ./nix/examples/spark-node.nix
             {
               nixpkgs.hostPlatform = "aarch64-linux";
               nixpkgs.overlays = [ self.overlays.default ];
@@ -101,7 +101,7 @@
         in
         {
           eval-vectors =
-            assert lib.assertMsg vectorsAgree "nixos-modules/lib.nix disagrees with the shared vectors in cluster/tests/vectors";
+            assert lib.assertMsg vectorsAgree "nix/lib.nix disagrees with the shared vectors in crates/cluster/tests/vectors";
             pkgs.runCommand "spark-cluster-eval-vectors" { } "touch $out";
           vm-rails = import ./vm-tests/rails.nix vmArgs;
           vm-rdma = import ./vm-tests/rdma.nix vmArgs;

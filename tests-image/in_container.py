@@ -1,6 +1,6 @@
 """Runs inside a test container of the vllm-spark image (fake torch in the base): prints one JSON
 object saying what the cuDNN hook did in this process and in children started the ways vLLM and
-Ray start them, including a scrubbed environment. Read by cli/tests/it/image_vllm_spark.rs."""
+Ray start them, including a scrubbed environment. Read by crates/cli/tests/it/image_vllm_spark.rs."""
 
 import ast
 import os

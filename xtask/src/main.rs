@@ -48,7 +48,7 @@ fn test(sh: &Shell, extra: &[String]) -> Result<()> {
     // Real vLLM on CPU and its tiny model, for the entrypoint's end-to-end tests.
     vllm::run(sh)?;
     let _path = sh.push_env("PATH", deps::path_with_venv(sh)?);
-    // The mutation fuzzers (`fuzz_*` tests, test-support/src/fuzz.rs) run 2 s per target in
+    // The mutation fuzzers (`fuzz_*` tests, crates/test-support/src/fuzz.rs) run 2 s per target in
     // CI, ten targets on parallel test threads; set the variable higher for a longer hunt.
     // Snapshot tests (insta) fail on a missing or changed snapshot and write nothing: the
     // committed `snapshots/` are the expectation. `INSTA_UPDATE=always cargo test` rewrites them

@@ -1,5 +1,5 @@
 //! `cargo xtask nixos-real-lib PATH`: the NixOS module evaluated with nixpkgs' real
-//! `lib.evalModules` (`nixos-modules/tests/real-lib/check.nix`), against declarations of the
+//! `lib.evalModules` (`nix/tests/real-lib/check.nix`), against declarations of the
 //! NixOS options it touches written in this project's words. PATH is a checkout of nixpkgs or of
 //! nix-community's nixpkgs.lib (nixpkgs' `lib` on its own). CI has no nixpkgs, so this is a
 //! developer command; its result is recorded in docs/cluster.md.
@@ -24,7 +24,7 @@ fn lib_dir(path: &Path) -> Result<PathBuf> {
 pub fn run(sh: &Shell, args: &[String]) -> Result<()> {
     let [path] = args else { bail!("usage: cargo xtask nixos-real-lib PATH (a checkout of nixpkgs or nixpkgs.lib)") };
     let lib = lib_dir(Path::new(path))?;
-    let json = cmd!(sh, "nix-instantiate --eval --strict --json nixos-modules/tests/real-lib/check.nix --argstr nixpkgsLib {lib}").read()?;
+    let json = cmd!(sh, "nix-instantiate --eval --strict --json nix/tests/real-lib/check.nix --argstr nixpkgsLib {lib}").read()?;
     let result: Value = serde_json::from_str(&json).context("nix-instantiate printed no JSON")?;
     let failures: Vec<&str> = result["failures"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
     let controls = result["controls"].as_object().context("no negative controls in the result")?;
