@@ -2,7 +2,7 @@
 #
 # No nixpkgs here: only builtins, so `nix-instantiate --eval --strict --json` can evaluate it on
 # the shared test vectors (crates/cluster/tests/vectors/, examples/cluster.toml) and the Rust test
-# compares the result with `cluster::plan::node_plan` (DESIGN invariant 7: one answer, two
+# compares the result with `cluster::plan::node_plan` (ARCHITECTURE.md invariant 7: one answer, two
 # languages). Keep this file and crates/cluster/src/{plan,derive,model}.rs in step; the vectors fail
 # when they drift.
 let

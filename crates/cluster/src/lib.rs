@@ -1,5 +1,5 @@
 //! `cluster`: everything sparkctl knows about a cluster that needs no network stack
-//! (DESIGN invariant 5): the `cluster.toml` schema, the per-node environment derived from the
+//! (ARCHITECTURE.md invariant 5): the `cluster.toml` schema, the per-node environment derived from the
 //! rails, renderers for DGX OS nodes, node checks over a root prefix, and log analysers.
 
 pub mod derive;

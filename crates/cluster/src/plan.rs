@@ -1,7 +1,7 @@
 //! What one node needs, computed once from a [`Cluster`]: its rails, the systemd-networkd
 //! settings for them, the per-interface sysctls, the container's environment and the firewall.
 //! The renderers format a [`NodePlan`]; serialised to JSON it is the shared test vector that
-//! `nix/lib.nix` must reproduce (DESIGN invariant 7), so its field names follow the
+//! `nix/lib.nix` must reproduce (ARCHITECTURE.md invariant 7), so its field names follow the
 //! NixOS options they feed (`matchConfig`, `linkConfig`, `networkConfig`, `trustedInterfaces`).
 
 use crate::derive::declared_env;

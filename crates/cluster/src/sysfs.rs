@@ -1,4 +1,4 @@
-//! Facts about a node read from files under a root prefix (DESIGN invariant 6): netdevs and RDMA
+//! Facts about a node read from files under a root prefix (ARCHITECTURE.md invariant 6): netdevs and RDMA
 //! devices from `/sys`, addresses and limits from `/proc`. Every parser takes `&str`, so real
 //! outputs are the test input (the parsers of command outputs live in [`crate::tools`]).
 //!

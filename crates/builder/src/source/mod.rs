@@ -1,5 +1,5 @@
 //! Reading a base image: its index (if any), platform manifests and configs, verified; layer
-//! blobs stay where they are until an output asks for them (DESIGN invariant 1).
+//! blobs stay where they are until an output asks for them (ARCHITECTURE.md invariant 1).
 
 mod archive;
 mod layout;

@@ -28,7 +28,7 @@ const BAKED_ENV: &[&str] = &[
     "VLLM_ATTENTION_BACKEND=TRITON_ATTN",
 ];
 
-/// Per-node values (DESIGN invariant 4: the entrypoint supplies them) and fallback switches
+/// Per-node values (ARCHITECTURE.md invariant 4: the entrypoint supplies them) and fallback switches
 /// that a healthy Spark must not have: the image bakes none of them.
 const NOT_BAKED: &[&str] = &[
     "NCCL_SOCKET_IFNAME",

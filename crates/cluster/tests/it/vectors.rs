@@ -1,4 +1,4 @@
-//! The shared vectors hold Rust and Nix to one answer (DESIGN invariant 7).
+//! The shared vectors hold Rust and Nix to one answer (ARCHITECTURE.md invariant 7).
 
 use crate::support::{bless, parse, rust_plans, vectors};
 #[cfg(feature = "system-tests")]
