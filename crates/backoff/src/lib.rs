@@ -3,10 +3,13 @@
 //! from `jitter` so that clients which failed together do not retry together. Std only (the
 //! entrypoint is size-conscious).
 
+#![warn(missing_docs, unreachable_pub)]
+
 use std::hash::BuildHasher;
 use std::ops::Range;
 use std::time::Duration;
 
+/// An exponential backoff: the waits of successive retry steps.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Backoff {
     /// The ceiling of the first step.
@@ -37,7 +40,7 @@ impl Backoff {
 
 /// A number in [0, 1) that differs between calls and processes: jitter needs no secrecy, and
 /// std's `RandomState` is seeded per process from the OS and advanced per instance.
-pub fn unit_random() -> f64 {
+fn unit_random() -> f64 {
     let r = std::collections::hash_map::RandomState::new().hash_one(0u8);
     (r >> 11) as f64 / (1u64 << 53) as f64
 }

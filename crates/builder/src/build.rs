@@ -22,7 +22,9 @@ use std::path::PathBuf;
 /// Everything a build needs besides the base.
 #[derive(Debug, Clone)]
 pub struct BuildOptions {
+    /// The recipe being built.
     pub recipe: Recipe,
+    /// The recipe's overlays, read, in the recipe's order.
     pub overlays: Vec<Overlay>,
     /// Kept platforms (the recipe's unless `--platform` overrides).
     pub platforms: Vec<Platform>,
@@ -48,29 +50,40 @@ pub enum Origin {
 }
 
 #[derive(Debug, Clone)]
+/// One blob of a built image and where its bytes are.
 pub struct Blob {
+    /// The blob's descriptor.
     pub desc: Descriptor,
+    /// Where its bytes are.
     pub origin: Origin,
 }
 
 /// One rewritten platform image.
 #[derive(Debug, Clone)]
 pub struct BuiltManifest {
-    pub platform: Platform,
+    pub(crate) platform: Platform,
+    /// The new manifest's descriptor.
     pub desc: Descriptor,
-    pub raw: Vec<u8>,
+    pub(crate) raw: Vec<u8>,
+    /// The new config's descriptor.
     pub config: Descriptor,
-    pub config_raw: Vec<u8>,
+    pub(crate) config_raw: Vec<u8>,
+    /// The base's layers, kept.
     pub base_layers: Vec<Descriptor>,
+    /// The layers the overlays added.
     pub new_layers: Vec<Descriptor>,
 }
 
+/// A built image: the new manifests, configs and index over the base, with the new layers in the blob store.
 pub struct BuiltImage {
+    /// The base it was built on.
     pub base: BaseImage,
-    pub store: BlobStore,
+    pub(crate) store: BlobStore,
     /// The image's top: the new index, or the one manifest.
     pub top: Descriptor,
+    /// The top's bytes.
     pub top_raw: Vec<u8>,
+    /// One rewritten image per kept platform.
     pub manifests: Vec<BuiltManifest>,
     /// Index entries copied as they were (attestations, other platforms with `keep_other_platforms`).
     pub verbatim: Vec<Descriptor>,
@@ -106,6 +119,7 @@ impl BuiltImage {
         Ok(BuiltImage { base, store, top, top_raw, manifests, verbatim })
     }
 
+    /// Whether the top is an index (else one manifest).
     pub fn is_index(&self) -> bool {
         media::is_index(&self.top.media_type)
     }
@@ -165,7 +179,7 @@ impl BuiltImage {
     }
 
     /// The runnable platform images (rewritten or verbatim), for single-platform outputs.
-    pub fn platforms(&self) -> Vec<Platform> {
+    pub(crate) fn platforms(&self) -> Vec<Platform> {
         self.manifests.iter().map(|m| m.platform.clone()).collect()
     }
 }

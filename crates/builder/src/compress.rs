@@ -16,14 +16,14 @@ use std::thread::JoinHandle;
 
 /// Uncompressed bytes per block: large enough that the sync flush and the lost matches at block
 /// starts cost < 0.1 % of the output, small enough that a 10 MB layer still spreads over threads.
-pub const BLOCK: usize = 1 << 20;
+pub(crate) const BLOCK: usize = 1 << 20;
 /// Deflate's window: the most of the previous block a match can reach.
 const DICT: usize = 32 * 1024;
 /// gzip header: no name, no mtime, XFL 0, OS 255 ("unknown"), so nothing of the host leaks in.
 const HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
 
 /// Threads a build uses by default: one per core the process may run on.
-pub fn default_threads() -> usize {
+pub(crate) fn default_threads() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
 
@@ -92,7 +92,7 @@ impl Drop for Pool {
 }
 
 /// A gzip writer (one member) compressing [`BLOCK`]s on `threads` threads.
-pub struct ParallelGzip<W: Write> {
+pub(crate) struct ParallelGzip<W: Write> {
     out: Option<W>,
     level: u32,
     buf: Vec<u8>,
@@ -104,7 +104,7 @@ pub struct ParallelGzip<W: Write> {
 }
 
 impl<W: Write> ParallelGzip<W> {
-    pub fn new(mut out: W, level: u32, threads: usize) -> io::Result<Self> {
+    pub(crate) fn new(mut out: W, level: u32, threads: usize) -> io::Result<Self> {
         out.write_all(&HEADER)?;
         let threads = threads.max(1);
         let pool = (threads > 1).then(|| Pool::new(threads, level));
@@ -160,7 +160,7 @@ impl<W: Write> ParallelGzip<W> {
     }
 
     /// Ends the stream (last block, CRC-32 and length) and returns the inner writer.
-    pub fn finish(mut self) -> io::Result<W> {
+    pub(crate) fn finish(mut self) -> io::Result<W> {
         self.dispatch(true)?;
         while !self.pending.is_empty() {
             self.drain_one()?;

@@ -8,23 +8,23 @@ use crate::recipe::ConfigEdits;
 use serde_json::{json, Map, Value};
 
 /// One new layer's contribution to the config.
-pub struct LayerRecord<'a> {
-    pub diff_id: &'a Digest,
-    pub created_by: String,
-    pub comment: String,
+pub(crate) struct LayerRecord<'a> {
+    pub(crate) diff_id: &'a Digest,
+    pub(crate) created_by: String,
+    pub(crate) comment: String,
 }
 
-pub struct Edit<'a> {
-    pub layers: Vec<LayerRecord<'a>>,
+pub(crate) struct Edit<'a> {
+    pub(crate) layers: Vec<LayerRecord<'a>>,
     /// Env from the overlays (in overlay order), then the recipe's.
-    pub env: Vec<(String, String)>,
-    pub recipe: &'a ConfigEdits,
-    pub extra_labels: &'a [(String, String)],
-    pub epoch: u64,
-    pub recipe_name: String,
+    pub(crate) env: Vec<(String, String)>,
+    pub(crate) recipe: &'a ConfigEdits,
+    pub(crate) extra_labels: &'a [(String, String)],
+    pub(crate) epoch: u64,
+    pub(crate) recipe_name: String,
 }
 
-pub fn apply(raw: &[u8], edit: &Edit<'_>, source_name: &str) -> Result<Value> {
+pub(crate) fn apply(raw: &[u8], edit: &Edit<'_>, source_name: &str) -> Result<Value> {
     let mut config: Value = serde_json::from_slice(raw).map_err(|e| Error::malformed(source_name, format!("config is not valid JSON: {e}")))?;
     let root = config.as_object_mut().ok_or_else(|| Error::malformed(source_name, "config is not a JSON object"))?;
     let created = rfc3339(edit.epoch);

@@ -7,23 +7,28 @@ use crate::platform::Platform;
 use serde_json::{json, Map, Value};
 
 #[derive(Debug, Clone)]
+/// An OCI content descriptor: what a manifest or index says about a blob.
 pub struct Descriptor {
+    /// The blob's media type.
     pub media_type: String,
+    /// The blob's digest.
     pub digest: Digest,
+    /// The blob's size in bytes.
     pub size: u64,
-    pub platform: Option<Platform>,
+    pub(crate) platform: Option<Platform>,
     /// The descriptor object as it was read (or as we built it).
-    pub raw: Value,
+    pub(crate) raw: Value,
 }
 
 impl Descriptor {
+    /// A descriptor with only these three fields.
     pub fn new(media_type: &str, digest: Digest, size: u64) -> Descriptor {
         let raw = json!({ "mediaType": media_type, "digest": digest.as_str(), "size": size });
         Descriptor { media_type: media_type.to_owned(), digest, size, platform: None, raw }
     }
 
     /// Parses a descriptor object from a manifest or index; `source_name` names the image for errors.
-    pub fn from_json(v: &Value, source_name: &str) -> Result<Descriptor> {
+    pub(crate) fn from_json(v: &Value, source_name: &str) -> Result<Descriptor> {
         let bad = |what: &str| Error::malformed(source_name, format!("descriptor {what}: {v}"));
         let media_type = v.get("mediaType").and_then(Value::as_str).ok_or_else(|| bad("without mediaType"))?;
         let digest = v.get("digest").and_then(Value::as_str).ok_or_else(|| bad("without digest"))?;
@@ -33,12 +38,12 @@ impl Descriptor {
         Ok(Descriptor { media_type: media_type.to_owned(), digest, size, platform, raw: v.clone() })
     }
 
-    pub fn annotation(&self, key: &str) -> Option<&str> {
+    pub(crate) fn annotation(&self, key: &str) -> Option<&str> {
         self.raw.get("annotations")?.get(key)?.as_str()
     }
 
     /// A copy with annotations set (sorted by the canonical writer).
-    pub fn with_annotations(mut self, annotations: &[(String, String)]) -> Descriptor {
+    pub(crate) fn with_annotations(mut self, annotations: &[(String, String)]) -> Descriptor {
         if annotations.is_empty() {
             return self;
         }
@@ -53,7 +58,7 @@ impl Descriptor {
     }
 
     /// An attestation manifest (BuildKit provenance/SBOM) rather than a runnable image.
-    pub fn is_attestation(&self) -> bool {
+    pub(crate) fn is_attestation(&self) -> bool {
         self.annotation("vnd.docker.reference.type") == Some("attestation-manifest")
     }
 }

@@ -11,19 +11,21 @@ use std::io::{self, Read, Write};
 pub struct Digest(String);
 
 impl Digest {
+    /// Reads `sha256:<64 lowercase hex digits>`; anything else is `None`.
     pub fn parse(s: &str) -> Option<Digest> {
         let hex = s.strip_prefix("sha256:")?;
         (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))).then(|| Digest(s.to_owned()))
     }
-    pub fn of(bytes: &[u8]) -> Digest {
+    pub(crate) fn of(bytes: &[u8]) -> Digest {
         Digest(format!("sha256:{}", hex::encode(Sha256::digest(bytes))))
     }
-    pub fn from_hasher(h: Sha256) -> Digest {
+    pub(crate) fn from_hasher(h: Sha256) -> Digest {
         Digest(format!("sha256:{}", hex::encode(h.finalize())))
     }
-    pub fn hex(&self) -> &str {
+    pub(crate) fn hex(&self) -> &str {
         &self.0[7..]
     }
+    /// The digest as written, `sha256:…`.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -45,7 +47,7 @@ impl fmt::Debug for Digest {
 }
 
 /// Checks bytes read whole (manifests, configs) against their descriptor.
-pub fn verify_bytes(bytes: &[u8], digest: &Digest, size: u64, source_name: &str) -> Result<()> {
+pub(crate) fn verify_bytes(bytes: &[u8], digest: &Digest, size: u64, source_name: &str) -> Result<()> {
     if bytes.len() as u64 != size {
         return Err(Error::SizeMismatch { source_name: source_name.into(), digest: digest.to_string(), expected: size, found: bytes.len() as u64 });
     }
@@ -57,21 +59,18 @@ pub fn verify_bytes(bytes: &[u8], digest: &Digest, size: u64, source_name: &str)
 }
 
 /// Hashes and counts what passes through a writer.
-pub struct HashingWriter<W> {
+pub(crate) struct HashingWriter<W> {
     inner: W,
     hasher: Sha256,
     count: u64,
 }
 
 impl<W: Write> HashingWriter<W> {
-    pub fn new(inner: W) -> Self {
+    pub(crate) fn new(inner: W) -> Self {
         HashingWriter { inner, hasher: Sha256::new(), count: 0 }
     }
-    pub fn finish(self) -> (W, Digest, u64) {
+    pub(crate) fn finish(self) -> (W, Digest, u64) {
         (self.inner, Digest::from_hasher(self.hasher), self.count)
-    }
-    pub fn get_mut(&mut self) -> &mut W {
-        &mut self.inner
     }
 }
 
@@ -99,6 +98,7 @@ pub struct VerifyingReader<R> {
 }
 
 impl<R: Read> VerifyingReader<R> {
+    /// A reader of `inner` that fails unless it yields exactly `size` bytes hashing to `expected`; `source_name` names the image in errors.
     pub fn new(inner: R, expected: Digest, size: u64, source_name: impl Into<String>) -> Self {
         VerifyingReader { inner, hasher: Sha256::new(), count: 0, expected, size, source_name: source_name.into() }
     }
@@ -128,7 +128,7 @@ impl<R: Read> Read for VerifyingReader<R> {
 }
 
 /// Turns an I/O error raised by a [`VerifyingReader`] back into the builder's error.
-pub fn unwrap_io(e: io::Error, context: &'static str, path: &std::path::Path) -> Error {
+pub(crate) fn unwrap_io(e: io::Error, context: &'static str, path: &std::path::Path) -> Error {
     if e.get_ref().is_some_and(|inner| inner.is::<Error>()) {
         match e.into_inner().map(|b| b.downcast::<Error>()) {
             Some(Ok(inner)) => return *inner,

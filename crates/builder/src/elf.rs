@@ -11,7 +11,7 @@ const ET_CORE: u16 = 4;
 
 /// Checks that `head` (the first bytes of a file, at least 20) is a 64-bit little-endian ELF for
 /// the platform's architecture. The message names what was found.
-pub fn check_platform(head: &[u8], platform: &Platform) -> Result<(), String> {
+pub(crate) fn check_platform(head: &[u8], platform: &Platform) -> Result<(), String> {
     if head.len() < 20 || &head[..4] != b"\x7fELF" {
         return Err("is not an ELF executable".into());
     }

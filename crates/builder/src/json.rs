@@ -6,7 +6,7 @@ use serde_json::Value;
 /// Serialises with object keys sorted by byte order at every level, whatever map type
 /// `serde_json` was compiled with (a `preserve_order` feature turned on by some other crate in
 /// the build must not change our digests).
-pub fn canonical(v: &Value) -> Vec<u8> {
+pub(crate) fn canonical(v: &Value) -> Vec<u8> {
     let mut out = Vec::new();
     write(v, &mut out);
     out
@@ -43,7 +43,7 @@ fn write(v: &Value, out: &mut Vec<u8>) {
 }
 
 /// `1970-01-01T00:00:00Z` style time for a Unix epoch (UTC, whole seconds).
-pub fn rfc3339(epoch: u64) -> String {
+pub(crate) fn rfc3339(epoch: u64) -> String {
     let days = (epoch / 86_400) as i64;
     let secs = epoch % 86_400;
     // Civil-from-days (Howard Hinnant's algorithm).

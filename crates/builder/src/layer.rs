@@ -16,23 +16,23 @@ use std::io::{self, Write};
 
 /// Recorded in the `dev.sparkctl.layer.compression` annotation: change it with the pins in
 /// Cargo.toml, and the golden digests in the tests will say the bytes moved.
-pub const COMPRESSION: &str = "gzip;blocks=1MiB+dict32KiB;flate2=1.1.11;zlib-rs=0.6.8;level=6";
+pub(crate) const COMPRESSION: &str = "gzip;blocks=1MiB+dict32KiB;flate2=1.1.11;zlib-rs=0.6.8;level=6";
 const LEVEL: u32 = 6;
 
 #[derive(Debug, Clone)]
-pub struct LayerBlob {
-    pub digest: Digest,
-    pub size: u64,
+pub(crate) struct LayerBlob {
+    pub(crate) digest: Digest,
+    pub(crate) size: u64,
     /// sha256 of the uncompressed tar (the config's `rootfs.diff_ids`).
-    pub diff_id: Digest,
+    pub(crate) diff_id: Digest,
 }
 
-pub fn write(store: &BlobStore, entries: &Entries, epoch: u64) -> Result<LayerBlob> {
+pub(crate) fn write(store: &BlobStore, entries: &Entries, epoch: u64) -> Result<LayerBlob> {
     write_with_threads(store, entries, epoch, default_threads())
 }
 
 /// [`write`] on `threads` compression threads: the bytes are the same for any count.
-pub fn write_with_threads(store: &BlobStore, entries: &Entries, epoch: u64, threads: usize) -> Result<LayerBlob> {
+pub(crate) fn write_with_threads(store: &BlobStore, entries: &Entries, epoch: u64, threads: usize) -> Result<LayerBlob> {
     let out = store.writer()?;
     let gz = ParallelGzip::new(out, LEVEL, threads).map_err(|e| Error::Io { context: "writing layer", path: store.root().into(), source: e })?;
     let mut tar = tar::Builder::new(HashingWriter::new(gz));
@@ -82,7 +82,7 @@ pub fn write_with_threads(store: &BlobStore, entries: &Entries, epoch: u64, thre
 }
 
 /// `etc/nccl.conf` → `etc/.wh.nccl.conf`.
-pub fn whiteout_path(path: &str) -> String {
+pub(crate) fn whiteout_path(path: &str) -> String {
     match path.rsplit_once('/') {
         Some((dir, name)) => format!("{dir}/.wh.{name}"),
         None => format!(".wh.{path}"),

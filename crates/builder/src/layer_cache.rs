@@ -19,23 +19,23 @@ const VERSION: &str = "sparkctl layer cache v1";
 
 /// A cache key (sha256 over length-prefixed fields, so no two inputs share an encoding).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Key(Digest);
+pub(crate) struct Key(Digest);
 
 /// Builds a key from fields; [`KeyBuilder::finish`] adds the compressor's identity and the epoch.
-pub struct KeyBuilder(Sha256);
+pub(crate) struct KeyBuilder(Sha256);
 
 impl KeyBuilder {
-    pub fn new(kind: &str) -> KeyBuilder {
+    pub(crate) fn new(kind: &str) -> KeyBuilder {
         let mut b = KeyBuilder(Sha256::new());
         b.field(VERSION.as_bytes()).field(kind.as_bytes());
         b
     }
-    pub fn field(&mut self, bytes: &[u8]) -> &mut Self {
+    pub(crate) fn field(&mut self, bytes: &[u8]) -> &mut Self {
         self.0.update((bytes.len() as u64).to_le_bytes());
         self.0.update(bytes);
         self
     }
-    pub fn finish(mut self, epoch: u64) -> Key {
+    pub(crate) fn finish(mut self, epoch: u64) -> Key {
         self.field(COMPRESSION.as_bytes()).field(&epoch.to_le_bytes());
         Key(Digest::from_hasher(self.0))
     }
@@ -43,7 +43,7 @@ impl KeyBuilder {
 
 /// The key of the layer [`layer::write`] makes of `entries`: file contents are hashed, so a file
 /// touched but unchanged still hits and a changed one misses whatever its mtime says.
-pub fn key_of_entries(entries: &Entries, epoch: u64) -> Result<Key> {
+pub(crate) fn key_of_entries(entries: &Entries, epoch: u64) -> Result<Key> {
     let mut k = KeyBuilder::new("tree");
     for e in entries.values() {
         k.field(e.path.as_bytes()).field(&e.mode.to_le_bytes());
@@ -75,7 +75,7 @@ fn record_path(store: &BlobStore, key: &Key) -> PathBuf {
 }
 
 /// The cached layer for `key`, if its record parses and its blob is in the store.
-pub fn lookup(store: &BlobStore, key: &Key) -> Option<LayerBlob> {
+pub(crate) fn lookup(store: &BlobStore, key: &Key) -> Option<LayerBlob> {
     let text = fs::read_to_string(record_path(store, key)).ok()?;
     let mut it = text.split_whitespace();
     let digest = Digest::parse(it.next()?)?;
@@ -85,7 +85,7 @@ pub fn lookup(store: &BlobStore, key: &Key) -> Option<LayerBlob> {
 }
 
 /// Records `blob` under `key` (temp file + rename: a reader never sees half a record).
-pub fn record(store: &BlobStore, key: &Key, blob: &LayerBlob) -> Result<()> {
+pub(crate) fn record(store: &BlobStore, key: &Key, blob: &LayerBlob) -> Result<()> {
     let dest = record_path(store, key);
     let dir = dest.parent().expect("record paths have a folder");
     fs::create_dir_all(dir).io_ctx("creating the layer cache", dir)?;
@@ -94,7 +94,7 @@ pub fn record(store: &BlobStore, key: &Key, blob: &LayerBlob) -> Result<()> {
 }
 
 /// [`layer::write`] through the cache.
-pub fn write(store: &BlobStore, entries: &Entries, epoch: u64) -> Result<LayerBlob> {
+pub(crate) fn write(store: &BlobStore, entries: &Entries, epoch: u64) -> Result<LayerBlob> {
     let key = key_of_entries(entries, epoch)?;
     if let Some(hit) = lookup(store, &key) {
         return Ok(hit);

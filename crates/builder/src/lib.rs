@@ -9,31 +9,33 @@
 //! The image commands' flows, one module each: `open` (any image; a build's base and its lock
 //! file), `write` (a built image to any destination, pushes included) and `pull`.
 
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod build;
-pub mod compress;
-pub mod config;
+mod compress;
+mod config;
 pub mod descriptor;
 pub mod digest;
-pub mod elf;
-pub mod error;
+mod elf;
+mod error;
 mod fsutil;
 pub mod inspect;
-pub mod json;
-pub mod layer;
-pub mod layer_cache;
-pub mod media;
+mod json;
+mod layer;
+mod layer_cache;
+mod media;
 pub mod open;
 pub mod output;
 pub mod overlay;
 pub mod platform;
 pub mod pull;
-pub mod python;
+mod python;
 pub mod recipe;
 pub mod reference;
 pub mod registry;
 pub mod source;
 pub mod store;
-pub mod tree;
+mod tree;
 pub mod write;
 
 pub use error::{Error, Result};

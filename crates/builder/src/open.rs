@@ -28,15 +28,20 @@ pub enum LockFile {
 
 /// A build's base, and the lock written for it.
 pub struct BuildBase {
+    /// The base, read shallowly.
     pub image: BaseImage,
+    /// The lock file written, when the base was pinned by it.
     pub locked: Option<Locked>,
 }
 
 /// A lock file written: `reference` pinned at `digest` in `path`.
 #[derive(Debug, Clone)]
 pub struct Locked {
+    /// The registry reference pinned.
     pub reference: RegistryRef,
+    /// The digest it is pinned at.
     pub digest: Digest,
+    /// The lock file.
     pub path: PathBuf,
 }
 

@@ -10,31 +10,33 @@ use std::path::{Component, Path, PathBuf};
 use toml_schema::Value;
 
 #[derive(Debug, Clone)]
+/// An overlay: a folder with `overlay.toml` and the `rootfs/` tree it adds to the image.
 pub struct Overlay {
-    pub name: String,
-    pub dir: PathBuf,
-    pub description: String,
+    pub(crate) name: String,
+    pub(crate) dir: PathBuf,
+    pub(crate) description: String,
     /// `None`: every kept platform.
-    pub platforms: Option<Vec<Platform>>,
+    pub(crate) platforms: Option<Vec<Platform>>,
     /// Image paths (relative, normalised) to delete with whiteouts.
-    pub delete: Vec<String>,
-    pub parents: bool,
+    pub(crate) delete: Vec<String>,
+    pub(crate) parents: bool,
+    /// Environment variables the overlay sets, in order.
     pub env: Vec<(String, String)>,
     /// Image path (relative, normalised) → mode bits.
-    pub modes: BTreeMap<String, u32>,
-    pub artifacts: Vec<Artifact>,
+    pub(crate) modes: BTreeMap<String, u32>,
+    pub(crate) artifacts: Vec<Artifact>,
     /// `[python]`: the layer is the locked Python packages, one per platform (`python`).
-    pub python: Option<crate::python::PythonSpec>,
+    pub(crate) python: Option<crate::python::PythonSpec>,
 }
 
 /// A file supplied at build time per platform (the entrypoint binary), not kept in the tree.
 #[derive(Debug, Clone)]
-pub struct Artifact {
-    pub path: String,
-    pub mode: u32,
-    pub elf: bool,
+pub(crate) struct Artifact {
+    pub(crate) path: String,
+    pub(crate) mode: u32,
+    pub(crate) elf: bool,
     /// Platform string → source file (absolute, or relative to the overlay dir).
-    pub sources: BTreeMap<String, PathBuf>,
+    pub(crate) sources: BTreeMap<String, PathBuf>,
 }
 
 const KEYS: &[&str] = &["description", "platforms", "delete", "parents", "env", "modes", "artifact", "python"];
@@ -71,6 +73,7 @@ impl Overlay {
         Overlay::parse(name, &dir, &text)
     }
 
+    /// Reads overlay `name` in `dir` from the text of its `overlay.toml`.
     pub fn parse(name: &str, dir: &Path, text: &str) -> Result<Overlay> {
         let file = dir.join("overlay.toml").display().to_string();
         let toml = |e| Error::toml(&file, e);
@@ -134,11 +137,11 @@ impl Overlay {
         Ok(Overlay { name: name.to_owned(), dir: dir.to_owned(), description, platforms, delete, parents, env, modes, artifacts, python })
     }
 
-    pub fn applies_to(&self, p: &Platform) -> bool {
+    pub(crate) fn applies_to(&self, p: &Platform) -> bool {
         self.platforms.as_ref().is_none_or(|list| list.iter().any(|want| want.satisfied_by(p)))
     }
 
-    pub fn rootfs(&self) -> PathBuf {
+    pub(crate) fn rootfs(&self) -> PathBuf {
         self.dir.join("rootfs")
     }
 }

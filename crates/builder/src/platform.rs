@@ -4,10 +4,11 @@ use serde_json::Value;
 use std::fmt;
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// An image platform: OS, architecture and variant (`linux/arm64`).
 pub struct Platform {
-    pub os: String,
-    pub arch: String,
-    pub variant: Option<String>,
+    pub(crate) os: String,
+    pub(crate) arch: String,
+    pub(crate) variant: Option<String>,
 }
 
 impl Platform {
@@ -23,7 +24,7 @@ impl Platform {
     }
 
     /// Reads the `platform` object of an index entry.
-    pub fn from_json(v: &Value) -> Option<Platform> {
+    pub(crate) fn from_json(v: &Value) -> Option<Platform> {
         Some(Platform {
             os: v.get("os")?.as_str()?.to_owned(),
             arch: v.get("architecture")?.as_str()?.to_owned(),
@@ -33,7 +34,7 @@ impl Platform {
 
     /// Whether an image's platform satisfies what the user asked for. A request without a variant
     /// takes any variant (`linux/arm64` matches `linux/arm64/v8`), as Docker does.
-    pub fn satisfied_by(&self, have: &Platform) -> bool {
+    pub(crate) fn satisfied_by(&self, have: &Platform) -> bool {
         self.os == have.os && self.arch == have.arch && (self.variant.is_none() || self.variant == have.variant)
     }
 }

@@ -14,12 +14,13 @@ use std::time::Instant;
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct PullSummary {
     /// Layer bytes that came from the registry (not those already in the store).
-    pub bytes_downloaded: u64,
-    pub destination: String,
+    pub(crate) bytes_downloaded: u64,
+    pub(crate) destination: String,
+    /// The digest of the pulled image's top.
     pub digest: String,
-    pub reference: String,
+    pub(crate) reference: String,
     /// From the first layer fetch to the written image.
-    pub seconds: f64,
+    pub(crate) seconds: f64,
 }
 
 /// Pulls `src` (only `platform` of it, when given) into `dest`. A docker-archive holds one

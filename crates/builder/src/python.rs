@@ -25,35 +25,35 @@ const PLATFORM_KEYS: &[&str] = &["tag", "site_packages"];
 
 /// The `[python]` table of an overlay, with its lock read and checked against the requirements.
 #[derive(Debug, Clone)]
-pub struct PythonSpec {
-    pub lock_path: PathBuf,
-    pub lock_text: String,
-    pub lock: Vec<Pin>,
+pub(crate) struct PythonSpec {
+    pub(crate) lock_path: PathBuf,
+    pub(crate) lock_text: String,
+    pub(crate) lock: Vec<Pin>,
     /// `X.Y`: the base's Python.
-    pub version: String,
+    pub(crate) version: String,
     /// Image path (relative, normalised) of site-packages, unless a platform overrides it.
-    pub site_packages: String,
+    pub(crate) site_packages: String,
     /// Image path (relative) for console scripts.
-    pub bin: String,
+    pub(crate) bin: String,
     /// Absolute image path of the Python for console-script shebangs.
-    pub interpreter: String,
+    pub(crate) interpreter: String,
     /// Normalised names allowed to build from an sdist; the wheel they give must be pure Python.
-    pub pure_sdists: Vec<String>,
+    pub(crate) pure_sdists: Vec<String>,
     /// Platform string → (uv `--python-platform` tag, site-packages override).
-    pub platforms: BTreeMap<String, (Option<String>, Option<String>)>,
+    pub(crate) platforms: BTreeMap<String, (Option<String>, Option<String>)>,
 }
 
 /// One locked distribution.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pin {
+pub(crate) struct Pin {
     /// Normalised (PEP 503).
-    pub name: String,
-    pub version: String,
-    pub hashes: usize,
+    pub(crate) name: String,
+    pub(crate) version: String,
+    pub(crate) hashes: usize,
 }
 
 /// PEP 503 normalisation: lowercase, runs of `-_.` become `-`.
-pub fn normalise(name: &str) -> String {
+pub(crate) fn normalise(name: &str) -> String {
     let mut out = String::new();
     let mut sep = false;
     for c in name.chars() {
@@ -110,7 +110,7 @@ fn logical_lines(text: &str) -> Vec<String> {
 }
 
 /// Parses a `uv pip compile --generate-hashes` lock: every line pins `name==version` with hashes.
-pub fn parse_lock(file: &str, text: &str) -> Result<Vec<Pin>> {
+pub(crate) fn parse_lock(file: &str, text: &str) -> Result<Vec<Pin>> {
     let mut pins = Vec::new();
     for line in logical_lines(text) {
         if line.starts_with('-') {
@@ -155,7 +155,7 @@ fn lock_python_version(text: &str) -> Option<String> {
 }
 
 /// Every requirement must be in the lock; an exact `==` requirement must be pinned at that version.
-pub fn check_lock_current(req_file: &str, req_text: &str, lock_file: &str, lock: &[Pin]) -> Result<()> {
+pub(crate) fn check_lock_current(req_file: &str, req_text: &str, lock_file: &str, lock: &[Pin]) -> Result<()> {
     for line in logical_lines(req_text) {
         if line.starts_with('-') {
             continue;
@@ -176,7 +176,7 @@ pub fn check_lock_current(req_file: &str, req_text: &str, lock_file: &str, lock:
 
 impl PythonSpec {
     /// Parses the `[python]` table of `dir/overlay.toml` and reads the files it names.
-    pub fn parse(file: &str, dir: &Path, v: &toml_schema::Value<'_>) -> Result<PythonSpec> {
+    pub(crate) fn parse(file: &str, dir: &Path, v: &toml_schema::Value<'_>) -> Result<PythonSpec> {
         let t = v.as_table().ok_or_else(|| Error::input_at(file, v.line(), "python must be a table", Some("write `[python]`".into())))?;
         t.check_keys(KEYS).map_err(|e| Error::toml(file, e))?;
         let line = |key: &str| t.get(key).map_or(t.line(), |v| v.line());
@@ -259,7 +259,7 @@ impl PythonSpec {
     }
 
     /// uv's `--python-platform` for `p`: the override, else manylinux 2.28 for the architecture.
-    pub fn tag(&self, p: &Platform) -> Result<String> {
+    pub(crate) fn tag(&self, p: &Platform) -> Result<String> {
         if let Some((Some(tag), _)) = self.platform_entry(p) {
             return Ok(tag.clone());
         }
@@ -274,7 +274,7 @@ impl PythonSpec {
         }
     }
 
-    pub fn site_packages(&self, p: &Platform) -> &str {
+    pub(crate) fn site_packages(&self, p: &Platform) -> &str {
         match self.platform_entry(p) {
             Some((_, Some(sp))) => sp,
             _ => &self.site_packages,
@@ -288,7 +288,7 @@ impl PythonSpec {
     /// Refuses a base that has another Python, by what says so: `PYTHON_VERSION` in its config
     /// env, the recipe's `base.python` (`declared`, for the recipe's own base), or the NGC tag
     /// table (NGC's vLLM images set no `PYTHON_VERSION`).
-    pub fn check_base(&self, overlay_file: &str, base_name: &str, config_raw: &[u8], declared: Option<&str>) -> Result<()> {
+    pub(crate) fn check_base(&self, overlay_file: &str, base_name: &str, config_raw: &[u8], declared: Option<&str>) -> Result<()> {
         let mut facts: Vec<(String, &str)> = Vec::new();
         let v = serde_json::from_slice::<serde_json::Value>(config_raw).unwrap_or_default();
         let env = v.pointer("/config/Env").and_then(|e| e.as_array()).cloned().unwrap_or_default();
@@ -317,7 +317,7 @@ impl PythonSpec {
 }
 
 /// `3.12`: two dot-separated numbers.
-pub fn is_x_y(v: &str) -> bool {
+pub(crate) fn is_x_y(v: &str) -> bool {
     v.split('.').count() == 2 && v.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
@@ -328,7 +328,7 @@ pub fn is_x_y(v: &str) -> bool {
 const NGC_VLLM_PYTHON: &[(&str, &str)] = &[("25.11", "3.12"), ("26.09", "3.12")];
 
 /// The Python of an NGC vLLM base named by `base_name` (`docker://nvcr.io/nvidia/vllm:26.09-py3@sha256:…`).
-pub fn ngc_python(base_name: &str) -> Option<&'static str> {
+pub(crate) fn ngc_python(base_name: &str) -> Option<&'static str> {
     let (_, tag) = base_name.split_once("nvidia/vllm:")?;
     NGC_VLLM_PYTHON.iter().find(|(t, _)| tag.strip_prefix(t).is_some_and(|r| r.is_empty() || r.starts_with(['-', '@']))).map(|(_, v)| *v)
 }
@@ -347,7 +347,7 @@ fn check_site_packages_version(file: &str, key: &str, sp: &str, version: &str) -
 
 /// The uv the layers are made with (xtask pins the same; a test holds them together). It is in
 /// the cache key, so a cache hit spawns nothing; a miss checks that the uv on PATH is this one.
-pub const UV_VERSION: &str = "0.13.8";
+pub(crate) const UV_VERSION: &str = "0.13.8";
 
 fn check_uv(overlay_file: &str) -> Result<()> {
     let hint = Some(format!("install the pinned one: `pip install uv=={UV_VERSION}`"));
@@ -361,17 +361,17 @@ fn check_uv(overlay_file: &str) -> Result<()> {
 }
 
 /// What is known of the base a `[python]` overlay goes on.
-pub struct BaseFacts<'a> {
+pub(crate) struct BaseFacts<'a> {
     /// The base's name as given (`docker://…`, `oci:…`).
-    pub name: &'a str,
+    pub(crate) name: &'a str,
     /// The platform's image config, raw.
-    pub config: &'a [u8],
+    pub(crate) config: &'a [u8],
     /// The recipe's `base.python`, when it speaks for this base.
-    pub python: Option<&'a str>,
+    pub(crate) python: Option<&'a str>,
 }
 
 /// The layer of a `[python]` overlay for one platform of the base (checked against it first).
-pub fn overlay_layer(
+pub(crate) fn overlay_layer(
     spec: &PythonSpec,
     overlay: &crate::overlay::Overlay,
     store: &BlobStore,
@@ -385,7 +385,7 @@ pub fn overlay_layer(
 }
 
 /// The layer of `spec` for `platform`, from the cache or installed now.
-pub fn layer(store: &BlobStore, spec: &PythonSpec, overlay_file: &str, platform: &Platform, epoch: u64) -> Result<LayerBlob> {
+pub(crate) fn layer(store: &BlobStore, spec: &PythonSpec, overlay_file: &str, platform: &Platform, epoch: u64) -> Result<LayerBlob> {
     let tag = spec.tag(platform)?;
     let sp = spec.site_packages(platform).to_owned();
     let mut k = KeyBuilder::new("python");

@@ -8,43 +8,50 @@ use std::path::{Path, PathBuf};
 use toml_schema::{Table, Value};
 
 #[derive(Debug, Clone)]
+/// An image recipe (`images/X.toml`): the base, the platforms, the overlays and the config edits.
 pub struct Recipe {
-    pub file: PathBuf,
+    pub(crate) file: PathBuf,
+    /// The base image reference, as written.
     pub base: String,
+    /// The platforms kept.
     pub platforms: Vec<Platform>,
     /// Keep index entries of other platforms verbatim instead of dropping them.
     pub keep_other_platforms: bool,
+    /// The overlays, by name, in the order they are applied.
     pub overlays: Vec<String>,
+    /// The config edits.
     pub config: ConfigEdits,
     /// `base.python`: the `X.Y` of the base's Python, for bases that do not say it in their config
     /// (NGC's set no `PYTHON_VERSION`); `[python]` overlays must target it.
-    pub base_python: Option<String>,
+    pub(crate) base_python: Option<String>,
 }
 
 /// Edits to the image config, applied after the overlays' env.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ConfigEdits {
+    /// Environment variables set, in order.
     pub env: Vec<(String, String)>,
-    pub entrypoint: Option<Vec<String>>,
-    pub cmd: Option<Vec<String>>,
-    pub working_dir: Option<String>,
-    pub user: Option<String>,
+    pub(crate) entrypoint: Option<Vec<String>>,
+    pub(crate) cmd: Option<Vec<String>>,
+    pub(crate) working_dir: Option<String>,
+    pub(crate) user: Option<String>,
+    /// Labels set, in order.
     pub labels: Vec<(String, String)>,
-    pub stop_signal: Option<String>,
+    pub(crate) stop_signal: Option<String>,
     /// Docker's `Healthcheck` (OCI has none; Docker and Podman read it from the config).
-    pub healthcheck: Option<Healthcheck>,
+    pub(crate) healthcheck: Option<Healthcheck>,
 }
 
 /// `[config.healthcheck]`: what `HEALTHCHECK CMD …` writes, with durations in seconds.
 #[derive(Debug, Clone, PartialEq, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Healthcheck {
+pub(crate) struct Healthcheck {
     /// Exec form, without the leading `CMD`.
-    pub cmd: Vec<String>,
-    pub interval_s: Option<u64>,
-    pub timeout_s: Option<u64>,
-    pub start_period_s: Option<u64>,
-    pub retries: Option<u64>,
+    pub(crate) cmd: Vec<String>,
+    pub(crate) interval_s: Option<u64>,
+    pub(crate) timeout_s: Option<u64>,
+    pub(crate) start_period_s: Option<u64>,
+    pub(crate) retries: Option<u64>,
 }
 
 const TOP_KEYS: &[&str] = &["overlays", "base", "config"];
@@ -53,11 +60,13 @@ const CONFIG_KEYS: &[&str] = &["env", "entrypoint", "cmd", "working_dir", "user"
 const HEALTHCHECK_KEYS: &[&str] = &["cmd", "interval_s", "timeout_s", "start_period_s", "retries"];
 
 impl Recipe {
+    /// Reads and parses the recipe at `path`.
     pub fn load(path: &Path) -> Result<Recipe> {
         let text = std::fs::read_to_string(path).io_ctx("reading recipe", path)?;
         Recipe::parse(&text, path)
     }
 
+    /// Parses the text of the recipe at `path` (named in errors).
     pub fn parse(text: &str, path: &Path) -> Result<Recipe> {
         let file = path.display().to_string();
         let toml = |e| Error::toml(&file, e);
@@ -166,7 +175,7 @@ fn check_base_ref(file: &str, line: usize, r: &str) -> Result<()> {
 }
 
 /// Reads a list of platforms such as `["linux/arm64"]` (`key` names it in errors).
-pub fn parse_platforms_at(file: &str, key: &str, v: &Value<'_>) -> Result<Vec<Platform>> {
+pub(crate) fn parse_platforms_at(file: &str, key: &str, v: &Value<'_>) -> Result<Vec<Platform>> {
     let list: Vec<String> = Error::typed(file, &format!("{key} must be a list like [\"linux/arm64\"]"), v)?;
     let items = v.as_array().unwrap_or_default();
     platform_list(file, key, Some(v.line()), list.iter().zip(items).map(|(p, item)| (p.as_str(), Some(item.line()))))
@@ -194,18 +203,18 @@ fn platform_list<'a>(file: &str, key: &str, line: Option<usize>, list: impl Iter
 }
 
 /// One platform `os/arch[/variant]`, written at `line` of `file`.
-pub fn parse_platform(file: &str, key: &str, p: &str, line: Option<usize>) -> Result<Platform> {
+pub(crate) fn parse_platform(file: &str, key: &str, p: &str, line: Option<usize>) -> Result<Platform> {
     Platform::parse(p)
         .ok_or_else(|| Error::input_at(file, line, format!("{key}: `{p}` is not a platform"), Some("write `os/arch[/variant]`, e.g. `linux/arm64`".into())))
 }
 
 /// A valid environment variable name (POSIX portable set).
-pub fn valid_env_name(k: &str) -> bool {
+pub(crate) fn valid_env_name(k: &str) -> bool {
     !k.is_empty() && !k.starts_with(|c: char| c.is_ascii_digit()) && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 /// Reads an `env` table of strings, checking names.
-pub fn parse_env(file: &str, key: &str, v: &Value<'_>) -> Result<Vec<(String, String)>> {
+pub(crate) fn parse_env(file: &str, key: &str, v: &Value<'_>) -> Result<Vec<(String, String)>> {
     let t = v.as_table().ok_or_else(|| Error::input_at(file, v.line(), format!("`{key}` must be a table of NAME = \"value\""), None))?;
     let mut out = Vec::new();
     for (k, val) in t.entries() {

@@ -11,11 +11,13 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone)]
+/// The blob store: content-addressed blobs on disk, shared by builds, pulls and pushes.
 pub struct BlobStore {
     root: PathBuf,
 }
 
 impl BlobStore {
+    /// Opens (creating if needed) the blob store at `root`.
     pub fn open(root: impl Into<PathBuf>) -> Result<BlobStore> {
         let root = root.into();
         let dir = root.join("blobs/sha256");
@@ -24,11 +26,12 @@ impl BlobStore {
         Ok(BlobStore { root })
     }
 
+    /// The store's folder.
     pub fn root(&self) -> &Path {
         &self.root
     }
 
-    pub fn path(&self, digest: &Digest) -> PathBuf {
+    pub(crate) fn path(&self, digest: &Digest) -> PathBuf {
         self.root.join(digest.layout_path())
     }
 
@@ -38,13 +41,13 @@ impl BlobStore {
     }
 
     /// A temp file inside the store, on the same filesystem as the blobs (for the final rename).
-    pub fn temp_file(&self) -> Result<tempfile::NamedTempFile> {
+    pub(crate) fn temp_file(&self) -> Result<tempfile::NamedTempFile> {
         let dir = self.root.join("tmp");
         tempfile::NamedTempFile::new_in(&dir).io_ctx("creating a temp file in", &dir)
     }
 
     /// Moves a finished temp file to its digest path (the caller computed `digest` over its bytes).
-    pub fn commit(&self, tmp: tempfile::NamedTempFile, digest: &Digest) -> Result<PathBuf> {
+    pub(crate) fn commit(&self, tmp: tempfile::NamedTempFile, digest: &Digest) -> Result<PathBuf> {
         let dest = self.path(digest);
         crate::fsutil::persist(tmp, &dest, "storing blob")?;
         Ok(dest)
@@ -56,14 +59,14 @@ impl BlobStore {
     /// (`verified/sha256/<hex>`), so a second build on the same base reads no layer (the first
     /// invariant) while a blob changed since is read again. Returns false when the link cannot
     /// be made (the caller then streams it, verified).
-    pub fn link_verified(&self, src: &Path, desc: &Descriptor, dest: &Path, source_name: &str) -> Result<bool> {
+    pub(crate) fn link_verified(&self, src: &Path, desc: &Descriptor, dest: &Path, source_name: &str) -> Result<bool> {
         self.verify_file(src, desc, source_name)?;
         Ok(fs::hard_link(src, dest).is_ok())
     }
 
     /// Verifies `src` against `desc` unless this store already verified that very file state
     /// (see [`BlobStore::link_verified`]), and remembers it.
-    pub fn verify_file(&self, src: &Path, desc: &Descriptor, source_name: &str) -> Result<()> {
+    pub(crate) fn verify_file(&self, src: &Path, desc: &Descriptor, source_name: &str) -> Result<()> {
         let stamp = file_stamp(&fs::metadata(src).io_ctx("reading blob", src)?);
         let known = fs::read_to_string(self.record_path(&desc.digest)).unwrap_or_default();
         if !known.lines().any(|l| l == stamp) {
@@ -78,7 +81,7 @@ impl BlobStore {
 
     /// Records that `file` (just hashed on its way into the store) holds `digest`, so linking
     /// it later reads nothing.
-    pub fn remember_verified(&self, file: &Path, digest: &Digest) -> Result<()> {
+    pub(crate) fn remember_verified(&self, file: &Path, digest: &Digest) -> Result<()> {
         let stamp = file_stamp(&fs::metadata(file).io_ctx("reading blob", file)?);
         let known = fs::read_to_string(self.record_path(digest)).unwrap_or_default();
         self.record(digest, &known, &stamp)
@@ -100,18 +103,18 @@ impl BlobStore {
     }
 
     /// A writer that hashes what it stores; `finish` renames it to its digest.
-    pub fn writer(&self) -> Result<StoreWriter<'_>> {
+    pub(crate) fn writer(&self) -> Result<StoreWriter<'_>> {
         Ok(StoreWriter { store: self, inner: HashingWriter::new(io::BufWriter::new(self.temp_file()?)) })
     }
 }
 
-pub struct StoreWriter<'a> {
+pub(crate) struct StoreWriter<'a> {
     store: &'a BlobStore,
     inner: HashingWriter<io::BufWriter<tempfile::NamedTempFile>>,
 }
 
 impl StoreWriter<'_> {
-    pub fn finish(self) -> Result<(Digest, u64)> {
+    pub(crate) fn finish(self) -> Result<(Digest, u64)> {
         let (buf, digest, size) = self.inner.finish();
         let tmp = buf.into_inner().map_err(|e| Error::Io { context: "flushing a blob", path: PathBuf::new(), source: e.into_error() })?;
         self.store.commit(tmp, &digest)?;
@@ -136,7 +139,7 @@ fn file_stamp(m: &fs::Metadata) -> String {
 
 /// Places `src` at `dest` by hard link when both sit on one filesystem, else by copy.
 /// Returns true when linked (no bytes were read).
-pub fn link_or_copy(src: &Path, dest: &Path) -> Result<bool> {
+pub(crate) fn link_or_copy(src: &Path, dest: &Path) -> Result<bool> {
     if fs::hard_link(src, dest).is_ok() {
         return Ok(true);
     }

@@ -8,7 +8,7 @@ use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     Dir,
     File {
         source: PathBuf,
@@ -22,21 +22,21 @@ pub enum Kind {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
+pub(crate) struct Entry {
     /// Relative image path, `/`-separated, no trailing slash.
-    pub path: String,
-    pub kind: Kind,
-    pub mode: u32,
+    pub(crate) path: String,
+    pub(crate) kind: Kind,
+    pub(crate) mode: u32,
 }
 
 /// Entries keyed by image path: a `BTreeMap` gives the byte-order sort the tar must have.
-pub type Entries = BTreeMap<String, Entry>;
+pub(crate) type Entries = BTreeMap<String, Entry>;
 
 /// Walks `root` (which may be absent: an overlay can be only whiteouts, env or artifacts).
 /// `parents = false` leaves out directories that only lead to something (they exist in the base or
 /// are created by the runtime with 0755); empty directories and directories named in `modes`
 /// always get an entry.
-pub fn walk(root: &Path, parents: bool, modes: &BTreeMap<String, u32>) -> Result<Entries> {
+pub(crate) fn walk(root: &Path, parents: bool, modes: &BTreeMap<String, u32>) -> Result<Entries> {
     let mut out = Entries::new();
     if !root.exists() {
         if let Some(p) = modes.keys().next() {

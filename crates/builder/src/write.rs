@@ -24,7 +24,7 @@ pub fn to(image: &BuiltImage, dest: &ImageRef, remote: &Remote) -> Result<Option
 
 /// Pushes an image (built or copied) to `dest`. A registry base's layers are fetched as they
 /// are pushed: the fetches and the push are two phases, and both end here.
-pub fn push(image: &BuiltImage, dest: &RegistryRef, remote: &Remote) -> Result<PushSummary> {
+pub(crate) fn push(image: &BuiltImage, dest: &RegistryRef, remote: &Remote) -> Result<PushSummary> {
     let client = Client::connect(&dest.registry, dest.api_host(), &remote.options)?;
     let progress = remote.phases.start(Phase::Push(dest));
     let pushed = registry::push_image(&client, dest, image, &PushOptions { parallel: remote.parallel, progress });

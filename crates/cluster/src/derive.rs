@@ -9,13 +9,13 @@ use std::net::Ipv4Addr;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rail {
     /// Linux netdev, e.g. `enp1s0f1np1`.
-    pub netdev: String,
+    pub(crate) netdev: String,
     /// RDMA device behind the netdev, e.g. `rocep1s0f1`; `None` when unknown (no RDMA).
-    pub rdma_device: Option<String>,
+    pub(crate) rdma_device: Option<String>,
     /// The rail's IPv4 address on its own subnet.
     pub ipv4: Ipv4Addr,
     /// Port of the RDMA device the rail uses (1 on CX-7).
-    pub port: u8,
+    pub(crate) port: u8,
 }
 
 /// Names of the variables that are node-specific: vLLM's Ray executor must not copy them from the
@@ -27,7 +27,7 @@ pub const NODE_SPECIFIC_VARS: &[&str] = &["NCCL_IB_HCA", "NCCL_SOCKET_IFNAME", "
 /// `NCCL_IB_HCA` lists every rail's RDMA device with its port (both twins, or bandwidth halves);
 /// rails without an RDMA device are left out of it, and when none has one `NCCL_IB_DISABLE=1`
 /// makes the socket fallback explicit. The first rail's address is the node's `VLLM_HOST_IP`.
-pub fn node_env(rails: &[Rail]) -> BTreeMap<String, String> {
+pub(crate) fn node_env(rails: &[Rail]) -> BTreeMap<String, String> {
     let mut env = BTreeMap::new();
     if rails.is_empty() {
         return env;
@@ -49,14 +49,14 @@ pub fn node_env(rails: &[Rail]) -> BTreeMap<String, String> {
 }
 
 /// The variables that only the RDMA devices decide (which HCAs, or none at all).
-pub const RDMA_DERIVED_VARS: &[&str] = &["NCCL_IB_HCA", "UCX_NET_DEVICES", "NCCL_IB_DISABLE"];
+pub(crate) const RDMA_DERIVED_VARS: &[&str] = &["NCCL_IB_HCA", "UCX_NET_DEVICES", "NCCL_IB_DISABLE"];
 
 /// The environment a node's *declared* rails give, for files rendered ahead of time.
 ///
 /// Where every rail names its RDMA device this is [`node_env`]. Where one does not, the device is
 /// resolved from the netdev on the node at start (names differ between OS images), so the variables
 /// of [`RDMA_DERIVED_VARS`] are left to the entrypoint instead of guessing "no RDMA" here.
-pub fn declared_env(rails: &[Rail]) -> BTreeMap<String, String> {
+pub(crate) fn declared_env(rails: &[Rail]) -> BTreeMap<String, String> {
     let mut env = node_env(rails);
     if rails.iter().any(|r| r.rdma_device.is_none()) {
         env.retain(|k, _| !RDMA_DERIVED_VARS.contains(&k.as_str()));

@@ -14,6 +14,7 @@ use std::net::Ipv4Addr;
 /// What the node should be.
 #[derive(Debug, Clone)]
 pub struct Spec {
+    /// The entrypoint's preflight checks for this node.
     pub preflight: preflight::Spec,
     /// From `cluster.toml`, when a node was named.
     pub declared: Vec<DeclaredRail>,
@@ -22,7 +23,7 @@ pub struct Spec {
 }
 
 /// Link speed of a healthy CX-7 port on a Spark (`ethtool`'s `Speed: 200000Mb/s`).
-pub const EXPECTED_SPEED_MBPS: u64 = 200_000;
+pub(crate) const EXPECTED_SPEED_MBPS: u64 = 200_000;
 
 /// Runs every check on the node under `root`.
 pub fn run(root: &Root, spec: &Spec) -> Report {
@@ -307,13 +308,13 @@ fn node_checks(root: &Root, t: &mut Table, spec: &Spec) {
 }
 
 /// (MemTotal, MemAvailable) in KiB.
-pub fn parse_meminfo(text: &str) -> (Option<u64>, Option<u64>) {
+pub(crate) fn parse_meminfo(text: &str) -> (Option<u64>, Option<u64>) {
     let get = |k: &str| text.lines().find_map(|l| l.strip_prefix(k)).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok());
     (get("MemTotal:"), get("MemAvailable:"))
 }
 
 /// The NVIDIA driver version from `/sys/module/nvidia/version` or `/proc/driver/nvidia/version`.
-pub fn parse_driver_version(text: &str) -> Option<String> {
+pub(crate) fn parse_driver_version(text: &str) -> Option<String> {
     text.split_whitespace()
         .find(|w| {
             let parts: Vec<&str> = w.split('.').collect();
@@ -345,7 +346,7 @@ fn driver_check(root: &Root, t: &mut Table) {
 
 /// systemd-logind's `RemoveIPC` (default `yes`): the last setting of `logind.conf` and its
 /// drop-ins wins.
-pub fn remove_ipc(files: &[String]) -> bool {
+pub(crate) fn remove_ipc(files: &[String]) -> bool {
     let mut value = true;
     for text in files {
         let mut in_login = false;

@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-pub const GIB: u64 = 1 << 30;
+pub(crate) const GIB: u64 = 1 << 30;
 
 /// Bytes of `gib` GiB.
 pub fn gib(gib: f64) -> u64 {
@@ -35,30 +35,30 @@ pub mod spark {
     pub const ARCH: &str = "sm_121";
     /// What CUDA (and vLLM) report as GB10's total memory: "Free memory on device
     /// (102.45/121.63 GiB) on startup" (vllm-project/vllm#49079).
-    pub const TOTAL_GIB: f64 = 121.63;
+    pub(crate) const TOTAL_GIB: f64 = 121.63;
     /// What CUDA can actually take: it tops out near 102 GiB (kernel 6.17.0-1031, driver
     /// 580.173) to 110 GiB (driver 580.159) of 121.7 GiB; the lower end is the safe assumption
     /// (MiaAI-Lab/GLM-5.3-Flash-EXL3-2x-DGX-Sparks#47: "CUDA free caps at ~102/121.69 GiB").
-    pub const USABLE_GIB: f64 = 102.0;
+    pub(crate) const USABLE_GIB: f64 = 102.0;
 }
 
 /// vLLM's defaults where a flag is absent: the API server on a GPU with at least 70 GiB that is
 /// not an A100 (`EngineArgs.get_batch_defaults` in vLLM's `engine/arg_utils.py`), as GB10 is.
-pub mod vllm_defaults {
-    pub const GPU_MEMORY_UTILIZATION: f64 = 0.9;
-    pub const MAX_NUM_BATCHED_TOKENS: u64 = 8192;
-    pub const MAX_NUM_SEQS: u64 = 1024;
+pub(crate) mod vllm_defaults {
+    pub(crate) const GPU_MEMORY_UTILIZATION: f64 = 0.9;
+    pub(crate) const MAX_NUM_BATCHED_TOKENS: u64 = 8192;
+    pub(crate) const MAX_NUM_SEQS: u64 = 1024;
     /// The largest CUDA graph batch size captured.
-    pub const MAX_CAPTURE_SIZE: u64 = 512;
+    pub(crate) const MAX_CAPTURE_SIZE: u64 = 512;
     /// KV cache block size in tokens.
-    pub const BLOCK_SIZE: u64 = 16;
+    pub(crate) const BLOCK_SIZE: u64 = 16;
 }
 
 /// The CUDA context, NCCL and cuBLAS workspaces and allocator slack that vLLM's budget does not
 /// see as torch memory.
-pub const RUNTIME_ALLOWANCE_GIB: f64 = 2.0;
+pub(crate) const RUNTIME_ALLOWANCE_GIB: f64 = 2.0;
 /// Headroom below which the verdict is "tight" rather than "fits".
-pub const TIGHT_GIB: f64 = 4.0;
+pub(crate) const TIGHT_GIB: f64 = 4.0;
 
 /// How one decoder layer keeps its past.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,7 +66,10 @@ pub enum Layer {
     /// Keys and values for every token.
     Full,
     /// Keys and values for the last `window` tokens only.
-    Sliding { window: u64 },
+    Sliding {
+        /// The window, in tokens.
+        window: u64,
+    },
     /// A fixed-size recurrent state per sequence (Gated DeltaNet, Mamba-like).
     Linear,
 }
@@ -74,43 +77,52 @@ pub enum Layer {
 /// Multi-head latent attention (DeepSeek-V2/V3): one compressed latent per token and layer,
 /// the same on every tensor-parallel rank.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Mla {
-    pub kv_lora_rank: u64,
-    pub rope_head_dim: u64,
+pub(crate) struct Mla {
+    pub(crate) kv_lora_rank: u64,
+    pub(crate) rope_head_dim: u64,
 }
 
 /// The linear-attention layers' per-sequence state (Qwen3-Next's Gated DeltaNet).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct LinearAttention {
-    pub conv_kernel: u64,
-    pub key_heads: u64,
-    pub value_heads: u64,
-    pub key_dim: u64,
-    pub value_dim: u64,
+pub(crate) struct LinearAttention {
+    pub(crate) conv_kernel: u64,
+    pub(crate) key_heads: u64,
+    pub(crate) value_heads: u64,
+    pub(crate) key_dim: u64,
+    pub(crate) value_dim: u64,
 }
 
 /// What `config.json` says that matters for memory. Vision-language configs nest the language
 /// model in `text_config`; it is read from there.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelShape {
-    pub model_type: String,
+    pub(crate) model_type: String,
+    /// Each decoder layer's attention, in order.
     pub layers: Vec<Layer>,
+    /// Hidden size.
     pub hidden: u64,
+    /// Attention heads.
     pub heads: u64,
+    /// Key/value heads.
     pub kv_heads: u64,
+    /// Dimension of one head.
     pub head_dim: u64,
-    pub dtype: String,
+    pub(crate) dtype: String,
+    /// Bytes per weight of the unquantised dtype.
     pub dtype_bytes: u64,
+    /// Vocabulary size.
     pub vocab: u64,
+    /// The longest context the model supports, when the config says.
     pub max_positions: Option<u64>,
     /// Intermediate width one token passes through: top-k × expert width, or the dense FFN.
-    pub ffn_per_token: u64,
+    pub(crate) ffn_per_token: u64,
     /// `(experts, experts per token)` for mixture-of-experts models.
     pub experts: Option<(u64, u64)>,
-    pub mla: Option<Mla>,
-    pub linear: Option<LinearAttention>,
+    pub(crate) mla: Option<Mla>,
+    pub(crate) linear: Option<LinearAttention>,
     /// `awq`, `fp8`, `nvfp4`, `gptq`, … (`quantization_config.quant_method`, NVFP4 recognised).
     pub quant: Option<String>,
+    /// Hidden size of the vision encoder, for vision-language models.
     pub vision_hidden: Option<u64>,
 }
 
@@ -355,7 +367,7 @@ impl ModelShape {
     }
 
     /// "94 full-attention layers", "12 full + 36 linear-attention layers", …
-    pub fn describe_layers(&self) -> String {
+    pub(crate) fn describe_layers(&self) -> String {
         let full = self.count(|l| *l == Layer::Full);
         let sliding = self.count(|l| matches!(l, Layer::Sliding { .. }));
         let linear = self.count(|l| *l == Layer::Linear);
@@ -376,7 +388,7 @@ impl ModelShape {
 
 /// `model.safetensors.index.json`'s `metadata.total_size`: the bytes of every tensor, as stored
 /// (already quantised).
-pub fn index_total_size(text: &str, file: &Path) -> Result<u64> {
+pub(crate) fn index_total_size(text: &str, file: &Path) -> Result<u64> {
     let doc: Value = serde_json::from_str(text).map_err(|e| Error::Syntax { file: file.to_owned(), line: e.line().max(1), message: e.to_string() })?;
     match doc.pointer("/metadata/total_size") {
         Some(Value::Number(n)) => n.as_u64().or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64)).ok_or_else(|| Error::WrongType {
@@ -401,7 +413,7 @@ pub fn index_total_size(text: &str, file: &Path) -> Result<u64> {
 /// A model folder: its shape and, when an index or shards are there, the weights' bytes.
 #[derive(Debug, Clone)]
 pub struct ModelDir {
-    pub dir: PathBuf,
+    /// The model's shape, from `config.json`.
     pub shape: ModelShape,
     /// Bytes and how they were found.
     pub weights: Option<(u64, String)>,
@@ -429,7 +441,7 @@ pub fn read_model_dir(dir: &Path) -> Result<ModelDir> {
             .collect();
         (!shards.is_empty()).then(|| (shards.iter().sum(), format!("{} safetensors shard(s)", shards.len())))
     };
-    Ok(ModelDir { dir: dir.to_owned(), shape, weights })
+    Ok(ModelDir { shape, weights })
 }
 
 /// The snapshot folder of `model` (`org/name`) in a Hugging Face cache (`HF_HOME`, whose `hub/`
@@ -461,16 +473,16 @@ pub fn find_model_dir(hf_home: &Path, model: &str) -> Option<PathBuf> {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ServeArgs {
     flags: Vec<(String, Option<String>)>,
-    pub tp: u64,
-    pub pp: u64,
+    pub(crate) tp: u64,
+    pub(crate) pp: u64,
     /// `None`: the model's limit (also for `auto`).
-    pub max_model_len: Option<u64>,
-    pub max_num_seqs: Option<u64>,
-    pub max_num_batched_tokens: Option<u64>,
-    pub gpu_memory_utilization: Option<f64>,
+    pub(crate) max_model_len: Option<u64>,
+    pub(crate) max_num_seqs: Option<u64>,
+    pub(crate) max_num_batched_tokens: Option<u64>,
+    pub(crate) gpu_memory_utilization: Option<f64>,
     /// `auto` when absent.
-    pub kv_cache_dtype: String,
-    pub enforce_eager: bool,
+    pub(crate) kv_cache_dtype: String,
+    pub(crate) enforce_eager: bool,
 }
 
 fn normalise_flag(f: &str) -> String {
@@ -585,24 +597,24 @@ impl ServeArgs {
     }
 
     /// The value of `flag` (`--flag v` or `--flag=v`), the last one when repeated.
-    pub fn value(&self, flag: &str) -> Option<&str> {
+    pub(crate) fn value(&self, flag: &str) -> Option<&str> {
         self.flags.iter().rev().find(|(f, _)| f == flag).and_then(|(_, v)| v.as_deref())
     }
 
-    pub fn has(&self, flag: &str) -> bool {
+    pub(crate) fn has(&self, flag: &str) -> bool {
         self.flags.iter().any(|(f, _)| f == flag)
     }
 }
 
 /// `/proc/meminfo`'s totals, in bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MemInfo {
-    pub total: u64,
-    pub available: u64,
+pub(crate) struct MemInfo {
+    pub(crate) total: u64,
+    pub(crate) available: u64,
 }
 
 /// Parses `/proc/meminfo` (`MemTotal:  127523560 kB`); `None` without both lines.
-pub fn parse_meminfo(text: &str) -> Option<MemInfo> {
+pub(crate) fn parse_meminfo(text: &str) -> Option<MemInfo> {
     let field = |name: &str| {
         text.lines().find_map(|l| {
             let rest = l.strip_prefix(name)?.strip_prefix(':')?;
@@ -617,7 +629,9 @@ pub fn parse_meminfo(text: &str) -> Option<MemInfo> {
 /// What one node has: the total vLLM computes its budget from, and what it can really give.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct NodeMemory {
+    /// The memory vLLM computes its budget from.
     pub total: u64,
+    /// What CUDA can really take.
     pub usable: u64,
     /// How `usable` was found, for the table.
     pub source: String,
@@ -634,7 +648,7 @@ impl NodeMemory {
 
     /// A live node: MemAvailable is the reliable free figure on unified memory (`cudaMemGetInfo`
     /// can say 2.8 GiB while MemAvailable says 52), capped by the nominal usable memory.
-    pub fn live(info: MemInfo, usable_gib: Option<f64>) -> NodeMemory {
+    pub(crate) fn live(info: MemInfo, usable_gib: Option<f64>) -> NodeMemory {
         let cap = gib(usable_gib.unwrap_or(spark::USABLE_GIB));
         NodeMemory {
             total: info.total,
@@ -658,14 +672,18 @@ impl NodeMemory {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+/// Whether the model fits a node.
 pub enum Verdict {
+    /// Fits with room to spare.
     Fits,
+    /// Fits, with little headroom.
     Tight,
+    /// Does not fit.
     DoesNotFit,
 }
 
 impl Verdict {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Verdict::Fits => "fits",
             Verdict::Tight => "tight",
@@ -677,9 +695,11 @@ impl Verdict {
 /// One row of the table: a term in bytes and how it was computed.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Term {
+    /// The term's name.
     pub name: &'static str,
+    /// Its size in bytes.
     pub bytes: u64,
-    pub how: String,
+    pub(crate) how: String,
 }
 
 /// The memory of one node (one rank: one GPU per Spark).
@@ -687,17 +707,18 @@ pub struct Term {
 pub struct Estimate {
     /// Weights, KV cache, linear-attention state, activations, CUDA graphs, runtime.
     pub terms: Vec<Term>,
+    /// The sum of the terms.
     pub required: u64,
     /// `--gpu-memory-utilization` × total: what vLLM takes (it fills the rest with KV cache).
     pub budget: u64,
-    pub utilization: f64,
-    pub memory: NodeMemory,
+    pub(crate) utilization: f64,
+    pub(crate) memory: NodeMemory,
     /// min(budget, usable) − required; negative when it does not fit.
     pub headroom: i64,
     /// The context the KV cache is sized for; `None` when it is the model's limit and there is
     /// no `config.json` to read it from.
-    pub context: Option<u64>,
-    pub sequences: u64,
+    pub(crate) context: Option<u64>,
+    pub(crate) sequences: u64,
     /// The longest `--max-model-len` that fits with these sequences; `None` when not even the
     /// weights fit, or when the KV cache is not sized.
     pub longest_context: Option<u64>,
@@ -705,6 +726,7 @@ pub struct Estimate {
     pub longest_is_model_limit: bool,
     /// Whether the verdict is for the sized terms only; `not_sized` says which are missing.
     pub verdict: Verdict,
+    /// What would make it fit (or leave more room).
     pub fixes: Vec<String>,
     /// Terms that could not be sized (no `config.json`): `required` is then a lower bound, a
     /// "does not fit" is certain and a "fits" is not.
@@ -715,8 +737,9 @@ pub struct Estimate {
 /// A term the estimate could not size, and what it needs.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct NotSized {
+    /// The term's name.
     pub name: &'static str,
-    pub needs: &'static str,
+    pub(crate) needs: &'static str,
 }
 
 /// What the KV cache, the activations and the CUDA graphs need from `config.json`.
@@ -813,11 +836,15 @@ pub fn pp_stages(layers: usize, pp: usize) -> Vec<usize> {
 
 /// What the estimate needs.
 pub struct Inputs<'a> {
+    /// The model's shape.
     pub model: &'a ModelShape,
     /// All weights, as stored (already quantised).
     pub weights: u64,
+    /// How the weights' size was found.
     pub weights_how: &'a str,
+    /// vLLM's flags.
     pub args: &'a ServeArgs,
+    /// The node's memory.
     pub memory: NodeMemory,
 }
 
@@ -1004,7 +1031,7 @@ pub fn estimate(i: &Inputs) -> Estimate {
 /// `--enforce-eager`) against the same budget. The KV cache and activations stay unsized, so
 /// `required` is a lower bound: a "does not fit" is certain, a "fits" only says the weights leave
 /// room for them.
-pub fn estimate_weights_only(weights: u64, weights_how: &str, a: &ServeArgs, memory: NodeMemory) -> Estimate {
+pub(crate) fn estimate_weights_only(weights: u64, weights_how: &str, a: &ServeArgs, memory: NodeMemory) -> Estimate {
     let ranks = a.tp * a.pp;
     let per_rank = ceil_div(weights, ranks);
     let runtime = gib(RUNTIME_ALLOWANCE_GIB);
@@ -1065,7 +1092,7 @@ pub fn estimate_weights_only(weights: u64, weights_how: &str, a: &ServeArgs, mem
 }
 
 /// Heads divisible by the tensor-parallel size, tp × pp = nodes (one GPU per Spark).
-pub fn structure(m: Option<&ModelShape>, a: &ServeArgs, nodes: usize) -> Vec<Finding> {
+pub(crate) fn structure(m: Option<&ModelShape>, a: &ServeArgs, nodes: usize) -> Vec<Finding> {
     let mut out = Vec::new();
     let err = |id: &str, message: String, fix: String| Finding { id: id.into(), severity: Severity::Error, message, fix, source: None };
     if a.tp * a.pp != nodes as u64 {
@@ -1125,9 +1152,11 @@ pub fn structure(m: Option<&ModelShape>, a: &ServeArgs, nodes: usize) -> Vec<Fin
 
 /// Everything the plan looks at: what the rules see, plus the weights and the node's memory.
 pub struct Request<'a> {
+    /// What the rules see.
     pub facts: Facts<'a>,
     /// Bytes and how they were found.
     pub weights: Option<(u64, String)>,
+    /// The node's memory.
     pub memory: NodeMemory,
 }
 
@@ -1135,24 +1164,28 @@ pub struct Request<'a> {
 /// finding, errors first.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Plan {
-    pub model: String,
-    pub nodes: usize,
-    pub tensor_parallel: u64,
-    pub pipeline_parallel: u64,
-    pub vllm: Option<Version>,
-    pub arch: String,
+    pub(crate) model: String,
+    pub(crate) nodes: usize,
+    pub(crate) tensor_parallel: u64,
+    pub(crate) pipeline_parallel: u64,
+    pub(crate) vllm: Option<Version>,
+    pub(crate) arch: String,
+    /// The memory estimate, when the model's shape and weights are known.
     pub memory: Option<Estimate>,
     /// Why there is no memory estimate.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub not_sized: Option<String>,
+    pub(crate) not_sized: Option<String>,
+    /// Every finding, errors first.
     pub findings: Vec<Finding>,
 }
 
 impl Plan {
+    /// The findings that are errors.
     pub fn errors(&self) -> impl Iterator<Item = &Finding> {
         self.findings.iter().filter(|f| f.severity == Severity::Error)
     }
 
+    /// Whether no finding is an error.
     pub fn ok(&self) -> bool {
         self.errors().next().is_none()
     }

@@ -13,23 +13,28 @@ use std::fmt;
 use std::path::Path;
 
 /// The rules file shipped with sparkctl.
-pub const BUILTIN: &str = include_str!("../rules/known-bad.toml");
+#[cfg(test)]
+pub(crate) const BUILTIN: &str = include_str!("../rules/known-bad.toml");
 /// The same, converted to JSON by `build.rs` (what [`Rules::builtin`] reads: no TOML parser in
 /// the entrypoint).
 const BUILTIN_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/known-bad.json"));
-/// How [`BUILTIN`] is named in errors and reports.
-pub const BUILTIN_NAME: &str = "crates/cluster/rules/known-bad.toml";
+/// How `BUILTIN` is named in errors and reports.
+pub(crate) const BUILTIN_NAME: &str = "crates/cluster/rules/known-bad.toml";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+/// How serious a finding is.
 pub enum Severity {
+    /// Worth knowing.
     Info,
+    /// Likely to cause trouble.
     Warning,
+    /// Will not work: the plan refuses.
     Error,
 }
 
 impl Severity {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Severity::Info => "info",
             Severity::Warning => "warning",
@@ -47,13 +52,17 @@ impl fmt::Display for Severity {
 /// One thing the plan says: a fired rule, a structural check or the memory verdict.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Finding {
+    /// The rule's or check's id.
     pub id: String,
+    /// How serious it is.
     pub severity: Severity,
+    /// What is wrong.
     pub message: String,
+    /// How to fix it.
     pub fix: String,
     /// Where the fact comes from (a link), for rules.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub source: Option<String>,
+    pub(crate) source: Option<String>,
 }
 
 /// A vLLM release, as `major.minor.patch` (suffixes such as `+nv25.11` or `rc1.dev86` dropped).
@@ -82,7 +91,7 @@ impl Version {
 
     /// Does the version satisfy `req`: comparators (`>=`, `<=`, `>`, `<`, `=`) joined by commas.
     /// `None` when `req` is not such a list.
-    pub fn satisfies(self, req: &str) -> Option<bool> {
+    pub(crate) fn satisfies(self, req: &str) -> Option<bool> {
         let mut all = true;
         for c in req.split(',').map(str::trim) {
             let (op, rest) = ["<=", ">=", "==", "<", ">", "="].iter().find_map(|op| c.strip_prefix(op).map(|r| (*op, r)))?;
@@ -138,7 +147,7 @@ pub fn vllm_of_image_ref(reference: &str) -> Option<Version> {
 
 /// The version in a Python `dist-info` folder name of the `vllm` package
 /// (`vllm-0.11.1+nv25.11.dist-info` → 0.11.1).
-pub fn vllm_of_dist_info(name: &str) -> Option<Version> {
+pub(crate) fn vllm_of_dist_info(name: &str) -> Option<Version> {
     let rest = name.strip_prefix("vllm-")?.strip_suffix(".dist-info")?;
     Version::parse(rest)
 }
@@ -146,73 +155,74 @@ pub fn vllm_of_dist_info(name: &str) -> Option<Version> {
 /// The conditions of a rule: all that are given must hold.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct When {
+pub(crate) struct When {
     /// vLLM version comparators, e.g. `">=0.11.1"`; an unknown version counts as matching
     /// (the check is for failures that cost a 15-minute load).
-    pub vllm: Option<String>,
+    pub(crate) vllm: Option<String>,
     /// GPU architecture prefix, e.g. `sm_12` for sm_120/sm_121.
-    pub arch: Option<String>,
-    pub min_nodes: Option<usize>,
+    pub(crate) arch: Option<String>,
+    pub(crate) min_nodes: Option<usize>,
     /// `ray` or `native`.
-    pub backend: Option<String>,
+    pub(crate) backend: Option<String>,
     /// Serve flags and their value (`"*"`: present with any value, or as a switch).
     #[serde(default)]
-    pub flag: BTreeMap<String, String>,
+    pub(crate) flag: BTreeMap<String, String>,
     #[serde(default)]
-    pub flag_absent: Vec<String>,
+    pub(crate) flag_absent: Vec<String>,
     /// Numeric flags at or above a value; vLLM's default counts when the flag is absent.
     #[serde(default)]
-    pub flag_at_least: BTreeMap<String, f64>,
+    pub(crate) flag_at_least: BTreeMap<String, f64>,
     /// Variables with exactly this value.
     #[serde(default)]
-    pub env: BTreeMap<String, String>,
+    pub(crate) env: BTreeMap<String, String>,
     /// Variables unset or with another value.
     #[serde(default)]
-    pub env_not: BTreeMap<String, String>,
+    pub(crate) env_not: BTreeMap<String, String>,
     /// Prefix of `--kv-cache-dtype` (default `auto`).
-    pub kv_cache_dtype: Option<String>,
+    pub(crate) kv_cache_dtype: Option<String>,
     /// The attention backend vLLM picks: `--attention-backend`, else `VLLM_ATTENTION_BACKEND`,
     /// else FlashInfer on sm_12x.
-    pub attention_backend: Option<String>,
-    pub head_dim: Option<u64>,
+    pub(crate) attention_backend: Option<String>,
+    pub(crate) head_dim: Option<u64>,
     /// The model's quantisation (`nvfp4`, `awq`, `fp8`, …).
-    pub quant: Option<String>,
-    pub moe: Option<bool>,
+    pub(crate) quant: Option<String>,
+    pub(crate) moe: Option<bool>,
     /// The context (`--max-model-len`, else the model's limit) is longer than the `[[validated]]`
     /// entry for this model and node count.
-    pub context_above_validated: Option<bool>,
+    pub(crate) context_above_validated: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct Rule {
-    pub id: String,
-    pub severity: Severity,
+pub(crate) struct Rule {
+    pub(crate) id: String,
+    pub(crate) severity: Severity,
     /// May use `{context}`, `{validated}`, `{nodes}`, `{vllm}`.
-    pub message: String,
-    pub fix: String,
+    pub(crate) message: String,
+    pub(crate) fix: String,
     /// Where the fact comes from: an `https://` link to the public report, or a file of the
     /// sparkctl repository (a relative path, e.g. a fixture).
-    pub source: String,
-    pub when: When,
+    pub(crate) source: String,
+    pub(crate) when: When,
 }
 
 /// A context length seen working: model name substring, node count, `--max-model-len`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct Validated {
-    pub model: String,
-    pub nodes: usize,
-    pub max_model_len: u64,
-    pub source: String,
+pub(crate) struct Validated {
+    pub(crate) model: String,
+    pub(crate) nodes: usize,
+    pub(crate) max_model_len: u64,
+    pub(crate) source: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+/// The known-bad rules: conditions under which a setup is known to fail, and the validated contexts.
 pub struct Rules {
-    pub rule: Vec<Rule>,
+    pub(crate) rule: Vec<Rule>,
     #[serde(default)]
-    pub validated: Vec<Validated>,
+    pub(crate) validated: Vec<Validated>,
 }
 
 /// vLLM's defaults for the numeric flags rules compare.
@@ -220,19 +230,27 @@ const FLAG_DEFAULTS: &[(&str, f64)] = &[("--gpu-memory-utilization", 0.9)];
 
 /// What the rules are evaluated against.
 pub struct Facts<'a> {
+    /// The model's name.
     pub model_name: &'a str,
+    /// The vLLM version, when known.
     pub vllm: Option<Version>,
+    /// The CPU architecture (`aarch64`).
     pub arch: &'a str,
+    /// The number of nodes.
     pub nodes: usize,
+    /// The backend (Ray or native).
     pub backend: Backend,
+    /// vLLM's flags.
     pub args: &'a ServeArgs,
+    /// The serve environment.
     pub env: &'a BTreeMap<String, String>,
+    /// The model's shape, when its `config.json` was read.
     pub model: Option<&'a ModelShape>,
 }
 
 impl Facts<'_> {
     /// The attention backend vLLM ends up with.
-    pub fn attention_backend(&self) -> String {
+    pub(crate) fn attention_backend(&self) -> String {
         if let Some(b) = self.args.value("--attention-backend").or(self.env.get("VLLM_ATTENTION_BACKEND").map(String::as_str)) {
             return b.to_ascii_uppercase();
         }
@@ -242,7 +260,7 @@ impl Facts<'_> {
     }
 
     /// `--max-model-len`, else the model's limit.
-    pub fn context(&self) -> Option<u64> {
+    pub(crate) fn context(&self) -> Option<u64> {
         self.args.max_model_len.or(self.model.and_then(|m| m.max_positions))
     }
 
@@ -261,7 +279,8 @@ impl Rules {
     }
 
     /// Parses a rules file; `file` names it in errors.
-    pub fn parse(text: &str, file: &Path) -> Result<Rules> {
+    #[cfg(test)]
+    pub(crate) fn parse(text: &str, file: &Path) -> Result<Rules> {
         let syntax = |line, message| Error::Syntax { file: file.to_owned(), line, message };
         let doc = toml_schema::parse(text).map_err(|e| match e {
             toml_schema::Error::Syntax { line, message, .. } => syntax(line, message),
@@ -320,7 +339,7 @@ impl Rules {
     }
 
     /// The rules that fire, in file order.
-    pub fn evaluate(&self, f: &Facts) -> Vec<Finding> {
+    pub(crate) fn evaluate(&self, f: &Facts) -> Vec<Finding> {
         let validated = f.validated(self);
         self.rule
             .iter()
@@ -340,7 +359,7 @@ impl Rules {
 
 /// What a `source` is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SourceKind {
+pub(crate) enum SourceKind {
     Link,
     /// A path relative to the repository root (its existence is checked by the tests: the
     /// binaries that embed the rules run where the repository is not).
@@ -349,7 +368,7 @@ pub enum SourceKind {
 
 /// `https://host/…` with no spaces is a link; a relative path of plain segments (no `..`, no
 /// spaces) is a repository path; anything else (prose) is neither.
-pub fn source_kind(s: &str) -> Option<SourceKind> {
+pub(crate) fn source_kind(s: &str) -> Option<SourceKind> {
     if s.is_empty() || s.chars().any(char::is_whitespace) {
         return None;
     }

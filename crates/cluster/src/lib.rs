@@ -2,13 +2,15 @@
 //! (ARCHITECTURE.md invariant 5): the `cluster.toml` schema, the per-node environment derived from the
 //! rails, renderers for DGX OS nodes, node checks over a root prefix, and log analysers.
 
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod derive;
 pub mod doctor;
-pub mod error;
+mod error;
 pub mod fit;
 pub mod known_bad;
 pub mod model;
-pub mod parse;
+mod parse;
 pub mod plan;
 pub mod render;
 pub mod shell;

@@ -11,21 +11,22 @@ use std::path::PathBuf;
 
 /// Defaults, shared with `nix/lib.nix` (the vectors hold both to them).
 pub mod defaults {
-    pub const MTU: u16 = 9000;
-    pub const DISABLE_IPV6: bool = true;
+    pub(crate) const MTU: u16 = 9000;
+    pub(crate) const DISABLE_IPV6: bool = true;
     /// The entrypoint's default too.
-    pub const RENDEZVOUS_PORT: u16 = 29450;
-    pub const API_PORT: u16 = 8000;
-    pub const HF_CACHE: &str = "/var/lib/spark-cluster/huggingface";
-    pub const ENV_FILE: &str = "/etc/spark-cluster/spark.env";
-    pub const TOKEN_FILE: &str = "/etc/spark-cluster/token";
+    pub(crate) const RENDEZVOUS_PORT: u16 = 29450;
+    pub(crate) const API_PORT: u16 = 8000;
+    pub(crate) const HF_CACHE: &str = "/var/lib/spark-cluster/huggingface";
+    pub(crate) const ENV_FILE: &str = "/etc/spark-cluster/spark.env";
+    pub(crate) const TOKEN_FILE: &str = "/etc/spark-cluster/token";
+    /// The name of the container on every node.
     pub const CONTAINER_NAME: &str = "spark-cluster";
     /// Where the HF cache is mounted inside the container (`HF_HOME`).
-    pub const HF_HOME: &str = "/root/.cache/huggingface";
+    pub(crate) const HF_HOME: &str = "/root/.cache/huggingface";
     /// Host folder that keeps the entrypoint's restart history across `--rm` containers.
-    pub const STATE_DIR: &str = "/var/lib/spark-cluster/state";
+    pub(crate) const STATE_DIR: &str = "/var/lib/spark-cluster/state";
     /// Where it is mounted inside the container (the folder of the entrypoint's `--state-file`).
-    pub const STATE_MOUNT: &str = "/var/lib/spark-entrypoint";
+    pub(crate) const STATE_MOUNT: &str = "/var/lib/spark-entrypoint";
 }
 
 /// The accepted MTU range: 1500 is the Ethernet floor, 9978 the CX-7's largest.
@@ -33,12 +34,16 @@ pub const MTU_RANGE: (u16, u16) = (1500, 9978);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
+/// A node's part in the cluster.
 pub enum Role {
+    /// Runs the rendezvous and the API server.
     Head,
+    /// Joins the head.
     Worker,
 }
 
 impl Role {
+    /// The role as written in `cluster.toml`.
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Head => "head",
@@ -53,11 +58,14 @@ impl Role {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
+    /// A Ray cluster.
     Ray,
+    /// vLLM's native multi-node mode.
     Native,
 }
 
 impl Backend {
+    /// The backend as written in `cluster.toml`.
     pub fn as_str(self) -> &'static str {
         match self {
             Backend::Ray => "ray",
@@ -79,8 +87,10 @@ pub enum Transport {
 }
 
 impl Transport {
+    /// The values `parse` accepts, for messages.
     pub const ALLOWED: &'static str = "`auto`, `ib` or `socket`";
 
+    /// Reads `auto`, `ib` or `socket`.
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "auto" => Some(Self::Auto),
@@ -90,7 +100,7 @@ impl Transport {
         }
     }
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Transport::Auto => "auto",
             Transport::Ib => "ib",
@@ -102,13 +112,15 @@ impl Transport {
 /// An IPv4 address with its prefix length, as written in `cluster.toml` (`192.168.100.10/24`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Ipv4Net {
+    /// The address.
     pub addr: Ipv4Addr,
+    /// The prefix length.
     pub prefix: u8,
 }
 
 impl Ipv4Net {
     /// Parses `a.b.c.d/p`; the error says what is wrong, for an [`Error::InvalidValue`].
-    pub fn parse(s: &str) -> std::result::Result<Self, String> {
+    pub(crate) fn parse(s: &str) -> std::result::Result<Self, String> {
         let (addr, prefix) = s.split_once('/').ok_or("it has no `/prefix`")?;
         let addr: Ipv4Addr = addr.parse().map_err(|_| format!("`{addr}` is not an IPv4 address"))?;
         let prefix: u8 = prefix.parse().map_err(|_| format!("`{prefix}` is not a prefix length"))?;
@@ -126,7 +138,7 @@ impl Ipv4Net {
         u32::MAX << (32 - u32::from(self.prefix))
     }
 
-    pub fn network(self) -> Ipv4Addr {
+    pub(crate) fn network(self) -> Ipv4Addr {
         Ipv4Addr::from(u32::from(self.addr) & self.mask())
     }
 
@@ -135,7 +147,7 @@ impl Ipv4Net {
     }
 
     /// The subnet (`192.168.100.0/24` for `192.168.100.10/24`): what rails are compared by.
-    pub fn subnet(self) -> Ipv4Net {
+    pub(crate) fn subnet(self) -> Ipv4Net {
         Ipv4Net { addr: self.network(), prefix: self.prefix }
     }
 }
@@ -149,30 +161,38 @@ impl fmt::Display for Ipv4Net {
 /// The management (API) interface of a node: not configured by sparkctl, only described.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Management {
-    pub interface: String,
+    pub(crate) interface: String,
+    /// Its address.
     pub address: Ipv4Net,
 }
 
 /// One rail as declared: a CX-7 twin netdev, optionally its RDMA device, and its address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RailSpec {
+    /// The netdev.
     pub interface: String,
     /// `None`: resolved from the netdev on the node at run time (names differ per OS).
     pub rdma_device: Option<String>,
+    /// Its address.
     pub address: Ipv4Net,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+/// A node of the cluster.
 pub struct Node {
+    /// Its name (unique in the cluster).
     pub name: String,
+    /// Head or worker.
     pub role: Role,
+    /// Its management interface, when described.
     pub management: Option<Management>,
+    /// Its rails, in order.
     pub rails: Vec<RailSpec>,
 }
 
 impl Node {
     /// The rails in the form [`crate::derive::node_env`] takes.
-    pub fn derive_rails(&self) -> Vec<Rail> {
+    pub(crate) fn derive_rails(&self) -> Vec<Rail> {
         self.rails.iter().map(|r| Rail { netdev: r.interface.clone(), rdma_device: r.rdma_device.clone(), ipv4: r.address.addr, port: 1 }).collect()
     }
 
@@ -183,13 +203,14 @@ impl Node {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+/// The container the nodes run.
 pub struct Container {
     /// Image reference (`name:tag` or `name@sha256:…`) the nodes run.
     pub image: String,
     /// Host directory mounted as the container's Hugging Face cache.
     pub hf_cache: PathBuf,
     /// Where the rendered env file lives on the node.
-    pub env_file: PathBuf,
+    pub(crate) env_file: PathBuf,
     /// Host file whose first line is the cluster token (same on every node); mounted read-only
     /// into the container, never copied into `cluster.toml` or a rendered file.
     pub token_file: PathBuf,
@@ -198,7 +219,9 @@ pub struct Container {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+/// What vLLM serves.
 pub struct Serve {
+    /// The model (a Hugging Face name or a path in the container).
     pub model: String,
     /// The OpenAI-compatible API port (`vllm serve --port`).
     pub port: u16,
@@ -207,16 +230,23 @@ pub struct Serve {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+/// A validated `cluster.toml`.
 pub struct Cluster {
     /// The file it came from: every later error names it.
     pub source: PathBuf,
-    pub name: String,
+    pub(crate) name: String,
+    /// How the nodes form one vLLM instance.
     pub backend: Backend,
+    /// The NCCL transport accepted.
     pub transport: Transport,
-    pub rendezvous_port: u16,
+    pub(crate) rendezvous_port: u16,
+    /// The MTU of the rails.
     pub mtu: u16,
+    /// Whether IPv6 is disabled on the rails.
     pub disable_ipv6: bool,
+    /// The container.
     pub container: Container,
+    /// What vLLM serves.
     pub serve: Serve,
     /// In file order; exactly one has [`Role::Head`].
     pub nodes: Vec<Node>,
@@ -237,6 +267,7 @@ impl Cluster {
         })
     }
 
+    /// The head node.
     pub fn head(&self) -> &Node {
         self.nodes.iter().find(|n| n.role == Role::Head).expect("validate guarantees exactly one head")
     }

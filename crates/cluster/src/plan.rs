@@ -12,40 +12,40 @@ use std::collections::BTreeMap;
 /// The variables of `spark-entrypoint` (its settings table, `crates/entrypoint/src/settings.rs`) that a
 /// node's env file sets from `cluster.toml`. The token itself is never rendered: the token file is
 /// mounted read-only at [`TOKEN_PATH`] and `SPARK_TOKEN_FILE` points there.
-pub mod vars {
+pub(crate) mod vars {
     /// `head` or `worker`.
-    pub const ROLE: &str = "SPARK_ROLE";
-    pub const NODE_NAME: &str = "SPARK_NODE_NAME";
+    pub(crate) const ROLE: &str = "SPARK_ROLE";
+    pub(crate) const NODE_NAME: &str = "SPARK_NODE_NAME";
     /// Every node's name, comma-separated, head first; its length is the expected node count.
-    pub const NODES: &str = "SPARK_NODES";
+    pub(crate) const NODES: &str = "SPARK_NODES";
     /// The head's first rail address: rendezvous, Ray and `--master-addr` go over the rails.
-    pub const HEAD_ADDR: &str = "SPARK_HEAD_ADDR";
-    pub const RENDEZVOUS_PORT: &str = "SPARK_RENDEZVOUS_PORT";
+    pub(crate) const HEAD_ADDR: &str = "SPARK_HEAD_ADDR";
+    pub(crate) const RENDEZVOUS_PORT: &str = "SPARK_RENDEZVOUS_PORT";
     /// Comma-separated rail netdevs of this node, in rail order.
-    pub const RAILS: &str = "SPARK_RAILS";
+    pub(crate) const RAILS: &str = "SPARK_RAILS";
     /// The MTU every rail must have (preflight).
-    pub const MTU: &str = "SPARK_MTU";
+    pub(crate) const MTU: &str = "SPARK_MTU";
     /// `auto`, `ib` or `socket`.
-    pub const TRANSPORT: &str = "SPARK_TRANSPORT";
+    pub(crate) const TRANSPORT: &str = "SPARK_TRANSPORT";
     /// `ray` or `native`.
-    pub const BACKEND: &str = "SPARK_BACKEND";
+    pub(crate) const BACKEND: &str = "SPARK_BACKEND";
     /// The cluster token file inside the container.
-    pub const TOKEN_FILE: &str = "SPARK_TOKEN_FILE";
+    pub(crate) const TOKEN_FILE: &str = "SPARK_TOKEN_FILE";
     /// Set when `container.image` is pinned by digest: part of the rendezvous fingerprint.
-    pub const IMAGE_DIGEST: &str = "SPARK_IMAGE_DIGEST";
+    pub(crate) const IMAGE_DIGEST: &str = "SPARK_IMAGE_DIGEST";
     /// The model `vllm serve` loads (fingerprint).
-    pub const MODEL: &str = "SPARK_MODEL";
+    pub(crate) const MODEL: &str = "SPARK_MODEL";
     /// The serve command as a JSON array: `vllm serve <model> <args…> --port <port>`.
-    pub const SERVE: &str = "SPARK_SERVE";
+    pub(crate) const SERVE: &str = "SPARK_SERVE";
     /// The OpenAI-compatible API port the readiness probe asks.
-    pub const API_PORT: &str = "SPARK_API_PORT";
+    pub(crate) const API_PORT: &str = "SPARK_API_PORT";
 }
 
 /// Where the token file is mounted in the container (read-only).
-pub const TOKEN_PATH: &str = "/run/secrets/spark-cluster-token";
+pub(crate) const TOKEN_PATH: &str = "/run/secrets/spark-cluster-token";
 
 /// The full serve command the entrypoint runs on the head (and compares across nodes).
-pub fn serve_command(c: &Cluster) -> Vec<String> {
+pub(crate) fn serve_command(c: &Cluster) -> Vec<String> {
     let mut cmd = vec!["vllm".to_owned(), "serve".to_owned(), c.serve.model.clone()];
     cmd.extend(c.serve.args.iter().cloned());
     cmd.extend(["--port".to_owned(), c.serve.port.to_string()]);
@@ -54,37 +54,41 @@ pub fn serve_command(c: &Cluster) -> Vec<String> {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct PlanRail {
-    pub interface: String,
-    pub address: String,
-    pub prefix_length: u8,
-    pub rdma_device: Option<String>,
+pub(crate) struct PlanRail {
+    pub(crate) interface: String,
+    pub(crate) address: String,
+    pub(crate) prefix_length: u8,
+    pub(crate) rdma_device: Option<String>,
 }
 
 /// One `systemd.network.networks.<name>` entry (and what `netplan generate` must also produce).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Network {
-    pub match_config: BTreeMap<String, String>,
-    pub address: Vec<String>,
+    pub(crate) match_config: BTreeMap<String, String>,
+    pub(crate) address: Vec<String>,
+    /// `[Link]` settings (the MTU).
     pub link_config: BTreeMap<String, String>,
+    /// `[Network]` settings.
     pub network_config: NetworkConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// The `[Network]` settings of a rail.
 pub struct NetworkConfig {
     /// `no` with IPv6 off (no link-local at all: stable RoCE GIDs), else `ipv6`.
     #[serde(rename = "LinkLocalAddressing")]
     pub link_local_addressing: String,
     #[serde(rename = "IPv6AcceptRA")]
-    pub ipv6_accept_ra: bool,
+    pub(crate) ipv6_accept_ra: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
+/// The firewall settings of a node.
 pub struct Firewall {
     /// The rails are point-to-point cluster links: Ray, NCCL and the rendezvous use many ports.
-    pub trusted_interfaces: Vec<String>,
+    pub(crate) trusted_interfaces: Vec<String>,
     /// The API port on the head.
     #[serde(rename = "allowedTCPPorts")]
     pub allowed_tcp_ports: Vec<u16>,
@@ -92,13 +96,18 @@ pub struct Firewall {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
+/// Everything one node gets: networks, sysctls, the entrypoint's env and the firewall.
 pub struct NodePlan {
-    pub name: String,
-    pub role: Role,
-    pub rails: Vec<PlanRail>,
+    pub(crate) name: String,
+    pub(crate) role: Role,
+    pub(crate) rails: Vec<PlanRail>,
+    /// The rails' networkd entries, by unit name.
     pub networks: BTreeMap<String, Network>,
+    /// The sysctls, by key.
     pub sysctl: BTreeMap<String, u8>,
+    /// The entrypoint's environment.
     pub env: BTreeMap<String, String>,
+    /// The firewall settings.
     pub firewall: Firewall,
 }
 
@@ -107,6 +116,7 @@ pub fn network_name(interface: &str) -> String {
     format!("30-rail-{interface}")
 }
 
+/// The plan of `node` in cluster `c`.
 pub fn node_plan(c: &Cluster, node: &Node) -> NodePlan {
     let mut networks = BTreeMap::new();
     let mut sysctl = BTreeMap::new();

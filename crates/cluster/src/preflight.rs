@@ -17,7 +17,9 @@ use std::fmt;
 /// The transport NCCL is expected to use after preflight.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transport {
+    /// RDMA (`NET/IB`).
     Ib,
+    /// TCP sockets (`NET/Socket`).
     Socket,
 }
 
@@ -31,9 +33,13 @@ impl fmt::Display for Transport {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// The outcome of one check.
 pub enum Status {
+    /// Passed.
     Pass,
+    /// A problem the node can run with.
     Warn,
+    /// A problem the node cannot run with.
     Fail,
 }
 
@@ -54,6 +60,7 @@ pub struct Check {
     pub name: &'static str,
     /// What it is checked on, e.g. `enp1s0f1np1`, or `node`.
     pub subject: String,
+    /// Whether it passed.
     pub status: Status,
     /// What was found.
     pub detail: String,
@@ -70,9 +77,19 @@ pub struct Check {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fix {
     /// `/sys/class/net/<netdev>/mtu` (`ip link set dev <netdev> mtu <mtu>`).
-    Mtu { netdev: String, mtu: u32 },
+    Mtu {
+        /// The netdev.
+        netdev: String,
+        /// The MTU to set.
+        mtu: u32,
+    },
     /// `/proc/sys/<key with / for .>` (`sysctl -w <key>=<value>`).
-    Sysctl { key: String, value: String },
+    Sysctl {
+        /// The sysctl key.
+        key: String,
+        /// The value to set.
+        value: String,
+    },
 }
 
 impl Fix {
@@ -104,7 +121,7 @@ impl Fix {
     }
 
     /// A sysctl fix of `net.<family>.conf.<netdev>.<name>`, with the netdev's dots written as `/`.
-    pub fn netdev_sysctl(family: &str, netdev: &str, name: &str, value: &str) -> Fix {
+    pub(crate) fn netdev_sysctl(family: &str, netdev: &str, name: &str, value: &str) -> Fix {
         Fix::Sysctl { key: format!("net.{family}.conf.{}.{name}", netdev.replace('.', "/")), value: value.to_owned() }
     }
 
@@ -137,15 +154,18 @@ pub struct Spec {
     pub rails: Vec<String>,
     /// Expected MTU of every rail.
     pub mtu: u32,
+    /// Which transport is accepted.
     pub transport: Policy,
 }
 
 /// The outcome: the table, the rails found, the transport decided.
 #[derive(Debug, Clone)]
 pub struct Report {
+    /// Every check, in order.
     pub checks: Vec<Check>,
     /// Rails as found; `rdma_device` is set only when the transport is IB.
     pub rails: Vec<Rail>,
+    /// The transport decided.
     pub transport: Transport,
 }
 
@@ -155,6 +175,7 @@ impl Report {
         self.checks.iter().all(|c| c.status != Status::Fail)
     }
 
+    /// The checks that failed.
     pub fn failures(&self) -> impl Iterator<Item = &Check> {
         self.checks.iter().filter(|c| c.status == Status::Fail)
     }
@@ -392,14 +413,14 @@ fn report_transport(t: &mut Table, policy: Policy, transport: Transport) {
 
 /// The fix for a rail MTU that is not `mtu`. The RDMA note is only true of a jumbo target: RoCE's
 /// active MTU is the largest of 1024/2048/4096 that fits the netdev MTU minus ~96 header bytes.
-pub fn mtu_hint(netdev: &str, mtu: u32) -> String {
+pub(crate) fn mtu_hint(netdev: &str, mtu: u32) -> String {
     let why = if mtu >= 4200 { " (below 4200 the RDMA active_mtu drops from 4096, at 1500 to 1024)" } else { "" };
     format!("`ip link set dev {netdev} mtu {mtu}`, and the same on the peer and the switch{why}")
 }
 
 /// RoCE's active MTU for a netdev MTU, as the kernel derives it (`iboe_get_mtu`: the netdev MTU
 /// less the RoCE v2 headers, rounded down to an IB MTU).
-pub fn roce_active_mtu(netdev_mtu: u32) -> u32 {
+pub(crate) fn roce_active_mtu(netdev_mtu: u32) -> u32 {
     let room = netdev_mtu.saturating_sub(96);
     [4096, 2048, 1024, 512, 256].into_iter().find(|m| *m <= room).unwrap_or(0)
 }
@@ -407,16 +428,19 @@ pub fn roce_active_mtu(netdev_mtu: u32) -> u32 {
 /// What a cluster description declares for one rail, to hold the node to it.
 #[derive(Debug, Clone)]
 pub struct DeclaredRail {
+    /// The rail's netdev.
     pub netdev: String,
     /// `None`: resolved on the node (names differ per OS).
     pub rdma_device: Option<String>,
+    /// Its address.
     pub ipv4: std::net::Ipv4Addr,
+    /// Its prefix length.
     pub prefix: u8,
 }
 
 /// Adds `declared` checks to `report`: each rail holds the declared address and prefix, and the
 /// declared RDMA device (when one is named) is the one found behind the netdev.
-pub fn check_declared(root: &Root, report: &mut Report, declared: &[DeclaredRail]) {
+pub(crate) fn check_declared(root: &Root, report: &mut Report, declared: &[DeclaredRail]) {
     let mut t = Table(std::mem::take(&mut report.checks));
     for d in declared {
         let found = sysfs::read_ipv4(root, &d.netdev);

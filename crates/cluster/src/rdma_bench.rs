@@ -10,11 +10,11 @@ use crate::shell;
 use crate::tools::perftest::Perftest;
 
 /// The perftest flags sparkctl uses, checked in `--help` before anything runs.
-pub const REQUIRED_FLAGS: &[&str] = &["--ib-dev", "--port", "--qp", "--duration", "--rdma_cm", "--report_gbits", "--CPU-freq"];
+pub(crate) const REQUIRED_FLAGS: &[&str] = &["--ib-dev", "--port", "--qp", "--duration", "--rdma_cm", "--report_gbits", "--CPU-freq"];
 
 /// Below this on a link whose rate is at least [`DEGRADED_LINK_MIN_RATE`]: the degraded-link fault.
-pub const DEGRADED_GBPS: f64 = 25.0;
-pub const DEGRADED_LINK_MIN_RATE: f64 = 200.0;
+pub(crate) const DEGRADED_GBPS: f64 = 25.0;
+pub(crate) const DEGRADED_LINK_MIN_RATE: f64 = 200.0;
 /// Latency above this (µs) is suspicious (typical on a Spark pair: ~1.5 µs).
 pub const MAX_LATENCY_US: f64 = 10.0;
 
@@ -26,7 +26,9 @@ pub fn missing_flags(help: &str) -> Vec<&'static str> {
 /// What one node says about one rail (read from its sysfs).
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct RailFacts {
+    /// The netdev.
     pub netdev: String,
+    /// Its RDMA device, when found.
     pub rdma_device: Option<String>,
     /// `rate` of port 1 in Gb/s (`200 Gb/sec (4X HDR)` → 200).
     pub rate_gbps: Option<f64>,
@@ -76,9 +78,13 @@ pub fn port_sharers(rail: &RailFacts, rails: &[RailFacts]) -> usize {
 /// Options of a run.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Options {
+    /// Queue pairs per bandwidth run.
     pub qps: u32,
+    /// Seconds per bandwidth run.
     pub duration_s: u32,
+    /// The first TCP port of the perftest servers.
     pub base_port: u16,
+    /// The share of the link rate a rail must reach.
     pub min_ratio: f64,
 }
 
@@ -99,17 +105,24 @@ pub fn perftest_argv(tool: &str, device: &str, port: u16, opts: &Options, server
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+/// The verdict of one measurement.
 pub enum Verdict {
+    /// At or above the threshold.
     Pass,
+    /// Measured, but with no threshold to hold it to (no link rate).
     Warn,
+    /// No measurement, or below the threshold.
     Fail,
 }
 
 /// One bandwidth measurement and its verdict.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Measured {
+    /// The bandwidth measured, in Gb/s.
     pub gbps: Option<f64>,
+    /// The least bandwidth expected, in Gb/s.
     pub expected_min_gbps: Option<f64>,
+    /// The verdict.
     pub verdict: Verdict,
     /// Why, in words (`degraded link: …`, the perftest error line…).
     pub reason: String,

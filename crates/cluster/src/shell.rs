@@ -77,7 +77,7 @@ pub fn split(line: &str) -> Option<Vec<String>> {
 /// Quotes one argument for a systemd `ExecStart=` line: `%` and `$` are doubled (systemd would
 /// expand specifiers and variables), and anything with spaces, quotes, backslashes or `;` is put
 /// in double quotes with C-style escapes.
-pub fn systemd_quote(arg: &str) -> String {
+pub(crate) fn systemd_quote(arg: &str) -> String {
     let escaped = arg.replace('%', "%%").replace('$', "$$");
     let plain = !escaped.is_empty() && escaped != ";" && !escaped.chars().any(|c| c.is_whitespace() || "\"'\\".contains(c));
     if plain {

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 pub struct Root(PathBuf);
 
 impl Root {
+    /// A root prefix at `path`.
     pub fn new(path: impl Into<PathBuf>) -> Self {
         Root(path.into())
     }
@@ -26,17 +27,13 @@ impl Root {
     }
 
     /// The trimmed content of `abs`, or `None` when it cannot be read.
-    pub fn read(&self, abs: &str) -> Option<String> {
+    pub(crate) fn read(&self, abs: &str) -> Option<String> {
         std::fs::read_to_string(self.join(abs)).ok().map(|s| s.trim().to_owned())
     }
 
     /// Names of the entries of directory `abs`, sorted; empty when it does not exist.
-    pub fn list(&self, abs: &str) -> Vec<String> {
+    pub(crate) fn list(&self, abs: &str) -> Vec<String> {
         list_dir(&self.join(abs))
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
     }
 }
 
@@ -49,19 +46,19 @@ fn list_dir(dir: &Path) -> Vec<String> {
 
 /// What `/sys/class/net/<if>` and `/proc/sys/net/ipv6/conf/<if>` say about one netdev.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Netdev {
-    pub name: String,
+pub(crate) struct Netdev {
+    pub(crate) name: String,
     /// `operstate`: `up`, `down`, `lowerlayerdown`, `unknown`…
-    pub operstate: String,
-    pub mtu: Option<u32>,
+    pub(crate) operstate: String,
+    pub(crate) mtu: Option<u32>,
     /// `Some(true)` when `disable_ipv6` is 1; `None` when the kernel has no IPv6 at all.
-    pub ipv6_disabled: Option<bool>,
+    pub(crate) ipv6_disabled: Option<bool>,
     /// RDMA devices behind the netdev (`device/infiniband/`), e.g. `rocep1s0f1`.
-    pub rdma_devices: Vec<String>,
+    pub(crate) rdma_devices: Vec<String>,
 }
 
 /// Reads netdev `name`; `None` when the interface does not exist.
-pub fn read_netdev(root: &Root, name: &str) -> Option<Netdev> {
+pub(crate) fn read_netdev(root: &Root, name: &str) -> Option<Netdev> {
     let base = format!("/sys/class/net/{name}");
     if !root.join(&base).exists() {
         return None;
@@ -75,21 +72,21 @@ pub fn read_netdev(root: &Root, name: &str) -> Option<Netdev> {
 
 /// One port of an RDMA device, from `/sys/class/infiniband/<dev>/ports/<port>/`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RdmaPort {
-    pub device: String,
-    pub port: u8,
+pub(crate) struct RdmaPort {
+    pub(crate) device: String,
+    pub(crate) port: u8,
     /// `state` without its number: `ACTIVE`, `DOWN`, `INIT`…
-    pub state: String,
+    pub(crate) state: String,
     /// `link_layer`: `Ethernet` for RoCE, `InfiniBand` otherwise.
-    pub link_layer: String,
+    pub(crate) link_layer: String,
     /// `rate`, e.g. `200 Gb/sec (4X HDR)`.
-    pub rate: String,
+    pub(crate) rate: String,
     /// RoCE v2 GIDs that carry an IPv4 address: (index, address, owning netdev).
-    pub roce_v2_ipv4: Vec<(u32, Ipv4Addr, Option<String>)>,
+    pub(crate) roce_v2_ipv4: Vec<(u32, Ipv4Addr, Option<String>)>,
 }
 
 /// Reads every port of RDMA device `dev`, in port order.
-pub fn read_rdma_ports(root: &Root, dev: &str) -> Vec<RdmaPort> {
+pub(crate) fn read_rdma_ports(root: &Root, dev: &str) -> Vec<RdmaPort> {
     let base = format!("/sys/class/infiniband/{dev}/ports");
     let mut ports: Vec<u8> = root.list(&base).iter().filter_map(|p| p.parse().ok()).collect();
     ports.sort_unstable();
@@ -152,9 +149,9 @@ pub fn parse_fib_trie_local(text: &str) -> Vec<Ipv4Addr> {
 /// A directly connected route of `/proc/net/route`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
-    pub iface: String,
-    pub destination: Ipv4Addr,
-    pub mask: Ipv4Addr,
+    pub(crate) iface: String,
+    pub(crate) destination: Ipv4Addr,
+    pub(crate) mask: Ipv4Addr,
 }
 
 /// Parses `/proc/net/route` (addresses are little-endian hex), keeping routes without gateway.
@@ -176,7 +173,7 @@ pub fn parse_route(text: &str) -> Vec<Route> {
 /// interface whose connected route contains it (longest prefix). When several interfaces route
 /// that subnet, `owners` (address → netdev, from the RoCE GID table) decides; without an owner
 /// the address is given to none of them.
-pub fn ipv4_addresses(iface: &str, local: &[Ipv4Addr], routes: &[Route], owners: &[(Ipv4Addr, String)]) -> Vec<(Ipv4Addr, u8)> {
+pub(crate) fn ipv4_addresses(iface: &str, local: &[Ipv4Addr], routes: &[Route], owners: &[(Ipv4Addr, String)]) -> Vec<(Ipv4Addr, u8)> {
     let mut out = Vec::new();
     for addr in local {
         let a = u32::from(*addr);
@@ -197,7 +194,7 @@ pub fn ipv4_addresses(iface: &str, local: &[Ipv4Addr], routes: &[Route], owners:
 
 /// The other interfaces with a connected route to the same subnet as one of `iface`'s: twins on
 /// one subnet (ARP flux, wrong source addresses, RoCE GIDs on the wrong port).
-pub fn shared_subnet(iface: &str, routes: &[Route]) -> Vec<(String, Ipv4Addr, u8)> {
+pub(crate) fn shared_subnet(iface: &str, routes: &[Route]) -> Vec<(String, Ipv4Addr, u8)> {
     let mut out = Vec::new();
     for mine in routes.iter().filter(|r| r.iface == iface) {
         for other in routes.iter().filter(|r| r.iface != iface && r.destination == mine.destination && r.mask == mine.mask) {
@@ -211,7 +208,7 @@ pub fn shared_subnet(iface: &str, routes: &[Route]) -> Vec<(String, Ipv4Addr, u8
 }
 
 /// Every IPv4 address the RoCE GID tables attribute to a netdev (`gids/N` + `gid_attrs/ndevs/N`).
-pub fn read_gid_owners(root: &Root) -> Vec<(Ipv4Addr, String)> {
+pub(crate) fn read_gid_owners(root: &Root) -> Vec<(Ipv4Addr, String)> {
     let mut out = Vec::new();
     for dev in root.list("/sys/class/infiniband") {
         for port in read_rdma_ports(root, &dev) {
@@ -228,14 +225,14 @@ pub fn read_gid_owners(root: &Root) -> Vec<(Ipv4Addr, String)> {
 }
 
 /// Reads the IPv4 addresses of `iface` through the root prefix.
-pub fn read_ipv4(root: &Root, iface: &str) -> Vec<(Ipv4Addr, u8)> {
+pub(crate) fn read_ipv4(root: &Root, iface: &str) -> Vec<(Ipv4Addr, u8)> {
     let local = root.read("/proc/net/fib_trie").map(|t| parse_fib_trie_local(&t)).unwrap_or_default();
     let routes = read_routes(root);
     ipv4_addresses(iface, &local, &routes, &read_gid_owners(root))
 }
 
 /// `/proc/net/route` through the root prefix.
-pub fn read_routes(root: &Root) -> Vec<Route> {
+pub(crate) fn read_routes(root: &Root) -> Vec<Route> {
     root.read("/proc/net/route").map(|t| parse_route(&t)).unwrap_or_default()
 }
 
@@ -244,13 +241,30 @@ pub fn read_routes(root: &Root) -> Vec<Route> {
 #[non_exhaustive]
 pub enum BadNetdevName {
     #[error("a netdev name cannot be empty")]
+    /// The name is empty.
     Empty,
     #[error("`{name}` is {len} bytes; a netdev name has 1 to 15")]
-    TooLong { name: String, len: usize },
+    /// The name is longer than 15 bytes.
+    TooLong {
+        /// The name.
+        name: String,
+        /// Its length in bytes.
+        len: usize,
+    },
     #[error("`{name}` is not a netdev name (`.` and `..` are directories)")]
-    Dots { name: String },
+    /// The name is `.` or `..`.
+    Dots {
+        /// The name.
+        name: String,
+    },
     #[error("`{name}` is not a netdev name: it contains {what}")]
-    BadChar { name: String, what: &'static str },
+    /// The name has a character netdev names cannot have.
+    BadChar {
+        /// The name.
+        name: String,
+        /// Which character.
+        what: &'static str,
+    },
 }
 
 /// Checks `name` by the kernel's rule: 1 to 15 bytes, not `.` or `..`, no `/`, `:` or blank.
@@ -280,7 +294,9 @@ pub fn validate_netdev_name(name: &str) -> Result<(), BadNetdevName> {
 /// A resource limit value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Limit {
+    /// No limit.
     Unlimited,
+    /// A limit in bytes.
     Bytes(u64),
 }
 

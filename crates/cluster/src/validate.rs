@@ -7,7 +7,7 @@ use crate::fit::ServeArgs;
 use crate::model::{Cluster, Role};
 use std::collections::BTreeMap;
 
-pub fn validate(c: &Cluster) -> Result<()> {
+pub(crate) fn validate(c: &Cluster) -> Result<()> {
     names(c)?;
     head(c)?;
     rails(c)?;

@@ -17,7 +17,7 @@ const MAX_DELAY: Duration = Duration::from_secs(600);
 const KEEP: usize = 64;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Budget {
+pub(crate) struct Budget {
     /// Restarts allowed within `window`.
     pub restarts: u32,
     pub window: Duration,
@@ -26,12 +26,12 @@ pub struct Budget {
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct History {
+pub(crate) struct History {
     pub failures: Vec<Failure>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Failure {
+pub(crate) struct Failure {
     /// Unix seconds.
     pub at: u64,
     /// The exit code the node stopped with.
@@ -40,7 +40,7 @@ pub struct Failure {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
+pub(crate) enum Decision {
     /// No recent failure: start now.
     Start,
     /// Restart number `used` of `budget.restarts` in the window, after `delay`.
@@ -52,13 +52,13 @@ pub enum Decision {
 
 impl History {
     /// Failures within the window ending at `now`, oldest first.
-    pub fn recent(&self, now: u64, window: Duration) -> Vec<&Failure> {
+    pub(crate) fn recent(&self, now: u64, window: Duration) -> Vec<&Failure> {
         let since = now.saturating_sub(window.as_secs());
         self.failures.iter().filter(|f| f.at > since && f.at <= now).collect()
     }
 
     /// Adds a failure, dropping the oldest beyond [`KEEP`].
-    pub fn record(&mut self, f: Failure) {
+    pub(crate) fn record(&mut self, f: Failure) {
         self.failures.push(f);
         let extra = self.failures.len().saturating_sub(KEEP);
         self.failures.drain(..extra);
@@ -66,7 +66,7 @@ impl History {
 }
 
 /// What a node starting at `now` does, given the failures recorded before.
-pub fn decide(h: &History, now: u64, b: &Budget) -> Decision {
+pub(crate) fn decide(h: &History, now: u64, b: &Budget) -> Decision {
     let recent = h.recent(now, b.window);
     let used = recent.len() as u32;
     match recent.last() {
@@ -85,7 +85,7 @@ pub fn decide(h: &History, now: u64, b: &Budget) -> Decision {
 
 /// Reads the state file; a missing file is an empty history. A corrupt one is reported and
 /// treated as empty (it must never keep a node down).
-pub fn load(path: &Path) -> Result<History, String> {
+pub(crate) fn load(path: &Path) -> Result<History, String> {
     match std::fs::read_to_string(path) {
         Ok(s) => serde_json::from_str(&s).map_err(|e| format!("`{}` is not a restart history ({e}); starting with an empty one", path.display())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(History::default()),
@@ -94,7 +94,7 @@ pub fn load(path: &Path) -> Result<History, String> {
 }
 
 /// Writes the state file atomically.
-pub fn save(path: &Path, h: &History) -> std::io::Result<()> {
+pub(crate) fn save(path: &Path, h: &History) -> std::io::Result<()> {
     crate::fsutil::write_atomic(path, &(serde_json::to_string_pretty(h).map_err(std::io::Error::other)? + "\n"))
 }
 

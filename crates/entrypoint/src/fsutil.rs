@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 /// Writes `content` to a temp file beside `path`, syncs it and renames it over `path`, so a
 /// reader (or a crash) never sees half a file.
-pub fn write_atomic(path: &Path, content: &str) -> std::io::Result<()> {
+pub(crate) fn write_atomic(path: &Path, content: &str) -> std::io::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }

@@ -6,17 +6,20 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
+/// An HTTP response: its status and body.
 #[derive(Debug)]
 pub struct Response {
+    /// The status code.
     pub status: u16,
+    /// The body, decoded (chunked or by length).
     pub body: String,
 }
 
-pub fn get(addr: SocketAddr, path: &str, timeout: Duration) -> std::io::Result<Response> {
+pub(crate) fn get(addr: SocketAddr, path: &str, timeout: Duration) -> std::io::Result<Response> {
     request(addr, "GET", path, None, timeout)
 }
 
-pub fn post_json(addr: SocketAddr, path: &str, json: &str, timeout: Duration) -> std::io::Result<Response> {
+pub(crate) fn post_json(addr: SocketAddr, path: &str, json: &str, timeout: Duration) -> std::io::Result<Response> {
     request(addr, "POST", path, Some(json), timeout)
 }
 

@@ -6,14 +6,14 @@ use cluster::derive::NODE_SPECIFIC_VARS;
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
-pub fn ray_head(ip: Ipv4Addr, port: u16, extra: &[String]) -> Vec<String> {
+pub(crate) fn ray_head(ip: Ipv4Addr, port: u16, extra: &[String]) -> Vec<String> {
     let mut v: Vec<String> = ["ray", "start", "--head", "--block", "--disable-usage-stats", "--include-dashboard=false"].map(String::from).to_vec();
     v.extend(["--node-ip-address".into(), ip.to_string(), "--port".into(), port.to_string()]);
     v.extend(extra.iter().cloned());
     v
 }
 
-pub fn ray_worker(ip: Ipv4Addr, head: Ipv4Addr, port: u16, extra: &[String]) -> Vec<String> {
+pub(crate) fn ray_worker(ip: Ipv4Addr, head: Ipv4Addr, port: u16, extra: &[String]) -> Vec<String> {
     let mut v: Vec<String> = ["ray", "start", "--block", "--disable-usage-stats"].map(String::from).to_vec();
     v.extend(["--address".into(), format!("{head}:{port}"), "--node-ip-address".into(), ip.to_string()]);
     v.extend(extra.iter().cloned());
@@ -24,8 +24,9 @@ pub fn ray_worker(ip: Ipv4Addr, head: Ipv4Addr, port: u16, extra: &[String]) -> 
 /// cluster token, so no node needs a `~/.ray/auth_token` and a stray one cannot lock a node out
 /// (`RAY_AUTH_TOKEN` wins over the file). Set on the `ray` processes, `ray status` and the serve
 /// command (a Ray driver); never logged, never sent, and kept out of vLLM's head-to-worker copy.
-pub const RAY_AUTH_VARS: [&str; 2] = ["RAY_AUTH_MODE", "RAY_AUTH_TOKEN"];
+pub(crate) const RAY_AUTH_VARS: [&str; 2] = ["RAY_AUTH_MODE", "RAY_AUTH_TOKEN"];
 
+/// The Ray authentication variables derived from the cluster token.
 pub fn ray_auth_env(cluster_token: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
         (RAY_AUTH_VARS[0].to_owned(), "token".to_owned()),
@@ -33,12 +34,12 @@ pub fn ray_auth_env(cluster_token: &str) -> BTreeMap<String, String> {
     ])
 }
 
-pub fn ray_status(head: Ipv4Addr, port: u16) -> Vec<String> {
+pub(crate) fn ray_status(head: Ipv4Addr, port: u16) -> Vec<String> {
     vec!["ray".into(), "status".into(), "--address".into(), format!("{head}:{port}")]
 }
 
 /// The head's serve command under Ray: the Ray executor is made explicit when it is not given.
-pub fn serve_ray(serve: &[String]) -> Vec<String> {
+pub(crate) fn serve_ray(serve: &[String]) -> Vec<String> {
     let mut v = serve.to_vec();
     if !v.iter().any(|a| a.starts_with("--distributed-executor-backend")) {
         v.extend(["--distributed-executor-backend".into(), "ray".into()]);
@@ -48,7 +49,7 @@ pub fn serve_ray(serve: &[String]) -> Vec<String> {
 
 /// vLLM's native multi-node arguments (no Ray): every node runs the serve command with its rank;
 /// workers run headless (no API server).
-pub fn serve_native(serve: &[String], nnodes: usize, rank: u32, master: Ipv4Addr, master_port: u16) -> Vec<String> {
+pub(crate) fn serve_native(serve: &[String], nnodes: usize, rank: u32, master: Ipv4Addr, master_port: u16) -> Vec<String> {
     let mut v = serve.to_vec();
     v.extend([
         "--nnodes".into(),
@@ -68,7 +69,7 @@ pub fn serve_native(serve: &[String], nnodes: usize, rank: u32, master: Ipv4Addr
 
 /// Content of `$VLLM_CONFIG_ROOT/ray_non_carry_over_env_vars.json`: the variables vLLM's Ray
 /// executor must not copy from the head to the workers (each node keeps its own).
-pub fn non_carry_over_json() -> String {
+pub(crate) fn non_carry_over_json() -> String {
     let mut vars: Vec<&str> = NODE_SPECIFIC_VARS.to_vec();
     // Each node sets its own; a secret is not copied around.
     vars.push(RAY_AUTH_VARS[1]);
@@ -78,7 +79,7 @@ pub fn non_carry_over_json() -> String {
 
 /// Where vLLM reads its config: `VLLM_CONFIG_ROOT`, else `$XDG_CONFIG_HOME/vllm`, else
 /// `$HOME/.config/vllm` (vLLM's own resolution).
-pub fn vllm_config_root(env: &dyn Fn(&str) -> Option<String>) -> std::path::PathBuf {
+pub(crate) fn vllm_config_root(env: &dyn Fn(&str) -> Option<String>) -> std::path::PathBuf {
     if let Some(r) = env("VLLM_CONFIG_ROOT").filter(|s| !s.is_empty()) {
         return r.into();
     }
@@ -88,7 +89,7 @@ pub fn vllm_config_root(env: &dyn Fn(&str) -> Option<String>) -> std::path::Path
 
 /// `ray status` is read by the one parser in `cluster` (saturating node counts, memory kept
 /// apart from the object store).
-pub use cluster::tools::ray_status::{parse as parse_ray_status, RayStatus};
+pub(crate) use cluster::tools::ray_status::parse as parse_ray_status;
 
 #[cfg(test)]
 mod tests {

@@ -5,22 +5,24 @@
 //!
 //! `main` is a shim over [`main_with`].
 
-pub mod budget;
-pub mod error;
-pub mod fsutil;
+#![warn(missing_docs, unreachable_pub)]
+
+mod budget;
+mod error;
+mod fsutil;
 pub mod http;
 pub mod launch;
-pub mod liveness;
-pub mod log;
-pub mod node;
+mod liveness;
+mod log;
+mod node;
 pub mod pid1;
-pub mod plan;
+mod plan;
 pub mod proto;
-pub mod ray_check;
-pub mod readiness;
-pub mod rendezvous;
+mod ray_check;
+mod readiness;
+mod rendezvous;
 pub mod settings;
-pub mod supervisor;
+mod supervisor;
 
 pub use error::Error;
 

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Policy {
+pub(crate) struct Policy {
     /// Between two looks; zero turns liveness off.
     pub interval: Duration,
     /// For the 1-token completion.
@@ -23,7 +23,7 @@ pub struct Policy {
 
 /// What one look found.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Look {
+pub(crate) enum Look {
     /// The token counter moved: working, nothing sent.
     Progress { tokens: f64 },
     /// The 1-token completion came back.
@@ -33,14 +33,14 @@ pub enum Look {
 }
 
 impl Look {
-    pub fn ok(&self) -> bool {
+    pub(crate) fn ok(&self) -> bool {
         !matches!(self, Look::Failed(_))
     }
 }
 
 /// The sum of vLLM's generated-token counter over all its label sets, from a Prometheus text
 /// exposition; `None` when the server exposes no such counter (then every look probes).
-pub fn generated_tokens(metrics: &str) -> Option<f64> {
+pub(crate) fn generated_tokens(metrics: &str) -> Option<f64> {
     let mut total = None;
     for line in metrics.lines() {
         let line = line.trim();
@@ -62,7 +62,7 @@ pub fn generated_tokens(metrics: &str) -> Option<f64> {
 }
 
 /// One look: progress since `last_tokens`, else a 1-token completion for `model`.
-pub fn look(api: SocketAddr, model: &str, timeout: Duration, last_tokens: &mut Option<f64>) -> Look {
+pub(crate) fn look(api: SocketAddr, model: &str, timeout: Duration, last_tokens: &mut Option<f64>) -> Look {
     let now = tokens(api);
     let moved = matches!((*last_tokens, now), (Some(before), Some(n)) if n > before);
     if now.is_some() {

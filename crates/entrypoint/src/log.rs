@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 static NODE: OnceLock<String> = OnceLock::new();
 
-pub fn set_node(name: &str) {
+pub(crate) fn set_node(name: &str) {
     let _ = NODE.set(name.to_owned());
 }
 
@@ -15,24 +15,25 @@ fn node() -> &'static str {
 }
 
 /// One line from `source` (`entrypoint`, or a child's name).
-pub fn line(source: &str, text: &str) {
+pub(crate) fn line(source: &str, text: &str) {
     // One write per line keeps lines from different threads whole.
     let mut err = std::io::stderr().lock();
     let _ = writeln!(err, "[{} {source}] {text}", node());
 }
 
-pub fn info(text: &str) {
+pub(crate) fn info(text: &str) {
     line("entrypoint", text);
 }
 
 /// A warning meant to be seen in a long log: framed and upper-case tagged.
-pub fn loud(text: &str) {
+pub(crate) fn loud(text: &str) {
     let bar = "!".repeat(72);
     line("entrypoint", &bar);
     line("entrypoint", &format!("WARNING: {text}"));
     line("entrypoint", &bar);
 }
 
+/// Logs one formatted line as this node's entrypoint.
 #[macro_export]
 macro_rules! info {
     ($($t:tt)*) => { $crate::log::info(&format!($($t)*)) };

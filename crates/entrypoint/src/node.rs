@@ -29,7 +29,7 @@ enum Peers {
     Worker(Session),
 }
 
-pub struct Node<'a> {
+pub(crate) struct Node<'a> {
     cfg: &'a Config,
     sup: Supervisor,
     peers: Peers,
@@ -44,7 +44,7 @@ pub struct Node<'a> {
 }
 
 /// Runs the node to its end and returns the process exit code.
-pub fn run(cfg: &Config) -> i32 {
+pub(crate) fn run(cfg: &Config) -> i32 {
     let sup = match Supervisor::start() {
         Ok(s) => s,
         Err(e) => {

@@ -9,7 +9,7 @@ use nix::unistd::Pid;
 
 /// What the signal thread reports.
 #[derive(Debug)]
-pub enum SysEvent {
+pub(crate) enum SysEvent {
     /// A signal other than `SIGCHLD` arrived.
     Signal(Signal),
     /// A process was reaped: its exit code, or 128 + signal number when killed.
@@ -20,7 +20,7 @@ pub enum SysEvent {
 /// would too, through `fork` and `exec`: `std` does not reset it, so `unblock_in_child` does),
 /// makes this process a child subreaper, and starts
 /// the thread that waits for signals and reaps.
-pub fn start(tx: impl Fn(SysEvent) + Send + 'static) -> nix::Result<()> {
+pub(crate) fn start(tx: impl Fn(SysEvent) + Send + 'static) -> nix::Result<()> {
     let all = SigSet::all();
     pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&all), None)?;
     // Orphans (Ray daemons, forked helpers) are re-parented to us and reaped here, not left as
@@ -61,7 +61,7 @@ fn reap_all(tx: &impl Fn(SysEvent)) {
 /// Makes the child start with an empty signal mask: the mask is inherited through `fork` and
 /// `exec`, and ours blocks everything (the signal thread takes them with `sigwait`).
 #[allow(unsafe_code)]
-pub fn unblock_signals_in_child(cmd: &mut std::process::Command) {
+pub(crate) fn unblock_signals_in_child(cmd: &mut std::process::Command) {
     use std::os::unix::process::CommandExt;
     // SAFETY: the closure runs between fork and exec and only calls `sigprocmask`, which is
     // async-signal-safe and allocates nothing.
@@ -72,7 +72,7 @@ pub fn unblock_signals_in_child(cmd: &mut std::process::Command) {
 
 /// The process-table side of supervision (signalling, listing descendants), behind a trait so
 /// the stop logic is tested with a double; [`System`] is the real one.
-pub trait ProcessTable: Send {
+pub(crate) trait ProcessTable: Send {
     /// Sends `sig` to process group `pgid` (children are spawned as group leaders).
     fn signal_group(&self, pgid: i32, sig: Signal);
     fn signal_pid(&self, pid: i32, sig: Signal);
@@ -81,7 +81,7 @@ pub trait ProcessTable: Send {
 }
 
 /// The real process table: `kill(2)`, `killpg(2)` and `/proc`.
-pub struct System;
+pub(crate) struct System;
 
 impl ProcessTable for System {
     fn signal_group(&self, pgid: i32, sig: Signal) {
@@ -96,16 +96,16 @@ impl ProcessTable for System {
 }
 
 /// Sends `sig` to process group `pgid` (children are spawned as group leaders).
-pub fn signal_group(pgid: i32, sig: Signal) {
+pub(crate) fn signal_group(pgid: i32, sig: Signal) {
     let _ = killpg(Pid::from_raw(pgid), sig);
 }
 
-pub fn signal_pid(pid: i32, sig: Signal) {
+pub(crate) fn signal_pid(pid: i32, sig: Signal) {
     let _ = kill(Pid::from_raw(pid), sig);
 }
 
 /// Every live descendant of this process, from `/proc/*/stat` (parent links), zombies included.
-pub fn descendants() -> Vec<i32> {
+pub(crate) fn descendants() -> Vec<i32> {
     let me = std::process::id() as i32;
     let mut parent_of: Vec<(i32, i32)> = Vec::new();
     if let Ok(rd) = std::fs::read_dir("/proc") {
@@ -138,7 +138,7 @@ pub fn parse_stat_ppid(stat: &str) -> Option<i32> {
 }
 
 /// Maps a signal name or number from the set the entrypoint treats as "stop".
-pub fn is_stop_signal(sig: Signal) -> bool {
+pub(crate) fn is_stop_signal(sig: Signal) -> bool {
     matches!(sig, Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT | Signal::SIGHUP)
 }
 

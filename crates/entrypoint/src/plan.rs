@@ -19,7 +19,7 @@ const DEFAULT_HF_HOME: &str = "/root/.cache/huggingface";
 
 /// Runs the plan for the serve command; `env` is what the serve command will get on top of this
 /// process's environment.
-pub fn check(cfg: &Config, env: &BTreeMap<String, String>) -> Result<(), Stop> {
+pub(crate) fn check(cfg: &Config, env: &BTreeMap<String, String>) -> Result<(), Stop> {
     if cfg.plan == PlanMode::Off {
         log::info("plan: skipped (SPARK_PLAN=off)");
         return Ok(());

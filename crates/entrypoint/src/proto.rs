@@ -14,16 +14,21 @@ use std::io::{BufRead, Write};
 /// entrypoint, same backend.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Fingerprint {
+    /// The image digest.
     pub image: String,
+    /// The serve command.
     pub serve: Vec<String>,
+    /// The model.
     pub model: String,
+    /// The entrypoint version.
     pub entrypoint: String,
+    /// The backend (Ray or native).
     pub backend: String,
 }
 
 impl Fingerprint {
     /// The first field that differs, with both values: (field, ours, theirs).
-    pub fn mismatch(&self, other: &Fingerprint) -> Option<(&'static str, String, String)> {
+    pub(crate) fn mismatch(&self, other: &Fingerprint) -> Option<(&'static str, String, String)> {
         let fields: [(&str, String, String); 5] = [
             ("image digest", self.image.clone(), other.image.clone()),
             ("serve command", self.serve.join(" "), other.serve.join(" ")),
@@ -35,37 +40,55 @@ impl Fingerprint {
     }
 }
 
+/// One message of the rendezvous protocol.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Msg {
+    /// The head's first frame to a worker: the head's nonce.
     Challenge {
+        /// The head's nonce.
         nonce: String,
     },
+    /// A worker's answer to the challenge: who it is and what it runs.
     Hello {
+        /// The worker's node name.
         node: String,
+        /// The worker's nonce.
         nonce: String,
+        /// The worker's address on the rails.
         ip: String,
+        /// What the worker runs.
         fingerprint: Fingerprint,
     },
+    /// The worker is admitted: how many nodes have joined out of how many.
     Welcome {
+        /// Nodes joined so far.
         joined: usize,
+        /// Nodes expected.
         expected: usize,
     },
+    /// The worker is not admitted.
     Refused {
+        /// Why.
         reason: String,
     },
     /// Everyone joined: go. `ranks` orders the nodes (head 0) for the native backend.
     Release {
+        /// Each node's rank.
         ranks: BTreeMap<String, u32>,
+        /// The head's address.
         head_ip: String,
     },
+    /// The sender is alive.
     Heartbeat,
     /// The sender is stopping (why), so the receiver stops too. `requested`: the stop was asked
     /// for (a signal: `systemctl stop`, `sparkctl down`, a group restart by `sparkctl up`) or
     /// passed on from one that was, so no node counts it against its restart budget. Absent in
     /// frames of older entrypoints: a failure.
     Shutdown {
+        /// Why.
         reason: String,
+        /// Whether the stop was asked for.
         #[serde(default)]
         requested: bool,
     },
@@ -80,7 +103,9 @@ struct Frame {
 /// Which side wrote a frame; part of the MAC so a frame cannot be reflected back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dir {
+    /// Written by a worker.
     ToHead,
+    /// Written by the head.
     ToWorker,
 }
 
@@ -88,11 +113,12 @@ pub enum Dir {
 #[derive(Debug, Clone)]
 pub struct Keys {
     token: Vec<u8>,
-    pub head_nonce: String,
-    pub worker_nonce: String,
+    pub(crate) head_nonce: String,
+    pub(crate) worker_nonce: String,
 }
 
 impl Keys {
+    /// The keys of the session between the head's and the worker's nonces, under the cluster token.
     pub fn new(token: &str, head_nonce: &str, worker_nonce: &str) -> Keys {
         Keys { token: token.as_bytes().to_vec(), head_nonce: head_nonce.to_owned(), worker_nonce: worker_nonce.to_owned() }
     }
@@ -110,12 +136,12 @@ impl Keys {
         m
     }
 
-    pub fn mac(&self, dir: Dir, seq: u64, body: &str) -> String {
+    pub(crate) fn mac(&self, dir: Dir, seq: u64, body: &str) -> String {
         hex::encode(self.hmac(dir, seq, body).finalize().into_bytes())
     }
 
     /// Constant-time comparison (`verify_slice`).
-    pub fn verify(&self, dir: Dir, seq: u64, body: &str, mac: &str) -> bool {
+    pub(crate) fn verify(&self, dir: Dir, seq: u64, body: &str, mac: &str) -> bool {
         let Ok(tag) = hex::decode(mac) else { return false };
         self.hmac(dir, seq, body).verify_slice(&tag).is_ok()
     }
@@ -134,9 +160,9 @@ pub fn write(w: &mut impl Write, msg: &Msg, keys: Option<(&Keys, Dir, u64)>) -> 
 /// A frame as read: the message, its body and MAC (for verification by the caller, who may need
 /// the message's own nonce to build the keys).
 pub struct Received {
-    pub msg: Msg,
-    pub body: String,
-    pub mac: String,
+    pub(crate) msg: Msg,
+    pub(crate) body: String,
+    pub(crate) mac: String,
 }
 
 /// Reads one frame. EOF is `UnexpectedEof`; garbage is `InvalidData`.
@@ -153,6 +179,7 @@ pub fn read(r: &mut impl BufRead) -> std::io::Result<Received> {
 }
 
 impl Received {
+    /// Whether the frame's MAC is right for this direction and sequence number.
     pub fn verified(&self, keys: &Keys, dir: Dir, seq: u64) -> bool {
         keys.verify(dir, seq, &self.body, &self.mac)
     }
@@ -161,7 +188,7 @@ impl Received {
 /// A secret for another purpose derived from the cluster token (HMAC-SHA256 keyed by the token
 /// over a purpose label), hex: every node computes the same value and none is ever sent, and
 /// the derived value does not reveal the cluster token.
-pub fn derived_secret(token: &str, purpose: &str) -> String {
+pub(crate) fn derived_secret(token: &str, purpose: &str) -> String {
     let mut m = Hmac::<Sha256>::new_from_slice(token.as_bytes()).expect("HMAC takes any key length");
     m.update(format!("spark-derived-v1|{purpose}").as_bytes());
     hex::encode(m.finalize().into_bytes())
@@ -169,7 +196,7 @@ pub fn derived_secret(token: &str, purpose: &str) -> String {
 
 /// 128 random bits from the OS RNG, hex. Fails closed: without randomness there is no
 /// handshake (a guessable nonce would let recorded frames be replayed).
-pub fn nonce() -> std::io::Result<String> {
+pub(crate) fn nonce() -> std::io::Result<String> {
     nonce_from(|b| getrandom::getrandom(b).map_err(|e| std::io::Error::other(format!("the OS random number generator failed: {e}"))))
 }
 

@@ -7,12 +7,12 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
 /// The first executable `name` in the `PATH`-style list `path`.
-pub fn find_on_path(path: Option<&OsStr>, name: &str) -> Option<PathBuf> {
+pub(crate) fn find_on_path(path: Option<&OsStr>, name: &str) -> Option<PathBuf> {
     std::env::split_paths(path?).map(|d| d.join(name)).find(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
 }
 
 /// `Err(line)` when Ray is wanted and `ray` is not on `path`.
-pub fn require_ray(ray_backend: bool, path: Option<&OsStr>) -> Result<(), String> {
+pub(crate) fn require_ray(ray_backend: bool, path: Option<&OsStr>) -> Result<(), String> {
     if !ray_backend || find_on_path(path, "ray").is_some() {
         return Ok(());
     }

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// One pass of the three probes: `Ok(model)` when all answer, else the first failing step.
-pub fn probe_once(addr: SocketAddr) -> Result<String, String> {
+pub(crate) fn probe_once(addr: SocketAddr) -> Result<String, String> {
     let t = Duration::from_secs(10);
     let h = http::get(addr, "/health", t).map_err(|e| format!("/health: {e}"))?;
     if h.status != 200 {
@@ -25,7 +25,7 @@ pub fn probe_once(addr: SocketAddr) -> Result<String, String> {
 }
 
 /// A 1-token completion for `model` that must answer within `timeout` (readiness and liveness).
-pub fn one_token(addr: SocketAddr, model: &str, timeout: Duration) -> Result<(), String> {
+pub(crate) fn one_token(addr: SocketAddr, model: &str, timeout: Duration) -> Result<(), String> {
     let req = serde_json::json!({ "model": model, "prompt": "ping", "max_tokens": 1 }).to_string();
     let c = http::post_json(addr, "/v1/completions", &req, timeout).map_err(|e| format!("/v1/completions: {e}"))?;
     if c.status != 200 {
@@ -44,7 +44,7 @@ fn first_model(body: &str) -> Option<String> {
 }
 
 /// Probes every second until ready or `timeout`; the error names the step that never passed.
-pub fn wait(addr: SocketAddr, timeout: Duration) -> Result<String, String> {
+pub(crate) fn wait(addr: SocketAddr, timeout: Duration) -> Result<String, String> {
     let deadline = Instant::now() + timeout;
     let mut last;
     loop {
@@ -60,7 +60,7 @@ pub fn wait(addr: SocketAddr, timeout: Duration) -> Result<String, String> {
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Status {
+pub(crate) struct Status {
     pub node: String,
     pub role: String,
     /// preflight, rendezvous, cluster, starting, ready, stopping
@@ -80,14 +80,14 @@ pub struct Status {
 }
 
 /// Writes the status file atomically (temp file + rename).
-pub fn write_status(path: &Path, st: &Status) -> std::io::Result<()> {
+pub(crate) fn write_status(path: &Path, st: &Status) -> std::io::Result<()> {
     crate::fsutil::write_atomic(path, &(serde_json::to_string(st).map_err(std::io::Error::other)? + "\n"))
 }
 
 /// `spark-entrypoint healthcheck`: 0 when the status file says ready, the last liveness look
 /// passed and, on the head, the API still answers `/health`; 1 otherwise, with one line saying
 /// why. (`/health` alone stays 200 while a hung engine answers nothing.)
-pub fn healthcheck(path: &Path) -> i32 {
+pub(crate) fn healthcheck(path: &Path) -> i32 {
     let st: Status = match std::fs::read_to_string(path).map_err(|e| e.to_string()).and_then(|s| serde_json::from_str(&s).map_err(|e| e.to_string())) {
         Ok(s) => s,
         Err(e) => {

@@ -29,7 +29,7 @@ static CONN_IDS: AtomicU64 = AtomicU64::new(1);
 type NonceSource = fn() -> std::io::Result<String>;
 
 #[derive(Debug)]
-pub enum PeerEvent {
+pub(crate) enum PeerEvent {
     /// Head: an authenticated hello, waiting for the head's decision.
     Joining { session: Session, ip: String, fingerprint: Fingerprint },
     /// A message after the handshake.
@@ -47,7 +47,7 @@ struct Writer {
 
 /// One authenticated connection to a peer.
 #[derive(Debug, Clone)]
-pub struct Session {
+pub(crate) struct Session {
     pub conn: u64,
     /// The peer's node name.
     pub node: String,
@@ -66,7 +66,7 @@ impl Session {
         Session { conn, node: node.to_owned(), writer: Arc::new(Mutex::new(Writer { stream, keys, dir, seq: first_seq })) }
     }
 
-    pub fn send(&self, msg: &Msg) -> std::io::Result<()> {
+    pub(crate) fn send(&self, msg: &Msg) -> std::io::Result<()> {
         let mut w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         let seq = w.seq;
         w.seq += 1;
@@ -74,7 +74,7 @@ impl Session {
         proto::write(&mut w.stream, msg, Some((&keys, dir, seq)))
     }
 
-    pub fn close(&self) {
+    pub(crate) fn close(&self) {
         let w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         let _ = w.stream.shutdown(Shutdown::Both);
     }
@@ -120,7 +120,7 @@ impl Session {
 }
 
 /// The head's side.
-pub struct Head {
+pub(crate) struct Head {
     pub expected: Vec<String>,
     pub sessions: BTreeMap<String, Session>,
     /// Rail address each worker announced, for messages naming nodes.
@@ -130,7 +130,7 @@ pub struct Head {
 
 impl Head {
     /// Binds the rendezvous port on `ip` and accepts in the background.
-    pub fn listen(
+    pub(crate) fn listen(
         ip: Ipv4Addr,
         port: u16,
         token: &str,
@@ -159,7 +159,7 @@ impl Head {
     }
 
     /// Handles a rendezvous event; `released` refuses late joiners.
-    pub fn on_event(&mut self, ev: PeerEvent, released: bool) {
+    pub(crate) fn on_event(&mut self, ev: PeerEvent, released: bool) {
         match ev {
             PeerEvent::Joining { session, ip, fingerprint } => self.on_join(session, ip, fingerprint, released),
             PeerEvent::Lost { node, conn, why } => {
@@ -216,7 +216,7 @@ impl Head {
     }
 
     /// Waits until every expected worker joined, or the timeout names the missing ones.
-    pub fn wait_all(&mut self, sup: &mut Supervisor, timeout: Duration) -> Result<(), Stop> {
+    pub(crate) fn wait_all(&mut self, sup: &mut Supervisor, timeout: Duration) -> Result<(), Stop> {
         let deadline = Instant::now() + timeout;
         while !self.missing().is_empty() {
             if Instant::now() >= deadline {
@@ -236,7 +236,7 @@ impl Head {
     }
 
     /// Releases everyone together; ranks follow `SPARK_NODES` (head 0).
-    pub fn release(&mut self, head_ip: Ipv4Addr) -> Result<BTreeMap<String, u32>, Stop> {
+    pub(crate) fn release(&mut self, head_ip: Ipv4Addr) -> Result<BTreeMap<String, u32>, Stop> {
         let ranks: BTreeMap<String, u32> = self.expected.iter().enumerate().map(|(i, n)| (n.clone(), i as u32)).collect();
         for (node, s) in &self.sessions {
             s.send(&Msg::Release { ranks: ranks.clone(), head_ip: head_ip.to_string() }).map_err(|e| Stop::PeerLost {
@@ -250,7 +250,7 @@ impl Head {
     }
 
     /// Tells every worker the head is stopping (`requested`: on request, not a failure).
-    pub fn shutdown(&self, reason: &str, requested: bool) {
+    pub(crate) fn shutdown(&self, reason: &str, requested: bool) {
         for s in self.sessions.values() {
             let _ = s.send(&Msg::Shutdown { reason: reason.to_owned(), requested });
         }
@@ -298,7 +298,7 @@ fn handshake_head(stream: TcpStream, token: &str, silence: Duration, tx: Sender<
 
 /// The worker's side: joins the head (retrying), waits for the release; returns the session
 /// (kept open as heartbeat) and the release's ranks.
-pub struct Join {
+pub(crate) struct Join {
     pub session: Session,
     pub ranks: BTreeMap<String, u32>,
     pub head_ip: Ipv4Addr,
@@ -306,7 +306,7 @@ pub struct Join {
 
 /// What a worker brings to the rendezvous: where the head listens, who this node is, and how
 /// long to wait.
-pub struct JoinRequest<'a> {
+pub(crate) struct JoinRequest<'a> {
     /// The head's rendezvous address: its first rail address and `SPARK_RENDEZVOUS_PORT`.
     pub head: SocketAddrV4,
     /// The cluster token the handshake is authenticated with.
@@ -322,7 +322,7 @@ pub struct JoinRequest<'a> {
     pub silence: Duration,
 }
 
-pub fn join(sup: &mut Supervisor, req: &JoinRequest<'_>) -> Result<Join, Stop> {
+pub(crate) fn join(sup: &mut Supervisor, req: &JoinRequest<'_>) -> Result<Join, Stop> {
     let (addr, node) = (SocketAddr::V4(req.head), req.node);
     let deadline = Instant::now() + req.timeout;
     let mut retry = Retry { attempt: 0, last_log: Instant::now() - Duration::from_secs(60) };

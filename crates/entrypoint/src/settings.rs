@@ -12,7 +12,7 @@ use std::time::Duration;
 use crate::error::Error;
 use cluster::model::{Backend, Role, Transport};
 
-pub struct Setting {
+pub(crate) struct Setting {
     pub env: &'static str,
     pub flag: &'static str,
     /// `None`: required (or derived, as `help` says).
@@ -20,7 +20,7 @@ pub struct Setting {
     pub help: &'static str,
 }
 
-pub const SETTINGS: &[Setting] = &[
+pub(crate) const SETTINGS: &[Setting] = &[
     Setting { env: "SPARK_ROLE", flag: "--role", default: None, help: "`head` or `worker` (required)" },
     Setting { env: "SPARK_NODE_NAME", flag: "--node-name", default: None, help: "this node's name; default: the hostname" },
     Setting {
@@ -187,7 +187,7 @@ pub const SETTINGS: &[Setting] = &[
 
 /// What the head does with the plan's errors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PlanMode {
+pub(crate) enum PlanMode {
     Enforce,
     Warn,
     Off,
@@ -195,7 +195,7 @@ pub enum PlanMode {
 
 /// What the node runs once the group formed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
+pub(crate) enum Mode {
     Serve,
     NcclBench,
 }
@@ -203,39 +203,39 @@ pub enum Mode {
 /// The parsed configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub role: Role,
-    pub node: String,
+    pub(crate) role: Role,
+    pub(crate) node: String,
     /// Every node, head first (head only; empty on workers).
-    pub nodes: Vec<String>,
-    pub head_addr: Option<Ipv4Addr>,
-    pub rendezvous_port: u16,
-    pub rails: Vec<String>,
-    pub mtu: u32,
-    pub transport: Transport,
-    pub backend: Backend,
-    pub token: String,
-    pub image_digest: String,
-    pub model: String,
-    pub serve: Vec<String>,
-    pub ray_port: u16,
-    pub ray_args: Vec<String>,
-    pub gpus_per_node: u32,
-    pub master_port: u16,
-    pub api_port: u16,
-    pub join_timeout: Duration,
-    pub cluster_timeout: Duration,
-    pub ready_timeout: Duration,
-    pub heartbeat_timeout: Duration,
-    pub grace: Duration,
-    pub status_file: PathBuf,
-    pub root: PathBuf,
-    pub liveness: crate::liveness::Policy,
-    pub budget: crate::budget::Budget,
-    pub state_file: PathBuf,
-    pub plan: PlanMode,
-    pub mode: Mode,
-    pub bench_out: PathBuf,
-    pub bench_min_busbw: f64,
+    pub(crate) nodes: Vec<String>,
+    pub(crate) head_addr: Option<Ipv4Addr>,
+    pub(crate) rendezvous_port: u16,
+    pub(crate) rails: Vec<String>,
+    pub(crate) mtu: u32,
+    pub(crate) transport: Transport,
+    pub(crate) backend: Backend,
+    pub(crate) token: String,
+    pub(crate) image_digest: String,
+    pub(crate) model: String,
+    pub(crate) serve: Vec<String>,
+    pub(crate) ray_port: u16,
+    pub(crate) ray_args: Vec<String>,
+    pub(crate) gpus_per_node: u32,
+    pub(crate) master_port: u16,
+    pub(crate) api_port: u16,
+    pub(crate) join_timeout: Duration,
+    pub(crate) cluster_timeout: Duration,
+    pub(crate) ready_timeout: Duration,
+    pub(crate) heartbeat_timeout: Duration,
+    pub(crate) grace: Duration,
+    pub(crate) status_file: PathBuf,
+    pub(crate) root: PathBuf,
+    pub(crate) liveness: crate::liveness::Policy,
+    pub(crate) budget: crate::budget::Budget,
+    pub(crate) state_file: PathBuf,
+    pub(crate) plan: PlanMode,
+    pub(crate) mode: Mode,
+    pub(crate) bench_out: PathBuf,
+    pub(crate) bench_min_busbw: f64,
 }
 
 fn setting(flag: &str) -> &'static Setting {
@@ -606,7 +606,7 @@ fn hostname() -> String {
 }
 
 /// The `--help` text: usage and the settings table.
-pub fn help() -> String {
+pub(crate) fn help() -> String {
     let mut out = String::from(
         "spark-entrypoint: PID 1 of a multi-node vLLM container (preflight, rendezvous, Ray or native launch, readiness, supervision)\n\n\
          usage: spark-entrypoint [FLAGS] -- SERVE_COMMAND...\n       spark-entrypoint healthcheck [--status-file FILE]\n       spark-entrypoint --version\n\n\

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 #[derive(Debug)]
-pub enum Event {
+pub(crate) enum Event {
     Sys(SysEvent),
     Peer(PeerEvent),
     /// The readiness probe finished: the model name, or what never answered.
@@ -28,7 +28,7 @@ pub enum Event {
 
 /// Why the node stops.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Stop {
+pub(crate) enum Stop {
     Signal(Signal),
     /// A child that must keep running exited.
     Child {
@@ -52,7 +52,7 @@ pub enum Stop {
 impl Stop {
     /// The exit code: a signal's 128+n, a child's own code, 3 for a lost peer, 4 for a timeout,
     /// 5 for a wedged engine, 2 for fatal errors.
-    pub fn code(&self) -> i32 {
+    pub(crate) fn code(&self) -> i32 {
         match self {
             Stop::Signal(s) => 128 + *s as i32,
             Stop::Child { code, .. } => *code,
@@ -71,7 +71,7 @@ struct Tracked {
     critical: bool,
 }
 
-pub struct Supervisor {
+pub(crate) struct Supervisor {
     procs: Box<dyn ProcessTable>,
     tx: Sender<Event>,
     rx: Receiver<Event>,
@@ -90,10 +90,10 @@ pub struct Supervisor {
 
 /// NCCL processes the watcher remembers: a group has a few per node, but PID 1 lives for days
 /// and every restart of the group brings new pids; the oldest are forgotten past this.
-pub const NCCL_PROCESSES: usize = 256;
+pub(crate) const NCCL_PROCESSES: usize = 256;
 
 impl Supervisor {
-    pub fn start() -> std::io::Result<Supervisor> {
+    pub(crate) fn start() -> std::io::Result<Supervisor> {
         let (tx, rx) = channel();
         let sys_tx = tx.clone();
         pid1::start(move |e| {
@@ -127,21 +127,21 @@ impl Supervisor {
         Supervisor::with(Box::new(pid1::System), tx, rx)
     }
 
-    pub fn sender(&self) -> Sender<Event> {
+    pub(crate) fn sender(&self) -> Sender<Event> {
         self.tx.clone()
     }
 
-    pub fn expect_ib(&self, yes: bool) {
+    pub(crate) fn expect_ib(&self, yes: bool) {
         *self.expect_ib.lock().unwrap_or_else(|e| e.into_inner()) = yes;
     }
 
-    pub fn expects_ib(&self) -> bool {
+    pub(crate) fn expects_ib(&self) -> bool {
         *self.expect_ib.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Waits up to `timeout` for the critical child `name` to end by itself; its exit code.
     /// Other events are dropped: the node is stopping anyway.
-    pub fn wait_child(&mut self, name: &str, timeout: Duration) -> Option<i32> {
+    pub(crate) fn wait_child(&mut self, name: &str, timeout: Duration) -> Option<i32> {
         if !self.children.iter().any(|c| c.name == name) {
             return None;
         }
@@ -157,7 +157,7 @@ impl Supervisor {
     }
 
     /// Spawns `argv` as `name` with `env` added; its output goes to the log with its name.
-    pub fn spawn(&mut self, name: &str, argv: &[String], env: &BTreeMap<String, String>, critical: bool) -> Result<i32, Stop> {
+    pub(crate) fn spawn(&mut self, name: &str, argv: &[String], env: &BTreeMap<String, String>, critical: bool) -> Result<i32, Stop> {
         let child = self.command(name, argv, env)?.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn();
         let mut child = child.map_err(|e| Stop::Fatal(format!("cannot start {name} `{}`: {e}", argv[0])))?;
         let pid = child.id() as i32;
@@ -174,7 +174,7 @@ impl Supervisor {
 
     /// Runs a helper to completion (events keep flowing meanwhile), returning its exit code and
     /// stdout. Its stderr goes to the log.
-    pub fn capture(&mut self, name: &str, argv: &[String], env: &BTreeMap<String, String>, timeout: Duration) -> Result<(i32, String), Stop> {
+    pub(crate) fn capture(&mut self, name: &str, argv: &[String], env: &BTreeMap<String, String>, timeout: Duration) -> Result<(i32, String), Stop> {
         let child = self.command(name, argv, env)?.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn();
         let mut child = child.map_err(|e| Stop::Fatal(format!("cannot start {name} `{}`: {e}", argv[0])))?;
         let pid = child.id() as i32;
@@ -257,7 +257,7 @@ impl Supervisor {
 
     /// Waits up to `timeout` for one event. Events that stop the node come back as `Err`; the
     /// others (peer messages, probe results, exits of helpers) as `Ok(Some(_))`.
-    pub fn next(&mut self, timeout: Duration) -> Result<Option<Event>, Stop> {
+    pub(crate) fn next(&mut self, timeout: Duration) -> Result<Option<Event>, Stop> {
         match self.pending.pop_front() {
             Some(ev) => Ok(Some(ev)),
             None => self.receive(timeout),
@@ -308,7 +308,7 @@ impl Supervisor {
 
     /// Stops every child and descendant: `first` (the received signal, or SIGTERM) to each child
     /// group and each descendant, then SIGKILL after `grace`, then reaps until none is left.
-    pub fn stop_all(&mut self, first: Signal, grace: Duration) {
+    pub(crate) fn stop_all(&mut self, first: Signal, grace: Duration) {
         let live = self.procs.descendants();
         if live.is_empty() {
             return;

@@ -27,9 +27,10 @@ use tokio::time::Instant;
 /// Where requests go: a plain-HTTP OpenAI-compatible server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Target {
-    pub host: String,
-    pub port: u16,
+    pub(crate) host: String,
+    pub(crate) port: u16,
     #[serde(skip)]
+    /// The API key sent as `Authorization: Bearer …` (never written to run files).
     pub api_key: Option<String>,
 }
 
@@ -49,6 +50,7 @@ impl Target {
         Ok(Self { host: host.trim_start_matches('[').trim_end_matches(']').to_owned(), port, api_key: None })
     }
 
+    /// The server's URL, `http://host:port`.
     pub fn url(&self) -> String {
         if self.host.contains(':') {
             format!("http://[{}]:{}", self.host, self.port)
@@ -63,15 +65,26 @@ impl Target {
 #[serde(rename_all = "snake_case", tag = "mode")]
 pub enum Load {
     /// `concurrency` workers, each with one request in flight.
-    Closed { concurrency: usize },
+    Closed {
+        /// Number of workers.
+        concurrency: usize,
+    },
     /// `rate` requests/s on the `arrival` schedule; at most `max_concurrency` in flight (the rest
     /// wait, and their wait counts as queue delay).
-    Open { rate: f64, arrival: Arrival, max_concurrency: Option<usize> },
+    Open {
+        /// Requests per second.
+        rate: f64,
+        /// How the gaps between requests are drawn.
+        arrival: Arrival,
+        /// Most requests in flight (`None`: no limit).
+        max_concurrency: Option<usize>,
+    },
 }
 
 /// How long a run lasts and what it keeps.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunSpec {
+    /// How requests are released.
     pub load: Load,
     /// Stop sending after this long (measured part, after the warm-up).
     pub duration: Option<Duration>,
@@ -91,9 +104,13 @@ pub struct RunSpec {
 /// progress line from them; the library draws nothing).
 #[derive(Debug, Default)]
 pub struct Live {
+    /// Requests sent.
     pub sent: AtomicU64,
+    /// Requests finished, successfully or not.
     pub done: AtomicU64,
+    /// Requests that failed.
     pub errors: AtomicU64,
+    /// Output tokens received.
     pub output_tokens: AtomicU64,
     /// Nanoseconds since the run started, updated as requests end.
     pub elapsed_ns: AtomicU64,
@@ -102,6 +119,7 @@ pub struct Live {
 /// What a run produced: one record per measured request and every inter-token gap.
 #[derive(Debug, Clone, Default)]
 pub struct Outcome {
+    /// One record per measured request.
     pub records: Vec<Record>,
     /// Gaps between consecutive output-carrying chunks of measured requests, in seconds.
     pub itls: Vec<f32>,

@@ -15,19 +15,19 @@ const BATCHES: usize = 10;
 
 /// One metric compared.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Delta {
-    pub metric: &'static str,
-    pub a: f64,
-    pub b: f64,
+pub(crate) struct Delta {
+    pub(crate) metric: &'static str,
+    pub(crate) a: f64,
+    pub(crate) b: f64,
     /// `b − a` as a fraction of `a`.
-    pub change: f64,
+    pub(crate) change: f64,
     /// 95% interval of the change (fractions of `a`), when the samples allow one.
-    pub ci: Option<(f64, f64)>,
+    pub(crate) ci: Option<(f64, f64)>,
 }
 
 impl Delta {
     /// The interval excludes zero.
-    pub fn significant(&self) -> bool {
+    pub(crate) fn significant(&self) -> bool {
         self.ci.is_some_and(|(lo, hi)| lo > 0.0 || hi < 0.0)
     }
 }
@@ -35,9 +35,9 @@ impl Delta {
 /// One load point present in both runs.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PointDelta {
-    pub label: String,
-    pub prompt_tokens: u64,
-    pub deltas: Vec<Delta>,
+    pub(crate) label: String,
+    pub(crate) prompt_tokens: u64,
+    pub(crate) deltas: Vec<Delta>,
 }
 
 fn mean_var(v: &[f64]) -> (f64, f64) {

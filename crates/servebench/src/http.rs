@@ -11,28 +11,33 @@ pub struct HttpError(pub String);
 /// How the body ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Framing {
+    /// A `Content-Length` body of this many bytes.
     Length(u64),
+    /// A `Transfer-Encoding: chunked` body.
     Chunked,
+    /// The body ends when the server closes the connection.
     Close,
 }
 
 /// A response status line and the headers that matter.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResponseHead {
+    /// The status code.
     pub status: u16,
+    /// How the body ends.
     pub framing: Framing,
     /// The server keeps the connection open after this response.
-    pub keep_alive: bool,
+    pub(crate) keep_alive: bool,
 }
 
 /// A request line and the headers the stand-in server reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestHead {
-    pub method: String,
-    pub path: String,
-    pub content_length: u64,
-    pub authorization: Option<String>,
-    pub keep_alive: bool,
+pub(crate) struct RequestHead {
+    pub(crate) method: String,
+    pub(crate) path: String,
+    pub(crate) content_length: u64,
+    pub(crate) authorization: Option<String>,
+    pub(crate) keep_alive: bool,
 }
 
 const MAX_HEAD: usize = 64 * 1024;
@@ -80,7 +85,7 @@ pub fn parse_response_head(buf: &[u8]) -> Result<Option<(ResponseHead, usize)>, 
 }
 
 /// Parses a request head at the start of `buf` (the stand-in server's side).
-pub fn parse_request_head(buf: &[u8]) -> Result<Option<(RequestHead, usize)>, HttpError> {
+pub(crate) fn parse_request_head(buf: &[u8]) -> Result<Option<(RequestHead, usize)>, HttpError> {
     let Some(end) = head_end(buf)? else { return Ok(None) };
     let text = std::str::from_utf8(&buf[..end]).map_err(|_| HttpError("request head is not UTF-8".into()))?;
     let line = text.lines().next().unwrap_or_default();
@@ -121,6 +126,7 @@ enum Chunked {
 }
 
 impl BodyDecoder {
+    /// A decoder for a body framed as `framing`.
     pub fn new(framing: Framing) -> Self {
         let left = match framing {
             Framing::Length(n) => n,
@@ -130,7 +136,7 @@ impl BodyDecoder {
     }
 
     /// The body is complete (never true for a body that ends when the connection closes).
-    pub fn is_done(&self) -> bool {
+    pub(crate) fn is_done(&self) -> bool {
         self.done
     }
 

@@ -12,13 +12,13 @@ use base64::Engine as _;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Image {
     /// What the run file records: `synthetic 448x448 PNG (602 KB)` or the file's name and size.
-    pub label: String,
+    pub(crate) label: String,
     /// `data:image/…;base64,…`
     pub data_url: String,
 }
 
 /// The media type of image bytes from their signature.
-pub fn media_type(bytes: &[u8]) -> Option<&'static str> {
+pub(crate) fn media_type(bytes: &[u8]) -> Option<&'static str> {
     match bytes {
         [0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a, ..] => Some("image/png"),
         [0xff, 0xd8, 0xff, ..] => Some("image/jpeg"),
@@ -53,7 +53,7 @@ pub fn from_file(name: &str, bytes: &[u8]) -> Result<Image, String> {
 
 /// Decodes a `data:image/…;base64,…` URL: its media type and bytes (the stand-in checks what it
 /// was sent with it).
-pub fn decode_data_url(url: &str) -> Result<(&str, Vec<u8>), String> {
+pub(crate) fn decode_data_url(url: &str) -> Result<(&str, Vec<u8>), String> {
     let rest = url.strip_prefix("data:").ok_or("not a `data:` URL")?;
     let (media, b64) = rest.split_once(";base64,").ok_or("not base64 (`;base64,` missing)")?;
     if !media.starts_with("image/") {
@@ -64,15 +64,6 @@ pub fn decode_data_url(url: &str) -> Result<(&str, Vec<u8>), String> {
         return Err(format!("the bytes are not {media}"));
     }
     Ok((media, bytes))
-}
-
-/// Width and height from a PNG's IHDR chunk.
-pub fn png_size(bytes: &[u8]) -> Option<(u32, u32)> {
-    if media_type(bytes) != Some("image/png") || bytes.get(12..16)? != b"IHDR" {
-        return None;
-    }
-    let be = |i: usize| Some(u32::from_be_bytes(bytes.get(i..i + 4)?.try_into().ok()?));
-    Some((be(16)?, be(20)?))
 }
 
 fn crc32(bytes: &[u8]) -> u32 {

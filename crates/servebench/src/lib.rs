@@ -11,6 +11,8 @@
 //! - [`standin`]: a small server streaming vLLM's chunk shapes with delays it is told.
 //! - [`calibrate`]: the client's own ceiling against a zero-latency stand-in.
 
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod client;
 pub mod compare;
 pub mod http;
@@ -32,21 +34,42 @@ use std::time::Duration;
 #[non_exhaustive]
 pub enum Error {
     #[error("server URL `{url}`: {why}")]
-    BadUrl { url: String, why: String },
+    /// The server URL is not one the client can use.
+    BadUrl {
+        /// The URL as given.
+        url: String,
+        /// Why it cannot be used.
+        why: String,
+    },
     #[error("a run needs a duration or a request count")]
+    /// Neither a duration nor a request count bounds the run.
     Unbounded,
     #[error("starting the async runtime")]
+    /// The runtime could not start.
     Runtime(#[source] std::io::Error),
     #[error("asking `{url}/v1/models`: {why}")]
-    Models { url: String, why: String },
+    /// The server's model list could not be read.
+    Models {
+        /// The server URL.
+        url: String,
+        /// Why.
+        why: String,
+    },
     #[error("run file `{}`: {why}", file.display())]
-    BadRunFile { file: std::path::PathBuf, why: String },
+    /// A run file could not be read.
+    BadRunFile {
+        /// The file.
+        file: std::path::PathBuf,
+        /// Why.
+        why: String,
+    },
     #[error("starting the calibration stand-in")]
+    /// The calibration stand-in could not start.
     Standin(#[source] std::io::Error),
 }
 
 /// The calibration load: enough streams to keep one core busy, short prompts.
-pub const CALIBRATION_CONCURRENCY: usize = 64;
+pub(crate) const CALIBRATION_CONCURRENCY: usize = 64;
 
 /// Measures this client's ceiling on this machine: requests/s with 1-token answers, then chunks/s
 /// with 256-token answers, each for `duration`, against a zero-latency stand-in on its own

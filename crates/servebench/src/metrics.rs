@@ -81,44 +81,52 @@ impl<'de> Deserialize<'de> for ErrorKind {
 /// One measured request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Record {
-    pub id: u64,
+    pub(crate) id: u64,
+    /// When the request was meant to be sent (seconds from the run's start).
     pub intended_s: f64,
-    pub sent_s: f64,
-    pub first_byte_s: Option<f64>,
+    pub(crate) sent_s: f64,
+    pub(crate) first_byte_s: Option<f64>,
+    /// When the first output token arrived, if any.
     pub first_token_s: Option<f64>,
+    /// When the first answer text arrived, if any.
     pub first_content_s: Option<f64>,
+    /// When the last output token arrived, if any.
     pub last_token_s: Option<f64>,
-    pub end_s: f64,
+    pub(crate) end_s: f64,
+    /// Output tokens of the answer.
     pub output_tokens: u64,
     /// Whether `output_tokens` is the server's `usage` (else counted from chunks).
     pub output_tokens_from_usage: bool,
     /// The server's `usage.prompt_tokens`, when sent.
     pub prompt_tokens: Option<u64>,
-    pub requested_prompt_tokens: u64,
+    pub(crate) requested_prompt_tokens: u64,
+    /// Streamed chunks received.
     pub chunks: u64,
+    /// Why the request failed, if it did.
     pub error: Option<ErrorKind>,
 }
 
 impl Record {
-    pub fn ok(&self) -> bool {
+    pub(crate) fn ok(&self) -> bool {
         self.error.is_none()
     }
+    /// Seconds the request waited between its intended and its actual send.
     pub fn queue(&self) -> f64 {
         self.sent_s - self.intended_s
     }
-    pub fn ttft_byte(&self) -> Option<f64> {
+    pub(crate) fn ttft_byte(&self) -> Option<f64> {
         self.first_byte_s.map(|t| t - self.intended_s)
     }
-    pub fn ttft(&self) -> Option<f64> {
+    pub(crate) fn ttft(&self) -> Option<f64> {
         self.first_token_s.map(|t| t - self.intended_s)
     }
-    pub fn ttft_content(&self) -> Option<f64> {
+    pub(crate) fn ttft_content(&self) -> Option<f64> {
         self.first_content_s.map(|t| t - self.intended_s)
     }
-    pub fn e2e(&self) -> f64 {
+    pub(crate) fn e2e(&self) -> f64 {
         self.end_s - self.intended_s
     }
-    pub fn tpot(&self) -> Option<f64> {
+    pub(crate) fn tpot(&self) -> Option<f64> {
         match (self.first_token_s, self.last_token_s) {
             (Some(a), Some(b)) if self.output_tokens > 1 => Some((b - a) / (self.output_tokens - 1) as f64),
             _ => None,
@@ -129,16 +137,20 @@ impl Record {
 /// Mean and percentiles of one metric, in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct Stats {
-    pub n: u64,
+    pub(crate) n: u64,
+    /// Mean.
     pub mean: f64,
+    /// Median.
     pub p50: f64,
-    pub p90: f64,
+    pub(crate) p90: f64,
+    /// 99th percentile.
     pub p99: f64,
+    /// Largest value.
     pub max: f64,
 }
 
 /// Linear interpolation between closest ranks (numpy's default), on sorted values.
-pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
@@ -150,7 +162,7 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 impl Stats {
     /// From values in seconds.
-    pub fn of_secs(values: impl IntoIterator<Item = f64>) -> Self {
+    pub(crate) fn of_secs(values: impl IntoIterator<Item = f64>) -> Self {
         let mut v: Vec<f64> = values.into_iter().filter(|x| x.is_finite()).map(|x| x * 1000.0).collect();
         if v.is_empty() {
             return Self::default();
@@ -170,17 +182,17 @@ impl Stats {
 /// Service-level objectives a request must all meet to count toward goodput.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct Slo {
-    pub ttft_s: Option<f64>,
-    pub tpot_s: Option<f64>,
-    pub e2e_s: Option<f64>,
+    pub(crate) ttft_s: Option<f64>,
+    pub(crate) tpot_s: Option<f64>,
+    pub(crate) e2e_s: Option<f64>,
 }
 
 impl Slo {
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.ttft_s.is_none() && self.tpot_s.is_none() && self.e2e_s.is_none()
     }
 
-    pub fn met(&self, r: &Record) -> bool {
+    pub(crate) fn met(&self, r: &Record) -> bool {
         let under = |v: Option<f64>, limit: Option<f64>| limit.is_none_or(|l| v.is_some_and(|v| v <= l));
         r.ok() && under(r.ttft(), self.ttft_s) && under(r.tpot(), self.tpot_s) && under(Some(r.e2e()), self.e2e_s)
     }
@@ -225,33 +237,48 @@ pub fn parse_duration(text: &str) -> Result<f64, String> {
 /// Goodput: requests that met every objective.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Goodput {
-    pub slo: Slo,
+    pub(crate) slo: Slo,
+    /// Requests that met every objective.
     pub requests: u64,
-    pub req_per_s: f64,
-    pub fraction: f64,
+    pub(crate) req_per_s: f64,
+    pub(crate) fraction: f64,
 }
 
 /// The aggregates of one load point.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Summary {
+    /// Measured requests.
     pub requests: u64,
+    /// Requests that succeeded.
     pub ok: u64,
+    /// Failed requests per error kind.
     pub errors: BTreeMap<String, u64>,
     /// Seconds from the first measured intended send to the last measured end.
-    pub window_s: f64,
+    pub(crate) window_s: f64,
+    /// Successful requests per second over the window.
     pub req_per_s: f64,
+    /// Output tokens per second over the window.
     pub output_tok_per_s: f64,
-    pub input_tok_per_s: f64,
+    pub(crate) input_tok_per_s: f64,
     /// Output tokens of successful requests from the server's `usage` / counted from chunks.
     pub output_tokens_usage: u64,
+    /// Output tokens of successful requests counted from the chunks.
     pub output_tokens_counted: u64,
+    /// Time to the first byte of the response.
     pub ttft_byte_ms: Stats,
+    /// Time to the first output token.
     pub ttft_ms: Stats,
+    /// Time to the first answer text.
     pub ttft_content_ms: Stats,
+    /// Gaps between output-carrying chunks.
     pub itl_ms: Stats,
+    /// Time per output token after the first.
     pub tpot_ms: Stats,
+    /// Time from intended send to the end of the response.
     pub e2e_ms: Stats,
+    /// Time between intended and actual send.
     pub queue_ms: Stats,
+    /// Requests that met the objectives, when objectives were given.
     pub goodput: Option<Goodput>,
 }
 

@@ -17,24 +17,27 @@ pub struct Calibration {
     pub req_per_s: f64,
     /// Streamed chunks/s with long answers.
     pub chunks_per_s: f64,
+    /// The closed-loop concurrency of the calibration.
     pub concurrency: usize,
 }
 
 /// One load point of a run (a sweep has several).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Point {
-    pub spec: RunSpec,
-    pub workload: Workload,
+    pub(crate) spec: RunSpec,
+    pub(crate) workload: Workload,
+    /// The aggregates of this point.
     pub summary: Summary,
     /// Chunks/s the client handled at this point (to hold against the calibration).
-    pub chunks_per_s: f64,
+    pub(crate) chunks_per_s: f64,
     /// Set when the point came within 70% of the client's calibrated ceiling.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client_limit_warning: Option<String>,
-    pub requests: Vec<Record>,
+    pub(crate) client_limit_warning: Option<String>,
+    pub(crate) requests: Vec<Record>,
 }
 
 impl Point {
+    /// A point from its load, workload, aggregates and records.
     pub fn new(spec: RunSpec, workload: Workload, summary: Summary, requests: Vec<Record>) -> Self {
         let chunks: u64 = requests.iter().map(|r| r.chunks).sum();
         let chunks_per_s = if summary.window_s > 0.0 { chunks as f64 / summary.window_s } else { 0.0 };
@@ -74,7 +77,7 @@ impl Point {
     }
 
     /// Whether two points ran the same load and workload (to pair them in a comparison).
-    pub fn same_setting(&self, other: &Point) -> bool {
+    pub(crate) fn same_setting(&self, other: &Point) -> bool {
         self.spec.load == other.spec.load
             && self.workload.prompt_tokens == other.workload.prompt_tokens
             && self.workload.max_tokens == other.workload.max_tokens
@@ -84,10 +87,13 @@ impl Point {
 /// Everything a run produced.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunFile {
+    /// The run file's format version.
     pub format: u32,
     /// `servebench VERSION` (the client that measured).
     pub client: String,
+    /// The server's URL.
     pub server_url: String,
+    /// The model served.
     pub model: String,
     /// SHA-256 of the `cluster.toml` the server address came from, if any.
     #[serde(default)]
@@ -95,6 +101,7 @@ pub struct RunFile {
     /// When the run started (seconds since the Unix epoch; given by the caller).
     pub started_unix: u64,
     #[serde(default)]
+    /// The client's calibrated ceiling, when measured.
     pub calibration: Option<Calibration>,
     /// Every synthetic prompt was exactly its requested length to the server's own tokenizer
     /// (`/tokenize`); `false`: about one token per word. Absent for dataset prompts.
@@ -103,10 +110,12 @@ pub struct RunFile {
     /// Why lengths are not exact, when they are not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prompt_tokens_note: Option<String>,
+    /// The load points, in the order they ran.
     pub points: Vec<Point>,
 }
 
 impl RunFile {
+    /// `servebench VERSION`, the name of this client.
     pub fn client_name() -> String {
         format!("servebench {}", env!("CARGO_PKG_VERSION"))
     }

@@ -14,7 +14,10 @@ pub enum Arrival {
     Poisson,
     /// Gamma-distributed gaps with shape `burstiness` and the same mean `1/rate`: below 1 is
     /// burstier than Poisson, 1 is Poisson, above 1 is steadier (vLLM's `--burstiness`).
-    Gamma { burstiness: f64 },
+    Gamma {
+        /// The gamma distribution's shape.
+        burstiness: f64,
+    },
 }
 
 /// A small, fast, seedable generator (SplitMix64): the schedule must not depend on a crate's
@@ -23,10 +26,12 @@ pub enum Arrival {
 pub struct Rng(u64);
 
 impl Rng {
+    /// A generator started from `seed`.
     pub fn new(seed: u64) -> Self {
         Self(seed)
     }
 
+    /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
@@ -36,7 +41,7 @@ impl Rng {
     }
 
     /// Uniform in (0, 1]: never 0, so `ln` is finite.
-    pub fn unit(&mut self) -> f64 {
+    pub(crate) fn unit(&mut self) -> f64 {
         ((self.next_u64() >> 11) + 1) as f64 / (1u64 << 53) as f64
     }
 
@@ -45,7 +50,7 @@ impl Rng {
     }
 
     /// Gamma(shape, 1) by Marsaglia and Tsang (shape < 1 through the `U^(1/shape)` boost).
-    pub fn gamma(&mut self, shape: f64) -> f64 {
+    pub(crate) fn gamma(&mut self, shape: f64) -> f64 {
         if shape < 1.0 {
             return self.gamma(shape + 1.0) * self.unit().powf(1.0 / shape);
         }

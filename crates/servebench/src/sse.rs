@@ -30,6 +30,7 @@ pub struct Framer {
 pub struct RawEvent(pub String);
 
 impl Framer {
+    /// A framer with nothing buffered.
     pub fn new() -> Self {
         Self::default()
     }
@@ -127,8 +128,10 @@ fn field_line(line: &[u8], data: &mut Vec<u8>, has_data: &mut bool) -> bool {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
 pub struct Usage {
     #[serde(default)]
+    /// Tokens of the prompt.
     pub prompt_tokens: u64,
     #[serde(default)]
+    /// Tokens generated.
     pub completion_tokens: u64,
 }
 
@@ -137,6 +140,7 @@ pub struct Usage {
 pub enum Event {
     /// `data: [DONE]`
     Done,
+    /// A chunk of the answer.
     Chunk(Chunk),
 }
 
@@ -153,6 +157,7 @@ pub struct Chunk {
     pub token_ids: Option<u64>,
     /// `finish_reason` of any choice (`stop`, `length`, …).
     pub finish_reason: Option<String>,
+    /// Token counts, when the chunk carries them.
     pub usage: Option<Usage>,
     /// An error the server sent inside the stream (`{"error": {"message": …}}`).
     pub error: Option<String>,
@@ -169,8 +174,8 @@ impl Chunk {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("stream event is not an OpenAI chunk: {reason} (data starts `{head}`)")]
 pub struct ParseError {
-    pub reason: String,
-    pub head: String,
+    pub(crate) reason: String,
+    pub(crate) head: String,
 }
 
 #[derive(Deserialize)]

@@ -30,6 +30,7 @@ use tokio::time::Instant;
 pub enum UsageMode {
     /// As the request's `stream_options` ask (`include_usage`, `continuous_usage_stats`), like vLLM.
     Request,
+    /// Not at all.
     Never,
     /// A final usage-only chunk (`choices: []`) whatever the request asked.
     Final,
@@ -47,9 +48,13 @@ pub enum RoleChunk {
 }
 
 #[derive(Debug, Clone)]
+/// How the stand-in server answers.
 pub struct Config {
+    /// The model name it serves (and lists at `/v1/models`).
     pub model: String,
+    /// Delay before the first token.
     pub ttft: Duration,
+    /// Delay between tokens.
     pub itl: Duration,
     /// Output tokens per request; `None` takes the request's `max_tokens` (default 16).
     pub output_tokens: Option<u64>,
@@ -57,12 +62,15 @@ pub struct Config {
     pub reasoning_tokens: u64,
     /// `reasoning` (current vLLM) or `reasoning_content` (older vLLM, DeepSeek).
     pub reasoning_field: String,
+    /// When `usage` is sent.
     pub usage: UsageMode,
+    /// When the role chunk goes out.
     pub role_chunk: RoleChunk,
     /// Every Nth request gets HTTP 500 with vLLM's error body (0: never).
     pub error_every: u64,
     /// Every Nth request pauses for `stall` halfway through its output (0: never).
     pub stall_every: u64,
+    /// How long a stalling request pauses.
     pub stall: Duration,
     /// Required `Authorization: Bearer …` value, if any.
     pub api_key: Option<String>,
@@ -145,13 +153,16 @@ async fn serve_measured(listener: TcpListener, config: Config, lateness: Arc<Lat
 /// A stand-in running on its own thread and runtime (so it never competes with the caller's
 /// runtime for a poll); stops when dropped.
 pub struct Handle {
+    /// The address the server listens on.
     pub addr: SocketAddr,
+    /// How late the server wrote first tokens (its own measuring error).
     pub lateness: Arc<Lateness>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Handle {
+    /// The server's URL, `http://addr`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Fewest one-token words that make prompts varied enough to use.
-pub const MIN_VOCABULARY: usize = 4;
+pub(crate) const MIN_VOCABULARY: usize = 4;
 
 /// Tries of the word-count correction before giving up on a length.
 const TRIES: usize = 8;
@@ -28,7 +28,7 @@ const TRIES: usize = 8;
 /// The number of words that makes a prompt exactly `tokens` long, given `count(words)`: the
 /// server's count of the prompt with that many words. Starts at one word per token and moves by
 /// the difference; `min_words` is the shared prefix (never cut).
-pub fn fit(tokens: u64, min_words: u64, mut count: impl FnMut(u64) -> Result<u64, String>) -> Result<u64, String> {
+pub(crate) fn fit(tokens: u64, min_words: u64, mut count: impl FnMut(u64) -> Result<u64, String>) -> Result<u64, String> {
     let floor = min_words.max(1);
     let mut words = tokens.max(floor);
     let mut seen: Vec<(u64, u64)> = Vec::new();
@@ -65,7 +65,7 @@ pub fn fit(tokens: u64, min_words: u64, mut count: impl FnMut(u64) -> Result<u64
 /// The words of `counts` (their `/tokenize` count after a space) that cost the fewest tokens,
 /// when those are one token each: the smallest count is one word plus what the server adds to
 /// every prompt (BOS), so the words at that count are the one-token ones.
-pub fn one_token_words(counts: &[(&'static str, u64)]) -> Vec<&'static str> {
+pub(crate) fn one_token_words(counts: &[(&'static str, u64)]) -> Vec<&'static str> {
     let Some(min) = counts.iter().map(|c| c.1).min() else { return Vec::new() };
     counts.iter().filter(|c| c.1 == min).map(|c| c.0).collect()
 }
@@ -89,7 +89,7 @@ impl std::fmt::Display for NotExact {
 }
 
 /// `POST /tokenize` of one prompt as `api` would send it: the server's token count.
-pub fn count(target: &Target, model: &str, api: Api, text: &str, timeout: Duration) -> Result<u64, NotExact> {
+pub(crate) fn count(target: &Target, model: &str, api: Api, text: &str, timeout: Duration) -> Result<u64, NotExact> {
     let body = match api {
         Api::Chat => serde_json::json!({"model": model, "messages": [{"role": "user", "content": text}]}),
         Api::Completions => serde_json::json!({"model": model, "prompt": text}),
@@ -118,6 +118,7 @@ pub struct Sizer {
 }
 
 impl Sizer {
+    /// A sizer asking `target`'s `/tokenize` for `model`, each request bounded by `timeout`.
     pub fn new(target: &Target, model: &str, timeout: Duration) -> Self {
         Self { target: target.clone(), model: model.to_owned(), timeout, vocabulary: None, fits: HashMap::new(), requests: 0 }
     }
@@ -128,7 +129,7 @@ impl Sizer {
     }
 
     /// The words that are one token after a space (asked once; the first failure ends asking).
-    pub fn vocabulary(&mut self) -> Result<Arc<Vec<&'static str>>, NotExact> {
+    pub(crate) fn vocabulary(&mut self) -> Result<Arc<Vec<&'static str>>, NotExact> {
         if let Some(v) = &self.vocabulary {
             return v.clone();
         }

@@ -14,7 +14,7 @@ use crate::schedule::Rng;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
-pub const WORDS: [&str; 64] = [
+pub(crate) const WORDS: [&str; 64] = [
     "the", "of", "and", "to", "in", "is", "that", "for", "it", "as", "was", "with", "be", "by", "on", "not", "he", "this", "are", "or", "his", "from", "at",
     "which", "but", "have", "an", "had", "they", "you", "were", "their", "one", "all", "we", "can", "her", "has", "there", "been", "if", "more", "when",
     "will", "would", "who", "so", "no", "time", "people", "year", "way", "day", "man", "thing", "world", "life", "hand", "part", "place", "case", "week",
@@ -25,12 +25,14 @@ pub const WORDS: [&str; 64] = [
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Api {
+    /// `/v1/chat/completions`.
     Chat,
+    /// `/v1/completions`.
     Completions,
 }
 
 impl Api {
-    pub fn path(self) -> &'static str {
+    pub(crate) fn path(self) -> &'static str {
         match self {
             Api::Chat => "/v1/chat/completions",
             Api::Completions => "/v1/completions",
@@ -41,7 +43,9 @@ impl Api {
 /// The shape of every request in a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Workload {
+    /// Which endpoint requests go to.
     pub api: Api,
+    /// The model named in each request.
     pub model: String,
     /// Prompt length in tokens (exact when `prompt_tokens_exact`, else about one per word).
     pub prompt_tokens: u64,
@@ -59,9 +63,11 @@ pub struct Workload {
     /// rest starts with words that spell the request's number, so nothing after the prefix is
     /// cached.
     pub shared_prefix: u64,
+    /// The most tokens each answer may have.
     pub max_tokens: u64,
     /// Ask the server to generate exactly `max_tokens` (vLLM's `ignore_eos` and `min_tokens`).
     pub ignore_eos: bool,
+    /// Seed of the prompts' words.
     pub seed: u64,
     /// Prompts from a JSONL file instead of synthetic ones (request `id` takes entry
     /// `id mod len`); `prompt_tokens` is then unused.
@@ -79,14 +85,14 @@ mod image_label {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::sync::Arc;
 
-    pub fn serialize<S: Serializer>(image: &Option<Arc<Image>>, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(image: &Option<Arc<Image>>, s: S) -> Result<S::Ok, S::Error> {
         match image {
             Some(i) => s.serialize_str(&i.label),
             None => s.serialize_none(),
         }
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Arc<Image>>, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Arc<Image>>, D::Error> {
         Ok(Option::<String>::deserialize(d)?.map(|label| Arc::new(Image { label, data_url: String::new() })))
     }
 }
@@ -94,9 +100,9 @@ mod image_label {
 /// One line of a JSONL dataset: `{"prompt": "…"}`, optionally with `"max_tokens": N`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Entry {
-    pub prompt: String,
+    pub(crate) prompt: String,
     #[serde(default)]
-    pub max_tokens: Option<u64>,
+    pub(crate) max_tokens: Option<u64>,
 }
 
 /// Reads a JSONL dataset (blank lines skipped); the error names the line.
@@ -117,7 +123,7 @@ pub fn parse_dataset(text: &str) -> Result<Vec<Entry>, String> {
 
 impl Workload {
     /// The prompt of request `id`.
-    pub fn prompt(&self, id: u64) -> String {
+    pub(crate) fn prompt(&self, id: u64) -> String {
         if let Some(d) = &self.dataset {
             return d[(id % d.len() as u64) as usize].prompt.clone();
         }
@@ -154,12 +160,12 @@ impl Workload {
     }
 
     /// The output length request `id` asks for.
-    pub fn max_tokens(&self, id: u64) -> u64 {
+    pub(crate) fn max_tokens(&self, id: u64) -> u64 {
         self.dataset.as_ref().and_then(|d| d[(id % d.len() as u64) as usize].max_tokens).unwrap_or(self.max_tokens)
     }
 
     /// The prompt length request `id` asks for (words of a dataset prompt).
-    pub fn requested_prompt_tokens(&self, id: u64) -> u64 {
+    pub(crate) fn requested_prompt_tokens(&self, id: u64) -> u64 {
         match &self.dataset {
             Some(d) => d[(id % d.len() as u64) as usize].prompt.split_whitespace().count() as u64,
             None => self.prompt_tokens,
@@ -167,7 +173,7 @@ impl Workload {
     }
 
     /// The JSON body of request `id`.
-    pub fn body(&self, id: u64) -> String {
+    pub(crate) fn body(&self, id: u64) -> String {
         let max_tokens = self.max_tokens(id);
         let prompt = serde_json::Value::String(self.prompt(id));
         let input = match (self.api, &self.image) {

@@ -5,28 +5,67 @@
 //! into its own error type and wording. [`closest`] is the one did-you-mean of the workspace.
 //! No I/O, no environment, no printing.
 
+#![warn(missing_docs, unreachable_pub)]
+
 use serde::de::{DeserializeOwned, IntoDeserializer};
 use std::ops::Range;
 use toml_edit::{Item, TableLike};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
+/// A problem with a document: its syntax, a key, a type or a value.
 pub enum Error {
     /// Not TOML; `message` is one line, line and column are 1-based (the column in characters).
     #[error("line {line}, column {column}: {message}")]
-    Syntax { line: usize, column: usize, message: String },
+    Syntax {
+        /// The 1-based line.
+        line: usize,
+        /// The 1-based column, in characters.
+        column: usize,
+        /// What the parser says, on one line.
+        message: String,
+    },
 
     /// `key` is not one of `allowed` in the table at `table` (empty for the top level).
     #[error("line {line}: unknown key `{path}`")]
-    UnknownKey { path: String, key: String, table: String, line: usize, suggestion: Option<String>, allowed: Box<[String]> },
+    UnknownKey {
+        /// The key's full path.
+        path: String,
+        /// The key.
+        key: String,
+        /// The path of the table it is in (empty for the top level).
+        table: String,
+        /// The 1-based line.
+        line: usize,
+        /// The allowed key closest to `key`, if any is near.
+        suggestion: Option<String>,
+        /// The keys the table allows.
+        allowed: Box<[String]>,
+    },
 
     /// The value at `path` has another type; `found` describes it (`string "9000"`, `a table`).
     #[error("line {line}: `{path}` must be {expected}, found {found}")]
-    WrongType { path: String, line: usize, expected: String, found: String },
+    WrongType {
+        /// The value's path.
+        path: String,
+        /// The 1-based line.
+        line: usize,
+        /// The type wanted (`a string`, `an integer`…).
+        expected: String,
+        /// What was found (`string "9000"`, `a table`).
+        found: String,
+    },
 
     /// The value at `path` does not deserialise into the wanted type; `message` is serde's.
     #[error("line {line}: `{path}`: {message}")]
-    Deserialize { path: String, line: usize, message: String },
+    Deserialize {
+        /// The value's path.
+        path: String,
+        /// The 1-based line of the offending part.
+        line: usize,
+        /// What serde says.
+        message: String,
+    },
 }
 
 impl Error {
@@ -159,6 +198,7 @@ impl<'a> Table<'a> {
         Ok(())
     }
 
+    /// The value of `key`, if the table has it.
     pub fn get(&self, key: &str) -> Option<Value<'a>> {
         let (k, item) = self.inner.get_key_value(key)?;
         Some(self.value(k, item))
@@ -246,26 +286,32 @@ pub struct Value<'a> {
 }
 
 impl<'a> Value<'a> {
+    /// The value's key path (`node[1].rail[0].address`).
     pub fn path(&self) -> &str {
         &self.path
     }
 
+    /// The 1-based line of the value.
     pub fn line(&self) -> usize {
         self.line
     }
 
+    /// The value as a string, if it is one.
     pub fn as_str(&self) -> Option<&'a str> {
         self.node.value().and_then(toml_edit::Value::as_str)
     }
 
+    /// The value as an integer, if it is one.
     pub fn as_integer(&self) -> Option<i64> {
         self.node.value().and_then(toml_edit::Value::as_integer)
     }
 
+    /// The value as a boolean, if it is one.
     pub fn as_bool(&self) -> Option<bool> {
         self.node.value().and_then(toml_edit::Value::as_bool)
     }
 
+    /// The value as a table (a `[header]` or inline table), if it is one.
     pub fn as_table(&self) -> Option<Table<'a>> {
         Some(Table { doc: self.doc, path: self.path.clone(), inner: self.node.table_like()?, line: self.line })
     }
@@ -308,27 +354,27 @@ impl<'a> Value<'a> {
     }
 
     /// A [`Error::WrongType`] for this value.
-    pub fn wrong_type(&self, expected: impl Into<String>) -> Error {
+    pub(crate) fn wrong_type(&self, expected: impl Into<String>) -> Error {
         Error::WrongType { path: self.path.clone(), line: self.line, expected: expected.into(), found: self.describe() }
     }
 
-    pub fn str(&self) -> Result<&'a str, Error> {
+    #[cfg(test)]
+    fn str(&self) -> Result<&'a str, Error> {
         self.as_str().ok_or_else(|| self.wrong_type("a string"))
     }
 
-    pub fn integer(&self) -> Result<i64, Error> {
+    #[cfg(test)]
+    fn integer(&self) -> Result<i64, Error> {
         self.as_integer().ok_or_else(|| self.wrong_type("an integer"))
     }
 
-    pub fn bool(&self) -> Result<bool, Error> {
-        self.as_bool().ok_or_else(|| self.wrong_type("`true` or `false`"))
-    }
-
-    pub fn table(&self) -> Result<Table<'a>, Error> {
+    #[cfg(test)]
+    fn table(&self) -> Result<Table<'a>, Error> {
         self.as_table().ok_or_else(|| self.wrong_type("a table"))
     }
 
-    pub fn array(&self) -> Result<Vec<Value<'a>>, Error> {
+    #[cfg(test)]
+    fn array(&self) -> Result<Vec<Value<'a>>, Error> {
         self.as_array().ok_or_else(|| self.wrong_type("an array"))
     }
 

@@ -17,7 +17,7 @@ use serde_json::json;
 use std::io::{self, Read};
 use std::path::Path;
 
-pub fn write_oci_archive(image: &BuiltImage, file: &Path, tag: Option<&str>) -> Result<()> {
+pub(crate) fn write_oci_archive(image: &BuiltImage, file: &Path, tag: Option<&str>) -> Result<()> {
     let mut entry = json!({ "mediaType": image.top.media_type, "digest": image.top.digest.as_str(), "size": image.top.size });
     if let Some(t) = tag {
         entry["annotations"] = json!({ "org.opencontainers.image.ref.name": t });
@@ -26,7 +26,7 @@ pub fn write_oci_archive(image: &BuiltImage, file: &Path, tag: Option<&str>) -> 
     write_archive(image, file, &canonical(&index), None, image.blobs()?)
 }
 
-pub fn write_docker_archive(image: &BuiltImage, file: &Path, name: Option<&ArchiveName>) -> Result<()> {
+pub(crate) fn write_docker_archive(image: &BuiltImage, file: &Path, name: Option<&ArchiveName>) -> Result<()> {
     if image.manifests.len() != 1 || !image.verbatim.iter().all(|d| d.is_attestation()) {
         // A copied index (pull, push) keeps its manifests verbatim: list the base's platforms.
         let platforms = if image.manifests.is_empty() { image.base.index_platforms() } else { image.platforms() };

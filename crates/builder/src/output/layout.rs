@@ -11,9 +11,9 @@ use serde_json::{json, Value};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-pub const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
+pub(super) const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 
-pub fn write_layout(image: &BuiltImage, dir: &Path, tag: Option<&str>) -> Result<()> {
+pub(crate) fn write_layout(image: &BuiltImage, dir: &Path, tag: Option<&str>) -> Result<()> {
     if dir.exists() {
         if !dir.join("oci-layout").is_file() {
             return Err(Error::input(dir.display().to_string(), "exists and is not an OCI layout", Some("choose a new folder or remove it".into())));

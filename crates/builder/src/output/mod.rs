@@ -4,8 +4,10 @@
 mod archive;
 mod layout;
 
-pub use archive::{check_one_platform, write_docker_archive, write_oci_archive};
-pub use layout::write_layout;
+pub use archive::check_one_platform;
+pub(crate) use archive::write_docker_archive;
+pub(crate) use archive::write_oci_archive;
+pub(crate) use layout::write_layout;
 
 use crate::build::{Blob, BuiltImage, Origin};
 use crate::digest::{unwrap_io, VerifyingReader};

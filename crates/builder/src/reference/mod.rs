@@ -5,7 +5,8 @@
 
 mod name;
 
-pub use name::{RegistryRef, DOCKER_HUB, DOCKER_HUB_API};
+pub use name::RegistryRef;
+pub(crate) use name::DOCKER_HUB;
 
 use crate::error::{Error, Result};
 use std::fmt;
@@ -16,34 +17,55 @@ use std::path::PathBuf;
 /// writer (or the reverse) at run time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ImageRef {
+    /// An image on this machine.
     Local(LocalRef),
+    /// An image in a registry.
     Registry(RegistryRef),
 }
 
 /// A local image: an OCI layout folder or an archive file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LocalRef {
-    Oci { dir: PathBuf, tag: Option<String> },
-    OciArchive { file: PathBuf, tag: Option<String> },
-    DockerArchive { file: PathBuf, name: Option<ArchiveName> },
+    /// An OCI layout folder (`oci:DIR[:TAG]`).
+    Oci {
+        /// The layout's folder.
+        dir: PathBuf,
+        /// The tag, if given.
+        tag: Option<String>,
+    },
+    /// An OCI archive (`oci-archive:FILE[:TAG]`).
+    OciArchive {
+        /// The archive file.
+        file: PathBuf,
+        /// The tag, if given.
+        tag: Option<String>,
+    },
+    /// A Docker archive (`docker-archive:FILE[:NAME:TAG]`).
+    DockerArchive {
+        /// The archive file.
+        file: PathBuf,
+        /// The image name and tag in the archive, if given.
+        name: Option<ArchiveName>,
+    },
 }
 
 /// A docker-archive's `NAME:TAG`: as written (its `RepoTags` entry, what `docker load` shows)
 /// and as Docker reads it (`busybox:1` is `docker.io/library/busybox:1`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ArchiveName {
-    pub written: String,
-    pub reference: RegistryRef,
+    pub(crate) written: String,
+    pub(crate) reference: RegistryRef,
 }
 
 impl ArchiveName {
     /// A registry name with an explicit tag and no digest.
-    pub fn parse(n: &str) -> Result<ArchiveName> {
+    #[cfg(test)]
+    fn parse(n: &str) -> Result<ArchiveName> {
         archive_name(n).map_err(|message| Error::Reference { reference: n.to_owned(), message })
     }
 
     /// The tag (the name has one: it was parsed with it).
-    pub fn tag(&self) -> &str {
+    pub(crate) fn tag(&self) -> &str {
         self.reference.tag.as_deref().unwrap_or("latest")
     }
 }

@@ -8,16 +8,18 @@ use crate::error::{Error, Result};
 use std::fmt;
 
 /// The registry Docker Hub references name; its API lives on [`DOCKER_HUB_API`].
-pub const DOCKER_HUB: &str = "docker.io";
-pub const DOCKER_HUB_API: &str = "registry-1.docker.io";
+pub(crate) const DOCKER_HUB: &str = "docker.io";
+pub(crate) const DOCKER_HUB_API: &str = "registry-1.docker.io";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+/// An image in a registry: registry, repository, and a tag or digest (Docker's normalisation).
 pub struct RegistryRef {
     /// `host[:port]`, normalised (`docker.io` for Docker Hub).
     pub registry: String,
     /// `library/ubuntu`, `nvidia/vllm`.
-    pub repository: String,
-    pub tag: Option<String>,
+    pub(crate) repository: String,
+    pub(crate) tag: Option<String>,
+    /// The digest, when pinned by one.
     pub digest: Option<Digest>,
 }
 
@@ -47,12 +49,12 @@ impl RegistryRef {
     }
 
     /// The same repository at a digest (what a lock file and the build annotations record).
-    pub fn pinned(&self, digest: &Digest) -> RegistryRef {
+    pub(crate) fn pinned(&self, digest: &Digest) -> RegistryRef {
         RegistryRef { digest: Some(digest.clone()), ..self.clone() }
     }
 
     /// `registry/repository`, the name without tag or digest.
-    pub fn name(&self) -> String {
+    pub(crate) fn name(&self) -> String {
         format!("{}/{}", self.registry, self.repository)
     }
 }

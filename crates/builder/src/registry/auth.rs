@@ -19,10 +19,11 @@ use std::process::{Command, Stdio};
 pub struct Secret(String);
 
 impl Secret {
+    /// Wraps a secret value.
     pub fn new(s: impl Into<String>) -> Secret {
         Secret(s.into())
     }
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 }
@@ -38,9 +39,15 @@ impl fmt::Display for Secret {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
+/// A credential for one registry.
 pub enum Credential {
     /// Username and password (or a personal access token used as a password).
-    Basic { username: String, password: Secret },
+    Basic {
+        /// The user name.
+        username: String,
+        /// The password or token.
+        password: Secret,
+    },
     /// An OAuth2 refresh token (`identitytoken` in config.json, `<token>` from a helper).
     IdentityToken(Secret),
     /// A ready bearer token sent as is (CI systems that mint one).
@@ -48,7 +55,7 @@ pub enum Credential {
 }
 
 impl Credential {
-    pub fn basic_header(&self) -> Option<String> {
+    pub(crate) fn basic_header(&self) -> Option<String> {
         match self {
             Credential::Basic { username, password } => {
                 Some(format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{username}:{}", password.expose()))))
@@ -81,7 +88,7 @@ impl CredentialStore {
     }
 
     /// The credential for `registry` (`host[:port]`, `docker.io` for Docker Hub), if any.
-    pub fn lookup(&self, registry: &str) -> Result<Option<Credential>> {
+    pub(crate) fn lookup(&self, registry: &str) -> Result<Option<Credential>> {
         if let Some(c) = &self.explicit {
             let applies = match self.explicit_for.as_deref() {
                 None => true,
@@ -195,11 +202,21 @@ fn helper_error(program: &str, registry: &str, message: String) -> Error {
 /// A parsed `WWW-Authenticate` header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Challenge {
+    /// HTTP Basic authentication.
     Basic,
-    Bearer { realm: String, service: Option<String>, scope: Option<String> },
+    /// A bearer token from the `realm` token service.
+    Bearer {
+        /// The token service's URL.
+        realm: String,
+        /// The `service` parameter, if given.
+        service: Option<String>,
+        /// The `scope` parameter, if given.
+        scope: Option<String>,
+    },
 }
 
 impl Challenge {
+    /// Parses a `WWW-Authenticate` header's value; `None` for other schemes.
     pub fn parse(header: &str) -> Option<Challenge> {
         let header = header.trim();
         let (scheme, params) = header.split_once(' ').unwrap_or((header, ""));

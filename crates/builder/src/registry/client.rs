@@ -21,11 +21,13 @@ use std::time::{Duration, Instant};
 /// How to reach registries; shared by every client of one command.
 #[derive(Debug, Clone, Default)]
 pub struct ClientOptions {
+    /// The credentials, by registry.
     pub credentials: CredentialStore,
     /// Extra CA certificate (PEM) trusted besides the system roots.
     pub ca_file: Option<PathBuf>,
     /// Hosts (`host[:port]`) allowed over plain HTTP besides loopback (`--insecure-registry`).
     pub insecure: Vec<String>,
+    /// How failed requests are retried.
     pub retry: RetryPolicy,
     /// Where layer downloads report their progress (events; the caller shows them), if anywhere.
     pub progress: Option<std::sync::Arc<dyn super::progress::Progress>>,
@@ -33,17 +35,17 @@ pub struct ClientOptions {
 
 /// The permissions a request needs, as token scopes (`repository:NAME:pull,push`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Scope(Vec<String>);
+pub(crate) struct Scope(Vec<String>);
 
 impl Scope {
-    pub fn pull(repo: &str) -> Scope {
+    pub(crate) fn pull(repo: &str) -> Scope {
         Scope(vec![format!("repository:{repo}:pull")])
     }
-    pub fn push(repo: &str) -> Scope {
+    pub(crate) fn push(repo: &str) -> Scope {
         Scope(vec![format!("repository:{repo}:pull,push")])
     }
     /// Adds pull access to another repository of the registry (cross-repository mount).
-    pub fn and_pull(mut self, repo: &str) -> Scope {
+    pub(crate) fn and_pull(mut self, repo: &str) -> Scope {
         self.0.push(format!("repository:{repo}:pull"));
         self
     }
@@ -52,7 +54,7 @@ impl Scope {
     }
 }
 
-pub enum Body<'a> {
+pub(crate) enum Body<'a> {
     Empty,
     Bytes(Vec<u8>),
     /// A streamed body of known length (sent with `Content-Length`, never chunked).
@@ -64,10 +66,11 @@ struct Token {
     expires: Instant,
 }
 
+/// A registry client: one HTTP agent, its tokens and options.
 pub struct Client {
     agent: ureq::Agent,
     /// `host[:port]` as references name it (`docker.io` for Docker Hub): for credentials and messages.
-    pub registry: String,
+    pub(crate) registry: String,
     /// `https://host[:port]` or `http://…`.
     base: String,
     credential: Option<Credential>,
@@ -154,11 +157,11 @@ impl Client {
         Ok(client)
     }
 
-    pub fn retry_policy(&self) -> &RetryPolicy {
+    pub(crate) fn retry_policy(&self) -> &RetryPolicy {
         &self.retry
     }
 
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
@@ -205,7 +208,7 @@ impl Client {
 
     /// Sends a request with auth and retries. Returns the response whatever its status (the
     /// caller maps statuses to meaning); fails only when the registry cannot be reached.
-    pub fn send<'b>(
+    pub(crate) fn send<'b>(
         &self,
         method: &str,
         url: &str,
@@ -219,7 +222,7 @@ impl Client {
     /// Like [`Client::send`] without retries on transport errors or 5xx (an upload whose
     /// session may hold part of the bytes is restarted by the caller instead); the auth
     /// handshake still happens.
-    pub fn send_once<'b>(
+    pub(crate) fn send_once<'b>(
         &self,
         method: &str,
         url: &str,
@@ -354,7 +357,7 @@ impl Client {
     }
 
     /// The response when its status is one `step` expects; otherwise the error for it.
-    pub fn expect(&self, reference: &str, step: Step<'_>, resp: ureq::Response) -> Result<ureq::Response> {
+    pub(crate) fn expect(&self, reference: &str, step: Step<'_>, resp: ureq::Response) -> Result<ureq::Response> {
         if step.answers().contains(&resp.status()) {
             Ok(resp)
         } else {
@@ -416,7 +419,7 @@ impl Client {
 /// and the statuses that answer it. Any other status is an error built from the registry's
 /// error body ([`Client::expect`]); the caller gives meaning to the expected ones.
 #[derive(Debug, Clone, Copy)]
-pub enum Step<'a> {
+pub(crate) enum Step<'a> {
     /// `GET /manifests/<tag or digest>`: 200.
     ReadManifest(&'a str),
     /// `GET /blobs/<digest>`: 200 the whole blob, 206 from the offset a `Range` asked for.
@@ -433,7 +436,7 @@ pub enum Step<'a> {
 
 impl Step<'_> {
     /// The statuses this step expects.
-    pub fn answers(&self) -> &'static [u16] {
+    pub(crate) fn answers(&self) -> &'static [u16] {
         match self {
             Step::ReadManifest(_) => &[200],
             Step::ReadBlob(_) => &[200, 206],

@@ -21,7 +21,7 @@ macro_rules! error_codes {
         impl ErrorCode {
             /// The code for its text; the match is exact, as the specification spells codes in
             /// capitals (a differently spelled code is kept as [`ErrorCode::Other`]).
-            pub fn parse(text: &str) -> ErrorCode {
+            pub(crate) fn parse(text: &str) -> ErrorCode {
                 match text {
                     $($text => ErrorCode::$variant,)*
                     other => ErrorCode::Other(other.to_owned()),
@@ -29,7 +29,7 @@ macro_rules! error_codes {
             }
 
             /// The code as the registry wrote it.
-            pub fn as_str(&self) -> &str {
+            pub(crate) fn as_str(&self) -> &str {
                 match self {
                     $(ErrorCode::$variant => $text,)*
                     ErrorCode::Other(text) => text,
@@ -80,12 +80,14 @@ impl fmt::Display for ErrorCode {
 /// the body is empty, not JSON (a proxy's or web server's page) or has no `errors`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ErrorBody {
+    /// The registry's error code, when the body has a known one.
     pub code: Option<ErrorCode>,
     /// The registry's message, at most 200 characters (it is shown, not interpreted).
-    pub message: Option<String>,
+    pub(crate) message: Option<String>,
 }
 
 impl ErrorBody {
+    /// Reads a registry's error body.
     pub fn parse(body: &str) -> ErrorBody {
         let first = serde_json::from_str::<Value>(body).ok().and_then(|v| v.get("errors")?.as_array()?.first().cloned());
         let text = |key: &str| first.as_ref().and_then(|e| e.get(key)?.as_str().map(str::to_owned)).filter(|s| !s.is_empty());

@@ -17,7 +17,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-pub const LOCK_VERSION: u64 = 1;
+pub(crate) const LOCK_VERSION: u64 = 1;
 
 /// `images/X.toml` → `images/X.lock.json`.
 pub fn path_for(recipe: &Path) -> PathBuf {
@@ -30,9 +30,9 @@ pub struct Lock {
     /// The reference as the recipe gives it (normalised), e.g. `nvcr.io/nvidia/vllm:25.11-py3`.
     pub reference: RegistryRef,
     /// The top descriptor (index or manifest) the tag resolved to.
-    pub top: Descriptor,
+    pub(crate) top: Descriptor,
     /// Raw index, manifests (attestations included) and configs by digest, each verified against its digest on read.
-    pub blobs: BTreeMap<Digest, Vec<u8>>,
+    pub(crate) blobs: BTreeMap<Digest, Vec<u8>>,
 }
 
 /// Writes the lock for a base opened from `reference` (temp file + rename).

@@ -14,21 +14,27 @@
 //! commands' flows (`crate::open`, `crate::write`, `crate::pull`) take to reach registries.
 
 pub mod auth;
-pub mod client;
+pub(crate) mod client;
 pub mod code;
 pub mod lock;
 mod parallel;
 pub mod progress;
-pub mod push;
+pub(crate) mod push;
 pub mod retry;
-pub mod source;
+pub(crate) mod source;
 mod tls;
 
 pub use crate::reference::RegistryRef;
-pub use auth::{Credential, CredentialStore, Secret};
-pub use client::{Client, ClientOptions};
-pub use push::{push, push_image, BlobData, PushItem, PushOptions, PushSummary};
-pub use source::{RegistrySource, SharedSource};
+pub use auth::Credential;
+pub use auth::CredentialStore;
+pub use auth::Secret;
+pub use client::Client;
+pub use client::ClientOptions;
+pub use push::push_image;
+pub use push::PushOptions;
+pub use push::PushSummary;
+pub use source::RegistrySource;
+pub(crate) use source::SharedSource;
 
 use crate::source::BaseImage;
 use crate::store::BlobStore;
@@ -40,10 +46,13 @@ use std::sync::Arc;
 /// in, how many blobs move at once, and what gives each push or pull its progress.
 #[derive(Clone)]
 pub struct Remote {
+    /// The registry client's options.
     pub options: ClientOptions,
+    /// The blob store registry blobs land in.
     pub store: BlobStore,
     /// Blobs in flight at once (at least 1).
     pub parallel: usize,
+    /// Gives each push or pull its progress.
     pub phases: Arc<dyn Phases>,
 }
 
@@ -69,7 +78,7 @@ pub fn open_base(reference: &RegistryRef, opts: &ClientOptions, store: Option<Bl
 /// Downloads the layers of a registry base into the store, `parallel` at a time, before an
 /// output that reads them all (a layout or archive); a no-op for local bases and for layers
 /// already stored. Outputs then link them from the store.
-pub fn prefetch_layers(base: &BaseImage, parallel: usize) -> crate::Result<()> {
+pub(crate) fn prefetch_layers(base: &BaseImage, parallel: usize) -> crate::Result<()> {
     if !base.name().starts_with("docker://") {
         return Ok(());
     }
@@ -83,6 +92,6 @@ pub fn prefetch_layers(base: &BaseImage, parallel: usize) -> crate::Result<()> {
 }
 
 /// Every layer descriptor of a base (each platform's, the kept entries only).
-pub fn base_layers(base: &BaseImage) -> Vec<crate::descriptor::Descriptor> {
+pub(crate) fn base_layers(base: &BaseImage) -> Vec<crate::descriptor::Descriptor> {
     base.entries.iter().filter_map(|(_, m)| m.as_ref()).flat_map(|m| m.layers.iter().cloned()).collect()
 }

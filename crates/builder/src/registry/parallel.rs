@@ -5,7 +5,7 @@ use crate::error::Result;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-pub fn for_each<T: Sync>(items: &[T], workers: usize, f: impl Fn(&T) -> Result<()> + Sync) -> Result<()> {
+pub(super) fn for_each<T: Sync>(items: &[T], workers: usize, f: impl Fn(&T) -> Result<()> + Sync) -> Result<()> {
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
     let first_error = Mutex::new(None);

@@ -48,13 +48,16 @@ impl Phases for NoProgress {
 /// registry base report to [`super::ClientOptions::progress`].)
 #[derive(Debug, Clone, Copy)]
 pub enum Phase<'a> {
+    /// A push to this reference.
     Push(&'a RegistryRef),
+    /// A pull from this reference.
     Pull(&'a RegistryRef),
 }
 
 /// Gives each phase its [`Progress`] as the phase starts: whether and how phases are shown
 /// (one line each on a terminal) is the caller's business.
 pub trait Phases: Send + Sync {
+    /// The progress of `phase`, which starts now.
     fn start(&self, phase: Phase<'_>) -> Arc<dyn Progress>;
 }
 
@@ -93,14 +96,14 @@ impl Progress for Tally {
 }
 
 /// Reports what passes through it as progress of one blob.
-pub struct CountingReader<R> {
+pub(crate) struct CountingReader<R> {
     inner: R,
     progress: Arc<dyn Progress>,
     digest: String,
 }
 
 impl<R> CountingReader<R> {
-    pub fn new(inner: R, progress: Arc<dyn Progress>, digest: &str) -> Self {
+    pub(crate) fn new(inner: R, progress: Arc<dyn Progress>, digest: &str) -> Self {
         CountingReader { inner, progress, digest: digest.to_owned() }
     }
 }

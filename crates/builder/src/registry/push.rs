@@ -27,7 +27,7 @@ use std::time::Instant;
 
 /// Where the bytes of one blob come from.
 #[derive(Clone)]
-pub enum BlobData<'a> {
+pub(crate) enum BlobData<'a> {
     /// The base (a layout, an archive, a registry): streamed, verified on the way.
     Source(&'a dyn BlobSource),
     /// A file (the blob store): its digest was verified when it was stored.
@@ -35,27 +35,34 @@ pub enum BlobData<'a> {
     Memory(Arc<Vec<u8>>),
 }
 
-pub struct PushItem<'a> {
-    pub desc: Descriptor,
-    pub data: BlobData<'a>,
+pub(crate) struct PushItem<'a> {
+    pub(crate) desc: Descriptor,
+    pub(crate) data: BlobData<'a>,
 }
 
 /// What a push did, for `--json` and the tests.
 #[derive(Debug, Default, Clone, Serialize, PartialEq)]
 pub struct PushSummary {
+    /// The reference pushed to.
     pub reference: String,
+    /// The digest of the pushed top (index or manifest).
     pub digest: String,
-    pub blobs: u64,
+    pub(crate) blobs: u64,
+    /// Blobs the registry already had.
     pub blobs_existing: u64,
+    /// Blobs mounted from another repository of the registry.
     pub blobs_mounted: u64,
+    /// Blobs uploaded.
     pub blobs_uploaded: u64,
+    /// Manifests and indexes uploaded.
     pub manifests_pushed: u64,
-    pub manifests_existing: u64,
+    pub(crate) manifests_existing: u64,
     /// Request-body bytes of the uploads (blobs and manifests) that went to the registry.
     pub bytes_uploaded: u64,
-    pub seconds: f64,
+    pub(crate) seconds: f64,
 }
 
+/// How a push runs.
 pub struct PushOptions {
     /// Blobs in flight at once (at least 1; the default is 8).
     pub parallel: usize,
@@ -96,7 +103,7 @@ pub fn push_image(client: &Client, dest: &RegistryRef, image: &BuiltImage, opts:
 }
 
 /// Pushes `items` (every blob of the image, children before parents, the top last) to `dest`.
-pub fn push(client: &Client, dest: &RegistryRef, items: &[PushItem<'_>], opts: &PushOptions) -> Result<PushSummary> {
+pub(crate) fn push(client: &Client, dest: &RegistryRef, items: &[PushItem<'_>], opts: &PushOptions) -> Result<PushSummary> {
     let start = Instant::now();
     let top = items.last().ok_or_else(|| Error::malformed(dest.to_string(), "nothing to push"))?;
     if !(media::is_index(&top.desc.media_type) || media::is_manifest(&top.desc.media_type)) {

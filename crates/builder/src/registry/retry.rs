@@ -5,10 +5,13 @@ use crate::error::Error;
 use std::time::Duration;
 
 #[derive(Debug, Clone)]
+/// How failed registry requests are retried: exponential backoff with jitter.
 pub struct RetryPolicy {
     /// Tries in all, the first included (1 = no retry).
     pub attempts: u32,
+    /// The backoff's unit: retry `n` waits up to `base · 2^n`.
     pub base: Duration,
+    /// The longest wait, `Retry-After` included.
     pub max: Duration,
 }
 
@@ -21,21 +24,21 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// Wait before retry number `retry` (1-based): `base · 2^retry` capped at `max`, times a jitter in [0.5, 1), at least what
     /// the server asked for with `Retry-After` (capped at `max`).
-    pub fn delay(&self, retry: u32, retry_after: Option<Duration>) -> Duration {
+    pub(crate) fn delay(&self, retry: u32, retry_after: Option<Duration>) -> Duration {
         // Jitter spreads parallel transfers that failed together.
         let jittered = backoff::Backoff { first: self.base.saturating_mul(2), max: self.max, jitter: 0.5..1.0 }.delay(retry);
         retry_after.map_or(jittered, |ra| ra.min(self.max).max(jittered))
     }
 
     /// Whether an HTTP status is worth retrying (decided before the body is read).
-    pub fn retryable(status: u16) -> bool {
+    pub(crate) fn retryable(status: u16) -> bool {
         matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
     }
 
     /// Whether a step that failed is worth starting again: the registry gave no status (the
     /// connection failed or broke), a status worth retrying, or `TOOMANYREQUESTS` whatever
     /// status it came with. Anything else (a refusal, a wrong digest, a local error) stays failed.
-    pub fn retryable_error(e: &Error) -> bool {
+    pub(crate) fn retryable_error(e: &Error) -> bool {
         match e {
             Error::Registry { status: None, .. } => true,
             Error::Registry { status: Some(status), code, .. } => Self::retryable(*status) || *code == Some(ErrorCode::TooManyRequests),

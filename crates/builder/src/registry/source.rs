@@ -20,11 +20,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 /// Everything a manifest request accepts: sparkctl reads both families.
-pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
+pub(crate) const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
 
 /// Manifests and indexes are small; a larger answer is not one.
 const MANIFEST_LIMIT: u64 = 8 << 20;
 
+/// The blobs of a registry image, fetched through a client (into the blob store when one is given).
 pub struct RegistrySource {
     client: Arc<Client>,
     reference: RegistryRef,
@@ -45,6 +46,7 @@ impl RegistrySource {
         Ok(src)
     }
 
+    /// A source for `reference` over an existing client; blobs land in `store` when given.
     pub fn with_client(client: Arc<Client>, reference: &RegistryRef, store: Option<BlobStore>) -> RegistrySource {
         RegistrySource {
             client,
@@ -56,14 +58,8 @@ impl RegistrySource {
         }
     }
 
-    pub fn reference(&self) -> &RegistryRef {
-        &self.reference
-    }
-    pub fn client(&self) -> &Arc<Client> {
-        &self.client
-    }
     /// Fetches report here from now on (the pull command's own phase).
-    pub fn set_progress(&self, p: Arc<dyn Progress>) {
+    pub(crate) fn set_progress(&self, p: Arc<dyn Progress>) {
         *self.progress.lock().expect("lock") = Some(p);
     }
 
@@ -228,7 +224,7 @@ impl RegistrySource {
     }
 
     /// Fetches blobs into the store, `parallel` at a time; the first error is returned.
-    pub fn fetch_all(&self, descs: &[Descriptor], parallel: usize) -> Result<()> {
+    pub(crate) fn fetch_all(&self, descs: &[Descriptor], parallel: usize) -> Result<()> {
         let mut unique: Vec<&Descriptor> = Vec::new();
         for d in descs {
             if !unique.iter().any(|u| u.digest == d.digest) {
@@ -267,7 +263,7 @@ impl Write for TeeHash<'_> {
 
 /// A shared handle as a [`BlobSource`], so the caller keeps the concrete source (to prefetch
 /// layers in parallel) while a `BaseImage` owns the boxed one.
-pub struct SharedSource(pub Arc<RegistrySource>);
+pub(crate) struct SharedSource(pub Arc<RegistrySource>);
 
 impl BlobSource for SharedSource {
     fn name(&self) -> &str {

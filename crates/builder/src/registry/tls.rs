@@ -7,7 +7,7 @@ use rustls_pki_types::CertificateDer;
 use std::path::Path;
 use std::sync::Arc;
 
-pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>> {
+pub(super) fn client_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>> {
     let mut roots = rustls::RootCertStore::empty();
     // Unreadable system certificates are skipped: one bad file must not stop every pull.
     for cert in rustls_native_certs::load_native_certs().certs {

@@ -18,7 +18,7 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-pub struct ArchiveSource {
+pub(crate) struct ArchiveSource {
     file: PathBuf,
     name: String,
     /// Entry path (normalised, no leading `./`) → (data offset, size).
@@ -30,7 +30,7 @@ pub struct ArchiveSource {
 }
 
 impl ArchiveSource {
-    pub fn open(file: &Path, name: String) -> Result<ArchiveSource> {
+    pub(crate) fn open(file: &Path, name: String) -> Result<ArchiveSource> {
         let mut f = File::open(file).map_err(|e| Error::Reference { reference: name.clone(), message: format!("cannot open `{}`: {e}", file.display()) })?;
         let len = f.metadata().io_ctx("reading", file)?.len();
         let mut magic = [0u8; 4];
@@ -87,7 +87,7 @@ impl ArchiveSource {
         serde_json::from_slice(&raw).map_err(|e| Error::malformed(&self.name, format!("index.json is not valid JSON: {e}")))
     }
 
-    pub fn resolve_oci(&self, tag: Option<&str>) -> Result<Descriptor> {
+    pub(crate) fn resolve_oci(&self, tag: Option<&str>) -> Result<Descriptor> {
         if !self.entries.contains_key("oci-layout") {
             let message = if !ends_cleanly(&self.file, &self.entries) {
                 "no `oci-layout` entry, and the file ends without tar's end marker: it looks truncated; write or copy it again"
@@ -103,7 +103,7 @@ impl ArchiveSource {
 
     /// `docker save` output. With an `index.json` (Docker 25+) the OCI side is used; `name`
     /// picks the image by its RepoTags entry when the archive holds several.
-    pub fn resolve_docker(&self, name: Option<&str>) -> Result<Descriptor> {
+    pub(crate) fn resolve_docker(&self, name: Option<&str>) -> Result<Descriptor> {
         let raw = self.read_entry("manifest.json").map_err(|_| Error::Reference {
             reference: self.name.clone(),
             message: if !ends_cleanly(&self.file, &self.entries) {

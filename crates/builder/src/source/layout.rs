@@ -7,13 +7,13 @@ use std::fs::{self, File};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-pub struct LayoutSource {
+pub(crate) struct LayoutSource {
     dir: PathBuf,
     name: String,
 }
 
 impl LayoutSource {
-    pub fn open(dir: &Path, name: String) -> Result<LayoutSource> {
+    pub(crate) fn open(dir: &Path, name: String) -> Result<LayoutSource> {
         let marker = dir.join("oci-layout");
         if !marker.is_file() {
             return Err(Error::Reference { reference: name, message: format!("`{}` is not an OCI layout (no `oci-layout` file)", dir.display()) });
@@ -21,7 +21,7 @@ impl LayoutSource {
         Ok(LayoutSource { dir: dir.to_owned(), name })
     }
 
-    pub fn resolve(&self, tag: Option<&str>) -> Result<Descriptor> {
+    pub(crate) fn resolve(&self, tag: Option<&str>) -> Result<Descriptor> {
         let path = self.dir.join("index.json");
         let raw = fs::read(&path).io_ctx("reading", &path)?;
         let index = serde_json::from_slice(&raw).map_err(|e| Error::malformed(&self.name, format!("index.json is not valid JSON: {e}")))?;

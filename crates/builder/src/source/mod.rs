@@ -4,8 +4,8 @@
 mod archive;
 mod layout;
 
-pub use archive::ArchiveSource;
-pub use layout::LayoutSource;
+pub(crate) use archive::ArchiveSource;
+pub(crate) use layout::LayoutSource;
 
 use crate::descriptor::Descriptor;
 use crate::digest::{verify_bytes, Digest};
@@ -53,11 +53,12 @@ pub trait BlobSource: Send + Sync {
 /// One platform image of the base: its manifest and config, raw and parsed.
 #[derive(Debug, Clone)]
 pub struct BaseManifest {
-    pub desc: Descriptor,
-    pub raw: Vec<u8>,
-    pub json: Value,
-    pub config_desc: Descriptor,
-    pub config_raw: Vec<u8>,
+    pub(crate) desc: Descriptor,
+    pub(crate) raw: Vec<u8>,
+    pub(crate) json: Value,
+    pub(crate) config_desc: Descriptor,
+    pub(crate) config_raw: Vec<u8>,
+    /// The manifest's layers.
     pub layers: Vec<Descriptor>,
 }
 
@@ -66,22 +67,33 @@ pub struct BaseManifest {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum BaseTop {
-    Index { desc: Descriptor, raw: Vec<u8>, json: Value },
+    /// An index (multi-platform).
+    Index {
+        /// The index's descriptor.
+        desc: Descriptor,
+        /// The index's bytes.
+        raw: Vec<u8>,
+        /// The index's JSON.
+        json: Value,
+    },
+    /// One manifest (the single entry).
     Manifest,
 }
 
 /// A base image, read shallowly: everything but the layer contents.
 pub struct BaseImage {
+    /// The index, or one manifest.
     pub top: BaseTop,
     /// Entries of the index in their order (or the single manifest): runnable images are
     /// `Some(manifest)`; other entries (attestations, unknown platforms) are `None`, kept as raw descriptors.
     pub entries: Vec<(Descriptor, Option<BaseManifest>)>,
+    /// Where the base's blobs are read from.
     pub source: Box<dyn BlobSource>,
 }
 
 impl BaseImage {
     /// Reads the top descriptor's blob and everything under it that a build needs.
-    pub fn read(source: Box<dyn BlobSource>, top: Descriptor) -> Result<BaseImage> {
+    pub(crate) fn read(source: Box<dyn BlobSource>, top: Descriptor) -> Result<BaseImage> {
         if media::is_index(&top.media_type) {
             let raw = source.read_verified(&top)?;
             let json: Value = parse_json(&raw, source.name(), "index")?;
@@ -110,13 +122,13 @@ impl BaseImage {
         }
     }
 
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         self.source.name()
     }
 
     /// The platforms of an index's runnable entries (empty for a single manifest, whose
     /// platform is in its config).
-    pub fn index_platforms(&self) -> Vec<crate::platform::Platform> {
+    pub(crate) fn index_platforms(&self) -> Vec<crate::platform::Platform> {
         match self.top {
             BaseTop::Manifest => Vec::new(),
             BaseTop::Index { .. } => self.entries.iter().filter(|(_, m)| m.is_some()).filter_map(|(d, _)| d.platform.clone()).collect(),
@@ -125,7 +137,7 @@ impl BaseImage {
 
     /// The image of one platform of an index, as a single-manifest image (what a one-platform
     /// output such as a docker-archive holds). A single manifest is returned as it is.
-    pub fn only_platform(mut self, want: &crate::platform::Platform) -> Result<BaseImage> {
+    pub(crate) fn only_platform(mut self, want: &crate::platform::Platform) -> Result<BaseImage> {
         if matches!(self.top, BaseTop::Manifest) {
             return Ok(self);
         }
@@ -156,7 +168,7 @@ fn parse_json(raw: &[u8], source_name: &str, what: &str) -> Result<Value> {
 }
 
 /// Reads and verifies one platform manifest and its config.
-pub fn read_manifest(source: &dyn BlobSource, desc: &Descriptor) -> Result<BaseManifest> {
+pub(crate) fn read_manifest(source: &dyn BlobSource, desc: &Descriptor) -> Result<BaseManifest> {
     let raw = source.read_verified(desc)?;
     let json = parse_json(&raw, source.name(), "manifest")?;
     if let Some(mt) = json.get("mediaType").and_then(Value::as_str) {
@@ -217,7 +229,7 @@ pub fn open_local(r: &LocalRef) -> Result<BaseImage> {
 
 /// Picks the entry of an `index.json` for a tag: by `org.opencontainers.image.ref.name`, or the
 /// only entry when no tag is given.
-pub fn select_from_index_json(index: &Value, tag: Option<&str>, source_name: &str) -> Result<Descriptor> {
+pub(crate) fn select_from_index_json(index: &Value, tag: Option<&str>, source_name: &str) -> Result<Descriptor> {
     let manifests = index.get("manifests").and_then(Value::as_array).ok_or_else(|| Error::malformed(source_name, "index.json without `manifests`"))?;
     let descs = manifests.iter().map(|m| Descriptor::from_json(m, source_name)).collect::<Result<Vec<_>>>()?;
     let names: Vec<String> = descs.iter().filter_map(|d| d.annotation("org.opencontainers.image.ref.name").map(str::to_owned)).collect();

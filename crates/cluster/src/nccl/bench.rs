@@ -15,10 +15,12 @@ pub const SCRIPT: &str = "/usr/local/lib/sparkctl/nccl_bench.py";
 pub const COMMAND: &[&str] = &["python3", SCRIPT];
 /// Files rank 0 writes into the results folder.
 pub const TABLE_FILE: &str = "table.txt";
+/// NCCL's debug log.
 pub const DEBUG_FILE: &str = "nccl-debug.log";
+/// The benchmark's verdict as JSON.
 pub const RESULT_FILE: &str = "result.json";
 /// Where the results folder is mounted in the container.
-pub const RESULTS_IN_CONTAINER: &str = "/results";
+pub(crate) const RESULTS_IN_CONTAINER: &str = "/results";
 /// Name of the benchmark container (the serving one must be stopped: same ports, same GPU).
 pub const CONTAINER_NAME: &str = "spark-nccl-bench";
 
@@ -73,7 +75,7 @@ pub fn run_args(
 
 /// Largest sweep size the script accepts without `--allow-large`: on GB10's shared memory
 /// NVIDIA's 16 GB all_gather froze a node.
-pub const LARGE: u64 = 4 << 30;
+pub(crate) const LARGE: u64 = 4 << 30;
 
 /// A size as the script reads it (`nccl_bench.py`'s `parse_size`): bytes, or a number with
 /// `K`/`M`/`G` (binary; `KiB`, `MB` alike). `Err` says what is wrong, for one error line.

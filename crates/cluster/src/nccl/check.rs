@@ -10,6 +10,7 @@ use serde::Serialize;
 /// What the cluster description expects of every rank.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Expect {
+    /// The transport `cluster.toml` accepts.
     pub transport: Transport,
     /// Per node: its name and its declared RDMA devices (`None` where a rail leaves it to be
     /// resolved on the node).
@@ -17,6 +18,7 @@ pub struct Expect {
 }
 
 impl Expect {
+    /// What `c` expects.
     pub fn from_cluster(c: &Cluster) -> Expect {
         Expect { transport: c.transport, nodes: c.nodes.iter().map(|n| (n.name.clone(), n.rails.iter().map(|r| r.rdma_device.clone()).collect())).collect() }
     }
@@ -39,10 +41,10 @@ impl Expect {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
     #[serde(serialize_with = "status_str")]
-    pub status: Status,
+    pub(crate) status: Status,
     /// `host:pid` (rank), or `all` for cross-process checks.
-    pub subject: String,
-    pub detail: String,
+    pub(crate) subject: String,
+    pub(crate) detail: String,
 }
 
 fn status_str<S: serde::Serializer>(s: &Status, ser: S) -> Result<S::Ok, S::Error> {
@@ -50,7 +52,9 @@ fn status_str<S: serde::Serializer>(s: &Status, ser: S) -> Result<S::Ok, S::Erro
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+/// The cross-process checks' findings.
 pub struct Verdict {
+    /// The findings, in the order found.
     pub findings: Vec<Finding>,
 }
 
@@ -66,7 +70,7 @@ impl Verdict {
 }
 
 /// `host:pid` with the rank when known.
-pub fn subject(p: &Process) -> String {
+pub(crate) fn subject(p: &Process) -> String {
     match p.rank {
         Some(r) => format!("{}:{} (rank {r})", p.host, p.pid),
         None => format!("{}:{}", p.host, p.pid),

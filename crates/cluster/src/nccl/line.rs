@@ -12,25 +12,25 @@
 use std::borrow::Cow;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Level {
+pub(crate) enum Level {
     Info,
     Warn,
 }
 
 /// An NCCL line taken apart.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NcclLine<'a> {
-    pub host: &'a str,
-    pub pid: u32,
+pub(crate) struct NcclLine<'a> {
+    pub(crate) host: &'a str,
+    pub(crate) pid: u32,
     /// A rank the launcher's prefix carries (`[155]`, `0: `, `[1,0]<stdout>:`, `[default0]:`).
-    pub launcher_rank: Option<u32>,
-    pub level: Level,
-    pub msg: &'a str,
+    pub(crate) launcher_rank: Option<u32>,
+    pub(crate) level: Level,
+    pub(crate) msg: &'a str,
 }
 
 /// What a segment of a log line is.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Parsed<'a> {
+pub(crate) enum Parsed<'a> {
     Nccl(NcclLine<'a>),
     /// `NCCL version 2.19.3+cuda12.3` with no header (older NCCL prints it on rank 0's stdout).
     Version(&'a str),
@@ -39,7 +39,7 @@ pub enum Parsed<'a> {
 
 /// Removes ANSI escape sequences (CSI `ESC [ … final`, and two-byte `ESC x`). Borrowed when
 /// there are none, which is the common case.
-pub fn strip_ansi(s: &str) -> Cow<'_, str> {
+pub(crate) fn strip_ansi(s: &str) -> Cow<'_, str> {
     if !s.contains('\x1b') {
         return Cow::Borrowed(s);
     }
@@ -65,7 +65,7 @@ pub fn strip_ansi(s: &str) -> Cow<'_, str> {
 
 /// Parses one segment: a line, or the part of a line between carriage returns (progress bars
 /// redraw with `\r`; the caller splits on it). ANSI sequences must be gone already.
-pub fn parse(seg: &str) -> Parsed<'_> {
+pub(crate) fn parse(seg: &str) -> Parsed<'_> {
     let Some((at, level, tag_len)) = find_tag(seg) else {
         return match seg.find("NCCL version ") {
             Some(i) => seg[i + "NCCL version ".len()..].split_whitespace().next().map_or(Parsed::Other, Parsed::Version),

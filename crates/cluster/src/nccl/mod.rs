@@ -20,8 +20,8 @@
 
 pub mod bench;
 pub mod check;
-pub mod line;
-pub mod msg;
+pub(crate) mod line;
+pub(crate) mod msg;
 pub mod report;
 pub mod table;
 
@@ -31,7 +31,7 @@ use std::fmt;
 use std::io::BufRead;
 
 /// How many warnings (and error traces) are kept per process; the rest are only counted.
-pub const KEPT_PER_PROCESS: usize = 8;
+pub(crate) const KEPT_PER_PROCESS: usize = 8;
 
 /// The network NCCL uses between nodes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,9 +74,9 @@ impl Serialize for Net {
 
 /// Messages of one kind: how many there were and the first [`KEPT_PER_PROCESS`].
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
-pub struct Bounded {
-    pub count: u64,
-    pub kept: Vec<String>,
+pub(crate) struct Bounded {
+    pub(crate) count: u64,
+    pub(crate) kept: Vec<String>,
 }
 
 impl Bounded {
@@ -91,37 +91,38 @@ impl Bounded {
 /// What one NCCL process (`host:pid`) said about itself.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct Process {
-    pub host: String,
+    pub(crate) host: String,
+    /// The process id.
     pub pid: u32,
     /// From NCCL's own communicator lines (`rank 1 nranks 2`), else from the launcher's prefix.
-    pub rank: Option<u32>,
-    pub nranks: Option<u32>,
+    pub(crate) rank: Option<u32>,
+    pub(crate) nranks: Option<u32>,
     /// `2.28.9+cuda13.0`, from this process's own `NCCL version` line.
-    pub version: Option<String>,
-    pub net: Option<Net>,
+    pub(crate) version: Option<String>,
+    pub(crate) net: Option<Net>,
     /// NCCL's name for the network: `IB`, `IBext_v10`, `Socket`.
-    pub net_name: Option<String>,
+    pub(crate) net_name: Option<String>,
     /// Why IB is not used when NCCL said so: `NET/IB : No device found.`
-    pub ib_unusable: Option<String>,
+    pub(crate) ib_unusable: Option<String>,
     /// HCAs and ports from `NET/IB : Using [0]rocep1s0f1:1/RoCE …` (or virtual devices).
-    pub hcas: Vec<String>,
+    pub(crate) hcas: Vec<String>,
     /// Interfaces from `NET/Socket : Using [0]eth0:…`.
-    pub socket_ifs: Vec<String>,
+    pub(crate) socket_ifs: Vec<String>,
     /// The RoCE GID index NCCL reported (QP lines), else `NCCL_IB_GID_INDEX` from the env echo.
-    pub gid_index: Option<String>,
+    pub(crate) gid_index: Option<String>,
     /// GPU Direct RDMA state per HCA or interface: `enabled`, `enabled (DMABUF)`, `disabled`.
-    pub gdr: BTreeMap<String, String>,
+    pub(crate) gdr: BTreeMap<String, String>,
     /// `NAME set by environment to VALUE` (and `NCCL_X set to VALUE`).
-    pub env: BTreeMap<String, String>,
+    pub(crate) env: BTreeMap<String, String>,
     /// `NCCL WARN` messages.
-    pub warnings: Bounded,
+    pub(crate) warnings: Bounded,
     /// Error returns NCCL traced (`file.cc:NN -> code`).
-    pub errors: Bounded,
+    pub(crate) errors: Bounded,
 }
 
 impl Process {
     /// The devices of the network in use: HCAs for IB, interfaces for Socket.
-    pub fn devices(&self) -> &[String] {
+    pub(crate) fn devices(&self) -> &[String] {
         match self.net {
             Some(Net::Ib) => &self.hcas,
             Some(Net::Socket) => &self.socket_ifs,
@@ -135,12 +136,12 @@ impl Process {
 pub struct Analysis {
     /// Every NCCL version seen (process lines and header-less `NCCL version` lines), in order
     /// of first appearance: more than one is a mismatch.
-    pub versions: Vec<String>,
+    pub(crate) versions: Vec<String>,
     /// In order of first appearance.
     pub processes: Vec<Process>,
     /// Lines read, and those that were NCCL's.
     pub lines: u64,
-    pub nccl_lines: u64,
+    pub(crate) nccl_lines: u64,
     /// Processes forgotten, oldest first, by a [`Watcher::bounded`] (0 for a whole log).
     #[serde(skip_serializing_if = "is_zero")]
     pub processes_dropped: u64,
@@ -151,7 +152,8 @@ fn is_zero(n: &u64) -> bool {
 }
 
 impl Analysis {
-    pub fn process(&self, host: &str, pid: u32) -> Option<&Process> {
+    #[cfg(test)]
+    pub(crate) fn process(&self, host: &str, pid: u32) -> Option<&Process> {
         self.processes.iter().find(|p| p.host == host && p.pid == pid)
     }
 }
@@ -159,8 +161,11 @@ impl Analysis {
 /// A transport became known (or changed) for a process.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransportSeen {
+    /// The host.
     pub host: String,
+    /// The process id.
     pub pid: u32,
+    /// The transport.
     pub net: Net,
 }
 
@@ -258,10 +263,12 @@ impl Watcher {
         update(p, msg)
     }
 
+    /// What the watcher found so far.
     pub fn analysis(&self) -> &Analysis {
         &self.analysis
     }
 
+    /// What the watcher found.
     pub fn into_analysis(self) -> Analysis {
         self.analysis
     }

@@ -6,7 +6,7 @@ use super::Net;
 /// The network a message shows, and whether the message is authoritative (`Using network X`, a
 /// channel `via NET/X`) rather than a plugin announcing itself. The name is NCCL's own
 /// (`IB`, `IBext_v10`, `Socket`).
-pub fn transport_of(msg: &str) -> Option<(Net, &str, bool)> {
+pub(crate) fn transport_of(msg: &str) -> Option<(Net, &str, bool)> {
     if let Some(name) = msg.strip_prefix("Using network ") {
         let name = name.split_whitespace().next()?;
         return Some((Net::from_name(name), name, true));
@@ -31,7 +31,7 @@ pub fn transport_of(msg: &str) -> Option<(Net, &str, bool)> {
 }
 
 /// `NET/IB : rest` (also `NET/IB: rest`) → (`IB`, `rest`).
-pub fn net_message(msg: &str) -> Option<(&str, &str)> {
+pub(crate) fn net_message(msg: &str) -> Option<(&str, &str)> {
     let rest = msg.strip_prefix("NET/")?;
     let (name, what) = rest.split_once(':')?;
     Some((name.trim(), what.trim_start()))
@@ -39,7 +39,7 @@ pub fn net_message(msg: &str) -> Option<(&str, &str)> {
 
 /// `[0]rocep1s0f1:1/RoCE [1]roceP2p1s0f1:1/RoCE [RO]; OOB …` → `rocep1s0f1:1`, `roceP2p1s0f1:1`;
 /// `[0]ens3:172.31.12.210<0>` → `ens3`.
-pub fn devices(rest: &str) -> Vec<String> {
+pub(crate) fn devices(rest: &str) -> Vec<String> {
     let list = rest.split(';').next().unwrap_or("");
     list.split_whitespace()
         .filter_map(|tok| {
@@ -53,14 +53,14 @@ pub fn devices(rest: &str) -> Vec<String> {
 }
 
 /// `Made virtual device [1] name=roceP2p1s0f1 speed=200000 ndevs=1` → `roceP2p1s0f1`.
-pub fn virtual_device(what: &str) -> Option<&str> {
+pub(crate) fn virtual_device(what: &str) -> Option<&str> {
     let rest = what.strip_prefix("Made virtual device")?;
     rest.split_whitespace().find_map(|t| t.strip_prefix("name="))
 }
 
 /// `GPU Direct RDMA (DMABUF) enabled for HCA 0 'rocep1s0f1` → (`rocep1s0f1`, `enabled (DMABUF)`).
 /// NCCL omits the closing quote in some versions.
-pub fn gdr(what: &str) -> Option<(String, String)> {
+pub(crate) fn gdr(what: &str) -> Option<(String, String)> {
     let rest = what.strip_prefix("GPU Direct RDMA")?;
     let lower = rest.to_ascii_lowercase();
     let state = if lower.contains("disabled") {
@@ -77,7 +77,7 @@ pub fn gdr(what: &str) -> Option<(String, String)> {
 
 /// `NAME set by environment to VALUE` (NCCL's echo of its variables, including those read from
 /// `nccl.conf`) → (`NAME`, `VALUE`, true); `NCCL_X set to VALUE` → (…, false).
-pub fn setting(msg: &str) -> Option<(&str, &str, bool)> {
+pub(crate) fn setting(msg: &str) -> Option<(&str, &str, bool)> {
     if let Some((name, value)) = msg.split_once(" set by environment to ") {
         return Some((name.trim(), value.trim().trim_end_matches('.'), true));
     }
@@ -87,7 +87,7 @@ pub fn setting(msg: &str) -> Option<(&str, &str, bool)> {
 }
 
 /// `… rank 0 nranks 2 …` (communicator init lines) → (0, 2).
-pub fn rank(msg: &str) -> Option<(u32, u32)> {
+pub(crate) fn rank(msg: &str) -> Option<(u32, u32)> {
     let at = msg.find(" rank ")?;
     let mut t = msg[at + " rank ".len()..].split_whitespace();
     let rank = t.next()?.parse().ok()?;
@@ -96,7 +96,7 @@ pub fn rank(msg: &str) -> Option<(u32, u32)> {
 }
 
 /// The RoCE GID index a message reports: `GID index 3`, or the `GID 3 (` of NCCL's QP lines.
-pub fn gid_index(msg: &str) -> Option<&str> {
+pub(crate) fn gid_index(msg: &str) -> Option<&str> {
     let at = msg.find("GID ")?;
     let rest = &msg[at + "GID ".len()..];
     let rest = rest.strip_prefix("index ").unwrap_or(rest);
@@ -105,7 +105,7 @@ pub fn gid_index(msg: &str) -> Option<&str> {
 }
 
 /// An error return traced by NCCL: `transport/net.cc:1302 -> 6` (code non-zero).
-pub fn is_error_trace(msg: &str) -> bool {
+pub(crate) fn is_error_trace(msg: &str) -> bool {
     match msg.split_once(" -> ") {
         Some((loc, code)) => loc.contains(':') && !loc.contains(' ') && code.split_whitespace().next().is_some_and(|c| c.parse::<u32>().is_ok_and(|c| c != 0)),
         None => false,

@@ -99,8 +99,9 @@ pub fn verdict(v: &Verdict) -> String {
 /// A benchmark run, read back.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Bench {
-    pub runs: Vec<Run>,
-    pub analysis: Analysis,
+    pub(crate) runs: Vec<Run>,
+    pub(crate) analysis: Analysis,
+    /// The verdict against `cluster.toml`.
     pub verdict: Verdict,
 }
 

@@ -14,56 +14,58 @@ pub const SPARK_PAIR_MIN_BUSBW: f64 = 21.875;
 
 /// One device line of `# Using devices`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RankDevice {
-    pub rank: u32,
+pub(crate) struct RankDevice {
+    pub(crate) rank: u32,
     /// Cut from some outputs (`P on      spark`).
-    pub pid: Option<u32>,
-    pub host: String,
-    pub device: Option<u32>,
-    pub name: String,
+    pub(crate) pid: Option<u32>,
+    pub(crate) host: String,
+    pub(crate) device: Option<u32>,
+    pub(crate) name: String,
 }
 
 /// Time and bandwidths of one placement (out-of-place or in-place).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Measure {
-    pub time_us: f64,
+pub(crate) struct Measure {
+    pub(crate) time_us: f64,
     /// GB/s.
-    pub algbw: f64,
+    pub(crate) algbw: f64,
     /// GB/s.
-    pub busbw: f64,
+    pub(crate) busbw: f64,
     /// Wrong elements; `None` where the column says `N/A` (validation off).
-    pub wrong: Option<u64>,
+    pub(crate) wrong: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+/// One row of an nccl-tests table: one message size.
 pub struct Row {
     /// Bytes.
-    pub size: u64,
-    pub count: u64,
-    pub dtype: String,
-    pub redop: Option<String>,
-    pub root: Option<i64>,
-    pub out_of_place: Measure,
-    pub in_place: Measure,
+    pub(crate) size: u64,
+    pub(crate) count: u64,
+    pub(crate) dtype: String,
+    pub(crate) redop: Option<String>,
+    pub(crate) root: Option<i64>,
+    pub(crate) out_of_place: Measure,
+    pub(crate) in_place: Measure,
 }
 
 /// One test run (a log may hold several, one after the other).
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct Run {
     /// `all_gather_perf`, from `# Collective test starting:` (or the command line).
-    pub collective: Option<String>,
+    pub(crate) collective: Option<String>,
     /// `2.18.5` from `# nccl-tests version 2.18.5 …`.
-    pub tests_version: Option<String>,
+    pub(crate) tests_version: Option<String>,
     /// From a `NCCL version 2.29.3+cuda13.1` line.
-    pub nccl_version: Option<String>,
-    pub ranks: Vec<RankDevice>,
+    pub(crate) nccl_version: Option<String>,
+    pub(crate) ranks: Vec<RankDevice>,
+    /// The table's rows.
     pub rows: Vec<Row>,
     /// `# Avg bus bandwidth    : 22.9611`.
-    pub avg_busbw: Option<f64>,
+    pub(crate) avg_busbw: Option<f64>,
     /// `# Out of bounds values : 0 OK`.
-    pub out_of_bounds: Option<String>,
+    pub(crate) out_of_bounds: Option<String>,
     /// `Test CUDA failure …`, ` .. host pid N: Test failure …`.
-    pub failures: Vec<String>,
+    pub(crate) failures: Vec<String>,
 }
 
 impl Run {
@@ -73,12 +75,12 @@ impl Run {
     }
 
     /// The row of the largest size: where bandwidth peaks.
-    pub fn largest(&self) -> Option<&Row> {
+    pub(crate) fn largest(&self) -> Option<&Row> {
         self.rows.iter().max_by_key(|r| r.size)
     }
 
     /// `all_gather_perf` → `all_gather`.
-    pub fn collective_name(&self) -> &str {
+    pub(crate) fn collective_name(&self) -> &str {
         self.collective.as_deref().map_or("nccl-tests", |c| c.strip_suffix("_perf").unwrap_or(c))
     }
 }
@@ -229,7 +231,7 @@ pub fn verdict(runs: &[Run], min_busbw: f64) -> Verdict {
 }
 
 /// `17179869184` → `16 GiB`; sizes that are not a whole unit stay in bytes.
-pub fn human_bytes(b: u64) -> String {
+pub(crate) fn human_bytes(b: u64) -> String {
     for (unit, shift) in [("GiB", 30), ("MiB", 20), ("KiB", 10)] {
         if b >= 1 << shift && b.is_multiple_of(1 << shift) {
             return format!("{} {unit}", b >> shift);

@@ -10,11 +10,13 @@ use std::collections::BTreeMap;
 /// One file a node should have.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Wanted {
+    /// Which renderer makes it.
     pub format: Format,
     /// Absolute path on the node.
     pub path: String,
     /// netplan refuses world-readable files; the others are ordinary config files.
     pub mode: u32,
+    /// The content.
     pub text: String,
 }
 
@@ -32,11 +34,11 @@ pub fn wanted(c: &Cluster, node: &Node) -> Vec<Wanted> {
 }
 
 /// `path → sha256` of what sparkctl installed.
-pub type Manifest = BTreeMap<String, String>;
+pub(crate) type Manifest = BTreeMap<String, String>;
 
 /// Reads a manifest (`sha256  path` lines, as `sha256sum` writes); lines that are not entries
 /// are ignored, so a damaged manifest only makes files look hand-edited (the safe side).
-pub fn parse_manifest(text: &str) -> Manifest {
+pub(crate) fn parse_manifest(text: &str) -> Manifest {
     text.lines()
         .filter_map(|l| {
             let (hash, path) = l.split_once("  ")?;
@@ -45,6 +47,7 @@ pub fn parse_manifest(text: &str) -> Manifest {
         .collect()
 }
 
+/// The manifest as written on the node: `HASH  PATH` lines.
 pub fn format_manifest(m: &Manifest) -> String {
     m.iter().map(|(path, hash)| format!("{hash}  {path}\n")).collect()
 }
@@ -57,13 +60,20 @@ pub enum Action {
     /// Not on the node yet.
     Create,
     /// The node has what sparkctl installed before: replace it (backup kept).
-    Update { current: String },
+    Update {
+        /// The node's content.
+        current: String,
+    },
     /// The node's file is not what sparkctl installed (or sparkctl never installed it):
     /// shown as a diff, replaced only with `--force`.
-    HandEdited { current: String },
+    HandEdited {
+        /// The node's content.
+        current: String,
+    },
 }
 
 impl Action {
+    /// The action as a word for the table.
     pub fn verb(&self) -> &'static str {
         match self {
             Action::Unchanged => "unchanged",
@@ -74,6 +84,7 @@ impl Action {
     }
 }
 
+/// What to do about `w`, given the node's content (`None`: absent) and the manifest.
 pub fn action(w: &Wanted, current: Option<&str>, manifest: &Manifest) -> Action {
     match current {
         None => Action::Create,
@@ -86,12 +97,16 @@ pub fn action(w: &Wanted, current: Option<&str>, manifest: &Manifest) -> Action 
 /// What applying a set of changed files takes on the node.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Apply {
+    /// The netplan files changed: `netplan apply`.
     pub netplan: bool,
+    /// The sysctl file changed: `sysctl --system`.
     pub sysctl: bool,
+    /// A systemd unit changed: `systemctl daemon-reload`.
     pub daemon_reload: bool,
 }
 
 impl Apply {
+    /// What applying files of these formats takes.
     pub fn for_formats(formats: impl IntoIterator<Item = Format>) -> Apply {
         let mut a = Apply::default();
         for f in formats {

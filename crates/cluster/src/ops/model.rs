@@ -11,7 +11,9 @@ use std::collections::BTreeMap;
 pub struct LocalFile {
     /// Path relative to the snapshot directory (`config.json`, `model-00001-of-00002.safetensors`).
     pub rel: String,
+    /// The file's size.
     pub size: u64,
+    /// SHA-256 of its content.
     pub sha256: String,
 }
 
@@ -71,18 +73,21 @@ mkdir -p "$d" && printf '%s' "$3" > "$d/main.sparkctl-tmp" && mv -f "$d/main.spa
 
 /// What a node has of one file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Remote {
+pub(crate) enum Remote {
     Have { sha256: String },
     Partial { size: u64 },
     Missing,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The model files a node has, and the free space.
 pub struct Listing {
-    pub files: BTreeMap<String, Remote>,
+    pub(crate) files: BTreeMap<String, Remote>,
+    /// Free space in the model's folder, in KiB.
     pub free_kib: Option<u64>,
 }
 
+/// Reads the answer of the node's file-list script.
 pub fn parse_list(out: &str) -> Result<Listing, String> {
     if !out.lines().any(|l| l == "end") {
         return Err("the node's file list was cut off".into());
@@ -112,9 +117,13 @@ pub fn parse_list(out: &str) -> Result<Listing, String> {
 /// One copy to make: `rel` from byte `offset` on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Copy {
+    /// Its path relative to the snapshot.
     pub rel: String,
+    /// Its size.
     pub size: u64,
+    /// SHA-256 of its content.
     pub sha256: String,
+    /// The byte to start from.
     pub offset: u64,
 }
 

@@ -18,12 +18,17 @@ pub fn sh(script: &str, args: &[String]) -> Vec<String> {
 pub const WHO: &str = r#"echo "uid $(id -u)"; if sudo -n true 2>/dev/null; then echo "sudo yes"; else echo "sudo no"; fi"#;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a remote user may do on a node.
 pub enum Privilege {
+    /// The user is root.
     Root,
+    /// The user has non-interactive sudo.
     Sudo,
+    /// Neither.
     None,
 }
 
+/// Reads the answer of [`WHO`].
 pub fn parse_who(out: &str) -> Privilege {
     let uid = out.lines().find_map(|l| l.strip_prefix("uid ")).map(str::trim);
     let sudo = out.lines().any(|l| l.trim() == "sudo yes");
@@ -64,6 +69,7 @@ echo end
 /// Whether a node can run the container.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Docker {
+    /// The daemon answers.
     Ready,
     /// `docker` is not on root's `PATH`.
     #[default]
@@ -75,6 +81,7 @@ pub enum Docker {
 /// What [`PROBE`] found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Facts {
+    /// Whether the node can run the container.
     pub docker: Docker,
     /// The image ID the node holds for `container.image`.
     pub image: Option<String>,
@@ -83,7 +90,8 @@ pub struct Facts {
     /// SHA-256 of the token file.
     pub token: Option<String>,
     /// Free space where the HF cache lives, in KiB.
-    pub disk_free_kib: Option<u64>,
+    pub(crate) disk_free_kib: Option<u64>,
+    /// What sparkctl installed on the node: path → SHA-256.
     pub manifest: Manifest,
     /// The managed files' current contents, by index (`None`: absent).
     pub files: Vec<Option<String>>,
@@ -135,6 +143,7 @@ fn b64_text(s: &str) -> Option<String> {
     String::from_utf8(bytes).ok()
 }
 
+/// Base64 (standard, padded) of `bytes`, for the node scripts' arguments.
 pub fn b64(bytes: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(bytes)
@@ -220,21 +229,28 @@ echo end
 /// What [`STATUS`] found on one node.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct NodeStatus {
+    /// `systemctl is-active` of the unit.
     pub unit: String,
     /// The entrypoint's state (`preflight`, `rendezvous`, …, `ready`, `backoff`, `down`);
     /// `None` when no container answers.
     pub state: Option<String>,
+    /// The entrypoint's detail for its state.
     pub detail: String,
+    /// The image ID of the running container.
     pub image: Option<String>,
     /// The transport NCCL uses, from the entrypoint's `nccl:` lines (`IB`, `Socket`…).
     pub transport: Option<String>,
+    /// Liveness probes failed in a row.
     pub liveness_failures: u32,
+    /// Restarts spent from the budget.
     pub restarts_used: u32,
+    /// The restart budget.
     pub restart_budget: u32,
     /// The cause of the last group stop in the restart history.
     pub last_error: Option<String>,
 }
 
+/// Reads the answer of [`STATUS`].
 pub fn parse_status(out: &str) -> NodeStatus {
     let mut s = NodeStatus::default();
     for line in out.lines() {

@@ -55,7 +55,7 @@ pub fn docker_args(c: &Cluster) -> Vec<String> {
     args
 }
 
-pub fn render(header: &[String], c: &Cluster) -> String {
+pub(crate) fn render(header: &[String], c: &Cluster) -> String {
     let mut out = String::new();
     for line in header {
         out.push_str(&format!("# {line}\n"));

@@ -4,7 +4,7 @@
 use crate::plan::NodePlan;
 use std::fmt::Write;
 
-pub fn render(header: &[String], plan: &NodePlan) -> String {
+pub(super) fn render(header: &[String], plan: &NodePlan) -> String {
     let mut out = String::new();
     for line in header {
         let _ = writeln!(out, "# {line}");

@@ -28,11 +28,12 @@ pub enum Format {
 }
 
 impl Format {
+    /// Every format with its name on the command line.
     pub const ALL: &'static [(&'static str, Format)] =
         &[("netplan", Format::Netplan), ("sysctl", Format::Sysctl), ("env", Format::Env), ("docker-run", Format::DockerRun), ("systemd", Format::Systemd)];
 
     /// Where the rendered file goes on a DGX OS node (`None`: a command, not a file).
-    pub fn install_path(self, c: &Cluster) -> Option<String> {
+    pub(crate) fn install_path(self, c: &Cluster) -> Option<String> {
         match self {
             Format::Netplan => Some("/etc/netplan/40-cx7.yaml".into()),
             Format::Sysctl => Some("/etc/sysctl.d/90-spark-cx7.conf".into()),
@@ -43,6 +44,7 @@ impl Format {
     }
 }
 
+/// The file (or command) of `format` for `node` of cluster `c`.
 pub fn render(c: &Cluster, node: &Node, format: Format) -> String {
     let plan = node_plan(c, node);
     let header = header(c, node, format);

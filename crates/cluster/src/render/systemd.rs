@@ -6,7 +6,7 @@ use crate::model::{defaults, Cluster, Node};
 use crate::shell::systemd_quote;
 use std::fmt::Write;
 
-pub fn render(header: &[String], c: &Cluster, node: &Node) -> String {
+pub(super) fn render(header: &[String], c: &Cluster, node: &Node) -> String {
     let name = defaults::CONTAINER_NAME;
     let exec = std::iter::once("docker".to_owned()).chain(super::docker_args(c)).map(|a| systemd_quote(&a)).collect::<Vec<_>>().join(" ");
     let mut out = String::new();

@@ -7,30 +7,32 @@ use super::key_value;
 
 /// What `ethtool` says about one interface.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
-pub struct Link {
+pub(crate) struct Link {
     /// From `Settings for IF:` or the command line; `None` when neither was pasted.
-    pub interface: Option<String>,
+    pub(crate) interface: Option<String>,
     /// `Speed: 200000Mb/s` → 200000; `None` when absent or `Unknown!` (link down).
-    pub speed_mbps: Option<u64>,
-    pub lanes: Option<u32>,
-    pub duplex: Option<String>,
-    pub link_detected: Option<bool>,
-    pub supported_modes: Vec<String>,
-    pub advertised_modes: Vec<String>,
+    pub(crate) speed_mbps: Option<u64>,
+    pub(crate) lanes: Option<u32>,
+    pub(crate) duplex: Option<String>,
+    pub(crate) link_detected: Option<bool>,
+    pub(crate) supported_modes: Vec<String>,
+    pub(crate) advertised_modes: Vec<String>,
     /// Lines that could not be used, e.g. `Cannot get wake-on-lan settings: Operation not permitted`.
-    pub notes: Vec<String>,
+    pub(crate) notes: Vec<String>,
     /// A `Settings for` block that ended before `Link detected` (ethtool's last line).
-    pub truncated: bool,
+    pub(crate) truncated: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+/// What `ethtool` printed: one block per interface.
 pub struct Ethtool {
-    pub links: Vec<Link>,
+    pub(crate) links: Vec<Link>,
 }
 
 impl Ethtool {
     /// The block of `interface`; the last one when the paste holds several (the latest state).
-    pub fn link(&self, interface: &str) -> Option<&Link> {
+    #[cfg(test)]
+    pub(crate) fn link(&self, interface: &str) -> Option<&Link> {
         self.links.iter().rev().find(|l| l.interface.as_deref() == Some(interface))
     }
 }
@@ -42,6 +44,7 @@ enum Modes {
     Advertised,
 }
 
+/// Reads `ethtool` output (several interfaces' blocks may be pasted together).
 pub fn parse(text: &str) -> Ethtool {
     let mut links: Vec<Link> = Vec::new();
     // Whether the current block has seen its `Settings for` header.

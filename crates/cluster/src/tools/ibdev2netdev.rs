@@ -7,25 +7,25 @@
 
 /// One line of `ibdev2netdev`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct IbdevLink {
-    pub rdma_device: String,
-    pub port: u8,
-    pub netdev: String,
+pub(crate) struct IbdevLink {
+    pub(crate) rdma_device: String,
+    pub(crate) port: u8,
+    pub(crate) netdev: String,
     /// The netdev's link state, `(Up)`.
-    pub up: bool,
+    pub(crate) up: bool,
     /// `-v` only: the PCI function, e.g. `0000:01:00.1`.
-    pub pci: Option<String>,
+    pub(crate) pci: Option<String>,
     /// `-v` only: the RDMA port state, e.g. `ACTIVE`.
-    pub port_state: Option<String>,
+    pub(crate) port_state: Option<String>,
     /// `-v` only: the firmware version.
-    pub fw: Option<String>,
+    pub(crate) fw: Option<String>,
 }
 
 /// The links found and the lines that looked like links but could not be read.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Ibdev2netdev {
-    pub links: Vec<IbdevLink>,
-    pub notes: Vec<String>,
+    pub(crate) links: Vec<IbdevLink>,
+    pub(crate) notes: Vec<String>,
 }
 
 /// Parses `ibdev2netdev` output, skipping prompts, comments and trailing annotations.

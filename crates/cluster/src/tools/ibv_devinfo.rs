@@ -5,7 +5,7 @@ use super::{key_value, leading_number};
 use std::net::Ipv4Addr;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub enum RoceVersion {
+pub(crate) enum RoceVersion {
     /// `IB/RoCE v1` or `RoCE v1`.
     V1,
     V2,
@@ -13,67 +13,71 @@ pub enum RoceVersion {
 
 /// One `GID[  3]:  ::ffff:10.0.0.1, RoCE v2` line.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Gid {
-    pub index: u32,
-    pub gid: String,
+pub(crate) struct Gid {
+    pub(crate) index: u32,
+    pub(crate) gid: String,
     /// The address of an IPv4-mapped GID, in either spelling.
-    pub ipv4: Option<Ipv4Addr>,
-    pub roce: Option<RoceVersion>,
+    pub(crate) ipv4: Option<Ipv4Addr>,
+    pub(crate) roce: Option<RoceVersion>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
-pub struct Port {
+pub(crate) struct Port {
     /// `None` for GIDs that appear before any `port:` line (elided or grepped pastes).
-    pub number: Option<u8>,
+    pub(crate) number: Option<u8>,
     /// `PORT_ACTIVE (4)` → `PORT_ACTIVE`.
-    pub state: Option<String>,
-    pub max_mtu: Option<u32>,
-    pub active_mtu: Option<u32>,
-    pub link_layer: Option<String>,
-    pub active_width: Option<String>,
-    pub active_speed: Option<String>,
-    pub phys_state: Option<String>,
-    pub gids: Vec<Gid>,
+    pub(crate) state: Option<String>,
+    pub(crate) max_mtu: Option<u32>,
+    pub(crate) active_mtu: Option<u32>,
+    pub(crate) link_layer: Option<String>,
+    pub(crate) active_width: Option<String>,
+    pub(crate) active_speed: Option<String>,
+    pub(crate) phys_state: Option<String>,
+    pub(crate) gids: Vec<Gid>,
 }
 
 impl Port {
     /// The RoCE v2 GID carrying `ip`, if any: the index NCCL and perftest (`-x`) need.
-    pub fn roce_v2_gid(&self, ip: Ipv4Addr) -> Option<u32> {
+    #[cfg(test)]
+    pub(crate) fn roce_v2_gid(&self, ip: Ipv4Addr) -> Option<u32> {
         self.gids.iter().find(|g| g.roce == Some(RoceVersion::V2) && g.ipv4 == Some(ip)).map(|g| g.index)
     }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
-pub struct Hca {
+pub(crate) struct Hca {
     /// `hca_id`; empty for GID lines pasted without their device.
-    pub name: String,
-    pub transport: Option<String>,
-    pub fw_ver: Option<String>,
-    pub node_guid: Option<String>,
-    pub sys_image_guid: Option<String>,
-    pub vendor_id: Option<String>,
-    pub vendor_part_id: Option<u32>,
-    pub board_id: Option<String>,
-    pub phys_port_cnt: Option<u8>,
-    pub ports: Vec<Port>,
+    pub(crate) name: String,
+    pub(crate) transport: Option<String>,
+    pub(crate) fw_ver: Option<String>,
+    pub(crate) node_guid: Option<String>,
+    pub(crate) sys_image_guid: Option<String>,
+    pub(crate) vendor_id: Option<String>,
+    pub(crate) vendor_part_id: Option<u32>,
+    pub(crate) board_id: Option<String>,
+    pub(crate) phys_port_cnt: Option<u8>,
+    pub(crate) ports: Vec<Port>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+/// What `ibv_devinfo -v` printed: one entry per HCA.
 pub struct DevInfo {
-    pub hcas: Vec<Hca>,
+    pub(crate) hcas: Vec<Hca>,
     /// The names of an `N HCAs found:` list (`-l`).
-    pub listed: Vec<String>,
-    pub notes: Vec<String>,
+    pub(crate) listed: Vec<String>,
+    pub(crate) notes: Vec<String>,
     /// An HCA announced more ports than were printed, or a port stops before its link layer.
-    pub truncated: bool,
+    pub(crate) truncated: bool,
 }
 
 impl DevInfo {
-    pub fn hca(&self, name: &str) -> Option<&Hca> {
+    #[cfg(test)]
+    pub(crate) fn hca(&self, name: &str) -> Option<&Hca> {
         self.hcas.iter().find(|h| h.name == name)
     }
 }
 
+/// Reads `ibv_devinfo` output.
 pub fn parse(text: &str) -> DevInfo {
     let mut out = DevInfo::default();
     let mut in_list = false;

@@ -5,7 +5,7 @@
 use super::leading_number;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub enum BwUnit {
+pub(crate) enum BwUnit {
     /// `--report_gbits`: `BW average[Gb/sec]`.
     GbitPerSec,
     /// The default: `BW average[MB/sec]`, perftest's MB being 2^20 bytes.
@@ -14,7 +14,7 @@ pub enum BwUnit {
 
 impl BwUnit {
     /// A value of this unit in Gb/s (10^9 bits per second).
-    pub fn to_gbps(self, v: f64) -> f64 {
+    pub(crate) fn to_gbps(self, v: f64) -> f64 {
         match self {
             BwUnit::GbitPerSec => v,
             BwUnit::MebibytePerSec => v * 1_048_576.0 * 8.0 / 1e9,
@@ -24,55 +24,56 @@ impl BwUnit {
 
 /// One bandwidth row: `65536  20000  111.72  111.71  0.213070`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct BwRow {
-    pub bytes: u64,
-    pub iterations: u64,
-    pub peak: f64,
-    pub average: f64,
-    pub msg_rate_mpps: f64,
+pub(crate) struct BwRow {
+    pub(crate) bytes: u64,
+    pub(crate) iterations: u64,
+    pub(crate) peak: f64,
+    pub(crate) average: f64,
+    pub(crate) msg_rate_mpps: f64,
 }
 
 /// One latency row, in microseconds.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct LatRow {
-    pub bytes: u64,
-    pub iterations: u64,
-    pub t_min: f64,
-    pub t_max: f64,
-    pub t_typical: f64,
-    pub t_avg: Option<f64>,
-    pub t_stdev: Option<f64>,
-    pub p99: Option<f64>,
-    pub p99_9: Option<f64>,
+pub(crate) struct LatRow {
+    pub(crate) bytes: u64,
+    pub(crate) iterations: u64,
+    pub(crate) t_min: f64,
+    pub(crate) t_max: f64,
+    pub(crate) t_typical: f64,
+    pub(crate) t_avg: Option<f64>,
+    pub(crate) t_stdev: Option<f64>,
+    pub(crate) p99: Option<f64>,
+    pub(crate) p99_9: Option<f64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+/// What a perftest tool (`ib_write_bw`, `ib_write_lat`) printed.
 pub struct Perftest {
     /// `RDMA_Write BW Test`, `RDMA_Write Bidirectional BW Test`, `RDMA_Write Latency Test`.
-    pub test: Option<String>,
-    pub server: bool,
-    pub device: Option<String>,
-    pub qps: Option<u32>,
-    pub transport_type: Option<String>,
-    pub connection_type: Option<String>,
+    pub(crate) test: Option<String>,
+    pub(crate) server: bool,
+    pub(crate) device: Option<String>,
+    pub(crate) qps: Option<u32>,
+    pub(crate) transport_type: Option<String>,
+    pub(crate) connection_type: Option<String>,
     /// `Mtu : 4096[B]` → 4096.
-    pub mtu: Option<u32>,
+    pub(crate) mtu: Option<u32>,
     /// `IB` or `Ethernet` (RoCE); `--force-link IB` prints `IB` on RoCE too.
-    pub link_type: Option<String>,
-    pub gid_index: Option<u32>,
-    pub rdma_cm: Option<bool>,
-    pub data_exchange: Option<String>,
-    pub unit: Option<BwUnit>,
-    pub bw_rows: Vec<BwRow>,
-    pub lat_rows: Vec<LatRow>,
+    pub(crate) link_type: Option<String>,
+    pub(crate) gid_index: Option<u32>,
+    pub(crate) rdma_cm: Option<bool>,
+    pub(crate) data_exchange: Option<String>,
+    pub(crate) unit: Option<BwUnit>,
+    pub(crate) bw_rows: Vec<BwRow>,
+    pub(crate) lat_rows: Vec<LatRow>,
     /// `BW peak won't be measured` (`--run_infinitely`, `-D`): peaks are not meaningful.
-    pub peak_not_measured: bool,
+    pub(crate) peak_not_measured: bool,
     /// Lines saying the run failed (`Couldn't connect to …`, `Failed to modify QP …`).
     pub errors: Vec<String>,
     /// Other lines: warnings between header and table, unknown noise.
-    pub warnings: Vec<String>,
+    pub(crate) warnings: Vec<String>,
     /// A header or table that stops before its closing separator and no error says why.
-    pub truncated: bool,
+    pub(crate) truncated: bool,
 }
 
 impl Perftest {
@@ -111,6 +112,7 @@ enum Table {
     Lat,
 }
 
+/// Reads a perftest tool's output.
 pub fn parse(text: &str) -> Perftest {
     let mut p = Perftest::default();
     let mut table = Table::None;

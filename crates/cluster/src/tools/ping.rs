@@ -2,12 +2,15 @@
 //! says the interface's own MTU is below the payload.
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+/// What `ping` printed.
 pub struct Ping {
+    /// Packets sent.
     pub transmitted: Option<u32>,
+    /// Packets answered.
     pub received: Option<u32>,
     /// `ping: local error: message too long, mtu=1500`: the interface MTU, when ping printed it.
     pub local_mtu: Option<u32>,
-    pub errors: Vec<String>,
+    pub(crate) errors: Vec<String>,
 }
 
 impl Ping {
@@ -17,6 +20,7 @@ impl Ping {
     }
 }
 
+/// Reads `ping` output.
 pub fn parse(text: &str) -> Ping {
     let mut p = Ping::default();
     for line in text.lines().map(str::trim) {

@@ -6,17 +6,19 @@
 use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, PartialEq, Default, serde::Serialize)]
+/// What `ray status` printed.
 pub struct RayStatus {
     /// Live nodes (`Active:`, `Idle:`, `Healthy:`), saturating: absurd counts never wrap.
     pub nodes: u32,
     /// Resource totals by name; memory resources in bytes.
-    pub totals: BTreeMap<String, f64>,
+    pub(crate) totals: BTreeMap<String, f64>,
     /// Resource usage by name (same units as `totals`).
-    pub used: BTreeMap<String, f64>,
-    pub notes: Vec<String>,
+    pub(crate) used: BTreeMap<String, f64>,
+    pub(crate) notes: Vec<String>,
 }
 
 impl RayStatus {
+    /// The total of resource `res` (0 when absent).
     pub fn total(&self, res: &str) -> f64 {
         self.totals.get(res).copied().unwrap_or(0.0)
     }
@@ -36,6 +38,7 @@ enum Section {
     Done,
 }
 
+/// Reads `ray status` output.
 pub fn parse(text: &str) -> RayStatus {
     let toks: Vec<&str> = text.split_whitespace().collect();
     let mut st = RayStatus::default();
