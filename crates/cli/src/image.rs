@@ -6,11 +6,11 @@ use anyhow::{bail, Context, Result};
 use builder::build::{build, BuildOptions};
 use builder::open::LockFile;
 use builder::overlay::Overlay;
-use builder::platform::Platform;
 use builder::recipe::Recipe;
 use builder::reference::{ImageRef, LocalRef};
 use builder::registry::PushSummary;
-use builder::store::BlobStore;
+use builder::BlobStore;
+use builder::Platform;
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -6,7 +6,7 @@ use anyhow::{bail, Context, Result};
 use builder::registry::progress::Progress;
 use builder::registry::retry::RetryPolicy;
 use builder::registry::{ClientOptions, Credential, Remote, Secret};
-use builder::store::BlobStore;
+use builder::BlobStore;
 use std::io::Read;
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -1,6 +1,6 @@
 //! The one place where a node's rails turn into the environment NCCL, Gloo, UCX and vLLM read
 //! (ARCHITECTURE.md invariant 7). The renderers (env file, docker run, NixOS vectors) and the entrypoint's
-//! preflight (rails found at run time) both call [`node_env`].
+//! preflight (rails found at run time) both call `node_env`.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;

@@ -639,7 +639,7 @@ pub struct NodeMemory {
 
 impl NodeMemory {
     /// A DGX Spark as specified: 121.63 GiB, of which `usable_gib` (default
-    /// [`spark::USABLE_GIB`]) is what CUDA can take; the rest is the OS reserve.
+    /// `spark::USABLE_GIB`) is what CUDA can take; the rest is the OS reserve.
     pub fn nominal(usable_gib: Option<f64>) -> NodeMemory {
         let total = gib(spark::TOTAL_GIB);
         let usable = gib(usable_gib.unwrap_or(spark::USABLE_GIB)).min(total);

@@ -2,7 +2,7 @@
 //! embedded in the binary. Each rule is a conjunction of conditions on the vLLM version, the GPU
 //! architecture, the node count, the serve flags, the environment and the model's shape, with a
 //! severity, a message, the fix and where the fact comes from. `sparkctl plan` and the
-//! entrypoint's launch check evaluate the same rules through [`Rules::evaluate`].
+//! entrypoint's launch check evaluate the same rules through `Rules::evaluate`.
 
 use crate::error::{Error, Result};
 use crate::fit::{ModelShape, ServeArgs};

@@ -1,4 +1,4 @@
-//! The validated cluster description: what [`crate::parse`] returns and every renderer, the NixOS
+//! The validated cluster description: what `crate::parse` returns and every renderer, the NixOS
 //! vectors and the entrypoint read. Holding a [`Cluster`] means every check of `validate` passed.
 
 use crate::derive::Rail;

@@ -162,7 +162,7 @@ pub fn node_plan(c: &Cluster, node: &Node) -> NodePlan {
 }
 
 /// The container's environment: the user's extra variables, then what the rails derive
-/// ([`declared_env`]), then the entrypoint's configuration ([`vars`]); later ones win, and
+/// (`declared_env`), then the entrypoint's configuration (`vars`); later ones win, and
 /// validation already refused user variables that would collide.
 pub fn container_env(c: &Cluster, node: &Node) -> BTreeMap<String, String> {
     let mut env = c.container.env.clone();

@@ -56,7 +56,7 @@ pub struct Workload {
     #[serde(default)]
     pub prompt_tokens_exact: bool,
     /// The words prompts are made of when their length is exact (each one token after a space);
-    /// `None`: all of [`WORDS`], no leading space.
+    /// `None`: all of `WORDS`, no leading space.
     #[serde(skip)]
     pub vocabulary: Option<Arc<Vec<&'static str>>>,
     /// The first `shared_prefix` words are the same in every request (prefix-cache hits); the

@@ -14,7 +14,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-/// A password or token. Only [`Secret::expose`] gives the text, at the one place that sends it.
+/// A password or token. Only `Secret::expose` gives the text, at the one place that sends it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
 

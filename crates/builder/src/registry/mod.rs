@@ -6,9 +6,9 @@
 //! upload per blob, resumable verified downloads. docs/registry.md explains the choice.
 //!
 //! Map: references (Docker's rules) are parsed by [`crate::reference`]; [`auth`] holds
-//! credentials and challenges; [`client`] sends requests (scheme, auth, retries) and names each
-//! [`client::Step`]'s expected statuses; [`code`] reads a registry's error body into typed error
-//! codes; [`source`] is the shallow base and the layer fetcher; [`push`] uploads a
+//! credentials and challenges; `client` sends requests (scheme, auth, retries) and names each
+//! `client::Step`'s expected statuses; `code` reads a registry's error body into typed error
+//! codes; `source` is the shallow base and the layer fetcher; `push` uploads a
 //! [`crate::build::BuiltImage`]; [`lock`] pins a base's metadata next to a recipe; [`progress`]
 //! reports transfers as events; [`retry`] is the backoff policy. [`Remote`] is what the image
 //! commands' flows (`crate::open`, `crate::write`, `crate::pull`) take to reach registries.

@@ -29,7 +29,7 @@ pub trait BlobSource: Send + Sync {
         Ok(false)
     }
     /// The blob's file when the source is a folder on this machine (an OCI layout): outputs link
-    /// it after the blob store verified it once ([`crate::store::BlobStore::link_verified`]).
+    /// it after the blob store verified it once (`crate::store::BlobStore::link_verified`).
     fn local_path(&self, _desc: &Descriptor) -> Result<Option<std::path::PathBuf>> {
         Ok(None)
     }

@@ -3,7 +3,6 @@
 //! headers announce sizes and offsets). See `crates/test-support/src/fuzz.rs`.
 
 use builder::overlay::Overlay;
-use builder::platform::Platform;
 use builder::recipe::Recipe;
 use builder::reference::{ImageRef, LocalRef};
 use builder::registry::auth::Challenge;
@@ -11,6 +10,7 @@ use builder::registry::code::ErrorBody;
 use builder::registry::retry::parse_retry_after;
 use builder::registry::RegistryRef;
 use builder::source::open_local;
+use builder::Platform;
 use std::io::Read;
 use std::path::Path;
 use test_support::base::{write_layout, BaseSpec};
@@ -106,7 +106,7 @@ fn fuzz_base_archives() {
             for (_, m) in &img.entries {
                 for l in m.iter().flat_map(|m| &m.layers) {
                     if let Ok(r) = img.source.open(l) {
-                        let mut v = builder::digest::VerifyingReader::new(r.take(64 << 20), l.digest.clone(), l.size, "fuzz");
+                        let mut v = builder::VerifyingReader::new(r.take(64 << 20), l.digest.clone(), l.size, "fuzz");
                         let _ = std::io::copy(&mut v, &mut std::io::sink());
                     }
                 }

@@ -10,7 +10,7 @@ use builder::reference::LocalRef;
 use builder::registry::retry::RetryPolicy;
 use builder::registry::{self, lock, progress::NoProgress, Client, ClientOptions, CredentialStore, PushOptions, PushSummary, RegistryRef};
 use builder::source;
-use builder::store::BlobStore;
+use builder::BlobStore;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
@@ -267,7 +267,7 @@ fn corrupt_blob_from_registry_is_a_digest_error_and_nothing_is_written() {
     let msg = err.to_string();
     assert!(msg.contains("digest mismatch") && msg.contains(&pad), "{msg}");
     assert!(!out.exists(), "nothing written to the destination");
-    assert!(!store.has(&builder::digest::Digest::parse(&pad).unwrap(), size), "nothing stored");
+    assert!(!store.has(&builder::Digest::parse(&pad).unwrap(), size), "nothing stored");
     let leftovers: Vec<_> = std::fs::read_dir(store.root().join("tmp")).unwrap().collect();
     assert!(leftovers.is_empty(), "no partial file kept for a corrupt blob: {leftovers:?}");
 }
@@ -289,7 +289,7 @@ fn interrupted_download_resumes_with_a_range_request() {
     let src =
         builder::registry::RegistrySource::open(&RegistryRef::parse(&format!("{}/app/resume:v1", proxy.host())).unwrap(), &plain_opts(), Some(store.clone()))
             .unwrap();
-    let desc = builder::descriptor::Descriptor::new("application/vnd.oci.image.layer.v1.tar+gzip", builder::digest::Digest::parse(&pad).unwrap(), size);
+    let desc = builder::Descriptor::new("application/vnd.oci.image.layer.v1.tar+gzip", builder::Digest::parse(&pad).unwrap(), size);
     let path = src.fetch(&desc).unwrap();
     assert_eq!(std::fs::read(path).unwrap(), full);
     let downloaded = proxy.received.load(std::sync::atomic::Ordering::SeqCst);
@@ -313,7 +313,7 @@ fn shallow_base_reads_metadata_only_and_lock_needs_no_network() {
     let read = proxy.received.load(std::sync::atomic::Ordering::SeqCst);
     assert!(read < 32 << 10, "a shallow base reads a few kB, not layers: {read} bytes");
     for (layer, size) in &img.layers {
-        assert!(!store.has(&builder::digest::Digest::parse(layer).unwrap(), *size), "layer {layer} was fetched");
+        assert!(!store.has(&builder::Digest::parse(layer).unwrap(), *size), "layer {layer} was fetched");
     }
 
     // Cross-repository push to the same registry: every base blob is mounted, none uploaded.
@@ -635,7 +635,7 @@ fn copy_between_registries_fetches_each_layer_once_into_the_store() {
     // Another registry: nothing to mount from, every blob is uploaded, each layer fetched once.
     assert_eq!((s.blobs_uploaded, s.blobs_mounted, s.digest.as_str()), (6, 0, img.index.0.as_str()), "{s:?}");
     for (layer, size) in &img.layers {
-        assert!(store.has(&builder::digest::Digest::parse(layer).unwrap(), *size), "layer {layer} is in the store");
+        assert!(store.has(&builder::Digest::parse(layer).unwrap(), *size), "layer {layer} is in the store");
     }
     assert_eq!(skopeo_raw_digest(&["--tls-verify=false"], &format!("docker://{dest}")), img.index.0);
     run(Command::new("skopeo").args([

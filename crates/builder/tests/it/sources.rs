@@ -3,11 +3,11 @@
 
 use builder::build::{build, BuildOptions, BuiltImage, Origin};
 use builder::overlay::Overlay;
-use builder::platform::Platform;
 use builder::recipe::Recipe;
 use builder::reference::LocalRef;
 use builder::source::{open_local, BaseTop};
-use builder::store::BlobStore;
+use builder::BlobStore;
+use builder::Platform;
 use serde_json::{json, Value};
 use std::path::Path;
 use test_support::base::{write_layout, BaseSpec};

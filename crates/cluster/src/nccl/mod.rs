@@ -7,13 +7,13 @@
 //!
 //! - [`line`]: finds the NCCL line behind any launcher prefix (Ray, srun, compose, mpirun,
 //!   torchrun, timestamps, ANSI colours).
-//! - [`msg`]: what one message says.
+//! - `msg`: what one message says.
 //! - [`Watcher`]: per-process state, one line at a time (the entrypoint feeds it its children's
 //!   output as it arrives); processes are found by pid in a hash map, so a log is read in time
 //!   linear in its size.
 //! - [`check`]: cross-process checks and the verdict against `cluster.toml`.
 //! - [`table`]: nccl-tests output (and the project's benchmark, which prints the same table).
-//! - [`report`]: the tables people read; [`bench`]: the benchmark run inside the serving image.
+//! - [`report`]: the tables people read; [`bench`](mod@bench): the benchmark run inside the serving image.
 //!
 //! [`analyze`] runs a watcher over a `&str`, [`analyze_reader`] over a stream (stdin, a file of
 //! hundreds of MB) line by line.

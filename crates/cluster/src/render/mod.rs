@@ -1,4 +1,4 @@
-//! Renderers for nodes that are not NixOS (DGX OS, Ubuntu): each turns a node's [`NodePlan`]
+//! Renderers for nodes that are not NixOS (DGX OS, Ubuntu): each turns a node's [`NodePlan`](crate::plan::NodePlan)
 //! into one file's text. Pure and deterministic: same `cluster.toml`, same bytes.
 
 pub(crate) mod docker;
