@@ -3,14 +3,14 @@
 
 use crate::registry_flags::{RegistryFlags, TransferFlags};
 use anyhow::{bail, Context, Result};
-use builder::build::{build, BuildOptions};
 use builder::open::LockFile;
 use builder::overlay::Overlay;
 use builder::recipe::Recipe;
-use builder::reference::{ImageRef, LocalRef};
 use builder::registry::PushSummary;
 use builder::BlobStore;
 use builder::Platform;
+use builder::{build, BuildOptions};
+use builder::{ImageRef, LocalRef};
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -108,7 +108,7 @@ pub struct ModelShape {
     /// Dimension of one head.
     pub head_dim: u64,
     pub(crate) dtype: String,
-    /// Bytes per weight of the unquantised dtype.
+    /// Bytes per value of the config's dtype.
     pub dtype_bytes: u64,
     /// Vocabulary size.
     pub vocab: u64,

@@ -5,7 +5,7 @@
 //! library defaults get wrong: HEAD before every upload, cross-repository mounts, one streamed
 //! upload per blob, resumable verified downloads. docs/registry.md explains the choice.
 //!
-//! Map: references (Docker's rules) are parsed by [`crate::reference`]; [`auth`] holds
+//! Map: references (Docker's rules) are parsed by `reference`; [`auth`] holds
 //! credentials and challenges; `client` sends requests (scheme, auth, retries) and names each
 //! `client::Step`'s expected statuses; `code` reads a registry's error body into typed error
 //! codes; `source` is the shallow base and the layer fetcher; `push` uploads a

@@ -4,13 +4,13 @@
 
 use builder::overlay::Overlay;
 use builder::recipe::Recipe;
-use builder::reference::{ImageRef, LocalRef};
 use builder::registry::auth::Challenge;
 use builder::registry::code::ErrorBody;
 use builder::registry::retry::parse_retry_after;
 use builder::registry::RegistryRef;
 use builder::source::open_local;
 use builder::Platform;
+use builder::{ImageRef, LocalRef};
 use std::io::Read;
 use std::path::Path;
 use test_support::base::{write_layout, BaseSpec};

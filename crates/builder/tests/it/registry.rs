@@ -5,12 +5,12 @@
 // The harness and most helpers serve the system tests only: unused when they are compiled out.
 #![cfg_attr(not(feature = "system-tests"), allow(dead_code, unused_imports))]
 
-use builder::build::BuiltImage;
-use builder::reference::LocalRef;
 use builder::registry::retry::RetryPolicy;
 use builder::registry::{self, lock, progress::NoProgress, Client, ClientOptions, CredentialStore, PushOptions, PushSummary, RegistryRef};
 use builder::source;
 use builder::BlobStore;
+use builder::BuiltImage;
+use builder::LocalRef;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,13 +1,13 @@
 //! Reading bases from every local transport, including the ones `sparkctl` never writes itself
 //! (a legacy `docker save` archive, a layout whose top is a single manifest).
 
-use builder::build::{build, BuildOptions, BuiltImage, Origin};
 use builder::overlay::Overlay;
 use builder::recipe::Recipe;
-use builder::reference::LocalRef;
 use builder::source::{open_local, BaseTop};
 use builder::BlobStore;
+use builder::LocalRef;
 use builder::Platform;
+use builder::{build, BuildOptions, BuiltImage, Origin};
 use serde_json::{json, Value};
 use std::path::Path;
 use test_support::base::{write_layout, BaseSpec};

@@ -236,7 +236,7 @@ pub struct NodeStatus {
     pub state: Option<String>,
     /// The entrypoint's detail for its state.
     pub detail: String,
-    /// The image ID of the running container.
+    /// The ID of the image the node holds for `container.image`.
     pub image: Option<String>,
     /// The transport NCCL uses, from the entrypoint's `nccl:` lines (`IB`, `Socket`…).
     pub transport: Option<String>,
