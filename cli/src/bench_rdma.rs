@@ -7,10 +7,10 @@
 //!
 //! Exit code = the worst verdict: 0 PASS, 1 WARN, 3 FAIL; 2 bad input (unknown node, node
 //! unreachable, ssh refused, perftest missing).
-use crate::remote::{RemoteError, Ssh};
 use anyhow::{bail, Context};
 use cluster::rdma_bench::{self, Measured, Options, RailFacts, Verdict};
 use cluster::tools::perftest;
+use fleet::remote::{RemoteError, Ssh};
 use std::io::{BufRead, BufReader, Write};
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
@@ -52,7 +52,7 @@ pub struct RdmaArgs {
     #[arg(long)]
     json: bool,
     #[command(flatten)]
-    ssh: crate::remote::SshArgs,
+    ssh: crate::fleet_args::SshArgs,
 }
 
 fn ratio(s: &str) -> Result<f64, String> {
@@ -384,8 +384,8 @@ impl Pair<'_> {
             let (stdout, stderr) = c.stop();
             let code = c.child.try_wait().ok().flatten().and_then(|s| s.code());
             if code == Some(255) {
-                let out = crate::remote::Output { status: c.child.wait()?, stdout: stdout.clone(), stderr: stderr.clone() };
-                crate::remote::classify(&c.host, &out)?;
+                let out = fleet::remote::Output { status: c.child.wait()?, stdout: stdout.clone(), stderr: stderr.clone() };
+                fleet::remote::classify(&c.host, &out)?;
             }
             outs.push(perftest::parse(&format!("{stdout}{stderr}")));
         }

@@ -6,11 +6,11 @@
 //! sysctls) after printing them, then checks again.
 //!
 //! Exit code = the worst result: 0 every check passed, 1 a warning, 3 a failure; 2 bad input.
-use crate::remote::Ssh;
 use anyhow::{bail, Context};
 use cluster::doctor::{self, Spec};
 use cluster::preflight::{self, Check, DeclaredRail, Fix, Report, Status};
 use cluster::sysfs::Root;
+use fleet::remote::Ssh;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -58,7 +58,7 @@ pub struct DoctorArgs {
     json: bool,
     /// How --peers reaches the peers for the way back
     #[command(flatten)]
-    ssh: crate::remote::SshArgs,
+    ssh: crate::fleet_args::SshArgs,
 }
 
 /// A fix as printed and applied.
@@ -189,7 +189,7 @@ fn peer_checks(report: &mut Report, cluster: &cluster::Cluster, me: &str, ssh: &
                 .stderr(std::process::Stdio::piped())
                 .spawn()
                 .ok()
-                .and_then(|c| crate::remote::wait_output(c, Duration::from_secs(15)));
+                .and_then(|c| fleet::remote::wait_output(c, Duration::from_secs(15)));
             let check = match local {
                 Some(o) => ping_check(subject, &format!("{}{}", o.stdout, o.stderr), &argv, mtu),
                 None => fail("ping", subject, "`ping` could not run", &argv.join(" "), "install iputils-ping"),

@@ -2,7 +2,8 @@
 //! decides how a node name is reached, `BatchMode=yes` makes a missing key an error instead of a
 //! password prompt, and `-o` options pass through. Every failure of ssh itself (exit 255) is
 //! told apart: authentication refused, host key unknown, or node unreachable, each with its fix.
-//! Used by `doctor --peers`, `bench rdma`, `bench nccl run`, `up`, `down`, `status` and `logs`.
+//! Used by `doctor --peers`, `bench rdma`, `bench nccl run`, `up`, `down`, `status` and `logs`
+//! (the cli's `--ssh-config` and `--ssh-option` flags fill [`Ssh`]).
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -18,27 +19,11 @@ pub struct Ssh {
     pub options: Vec<String>,
 }
 
-/// The ssh flags of every subcommand that reaches nodes.
-#[derive(clap::Args, Debug, Clone)]
-pub struct SshArgs {
-    /// ssh config file (`ssh -F`; default `~/.ssh/config`)
-    #[arg(long, value_name = "FILE")]
-    ssh_config: Option<PathBuf>,
-    /// Extra ssh option (`ssh -o`), repeatable
-    #[arg(long = "ssh-option", value_name = "KEY=VALUE")]
-    ssh_options: Vec<String>,
-}
-
-impl SshArgs {
-    pub fn ssh(&self) -> Ssh {
-        Ssh { config: self.ssh_config.clone(), options: self.ssh_options.clone() }
-    }
-}
-
 /// ssh's own exit status: anything the remote command returns is something else.
 const SSH_FAILED: i32 = 255;
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum RemoteError {
     #[error("cannot log in to `{host}` over ssh ({detail}); add your key to the node (`ssh-copy-id {host}`) or name the key in `~/.ssh/config`")]
     Auth { host: String, detail: String },
