@@ -263,3 +263,24 @@ fn write_atomic(p: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let tmp: PathBuf = p.with_extension("sparkctl-tmp");
     std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, p)).with_context(|| format!("writing `{}`", p.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::ExitStatusExt;
+
+    fn ended(stdout: &str, stderr: &str) -> Option<Result<Output, RemoteError>> {
+        Some(Ok(Output { status: std::process::ExitStatus::from_raw(3 << 8), stdout: stdout.into(), stderr: stderr.into() }))
+    }
+
+    #[test]
+    fn a_node_s_cause_is_its_last_error_line_else_its_last_line() {
+        assert_eq!(
+            last_words(&ended("preflight\nerror: no RDMA device on rail 0; check cabling\nbye\n", "")),
+            "error: no RDMA device on rail 0; check cabling"
+        );
+        assert_eq!(last_words(&ended("a\n", "  b  \n\n")), "b");
+        assert_eq!(last_words(&ended("", "")), "no output");
+        assert_eq!(last_words(&None), "no answer");
+    }
+}

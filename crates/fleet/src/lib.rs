@@ -1,12 +1,15 @@
 //! Driving the nodes of a cluster from the control machine over the user's own `ssh`: one ssh
 //! layer ([`remote`]), every node as root ([`node`]), and the operations over them: [`up`],
-//! [`down`], [`status`], [`logs`] and the NCCL benchmark run ([`bench_nccl`]).
+//! [`down`], [`status`], [`logs`], the NCCL benchmark run ([`bench_nccl`]) and the RDMA one
+//! ([`bench_rdma`]), and `doctor --peers`' pings ([`doctor`]).
 //!
 //! What each node gets is planned by `cluster::ops` (sans-IO); this crate carries it out. It
 //! reads no environment variable and prints nothing: values are handed in, results returned,
 //! and progress goes to the caller's [`Report`].
 
 pub mod bench_nccl;
+pub mod bench_rdma;
+pub mod doctor;
 pub mod down;
 pub mod logs;
 pub mod node;
