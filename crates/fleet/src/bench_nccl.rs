@@ -15,7 +15,7 @@ use anyhow::{anyhow, bail, Context};
 use cluster::model::Transport;
 use cluster::nccl::check::Expect;
 use cluster::nccl::{bench, report};
-use cluster::ops::node::{self as script, Docker};
+use cluster::ops::node as script;
 use cluster::ops::{MANIFEST, UNIT};
 use cluster::render::Format;
 use cluster::{Cluster, Node};
@@ -79,11 +79,7 @@ pub fn run(c: &Cluster, nodes: &[Node], ssh: &Ssh, a: &Options, say: &dyn Report
         ];
         let out = t.must("the probe", script::PROBE, &probe, SHORT)?;
         let facts = script::parse_probe(&out.stdout, 1).map_err(|e| anyhow!("node `{}`: {e}", n.name))?;
-        match facts.docker {
-            Docker::Ready => {}
-            Docker::Missing => bail!("node `{}`: Docker is missing (`docker` is not on root's PATH); install Docker on the node (DGX OS ships it)", n.name),
-            Docker::Down => bail!("node `{}`: the Docker daemon does not answer (`docker version`); start it: `systemctl start docker`", n.name),
-        }
+        node::docker_ready(&n.name, facts.docker)?;
         if facts.token.is_none() {
             bail!(
                 "node `{}`: no cluster token at `{}`; run `sparkctl up` first (it installs the token and the node's files)",

@@ -4,7 +4,7 @@
 
 use crate::remote::{Output, RemoteError, Ssh};
 use anyhow::bail;
-use cluster::ops::node::{parse_who, sh, Privilege, WHO};
+use cluster::ops::node::{parse_who, sh, Docker, Privilege, WHO};
 use cluster::Node;
 use std::io::Read;
 use std::time::Duration;
@@ -85,6 +85,15 @@ pub fn check(node: &str, what: &str, out: Output) -> anyhow::Result<Output> {
         ""
     };
     bail!("node `{node}`: {what} failed (exit {}): {last}{hint}", out.status.code().map_or("signal".into(), |c| c.to_string()))
+}
+
+/// Docker on a node as its probe found it: ready, or an error naming the fix.
+pub fn docker_ready(node: &str, docker: Docker) -> anyhow::Result<()> {
+    match docker {
+        Docker::Ready => Ok(()),
+        Docker::Missing => bail!("node `{node}`: Docker is missing (`docker` is not on root's PATH); install Docker on the node (DGX OS ships it)"),
+        Docker::Down => bail!("node `{node}`: the Docker daemon does not answer (`docker version`); start it: `systemctl start docker`"),
+    }
 }
 
 /// Runs `f` on every node at once; results in node order (each error names its node).

@@ -7,7 +7,7 @@ use crate::Ssh;
 use anyhow::{anyhow, bail, Context};
 use cluster::ops::files::{self, Action, Wanted};
 use cluster::ops::model as msync;
-use cluster::ops::node::{self, Facts};
+use cluster::ops::node::{self as script, Facts};
 use cluster::ops::{sha256_hex, MANIFEST, UNIT};
 use cluster::{Cluster, Node};
 use std::io::Read;
@@ -46,13 +46,9 @@ pub(crate) fn look(c: &Cluster, n: &Node, ssh: &Ssh, model: Option<&LocalModel>,
         UNIT.to_owned(),
     ];
     probe_args.extend(wanted.iter().map(|w| w.path.clone()));
-    let out = target.must("the probe", node::PROBE, &probe_args, SHORT)?;
-    let facts = node::parse_probe(&out.stdout, wanted.len()).map_err(|e| anyhow!("node `{}`: {e}", n.name))?;
-    match facts.docker {
-        node::Docker::Ready => {}
-        node::Docker::Missing => bail!("node `{}`: Docker is missing (`docker` is not on root's PATH); install Docker on the node (DGX OS ships it)", n.name),
-        node::Docker::Down => bail!("node `{}`: the Docker daemon does not answer (`docker version`); start it: `systemctl start docker`", n.name),
-    }
+    let out = target.must("the probe", script::PROBE, &probe_args, SHORT)?;
+    let facts = script::parse_probe(&out.stdout, wanted.len()).map_err(|e| anyhow!("node `{}`: {e}", n.name))?;
+    crate::node::docker_ready(&n.name, facts.docker)?;
     let files = wanted.into_iter().zip(&facts.files).map(|(w, cur)| {
         let a = files::action(&w, cur.as_deref(), &facts.manifest);
         (w, a)
@@ -106,7 +102,7 @@ pub(crate) fn token_plan(c: &Cluster, plans: &[NodePlan], others: &[&Node], ssh:
         ),
         Some(first) => {
             let from = have.iter().find(|p| p.node.role == cluster::Role::Head).unwrap_or(first);
-            from.target.must("reading the token", node::READ_TOKEN, &[c.container.token_file.display().to_string()], SHORT)?.stdout
+            from.target.must("reading the token", script::READ_TOKEN, &[c.container.token_file.display().to_string()], SHORT)?.stdout
         }
     };
     let hash = sha256_hex(token.as_bytes());
@@ -118,7 +114,7 @@ pub(crate) fn token_plan(c: &Cluster, plans: &[NodePlan], others: &[&Node], ssh:
 fn token_elsewhere(c: &Cluster, others: &[&Node], ssh: &Ssh) -> anyhow::Result<Option<String>> {
     let path = c.container.token_file.display().to_string();
     for n in others {
-        let read = Target::connect(ssh, &n.name).and_then(|t| t.must("reading the token", node::READ_TOKEN_IF_ANY, std::slice::from_ref(&path), SHORT));
+        let read = Target::connect(ssh, &n.name).and_then(|t| t.must("reading the token", script::READ_TOKEN_IF_ANY, std::slice::from_ref(&path), SHORT));
         match read {
             Ok(out) if !out.stdout.trim().is_empty() => return Ok(Some(out.stdout)),
             Ok(_) => {}
