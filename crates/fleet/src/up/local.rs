@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// The model on this machine.
+#[derive(Debug)]
 pub(crate) struct LocalModel {
     pub dir: PathBuf,
     pub rev: String,
@@ -95,4 +96,47 @@ fn hash_file(path: &Path) -> std::io::Result<(u64, String, Vec<u8>)> {
 pub(crate) fn local_image_id(image: &str) -> Option<String> {
     let out = Command::new("docker").args(["image", "inspect", "--format", "{{.Id}}", image]).stderr(Stdio::null()).output().ok()?;
     out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned()).filter(|s| !s.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    fn cluster() -> Cluster {
+        cluster::parse_str(include_str!("../../../../examples/cluster.toml"), "cluster.toml".as_ref()).unwrap()
+    }
+
+    #[test]
+    fn the_hub_cache_snapshot_is_found_hashed_and_named_by_its_revision() {
+        let c = cluster();
+        let home = tempfile::tempdir().unwrap();
+        let repo = home.path().join("hub").join(msync::repo_folder(&c.serve.model));
+        let snap = repo.join("snapshots/abc123");
+        fs::create_dir_all(snap.join("sub")).unwrap();
+        fs::create_dir_all(repo.join("refs")).unwrap();
+        fs::write(repo.join("refs/main"), "abc123\n").unwrap();
+        fs::write(snap.join("config.json"), "{}").unwrap();
+        fs::write(snap.join("sub/b.txt"), "b").unwrap();
+        fs::write(snap.join("x.sparkctl-partial"), "half").unwrap();
+        let m = local_model(&c, None, Some(home.path())).unwrap().expect("found");
+        assert_eq!(m.rev, "abc123");
+        let files: Vec<(&str, u64)> = m.files.iter().map(|f| (f.rel.as_str(), f.size)).collect();
+        assert_eq!(files, [("config.json", 2), ("sub/b.txt", 1)]);
+        assert_eq!(m.files[0].sha256, "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a");
+        // No cache, or no snapshot in it: nothing to send.
+        assert!(local_model(&c, None, None).unwrap().is_none());
+        assert!(local_model(&c, None, Some(&home.path().join("elsewhere"))).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_missing_folder_and_a_damaged_safetensors_file_are_refused() {
+        let c = cluster();
+        let dir = tempfile::tempdir().unwrap();
+        let e = local_model(&c, Some(&dir.path().join("nope")), None).unwrap_err().to_string();
+        assert!(e.contains("does not exist; point `--model-dir` at a folder holding"), "{e}");
+        fs::write(dir.path().join("model.safetensors"), b"\x05\0\0\0\0\0\0\0{").unwrap();
+        let e = local_model(&c, Some(dir.path()), None).unwrap_err().to_string();
+        assert!(e.contains("is damaged") && e.ends_with("download it again"), "{e}");
+    }
 }
