@@ -1,5 +1,6 @@
-//! The environment the image commands read, in one place: `builder` reads none of it and takes
-//! what it names as parameters (the blob store's path, the credentials, the Docker config).
+//! The environment the commands read, in one place: `builder` and `fleet` read none of it and
+//! take what it names as parameters (the blob store's path, the credentials, the Docker config,
+//! the Hugging Face cache).
 
 use builder::registry::{Credential, CredentialStore, Secret};
 use std::path::PathBuf;
@@ -29,4 +30,9 @@ pub fn credentials() -> CredentialStore {
         None => std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker/config.json")),
     };
     CredentialStore { explicit, explicit_for: var("SPARKCTL_REGISTRY_HOST"), config_file: None, default_config_file }
+}
+
+/// The Hugging Face cache when `HF_HOME` is not set: `~/.cache/huggingface`.
+pub fn hf_home() -> Option<PathBuf> {
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/huggingface"))
 }

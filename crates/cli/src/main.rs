@@ -11,19 +11,19 @@ mod bench_serve;
 mod doctor;
 mod down;
 mod environment;
-mod fleet;
+mod fleet_args;
 mod image;
 mod logs;
 mod nccl;
 mod plan;
 mod progress;
 mod registry_flags;
-mod remote;
 mod render;
 mod status;
 mod up;
 
 use clap::{Parser, Subcommand};
+use fleet::one_line;
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -106,6 +106,13 @@ fn usage_error(e: &clap::Error) -> String {
 /// Prints an error chain once, in the house format, and maps it to exit code 2.
 /// A closed stdout (`sparkctl … | head`) is not an error.
 fn report(err: &anyhow::Error) -> ExitCode {
+    // Several nodes failed: each one's line, the last as any error.
+    if let Some(f) = err.downcast_ref::<fleet::Failures>() {
+        for e in &f.others {
+            eprintln!("error: {}", one_line(e));
+        }
+        return report(&f.last);
+    }
     if err.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)) {
         return ExitCode::SUCCESS;
     }
@@ -113,24 +120,9 @@ fn report(err: &anyhow::Error) -> ExitCode {
     ExitCode::from(2)
 }
 
-/// The outermost context first, each cause after it. Library errors that already print their
-/// source (so they read whole on their own) would repeat it: a cause the line already ends with
-/// is not added again.
-fn one_line(err: &anyhow::Error) -> String {
-    let mut line = String::new();
-    for cause in err.chain().map(ToString::to_string) {
-        if line.is_empty() {
-            line = cause;
-        } else if !line.ends_with(&cause) {
-            line = format!("{line}: {cause}");
-        }
-    }
-    line
-}
-
 #[cfg(test)]
 mod tests {
-    use super::one_line;
+    use fleet::one_line;
 
     #[test]
     fn a_cause_already_in_the_message_is_not_repeated() {

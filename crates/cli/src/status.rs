@@ -1,11 +1,9 @@
 //! `sparkctl status [--json]`: per node, the unit, the entrypoint's state and detail, the image,
-//! the NCCL transport in use, liveness failures, restarts used of the budget, and the last error.
+//! the NCCL transport in use, liveness failures, restarts used of the budget, and the last error
+//! (`fleet::status`).
 
-use crate::fleet::{self, FleetArgs, Target, SHORT};
-use cluster::model::defaults::CONTAINER_NAME;
-use cluster::ops::node::{self, NodeStatus};
-use cluster::ops::{RESTARTS_FILE, STATUS_FILE, UNIT};
-use cluster::Cluster;
+use crate::fleet_args::FleetArgs;
+use cluster::ops::node::NodeStatus;
 use std::process::ExitCode;
 
 #[derive(clap::Args)]
@@ -15,13 +13,6 @@ pub struct StatusArgs {
     /// One JSON object per node, in an array
     #[arg(long)]
     json: bool,
-}
-
-/// One node's status as the control machine sees it.
-pub fn node_status(c: &Cluster, t: &Target) -> anyhow::Result<NodeStatus> {
-    let args = [UNIT.to_owned(), CONTAINER_NAME.to_owned(), STATUS_FILE.to_owned(), c.container.image.clone(), RESTARTS_FILE.to_owned()];
-    let out = t.script(node::STATUS, &args, SHORT)?;
-    Ok(node::parse_status(&out.stdout))
 }
 
 #[derive(serde::Serialize)]
@@ -36,15 +27,14 @@ struct Row {
 
 pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let (c, nodes) = args.fleet.load()?;
-    let ssh = args.fleet.ssh.ssh();
-    let results = fleet::each(&nodes, |n| node_status(&c, &Target::connect(&ssh, &n.name)?));
+    let results = fleet::status::status(&c, &nodes, &args.fleet.ssh.ssh());
     let rows: Vec<Row> = nodes
         .iter()
         .zip(results)
         .map(|(n, r)| {
             let (status, error) = match r {
                 Ok(s) => (Some(s), None),
-                Err(e) => (None, Some(crate::one_line(&e))),
+                Err(e) => (None, Some(fleet::one_line(&e))),
             };
             Row { node: n.name.clone(), role: n.role.as_str(), status, error }
         })

@@ -90,7 +90,7 @@ pub struct Facts {
     /// SHA-256 of the token file.
     pub token: Option<String>,
     /// Free space where the HF cache lives, in KiB.
-    pub(crate) disk_free_kib: Option<u64>,
+    pub disk_free_kib: Option<u64>,
     /// What sparkctl installed on the node: path → SHA-256.
     pub manifest: Manifest,
     /// The managed files' current contents, by index (`None`: absent).

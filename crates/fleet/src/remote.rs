@@ -2,7 +2,8 @@
 //! decides how a node name is reached, `BatchMode=yes` makes a missing key an error instead of a
 //! password prompt, and `-o` options pass through. Every failure of ssh itself (exit 255) is
 //! told apart: authentication refused, host key unknown, or node unreachable, each with its fix.
-//! Used by `doctor --peers`, `bench rdma`, `bench nccl run`, `up`, `down`, `status` and `logs`.
+//! Used by `doctor --peers`, `bench rdma`, `bench nccl run`, `up`, `down`, `status` and `logs`
+//! (the cli's `--ssh-config` and `--ssh-option` flags fill [`Ssh`]).
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -18,45 +19,60 @@ pub struct Ssh {
     pub options: Vec<String>,
 }
 
-/// The ssh flags of every subcommand that reaches nodes.
-#[derive(clap::Args, Debug, Clone)]
-pub struct SshArgs {
-    /// ssh config file (`ssh -F`; default `~/.ssh/config`)
-    #[arg(long, value_name = "FILE")]
-    ssh_config: Option<PathBuf>,
-    /// Extra ssh option (`ssh -o`), repeatable
-    #[arg(long = "ssh-option", value_name = "KEY=VALUE")]
-    ssh_options: Vec<String>,
-}
-
-impl SshArgs {
-    pub fn ssh(&self) -> Ssh {
-        Ssh { config: self.ssh_config.clone(), options: self.ssh_options.clone() }
-    }
-}
-
 /// ssh's own exit status: anything the remote command returns is something else.
 const SSH_FAILED: i32 = 255;
 
+/// Why a command on a node did not run to its end.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum RemoteError {
+    /// The node refused the login.
     #[error("cannot log in to `{host}` over ssh ({detail}); add your key to the node (`ssh-copy-id {host}`) or name the key in `~/.ssh/config`")]
-    Auth { host: String, detail: String },
+    Auth {
+        /// The node (its ssh host name).
+        host: String,
+        /// What ssh said, on one line.
+        detail: String,
+    },
+    /// The node's host key is unknown or changed.
     #[error("the host key of `{host}` is not trusted ({detail}); connect once with `ssh {host}` and check the fingerprint")]
-    HostKey { host: String, detail: String },
+    HostKey {
+        /// The node (its ssh host name).
+        host: String,
+        /// What ssh said, on one line.
+        detail: String,
+    },
+    /// No connection to the node.
     #[error("cannot reach `{host}` over ssh ({detail}); check the node is up and that `ssh {host} true` works (`~/.ssh/config` maps names to addresses)")]
-    Unreachable { host: String, detail: String },
+    Unreachable {
+        /// The node (its ssh host name).
+        host: String,
+        /// What ssh said, on one line.
+        detail: String,
+    },
+    /// The local `ssh` could not be started.
     #[error("cannot run `ssh`: {0}; install the OpenSSH client")]
     Spawn(std::io::Error),
+    /// The command outlived its time limit and was stopped.
     #[error("`{command}` on `{host}` did not finish within {secs} s")]
-    Timeout { host: String, command: String, secs: u64 },
+    Timeout {
+        /// The node (its ssh host name).
+        host: String,
+        /// The command, as run.
+        command: String,
+        /// The limit it outlived.
+        secs: u64,
+    },
 }
 
 /// What a remote command printed and how it ended.
 #[derive(Debug, Clone)]
 pub struct Output {
+    /// The remote command's exit status (ssh passes it through).
     pub status: ExitStatus,
+    /// Its standard output, as text.
     pub stdout: String,
+    /// Its standard error, as text.
     pub stderr: String,
 }
 

@@ -1,45 +1,26 @@
 //! Reaching every node of a cluster from the control machine, for `up`, `down`, `status`,
-//! `logs` and `bench nccl run`: which nodes, as which user (root, or root through `sudo -n`), in
-//! parallel. Each failure names the node and what to check.
+//! `logs` and `bench nccl run`: as which user (root, or root through `sudo -n`), in parallel.
+//! Each failure names the node and what to check.
 
-use crate::remote::{Output, RemoteError, Ssh, SshArgs};
+use crate::remote::{Output, RemoteError, Ssh};
 use anyhow::bail;
-use cluster::ops::node::{parse_who, sh, Privilege, WHO};
-use cluster::{Cluster, Node};
+use cluster::ops::node::{parse_who, sh, Docker, Privilege, WHO};
+use cluster::Node;
 use std::io::Read;
-use std::path::PathBuf;
 use std::time::Duration;
-
-/// The flags every fleet subcommand shares.
-#[derive(clap::Args, Debug, Clone)]
-pub struct FleetArgs {
-    /// The cluster description
-    #[arg(long, default_value = "cluster.toml")]
-    pub cluster: PathBuf,
-    /// Only these nodes (repeatable; default every node)
-    #[arg(long = "node", value_name = "NAME")]
-    pub nodes: Vec<String>,
-    #[command(flatten)]
-    pub ssh: SshArgs,
-}
-
-impl FleetArgs {
-    /// The cluster and the chosen nodes (an unknown name is an error naming the file).
-    pub fn load(&self) -> anyhow::Result<(Cluster, Vec<Node>)> {
-        let c = crate::render::load_cluster(&self.cluster)?;
-        let nodes = if self.nodes.is_empty() { c.nodes.clone() } else { self.nodes.iter().map(|n| c.node(n).cloned()).collect::<Result<Vec<_>, _>>()? };
-        Ok((c, nodes))
-    }
-}
 
 /// One node reached over ssh under its `cluster.toml` name (the user's ssh config maps it).
 #[derive(Clone)]
 pub struct Target {
+    /// The node's name in `cluster.toml`, also the ssh host name.
     pub name: String,
+    /// How to reach it.
     pub ssh: Ssh,
+    /// Whether commands go through `sudo -n` (the login is not root).
     pub sudo: bool,
 }
 
+/// Probes and small steps: a minute.
 pub const SHORT: Duration = Duration::from_secs(60);
 /// Image pulls and model copies: as long as they take.
 pub const LONG: Duration = Duration::from_secs(24 * 3600);
@@ -58,7 +39,8 @@ impl Target {
         Ok(Target { name: name.to_owned(), ssh: ssh.clone(), sudo })
     }
 
-    fn argv(&self, argv: Vec<String>) -> Vec<String> {
+    /// `argv` as root: behind `sudo -n --` where the login is not root.
+    pub fn argv(&self, argv: Vec<String>) -> Vec<String> {
         if self.sudo {
             ["sudo", "-n", "--"].iter().map(|s| s.to_string()).chain(argv).collect()
         } else {
@@ -72,6 +54,7 @@ impl Target {
         self.ssh.run(&self.name, &self.argv(sh(script, args)), timeout)
     }
 
+    /// Like [`Target::script`], with `input` as the script's standard input.
     pub fn script_input(&self, script: &str, args: &[String], input: Box<dyn Read + Send>, timeout: Duration) -> Result<Output, RemoteError> {
         self.ssh.run_input(&self.name, &self.argv(sh(script, args)), input, timeout)
     }
@@ -109,6 +92,15 @@ pub fn check(node: &str, what: &str, out: Output) -> anyhow::Result<Output> {
     bail!("node `{node}`: {what} failed (exit {}): {last}{hint}", out.status.code().map_or("signal".into(), |c| c.to_string()))
 }
 
+/// Docker on a node as its probe found it: ready, or an error naming the fix.
+pub fn docker_ready(node: &str, docker: Docker) -> anyhow::Result<()> {
+    match docker {
+        Docker::Ready => Ok(()),
+        Docker::Missing => bail!("node `{node}`: Docker is missing (`docker` is not on root's PATH); install Docker on the node (DGX OS ships it)"),
+        Docker::Down => bail!("node `{node}`: the Docker daemon does not answer (`docker version`); start it: `systemctl start docker`"),
+    }
+}
+
 /// Runs `f` on every node at once; results in node order (each error names its node).
 pub fn each<T: Send>(nodes: &[Node], f: impl Fn(&Node) -> anyhow::Result<T> + Sync) -> Vec<anyhow::Result<T>> {
     std::thread::scope(|s| {
@@ -117,7 +109,8 @@ pub fn each<T: Send>(nodes: &[Node], f: impl Fn(&Node) -> anyhow::Result<T> + Sy
     })
 }
 
-/// Every node's result, or one error after printing the others (each names its node).
+/// Every node's result, or the errors (each names its node): one as it is, several as
+/// [`Failures`].
 pub fn all<T>(results: Vec<anyhow::Result<T>>) -> anyhow::Result<Vec<T>> {
     let mut ok = Vec::new();
     let mut errs = Vec::new();
@@ -129,14 +122,28 @@ pub fn all<T>(results: Vec<anyhow::Result<T>>) -> anyhow::Result<Vec<T>> {
     }
     match errs.pop() {
         None => Ok(ok),
-        Some(last) => {
-            for e in errs {
-                eprintln!("error: {}", crate::one_line(&e));
-            }
-            Err(last)
-        }
+        Some(last) if errs.is_empty() => Err(last),
+        Some(last) => Err(Failures { others: errs, last }.into()),
     }
 }
+
+/// More than one node failed. It reads as the last error; the caller reports `others` (in node
+/// order) before it, each on its own line.
+#[derive(Debug)]
+pub struct Failures {
+    /// The other nodes' errors, in node order.
+    pub others: Vec<anyhow::Error>,
+    /// The error the command exits with.
+    pub last: anyhow::Error,
+}
+
+impl std::fmt::Display for Failures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&crate::one_line(&self.last))
+    }
+}
+
+impl std::error::Error for Failures {}
 
 #[cfg(test)]
 mod tests {
@@ -163,6 +170,18 @@ mod tests {
             assert!(e.ends_with("Permission denied"), "{e}");
         }
         assert!(!err("`docker load`", "open /var/lib/docker/tmp: no such file or directory (not found)").contains("docker login"));
+    }
+
+    #[test]
+    fn several_failures_keep_every_node_in_order() {
+        let r: Vec<anyhow::Result<()>> = vec![Ok(()), Err(anyhow::anyhow!("node `a`: x")), Err(anyhow::anyhow!("node `b`: y"))];
+        let e = all(r).unwrap_err();
+        let f = e.downcast_ref::<Failures>().expect("several");
+        assert_eq!(f.others.iter().map(ToString::to_string).collect::<Vec<_>>(), ["node `a`: x"]);
+        assert_eq!(e.to_string(), "node `b`: y");
+        let one = all::<()>(vec![Err(anyhow::anyhow!("node `a`: x"))]).unwrap_err();
+        assert!(one.downcast_ref::<Failures>().is_none());
+        assert_eq!(all(vec![Ok(1), Ok(2)]).unwrap(), [1, 2]);
     }
 
     #[test]
