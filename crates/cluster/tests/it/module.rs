@@ -24,8 +24,8 @@ const TOKEN: &str = "/run/secrets/spark-cluster-token";
 fn eval(toml: &Path, node: &str, args: &str, select: &str) -> Value {
     let root = repo_root();
     let expr = format!(
-        "{{ repo, file, node }}: let repo' = /. + repo; example = repo' + \"/nixos-modules/examples/spark-node.nix\"; in \
-         (import (repo' + \"/nixos-modules/tests/eval-module.nix\") ({{ clusterFile = file; inherit node; }} // {args})){select}"
+        "{{ repo, file, node }}: let repo' = /. + repo; example = repo' + \"/nix/examples/spark-node.nix\"; in \
+         (import (repo' + \"/nix/tests/eval-module.nix\") ({{ clusterFile = file; inherit node; }} // {args})){select}"
     );
     let out = run(&mut nix_instantiate(&[("repo", root.as_os_str()), ("file", toml.as_os_str()), ("node", OsStr::new(node))], &expr));
     serde_json::from_slice(&out.stdout).unwrap()
@@ -318,7 +318,7 @@ fn container_starts_after_its_devices() {
 fn image_package_accepts_a_registry_with_a_port() {
     let root = repo_root();
     let image = |name: &str| -> Command {
-        let expr = "{ name, repo }: (import (/. + repo + \"/nixos-modules/tests/eval-image.nix\") { imageName = name; }).script";
+        let expr = "{ name, repo }: (import (/. + repo + \"/nix/tests/eval-image.nix\") { imageName = name; }).script";
         nix_instantiate(&[("name", OsStr::new(name)), ("repo", root.as_os_str())], expr)
     };
     let c = parse(&vectors()[0]);
