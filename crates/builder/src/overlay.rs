@@ -207,6 +207,16 @@ mod tests {
     }
 
     #[test]
+    fn env_is_in_name_order_whatever_the_file_order() {
+        let parse = |text: &str| Overlay::parse("x", Path::new("overlays/x"), text).unwrap().env;
+        let written = parse("description = \"d\"\n[env]\nNCCL_NET_PLUGIN = \"none\"\nB = \"2\"\nA = \"1\"\n");
+        let sorted = parse("description = \"d\"\n[env]\nA = \"1\"\nB = \"2\"\nNCCL_NET_PLUGIN = \"none\"\n");
+        let names: Vec<&str> = written.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(names, ["A", "B", "NCCL_NET_PLUGIN"]);
+        assert_eq!(written, sorted);
+    }
+
+    #[test]
     fn parses_everything() {
         let o = Overlay::parse(
             "x",

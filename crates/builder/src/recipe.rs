@@ -231,6 +231,9 @@ pub(crate) fn parse_env(file: &str, key: &str, v: &Value<'_>) -> Result<Vec<(Str
             .ok_or_else(|| Error::input_at(file, val.line(), format!("{key}.{k} must be a string"), Some(format!("quote it: {k} = \"{}\"", val.text()))))?;
         out.push((k.to_owned(), s.to_owned()));
     }
+    // By name, whatever order the file writes them in: the config's `Env` (and so the image's
+    // digest) must not change when someone reorders the table.
+    out.sort();
     Ok(out)
 }
 
