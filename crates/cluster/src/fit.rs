@@ -758,6 +758,30 @@ struct Kv<'a> {
     state_bytes: u64,
 }
 
+/// The verdict from the headroom and whether vLLM's budget asks for more than the node can give,
+/// with the fix for the second (one rule for the estimate with and without the model's config).
+fn verdict_and_utilization_fix(headroom: i64, budget: u64, utilization: f64, memory: &NodeMemory) -> (Verdict, Vec<String>) {
+    let over_ask = budget > memory.usable;
+    let verdict = if headroom < 0 || over_ask {
+        Verdict::DoesNotFit
+    } else if headroom < gib(TIGHT_GIB) as i64 {
+        Verdict::Tight
+    } else {
+        Verdict::Fits
+    };
+    let mut fixes = Vec::new();
+    if over_ask {
+        let max_util = (memory.usable as f64 / memory.total as f64 * 100.0).floor() / 100.0;
+        fixes.push(format!(
+            "lower `--gpu-memory-utilization` to {max_util:.2} or less: {utilization} × {:.2} GiB = {:.2} GiB is more than the {:.2} GiB the node can give",
+            in_gib(memory.total),
+            in_gib(budget),
+            in_gib(memory.usable)
+        ));
+    }
+    (verdict, fixes)
+}
+
 fn ceil_div(a: u64, b: u64) -> u64 {
     a.div_ceil(b.max(1))
 }
@@ -910,24 +934,7 @@ pub fn estimate(i: &Inputs) -> Estimate {
         (Some(lo), false)
     };
 
-    let over_ask = budget > i.memory.usable;
-    let verdict = if headroom < 0 || over_ask {
-        Verdict::DoesNotFit
-    } else if headroom < gib(TIGHT_GIB) as i64 {
-        Verdict::Tight
-    } else {
-        Verdict::Fits
-    };
-    let mut fixes = Vec::new();
-    if over_ask {
-        let max_util = (i.memory.usable as f64 / i.memory.total as f64 * 100.0).floor() / 100.0;
-        fixes.push(format!(
-            "lower `--gpu-memory-utilization` to {max_util:.2} or less: {utilization} × {:.2} GiB = {:.2} GiB is more than the {:.2} GiB the node can give",
-            in_gib(i.memory.total),
-            in_gib(budget),
-            in_gib(i.memory.usable)
-        ));
-    }
+    let (verdict, mut fixes) = verdict_and_utilization_fix(headroom, budget, utilization, &i.memory);
     if headroom < gib(TIGHT_GIB) as i64 {
         if fixed.saturating_add(seqs.saturating_mul(state)) > limit {
             // The weights (and fixed allowances) alone do not fit: fewer bytes or more ranks.
@@ -1047,24 +1054,7 @@ pub(crate) fn estimate_weights_only(weights: u64, weights_how: &str, a: &ServeAr
     let budget = (utilization * memory.total as f64) as u64;
     let limit = budget.min(memory.usable);
     let headroom = (i128::from(limit) - i128::from(required)).clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64;
-    let over_ask = budget > memory.usable;
-    let verdict = if headroom < 0 || over_ask {
-        Verdict::DoesNotFit
-    } else if headroom < gib(TIGHT_GIB) as i64 {
-        Verdict::Tight
-    } else {
-        Verdict::Fits
-    };
-    let mut fixes = Vec::new();
-    if over_ask {
-        let max_util = (memory.usable as f64 / memory.total as f64 * 100.0).floor() / 100.0;
-        fixes.push(format!(
-            "lower `--gpu-memory-utilization` to {max_util:.2} or less: {utilization} × {:.2} GiB = {:.2} GiB is more than the {:.2} GiB the node can give",
-            in_gib(memory.total),
-            in_gib(budget),
-            in_gib(memory.usable)
-        ));
-    }
+    let (verdict, mut fixes) = verdict_and_utilization_fix(headroom, budget, utilization, &memory);
     if headroom < 0 {
         fixes.push("use quantised weights (AWQ or NVFP4 take about a quarter of the BF16 bytes)".into());
         // Without the config the heads are unknown: the node count is the weights' answer only.
