@@ -78,19 +78,17 @@ pub fn rootfs(cache: &Path, include: &str) -> PathBuf {
             .arg(&mirror)
             .output()
             .unwrap_or_else(|e| panic!("debootstrap could not run ({e}); `cargo xtask deps` installs it"));
+        unmount_below(&tmp);
         if out.status.success() {
-            unmount_below(&tmp);
             // Another test process may have won the race; either tree is good.
             if std::fs::rename(&tmp, &root).is_err() {
                 let _ = std::fs::remove_dir_all(&tmp);
             }
             return root;
         }
-        unmount_below(&tmp);
         last = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
         std::thread::sleep(std::time::Duration::from_secs(5 * attempt));
     }
-    unmount_below(&tmp);
     let _ = std::fs::remove_dir_all(&tmp);
     panic!("debootstrap {args:?} {mirror} failed four times:\n{last}");
 }
