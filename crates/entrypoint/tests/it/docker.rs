@@ -39,6 +39,31 @@ pub(crate) fn cache() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("entrypoint-e2e")
 }
 
+/// The Debian trees the bases start from: a mount debootstrap leaves in one (its `/proc`, seen on
+/// a fresh machine) would break the base's hard-link copy; `unmount_below` takes every mount
+/// under the tree away, nested ones included, and nothing outside it.
+#[test]
+fn a_mount_left_in_a_debian_tree_is_taken_away() {
+    let tree = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let (proc_dir, nested) = (tree.path().join("proc"), tree.path().join("proc/sys"));
+    std::fs::create_dir_all(&proc_dir).unwrap();
+    ok("mount", &["-t", "tmpfs", "left", &proc_dir.display().to_string()]);
+    std::fs::create_dir_all(&nested).unwrap();
+    ok("mount", &["-t", "tmpfs", "left", &nested.display().to_string()]);
+    ok("mount", &["-t", "tmpfs", "kept", &outside.path().display().to_string()]);
+    let mounted = |p: &Path| std::fs::read_to_string("/proc/self/mountinfo").unwrap().lines().any(|l| l.split(' ').nth(4) == Some(p.to_str().unwrap()));
+    assert!(mounted(&proc_dir) && mounted(&nested) && mounted(outside.path()));
+
+    test_support::debian::unmount_below(tree.path());
+    let (left, kept) = (mounted(&proc_dir) || mounted(&nested), mounted(outside.path()));
+    // Nothing stays mounted after the test, whatever it found.
+    let _ = run("umount", &["-R", &outside.path().display().to_string()]);
+    let _ = run("umount", &["-R", &proc_dir.display().to_string()]);
+    assert!(!left, "a mount under the tree is left");
+    assert!(kept, "a mount outside the tree was taken away too");
+}
+
 /// The Ray test's base as a `docker save` archive: the rootfs plus the stand-in as `vllm`.
 pub(crate) fn base_archive(id: &str) -> PathBuf {
     let root = test_support::debian::rootfs(&cache(), "python3");
